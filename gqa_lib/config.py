@@ -1,0 +1,295 @@
+"""Model configurations: a frozen, self-validating dataclass and presets of published models.
+
+The head size ``d_head`` is a free field: ``n_head * d_head`` need not equal ``d_model``
+(the paper's first idea; Gemma-7B and Qwen3 do this in the wild). Field names follow the
+paper's notation: L = n_layer, d = d_model, n_h = n_head, n_kv = n_kv_head, d_h = d_head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GQAError, check_choice, did_you_mean
+
+FFN_KINDS = ("swiglu", "geglu", "gelu", "relu")  # the first two are gated (3 matrices)
+NORM_KINDS = ("rmsnorm", "layernorm")
+
+PAPER_VOCAB = 50_304  # GPT-2 BPE padded to a multiple of 64 (paper, Sec. 5)
+PAPER_D_HEAD = 64
+
+
+def check_positive_int(param: str, value: Any) -> int:
+    """Return `value` as int if it is a positive integer, else raise a GQAError naming `param`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and value == int(value):
+            value = int(value)
+        else:
+            raise GQAError(f"{param} must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise GQAError(f"{param} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a decoder-only GQA transformer; everything the cost model and `model.py` need.
+
+    ``d_head`` defaults to ``d_model // n_head`` and ``d_ff`` to ``int(8 * d_model / 3)`` (the
+    paper's SwiGLU width) when left as None. Use :func:`dataclasses.replace` to derive variants;
+    validation runs again on every replace.
+    """
+
+    n_layer: int
+    d_model: int
+    n_head: int
+    n_kv_head: int
+    d_head: int | None = None
+    d_ff: int | None = None
+    vocab_size: int = PAPER_VOCAB
+    ffn: str = "swiglu"
+    tie_embeddings: bool = True
+    norm: str = "rmsnorm"
+    qk_norm: bool = False
+    qkv_bias: bool = False
+    rope_theta: float = 500_000.0
+    sliding_window: int | None = None
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for f in ("n_layer", "d_model", "n_head", "n_kv_head", "vocab_size"):
+            object.__setattr__(self, f, check_positive_int(f, getattr(self, f)))
+        if self.n_head % self.n_kv_head:
+            raise GQAError(
+                f"n_head={self.n_head} is not a multiple of n_kv_head={self.n_kv_head}"
+            )
+        if self.d_head is None:
+            if self.d_model % self.n_head:
+                raise GQAError(
+                    f"d_head not given and d_model={self.d_model} is not a multiple of "
+                    f"n_head={self.n_head}; pass d_head explicitly"
+                )
+            object.__setattr__(self, "d_head", self.d_model // self.n_head)
+        object.__setattr__(self, "d_head", check_positive_int("d_head", self.d_head))
+        if self.d_ff is None:
+            object.__setattr__(self, "d_ff", int(8 * self.d_model / 3))
+        object.__setattr__(self, "d_ff", check_positive_int("d_ff", self.d_ff))
+        if self.sliding_window is not None:
+            object.__setattr__(
+                self, "sliding_window", check_positive_int("sliding_window", self.sliding_window)
+            )
+        check_choice("ffn", self.ffn, FFN_KINDS)
+        check_choice("norm", self.norm, NORM_KINDS)
+        for f in ("tie_embeddings", "qk_norm", "qkv_bias"):
+            if not isinstance(getattr(self, f), bool):
+                raise GQAError(f"{f} must be true or false, got {getattr(self, f)!r}")
+        if not isinstance(self.rope_theta, numbers.Real) or not self.rope_theta > 0:
+            raise GQAError(f"rope_theta must be a positive number, got {self.rope_theta!r}")
+        object.__setattr__(self, "rope_theta", float(self.rope_theta))
+
+    # ----- derived quantities -------------------------------------------------------------
+    @property
+    def group_size(self) -> int:
+        """Query heads sharing one KV head, n_head / n_kv_head (1 = MHA, n_head = MQA)."""
+        return self.n_head // self.n_kv_head
+
+    @property
+    def ffn_gated(self) -> bool:
+        """True for SwiGLU/GeGLU (three d_model x d_ff matrices), False for GELU/ReLU (two)."""
+        return self.ffn in ("swiglu", "geglu")
+
+    @property
+    def decoupled(self) -> bool:
+        """True when the attention width n_head * d_head differs from d_model."""
+        return self.n_head * self.d_head != self.d_model
+
+    @property
+    def label(self) -> str:
+        """Short human label, e.g. ``L16 d2048 H(32,8) dh64``."""
+        return (
+            f"L{self.n_layer} d{self.d_model} H({self.n_head},{self.n_kv_head}) dh{self.d_head}"
+        )
+
+    # ----- (de)serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Build from a mapping of field names; unknown keys are an error, not ignored."""
+        if not isinstance(data, Mapping):
+            raise GQAError(f"a model config must be a mapping of fields, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            k = unknown[0]
+            raise GQAError(
+                f"unknown model config field {k!r}{did_you_mean(str(k), names)}; "
+                f"allowed: {', '.join(names)}"
+            )
+        missing = [n for n in ("n_layer", "d_model", "n_head", "n_kv_head") if n not in data]
+        if missing:
+            raise GQAError(f"model config is missing required field(s): {', '.join(missing)}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ModelConfig:
+        """Read a TOML or JSON file of config fields. Parsed as data, never executed.
+
+        A file with a ``[model]`` table (TOML) or ``"model"`` key (JSON) uses that table.
+        """
+        data = read_data_file(path)
+        if "model" in data and isinstance(data["model"], Mapping):
+            data = data["model"]
+        return cls.from_dict(data)
+
+
+def read_data_file(path: str | Path) -> dict[str, Any]:
+    """Parse a .toml or .json file into a dict; errors name the file and the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise GQAError(f"config file {str(p)!r} does not exist")
+    suffix = p.suffix.lower()
+    text = p.read_text(encoding="utf-8")
+    try:
+        if suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib  # type: ignore[no-redef]
+            return tomllib.loads(text)
+        if suffix == ".json":
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise GQAError(f"{p}: expected a JSON object at the top level")
+            return data
+    except (ValueError, TypeError) as e:
+        if isinstance(e, GQAError):
+            raise
+        raise GQAError(f"{p}: cannot parse {suffix[1:].upper()}: {e}") from None
+    raise GQAError(f"config file {str(p)!r} must end in .toml or .json, not {suffix!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets. Published totals live in PUBLISHED_PARAMS and are pinned by tests/test_presets.py.
+# ---------------------------------------------------------------------------------------------
+def _llama(name, n_layer, d_model, n_head, n_kv_head, d_ff, vocab, tied, theta, d_head=None):
+    return ModelConfig(
+        n_layer=n_layer, d_model=d_model, n_head=n_head, n_kv_head=n_kv_head,
+        d_head=d_head, d_ff=d_ff, vocab_size=vocab, ffn="swiglu", tie_embeddings=tied,
+        rope_theta=theta, name=name,
+    )
+
+
+def paper_family(n_layer: int, n_head: int | None = None, n_kv_head: int = 8) -> ModelConfig:
+    """A model of the paper's figure family: d_model = 64 L, d_head = 64, d_ff = int(8d/3).
+
+    Default heads are the paper's "Llama-3 GQA" baseline, (n_head, n_kv_head) = (d/64, 8).
+    At L = 12, 20, 28 that baseline has 12, 20, 28 query heads over 8 KV heads, which no GQA
+    grouping allows (a known inconsistency of the paper's figures): those points can be costed
+    through :class:`gqa_lib.cost.ConfigBatch` but are not valid ModelConfigs.
+    """
+    n_layer = check_positive_int("n_layer", n_layer)
+    d_model = 64 * n_layer
+    n_head = d_model // PAPER_D_HEAD if n_head is None else n_head
+    return ModelConfig(
+        n_layer=n_layer, d_model=d_model, n_head=n_head, n_kv_head=n_kv_head,
+        d_head=PAPER_D_HEAD, vocab_size=PAPER_VOCAB,
+        name=f"paper-d64L-L{n_layer}",
+    )
+
+
+# (n_layer, d_model) of the paper's scaling-fit models, Table 9.
+PAPER_TABLE9_SHAPES = (
+    (4, 256), (6, 512), (12, 768), (12, 1024), (16, 1024), (24, 1280), (24, 1536), (36, 1536),
+)
+
+
+def _build_presets() -> dict[str, ModelConfig]:
+    p = {
+        # Meta Llama 3.x: config.json of meta-llama/Llama-3.2-1B etc. on the Hugging Face Hub.
+        "llama-3.2-1b": _llama("llama-3.2-1b", 16, 2048, 32, 8, 8192, 128_256, True, 500_000.0),
+        "llama-3.2-3b": _llama("llama-3.2-3b", 28, 3072, 24, 8, 8192, 128_256, True, 500_000.0,
+                               d_head=128),
+        "llama-3.1-8b": _llama("llama-3.1-8b", 32, 4096, 32, 8, 14_336, 128_256, False, 500_000.0),
+        "llama-3.1-70b": _llama("llama-3.1-70b", 80, 8192, 64, 8, 28_672, 128_256, False,
+                                500_000.0),
+        "mistral-7b-v0.1": dataclasses.replace(
+            _llama("mistral-7b-v0.1", 32, 4096, 32, 8, 14_336, 32_000, False, 10_000.0),
+            sliding_window=4096,
+        ),
+        "qwen2.5-0.5b": dataclasses.replace(
+            _llama("qwen2.5-0.5b", 24, 896, 14, 2, 4864, 151_936, True, 1_000_000.0),
+            qkv_bias=True,
+        ),
+        "qwen2.5-7b": dataclasses.replace(
+            _llama("qwen2.5-7b", 28, 3584, 28, 4, 18_944, 152_064, False, 1_000_000.0),
+            qkv_bias=True,
+        ),
+        "qwen3-8b": dataclasses.replace(
+            _llama("qwen3-8b", 36, 4096, 32, 8, 12_288, 151_936, False, 1_000_000.0, d_head=128),
+            qk_norm=True,
+        ),
+        # Gemma-7B: 16 heads x 256 = 4096 != d_model 3072; GeGLU; tied embeddings.
+        "gemma-7b": ModelConfig(
+            n_layer=28, d_model=3072, n_head=16, n_kv_head=16, d_head=256, d_ff=24_576,
+            vocab_size=256_000, ffn="geglu", tie_embeddings=True, rope_theta=10_000.0,
+            name="gemma-7b",
+        ),
+    }
+    for n_layer in (16, 24, 32):  # the valid Llama-3 GQA points; L=32 is the "1.2B" baseline
+        cfg = paper_family(n_layer)
+        p[cfg.name] = cfg
+    for n_layer, d_model in PAPER_TABLE9_SHAPES:
+        name = f"paper-t9-L{n_layer}-d{d_model}"
+        p[name] = ModelConfig(
+            n_layer=n_layer, d_model=d_model, n_head=d_model // 64, n_kv_head=d_model // 64,
+            d_head=64, vocab_size=PAPER_VOCAB, name=name,
+        )
+    return p
+
+
+PRESETS: dict[str, ModelConfig] = _build_presets()
+
+# Published total parameter counts (embeddings included once when tied) with their source.
+# `exact=False` pins only to the published rounding.
+PUBLISHED_PARAMS: dict[str, dict[str, Any]] = {
+    "llama-3.2-1b": {"total": 1_235_814_400, "exact": True,
+                     "source": "meta-llama/Llama-3.2-1B safetensors metadata (1.24B)"},
+    "llama-3.2-3b": {"total": 3_212_749_824, "exact": True,
+                     "source": "meta-llama/Llama-3.2-3B safetensors metadata (3.21B)"},
+    "llama-3.1-8b": {"total": 8_030_261_248, "exact": True,
+                     "source": "meta-llama/Llama-3.1-8B safetensors metadata (8.03B)"},
+    "llama-3.1-70b": {"total": 70_553_706_496, "exact": True,
+                      "source": "meta-llama/Llama-3.1-70B safetensors metadata (70.6B)"},
+    "mistral-7b-v0.1": {"total": 7_241_732_096, "exact": True,
+                        "source": "mistralai/Mistral-7B-v0.1 safetensors metadata (7.24B)"},
+    "qwen2.5-0.5b": {"total": 494_032_768, "exact": True, "non_embedding": 0.36e9,
+                     "source": "Qwen/Qwen2.5-0.5B safetensors metadata; model card: 0.49B, "
+                               "non-embedding 0.36B"},
+    "qwen2.5-7b": {"total": 7_615_616_512, "exact": True, "non_embedding": 6.53e9,
+                   "source": "Qwen/Qwen2.5-7B safetensors metadata; model card: 7.61B, "
+                             "non-embedding 6.53B"},
+    "qwen3-8b": {"total": 8.2e9, "exact": False, "non_embedding": 6.95e9,
+                 "source": "Qwen/Qwen3-8B model card: 8.2B, non-embedding 6.95B"},
+    "gemma-7b": {"total": 8_537_680_896, "exact": True,
+                 "source": "google/gemma-7b safetensors metadata (8.54B)"},
+}
+
+
+def get_preset(name: str) -> ModelConfig:
+    """Look up a preset by name (case-insensitive); unknown names suggest close matches."""
+    if not isinstance(name, str):
+        raise GQAError(f"model name must be a string, got {name!r}")
+    by_lower = {k.lower(): v for k, v in PRESETS.items()}
+    key = name.strip().lower()
+    if key in by_lower:
+        return by_lower[key]
+    raise GQAError(
+        f"unknown model {name!r}{did_you_mean(key, PRESETS)}; `gqa models` lists the presets"
+    )

@@ -1,0 +1,80 @@
+"""Parsing and formatting of sizes: `128k` -> 131072 tokens, 1.41e9 -> "1.41 B", bytes -> "GiB".
+
+Cost functions return base units; these helpers are the only place numbers become text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .errors import GQAError
+
+_CONTEXT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+
+
+def parse_context(text: str | int) -> int:
+    """Parse a context length: ``131072``, ``128k``, ``128K`` (x1024), ``1M`` (x1024^2)."""
+    if isinstance(text, bool):
+        raise GQAError(f"context must be a positive number of tokens, got {text!r}")
+    if isinstance(text, int):
+        value = text
+    else:
+        m = _CONTEXT_RE.match(str(text))
+        if not m:
+            raise GQAError(
+                f"context {text!r} is not a token count; use e.g. 8192, 8k, 128K or 1M"
+            )
+        scale = {"": 1, "k": 1024, "m": 1024**2}[m.group(2).lower()]
+        number = float(m.group(1)) * scale
+        if number != int(number):
+            raise GQAError(f"context {text!r} is not a whole number of tokens")
+        value = int(number)
+    if value <= 0:
+        raise GQAError(f"context must be > 0 tokens, got {text!r}")
+    return value
+
+
+def format_context(tokens: int) -> str:
+    """131072 -> '128K', 1000 -> '1000'."""
+    tokens = int(tokens)
+    for unit, scale in (("M", 1024**2), ("K", 1024)):
+        if tokens >= scale and tokens % scale == 0:
+            return f"{tokens // scale}{unit}"
+    return str(tokens)
+
+
+def format_count(n: float, digits: int = 3) -> str:
+    """1_235_814_400 -> '1.24 B' (decimal prefixes K, M, B, T), keeping `digits` significant."""
+    n = float(n)
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{_sig(n / scale, digits)} {unit}"
+    return _sig(n, digits)
+
+
+def format_flops(n: float, digits: int = 3) -> str:
+    """4.2e12 -> '4.2 TFLOP' (decimal prefixes)."""
+    n = float(n)
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
+                        ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{_sig(n / scale, digits)} {unit}FLOP"
+    return f"{_sig(n, digits)} FLOP"
+
+
+def format_bytes(n: float, digits: int = 3) -> str:
+    """4294967296 -> '4 GiB' (binary prefixes)."""
+    n = float(n)
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{_sig(n / scale, digits)} {unit}"
+    return f"{_sig(n, digits)} B"
+
+
+def _sig(x: float, digits: int) -> str:
+    if x == 0 or not math.isfinite(x):
+        return str(x)
+    decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(x)))))
+    s = f"{x:.{decimals}f}"
+    return s.rstrip("0").rstrip(".") if "." in s else s

@@ -1,0 +1,60 @@
+"""Hugging Face config.json import: real configs reproduce the presets; bad ones fail clearly."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gqa_lib import GQAError, get_preset
+from gqa_lib.hf import from_hf_config
+
+HF = Path(__file__).parent / "data" / "hf"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in HF.glob("*.json")))
+def test_real_configs_match_presets(name):
+    assert from_hf_config(HF / f"{name}.json") == get_preset(name)
+
+
+def test_directory_and_dict(tmp_path):
+    (tmp_path / "config.json").write_text((HF / "qwen3-8b.json").read_text())
+    assert from_hf_config(tmp_path) == get_preset("qwen3-8b")
+    assert from_hf_config(json.loads((HF / "gemma-7b.json").read_text())).d_head == 256
+
+
+def base():
+    return json.loads((HF / "llama-3.2-1b.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "change, msg",
+    [
+        ({"model_type": "gpt2"}, "model_type='gpt2' is not supported; supported: gemma, llama"),
+        ({"num_local_experts": 8}, "mixture-of-experts"),
+        ({"attention_bias": True}, "attention_bias=true is not supported"),
+        ({"num_hidden_layers": None}, "num_hidden_layers' must be an integer"),
+        ({"hidden_act": "tanh"}, "hidden_act='tanh' is not supported"),
+        ({"num_key_value_heads": 7}, "n_head=32 is not a multiple of n_kv_head=7"),
+        ({"layer_types": ["sliding_attention", "full_attention"]}, "per-layer attention"),
+    ],
+)
+def test_unsupported(change, msg):
+    cfg = base()
+    cfg.update(change)
+    with pytest.raises(GQAError, match=msg):
+        from_hf_config(cfg)
+
+
+def test_missing_field_and_files(tmp_path):
+    cfg = base()
+    del cfg["intermediate_size"]
+    with pytest.raises(GQAError, match="required field 'intermediate_size' is missing"):
+        from_hf_config(cfg)
+    with pytest.raises(GQAError, match="not found"):
+        from_hf_config(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(GQAError, match="not valid JSON"):
+        from_hf_config(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(GQAError, match="JSON object"):
+        from_hf_config(tmp_path / "list.json")
