@@ -212,6 +212,89 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- gqa train ----------------------------------------------------------------------------
+@command
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train import TrainConfig, train
+
+    cfg = model_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fields = {f: getattr(args, f) for f in ("steps", "batch_size", "context_len", "lr", "seed",
+                                             "eval_every", "data", "device", "probe_samples")
+              if getattr(args, f) is not None}
+    fields["compile"] = args.compile
+    tc = TrainConfig(**fields)
+    if args.tokens or args.tokens_per_param:
+        if args.steps is not None:
+            raise GQAError("give --steps or a token budget (--tokens/--tokens-per-param), "
+                           "not both")
+        tc = tc.with_budget(cfg, tokens=args.tokens, tokens_per_param=args.tokens_per_param)
+    final = train(cfg, tc, args.out, resume=args.resume, progress=not args.json)
+    if args.json:
+        print_json(final)
+    else:
+        print(f"{cfg.name or 'model'} {cfg.label}: val loss {final['val_loss']:.4f} nats/token "
+              f"({final['val_bpb']:.4f} bits/byte; unigram entropy "
+              f"{final['unigram_entropy']:.3f}) after {final['tokens']:,} tokens in "
+              f"{final['wall_s']:.1f} s ({final['tokens_per_s']:,.0f} tokens/s) -> {args.out}")
+    return 0
+
+
+def add_train_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a GQA transformer on the shipped corpus or yours")
+    add_model_args(p)
+    p.add_argument("--out", required=True, help="run folder (metrics.jsonl, final.json, ckpt)")
+    p.add_argument("--steps", type=_positive_int("--steps"))
+    p.add_argument("--tokens", type=_positive_int("--tokens"), help="token budget")
+    p.add_argument("--tokens-per-param", type=float, help="budget as tokens per non-embedding "
+                   "parameter (paper: 20)")
+    p.add_argument("--batch-size", type=_positive_int("--batch-size"))
+    p.add_argument("--context", dest="context_len", type=context_arg, help="training context")
+    p.add_argument("--lr", type=float, help="max learning rate of the WSD schedule")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--eval-every", type=_positive_int("--eval-every"))
+    p.add_argument("--data", help="'web' (shipped), a .txt/.jsonl file or folder, or hf:NAME")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--probe-samples", type=int, help="recall-probe samples at the end")
+    p.add_argument("--threads", type=_positive_int("--threads"), help="torch CPU threads")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--json", action="store_true")
+
+
+# ----- gqa sweep ----------------------------------------------------------------------------
+@command
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_shard, run_sweep
+
+    shard = parse_shard(args.shard)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    counts = run_sweep(args.grid, args.out, runs_dir=args.runs_dir, shard=shard,
+                       keep_checkpoints=args.keep_checkpoints, dry_run=args.dry_run)
+    print(json.dumps(counts) if args.json else
+          f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
+          f"of {counts['total']}")
+    return 1 if counts["failed"] else 0
+
+
+def add_sweep_parser(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="run a grid of training runs, one CSV row per run")
+    p.add_argument("grid", help="grid file (.toml), e.g. data/sweeps/cpu-v1.toml")
+    p.add_argument("--out", required=True, help="CSV to append rows to (created if missing)")
+    p.add_argument("--shard", default="0/1", help="run every n-th run starting at i: i/n")
+    p.add_argument("--runs-dir", help="folder for per-run checkpoints (default runs/GRID)")
+    p.add_argument("--keep-checkpoints", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="list the runs without training")
+    p.add_argument("--threads", type=_positive_int("--threads"), help="torch CPU threads")
+    p.add_argument("--json", action="store_true")
+
+
 # ----- parser -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -252,8 +335,8 @@ def _positive_int(flag: str) -> Callable[[str], int]:
     return parse
 
 
-# Other modules (training, recipe) add their subcommands here, imported lazily by main().
-_EXTRA_PARSERS: list[Callable[[Any], None]] = []
+# Subcommands whose parsers live below the core ones (their handlers import torch lazily).
+_EXTRA_PARSERS: list[Callable[[Any], None]] = [add_train_parser, add_sweep_parser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -242,6 +242,9 @@ def _build_presets() -> dict[str, ModelConfig]:
             name="gemma-7b",
         ),
     }
+    # Training presets for this project's corpus (BPE vocabulary of 2048; not published models).
+    p["tiny"] = ModelConfig(n_layer=2, d_model=128, n_head=8, n_kv_head=2, d_head=16,
+                            vocab_size=2048, rope_theta=10_000.0, name="tiny")
     for n_layer in (16, 24, 32):  # the valid Llama-3 GQA points; L=32 is the "1.2B" baseline
         cfg = paper_family(n_layer)
         p[cfg.name] = cfg

@@ -211,7 +211,12 @@ def matmul_params(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = 
 def attended_context(cfg: ModelConfig | ConfigBatch, T: Any) -> Any:
     """Keys one query attends at context T: min(T, sliding_window)."""
     s = ConfigBatch.of(cfg)
-    return _scalar(np.minimum(_context(T), s.window))
+    t, w = _context(T), np.asarray(s.window)
+    finite = np.isfinite(w)
+    if not finite.any():
+        return _scalar(t)  # keeps integer contexts integer (exact counts)
+    w = np.where(finite, w, 0).astype(t.dtype) if t.dtype.kind in "iu" else w
+    return _scalar(np.where(finite, np.minimum(t, w), t))
 
 
 def inference_flops(

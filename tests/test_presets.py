@@ -21,7 +21,7 @@ def test_published_total(name):
 
 
 def test_every_real_model_has_a_published_count():
-    real = [n for n in PRESETS if not n.startswith("paper-")]
+    real = [n for n in PRESETS if not n.startswith("paper-") and n != "tiny"]
     assert sorted(real) == sorted(PUBLISHED_PARAMS)
 
 

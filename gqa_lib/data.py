@@ -1,0 +1,226 @@
+"""Corpus, tokenizer, deterministic split and packing into fixed-length training windows.
+
+The shipped corpus is the World English Bible (public domain; data/corpus/, provenance in
+data/README.md), one document per chapter, tokenised with a byte-level BPE trained on its
+training split (data/tokenizer/). Any local .txt / .jsonl(.gz/.xz) file or folder works too,
+and ``hf:NAME[:SPLIT]`` loads a Hugging Face dataset when `datasets` and a network exist.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import json
+import lzma
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GQAError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("GQA_DATA_DIR", REPO_ROOT / "data"))
+DEFAULT_CORPUS = "web"
+CORPORA = {"web": DATA_DIR / "corpus" / "web.jsonl.xz"}
+DEFAULT_TOKENIZER = DATA_DIR / "tokenizer" / "web-bpe-2048.json"
+EOS = "<|endoftext|>"
+VAL_FRACTION = 0.05
+
+
+# ----- documents ----------------------------------------------------------------------------
+def _open_text(path: Path):
+    if path.suffix == ".xz":
+        return lzma.open(path, "rt", encoding="utf-8")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _read_file(path: Path) -> list[str]:
+    kind = path.name.removesuffix(".xz").removesuffix(".gz")
+    if kind.endswith(".jsonl"):
+        docs = []
+        with _open_text(path) as f:
+            for i, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as e:
+                    raise GQAError(f"{path}:{i}: not valid JSON ({e})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise GQAError(f"{path}:{i}: each JSONL line needs a string field 'text'")
+                docs.append(obj["text"])
+        return docs
+    if kind.endswith((".txt", ".md")):
+        with _open_text(path) as f:
+            text = f.read()
+        # documents are separated by a line holding only the end-of-text marker
+        return [d.strip() for d in text.split(f"\n{EOS}\n") if d.strip()]
+    raise GQAError(f"{path}: unsupported file type; use .txt, .md or .jsonl (optionally .gz/.xz)")
+
+
+def load_documents(source: str | Path = DEFAULT_CORPUS) -> list[str]:
+    """Documents from the shipped corpus name, a local file or folder, or ``hf:NAME[:SPLIT]``."""
+    src = str(source)
+    if src in CORPORA:
+        path = CORPORA[src]
+        if not path.is_file():
+            raise GQAError(f"shipped corpus {src!r} missing at {path}; is data/ checked out?")
+        docs = _read_file(path)
+    elif src.startswith("hf:"):
+        docs = _load_hf(src[3:])
+    else:
+        path = Path(src)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            docs = [d for p in files for d in _read_file(p)]
+        elif path.is_file():
+            docs = _read_file(path)
+        else:
+            raise GQAError(f"data source {src!r} is neither a shipped corpus "
+                           f"({', '.join(CORPORA)}), an existing file or folder, nor hf:NAME")
+    docs = [d for d in docs if d.strip()]
+    if len(docs) < 2:
+        raise GQAError(f"data source {src!r} has {len(docs)} non-empty document(s); need >= 2 "
+                       "for a train/validation split")
+    return docs
+
+
+def _load_hf(spec: str) -> list[str]:  # pragma: no cover - needs a network
+    name, _, split = spec.partition(":")
+    try:
+        import datasets
+    except ImportError:
+        raise GQAError("hf: sources need the optional `datasets` package: "
+                       "pip install 'gqa_lib[hf]'") from None
+    ds = datasets.load_dataset(name, split=split or "train")
+    if "text" not in ds.column_names:
+        raise GQAError(f"hf:{spec} has no 'text' column (columns: {ds.column_names})")
+    return list(ds["text"])
+
+
+def split_documents(docs: list[str], val_fraction: float = VAL_FRACTION
+                    ) -> tuple[list[str], list[str]]:
+    """Deterministic split by a hash of each document's text (stable under reordering)."""
+    if not 0 < val_fraction < 1:
+        raise GQAError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    train, val = [], []
+    for d in docs:
+        h = int.from_bytes(hashlib.sha1(d.encode("utf-8")).digest()[:8], "big") / 2**64
+        (val if h < val_fraction else train).append(d)
+    if not val or not train:  # tiny corpora: fall back to the last document
+        train, val = docs[:-1], docs[-1:]
+    return train, val
+
+
+# ----- tokenizer ----------------------------------------------------------------------------
+def train_tokenizer(texts: list[str], vocab_size: int = 2048):
+    """Byte-level BPE (GPT-2 style pre-tokenisation) with one special token, EOS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def load_tokenizer(path: str | Path = DEFAULT_TOKENIZER):
+    from tokenizers import Tokenizer
+
+    path = Path(path)
+    if not path.is_file():
+        raise GQAError(f"tokenizer file {str(path)!r} not found")
+    return Tokenizer.from_file(str(path))
+
+
+# ----- packed token streams -----------------------------------------------------------------
+@dataclass(frozen=True)
+class TokenData:
+    """Train and validation token streams (documents joined by EOS) and their statistics."""
+
+    train: np.ndarray  # (n_train,) uint16/int32 token ids
+    val: np.ndarray  # (n_val,)
+    vocab_size: int
+    eos_id: int
+    val_bytes_per_token: float  # UTF-8 bytes of validation text per validation token
+    source: str
+
+    def bits_per_byte(self, nats_per_token: float) -> float:
+        """Convert a validation loss in nats/token to bits per UTF-8 byte."""
+        return nats_per_token / math.log(2) / self.val_bytes_per_token
+
+    def unigram_entropy(self) -> float:
+        """Entropy (nats/token) of the training unigram distribution: the loss to beat."""
+        counts = np.bincount(self.train, minlength=self.vocab_size).astype(np.float64)
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * np.log(p)).sum())
+
+
+def _pack(tok, docs: list[str], eos_id: int) -> np.ndarray:
+    ids: list[int] = []
+    for enc in tok.encode_batch(docs):
+        ids.extend(enc.ids)
+        ids.append(eos_id)
+    dtype = np.uint16 if tok.get_vocab_size() <= 2**16 else np.int32
+    return np.asarray(ids, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=4)
+def prepare(source: str = DEFAULT_CORPUS, tokenizer: str | None = None,
+            vocab_size: int = 2048) -> TokenData:
+    """Load, split and tokenise a corpus. The shipped corpus uses the committed tokenizer;
+    other sources train a BPE of `vocab_size` on their training split unless given one."""
+    docs = load_documents(source)
+    train_docs, val_docs = split_documents(docs)
+    if tokenizer is not None:
+        tok = load_tokenizer(tokenizer)
+    elif str(source) == DEFAULT_CORPUS:
+        tok = load_tokenizer(DEFAULT_TOKENIZER)
+    else:
+        tok = train_tokenizer(train_docs, vocab_size)
+    eos_id = tok.token_to_id(EOS)
+    if eos_id is None:
+        raise GQAError(f"tokenizer has no {EOS!r} token")
+    train, val = _pack(tok, train_docs, eos_id), _pack(tok, val_docs, eos_id)
+    n_bytes = sum(len(d.encode("utf-8")) for d in val_docs) + len(val_docs)  # +1 per separator
+    return TokenData(train, val, tok.get_vocab_size(), eos_id, n_bytes / len(val), str(source))
+
+
+def batch_windows(tokens: np.ndarray, batch_size: int, context_len: int, *, seed: int,
+                  step: int, rank: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random windows for one step: inputs and next-token targets, both (B, T) int64.
+
+    The offsets depend only on (seed, step, rank), so a resumed run sees exactly the batches
+    an uninterrupted one would.
+    """
+    n = len(tokens) - context_len - 1
+    if n <= 0:
+        raise GQAError(f"corpus of {len(tokens)} tokens is shorter than context_len "
+                       f"{context_len} + 1")
+    rng = np.random.default_rng([seed, step, rank])
+    starts = rng.integers(0, n + 1, size=batch_size)
+    idx = starts[:, None] + np.arange(context_len + 1)[None, :]
+    w = tokens[idx].astype(np.int64)
+    return np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:])
+
+
+def eval_windows(tokens: np.ndarray, context_len: int, n_tokens: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Non-overlapping windows from the start of the validation stream, ~n_tokens in all."""
+    n_win = max(1, min(n_tokens // context_len, (len(tokens) - 1) // context_len))
+    if (len(tokens) - 1) < context_len:
+        raise GQAError(f"validation stream of {len(tokens)} tokens is shorter than "
+                       f"context_len {context_len} + 1")
+    idx = np.arange(n_win)[:, None] * context_len + np.arange(context_len + 1)[None, :]
+    w = tokens[idx].astype(np.int64)
+    return np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:])

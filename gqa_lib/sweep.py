@@ -1,0 +1,256 @@
+"""Resumable training sweeps over sizes x head configurations x contexts x seeds.
+
+A grid is a TOML file (parsed as data, never executed)::
+
+    name = "cpu-v1"
+    [model]            # ModelConfig fields shared by every run
+    d_head = 16
+    vocab_size = 2048
+    [train]            # TrainConfig fields, plus the budget: tokens, batch_tokens
+    tokens = 786432
+    batch_tokens = 8192
+    [[block]]          # one or more blocks; each is a full cross product
+    sizes = [[2, 128], [3, 192]]          # (n_layer, d_model)
+    heads = [[8, 8], [8, 1], "llama3"]    # (n_head, n_kv_head); "llama3" = (d/d_head, <=8)
+    contexts = [256, 1024]
+    seeds = [0]
+
+`run_sweep` appends one CSV row per finished run under a file lock, with an atomic rewrite,
+so a killed sweep restarts without losing or duplicating rows; a failed run is recorded as
+failed and retried on the next start; ``shard=(i, n)`` runs every n-th run from i.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import subprocess
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ModelConfig, read_data_file
+from .data import REPO_ROOT
+from .errors import GQAError, did_you_mean
+from .io import file_lock, read_csv_rows, write_csv_rows
+
+COLUMNS = [
+    "run_id", "grid", "status", "error", "family", "n_layer", "d_model", "n_head", "n_kv_head",
+    "d_head", "d_ff", "vocab_size", "params_non_embedding", "params_total", "tokens", "context",
+    "seed", "steps", "batch_size", "lr", "val_loss_nats", "val_bpb", "best_val_loss_nats",
+    "best_val_bpb", "recall_acc", "recall_base_acc", "recall_gain_nats", "train_flops",
+    "wall_s", "tokens_per_s", "device", "threads", "torch_version", "git_commit", "finished_utc",
+]
+_TOP_KEYS = ("name", "description", "model", "train", "block")
+_BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
+_BUDGET_KEYS = ("tokens", "batch_tokens")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    family: str  # "grid" (explicit heads), "llama3" (the baseline), or "grid+llama3" (both)
+    model: ModelConfig
+    train: Any  # TrainConfig (imported lazily: torch)
+
+
+def llama3_heads(d_model: int, d_head: int) -> tuple[int, int]:
+    """The Llama-3 style baseline: n_head = d_model / d_head, n_kv_head = the largest divisor
+    of n_head that is <= 8 (8 when n_head is a multiple of 8, as in Llama 3)."""
+    if d_model % d_head:
+        raise GQAError(f"llama3 heads need d_model={d_model} divisible by d_head={d_head}")
+    n_head = d_model // d_head
+    return n_head, max(k for k in range(1, 9) if n_head % k == 0)
+
+
+def _check_keys(where: str, got: Iterable[str], allowed: Iterable[str]) -> None:
+    allowed = list(allowed)
+    for k in got:
+        if k not in allowed:
+            raise GQAError(f"{where}: unknown key {k!r}{did_you_mean(k, allowed)}; "
+                           f"allowed: {', '.join(allowed)}")
+
+
+def _int_list(where: str, v: Any) -> list[int]:
+    if not isinstance(v, list) or not v or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+        raise GQAError(f"{where} must be a non-empty list of non-negative integers, got {v!r}")
+    return v
+
+
+def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
+    """Parse and expand a grid file into run specs (validated, deduplicated, ordered)."""
+    from .train import TrainConfig
+
+    path = Path(path)
+    if path.suffix.lower() != ".toml":
+        raise GQAError(f"grid file {str(path)!r} must be a .toml file")
+    g = read_data_file(path)
+    _check_keys(str(path), g, _TOP_KEYS)
+    name = g.get("name")
+    if not isinstance(name, str) or not name:
+        raise GQAError(f"{path}: the grid needs a non-empty string `name`")
+    model_base = dict(g.get("model", {}))
+    train_base = dict(g.get("train", {}))
+    tfields = [f.name for f in dataclasses.fields(TrainConfig)]
+    _check_keys(f"{path} [train]", train_base, tfields + list(_BUDGET_KEYS))
+    tokens = train_base.pop("tokens", None)
+    batch_tokens = train_base.pop("batch_tokens", None)
+    if tokens is None or batch_tokens is None:
+        raise GQAError(f"{path} [train]: needs `tokens` and `batch_tokens` (the budget)")
+    blocks = g.get("block")
+    if not isinstance(blocks, list) or not blocks:
+        raise GQAError(f"{path}: needs at least one [[block]]")
+    specs: dict[str, RunSpec] = {}
+    for bi, b in enumerate(blocks):
+        where = f"{path} block {bi + 1}"
+        _check_keys(where, b, _BLOCK_KEYS)
+        missing = [k for k in _BLOCK_KEYS if k not in b]
+        if missing:
+            raise GQAError(f"{where}: missing {', '.join(missing)}")
+        for size in b["sizes"]:
+            if not (isinstance(size, list) and len(size) == 2):
+                raise GQAError(f"{where}: each size is [n_layer, d_model], got {size!r}")
+            for head in b["heads"]:
+                for ctx in _int_list(f"{where} contexts", b["contexts"]):
+                    for seed in _int_list(f"{where} seeds", b["seeds"]):
+                        spec = _spec(where, name, model_base, train_base, size, head, ctx,
+                                     seed, tokens, batch_tokens)
+                        prev = specs.get(spec.run_id)
+                        if prev is None:
+                            specs[spec.run_id] = spec
+                        elif spec.family not in prev.family.split("+"):
+                            # e.g. the llama3 baseline coinciding with an explicit (8, 8)
+                            specs[spec.run_id] = dataclasses.replace(
+                                prev, family=f"{prev.family}+{spec.family}")
+    return name, list(specs.values())
+
+
+def _spec(where, grid, model_base, train_base, size, head, ctx, seed, tokens, batch_tokens):
+    from .train import TrainConfig
+
+    n_layer, d_model = size
+    d_head = model_base.get("d_head")
+    if head == "llama3":
+        if d_head is None:
+            raise GQAError(f"{where}: 'llama3' heads need [model] d_head")
+        n_head, n_kv_head = llama3_heads(d_model, d_head)
+        family = "llama3"
+    elif isinstance(head, list) and len(head) == 2:
+        n_head, n_kv_head = head
+        family = "grid"
+    else:
+        raise GQAError(f"{where}: each head entry is [n_head, n_kv_head] or \"llama3\", "
+                       f"got {head!r}")
+    try:
+        model = ModelConfig.from_dict({**model_base, "n_layer": n_layer, "d_model": d_model,
+                                       "n_head": n_head, "n_kv_head": n_kv_head})
+    except GQAError as e:
+        raise GQAError(f"{where}: {e}") from None
+    if batch_tokens % ctx:
+        raise GQAError(f"{where}: batch_tokens={batch_tokens} is not a multiple of context {ctx}")
+    tc = TrainConfig(**{**train_base, "context_len": ctx, "seed": seed,
+                        "batch_size": batch_tokens // ctx}).with_budget(model, tokens=tokens)
+    run_id = (f"L{n_layer}-d{d_model}-h{n_head}-kv{n_kv_head}-dh{model.d_head}-T{ctx}-s{seed}")
+    model = dataclasses.replace(model, name=run_id)
+    return RunSpec(run_id, family, model, tc)
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout
+        return (sha + ("-dirty" if dirty.strip() else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise GQAError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise GQAError(f"--shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def record(csv_path: Path, row: dict[str, Any]) -> None:
+    """Insert or replace the row of `row['run_id']`, atomically and under a lock."""
+    with file_lock(csv_path):
+        rows = [r for r in read_csv_rows(csv_path) if r["run_id"] != row["run_id"]]
+        rows.append(row)
+        write_csv_rows(csv_path, rows, COLUMNS)
+
+
+def _row(spec: RunSpec, grid: str, final: dict[str, Any] | None, error: str = "") -> dict:
+    from . import cost
+
+    m, tc = spec.model, spec.train
+    row = {
+        "run_id": spec.run_id, "grid": grid, "status": "ok" if final else "failed",
+        "error": error, "family": spec.family, "n_layer": m.n_layer, "d_model": m.d_model,
+        "n_head": m.n_head, "n_kv_head": m.n_kv_head, "d_head": m.d_head, "d_ff": m.d_ff,
+        "vocab_size": m.vocab_size, "params_non_embedding": cost.params_non_embedding(m),
+        "params_total": cost.params_total(m), "tokens": tc.tokens, "context": tc.context_len,
+        "seed": tc.seed, "steps": tc.steps, "batch_size": tc.batch_size, "lr": tc.lr,
+        "git_commit": git_commit(),
+        "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if final:
+        row.update({
+            "val_loss_nats": final["val_loss"], "val_bpb": final["val_bpb"],
+            "best_val_loss_nats": final["best_val_loss"], "best_val_bpb": final["best_val_bpb"],
+            "recall_acc": final.get("recall_acc", ""),
+            "recall_base_acc": final.get("recall_base_acc", ""),
+            "recall_gain_nats": final.get("recall_gain_nats", ""),
+            "train_flops": final["train_flops"], "wall_s": round(final["wall_s"], 2),
+            "tokens_per_s": round(final["tokens_per_s"], 1), "device": final["device"],
+            "threads": final["threads"], "torch_version": final["torch_version"],
+        })
+    return {k: (int(v) if hasattr(v, "dtype") and v.dtype.kind in "iu" else v)
+            for k, v in row.items()}
+
+
+def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Path | None = None,
+              shard: tuple[int, int] = (0, 1), keep_checkpoints: bool = False,
+              dry_run: bool = False, log: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every unfinished run of the grid (this shard's share); return counts by outcome."""
+    from .train import train
+
+    grid, specs = load_grid(grid_path)
+    out_csv = Path(out_csv)
+    runs_dir = Path(runs_dir) if runs_dir else REPO_ROOT / "runs" / grid
+    i, n = shard
+    mine = [s for k, s in enumerate(specs) if k % n == i]
+    done = {r["run_id"] for r in read_csv_rows(out_csv) if r.get("status") == "ok"}
+    todo = [s for s in mine if s.run_id not in done]
+    counts = {"total": len(mine), "skipped": len(mine) - len(todo), "ok": 0, "failed": 0}
+    log(f"sweep {grid}: {len(specs)} runs in grid, {len(mine)} in shard {i}/{n}, "
+        f"{counts['skipped']} already done, {len(todo)} to run -> {out_csv}")
+    for k, spec in enumerate(todo, 1):
+        log(f"[{k}/{len(todo)}] {spec.run_id} ({spec.family}, {spec.train.steps} steps)")
+        if dry_run:
+            continue
+        run_dir = runs_dir / spec.run_id
+        try:
+            final = train(spec.model, spec.train, run_dir,
+                          resume=(run_dir / "ckpt.pt").exists() or (run_dir / "final.json").exists(),
+                          progress=False)
+            record(out_csv, _row(spec, grid, final))
+            counts["ok"] += 1
+            log(f"    val_loss {final['val_loss']:.4f} in {final['wall_s']:.0f} s")
+            if not keep_checkpoints:
+                (run_dir / "ckpt.pt").unlink(missing_ok=True)
+        except (GQAError, RuntimeError, ValueError) as e:
+            msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:500]
+            record(out_csv, _row(spec, grid, None, msg))
+            counts["failed"] += 1
+            log(f"    FAILED: {msg}")
+            if not isinstance(e, GQAError):
+                log(traceback.format_exc(limit=3))
+    return counts

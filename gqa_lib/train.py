@@ -1,0 +1,324 @@
+"""Training loop: AdamW, the paper's WSD schedule, periodic validation, atomic checkpoints,
+bitwise-exact resume on CPU, NaN guard, and DDP through torchrun.
+
+Outputs in ``out_dir``: ``config.json`` (model and training settings), ``metrics.jsonl`` (one
+object per evaluation: step, tokens, train_loss, val_loss, val_bpb, lr, wall_s),
+``ckpt.pt`` (loads with ``torch.load(..., weights_only=True)``) and ``final.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from . import cost
+from .config import ModelConfig
+from .data import DEFAULT_CORPUS, TokenData, batch_windows, eval_windows, prepare
+from .errors import GQAError, check_choice
+from .io import atomic_write_bytes, atomic_write_text
+from .model import GQATransformer
+
+
+class TrainingDiverged(GQAError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. The token budget is `steps` x `batch_size` x `context_len`;
+    :meth:`with_budget` derives `steps` from tokens-per-parameter or an explicit token count."""
+
+    steps: int = 200
+    batch_size: int = 16
+    context_len: int = 256
+    lr: float = 3e-3  # max LR of the WSD schedule
+    min_lr_ratio: float = 0.1  # decay ends at 10% of max LR (paper)
+    warmup_frac: float = 0.1  # linear warm-up over 10% of steps (paper)
+    decay_frac: float = 0.2  # cosine decay over the last 20% (paper)
+    weight_decay: float = 0.1  # matrices only
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int = 50
+    eval_tokens: int = 32_768
+    seed: int = 0
+    data: str = DEFAULT_CORPUS
+    device: str = "auto"  # auto | cpu | cuda | mps
+    compile: bool = False
+    probe_samples: int = 0  # recall-probe sequences evaluated at the end (0 = off)
+
+    def __post_init__(self) -> None:
+        for f in ("steps", "batch_size", "context_len", "eval_every", "eval_tokens"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise GQAError(f"{f} must be a positive integer, got {v!r}")
+        for f in ("lr", "grad_clip"):
+            if not getattr(self, f) > 0:
+                raise GQAError(f"{f} must be > 0, got {getattr(self, f)!r}")
+        for f in ("min_lr_ratio", "warmup_frac", "decay_frac", "weight_decay"):
+            if not 0 <= getattr(self, f) <= 1:
+                raise GQAError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
+        if self.warmup_frac + self.decay_frac > 1:
+            raise GQAError("warmup_frac + decay_frac must be <= 1")
+        check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.batch_size * self.context_len
+
+    def with_budget(self, model_cfg: ModelConfig, *, tokens: int | None = None,
+                    tokens_per_param: float | None = None) -> TrainConfig:
+        """Set `steps` from a token budget: explicit, or tokens_per_param x non-embedding N."""
+        if (tokens is None) == (tokens_per_param is None):
+            raise GQAError("give exactly one of tokens or tokens_per_param")
+        if tokens is None:
+            if not tokens_per_param > 0:
+                raise GQAError(f"tokens_per_param must be > 0, got {tokens_per_param!r}")
+            tokens = int(tokens_per_param * cost.params_non_embedding(model_cfg))
+        if tokens <= 0:
+            raise GQAError(f"tokens must be > 0, got {tokens!r}")
+        steps = max(1, round(tokens / (self.batch_size * self.context_len)))
+        return dataclasses.replace(self, steps=steps)
+
+
+def lr_at(step: int, tc: TrainConfig) -> float:
+    """WSD: linear warm-up, constant, cosine decay to min_lr_ratio x lr over the last part."""
+    warm = max(1, round(tc.warmup_frac * tc.steps))
+    decay = round(tc.decay_frac * tc.steps)
+    if step < warm:
+        return tc.lr * (step + 1) / warm
+    start = tc.steps - decay
+    if decay == 0 or step < start:
+        return tc.lr
+    progress = (step - start + 1) / decay
+    floor = tc.lr * tc.min_lr_ratio
+    return floor + (tc.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GQAError("device='cuda' requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (dim >= 2) only; norms and biases are not decayed."""
+    params = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": tc.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    kw = {"fused": True} if next(model.parameters()).is_cuda else {"foreach": True}
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=(tc.beta1, tc.beta2), **kw)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: TokenData, tc: TrainConfig, device: torch.device,
+             amp: torch.autocast | None = None) -> float:
+    """Mean validation loss (nats/token) over fixed windows of the validation stream."""
+    model.eval()
+    x_all, y_all = eval_windows(data.val, tc.context_len, tc.eval_tokens)
+    total, count = 0.0, 0
+    for i in range(0, len(x_all), tc.batch_size):
+        x = torch.from_numpy(x_all[i:i + tc.batch_size]).to(device)
+        y = torch.from_numpy(y_all[i:i + tc.batch_size]).to(device)
+        with amp or _null():
+            _, loss = model(x, y)
+        total += loss.item() * y.numel()
+        count += y.numel()
+    model.train()
+    return total / count
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) otherwise."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        return int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0)), int(
+            os.environ["WORLD_SIZE"])
+    return 0, 0, 1
+
+
+def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
+          resume: bool = False, progress: bool = True, stop_after: int | None = None
+          ) -> dict[str, Any]:
+    """Train `model_cfg` with `tc`, writing to `out_dir`; return the final.json dict.
+
+    ``resume=True`` continues from ``out_dir/ckpt.pt`` and reaches the same result as an
+    uninterrupted run (bitwise on CPU with the same thread count). ``stop_after`` ends the
+    run after that many steps (a deliberate interruption, for tests and time-boxed jobs).
+    Under torchrun each rank draws its own batches and rank 0 writes every file.
+    """
+    out = Path(out_dir)
+    rank, local_rank, world = _dist_info()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = pick_device(tc.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    data = prepare(tc.data)
+    if data.vocab_size > model_cfg.vocab_size:
+        raise GQAError(f"vocab_size={model_cfg.vocab_size} is smaller than the tokenizer's "
+                       f"{data.vocab_size}")
+    ckpt_path = out / "ckpt.pt"
+    if resume and not ckpt_path.is_file():
+        if (out / "final.json").is_file():
+            return json.loads((out / "final.json").read_text())
+        raise GQAError(f"--resume: no checkpoint at {ckpt_path}")
+    if not resume and ckpt_path.exists():
+        raise GQAError(f"{out} already holds a run; pass --resume to continue it or choose "
+                       "another --out")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(tc.seed)
+    model = GQATransformer(model_cfg).to(device)
+    opt = make_optimizer(model, tc)
+    step, history, wall_before = 0, [], 0.0
+    if resume:
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        saved = json.loads(state["config_json"])
+        if saved["model"] != model_cfg.to_dict() or saved["train"] != dataclasses.asdict(tc):
+            raise GQAError(f"--resume: {out} was started with a different model or training "
+                           "config; see its config.json")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, wall_before = int(state["step"]), float(state["wall_s"])
+        history = json.loads(state["history_json"])
+    config_json = json.dumps({"model": model_cfg.to_dict(), "train": dataclasses.asdict(tc)},
+                             indent=2)
+    if rank == 0:
+        atomic_write_text(out / "config.json", config_json + "\n")
+        atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None)
+    fwd = torch.compile(ddp_model) if tc.compile else ddp_model
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+
+    def checkpoint(wall: float) -> None:
+        if rank != 0:
+            return
+        state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                 "wall_s": wall, "config_json": config_json,
+                 "history_json": json.dumps(history)}
+        atomic_write_bytes(ckpt_path, _torch_bytes(state))
+
+    t0 = time.perf_counter()
+    bar = _progress(tc.steps, step, progress and rank == 0)
+    last_loss = float("nan")
+    end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
+    while step < end:
+        lr = lr_at(step, tc)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = batch_windows(data.train, tc.batch_size, tc.context_len, seed=tc.seed,
+                             step=step, rank=rank)
+        x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        with amp or _null():
+            _, loss = fwd(x, y)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {step} (lr={lr:.3g}); lower the learning "
+                f"rate or check the data. Last good checkpoint: {ckpt_path}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        step += 1
+        last_loss = loss.item()
+        bar.update(1)
+        bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.2e}")
+        if step % tc.eval_every == 0 or step == tc.steps:
+            val = evaluate(model, data, tc, device, amp)
+            wall = wall_before + time.perf_counter() - t0
+            history.append({"step": step, "tokens": step * tc.batch_size * tc.context_len * world,
+                            "train_loss": last_loss, "val_loss": val,
+                            "val_bpb": data.bits_per_byte(val), "lr": lr, "wall_s": wall})
+            if rank == 0:
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(history[-1]) + "\n")
+            checkpoint(wall)
+    bar.close()
+    wall = wall_before + time.perf_counter() - t0
+    if step < tc.steps:  # interrupted on purpose: checkpoint so --resume continues here
+        checkpoint(wall)
+        return {"step": step, "interrupted": True}
+    final = _final(model, model_cfg, tc, data, device, history, step, wall, world, amp)
+    if rank == 0:
+        atomic_write_text(out / "final.json", json.dumps(final, indent=2) + "\n")
+    if world > 1:
+        dist.barrier()
+    return final
+
+
+def _final(model, model_cfg, tc, data, device, history, step, wall, world, amp):
+    tokens = step * tc.batch_size * tc.context_len * world
+    best = min(history, key=lambda h: h["val_loss"])
+    final = {
+        "val_loss": history[-1]["val_loss"], "val_bpb": history[-1]["val_bpb"],
+        "best_val_loss": best["val_loss"], "best_val_bpb": best["val_bpb"],
+        "step": step, "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / max(wall, 1e-9),
+        "train_flops": float(cost.training_flops(model_cfg, tokens, tc.context_len)),
+        "params_non_embedding": int(cost.params_non_embedding(model_cfg)),
+        "params_total": int(cost.params_total(model_cfg)),
+        "unigram_entropy": data.unigram_entropy(), "device": str(device),
+        "world_size": world, "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    if tc.probe_samples:
+        from .probe import recall_probe
+
+        final.update(recall_probe(model, data.val, tc.context_len, tc.probe_samples,
+                                  seed=tc.seed, device=device))
+    return final
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _progress(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled or not sys.stderr.isatty(),
+                dynamic_ncols=True, desc="train")
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[GQATransformer, dict]:
+    """Rebuild a trained model from ckpt.pt (weights_only=True: no code is unpickled)."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    saved = json.loads(state["config_json"])
+    model = GQATransformer(ModelConfig.from_dict(saved["model"]))
+    model.load_state_dict(state["model"])
+    return model, saved
