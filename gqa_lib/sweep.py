@@ -187,7 +187,8 @@ def record(csv_path: Path, row: dict[str, Any]) -> None:
         write_csv_rows(csv_path, rows, COLUMNS)
 
 
-def _row(spec: RunSpec, grid: str, final: dict[str, Any] | None, error: str = "") -> dict:
+def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
+         error: str = "") -> dict:
     from . import cost
 
     m, tc = spec.model, spec.train
@@ -198,7 +199,7 @@ def _row(spec: RunSpec, grid: str, final: dict[str, Any] | None, error: str = ""
         "vocab_size": m.vocab_size, "params_non_embedding": cost.params_non_embedding(m),
         "params_total": cost.params_total(m), "tokens": tc.tokens, "context": tc.context_len,
         "seed": tc.seed, "steps": tc.steps, "batch_size": tc.batch_size, "lr": tc.lr,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if final:
@@ -223,6 +224,7 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
     from .train import train
 
     grid, specs = load_grid(grid_path)
+    commit = git_commit()  # the code this process runs, read once at start
     out_csv = Path(out_csv)
     runs_dir = Path(runs_dir) if runs_dir else REPO_ROOT / "runs" / grid
     i, n = shard
@@ -241,14 +243,14 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
             final = train(spec.model, spec.train, run_dir,
                           resume=(run_dir / "ckpt.pt").exists() or (run_dir / "final.json").exists(),
                           progress=False)
-            record(out_csv, _row(spec, grid, final))
+            record(out_csv, _row(spec, grid, commit, final))
             counts["ok"] += 1
             log(f"    val_loss {final['val_loss']:.4f} in {final['wall_s']:.0f} s")
             if not keep_checkpoints:
                 (run_dir / "ckpt.pt").unlink(missing_ok=True)
         except (GQAError, RuntimeError, ValueError) as e:
             msg = f"{type(e).__name__}: {e}".replace("\n", " ")[:500]
-            record(out_csv, _row(spec, grid, None, msg))
+            record(out_csv, _row(spec, grid, commit, None, msg))
             counts["failed"] += 1
             log(f"    FAILED: {msg}")
             if not isinstance(e, GQAError):
