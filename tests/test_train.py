@@ -1,0 +1,170 @@
+"""Training loop: schedule, optimizer groups, learning, exact resume after a kill, NaN guard,
+checkpoint format, CLI, and DDP on CPU through torchrun (gloo, 2 processes)."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gqa_lib import GQAError, get_preset
+from gqa_lib.train import (TrainConfig, TrainingDiverged, load_checkpoint, lr_at,
+                           make_optimizer, train)
+from gqa_lib.model import GQATransformer
+
+TINY = get_preset("tiny")
+FAST = dict(batch_size=4, context_len=64, eval_every=5, eval_tokens=1024)
+BIN = Path(sys.executable).parent
+
+
+def test_wsd_schedule():
+    tc = TrainConfig(steps=100, lr=1.0)
+    lrs = [lr_at(s, tc) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # 10% linear warm-up
+    assert all(lr == 1.0 for lr in lrs[10:80])  # constant
+    assert lrs[80] < 1.0 and lrs[-1] == pytest.approx(0.1)  # cosine over last 20% to 10%
+    assert all(a >= b for a, b in zip(lrs[80:], lrs[81:]))
+
+
+def test_weight_decay_on_matrices_only():
+    opt = make_optimizer(GQATransformer(TINY), TrainConfig())
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() == 1 for p in no_decay["params"])
+    assert opt.defaults["betas"] == (0.9, 0.95)
+
+
+def test_budget():
+    tc = TrainConfig(batch_size=8, context_len=128)
+    assert tc.with_budget(TINY, tokens=1024 * 100).steps == 100
+    n = 344_448  # non-embedding parameters of `tiny`
+    assert tc.with_budget(TINY, tokens_per_param=20).steps == round(20 * n / 1024)
+    with pytest.raises(GQAError, match="exactly one"):
+        tc.with_budget(TINY)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(steps=0), "steps must be a positive integer"),
+    (dict(lr=-1.0), "lr must be > 0"),
+    (dict(warmup_frac=0.9, decay_frac=0.2), "warmup_frac \\+ decay_frac"),
+    (dict(device="tpu"), "device='tpu' is not allowed"),
+])
+def test_bad_train_config(kw, msg):
+    with pytest.raises(GQAError, match=msg):
+        TrainConfig(**kw)
+
+
+def test_tiny_learns_quickly(tmp_path):
+    tc = TrainConfig(steps=150, batch_size=8, context_len=128, eval_every=75)
+    final = train(TINY, tc, tmp_path / "run", progress=False)
+    assert final["val_loss"] < final["unigram_entropy"] - 0.7  # below unigram entropy
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [75, 150] and all("val_loss" in m for m in lines)
+    assert lines[1]["val_loss"] < lines[0]["val_loss"]
+    for key in ("val_loss", "step", "tokens", "wall_s", "val_bpb", "train_flops"):
+        assert key in json.loads((tmp_path / "run" / "final.json").read_text())
+
+
+@pytest.mark.slow
+def test_default_tiny_cli_run_beats_unigram_entropy_clearly(tmp_path):
+    # The README's example: `gqa train --model tiny --steps 300` (about a minute on 2 cores).
+    r = subprocess.run([str(BIN / "gqa"), "train", "--model", "tiny", "--steps", "300",
+                        "--out", str(tmp_path / "t"), "--json"], capture_output=True, text=True,
+                       check=True)
+    final = json.loads(r.stdout)
+    assert final["val_loss"] < final["unigram_entropy"] - 1.5
+    assert final["wall_s"] < 300
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    train(TINY, TrainConfig(steps=5, **FAST), tmp_path / "r", progress=False)
+    state = torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)
+    assert state["step"] == 5
+    model, saved = load_checkpoint(tmp_path / "r" / "ckpt.pt")
+    assert saved["model"]["n_kv_head"] == TINY.n_kv_head and model.num_params() == 606_592
+
+
+def test_resume_refusals(tmp_path):
+    tc = TrainConfig(steps=5, **FAST)
+    with pytest.raises(GQAError, match="no checkpoint"):
+        train(TINY, tc, tmp_path / "none", resume=True, progress=False)
+    train(TINY, tc, tmp_path / "r", progress=False, stop_after=2)
+    with pytest.raises(GQAError, match="already holds a run"):
+        train(TINY, tc, tmp_path / "r", progress=False)
+    with pytest.raises(GQAError, match="different model or training config"):
+        train(TINY, TrainConfig(steps=6, **FAST), tmp_path / "r", resume=True, progress=False)
+
+
+def test_nan_stops_clearly_and_keeps_last_checkpoint(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real_forward = GQATransformer.forward
+
+    def poisoned(self, idx, targets=None, cache=None):
+        logits, loss = real_forward(self, idx, targets, cache)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 8:
+                loss = loss * float("nan")
+        return logits, loss
+
+    monkeypatch.setattr(GQATransformer, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 7 .*lower the learning"):
+        train(TINY, TrainConfig(steps=20, **FAST), tmp_path / "r", progress=False)
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["step"] == 5
+    assert not (tmp_path / "r" / "final.json").exists()
+
+
+def _gqa(*args):
+    return [str(BIN / "gqa"), "train", "--model", "tiny", "--batch-size", "4", "--context",
+            "64", "--eval-every", "5", "--threads", "2", *args]
+
+
+def test_killed_run_resumes_to_the_bitwise_same_loss(tmp_path):
+    ref = subprocess.run(_gqa("--steps", "30", "--out", str(tmp_path / "ref"), "--json"),
+                         capture_output=True, text=True, check=True)
+    want = json.loads(ref.stdout)["val_loss"]
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_gqa("--steps", "30", "--out", str(run)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "ckpt.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(random.uniform(0.0, 0.5))  # somewhere after the first checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "final.json").exists(), "the run finished before it could be killed"
+    done = len((run / "metrics.jsonl").read_text().splitlines())
+    assert 1 <= done < 6
+    res = subprocess.run(_gqa("--steps", "30", "--out", str(run), "--resume", "--json"),
+                         capture_output=True, text=True, check=True)
+    assert json.loads(res.stdout)["val_loss"] == want
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(5, 31, 5))  # no duplicated or lost evaluations
+
+
+def test_cli_train_errors_exit_2(tmp_path):
+    r = subprocess.run(_gqa("--steps", "5", "--tokens", "100", "--out", str(tmp_path / "x")),
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "not both" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(_gqa("--steps", "5", "--out", str(tmp_path / "y"), "--resume"),
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no checkpoint" in r.stderr
+
+
+def test_torchrun_ddp_two_cpu_processes(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--master_port",
+           str(random.randint(20000, 40000)), "-m", "gqa_lib.cli", "train", "--model", "tiny",
+           "--steps", "6", "--batch-size", "2", "--context", "64", "--eval-every", "3",
+           "--out", str(tmp_path / "ddp"), "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    final = json.loads((tmp_path / "ddp" / "final.json").read_text())
+    assert final["world_size"] == 2 and final["tokens"] == 6 * 2 * 64 * 2
+    assert final["val_loss"] < final["unigram_entropy"] + 2
