@@ -335,8 +335,14 @@ def _positive_int(flag: str) -> Callable[[str], int]:
     return parse
 
 
+def add_recipe_parsers(sub):
+    from .recipe_cli import add_parsers
+    add_parsers(sub)
+
+
 # Subcommands whose parsers live below the core ones (their handlers import torch lazily).
-_EXTRA_PARSERS: list[Callable[[Any], None]] = [add_train_parser, add_sweep_parser]
+_EXTRA_PARSERS: list[Callable[[Any], None]] = [add_train_parser, add_sweep_parser,
+                                               add_recipe_parsers]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -352,4 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m gqa_lib.cli` runs this file as a second module named __main__; dispatch
+    # through the package's copy, where every subcommand registered itself.
+    from gqa_lib.cli import main as _main
+
+    sys.exit(_main())

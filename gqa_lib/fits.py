@@ -1,0 +1,146 @@
+"""Step 2 of the recipe on a table of runs: one loss law per head configuration.
+
+:func:`read_runs` reads a sweep CSV (`gqa sweep`, e.g. data/sweeps/cpu-v1.csv) and keeps the
+``status == "ok"`` rows; :func:`fit_runs` fits L(N; H) = (a_H / N)^b_H + E per (n_head,
+n_kv_head) with :func:`gqa_lib.scaling.fit_power_laws` (E shared by default) and, when the
+runs include the Llama-3 style family, that family's law as the baseline. The result,
+:class:`PerHeadModel`, is a loss model :mod:`gqa_lib.recipe` can search.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import GQAError
+from .scaling import LossFit, PowerLaw, fit_power_laws, resample
+
+RUN_COLUMNS = ("status", "n_layer", "d_model", "n_head", "n_kv_head", "d_head",
+               "params_non_embedding", "context", "seed", "val_loss_nats")
+
+
+def read_runs(path: str | Path) -> pd.DataFrame:
+    """Read a sweep CSV (``gqa sweep``): the ``status == "ok"`` rows, checked column by column."""
+    p = Path(path)
+    if not p.is_file():
+        raise GQAError(f"runs CSV {str(p)!r} does not exist")
+    try:
+        df = pd.read_csv(p)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise GQAError(f"{p}: not a readable CSV ({str(e).splitlines()[0]})") from None
+    missing = [c for c in RUN_COLUMNS if c not in df.columns]
+    if missing:
+        raise GQAError(f"{p}: missing column(s) {', '.join(missing)}; a runs CSV needs "
+                       f"{', '.join(RUN_COLUMNS)}")
+    df = df[df["status"].astype(str) == "ok"].copy()
+    if df.empty:
+        raise GQAError(f"{p}: no rows with status 'ok'")
+    for c in RUN_COLUMNS[1:]:
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+        if df[c].isna().any() or not np.all(np.isfinite(df[c])):
+            raise GQAError(f"{p}: column {c!r} has missing or non-numeric values")
+    if (df[list(RUN_COLUMNS[1:-2])] <= 0).any().any() or (df["val_loss_nats"] <= 0).any():
+        raise GQAError(f"{p}: shapes, parameter counts, contexts and losses must be > 0")
+    return df.reset_index(drop=True)
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
+class PerHeadModel:
+    """Step 2's result: one fitted power law per measured H (keys ``(n_head, n_kv_head)``),
+    optionally the baseline family's law (key ``"llama3"``). Nothing is extrapolated: only
+    the fitted configurations are candidates."""
+
+    fit: LossFit
+    d_head: int = 64
+    label: str = ""
+
+    def configs(self) -> list[tuple[int, int]]:
+        return [k for k in self.fit.laws if isinstance(k, tuple)]
+
+    @property
+    def baseline(self) -> PowerLaw | None:
+        return self.fit.laws.get("llama3")
+
+    def _ab(self, n_head, n_kv_head):
+        h, k = np.broadcast_arrays(np.asarray(n_head), np.asarray(n_kv_head))
+        a, b, E = (np.full(h.shape, np.nan) for _ in range(3))
+        for key, law in self.fit.laws.items():
+            if isinstance(key, tuple):
+                m = (h == key[0]) & (k == key[1])
+                a[m], b[m], E[m] = law.a, law.b, law.E
+        if np.isnan(a).any():
+            raise GQAError(f"no fitted law for some of the requested configurations; fitted: "
+                           f"{self.configs()}")
+        return a, b, E
+
+    def loss(self, N: Any, n_head: Any, n_kv_head: Any) -> np.ndarray:
+        a, b, E = self._ab(n_head, n_kv_head)
+        return (a / np.asarray(N, np.float64)) ** b + E
+
+    def params_for_loss(self, target: Any, n_head: Any, n_kv_head: Any) -> np.ndarray:
+        """N* = a_H / (L* - E)^(1/b_H); ``inf`` where the target is at or below E."""
+        a, b, E = self._ab(n_head, n_kv_head)
+        gap = np.asarray(target, np.float64) - E
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(gap > 0, a / np.where(gap > 0, gap, 1.0) ** (1.0 / b), np.inf)
+
+    def extrapolated(self, n_head: Any, n_kv_head: Any) -> np.ndarray:
+        return np.zeros(np.broadcast(np.asarray(n_head), np.asarray(n_kv_head)).shape, bool)
+
+    def resample(self, rng: np.random.Generator) -> PerHeadModel:
+        """One residual-bootstrap replicate (refit from this fit)."""
+        y = resample(self.fit, rng, "residual")
+        f = fit_power_laws(self.fit.N, y, self.fit.keys, shared_E=self.fit.shared_E,
+                           method=self.fit.method, loo=False, start=self.fit, min_sizes=1)
+        return PerHeadModel(f, self.d_head, self.label)
+
+
+def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: str = "huber",
+             shared_E: bool = True, allow_partial: bool = False, loo: bool = False,
+             label: str = "") -> PerHeadModel:
+    """Step 2 on a runs table (columns of :data:`RUN_COLUMNS`; ``family`` optional).
+
+    Uses the runs at ``train_context`` (default: the longest context present). Rows whose
+    ``family`` mentions ``grid`` (all rows without that column) give one law per (n_head,
+    n_kv_head); rows whose family mentions ``llama3`` give the baseline family's law. A
+    configuration with fewer than 3 sizes is an error, or dropped with ``allow_partial``.
+    N is the CSV's ``params_non_embedding`` as the sweep records it (norm gains included,
+    < 0.2% of N at our sizes; the recipe's shapes leave them out, as the paper does).
+    """
+    df = runs
+    contexts = sorted(set(df["context"].astype(int)))
+    T = contexts[-1] if train_context is None else int(train_context)
+    if T not in contexts:
+        raise GQAError(f"train_context={T} not in the runs; contexts present: {contexts}")
+    df = df[df["context"].astype(int) == T]
+    d_heads = sorted(set(df["d_head"].astype(int)))
+    if len(d_heads) != 1:
+        raise GQAError(f"the runs mix head sizes d_head={d_heads}; fit one d_head at a time")
+    fam = df["family"].astype(str) if "family" in df.columns else pd.Series("grid", df.index)
+    grid = df[fam.str.contains("grid") | ~fam.str.contains("llama3")]
+    base = df[fam.str.contains("llama3")]
+    keys = [(int(h), int(k)) for h, k in zip(grid["n_head"], grid["n_kv_head"])]
+    N = list(grid["params_non_embedding"].astype(float))
+    y = list(grid["val_loss_nats"].astype(float))
+    if len(set(base["params_non_embedding"])) >= 3:
+        keys += ["llama3"] * len(base)
+        N += list(base["params_non_embedding"].astype(float))
+        y += list(base["val_loss_nats"].astype(float))
+    sizes = {k: len({n for n, kk in zip(N, keys) if kk == k}) for k in dict.fromkeys(keys)}
+    few = [k for k, s in sizes.items() if s < 3]
+    if few and not allow_partial:
+        raise GQAError(
+            f"too few model sizes at context {T} to fit a power law (need >= 3 per "
+            f"configuration): " + ", ".join(f"{k} has {sizes[k]}" for k in few)
+            + "; wait for more runs, or drop them with allow_partial (--allow-partial)")
+    if few:
+        keep = [kk not in few for kk in keys]
+        keys, N, y = ([v for v, m in zip(col, keep) if m] for col in (keys, N, y))
+    if not keys:
+        raise GQAError(f"no configuration has the 3 or more sizes needed for a fit (context {T})")
+    f = fit_power_laws(N, y, keys, shared_E=shared_E, method=method, loo=loo)
+    return PerHeadModel(f, d_heads[0], label or f"fits of our runs at T = {T}")

@@ -1,0 +1,401 @@
+"""The paper's three-step recipe for the cost-optimal GQA configuration (Sec. 4).
+
+1. Candidates H = (n_head, n_kv_head): powers of two, n_kv <= n_h <= max (21 for max 32).
+2. For each H, a loss law L(N; H) against non-embedding parameters N (fitted at one training
+   context, reused for every T: the paper finds relative losses move < 1% beyond 8K).
+3. For each H, invert the law at the target loss, N*(H) = a_H / (L* - E)^(1/b_H); map N* to a
+   shape (n_layer, d_model) by an aspect-ratio rule; cost the model at context T and pick the
+   H with the smallest Z = lam M^alpha + (1 - lam) C^beta (eq. 5).
+
+Costs come from :mod:`gqa_lib.cost` on continuous shapes (``ConfigBatch.from_arrays``, d_ff =
+8 d / 3, norms excluded: the paper's N). ``convention`` names the compute term C inside Z; the
+default ``"fig2"``, C = T (N + 2 T L d_h n_h) = (T/2) C_infer, is the one that reproduces the
+paper: with it the fits to the digitised Fig. 2 losses recover every Table 4 cell whose optimum
+is a measured configuration, while eq. 3's per-token C (``"per_token"``) is so small beside
+M^0.5 that Z ignores compute and long contexts pick n_h = 32 (see tests/test_recipe.py).
+Memory M is eq. 4 in values (weights + KV cache). Z is not scale-free (alpha != beta), so the
+convention changes answers, not just units.
+
+Aspect rules (``aspect``): ``"d64L"`` is d_model = 64 n_layer, the family of the paper's
+figures; ``"paper"`` interpolates the aspect ratio d/L of the paper's predefined shapes
+(Table 9) in log N and binary-searches n_layer (held at the end ratios outside 3M-1.2B).
+
+Every loss model (a per-H fit, :class:`gqa_lib.fits.PerHeadModel`, or the joint extrapolation
+of :mod:`gqa_lib.reproduce`) offers ``loss``, ``params_for_loss``, ``extrapolated``,
+``configs``, ``d_head``, ``baseline`` and ``resample``; the functions here take any of them.
+Everything is vectorised: a grid of targets x contexts x candidates is one call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from . import cost
+from .config import PAPER_TABLE9_SHAPES, PAPER_VOCAB
+from .errors import GQAError, check_choice
+
+if TYPE_CHECKING:
+    from .scaling import LossFit, PowerLaw
+
+ASPECT_RULES = ("d64L", "paper")
+BASELINES = ("llama3",)
+DEFAULT_CONVENTION = "fig2"
+
+
+class LossModel(Protocol):
+    """What step 3 needs from a loss model (:class:`gqa_lib.fits.PerHeadModel`,
+    :class:`gqa_lib.reproduce.JointLossModel`). Arrays broadcast; losses in nats."""
+
+    fit: LossFit
+    d_head: int
+    label: str
+
+    @property
+    def baseline(self) -> PowerLaw | None: ...            # the Llama-3 family's law
+    def configs(self) -> list[tuple[int, int]]: ...        # the H it can predict
+    def loss(self, N: Any, n_head: Any, n_kv_head: Any) -> np.ndarray: ...
+    def params_for_loss(self, target: Any, n_head: Any, n_kv_head: Any) -> np.ndarray: ...
+    def extrapolated(self, n_head: Any, n_kv_head: Any) -> np.ndarray: ...
+    def resample(self, rng: np.random.Generator) -> LossModel: ...
+
+
+def candidates(max_heads: int = 32) -> list[tuple[int, int]]:
+    """Step 1: (n_head, n_kv_head), both powers of two, n_kv_head <= n_head <= max_heads."""
+    if not isinstance(max_heads, (int, np.integer)) or max_heads < 1:
+        raise GQAError(f"max_heads must be a positive integer, got {max_heads!r}")
+    powers = [2**i for i in range(int(np.log2(max_heads)) + 1)]
+    return [(h, k) for h in powers for k in powers if k <= h]
+
+
+# ----- step 3: shapes and costs ---------------------------------------------------------------
+def _n_params(n_layer, d_model, n_head, n_kv_head, d_head):
+    """N = L (2 d d_h (n_h + n_kv) + 3 d d_ff), d_ff = 8 d / 3: cost.param_counts(...,
+    include_norms=False) in closed form (the bisections below evaluate it ~100 times)."""
+    return n_layer * (2.0 * d_model * d_head * (n_head + n_kv_head) + 8.0 * d_model**2)
+
+
+def _heads(n_head, n_kv_head, d_model, d_head):
+    """Candidate heads, or the Llama-3 rule (n_head = d/d_h, n_kv = min(8, n_head)) where
+    n_head is NaN."""
+    base = np.isnan(n_head)
+    nh = np.where(base, d_model / d_head, n_head)
+    return nh, np.where(base, np.minimum(8.0, nh), n_kv_head)
+
+
+def _bisect(f, target, lo, hi, iters=64):
+    """Vectorised bisection in log space for increasing f: f(x) = target."""
+    lo, hi = np.broadcast_arrays(np.log(lo) + 0 * target, np.log(hi) + 0 * target)
+    lo, hi = lo.copy(), hi.copy()
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        up = f(np.exp(mid)) < target
+        lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+    return np.exp(0.5 * (lo + hi))
+
+
+def _table9_ratio(N, n_head, n_kv_head, d_head):
+    """Aspect ratio d/L at size N: piecewise linear in log N over the Table 9 shapes (whose N
+    grows along the table for any heads), held at the end ratios outside them."""
+    L9 = np.array([s[0] for s in PAPER_TABLE9_SHAPES], float)
+    d9 = np.array([s[1] for s in PAPER_TABLE9_SHAPES], float)
+    logN = np.log(N)[..., None]
+    h9, k9 = _heads(np.asarray(n_head)[..., None] + 0 * d9, np.asarray(n_kv_head)[..., None],
+                    d9, d_head)
+    x9 = np.log(_n_params(L9, d9, h9, k9, d_head))          # (..., 8)
+    x9, logN = np.broadcast_arrays(x9, logN)
+    j = np.clip((logN >= x9).sum(-1) - 1, 0, len(L9) - 2)[..., None]
+    x0, x1 = np.take_along_axis(x9, j, -1), np.take_along_axis(x9, j + 1, -1)
+    w = np.clip((logN[..., :1] - x0) / (x1 - x0), 0.0, 1.0)
+    r9 = d9 / L9
+    return (r9[j] + w * (r9[j + 1] - r9[j]))[..., 0]
+
+
+def shape_for_params(N: Any, n_head: Any, n_kv_head: Any, *, d_head: int = 64,
+                     aspect: str = "d64L") -> tuple[np.ndarray, np.ndarray]:
+    """Continuous (n_layer, d_model) with N non-embedding parameters under an aspect rule.
+
+    ``n_head = NaN`` means the Llama-3 family, whose heads follow d (d/d_h, min(8, d/d_h)).
+    d64L: d = 64 L, so N(L) = L (2 64 L d_h (n_h + n_kv) + 8 (64 L)^2) is solved for L.
+    paper: d = r L with r interpolated over Table 9 at N, then the same solve (bisection).
+    """
+    check_choice("aspect", aspect, ASPECT_RULES)
+    N = np.asarray(N, np.float64)
+    nh0, nkv0 = np.asarray(n_head, np.float64), np.asarray(n_kv_head, np.float64)
+    if np.any(~np.isfinite(N)) or np.any(N <= 0):
+        raise GQAError("N must be finite and > 0 to map it to a shape")
+    if aspect == "d64L":
+        ratio = np.full(np.broadcast(N, nh0).shape, 64.0)
+    else:
+        ratio = _table9_ratio(N, nh0, nkv0, d_head)
+
+    def n_of_layers(L):
+        nh, nkv = _heads(nh0, nkv0, ratio * L, d_head)
+        return _n_params(L, ratio * L, nh, nkv, d_head)
+
+    L = _bisect(n_of_layers, N, 1e-2, 1e5)
+    return L, ratio * L
+
+
+def config_batch(n_layer, d_model, n_head, n_kv_head, d_head) -> cost.ConfigBatch:
+    """The paper's family on continuous shapes: SwiGLU, d_ff = 8 d / 3, tied, V = 50,304."""
+    nh, nkv = _heads(np.asarray(n_head, float), np.asarray(n_kv_head, float),
+                     np.asarray(d_model, float), d_head)
+    return cost.ConfigBatch.from_arrays(
+        n_layer=n_layer, d_model=d_model, n_head=nh, n_kv_head=nkv, d_head=d_head,
+        d_ff=8.0 * np.asarray(d_model, float) / 3.0, vocab_size=PAPER_VOCAB)
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """How step 3 costs a model: Z's weights (eq. 5), the compute convention, the shape rule."""
+
+    lam: float = 0.9
+    alpha: float = 0.5
+    beta: float = 1 / 3
+    convention: str = DEFAULT_CONVENTION
+    aspect: str = "d64L"
+
+    def __post_init__(self):
+        check_choice("convention", self.convention, cost.COMPUTE_CONVENTIONS)
+        check_choice("aspect", self.aspect, ASPECT_RULES)
+        cost.hardware_cost(1.0, 1.0, lam=self.lam, alpha=self.alpha, beta=self.beta)
+
+
+def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
+                ) -> dict[str, np.ndarray]:
+    """Shape, M (values), C (FLOPs, ``settings.convention``) and Z of size-N models at T."""
+    L, d = shape_for_params(N, n_head, n_kv_head, d_head=d_head, aspect=settings.aspect)
+    batch = config_batch(L, d, n_head, n_kv_head, d_head)
+    M = cost.inference_memory_values(batch, T, include_norms=False)
+    C = cost.compute_flops(batch, T, settings.convention)
+    return {"params_non_embedding": np.asarray(N, float), "n_layer": L, "d_model": d,
+            "memory_values": np.asarray(M, float), "flops": np.asarray(C, float),
+            "z": np.asarray(cost.hardware_cost(M, C, lam=settings.lam, alpha=settings.alpha,
+                                               beta=settings.beta), float)}
+
+
+def _contexts(context) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(context, np.float64))
+    if t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)) or np.any(t <= 0):
+        raise GQAError(f"context must be > 0 tokens, got {context!r}")
+    return t
+
+
+def _targets(target_loss: Any) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(target_loss, np.float64))
+    if t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)):
+        raise GQAError(f"target_loss must be a finite number of nats, got {target_loss!r}")
+    return t
+
+
+# ----- step 3: the grid, the argmin, the baseline ---------------------------------------------
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
+class RecipeGrid:
+    """Step 3 over targets x contexts x candidates. Arrays are (n_target, n_context, n_config);
+    unreachable candidates (target at or below their floor) have ``z = inf``."""
+
+    target_loss: np.ndarray
+    context: np.ndarray
+    configs: tuple[tuple[int, int], ...]
+    extrapolated: np.ndarray
+    values: dict[str, np.ndarray]
+    settings: CostSettings
+
+    @property
+    def best_index(self) -> np.ndarray:
+        """(n_target, n_context) index of the cheapest candidate."""
+        return np.argmin(self.values["z"], axis=-1)
+
+    def cells(self) -> pd.DataFrame:
+        """One row per (target, context): the chosen H and its shape and costs."""
+        i, j = np.meshgrid(np.arange(self.target_loss.size), np.arange(self.context.size),
+                           indexing="ij")
+        b = self.best_index
+        rows = {"target_loss": self.target_loss[i].ravel(), "context": self.context[j].ravel(),
+                "n_head": np.array([self.configs[x][0] for x in b.ravel()]),
+                "n_kv_head": np.array([self.configs[x][1] for x in b.ravel()]),
+                "extrapolated": self.extrapolated[b].ravel()}
+        for k, v in self.values.items():
+            rows[k] = np.take_along_axis(v, b[..., None], -1)[..., 0].ravel()
+        return pd.DataFrame(rows)
+
+    def frontier(self, i: int = 0, j: int = 0) -> pd.DataFrame:
+        """Every reachable H at target i and context j: N*, shape, M, C, Z; ``best`` marked."""
+        df = pd.DataFrame({"n_head": [c[0] for c in self.configs],
+                           "n_kv_head": [c[1] for c in self.configs],
+                           **{k: v[i, j] for k, v in self.values.items()},
+                           "extrapolated": self.extrapolated})
+        df["best"] = np.arange(len(df)) == self.best_index[i, j]
+        return df[np.isfinite(df["z"])].reset_index(drop=True)
+
+
+def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
+              settings: CostSettings = CostSettings()) -> RecipeGrid:
+    """Steps 3a-c for every target x context x candidate in one vectorised pass."""
+    t, T = _targets(target_loss), _contexts(context)
+    configs = tuple(model.configs() if configs is None else configs)
+    if not configs:
+        raise GQAError("no candidate configurations to cost")
+    h = np.array([c[0] for c in configs], float)
+    k = np.array([c[1] for c in configs], float)
+    N = np.asarray(model.params_for_loss(t[:, None], h[None], k[None]), float)  # (nt, nH)
+    ok = np.isfinite(N) & (N > 0)
+    dead = ~ok.any(axis=1)
+    if dead.any():
+        raise GQAError(f"target_loss={t[dead][0]:g} is at or below the fitted irreducible "
+                       f"loss of every candidate (E = {model_floor(model):.4f} nats); "
+                       f"choose a target above it")
+    vals = model_costs(np.where(ok, N, 1.0)[:, None, :], h, k, T[None, :, None],
+                       d_head=model.d_head, settings=settings)
+    shape = (t.size, T.size, len(configs))
+    vals = {key: np.where(ok[:, None, :], np.broadcast_to(v, shape), np.inf)
+            for key, v in vals.items()}
+    return RecipeGrid(t, T, configs, np.asarray(model.extrapolated(h, k), bool), vals, settings)
+
+
+def model_floor(model: LossModel) -> float:
+    """The smallest irreducible loss E among the model's laws."""
+    return float(model.fit.E)
+
+
+def baseline_costs(model: LossModel, target_loss: Any, context: Any, *,
+                   baseline: str = "llama3", settings: CostSettings = CostSettings()
+                   ) -> dict[str, np.ndarray]:
+    """The Llama-3 GQA family, (d/d_h, 8), sized to reach the target: (n_target, n_context)."""
+    check_choice("baseline", baseline, BASELINES)
+    law = model.baseline
+    if law is None:
+        raise GQAError("this fit has no Llama-3 family (rows with family 'llama3'), so "
+                       "--baseline llama3 cannot be costed")
+    t, T = _targets(target_loss), _contexts(context)
+    N = law.params_for_loss(t)[:, None]
+    out = model_costs(N, np.nan, np.nan, T[None, :], d_head=model.d_head, settings=settings)
+    out["n_head"] = out["d_model"] / model.d_head
+    out["n_kv_head"] = np.minimum(8.0, out["n_head"])
+    return {key: np.broadcast_to(v, (t.size, T.size)) for key, v in out.items()}
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
+class Recommendation:
+    """The recipe's answer at one target and context (what `gqa optimize` prints)."""
+
+    target_loss: float
+    context: int
+    best: dict
+    candidates: pd.DataFrame
+    baseline: dict | None
+    savings: dict | None
+    settings: CostSettings
+    model: str
+
+
+def optimize(model: LossModel, target_loss: float, context: int, *,
+             baseline: str | None = None, settings: CostSettings = CostSettings(),
+             configs=None) -> Recommendation:
+    """The cost-optimal H and size at one (target, context), with the full frontier."""
+    g = cost_grid(model, target_loss, context, configs=configs, settings=settings)
+    front = g.frontier()
+    best = front[front["best"]].iloc[0].to_dict()
+    base = savings = None
+    if baseline is not None:
+        b = baseline_costs(model, target_loss, context, baseline=baseline, settings=settings)
+        base = {k: float(v[0, 0]) for k, v in b.items()}
+        savings = {f"{name}_pct": 100.0 * (1.0 - best[key] / base[key]) for name, key in
+                   (("memory", "memory_values"), ("flops", "flops"), ("z", "z"))}
+    return Recommendation(float(g.target_loss[0]), int(g.context[0]), best, front, base,
+                          savings, settings, getattr(model, "label", ""))
+
+
+# ----- inverse questions and the bootstrap --------------------------------------------------
+def max_context_for_memory(model: LossModel, target_loss: float, memory_values: float, *,
+                           configs=None, settings: CostSettings = CostSettings()
+                           ) -> pd.DataFrame:
+    """Longest context each H serves within a memory budget (values) at the target loss.
+
+    M(T) = N* + 2 T L d_h n_kv (eq. 4) <= budget gives T_max = (budget - N*) / (2 L d_h n_kv);
+    0 where the weights alone exceed the budget. ``best`` marks the largest T_max.
+    """
+    if not np.isfinite(memory_values) or memory_values <= 0:
+        raise GQAError(f"memory_values must be > 0, got {memory_values!r}")
+    g = cost_grid(model, target_loss, 1.0, configs=configs, settings=settings)
+    df = g.frontier()
+    per_token = df["memory_values"] - df["params_non_embedding"]      # KV values at T = 1
+    df["max_context"] = np.maximum(0.0, (memory_values - df["params_non_embedding"])
+                                   / per_token).round().astype(int)
+    df = df.drop(columns=["memory_values", "flops", "z", "best"])
+    if not (df["max_context"] > 0).any():
+        raise GQAError(f"memory budget {memory_values:.3g} values is below the weights of every "
+                       f"model reaching target_loss={target_loss}")
+    df["best"] = np.arange(len(df)) == int(np.argmax(df["max_context"]))
+    return df
+
+
+def affordable_params(model: LossModel, n_head: Any, n_kv_head: Any, context: Any,
+                      budget: Any, *, kind: str = "z",
+                      settings: CostSettings = CostSettings()) -> np.ndarray:
+    """Largest N whose cost (``kind``: z or memory, at context T) is at most ``budget``, for
+    broadcast arrays of H, T and budgets (bisection in ln N over [1e3, 1e15]; cost grows with
+    N). NaN where even N = 1e3 is over budget."""
+    check_choice("kind", kind, ("z", "memory"))
+    key = "z" if kind == "z" else "memory_values"
+    h, k, T, B = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in
+                                       (n_head, n_kv_head, context, budget)))
+    if np.any(~np.isfinite(B)) or np.any(B <= 0):
+        raise GQAError(f"budget must be > 0, got {budget!r}")
+    _contexts(T.ravel())
+
+    def spend(N):
+        return model_costs(N, h, k, T, d_head=model.d_head, settings=settings)[key]
+
+    lo = np.full(h.shape, 1e3)
+    N = _bisect(spend, B, lo, np.full(h.shape, 1e15))
+    return np.where(spend(lo) <= B, N, np.nan)
+
+
+def min_loss_for_budget(model: LossModel, context: int, budget: float, *, kind: str = "z",
+                        configs=None, settings: CostSettings = CostSettings()
+                        ) -> pd.DataFrame:
+    """Lowest loss each H reaches at context T with its cost (``kind``: z or memory) at most
+    ``budget``: the largest affordable N (:func:`affordable_params`), then L(N; H)."""
+    configs = tuple(model.configs() if configs is None else configs)
+    h = np.array([c[0] for c in configs], float)
+    k = np.array([c[1] for c in configs], float)
+    N = affordable_params(model, h, k, context, budget, kind=kind, settings=settings)
+    feasible = np.isfinite(N)
+    if not feasible.any():
+        raise GQAError(f"{kind} budget {budget:.4g} is below the cost of the smallest model")
+    h, k, N = h[feasible], k[feasible], N[feasible]
+    vals = model_costs(N, h, k, _contexts(context)[0], d_head=model.d_head, settings=settings)
+    df = pd.DataFrame({"n_head": h.astype(int), "n_kv_head": k.astype(int),
+                       "loss_nats": model.loss(N, h, k), **vals,
+                       "extrapolated": model.extrapolated(h, k)})
+    df["best"] = np.arange(len(df)) == int(np.argmin(df["loss_nats"]))
+    return df
+
+
+def bootstrap_choice(model: LossModel, target_loss: Any, context: Any, *, n_boot: int = 200,
+                     seed: int = 0, settings: CostSettings = CostSettings()) -> pd.DataFrame:
+    """How often each H wins when the fits are redone on bootstrap replicates of the data.
+
+    One row per (target, context, H) that won at least once: ``share`` of the replicates,
+    and ``point`` = whether it is the choice of the unperturbed fit.
+    """
+    if n_boot < 1:
+        raise GQAError(f"n_boot must be >= 1, got {n_boot!r}")
+    point = cost_grid(model, target_loss, context, settings=settings)
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(point.values["z"].shape, int)
+    for _ in range(n_boot):
+        g = cost_grid(model.resample(rng), target_loss, context, configs=point.configs,
+                      settings=settings)
+        np.put_along_axis(counts, g.best_index[..., None],
+                          np.take_along_axis(counts, g.best_index[..., None], -1) + 1, -1)
+    i, j, c = np.nonzero(counts)
+    return pd.DataFrame({
+        "target_loss": point.target_loss[i], "context": point.context[j].astype(int),
+        "n_head": [point.configs[x][0] for x in c], "n_kv_head": [point.configs[x][1] for x in c],
+        "share": counts[i, j, c] / n_boot, "point": point.best_index[i, j] == c})

@@ -1,0 +1,103 @@
+"""`gqa optimize` and `gqa table4`: JSON contract, readable output, one-line failures (exit 2)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gqa_lib.cli import main
+
+from test_recipe import write_runs  # tests/ is on sys.path (pytest prepend mode)
+
+CANDIDATE_KEYS = {"n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
+                  "memory_values", "flops", "z"}
+
+
+def run(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse errors
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_optimize_headline_json(capsys):
+    code, out, _ = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615",
+                       "--baseline", "llama3", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert (d["best"]["n_head"], d["best"]["n_kv_head"]) == (8, 1)
+    assert CANDIDATE_KEYS <= set(d["best"]) and d["convention"] == "fig2"
+    assert len(d["candidates"]) == 21 and all(CANDIDATE_KEYS <= set(c) for c in d["candidates"])
+    assert set(d["savings"]) == {"memory_pct", "flops_pct", "z_pct"}
+    # paper: -50.8% memory, -57.8% FLOPs (positive = cheaper here)
+    assert d["savings"]["memory_pct"] == pytest.approx(50.8, abs=3)
+    assert d["savings"]["flops_pct"] == pytest.approx(57.8, abs=4)
+    assert d["baseline"]["name"] == "llama3" and d["baseline"]["n_kv_head"] == 8
+    assert min(c["z"] for c in d["candidates"]) == d["best"]["z"]
+
+
+def test_optimize_table_and_options(capsys):
+    code, out, _ = run(capsys, "optimize", "--context", "8192", "--target-loss", "2.8",
+                       "--convention", "fig1", "--aspect", "paper", "--lambda", "0.5")
+    assert code == 0 and "<- best" in out and "'fig1'" in out and "extrapolated" in out
+    code, out, _ = run(capsys, "optimize", "--context", "32k", "--target-loss", "2.8",
+                       "--fit", "paper-measured", "--json")
+    assert code == 0 and len(json.loads(out)["candidates"]) == 7
+
+
+def test_optimize_on_a_runs_csv(capsys, tmp_path):
+    path = write_runs(tmp_path / "runs.csv")
+    code, out, _ = run(capsys, "optimize", "--context", "4k", "--target-loss", "3.6", "--fit",
+                       str(path), "--baseline", "llama3", "--method", "lsq", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert len(d["candidates"]) == 3 and "savings" in d and d["fit"] == str(path)
+
+
+def test_table4_json_and_text(capsys):
+    code, out, _ = run(capsys, "table4", "--json")
+    assert code == 0
+    cells = json.loads(out)
+    assert len(cells) == 40
+    keys = {"target_loss", "context", "n_head", "n_kv_head", "paper_n_head", "paper_n_kv_head"}
+    assert all(keys <= set(c) for c in cells)
+    assert sum(c["match"] for c in cells) == 21
+    assert sum(c["match"] for c in cells if c["measured_cell"]) == 9
+    assert all(c["cause"] for c in cells if not c["match"])
+    code, out, _ = run(capsys, "table4")
+    assert code == 0 and "matches: 21/40 overall; 9/9 where" in out and "near tie" in out
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--context", "128k", "--target-loss", "1.9"], "below the fitted irreducible loss"),
+    (["--context", "0", "--target-loss", "2.6"], "context must be > 0"),
+    (["--context", "8q", "--target-loss", "2.6"], "is not a token count"),
+    (["--context", "8k", "--target-loss", "2.6", "--fit", "nope.csv"], "does not exist"),
+    (["--context", "8k", "--target-loss", "2.6", "--fit", "papr"], "--fit must be one of"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, msg):
+    code, out, err = run(capsys, "optimize", *argv)
+    assert code == 2 and msg in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_csvs_exit_2(capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("status,n_layer\nok,2\n")
+    code, _, err = run(capsys, "optimize", "--context", "8k", "--target-loss", "3", "--fit",
+                       str(bad))
+    assert code == 2 and "missing column" in err and len(err.strip().splitlines()) == 1
+    few = write_runs(tmp_path / "few.csv", sizes=(2, 3))
+    code, _, err = run(capsys, "optimize", "--context", "8k", "--target-loss", "3", "--fit",
+                       str(few))
+    assert code == 2 and "too few model sizes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_error_is_one_line():
+    r = subprocess.run([sys.executable, "-m", "gqa_lib.cli", "optimize", "--context", "0",
+                        "--target-loss", "2.6"], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "gqa optimize: error: context must be > 0 tokens, got '0'"

@@ -1,0 +1,117 @@
+"""Loss laws and fitting: planted parameters come back, within their bootstrap intervals."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gqa_lib.errors import GQAError
+from gqa_lib.scaling import (HeadCountLaw, PowerLaw, bootstrap_fit, fit_head_count_law,
+                             fit_power_laws)
+
+E_TRUE = 2.05
+PLANTED = {(8, 8): (8.5e7, 0.22), (8, 1): (9.5e7, 0.21), (4, 1): (1.05e8, 0.20),
+           (1, 1): (1.5e8, 0.19)}
+SIZES = np.array([7.5e7, 1.6e8, 3.0e8, 5.2e8, 8.2e8, 1.2e9])
+
+
+def synthetic(noise=0.003, seed=0, planted=PLANTED, E=E_TRUE):
+    rng = np.random.default_rng(seed)
+    N, y, keys = [], [], []
+    for key, (a, b) in planted.items():
+        N += list(SIZES)
+        y += list((a / SIZES) ** b + E + rng.normal(0, noise, SIZES.size))
+        keys += [key] * SIZES.size
+    return np.array(N), np.array(y), keys
+
+
+def test_power_law_inverts_and_refuses_targets_below_E():
+    law = PowerLaw(a=9e7, b=0.21, E=2.05)
+    N = np.geomspace(1e7, 1e11, 9)
+    np.testing.assert_allclose(law.params_for_loss(law.loss(N)), N, rtol=1e-10)
+    with pytest.raises(GQAError, match="above the fitted irreducible loss E = 2.0500"):
+        law.params_for_loss(2.0)
+
+
+@given(st.floats(2.2, 4.0), st.floats(0.01, 0.1))
+def test_params_for_loss_falls_as_the_target_rises(target, step):
+    law = PowerLaw(a=9e7, b=0.21, E=2.05)
+    assert law.params_for_loss(target + step) < law.params_for_loss(target)
+
+
+@pytest.mark.parametrize("method", ["lsq", "huber"])
+def test_fitter_recovers_planted_parameters_within_bootstrap_intervals(method):
+    N, y, keys = synthetic()
+    fit = fit_power_laws(N, y, keys, method=method, loo=False)
+    boot = bootstrap_fit(fit, n_boot=100, level=0.95, seed=1)
+    assert boot.n_failed == 0
+    truth = {(k, "a"): a for k, (a, _) in PLANTED.items()}
+    truth |= {(k, "b"): b for k, (_, b) in PLANTED.items()}
+    truth |= {(k, "E"): E_TRUE for k in PLANTED}
+    for r in boot.intervals.itertuples():
+        assert r.lo <= truth[(r.key, r.param)] <= r.hi, (r.key, r.param, r.lo, r.hi)
+        assert r.lo <= r.estimate <= r.hi
+    assert abs(fit.E - E_TRUE) < 0.05
+
+
+def test_goodness_of_fit_and_leave_one_out():
+    N, y, keys = synthetic(noise=0.002)
+    fit = fit_power_laws(N, y, keys, method="lsq")
+    q = fit.quality
+    assert q.r2 > 0.999 and q.n_points == 24 and q.n_params == 9
+    assert 0.001 < q.rmse < 0.003
+    assert q.loo_rmse > q.rmse  # held-out points are predicted worse than fitted ones
+    np.testing.assert_allclose(y - fit.predict(), y - fit.predict())
+    assert list(fit.table()["key"]) == list(PLANTED)
+
+
+def test_free_floor_per_configuration():
+    N, y, keys = synthetic(noise=0.0005)
+    fit = fit_power_laws(N, y, keys, shared_E=False, method="lsq", loo=False)
+    assert fit.quality.n_params == 12 and not fit.shared_E
+    for k in PLANTED:
+        assert abs(fit.law(k).E - E_TRUE) < 0.1
+    with pytest.raises(GQAError, match="no fitted law for"):
+        fit.law((32, 32))
+
+
+def test_cases_bootstrap_runs():
+    N, y, keys = synthetic()
+    fit = fit_power_laws(N, y, keys, method="lsq", loo=False)
+    boot = bootstrap_fit(fit, n_boot=20, scheme="cases", seed=3)
+    assert len(boot.fits) + boot.n_failed == 20 and len(boot.fits) >= 2
+
+
+@pytest.mark.parametrize("N, y, keys, msg", [
+    ([1e8, 2e8], [3.0, 2.9], [(8, 1)] * 2, r"too few model sizes .*\(8, 1\) \(2 sizes\)"),
+    ([1e8, -2e8, 3e8], [3.0, 2.9, 2.8], ["x"] * 3, "must be finite and > 0"),
+    ([1e8, 2e8, 3e8], [3.0, np.nan, 2.8], ["x"] * 3, "loss must be finite"),
+    ([1e8, 2e8, 3e8], [3.0, 2.9], ["x"] * 3, "equal length"),
+    ([], [], [], "no data points"),
+])
+def test_bad_data_is_refused(N, y, keys, msg):
+    with pytest.raises(GQAError, match=msg):
+        fit_power_laws(N, y, keys)
+
+
+def test_non_convergence_and_rising_loss_are_refused():
+    N, y, keys = synthetic()
+    with pytest.raises(GQAError, match="did not converge"):
+        fit_power_laws(N, y, keys, method="huber", max_iter=1, loo=False)
+    with pytest.raises(GQAError, match="does not fall with N|did not converge"):
+        fit_power_laws(SIZES, 2.5 + 0.1 * np.log(SIZES / 1e8), ["up"] * 6, method="lsq",
+                       loo=False)
+    with pytest.raises(GQAError, match="method='fast' is not allowed"):
+        fit_power_laws(N, y, keys, method="fast")
+
+
+def test_head_count_law_fit_recovers_app_i_form():
+    truth = HeadCountLaw(a=0.301, b=0.227, c=2.622)  # the paper's 1.2B law (App. I)
+    h = np.array([1, 2, 4, 8, 16, 32, 64])
+    law = fit_head_count_law(h, truth.loss(h))
+    assert law.a == pytest.approx(0.301, rel=1e-4) and law.b == pytest.approx(0.227, rel=1e-4)
+    assert law.c == pytest.approx(2.622, rel=1e-5)
+    fixed = fit_head_count_law(h, HeadCountLaw(1.356, 0.044, 1.53).loss(h), c=1.53)
+    assert fixed.b == pytest.approx(0.044, rel=1e-4) and fixed.c == 1.53
+    with pytest.raises(GQAError, match="distinct head counts"):
+        fit_head_count_law([1, 2, 4], [3.0, 2.9, 2.8])
