@@ -1,0 +1,194 @@
+"""What ties the notebooks to the Jupyter Book build.
+
+Notebook side: :func:`glue` stores a number for the prose (myst-nb's ``{glue:text}`` role), so
+no number is typed twice; outside the book build (Colab) it does nothing.
+
+Build side: this module is a Sphinx extension (``sphinx.extra_extensions`` in book/_config.yml)
+that
+
+- ships the Vega JavaScript once, as ``_static/vega-bundle.js``
+  (:func:`gqa_lib.plots.vega_bundle`, rebuilt only when the versions change), and switches
+  the kernels it starts to the offline chart renderer;
+- sets the repository URL of the launch and repository buttons, and the ``{{ repo_url }}``
+  substitution of the pages, from pyproject.toml, its only definition
+  (:data:`gqa_lib.colab.REPO_URL`);
+- re-executes every notebook when gqa_lib, data/ or the key package versions change: the
+  execution cache keys on a notebook's own code only, so without this a library change would
+  leave stale numbers in the book;
+- forgets the build environment after a build with warnings, so that the next build reads
+  every page again and reports them again: otherwise Sphinx skips the unchanged pages and a
+  second ``make book`` "succeeds" over a failing cell;
+- adds the ``gqa-versions`` directive (package versions of the build, for the status page).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import shutil
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FINGERPRINT_FILE = "gqa-inputs.sha256"
+# Distributions whose versions the status page lists (and whose change re-executes the book).
+VERSIONED = ("gqa_lib", "numpy", "scipy", "pandas", "torch", "altair", "vl-convert-python",
+             "jupyter-book", "myst-nb", "sphinx", "sphinx-book-theme", "sphinxcontrib-bibtex")
+
+
+# ----- notebook side ----------------------------------------------------------------------
+def glue(name: str, value: Any) -> None:
+    """Store ``value`` under ``name`` for ``{glue:text}`name:fmt``` in the page's prose, with
+    nothing displayed. numpy scalars become Python numbers, so that format specs such as
+    ``:.1%`` apply. Without myst-nb (on Colab) it does nothing: the cells show the numbers."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, value, display=False)
+
+
+# ----- build side -------------------------------------------------------------------------
+def package_versions() -> dict[str, str]:
+    """Python and the :data:`VERSIONED` distributions, then the bundled JavaScript."""
+    from . import plots
+
+    out = {"python": platform.python_version()}
+    for dist in VERSIONED:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    out.update({k: v for k, v in plots.bundle_versions().items() if k not in out})
+    return out
+
+
+def inputs_fingerprint() -> str:
+    """SHA-256 over gqa_lib's sources, every file in data/ (lock files aside) and the
+    package versions: what a notebook's outputs depend on beyond its own code."""
+    h = hashlib.sha256()
+    files = sorted(ROOT.joinpath("gqa_lib").glob("*.py"))
+    files += sorted(p for p in ROOT.joinpath("data").rglob("*")
+                    if p.is_file() and p.suffix != ".lock" and "__pycache__" not in p.parts)
+    for p in files:
+        h.update(p.relative_to(ROOT).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    h.update(repr(sorted(package_versions().items())).encode())
+    return h.hexdigest()
+
+
+def _cache_dir(app) -> Path:
+    path = getattr(app.config, "nb_execution_cache_path", "") or ""
+    return Path(path) if path else Path(app.outdir).parent / ".jupyter_cache"
+
+
+def _write_bundle(static_dir: Path) -> None:
+    """Write the Vega bundle into ``static_dir`` unless the one there has these versions."""
+    from . import plots
+
+    target = static_dir / plots.BUNDLE_NAME
+    stamp = static_dir.with_name(static_dir.name + ".versions")  # outside: not shipped
+    versions = repr(sorted(plots.bundle_versions().items()))
+    if target.is_file() and stamp.is_file() and stamp.read_text() == versions:
+        return
+    static_dir.mkdir(parents=True, exist_ok=True)
+    target.write_text(plots.vega_bundle(), encoding="utf-8")
+    stamp.write_text(versions)
+
+
+def _config_inited(app, config) -> None:
+    from . import colab, plots
+
+    os.environ[plots.RENDERER_ENV] = plots.RENDERER  # inherited by the kernels myst-nb starts
+    config.html_theme_options.update(
+        repository_url=colab.REPO_URL, use_repository_button=True, use_issues_button=True)
+    config.myst_substitutions = {**config.myst_substitutions, "repo_url": colab.REPO_URL}
+    # A folder of generated static files inside the build tree (not the source tree).
+    static_dir = Path(app.outdir).parent / "gqa_static"
+    _write_bundle(static_dir)
+    config.html_static_path = [*config.html_static_path, str(static_dir)]
+
+    # The stamp is written only when a build ends cleanly (_build_finished): after a failed
+    # or interrupted build the inputs still count as changed, and the notebooks run again.
+    app.gqa_stamp = _cache_dir(app) / FINGERPRINT_FILE
+    app.gqa_fingerprint = inputs_fingerprint()
+    stamp = app.gqa_stamp
+    app.gqa_inputs_changed = not (stamp.is_file() and stamp.read_text() == app.gqa_fingerprint)
+    if app.gqa_inputs_changed:
+        shutil.rmtree(stamp.parent, ignore_errors=True)
+
+
+def _env_get_outdated(app, env, added, changed, removed) -> list[str]:
+    """Re-read every notebook when the inputs changed, and always the versions page."""
+    redo = set(getattr(env, "gqa_versions_docs", set()))
+    if app.gqa_inputs_changed:
+        redo |= {d for d in env.found_docs if str(env.doc2path(d)).endswith(".ipynb")}
+    return sorted(redo - added - changed - removed)
+
+
+def _env_purge_doc(app, env, docname) -> None:
+    getattr(env, "gqa_versions_docs", set()).discard(docname)
+
+
+class _WarningCounter(logging.Handler):
+    """Counts the warnings (and errors) Sphinx and its extensions log during one build."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+def _build_finished(app, exception) -> None:
+    """A clean build records the inputs it ran on; any other forgets the environment, so that
+    the next build reads every page again and repeats its warnings."""
+    if exception is None and not app.gqa_warnings.count:
+        app.gqa_stamp.parent.mkdir(parents=True, exist_ok=True)
+        app.gqa_stamp.write_text(app.gqa_fingerprint)
+    else:
+        Path(app.doctreedir, "environment.pickle").unlink(missing_ok=True)
+
+
+def setup(app) -> dict[str, Any]:
+    from docutils import nodes
+    from sphinx.util.docutils import SphinxDirective
+
+    from . import plots
+
+    class VersionsDirective(SphinxDirective):
+        """``gqa-versions``: a two-column table of the build's package versions."""
+
+        def run(self):
+            if not hasattr(self.env, "gqa_versions_docs"):
+                self.env.gqa_versions_docs = set()
+            self.env.gqa_versions_docs.add(self.env.docname)
+            table = nodes.table(classes=["colwidths-auto"])
+            group = nodes.tgroup(cols=2)
+            table += group
+            group += [nodes.colspec(colwidth=1), nodes.colspec(colwidth=1)]
+            head, body = nodes.thead(), nodes.tbody()
+            group += [head, body]
+            for parent, cells in [(head, ("package", "version")),
+                                  *((body, kv) for kv in package_versions().items())]:
+                row = nodes.row()
+                for text in cells:
+                    row += nodes.entry("", nodes.paragraph(text=text))
+                parent += row
+            return [table]
+
+    app.add_directive("gqa-versions", VersionsDirective)
+    app.add_js_file(plots.BUNDLE_NAME)
+    app.connect("config-inited", _config_inited)
+    app.connect("env-get-outdated", _env_get_outdated)
+    app.connect("env-purge-doc", _env_purge_doc)
+    app.gqa_warnings = _WarningCounter()
+    logging.getLogger("sphinx").addHandler(app.gqa_warnings)  # Sphinx logs under "sphinx.*"
+    app.connect("build-finished", _build_finished)
+    return {"version": "1", "parallel_read_safe": False, "parallel_write_safe": True,
+            "env_version": 1}

@@ -1,0 +1,137 @@
+"""The first cell of every notebook: on Colab, fetch the repository and install gqa_lib.
+
+Colab opens a notebook straight from GitHub, without the rest of the repository, and the
+notebooks need both the library and the files in data/. So on Colab (and only there: the
+test is ``import google.colab``) the first cell clones the repository, then installs it
+editable with ``pip install -e``, constrained to every package's installed version, so that
+Colab's own numpy, pandas, torch... are never upgraded or replaced; pip may only add what is
+missing. Everywhere else the cell does nothing.
+
+:data:`FIRST_CELL` is the one definition of that cell; tests/test_book.py checks that every
+notebook starts with it, and ``python -m gqa_lib.colab notebooks/*.ipynb`` (re)writes it.
+The repository URL comes from ``[project.urls]`` in pyproject.toml (:data:`REPO_URL`). For
+tests, the environment variable ``GQA_INSTALL_SOURCE`` replaces the URL with another git
+URL or a local checkout (used in place, not cloned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+SOURCE_ENV = "GQA_INSTALL_SOURCE"
+CLONE_DIR = "/content/gqa-companion"
+CONSTRAINTS = "/tmp/gqa-colab-constraints.txt"
+CELL_TAGS = ["remove-cell"]  # runs in the book build (a no-op there) but is not shown
+
+
+def repository_url() -> str:
+    """``Repository`` of pyproject's [project.urls]: from pyproject.toml in a source checkout
+    (editable installs, Colab's clone), else from the installed package's metadata."""
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if pyproject.is_file():
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["urls"][
+            "Repository"]
+    from importlib.metadata import metadata
+
+    for entry in metadata("gqa_lib").get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip() == "Repository":
+            return url.strip()
+    raise LookupError("gqa_lib's metadata has no Repository URL")  # pragma: no cover
+
+
+REPO_URL = repository_url()
+
+FIRST_CELL = f"""\
+# On Colab only: get the repository (the notebooks read its data/) and install gqa_lib,
+# keeping every package Colab already has at its version. Does nothing anywhere else.
+import os, subprocess, sys
+try:
+    import google.colab  # noqa: F401 (exists only on Colab)
+except ImportError:
+    pass
+else:
+    src = os.environ.get("{SOURCE_ENV}",
+                         "{REPO_URL}")
+    repo = src if os.path.isdir(src) else "{CLONE_DIR}"
+    if not os.path.isdir(repo):
+        subprocess.run(["git", "clone", "--depth=1", "-q", src, repo], check=True)
+    pip = [sys.executable, "-m", "pip"]
+    pins = "{CONSTRAINTS}"  # every installed package, pinned at its version
+    with open(pins, "w") as f:
+        f.write(subprocess.run(pip + ["list", "--format=freeze"], capture_output=True,
+                               text=True, check=True).stdout)
+    subprocess.run(pip + ["install", "-q", "-c", pins, "-e", repo], check=True)
+    sys.path.insert(0, repo)  # importable now, without restarting the kernel"""
+
+
+def first_cell() -> dict:
+    """The canonical first cell as an nbformat 4 code cell (no outputs)."""
+    return {
+        "cell_type": "code",
+        "id": "colab-install",
+        "execution_count": None,
+        "metadata": {"tags": list(CELL_TAGS)},
+        "outputs": [],
+        "source": FIRST_CELL.splitlines(keepends=True),  # as Jupyter stores it
+    }
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def has_first_cell(nb: dict) -> bool:
+    """True when the notebook starts with the canonical cell (source and tags)."""
+    cells = nb.get("cells") or []
+    return bool(cells) and (
+        cells[0].get("cell_type") == "code"
+        and _source(cells[0]) == FIRST_CELL
+        and cells[0].get("metadata", {}).get("tags") == CELL_TAGS
+    )
+
+
+def sync(path: Path) -> bool:
+    """Make the notebook at ``path`` start with the canonical cell, replacing an older
+    version of it (recognised by its ``import google.colab``); True if the file changed."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    if has_first_cell(nb):
+        return False
+    cells = nb.setdefault("cells", [])
+    if cells and "import google.colab" in _source(cells[0]):
+        cells[0] = first_cell()
+    else:
+        cells.insert(0, first_cell())
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False)  # as Jupyter writes
+    path.write_text(text + "\n", encoding="utf-8")
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m gqa_lib.colab",
+        description="Check or write the canonical Colab install cell at the top of notebooks.")
+    ap.add_argument("notebooks", nargs="+", type=Path)
+    ap.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")
+    args = ap.parse_args(argv)
+    stale = [p for p in args.notebooks
+             if not has_first_cell(json.loads(p.read_text(encoding="utf-8")))]
+    if not args.check:
+        for p in stale:
+            sync(p)
+    for p in stale:
+        print(f"{p}: {'first cell differs' if args.check else 'first cell written'}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,310 @@
+"""The book's sources tell one story: clean notebooks, all in the TOC, each starting with the
+canonical Colab cell; configuration consistent with pyproject; notation and data/README.md
+naming things that exist; every chart axis titled with its unit; offline chart rendering."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import altair as alt
+import nbformat
+import pytest
+import yaml
+
+from gqa_lib import book, colab, cost, plots, tables
+from gqa_lib.config import ModelConfig, get_preset, paper_family
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text())
+TOC = yaml.safe_load((BOOK / "_toc.yml").read_text())
+
+
+def _toc_files(node) -> list[str]:
+    if isinstance(node, dict):
+        return ([node["file"]] if "file" in node else []) + [
+            f for v in node.values() for f in _toc_files(v)]
+    if isinstance(node, list):
+        return [f for v in node for f in _toc_files(v)]
+    return []
+
+
+# ----- notebooks --------------------------------------------------------------------------
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean_and_valid(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and (c.outputs or c.execution_count is not None)]
+    assert not dirty, (f"{path.name}: cells {dirty} have outputs; clear them "
+                       "(jupyter nbconvert --clear-output --inplace)")
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_starts_with_the_colab_cell(path):
+    nb = json.loads(path.read_text())
+    assert colab.has_first_cell(nb), (
+        f"{path.name}: first cell is not gqa_lib.colab.FIRST_CELL; "
+        f"run `python -m gqa_lib.colab {path.relative_to(ROOT)}`")
+
+
+def test_toc_lists_every_notebook_and_only_existing_pages():
+    files = _toc_files(TOC)
+    assert len(files) == len(set(files)), "a page appears twice in _toc.yml"
+    for nb in NOTEBOOKS:
+        assert f"notebooks/{nb.stem}" in files, f"{nb.name} is not in book/_toc.yml"
+    for f in files:
+        assert any((BOOK / f).with_suffix(s).is_file() for s in (".md", ".ipynb")), f
+
+
+def test_notebooks_folder_is_linked_into_the_book():
+    link = BOOK / "notebooks"
+    assert link.is_symlink() and link.readlink() == Path("../notebooks")
+
+
+# ----- configuration ----------------------------------------------------------------------
+def test_config_builds_strictly_with_cache_and_colab():
+    execute = CONFIG["execute"]
+    assert execute["execute_notebooks"] == "cache"
+    assert execute["timeout"] > 30 and execute["allow_errors"] is False
+    assert execute["stderr_output"] in ("warn", "error", "severe")
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert "gqa_lib.book" in CONFIG["sphinx"]["extra_extensions"]
+    assert CONFIG["bibtex_bibfiles"] == ["references.bib"]
+    make = (ROOT / "Makefile").read_text()
+    assert re.search(r"jupyter-book build book -W -n --keep-going", make)
+
+
+def test_repository_url_has_one_definition():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    url = pyproject["project"]["urls"]["Repository"]
+    assert colab.REPO_URL == url
+    assert f'"{url}"' in colab.FIRST_CELL
+    assert "url" not in CONFIG.get("repository", {}), (
+        "the repository URL lives in pyproject.toml only; gqa_lib.book sets it for the book")
+    for path in [*BOOK.glob("*.md"), *BOOK.glob("*.yml"), *NOTEBOOKS]:
+        text = path.read_text()
+        if path.suffix == ".ipynb":  # the first cell is generated from pyproject
+            text = "".join("".join(c["source"]) for c in json.loads(text)["cells"][1:])
+        assert url not in text, f"{path.name} repeats the repository URL"
+
+
+def test_book_extension_configures_the_build(tmp_path, monkeypatch):
+    """config-inited: renderer switched, URL set, bundle written once; the execution cache
+    is kept while the inputs are those of the last clean build, and emptied otherwise."""
+
+    class Config:
+        html_theme_options: dict = {}
+        myst_substitutions: dict = {}
+        html_static_path: list = []
+        nb_execution_cache_path = ""
+
+    class App:
+        outdir = str(tmp_path / "html")
+        doctreedir = str(tmp_path / ".doctrees")
+        config = Config()
+        gqa_warnings = book._WarningCounter()
+
+    monkeypatch.setenv(plots.RENDERER_ENV, "default")  # restored after the test
+    app = App()
+    book._config_inited(app, app.config)
+    assert os.environ[plots.RENDERER_ENV] == plots.RENDERER
+    assert app.config.html_theme_options["repository_url"] == colab.REPO_URL
+    assert app.config.myst_substitutions["repo_url"] == colab.REPO_URL
+    (static,) = app.config.html_static_path
+    bundle = Path(static) / plots.BUNDLE_NAME
+    js = bundle.read_text()
+    assert js.startswith("/*! vega ") and "window.gqaEmbed" in js and len(js) > 500_000
+    assert list(Path(static).iterdir()) == [bundle], "only the bundle is shipped"
+    assert app.gqa_inputs_changed  # first build: nothing recorded yet
+    book._build_finished(app, None)  # a clean build records its inputs
+
+    cached = tmp_path / ".jupyter_cache" / "entry"
+    cached.write_text("executed outputs")
+    mtime = bundle.stat().st_mtime_ns
+    book._config_inited(app, app.config)  # nothing changed: cache and bundle kept
+    assert not app.gqa_inputs_changed and cached.exists()
+    assert bundle.stat().st_mtime_ns == mtime
+
+    app.gqa_stamp.write_text("inputs of an older gqa_lib")
+    book._config_inited(app, app.config)
+    assert app.gqa_inputs_changed and not cached.exists()
+    book._build_finished(app, RuntimeError("interrupted"))  # records nothing
+    book._config_inited(app, app.config)
+    assert app.gqa_inputs_changed
+
+
+def test_inputs_fingerprint_covers_library_and_data(monkeypatch):
+    before = book.inputs_fingerprint()
+    monkeypatch.setattr(book, "package_versions", lambda: {"numpy": "0.0"})
+    assert book.inputs_fingerprint() != before
+
+
+# ----- pages that name things -------------------------------------------------------------
+def _notation_names() -> set[str]:
+    names = set()
+    for line in (BOOK / "notation.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 3 and not set(cells[1]) <= set("-"):
+            names |= set(re.findall(r"`\(?([a-z_][a-z0-9_]*)", cells[1]))
+            names |= set(re.findall(r", ([a-z_][a-z0-9_]*)\)?`", cells[1]))
+    return names - {"gqa_lib"}
+
+
+def test_notation_names_exist_in_gqa_lib():
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    known |= {n for n, v in vars(ModelConfig).items() if isinstance(v, property)}
+    known |= {n for n in dir(cost) if not n.startswith("_")}
+    known |= {p for n in dir(cost) if inspect.isfunction(getattr(cost, n))
+              for p in inspect.signature(getattr(cost, n)).parameters}
+    known |= set(tables.cost_table([get_preset("tiny")], [8]).columns)
+    names = _notation_names()
+    assert {"n_layer", "d_head", "kv_cache_values", "hardware_cost", "lam"} <= names
+    assert not names - known, f"notation.md names what gqa_lib lacks: {names - known}"
+
+
+def test_data_readme_names_every_data_file():
+    readme = (ROOT / "data" / "README.md").read_text()
+    for path in sorted((ROOT / "data").rglob("*")):
+        rel = path.relative_to(ROOT / "data")
+        if not path.is_file() or path.suffix == ".lock" or rel.as_posix() == "README.md":
+            continue
+        named = [rel.as_posix(), *(f"{p.as_posix()}/" for p in rel.parents if p.name)]
+        assert any(n in readme for n in named), (
+            f"data/README.md does not say where data/{rel} comes from")
+
+
+def test_references_cover_the_citations():
+    bib = (BOOK / "references.bib").read_text()
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bib, re.M))
+    cited = set()
+    for path in [*BOOK.glob("*.md"), *NOTEBOOKS]:
+        for group in re.findall(r"\{cite:?[a-z]*\}`([^`]+)`", path.read_text()):
+            cited |= {k.strip() for k in group.split(",")}
+    assert cited and cited <= keys, cited - keys
+    assert {"chen2025costoptimal", "ainslie2023gqa", "hoffmann2022chinchilla",
+            "kaplan2020scaling", "shazeer2019mqa", "grattafiori2024llama3"} <= keys
+
+
+# ----- charts -------------------------------------------------------------------------------
+def _sample_table():
+    models = [get_preset("llama-3.2-1b"), get_preset("mistral-7b-v0.1"), paper_family(32)]
+    return tables.cost_table(models, [2**k for k in range(10, 18)])
+
+
+BUILDERS = {
+    "memory_vs_context": lambda df: plots.memory_vs_context(df),
+    "flops_vs_context": lambda df: plots.flops_vs_context(df),
+    "time_variant_shares": lambda df: plots.time_variant_shares(df),
+    "breakdown_bars": lambda df: plots.breakdown_bars(df, 2**17, "memory")
+    & plots.breakdown_bars(df, 2**17, "flops"),
+}
+
+
+def _encodings(spec):
+    if isinstance(spec, dict):
+        if isinstance(spec.get("encoding"), dict):
+            yield spec["encoding"]
+        for v in spec.values():
+            yield from _encodings(v)
+    elif isinstance(spec, list):
+        for v in spec:
+            yield from _encodings(v)
+
+
+def test_every_chart_builder_is_checked():
+    not_builders = {"context_x", "mark_explorer", "chart_html", "offline_renderer",
+                    "bundle_versions", "vega_bundle", "format_context"}
+    public = {n for n, f in vars(plots).items() if inspect.isfunction(f)
+              and not n.startswith("_") and n not in not_builders}
+    assert public == set(BUILDERS), "add new chart builders to BUILDERS in this test"
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_chart_axes_have_titles_with_units(name):
+    spec = BUILDERS[name](_sample_table()).to_dict()
+    axes = [(ch, enc[ch]) for enc in _encodings(spec) for ch in ("x", "y") if ch in enc]
+    assert axes
+    for ch, e in axes:
+        title = e.get("title") or ""
+        assert title, f"{name}: {ch} axis has no title"
+        if e.get("type") == "quantitative":
+            assert re.search(r"\(\S[^)]*\)", title), f"{name}: {ch} title {title!r} has no unit"
+
+
+def test_chart_html_calls_the_shared_bundle_and_is_script_safe():
+    chart = alt.Chart(alt.Data(values=[{"a": "</script><b>"}])).mark_point().encode(x="a:N")
+    html = plots.chart_html(chart.to_dict())
+    assert html.count("<script>") == 1 and html.count("</script>") == 1
+    assert 'class="gqa-chart"' in html and "gqaEmbed(" in html
+    assert "cdn" not in html and "data-gqa-explorer" not in html
+    explorer = plots.chart_html(plots.mark_explorer(chart, "optimum").to_dict())
+    assert 'data-gqa-explorer="optimum"' in explorer
+    first, second = (re.search(r'id="([^"]+)"', plots.chart_html(chart.to_dict())).group(1)
+                     for _ in range(2))
+    assert first != second, "the same chart twice on a page needs two containers"
+
+
+def test_offline_renderer_only_in_the_book_build(monkeypatch):
+    import importlib
+
+    monkeypatch.delenv(plots.RENDERER_ENV, raising=False)
+    alt.renderers.enable("default")
+    importlib.reload(plots)
+    assert alt.renderers.active == "default"  # Jupyter and Colab keep Altair's renderer
+    monkeypatch.setenv(plots.RENDERER_ENV, plots.RENDERER)
+    importlib.reload(plots)
+    try:
+        assert alt.renderers.active == plots.RENDERER
+        spec = alt.Chart(alt.Data(values=[{"a": 1}])).mark_point().encode(x="a:Q").to_dict()
+        assert "gqaEmbed(" in alt.renderers.get()(spec)["text/html"]
+    finally:
+        alt.renderers.enable("default")
+
+
+def test_glue_stores_python_numbers(monkeypatch):
+    import numpy as np
+
+    stored = {}
+    fake = type(sys)("myst_nb")
+    fake.glue = lambda name, value, display=True: stored.update({name: (value, display)})
+    monkeypatch.setitem(sys.modules, "myst_nb", fake)
+    assert book.glue("share", np.float64(0.75)) is None
+    assert stored["share"] == (0.75, False) and type(stored["share"][0]) is float
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # as on Colab: not installed
+    assert book.glue("share", 0.5) is None
+
+
+def test_a_build_with_warnings_is_read_again_next_time(tmp_path):
+    """Sphinx skips unchanged pages, so a second build would not repeat a failing cell's
+    warning; after any warning the extension drops the environment to force a full read."""
+    import logging
+    from types import SimpleNamespace
+
+    env = tmp_path / "environment.pickle"
+    env.write_text("pickled")
+    app = SimpleNamespace(doctreedir=str(tmp_path), gqa_warnings=book._WarningCounter(),
+                          gqa_stamp=tmp_path / "cache" / "stamp", gqa_fingerprint="f")
+    book._build_finished(app, None)
+    assert env.exists() and app.gqa_stamp.read_text() == "f"
+    app.gqa_stamp.unlink()
+    app.gqa_warnings.handle(logging.LogRecord("sphinx.x", logging.WARNING, "", 0, "w", (), None))
+    book._build_finished(app, None)
+    assert not env.exists() and not app.gqa_stamp.exists()

@@ -1,0 +1,274 @@
+"""The built book in headless Chromium with the network cut off: every page loads from
+localhost alone, every chart and formula renders, static explorers respond to their sliders.
+
+Run with `make test-browser` (builds the book first, or reuses it). Needs Debian's `chromium`
+and `chromium-driver` (.ci/run installs them); selenium talks to that chromedriver directly,
+so selenium-manager never downloads a browser. Screenshots of every page go to
+book/_build/screenshots/ for review.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from gqa_lib import colab, plots
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "book" / "_build"
+HTML = BUILD / "html"
+SHOTS = BUILD / "screenshots"
+NETWORK_SCHEMES = {"http", "https", "ws", "wss"}  # not data:, blob:, chrome: (browser-internal)
+
+
+@pytest.fixture(scope="module")
+def html_dir() -> Path:
+    """The built book; built here (strictly) when `make book` has not been run."""
+    if not (HTML / "index.html").is_file():
+        jb = Path(sys.executable).with_name("jupyter-book")
+        subprocess.run([jb, "build", "book", "-W", "-n", "--keep-going"], cwd=ROOT, check=True)
+    return HTML
+
+
+def _serve(directory: Path):
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _stop(server) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(html_dir):
+    server = _serve(html_dir)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    _stop(server)
+
+
+def _find(name: str, *candidates: str) -> str:
+    for c in candidates:
+        path = shutil.which(c)
+        if path:
+            return path
+    pytest.fail(f"{name} not found: `apt-get install -y chromium chromium-driver` "
+                "(.ci/run does this)")
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = _find("Chromium", "chromium", "chromium-browser")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-default-apps", "--window-size=1280,1000",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 # no network but loopback: names do not resolve, and the rest goes to a
+                 # dead proxy (Chromium never proxies loopback)
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                 "--proxy-server=http://127.0.0.1:9"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    service = Service(executable_path=_find("chromedriver", "chromedriver"))
+    drv = webdriver.Chrome(service=service, options=opts)
+    drv.set_page_load_timeout(60)
+    yield drv
+    drv.quit()
+
+
+def _pages(html_dir: Path) -> list[str]:
+    pages = sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
+                   if not p.relative_to(html_dir).parts[0].startswith("_"))
+    assert "intro.html" in pages
+    return pages
+
+
+def _network(drv) -> tuple[list[str], list[str]]:
+    """URLs requested since the last call, and responses that failed (status >= 400; the
+    browser's own favicon probe aside)."""
+    urls, failed = [], []
+    for entry in drv.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        params = msg.get("params", {})
+        if msg["method"] == "Network.requestWillBeSent":
+            urls.append(params["request"]["url"])
+        elif msg["method"] == "Network.responseReceived":
+            resp = params["response"]
+            if resp["status"] >= 400 and urlparse(resp["url"]).path != "/favicon.ico":
+                failed.append(f"{resp['status']} {resp['url']}")
+    return urls, failed
+
+
+_WAIT_RENDERED = """
+const done = arguments[arguments.length - 1];
+const charts = () => [...document.querySelectorAll('.gqa-chart, [id^="altair-viz"]')];
+const math = () => document.querySelectorAll('.math').length;
+const settled = () => charts().every(el => el.dataset.gqaRendered || el.dataset.gqaError)
+  && (math() === 0 || document.querySelectorAll('mjx-container').length > 0);
+const start = Date.now();
+(function poll() {
+  if (settled() || Date.now() - start > 20000) {
+    done(charts().map(el => ({id: el.id, error: el.dataset.gqaError || null,
+                              drawn: !!el.querySelector('svg, canvas')})));
+  } else setTimeout(poll, 100);
+})();
+"""
+
+
+def _screenshot(drv, page: str) -> None:
+    height = drv.execute_script("return document.documentElement.scrollHeight")
+    drv.set_window_size(1280, min(max(height, 800), 12000))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(SHOTS / (page.replace("/", "__").removesuffix(".html") + ".png")))
+    drv.set_window_size(1280, 1000)
+
+
+def test_every_page_renders_offline(html_dir, site, driver):
+    _network(driver)  # drop anything logged before
+    problems, n_charts, math_pages = [], 0, 0
+    for page in _pages(html_dir):
+        driver.get(f"{site}/{page}")
+        charts = driver.execute_async_script(_WAIT_RENDERED)
+        n_charts += len(charts)
+        problems += [f"{page}: chart {c['id']} failed: {c['error']}" for c in charts
+                     if c["error"]]
+        problems += [f"{page}: chart {c['id']} drew no SVG or canvas" for c in charts
+                     if not c["drawn"] and not c["error"]]
+        n_math = driver.execute_script("return document.querySelectorAll('.math').length")
+        typeset = driver.execute_script("return document.querySelectorAll('mjx-container').length")
+        if n_math:
+            math_pages += 1
+            if not typeset:
+                problems.append(f"{page}: {n_math} formulas but MathJax typeset none")
+        _screenshot(driver, page)
+        urls, failed = _network(driver)
+        external = sorted({u for u in urls if urlparse(u).scheme in NETWORK_SCHEMES
+                           and urlparse(u).hostname != "127.0.0.1"})
+        problems += [f"{page}: requested an external host: {u}" for u in external]
+        problems += [f"{page}: {f}" for f in failed]
+    assert not problems, "\n".join(problems)
+    assert n_charts > 0 and math_pages > 0, "the book should have charts and formulas"
+
+
+def test_colab_buttons_open_the_repository_notebooks(html_dir):
+    org_repo = urlparse(colab.REPO_URL).path.strip("/")
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        page = (html_dir / "notebooks" / nb.name).with_suffix(".html").read_text()
+        links = set(re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', page))
+        assert links == {f"https://colab.research.google.com/github/{org_repo}/blob/main/"
+                         f"notebooks/{nb.name}"}, nb.name
+
+
+# ----- static explorers ---------------------------------------------------------------------
+_OPTIMUM_TEXT = """
+const [el, mark] = arguments;
+return [...el.querySelectorAll(`g.${mark}_marks text`)].map(t => t.textContent).join(' | ');
+"""
+_SET_SLIDER = """
+const [el, index, which, done] = arguments;
+const s = el.querySelectorAll('.vega-bindings input[type=range]')[index];
+s.value = which === 'min' ? s.min : s.max;
+s.dispatchEvent(new Event('input', {bubbles: true}));
+s.dispatchEvent(new Event('change', {bubbles: true}));
+el.gqaView.runAsync().then(() => done(s.value));
+"""
+
+
+def _slider_changes_optimum(drv, container) -> tuple[bool, str]:
+    """Move each slider of an explorer to both ends; True if the optimum text changes."""
+    mark = container.get_attribute("data-gqa-explorer")
+    n = drv.execute_script(
+        "return arguments[0].querySelectorAll('.vega-bindings input[type=range]').length",
+        container)
+    if not n:
+        return False, "no slider"
+    seen = []
+    for i in range(n):
+        for which in ("min", "max"):
+            drv.execute_async_script(_SET_SLIDER, container, i, which)
+            seen.append(drv.execute_script(_OPTIMUM_TEXT, container, mark))
+        if not seen[-1]:
+            return False, f"no text in the mark {mark!r}_marks"
+        if len(set(seen)) > 1:
+            return True, ""
+    return False, f"optimum stayed {seen[0]!r} for every slider position"
+
+
+def _explorers(drv):
+    from selenium.webdriver.common.by import By
+
+    drv.execute_async_script(_WAIT_RENDERED)
+    return drv.find_elements(By.CSS_SELECTOR, ".gqa-chart[data-gqa-explorer]")
+
+
+def test_static_explorer_sliders_move_the_optimum(html_dir, site, driver):
+    checked = 0
+    for page in _pages(html_dir):
+        if "data-gqa-explorer" not in (html_dir / page).read_text():
+            continue
+        driver.get(f"{site}/{page}")
+        for container in _explorers(driver):
+            ok, why = _slider_changes_optimum(driver, container)
+            assert ok, f"{page}: explorer {container.get_attribute('id')}: {why}"
+            checked += 1
+    if not checked:
+        pytest.skip("no page has a static explorer yet (no chart marked with "
+                    "gqa_lib.plots.mark_explorer); the check itself is exercised by "
+                    "test_slider_check_on_a_toy_explorer")
+
+
+def test_slider_check_on_a_toy_explorer(html_dir, driver, tmp_path):
+    """The explorer check works (and can fail) on a toy chart: argmin of (x - p)^2."""
+    import altair as alt
+    import pandas as pd
+
+    p = alt.param(name="p", value=3, bind=alt.binding_range(min=1, max=9, step=1))
+    base = alt.Chart(pd.DataFrame({"x": range(1, 11)})).transform_calculate(
+        cost="pow(datum.x - p, 2)")
+    curve = base.mark_line().encode(x=alt.X("x:Q", title="x (units)"),
+                                    y=alt.Y("cost:Q", title="cost (units)")).add_params(p)
+    best = base.transform_window(rank="rank()", sort=[alt.SortField("cost")]).transform_filter(
+        "datum.rank == 1").transform_calculate(label="'optimum x = ' + datum.x").mark_text(
+        dy=-10).encode(x="x:Q", y="cost:Q", text="label:N").properties(name="optimum")
+    moving = plots.mark_explorer(curve + best, "optimum")
+    stuck = alt.Chart(pd.DataFrame({"label": ["optimum x = 5"]})).mark_text().encode(
+        text="label:N").properties(name="optimum")  # ignores the slider: the check must fail
+    fixed = plots.mark_explorer(curve + stuck, "optimum")
+    page = "\n".join(["<!doctype html><html><head>",
+                      f'<script src="{plots.BUNDLE_NAME}"></script></head><body>',
+                      plots.chart_html(moving.to_dict()), plots.chart_html(fixed.to_dict()),
+                      "</body></html>"])
+    (tmp_path / "toy.html").write_text(page)
+    shutil.copy(html_dir / "_static" / plots.BUNDLE_NAME, tmp_path)
+    server = _serve(tmp_path)
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
+        moving_el, fixed_el = _explorers(driver)
+        assert _slider_changes_optimum(driver, moving_el) == (True, "")
+        ok, why = _slider_changes_optimum(driver, fixed_el)
+        assert not ok and "stayed" in why
+    finally:
+        _stop(server)
