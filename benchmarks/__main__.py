@@ -1,0 +1,100 @@
+"""python -m benchmarks [--quick] [--only NAME ...]: run the benchmarks, print ratios, and
+record the run in data/bench/latest-cpu.json and the table in benchmarks/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from gqa_lib.io import atomic_write_text
+
+from . import book_cost, cost_speed, step_scaling, train_speed
+from .common import machine
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITES = {"cost": cost_speed.run, "train": train_speed.run, "scaling": step_scaling.run,
+          "book": book_cost.run}
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def table(res: dict) -> str:
+    m = res["machine"]
+    lines = [f"Latest run: {m['date_utc']}, commit `{m['commit']}`, {m['cpu']} x{m['cpu_count']}"
+             f" ({m['torch_threads']} torch threads), torch {m['torch']}, "
+             f"`{res['command']}`, {res['wall_s']:.0f} s.", "",
+             "| measurement | value | ratio (same run) |", "|---|---|---|"]
+    c = res.get("cost")
+    if c:
+        lines.append(f"| cost model, configs/s (vectorised) | {c['configs_per_s_vectorised']:,.0f} "
+                     f"| x{c['vectorised_over_loop']:,.0f} vs a Python loop |")
+        lines.append(f"| Table 4 grid, 40 cells x 21 candidates | {c['table4_grid_s'] * 1e3:.1f} ms |"
+                     f" joint fit {c['joint_fit_s']:.2f} s |")
+        if c.get("explorer_update_s") is not None:
+            lines.append(f"| explorer update (target < 50 ms) | {c['explorer_update_s'] * 1e3:.1f} ms | |")
+        lines.append(f"| bootstrap of the recommendation, {c['bootstrap_samples']} samples | "
+                     f"{c['bootstrap_s']:.2f} s | |")
+    t = res.get("train")
+    if t:
+        lines.append(f"| matmul peak ({t['dtype']}, measured) | {t['matmul_peak_flops'] / 1e9:.0f} "
+                     f"GFLOP/s | |")
+        for r in t["rows"]:
+            extra = f"; torch.compile x{r['compile_speedup']:.2f}" if r.get("compile_speedup") else ""
+            ref = r["speedup_vs_reference"]
+            lines.append(f"| train {r['model']} T={r['context']}: tokens/s, MFU | "
+                         f"{r['tokens_per_s']:,.0f}, MFU {r['mfu']:.0%} | "
+                         f"x{ref:.2f} vs reference{extra} |" if ref else
+                         f"| train {r['model']} T={r['context']} | {r['tokens_per_s']:,.0f} | |")
+    s = res.get("scaling")
+    if s:
+        worst = max(s["rows"], key=lambda r: r["measured_over_predicted"])
+        lines.append(f"| step time vs cost model (n_head x context) | {len(s['rows'])} configs | "
+                     f"measured/predicted up to x{worst['measured_over_predicted']:.2f} "
+                     f"(n_head={worst['n_head']}, T={worst['context']}) |")
+    b = res.get("book")
+    if b:
+        lines.append(f"| book: clean build / no-change rebuild | {b['book_clean_build_s']:.0f} s / "
+                     f"{b['book_rebuild_s']:.0f} s | x{b['book_clean_build_s'] / b['book_rebuild_s']:.0f} |")
+        if b.get("slowest_pages"):
+            pages = ", ".join(f"{p} {s:.0f} s" for p, s in b["slowest_pages"][:3])
+            lines.append(f"| slowest pages | {pages} | |")
+        if "tests_s" in b:
+            slow = ", ".join(f"{n.split('::')[-1]} {s:.0f} s" for n, s in b["slowest_tests"][:3])
+            lines.append(f"| default test suite | {b['tests_s']:.0f} s | slowest: {slow} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    p.add_argument("--quick", action="store_true", help="reduced set, a few minutes")
+    p.add_argument("--only", nargs="+", choices=list(SUITES))
+    p.add_argument("--out", default=str(ROOT / "data" / "bench"))
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    res = {"machine": machine(), "quick": args.quick,
+           "command": "python -m benchmarks" + (" --quick" if args.quick else "")
+           + (" --only " + " ".join(args.only) if args.only else "")}
+    for name in args.only or (["cost", "train", "scaling"] + ([] if args.quick else ["book"])):
+        print(f"== {name}")
+        res[name] = SUITES[name](quick=args.quick)
+    res["wall_s"] = time.perf_counter() - t0
+    out = Path(args.out)
+    dev = "gpu" if torch.cuda.is_available() else "cpu"
+    atomic_write_text(out / f"latest-{dev}.json", json.dumps(res, indent=2, default=str) + "\n")
+    text = table(res)
+    print("\n" + text)
+    readme = ROOT / "benchmarks" / "README.md"
+    if readme.is_file() and BEGIN in readme.read_text():
+        body = readme.read_text()
+        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), f"{BEGIN}\n{text}\n{END}", body,
+                     flags=re.S)
+        atomic_write_text(readme, new)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

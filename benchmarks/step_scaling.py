@@ -1,0 +1,55 @@
+"""How training time grows with context length and n_head (the time-variant term), measured
+against the cost model's prediction.
+
+Every configuration trains on the same tokens per step. The prediction is the cost model's
+FLOPs per step divided by one rate, calibrated on the configuration with the smallest
+attention share; measured/predicted > 1 then says how much more the attention term costs
+on this machine than its FLOP count suggests. A two-rate fit (matmul FLOPs and attention
+FLOPs each at their own speed) is reported beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from gqa_lib import ModelConfig, cost
+
+from .train_speed import step_time
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    heads = [1, 4, 16] if not quick else [1, 16]
+    contexts = [256, 1024, 2048] if not quick else [256, 1024]
+    batch_tokens, steps = 8192, (5 if not quick else 3)
+    rows = []
+    for n_head in heads:
+        for T in contexts:
+            cfg = ModelConfig(n_layer=4, d_model=256, n_head=n_head, n_kv_head=1, d_head=32,
+                              vocab_size=2048, rope_theta=10_000.0)
+            tokens = (batch_tokens // T) * T
+            total = float(cost.training_flops(cfg, tokens, T)) + 6.0 * tokens * 256 * 2048
+            attn = 12.0 * tokens * (T / 2) * cfg.n_layer * cfg.d_head * n_head
+            secs = step_time(cfg, T, batch_tokens, "gqa_lib", steps, device)
+            rows.append({"n_head": n_head, "context": T, "flops_per_step": total,
+                         "attention_flops_per_step": attn, "step_s": secs})
+            print(f"  n_head={n_head:2d} T={T:5d}: {secs * 1e3:7.1f} ms/step, attention "
+                  f"{attn / total:.0%} of FLOPs")
+    ref = min(rows, key=lambda r: r["attention_flops_per_step"] / r["flops_per_step"])
+    rate = ref["flops_per_step"] / ref["step_s"]
+    A = np.array([[r["flops_per_step"] - r["attention_flops_per_step"],
+                   r["attention_flops_per_step"]] for r in rows])
+    inv_rates, *_ = np.linalg.lstsq(A, np.array([r["step_s"] for r in rows]), rcond=None)
+    for r in rows:
+        r["predicted_s"] = r["flops_per_step"] / rate
+        r["measured_over_predicted"] = r["step_s"] / r["predicted_s"]
+        r["two_rate_predicted_s"] = float(A[rows.index(r)] @ inv_rates)
+    return {"device": str(device), "calibration": {"n_head": ref["n_head"],
+            "context": ref["context"], "flops_per_s": rate},
+            "two_rate_fit": {"matmul_flops_per_s": 1 / inv_rates[0] if inv_rates[0] > 0 else None,
+                             "attention_flops_per_s": 1 / inv_rates[1] if inv_rates[1] > 0
+                             else None},
+            "rows": rows}

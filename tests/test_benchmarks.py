@@ -1,0 +1,43 @@
+"""The benchmarks measure what they claim: the reference implementation computes the same
+function, the MFU count is the cost model's, and the GPU script runs on CPU at toy size."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from benchmarks.reference import naive_forward
+from benchmarks.train_speed import model_flops_per_token
+from gqa_lib import cost, get_preset
+from gqa_lib.model import GQATransformer
+
+
+def test_reference_is_the_same_function():
+    cfg = get_preset("tiny")
+    torch.manual_seed(0)
+    m = GQATransformer(cfg)
+    x = torch.randint(0, cfg.vocab_size, (2, 32))
+    y = torch.randint(0, cfg.vocab_size, (2, 32))
+    (a, la), (b, lb) = m(x, y), naive_forward(m, x, y)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
+
+
+def test_mfu_counts_the_cost_models_training_flops_plus_lm_head():
+    cfg = get_preset("tiny")
+    assert model_flops_per_token(cfg, 256) == pytest.approx(
+        cost.training_flops(cfg, 1, 256) + 6 * cfg.d_model * cfg.vocab_size)
+
+
+def test_gpu_script_runs_on_cpu_at_toy_size(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--toy", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "gpu-toy-cpu.json").read_text())
+    assert res["matmul_peak_flops"] > 0 and res["copy_bandwidth_bytes_per_s"] > 0
+    assert any("mfu" in row for row in res["training"]["rows"])
+    d = res["decode"]["rows"]
+    assert len(d) == 4 and all(r["s_per_token"] > 0 and r["bound_s_per_token"] > 0 for r in d)
+    assert "speedup_measured" in d[-1] and "speedup_bound" in d[-1]
