@@ -113,9 +113,12 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
         for size in b["sizes"]:
             if not (isinstance(size, list) and len(size) == 2):
                 raise GQAError(f"{where}: each size is [n_layer, d_model], got {size!r}")
-            for head in b["heads"]:
-                for ctx in _int_list(f"{where} contexts", b["contexts"]):
-                    for seed in _int_list(f"{where} seeds", b["seeds"]):
+        # Order: context, seed, heads, size, so a sweep stopped early holds whole size
+        # ladders (what a fit needs) for the first contexts rather than a few sizes of all.
+        for ctx in _int_list(f"{where} contexts", b["contexts"]):
+            for seed in _int_list(f"{where} seeds", b["seeds"]):
+                for head in b["heads"]:
+                    for size in b["sizes"]:
                         spec = _spec(where, name, model_base, train_base, size, head, ctx,
                                      seed, tokens, batch_tokens)
                         prev = specs.get(spec.run_id)
