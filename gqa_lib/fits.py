@@ -5,6 +5,12 @@
 n_kv_head) with :func:`gqa_lib.scaling.fit_power_laws` (E shared by default) and, when the
 runs include the Llama-3 style family, that family's law as the baseline. The result,
 :class:`PerHeadModel`, is a loss model :mod:`gqa_lib.recipe` can search.
+
+Reporting a fit (any :class:`~gqa_lib.scaling.LossFit`, ours or the paper's):
+:func:`fit_curves` (measured points and fitted curves, for plotting), :func:`interval_table`
+(a_H, b_H, E with bootstrap intervals, one row per H; :func:`format_intervals` writes them
+for reading), :func:`coupling` (how E and b_H trade off across the refits) and
+:func:`quality_table` (R^2, RMSE, leave-one-out RMSE, degrees of freedom).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import GQAError
-from .scaling import LossFit, PowerLaw, fit_power_laws, resample
+from .scaling import Bootstrap, LossFit, PowerLaw, fit_power_laws, resample
+from .units import format_count
 
 RUN_COLUMNS = ("status", "n_layer", "d_model", "n_head", "n_kv_head", "d_head",
                "params_non_embedding", "context", "seed", "val_loss_nats")
@@ -144,3 +151,81 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
         raise GQAError(f"no configuration has the 3 or more sizes needed for a fit (context {T})")
     f = fit_power_laws(N, y, keys, shared_E=shared_E, method=method, loo=loo)
     return PerHeadModel(f, d_heads[0], label or f"fits of our runs at T = {T}")
+
+
+# ----- reporting a fit -------------------------------------------------------------------------
+def config_label(key: Any, llama3: str = "Llama-3 style") -> str:
+    """(8, 1) -> "(8,1)"; the baseline family's key "llama3" -> ``llama3``."""
+    return f"({key[0]},{key[1]})" if isinstance(key, tuple) else llama3 if key == "llama3" \
+        else str(key)
+
+
+def fit_curves(fit: LossFit, *, n: int = 41, llama3: str = "Llama-3 style") -> pd.DataFrame:
+    """Measured points and fitted curves, one ``config`` per key: ``params_non_embedding``
+    (N), ``loss_nats``, ``source`` ("measured" or "fitted"; curves span each key's own
+    measured sizes, ``n`` points log-spaced)."""
+    frames = []
+    for key, law in fit.laws.items():
+        m = np.array([k == key for k in fit.keys])
+        label = config_label(key, llama3)
+        frames.append(pd.DataFrame({"config": label, "params_non_embedding": fit.N[m],
+                                    "loss_nats": fit.loss_nats[m], "source": "measured"}))
+        N = np.geomspace(fit.N[m].min(), fit.N[m].max(), n)
+        frames.append(pd.DataFrame({"config": label, "params_non_embedding": N,
+                                    "loss_nats": law.loss(N), "source": "fitted"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def interval_table(boot: Bootstrap, *, llama3: str = "Llama-3 style") -> pd.DataFrame:
+    """One row per key: ``config``, then a, b, E, each with ``_lo`` and ``_hi`` (the
+    bootstrap's percentile interval at ``boot.level``). E repeats on every row when shared."""
+    rows = []
+    for key, g in boot.intervals.groupby("key", sort=False):
+        row = {"config": config_label(key, llama3)}
+        for r in g.itertuples():
+            row |= {r.param: r.estimate, f"{r.param}_lo": r.lo, f"{r.param}_hi": r.hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_intervals(iv: pd.DataFrame) -> pd.DataFrame:
+    """:func:`interval_table` for reading: "estimate [lo, hi]" per parameter, a_H as a
+    parameter count (e.g. "98.1 M [75.7 M, 129 M]"), b_H and E to 3 decimals."""
+    iv = iv.reset_index(drop=True)
+
+    def fmt(p, f):
+        return [f"{f(e)} [{f(lo)}, {f(hi)}]" for e, lo, hi in
+                zip(iv[p], iv[f"{p}_lo"], iv[f"{p}_hi"])]
+
+    three = "{:.3f}".format
+    return pd.DataFrame({"H": iv["config"], "a_H (parameters)": fmt("a", format_count),
+                         "b_H": fmt("b", three), "E (nats/token)": fmt("E", three)})
+
+
+def coupling(boot: Bootstrap, key: Any, N: float) -> dict[str, float]:
+    """How the bootstrap refits of one law move together: the correlation of E with b_H
+    (``corr_E_b``), the standard deviations of E (nats) and of the predicted loss at size
+    ``N`` (``loss_sd``, nats). A floor that trades off against the exponent leaves the
+    predicted losses far better known than E itself."""
+    E = np.array([f.laws[key].E for f in boot.fits])
+    b = np.array([f.laws[key].b for f in boot.fits])
+    loss = np.array([f.laws[key].loss(N) for f in boot.fits])
+    return {"corr_E_b": float(np.corrcoef(E, b)[0, 1]), "E_sd": float(E.std(ddof=1)),
+            "loss_sd": float(loss.std(ddof=1))}
+
+
+def quality_table(fits: dict[str, LossFit]) -> pd.DataFrame:
+    """Goodness of fit, one row per named fit: points, free parameters, degrees of freedom,
+    R^2, RMSE and leave-one-out RMSE (nats; NaN when not computed, or when a left-out point
+    could not be predicted: no spare degree of freedom, or its configuration left with fewer
+    points than its own parameters)."""
+    rows = []
+    for name, f in fits.items():
+        q = f.quality
+        sizes = [int(np.sum([k == key for k in f.keys])) for key in f.laws]
+        own = 2 if f.shared_E else 3                       # per-key parameters
+        dof = q.n_points - q.n_params
+        ok = q.loo_rmse is not None and min(sizes) > own and dof >= 1
+        rows.append({"fit": name, "n_points": q.n_points, "n_params": q.n_params, "dof": dof,
+                     "r2": q.r2, "rmse": q.rmse, "loo_rmse": q.loo_rmse if ok else np.nan})
+    return pd.DataFrame(rows)

@@ -128,6 +128,214 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
     ).properties(width=WIDTH - 100)
 
 
+# ----- the recipe ---------------------------------------------------------------------------
+_FIG2_PANELS = (("memory_values", "memory M at {T} (values)"),
+                ("flops", "compute C at {T} (FLOPs)"),
+                ("z", "cost Z at {T} (eq. 5, no unit)"))
+_LOSS_TITLE = "loss (nats/token)"
+
+
+def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None) -> alt.HConcatChart:
+    """The paper's Fig. 2 from :func:`gqa_lib.reproduce.fig2_frame`: loss against memory,
+    compute and Z (log axes), digitised points over fitted curves, one colour per H; a dashed
+    rule at ``target_loss``."""
+    order = list(dict.fromkeys(df["config"]))
+    T = format_context(df["context"].iloc[0])
+    color = alt.Color("config:N", title="H = (n_h, n_kv)", sort=order,
+                      legend=alt.Legend(orient="bottom", columns=4))
+    panels = []
+    for field, title in _FIG2_PANELS:
+        x = alt.X(f"{field}:Q", title=title.format(T=T),
+                  scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format="~s"))
+        y = alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False))
+        tip = ["config:N", alt.Tooltip("n_layer:Q", format=".3~r"),
+               alt.Tooltip("params_non_embedding:Q", title="N", format=".3~s"),
+               alt.Tooltip(f"{field}:Q", format=".3~s"), alt.Tooltip("loss_nats:Q", format=".3f")]
+        base = alt.Chart(df).encode(x=x, y=y, color=color, tooltip=tip)
+        layer = (base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.7)
+                 + base.transform_filter("datum.source == 'digitised'").mark_point(filled=True))
+        if target_loss is not None:
+            layer += alt.Chart(pd.DataFrame({"target": [target_loss]})).mark_rule(
+                strokeDash=[4, 3], color="gray").encode(
+                y=alt.Y("target:Q", title=_LOSS_TITLE))
+        panels.append(layer.properties(width=WIDTH // 3 - 10, height=HEIGHT - 60))
+    return alt.hconcat(*panels)
+
+
+def _h(n_head, n_kv_head) -> list[str]:
+    return [f"{int(h)},{int(k)}" for h, k in zip(n_head, n_kv_head)]
+
+
+def _context_cells(df: pd.DataFrame, y: str, y_title: str, text: str, color: alt.Color,
+                   tooltip: list, cell_width: int = 92) -> alt.LayerChart:
+    """A grid of cells, context across, ``y`` down, coloured, with ``text`` in each
+    (``cell_width`` pixels per context: wide enough for the longest text)."""
+    contexts = sorted(set(df["context"]))
+    data = df.assign(T=[format_context(t) for t in df["context"]])
+    base = alt.Chart(data).encode(
+        x=alt.X("T:O", title="context length T (tokens)",
+                sort=[format_context(t) for t in contexts], axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{y}:O", title=y_title, sort="descending"))
+    return (base.mark_rect(stroke="white").encode(color=color, tooltip=tooltip)
+            + base.mark_text(fontSize=11).encode(text=f"{text}:N")).properties(
+        width=cell_width * len(contexts), height=26 * df[y].nunique())
+
+
+TABLE4_STATUS = {"match, measured H": "#4c9a5a", "match, extrapolated H": "#a6d49a",
+                 "differs, measured H": "#d9534f", "differs, extrapolated H": "#f4b183"}
+
+
+def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
+    """Table 4 from :func:`gqa_lib.reproduce.table4_comparison`: our (n_h, n_kv) per target
+    loss and context, the paper's beside it where they differ, coloured by match and by
+    whether the cell rests on an extrapolated configuration."""
+    ours, paper = _h(df["n_head"], df["n_kv_head"]), _h(df["paper_n_head"],
+                                                        df["paper_n_kv_head"])
+    data = df.assign(
+        ours=ours, paper=paper,
+        label=[o if m else f"{o} (paper {p})" for o, p, m in zip(ours, paper, df["match"])],
+        status=[f"{'match' if m else 'differs'}, {'extrapolated' if e else 'measured'} H"
+                for m, e in zip(df["match"], df["extrapolated"])])
+    color = alt.Color("status:N", title="ours vs the paper's",
+                      scale=alt.Scale(domain=list(TABLE4_STATUS),
+                                      range=list(TABLE4_STATUS.values())),
+                      legend=alt.Legend(orient="bottom", columns=2))
+    tip = ["target_loss:O", "T:O", "ours:N", "paper:N", "measured_only:N",
+           alt.Tooltip("loss_gap:Q", title="loss gap (nats)", format=".4f")]
+    tip += [alt.Tooltip(f"{c}:Q", format=".0%") for c in ("share", "paper_share") if c in df]
+    return _context_cells(data, "target_loss", "target loss L* (nats/token)", "label", color,
+                          tip, cell_width=118)
+
+
+def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
+    """The recipe's choice (n_h, n_kv) per context and per value of ``y`` (e.g. ``lam`` from
+    :func:`gqa_lib.sensitivity.choice_across`), one colour per configuration."""
+    data = df.assign(H=_h(df["n_head"], df["n_kv_head"]))
+    order = list(dict.fromkeys(data.sort_values(["n_head", "n_kv_head"])["H"]))
+    color = alt.Color("H:N", title="H = (n_h, n_kv)", sort=order,
+                      scale=alt.Scale(scheme="tableau20"))
+    return _context_cells(data, y, y_title, "H", color, [f"{y}:O", "T:O", "H:N"],
+                          cell_width=56)
+
+
+# ----- fits and our sweep -------------------------------------------------------------------
+_N_TITLE = "non-embedding parameters N (values)"
+
+
+def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
+    """Loss against N (log axis) per head configuration, from :func:`gqa_lib.fits.fit_curves`:
+    measured points over fitted curves, one colour per ``config``; one panel per value of
+    the column ``facet`` (e.g. the training context) when given."""
+    order = list(dict.fromkeys(df["config"]))
+    base = alt.Chart().encode(
+        x=alt.X("params_non_embedding:Q", title=_N_TITLE,
+                scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="~s")),
+        y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
+        color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order),
+        tooltip=["config:N", alt.Tooltip("params_non_embedding:Q", title="N", format=".3~s"),
+                 alt.Tooltip("loss_nats:Q", format=".3f")])
+    layer = alt.layer(
+        base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.7),
+        base.transform_filter("datum.source != 'fitted'").mark_point(filled=True),
+        data=df)
+    if facet is None:
+        return layer.properties(width=WIDTH, height=HEIGHT)
+    return layer.properties(width=WIDTH // 2 - 20, height=HEIGHT - 40).facet(
+        column=alt.Column(f"{facet}:N", title=None, sort=list(dict.fromkeys(df[facet]))))
+
+
+_FIT_PARAMS = (("a", "a_H (parameters, log scale)", "log"),
+               ("b", "b_H (exponent, no unit)", "linear"),
+               ("E", "E (nats/token)", "linear"))
+
+
+def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
+    """a_H, b_H and E with their intervals, one row per ``config`` and one panel per
+    parameter, from :func:`gqa_lib.fits.interval_table`; an optional ``fit`` column (e.g.
+    the training context) colours the points and offsets them within a row."""
+    order = list(dict.fromkeys(df["config"]))
+    by_fit = "fit" in df
+    enc = {"y": alt.Y("config:N", title="H = (n_h, n_kv)", sort=order),
+           "color": alt.Color("fit:N", title="fit") if by_fit else alt.value("#4c78a8")}
+    if by_fit:
+        enc["yOffset"] = alt.YOffset("fit:N")
+    panels = []
+    for p, title, scale in _FIT_PARAMS:
+        tip = ["config:N", *(["fit:N"] if by_fit else []),
+               *(alt.Tooltip(f"{p}{s}:Q", format=".4~g") for s in ("", "_lo", "_hi"))]
+        base = alt.Chart(df).encode(**enc, tooltip=tip)
+        x = alt.X(f"{p}_lo:Q", title=title, scale=alt.Scale(type=scale, zero=False),
+                  axis=alt.Axis(format="~s" if scale == "log" else "~g", tickCount=4))
+        panels.append((base.mark_rule().encode(x=x, x2=f"{p}_hi:Q")
+                       + base.mark_point(filled=True).encode(x=alt.X(f"{p}:Q", title=title))
+                       ).properties(width=WIDTH // 3 - 20))
+    return alt.hconcat(*panels)
+
+
+def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.Chart:
+    """|Loss differences| from :func:`gqa_lib.ours.loss_differences`: between seeds of one
+    run against between head configurations of one size, one tick each; a dashed rule at
+    ``threshold`` (the difference that two runs' noise alone rarely exceeds)."""
+    kinds = list(dict.fromkeys(df["kind"]))
+    chart = alt.Chart(df).mark_tick(thickness=2, opacity=0.6).encode(
+        x=alt.X("abs_diff_nats:Q", title="|loss difference| (nats/token)"),
+        y=alt.Y("kind:N", title="comparison", sort=kinds),
+        color=alt.Color("n_layer:O", title="layers L"),
+        tooltip=["kind:N", "pair:N", "n_layer:O", "context:O",
+                 alt.Tooltip("abs_diff_nats:Q", format=".4f")])
+    if threshold is not None and np.isfinite(threshold):
+        chart += alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(
+            strokeDash=[4, 3], color="gray").encode(
+            x=alt.X("t:Q", title="|loss difference| (nats/token)"))
+    return chart.properties(width=WIDTH, height=60 * len(kinds))
+
+
+def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
+    """Our Table 4 from :meth:`gqa_lib.ours.RecipeEvidence.table`: the chosen (n_h, n_kv)
+    per target loss and context with the bootstrap share of that choice, coloured by H."""
+    data = df.assign(H=_h(df["n_head"], df["n_kv_head"]))
+    data["label"] = [f"{h} ({s:.0%})" for h, s in zip(data["H"], data["share"])]
+    order = list(dict.fromkeys(data.sort_values(["n_head", "n_kv_head"])["H"]))
+    color = alt.Color("H:N", title="H = (n_h, n_kv)", sort=order,
+                      scale=alt.Scale(scheme="tableau20"))
+    tip = ["target_loss:O", "T:O", "H:N", alt.Tooltip("share:Q", format=".0%"),
+           alt.Tooltip("params_non_embedding:Q", title="N*", format=".3~s"), "in_range:N"]
+    return _context_cells(data, "target_loss", "target loss L* (nats/token)", "label", color,
+                          tip)
+
+
+def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
+    """The recipe's choice against the context at each target (from
+    :meth:`gqa_lib.ours.RecipeEvidence.table`): the chosen H (fewest heads at the bottom)
+    and its size N*, one line per target loss."""
+    data = df.assign(context_len=df["context"], H=_h(df["n_head"], df["n_kv_head"]),
+                     heads=df["n_head"] * df["n_kv_head"])
+    order = list(dict.fromkeys(data.sort_values("heads", ascending=False)["H"]))
+    color = alt.Color("target_loss:O", title="target L* (nats)", sort="descending")
+    tip = ["target_loss:O", "context_len:Q", "H:N",
+           alt.Tooltip("params_non_embedding:Q", title="N*", format=".3~s")]
+    base = alt.Chart(data).encode(x=context_x(tick_every=4), color=color, tooltip=tip)
+    heads = base.mark_line(point=True).encode(
+        y=alt.Y("H:O", title="cost-optimal H = (n_h, n_kv)", sort=order))
+    size = base.mark_line(point=True).encode(
+        y=alt.Y("params_non_embedding:Q", title="its size N* (values)",
+                scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format="~s")))
+    return alt.hconcat(heads.properties(width=WIDTH // 2 - 20, height=HEIGHT - 60),
+                       size.properties(width=WIDTH // 2 - 20, height=HEIGHT - 60))
+
+
+def head_count_laws(df: pd.DataFrame) -> alt.Chart:
+    """Loss against query heads n_h (log2 axis), one line per ``model`` (e.g. App. I's laws
+    L(n_h) = a n_h^-b + c at 470M, 680M, 1.2B)."""
+    return alt.Chart(df).mark_line().encode(
+        x=alt.X("n_head:Q", title="query heads n_h (count)",
+                scale=alt.Scale(type="log", base=2)),
+        y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
+        color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
+        tooltip=["model:N", "n_head:Q", alt.Tooltip("loss_nats:Q", format=".3f")],
+    ).properties(width=WIDTH, height=HEIGHT - 60)
+
+
 # ----- explorers --------------------------------------------------------------------------
 def mark_explorer(chart: alt.TopLevelMixin, optimum_mark: str) -> alt.TopLevelMixin:
     """Mark a chart as a static explorer. Its optimum must be drawn as text by a layer named

@@ -214,8 +214,8 @@ def table4_comparison(model=None, *, settings: CostSettings = CostSettings(),
     is an extrapolated configuration, so the cell rests on the joint model); ``measured_only``
     (the optimum among the seven measured configurations alone); ``loss_gap``: how much worse
     (nats) the paper's H is at our optimum's Z, i.e. the loss error in our model that would flip
-    the cell (0 when it matches); with ``n_boot`` > 0, ``paper_share``: the fraction of
-    bootstrap refits whose optimum is the paper's.
+    the cell (0 when it matches); with ``n_boot`` > 0, ``share`` and ``paper_share``: the
+    fractions of bootstrap refits whose optimum is ours and the paper's.
     """
     model = joint_model() if model is None else model
     paper = paper_table4()
@@ -238,12 +238,13 @@ def table4_comparison(model=None, *, settings: CostSettings = CostSettings(),
     df["loss_gap"] = _loss_gap(model, df, settings)
     if n_boot:
         share = bootstrap_choice(model, targets, contexts, n_boot=n_boot, seed=seed,
-                                 settings=settings)
+                                 settings=settings).drop(columns="point")
+        df = df.merge(share, how="left", on=["target_loss", "context", "n_head", "n_kv_head"])
         share = share.rename(columns={"n_head": "paper_n_head", "n_kv_head": "paper_n_kv_head",
-                                      "share": "paper_share"}).drop(columns="point")
+                                      "share": "paper_share"})
         df = df.merge(share, how="left",
                       on=["target_loss", "context", "paper_n_head", "paper_n_kv_head"])
-        df["paper_share"] = df["paper_share"].fillna(0.0)
+        df[["share", "paper_share"]] = df[["share", "paper_share"]].fillna(0.0)
     return df
 
 
@@ -291,7 +292,8 @@ def mismatches(df: pd.DataFrame, *, noise_nats: float = 0.004) -> pd.DataFrame:
     out["cause"] = causes
     cols = ["target_loss", "context", "n_head", "n_kv_head", "paper_n_head",
             "paper_n_kv_head", "extrapolated", "loss_gap", "cause"]
-    return out[cols + (["paper_share"] if "paper_share" in out else [])].reset_index(drop=True)
+    boot = [c for c in ("share", "paper_share") if c in out]
+    return out[cols + boot].reset_index(drop=True)
 
 
 # ----- the headline -------------------------------------------------------------------------
@@ -373,3 +375,58 @@ def headline(model=None, *, context: int = 131072, target_loss: float = 2.615,
         "implied_by_paper": implied,
         "paper": dict(PAPER_HEADLINE),
     }
+
+
+# ----- Fig. 2 -------------------------------------------------------------------------------
+LLAMA3_LABEL = "Llama-3 GQA (d/64, 8)"
+
+
+def fig2_frame(model=None, *, context: int = 131072, settings: CostSettings = CostSettings(),
+               n_layer: tuple[float, float] = (12.0, 40.0), n_curve: int = 57) -> pd.DataFrame:
+    """Fig. 2 at context T: loss against memory, compute and Z, digitised and fitted.
+
+    One row per point: the digitised losses (``source = "digitised"``) of the seven measured H
+    and of the Llama-3 curve at their own shapes (d = 64 L, d_ff = int(8 d / 3)), and each
+    curve's fitted law (``"fitted"``) at ``n_curve`` shapes along d = 64 L (d_ff = 8 d / 3),
+    L from ``n_layer[0]`` to ``n_layer[1]``: the paper measured L = 12..32, and the default
+    extends the fits to the sizes where they reach its headline target. Costs as in the
+    figure: ``memory_values`` M = N + 2 T L d_h n_kv (eq. 4, values), ``flops`` C under
+    ``settings.convention`` (``"fig2"``: T (N + 2 T L d_h n_h)), ``z`` = lam M^alpha +
+    (1 - lam) C^beta. ``config`` labels the curve ("(8,1)", or :data:`LLAMA3_LABEL` for
+    H = (d/64, 8)); losses in nats (training loss at T = 8K).
+    """
+    if not 0 < n_layer[0] < n_layer[1] or n_curve < 2:
+        raise GQAError(f"need 0 < n_layer[0] < n_layer[1] and n_curve >= 2, got "
+                       f"n_layer={n_layer!r}, n_curve={n_curve!r}")
+    model = joint_model() if model is None else model
+    runs = paper_runs()
+    llama = (runs["family"] == "llama3_gqa").to_numpy()
+    pts = cost.ConfigBatch.from_arrays(
+        n_layer=runs["n_layer"], d_model=runs["d_model"], n_head=runs["n_head"],
+        n_kv_head=runs["n_kv_head"], d_head=runs["d_head"], d_ff=(8 * runs["d_model"]) // 3)
+    frames = [_fig2_costs(pts, context, settings).assign(
+        config=np.where(llama, LLAMA3_LABEL, [f"({h},{k})" for h, k in
+                                              zip(runs["n_head"], runs["n_kv_head"])]),
+        loss_nats=runs["loss_nats"].to_numpy(), source="digitised")]
+    L = np.linspace(n_layer[0], n_layer[1], n_curve)
+    for H in (*MEASURED, None):
+        h, k = (np.nan, np.nan) if H is None else H
+        curve = config_batch(L, 64.0 * L, h, k, model.d_head)
+        df = _fig2_costs(curve, context, settings)
+        N = df["params_non_embedding"].to_numpy()
+        loss = model.baseline.loss(N) if H is None else model.loss(N, h, k)
+        frames.append(df.assign(config=LLAMA3_LABEL if H is None else f"({h},{k})",
+                                loss_nats=loss, source="fitted"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _fig2_costs(batch: cost.ConfigBatch, context: int, s: CostSettings) -> pd.DataFrame:
+    M = cost.inference_memory_values(batch, context, include_norms=False)
+    C = cost.compute_flops(batch, context, s.convention)
+    return pd.DataFrame({
+        "context": int(context), "convention": s.convention,
+        "n_layer": batch.n_layer, "d_model": batch.d_model, "n_head": batch.n_head,
+        "n_kv_head": batch.n_kv_head,
+        "params_non_embedding": cost.params_non_embedding(batch, include_norms=False),
+        "memory_values": M, "flops": C,
+        "z": cost.hardware_cost(M, C, lam=s.lam, alpha=s.alpha, beta=s.beta)})

@@ -83,6 +83,19 @@ def cost_table(
     return df.astype({"model": "string"})
 
 
+def _shape(v: float) -> str:
+    """2048 -> '2048'; a continuous shape 38.94 -> '38.9'."""
+    return str(int(v)) if float(v).is_integer() else f"{float(v):.1f}"
+
+
+def _setting(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _pct(v: float) -> str:
+    return f"{v:.1f}%"
+
+
 # column -> (display header, formatter); the header names the unit when the text does not
 _READABLE = {
     "model": ("model", str),
@@ -90,7 +103,8 @@ _READABLE = {
     "n_head": ("n_h", str),
     "n_kv_head": ("n_kv", str),
     "d_head": ("d_h", str),
-    "d_model": ("d", str),
+    "n_layer": ("L", _shape),
+    "d_model": ("d", _shape),
     "params_non_embedding": ("N (non-embedding)", units.format_count),
     "params_attention": ("attention params", units.format_count),
     "kv_cache_bytes": ("KV cache", units.format_bytes),
@@ -99,6 +113,29 @@ _READABLE = {
     "kv_share_of_memory": ("KV share of memory", "{:.0%}".format),
     "flops_per_token": ("FLOPs / token", units.format_flops),
     "attention_share_of_flops": ("attention share of FLOPs", "{:.0%}".format),
+    # the recipe's frames (gqa_lib.recipe, reproduce, sensitivity)
+    "target_loss": ("L* (nats)", "{:g}".format),
+    "context": ("T", units.format_context),
+    "paper_n_head": ("paper's n_h", str),
+    "paper_n_kv_head": ("paper's n_kv", str),
+    "memory_values": ("M (values)", units.format_count),
+    "flops": ("C in Z (FLOPs)", units.format_flops),
+    "z": ("Z", "{:.4g}".format),
+    "extrapolated": ("extrapolated", {True: "yes", False: "no"}.get),
+    "best": ("cheapest", {True: "yes", False: ""}.get),
+    "loss_gap": ("loss gap (nats)", "{:.4f}".format),
+    "share": ("bootstrap share, ours", "{:.0%}".format),
+    "in_range": ("N* within measured sizes", {True: "yes", False: "no"}.get),
+    "paper_share": ("bootstrap share, paper's", "{:.0%}".format),
+    "cause": ("most likely cause", str),
+    "field": ("changed", str),
+    "value": ("to", _setting),
+    "memory_pct": ("memory saving", _pct),
+    "flops_pct": ("FLOPs saving", _pct),
+    "z_pct": ("Z saving", _pct),
+    "equal_z_loss_gain": ("loss gain at equal Z (nats)", "{:.3f}".format),
+    "matches": ("Table 4 cells matched", str),
+    "measured_matches": ("measured cells matched", str),
 }
 
 

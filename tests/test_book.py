@@ -5,6 +5,7 @@ naming things that exist; every chart axis titled with its unit; offline chart r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import os
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import altair as alt
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 
-from gqa_lib import book, colab, cost, plots, tables
+from gqa_lib import (book, colab, cost, ours, plots, recipe, reproduce, scaling, sensitivity,
+                     tables)
 from gqa_lib.config import ModelConfig, get_preset, paper_family
 
 if sys.version_info >= (3, 11):
@@ -175,8 +178,14 @@ def test_notation_names_exist_in_gqa_lib():
     known |= {p for n in dir(cost) if inspect.isfunction(getattr(cost, n))
               for p in inspect.signature(getattr(cost, n)).parameters}
     known |= set(tables.cost_table([get_preset("tiny")], [8]).columns)
+    known |= {f.name for f in dataclasses.fields(scaling.PowerLaw)}
+    known |= {n for n in vars(scaling.PowerLaw) if not n.startswith("_")}
+    known |= {f.name for f in dataclasses.fields(recipe.CostSettings)}
+    known |= {p for n in dir(recipe) if inspect.isfunction(getattr(recipe, n))
+              for p in inspect.signature(getattr(recipe, n)).parameters}
     names = _notation_names()
     assert {"n_layer", "d_head", "kv_cache_values", "hardware_cost", "lam"} <= names
+    assert {"target_loss", "params_for_loss", "convention", "aspect"} <= names
     assert not names - known, f"notation.md names what gqa_lib lacks: {names - known}"
 
 
@@ -209,13 +218,52 @@ def _sample_table():
     return tables.cost_table(models, [2**k for k in range(10, 18)])
 
 
+def _recipe_model():
+    return reproduce.joint_model()  # cached: fitted once per session
+
+
 BUILDERS = {
     "memory_vs_context": lambda df: plots.memory_vs_context(df),
     "flops_vs_context": lambda df: plots.flops_vs_context(df),
     "time_variant_shares": lambda df: plots.time_variant_shares(df),
     "breakdown_bars": lambda df: plots.breakdown_bars(df, 2**17, "memory")
     & plots.breakdown_bars(df, 2**17, "flops"),
+    # the recipe's charts read the recipe's frames, not the cost table
+    "loss_vs_cost": lambda df: plots.loss_vs_cost(
+        reproduce.fig2_frame(_recipe_model(), n_curve=5), target_loss=2.615),
+    "table4_grid": lambda df: plots.table4_grid(reproduce.table4_comparison(_recipe_model())),
+    "choice_heatmap": lambda df: plots.choice_heatmap(sensitivity.choice_across(
+        _recipe_model(), 2.6, [8192, 131072], "lam", [0.5, 0.9]), "lam", "λ"),
+    # the fitting page's charts: fits, seed noise and our Table 4 on a synthetic sweep
+    "loss_vs_params": lambda df: plots.loss_vs_params(
+        ours.fit_tables({512: _sweep_fit()})["curves"], facet="fit"),
+    "fit_intervals": lambda df: plots.fit_intervals(
+        ours.fit_tables({512: _sweep_fit()})["intervals"]),
+    "noise_vs_heads": lambda df: plots.noise_vs_heads(
+        ours.loss_differences(_sweep()), threshold=0.05),
+    "recipe_choices": lambda df: plots.recipe_choices(_sweep_evidence().table()),
+    "choice_vs_context": lambda df: plots.choice_vs_context(_sweep_evidence().table()),
+    "head_count_laws": lambda df: plots.head_count_laws(
+        pd.DataFrame({"model": ["470M"] * 3, "n_head": [1, 8, 32], "loss_nats": [3, 2.9, 2.8]})),
 }
+
+
+@functools.cache
+def _sweep():
+    from test_ours import sweep_rows  # the synthetic sweep of tests/test_ours.py
+
+    return sweep_rows(sizes=(2, 3, 4))
+
+
+@functools.cache
+def _sweep_fit():
+    return ours.fit_context(_sweep(), 512, n_boot=5)
+
+
+@functools.cache
+def _sweep_evidence():
+    model = _sweep_fit().model
+    return ours.recipe_evidence(model, ours.target_grid(model, 3)[0], [512, 131072], n_boot=3)
 
 
 def _encodings(spec):

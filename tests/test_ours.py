@@ -1,0 +1,206 @@
+"""Our sweep through the recipe (gqa_lib.ours) and the fit reports (gqa_lib.fits), on a
+synthetic runs CSV with planted laws and planted seed noise: independent of how far the real
+sweep has got."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gqa_lib import ours
+from gqa_lib.errors import GQAError
+from gqa_lib.fits import fit_curves, fit_runs, interval_table, quality_table, read_runs
+from gqa_lib.recipe import _n_params, bootstrap_choice
+from gqa_lib.sweep import llama3_heads
+
+GRID = ((8, 8), (8, 4), (8, 2), (8, 1), (4, 1), (2, 1), (1, 1))
+CONTEXTS = (512, 2048, 8192, 32768, 131072)
+E_TRUE, B_TRUE, A0 = 3.5, 0.3, 1.5e6
+
+
+def planted_a(h, k, head_effect=0.1):
+    """a_H: fewer query and KV heads need a bigger model for the same loss."""
+    return A0 * (1 + head_effect * (3 - np.log2(h)) + 0.5 * head_effect * (3 - np.log2(k)))
+
+
+def sweep_rows(*, sizes=(2, 3, 4, 5), contexts=(128, 512), noise=0.01, head_effect=0.1,
+               seeds=((8, 8), (8, 1)), n_seeds=2, rng_seed=0):
+    """Rows shaped like cpu-v1.csv: the grid and the Llama-3 family at seed 0 for every
+    context; ``seeds`` repeated with seeds 1 .. n_seeds-1 at the shortest context."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+
+    def add(L, h, k, fam, T, seed):
+        d = 64 * L
+        N = int(_n_params(L, d, h, k, 16))
+        loss = (planted_a(h, k, head_effect) / N) ** B_TRUE + E_TRUE + 0.1 * (T > 128)
+        rows.append({"run_id": f"L{L}-h{h}-kv{k}-T{T}-s{seed}", "status": "ok", "family": fam,
+                     "n_layer": L, "d_model": d, "n_head": h, "n_kv_head": k, "d_head": 16,
+                     "params_non_embedding": N, "tokens": 327680, "context": T, "seed": seed,
+                     "val_loss_nats": loss + rng.normal(0, noise)})
+
+    for L in sizes:
+        base = llama3_heads(64 * L, 16)
+        for T in contexts:
+            for h, k in GRID:
+                add(L, h, k, "grid+llama3" if (h, k) == base else "grid", T, 0)
+            if base not in GRID:
+                add(L, *base, "llama3", T, 0)
+        for h, k in seeds:
+            for s in range(1, n_seeds):
+                add(L, h, k, "grid", contexts[0], s)
+    return pd.DataFrame(rows)
+
+
+def write_sweep(path, **kw):
+    df = sweep_rows(**kw)
+    pd.concat([df, df.iloc[:1].assign(status="failed", val_loss_nats="")]).to_csv(path,
+                                                                                 index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return read_runs(write_sweep(tmp_path_factory.mktemp("sweep") / "runs.csv"))
+
+
+@pytest.fixture(scope="module")
+def fit512(runs):
+    return ours.fit_context(runs, 512, n_boot=40)
+
+
+# ----- progress -------------------------------------------------------------------------------
+def test_planned_runs_expand_the_real_grid_file():
+    plan = ours.planned_runs()
+    assert len(plan) == len(plan.drop_duplicates())
+    assert set(plan["context"]) == {128, 512} and set(plan["n_layer"]) == {2, 3, 4, 5}
+    seed1 = plan[plan["seed"] == 1]
+    assert set(zip(seed1["n_head"], seed1["n_kv_head"])) == {(8, 8), (8, 1)}
+    assert (plan["family"] == "grid+llama3").sum() == 2   # (8,8) is the baseline at d = 128
+
+
+def test_progress_names_what_is_missing(runs):
+    plan = runs[["family", "n_layer", "d_model", "n_head", "n_kv_head", "context", "seed"]]
+    partial = runs[~((runs["n_layer"] == 5) & (runs["n_head"] == 4))]
+    p = ours.progress(partial, plan).set_index(["config", "context", "seed"])
+    assert p.loc[("(4,1)", 512, 0), "missing"] == "L=5"
+    assert p.loc[("(4,1)", 512, 0), ["done", "planned"]].tolist() == [3, 4]
+    assert p.loc[("(8,1)", 128, 1), "missing"] == ""
+    assert p.loc[("Llama-3 style", 128, 0), "planned"] == 3  # L = 2 is the grid's (8,8)
+
+
+# ----- step 2 -----------------------------------------------------------------------------------
+def test_fit_context_recovers_the_planted_laws(fit512):
+    assert fit512.note == "" and fit512.sizes["fitted"].all()
+    assert sorted(fit512.model.configs()) == sorted(GRID) and fit512.model.baseline is not None
+    iv = interval_table(fit512.boot).set_index("config")
+    assert list(iv.columns) == ["a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "E", "E_lo", "E_hi"]
+    assert (iv["E_lo"] <= iv["E"]).all() and (iv["E"] <= iv["E_hi"]).all()
+    assert iv.loc["(8,1)", "E"] == pytest.approx(E_TRUE + 0.1, abs=0.3)
+    assert iv.loc["(8,1)", "b"] == pytest.approx(B_TRUE, rel=0.5)
+
+
+def test_fit_context_on_a_partial_sweep_says_what_waits(runs):
+    partial = runs[~((runs["n_layer"] >= 4) & (runs["n_kv_head"] == 1) & (runs["n_head"] < 8))]
+    cf = ours.fit_context(partial, 128, n_boot=5)
+    assert cf.model is not None
+    assert sorted(cf.model.configs()) == [(8, 1), (8, 2), (8, 4), (8, 8)]
+    assert cf.note.startswith("not fitted yet at T = 128") and "(4,1) (2 sizes)" in cf.note
+    nothing = ours.fit_context(runs[runs["n_layer"] <= 3], 128, n_boot=5)
+    assert nothing.model is None and nothing.boot is None
+    assert "no configuration has the 3 or more sizes" in nothing.note
+    empty = ours.fit_context(runs, 2048)
+    assert empty.model is None and "no finished runs at training context 2048" in empty.note
+    assert ours.longest_fitted({128: cf, 2048: empty}) == 128
+    with pytest.raises(GQAError, match="no fit yet at any training context: no fit at T = 128"):
+        ours.longest_fitted({128: nothing, 2048: empty})
+
+
+def test_fit_reports(fit512):
+    fit = fit512.model.fit
+    curves = fit_curves(fit, n=11)
+    assert set(curves["source"]) == {"measured", "fitted"}
+    assert set(curves["config"]) == {*(f"({h},{k})" for h, k in GRID), "Llama-3 style"}
+    assert (curves["source"] == "measured").sum() == fit.N.size
+    q = quality_table({"T = 512": fit}).iloc[0]
+    assert q["dof"] == fit.N.size - fit.theta.size > 0
+    assert q["r2"] > 0.9 and 0 < q["rmse"] <= q["loo_rmse"] < 0.1
+    one = sweep_rows(sizes=(2, 3, 4)).query("n_head == 8 and n_kv_head == 8 and seed == 0")
+    exact = fit_runs(one, loo=True)                   # 3 sizes, 3 parameters: no dof left
+    assert np.isnan(quality_table({"one H": exact.fit}).iloc[0]["loo_rmse"])
+
+
+# ----- seed noise -------------------------------------------------------------------------------
+def test_seed_noise_recovers_the_planted_noise():
+    many = sweep_rows(noise=0.02, n_seeds=6, contexts=(128,), rng_seed=3)
+    noise = ours.seed_noise(many)
+    assert noise.n_groups == 8 and noise.dof == 8 * 5
+    assert noise.lo < 0.02 < noise.hi and noise.lo < noise.sd < noise.hi
+    assert noise.diff_sd == pytest.approx(np.sqrt(2) * noise.sd)
+    groups = ours.seed_groups(many)
+    assert set(groups["config"]) == {"(8,8)", "(8,1)"} and (groups["n_seeds"] == 6).all()
+
+
+def test_seed_noise_without_repeats_says_so(runs):
+    noise = ours.seed_noise(runs[runs["seed"] == 0])
+    assert np.isnan(noise.sd) and noise.n_groups == 0 and "second seed" in noise.note
+
+
+def test_differences_between_heads_against_seed_noise():
+    df = sweep_rows(contexts=(128,), noise=0.005, head_effect=0.5, n_seeds=3)
+    d = ours.loss_differences(df, 128)
+    heads, seeds = d[d["kind"] == ours.HEAD_KIND], d[d["kind"] == ours.SEED_KIND]
+    assert len(heads) == 4 * (21 + 2)          # 7 grid H per size; (8,8), (8,1) at seeds 1, 2
+    assert len(seeds) == 4 * 2 * 3              # two configurations, 3 pairs of 3 seeds, 4 sizes
+    s = ours.noise_summary(d, ours.seed_noise(df))
+    assert s["share_resolved"] > 0.8 and s["ratio"] > 5
+    flat = sweep_rows(contexts=(128,), n_seeds=6)       # H and size do not matter: noise only
+    flat["val_loss_nats"] = 4.0 + np.random.default_rng(1).normal(0, 0.02, len(flat))
+    s = ours.noise_summary(ours.loss_differences(flat), ours.seed_noise(flat))
+    assert s["share_resolved"] < 0.2 and s["ratio"] < 1.5
+    with pytest.raises(GQAError, match="no two head configurations"):
+        ours.noise_summary(d[d["kind"] == ours.SEED_KIND], ours.seed_noise(df))
+
+
+# ----- step 3 -----------------------------------------------------------------------------------
+def test_target_grid_stays_inside_the_measurements(fit512):
+    targets, inside = ours.target_grid(fit512.model, 4)
+    assert inside and len(targets) == 4 and np.all(np.diff(targets) < 0)
+    ev = ours.recipe_evidence(fit512.model, targets, CONTEXTS, n_boot=3)
+    assert ev.table()["in_range"].all()
+
+
+def test_evidence_shares_are_bootstrap_choice(fit512):
+    targets, _ = ours.target_grid(fit512.model, 3)
+    ev = ours.recipe_evidence(fit512.model, targets, CONTEXTS[::2], n_boot=20, seed=4)
+    ref = bootstrap_choice(fit512.model, targets, CONTEXTS[::2], n_boot=20, seed=4)
+    pd.testing.assert_frame_equal(ev.shares(), ref)
+    table = ev.table()
+    assert len(table) == 3 * 3 and table["share"].between(0, 1).all()
+    mine = ref[ref["point"]].reset_index(drop=True)
+    np.testing.assert_allclose(table["share"], mine["share"])
+
+
+def test_planted_long_context_effect_is_detected(fit512):
+    """The planted laws make fewer heads worse at equal N, so cheaper caches must buy a
+    bigger model: the claim holds, and the bootstrap agrees."""
+    targets, _ = ours.target_grid(fit512.model, 3)
+    trend = ours.recipe_evidence(fit512.model, targets, CONTEXTS, n_boot=20).trend()
+    assert trend["claim"].all() and (trend["share_claim"] > 0.8).all()
+    assert trend["choices"].str.contains(" > ").all()
+    assert ours.claim_verdict(trend) == "holds at every target"
+
+
+def test_trend_directions():
+    assert ours._direction(ours._head_steps(np.array([8, 8, 4, 1]), np.array([4, 1, 1, 1]))) \
+        == "fewer"
+    assert ours._direction(ours._head_steps(np.array([8, 8]), np.array([1, 1]))) == "same"
+    assert ours._direction(ours._head_steps(np.array([1, 8]), np.array([1, 1]))) == "more"
+    assert ours._direction(ours._head_steps(np.array([8, 1, 8]), np.array([1, 1, 1]))) == "mixed"
+    assert ours._direction(ours._head_steps(np.array([8, 4]), np.array([1, 2]))) == "mixed"
+    same = pd.DataFrame({"heads": ["same", "same"], "size": ["same", "same"],
+                         "claim": [False, False]})
+    assert ours.claim_verdict(same).startswith("cannot be tested")
+    some = same.assign(heads=["fewer", "same"], size=["larger", "same"], claim=[True, False])
+    assert ours.claim_verdict(some) == "holds at 1 of 2 targets"
+    smaller = same.assign(heads=["fewer", "fewer"], size=["smaller", "smaller"])
+    assert ours.claim_verdict(smaller) == "holds for the heads but not for the model size"
