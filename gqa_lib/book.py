@@ -7,7 +7,7 @@ Build side: this module is a Sphinx extension (``sphinx.extra_extensions`` in bo
 that
 
 - ships the Vega JavaScript once, as ``_static/vega-bundle.js``
-  (:func:`gqa_lib.plots.vega_bundle`, rebuilt only when the versions change), and switches
+  (:func:`gqa_lib.render.vega_bundle`, rebuilt only when the versions change), and switches
   the kernels it starts to the offline chart renderer;
 - sets the repository URL of the launch and repository buttons, and the ``{{ repo_url }}``
   substitution of the pages, from pyproject.toml, its only definition
@@ -56,7 +56,7 @@ def glue(name: str, value: Any) -> None:
 # ----- build side -------------------------------------------------------------------------
 def package_versions() -> dict[str, str]:
     """Python and the :data:`VERSIONED` distributions, then the bundled JavaScript."""
-    from . import plots
+    from . import render
 
     out = {"python": platform.python_version()}
     for dist in VERSIONED:
@@ -64,7 +64,7 @@ def package_versions() -> dict[str, str]:
             out[dist] = version(dist)
         except PackageNotFoundError:
             out[dist] = "not installed"
-    out.update({k: v for k, v in plots.bundle_versions().items() if k not in out})
+    out.update({k: v for k, v in render.bundle_versions().items() if k not in out})
     return out
 
 
@@ -88,22 +88,22 @@ def _cache_dir(app) -> Path:
 
 def _write_bundle(static_dir: Path) -> None:
     """Write the Vega bundle into ``static_dir`` unless the one there has these versions."""
-    from . import plots
+    from . import render
 
-    target = static_dir / plots.BUNDLE_NAME
+    target = static_dir / render.BUNDLE_NAME
     stamp = static_dir.with_name(static_dir.name + ".versions")  # outside: not shipped
-    versions = repr(sorted(plots.bundle_versions().items()))
+    versions = repr(sorted(render.bundle_versions().items()))
     if target.is_file() and stamp.is_file() and stamp.read_text() == versions:
         return
     static_dir.mkdir(parents=True, exist_ok=True)
-    target.write_text(plots.vega_bundle(), encoding="utf-8")
+    target.write_text(render.vega_bundle(), encoding="utf-8")
     stamp.write_text(versions)
 
 
 def _config_inited(app, config) -> None:
-    from . import colab, plots
+    from . import colab, render
 
-    os.environ[plots.RENDERER_ENV] = plots.RENDERER  # inherited by the kernels myst-nb starts
+    os.environ[render.RENDERER_ENV] = render.RENDERER  # inherited by the kernels myst-nb starts
     config.html_theme_options.update(
         repository_url=colab.REPO_URL, use_repository_button=True, use_issues_button=True)
     config.myst_substitutions = {**config.myst_substitutions, "repo_url": colab.REPO_URL}
@@ -159,7 +159,7 @@ def setup(app) -> dict[str, Any]:
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
 
-    from . import plots
+    from . import render
 
     class VersionsDirective(SphinxDirective):
         """``gqa-versions``: a two-column table of the build's package versions."""
@@ -183,7 +183,7 @@ def setup(app) -> dict[str, Any]:
             return [table]
 
     app.add_directive("gqa-versions", VersionsDirective)
-    app.add_js_file(plots.BUNDLE_NAME)
+    app.add_js_file(render.BUNDLE_NAME)
     app.connect("config-inited", _config_inited)
     app.connect("env-get-outdated", _env_get_outdated)
     app.connect("env-purge-doc", _env_purge_doc)

@@ -1,41 +1,23 @@
-"""Altair charts shared by the book's pages, and the renderer that makes them work offline.
+"""Altair charts shared by the book's pages.
 
-Chart builders take a :func:`gqa_lib.tables.cost_table` and return an ``alt.Chart``; every
-positional axis carries a title with its unit (tests/test_book.py checks each builder).
-
-Offline rendering. Altair's default HTML output loads Vega, Vega-Lite and vega-embed from a
-CDN, so the charts of a book read offline stay blank. The book build (``gqa_lib.book``) sets
-``GQA_ALTAIR_RENDERER=gqa-offline`` for the kernels it starts; importing this module then
-enables :func:`offline_renderer`, which emits only a ``<div>`` and a call to ``gqaEmbed``, a
-function defined by :func:`vega_bundle`: the three libraries, bundled by vl-convert from its
-own copy (no network), shipped once per book in ``_static/``. Elsewhere (Jupyter, Colab)
-Altair's default renderer is left alone.
-
-A static explorer (a chart whose Vega-Lite parameters recompute an optimum in the browser)
-is marked with :func:`mark_explorer`; the browser test then moves its sliders and checks that
-the optimum shown changes.
+Chart builders take a tidy DataFrame (a :func:`gqa_lib.tables.cost_table`, a recipe or fit
+frame, a sweep's rows) and return an ``alt.Chart``; every positional axis carries a title
+with its unit (tests/test_book.py checks each builder). Importing this module also registers
+the book's offline renderer (:mod:`gqa_lib.render`), which the book build switches on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
-import itertools
 import json
-import os
-from typing import Any
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
+from . import render  # noqa: F401 (registers the book's offline renderer)
 from .errors import GQAError
 from .units import format_context
 
-RENDERER = "gqa-offline"
-RENDERER_ENV = "GQA_ALTAIR_RENDERER"
-BUNDLE_NAME = "vega-bundle.js"
-EXPLORER_KEY = "gqa_explorer"  # usermeta key: name of the mark that shows the optimum
 WIDTH = 520
 HEIGHT = 300
 
@@ -336,94 +318,68 @@ def head_count_laws(df: pd.DataFrame) -> alt.Chart:
     ).properties(width=WIDTH, height=HEIGHT - 60)
 
 
-# ----- explorers --------------------------------------------------------------------------
-def mark_explorer(chart: alt.TopLevelMixin, optimum_mark: str) -> alt.TopLevelMixin:
-    """Mark a chart as a static explorer. Its optimum must be drawn as text by a layer named
-    ``optimum_mark`` (``alt.Chart(...).mark_text().properties(name=optimum_mark)``, which Vega
-    draws as ``<g class="... {optimum_mark}_marks">``); the browser test moves every slider
-    of the chart to both ends and checks that this text changes."""
-    current = getattr(chart, "usermeta", alt.Undefined)
-    meta = {} if current is alt.Undefined else dict(current)
-    meta[EXPLORER_KEY] = optimum_mark
-    return chart.properties(usermeta=meta)
+# ----- training and performance ---------------------------------------------------------
+def training_curve(metrics: pd.DataFrame) -> alt.Chart:
+    """Training and validation loss against tokens seen, from a run's metrics.jsonl rows
+    (columns ``tokens``, ``train_loss``, ``val_loss``)."""
+    data = metrics.melt(id_vars="tokens", value_vars=["train_loss", "val_loss"],
+                        var_name="split", value_name="loss_nats")
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=alt.X("tokens:Q", title="training tokens (tokens)", axis=alt.Axis(format="~s")),
+        y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
+        color=alt.Color("split:N", title=None),
+        tooltip=["split:N", "tokens:Q", alt.Tooltip("loss_nats:Q", format=".3f")],
+    ).properties(width=WIDTH, height=HEIGHT - 80)
 
 
-# ----- offline rendering ------------------------------------------------------------------
-_chart_ids = itertools.count()
-
-# Bundled with the three libraries: exposes them, and gqaEmbed(id, spec) for each chart.
-_BUNDLE_SNIPPET = """
-window.vegaEmbed = vegaEmbed;
-window.vega = vega;
-window.vegaLite = vegaLite;
-window.gqaEmbed = function (id, spec) {
-  const run = () => {
-    const el = document.getElementById(id);
-    vegaEmbed(el, spec, { actions: false, renderer: "svg" })
-      .then((result) => { el.gqaView = result.view; el.dataset.gqaRendered = "1"; })
-      .catch((err) => {
-        el.dataset.gqaError = String(err);
-        el.textContent = "Chart error: " + err;
-      });
-  };
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run);
-  else run();
-};
-"""
+def head_effect(df: pd.DataFrame) -> alt.Chart:
+    """Loss of each head configuration minus the loss of the reference configuration of the
+    same size, context and seed (columns ``config``, ``n_layer``, ``context``,
+    ``delta_nats``): below zero is better than the reference. One panel per context."""
+    order = list(dict.fromkeys(df["config"]))
+    return alt.Chart(df).mark_line(point=True).encode(
+        x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
+        y=alt.Y("delta_nats:Q", title="loss minus reference (nats/token)"),
+        color=alt.Color("n_layer:O", title="layers L"),
+        tooltip=["config:N", "n_layer:O", "context:O",
+                 alt.Tooltip("delta_nats:Q", format="+.3f")],
+    ).properties(width=WIDTH // 2 - 20, height=HEIGHT - 60).facet(
+        column=alt.Column("context:O", title="training context T (tokens)"))
 
 
-def chart_html(spec: dict[str, Any]) -> str:
-    """The HTML of one chart for the book: a container and a ``gqaEmbed`` call (no library)."""
-    spec_json = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha1(spec_json.encode()).hexdigest()[:10]
-    chart_id = f"gqa-chart-{digest}-{next(_chart_ids)}"
-    explorer = (spec.get("usermeta") or {}).get(EXPLORER_KEY)
-    attrs = f' data-gqa-explorer="{html.escape(explorer)}"' if explorer else ""
-    safe = spec_json.replace("</", "<\\/")  # never close the <script> early
-    return (f'<div class="gqa-chart" id="{chart_id}"{attrs}></div>\n'
-            f'<script>gqaEmbed("{chart_id}", {safe});</script>')
+def recall_probe(df: pd.DataFrame) -> alt.Chart:
+    """Recall-probe accuracy on the copied needle against the same tokens seen first
+    (columns ``config``, ``n_layer``, ``context``, ``recall_acc``, ``recall_base_acc``)."""
+    order = list(dict.fromkeys(df["config"]))
+    data = df.melt(id_vars=["config", "n_layer", "context"],
+                   value_vars=["recall_acc", "recall_base_acc"], var_name="where",
+                   value_name="accuracy")
+    data["where"] = data["where"].map({"recall_acc": "copy (retrievable)",
+                                       "recall_base_acc": "first occurrence"})
+    return alt.Chart(data).mark_point(filled=True).encode(
+        x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
+        y=alt.Y("accuracy:Q", title="top-1 accuracy on needle tokens (fraction)"),
+        color=alt.Color("where:N", title=None), shape=alt.Shape("n_layer:O", title="layers L"),
+        tooltip=["config:N", "n_layer:O", "where:N", alt.Tooltip("accuracy:Q", format=".3f")],
+    ).properties(width=WIDTH // 2 - 20, height=HEIGHT - 60).facet(
+        column=alt.Column("context:O", title="training context T (tokens)"))
 
 
-def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
-    """Altair renderer for the built book: HTML against the bundle in ``_static/``."""
-    return {"text/html": chart_html(spec), "text/plain": "<Altair chart>"}
-
-
-def bundle_versions() -> dict[str, str]:
-    """Versions of the JavaScript libraries :func:`vega_bundle` ships, and of its bundler."""
-    from importlib.metadata import version
-
-    import vl_convert as vlc
-
-    return {
-        "vega": vlc.get_vega_version(),
-        "vega-lite": alt.VEGALITE_VERSION,
-        "vega-embed": vlc.get_vega_embed_version(),
-        "vl-convert-python": version("vl-convert-python"),
-    }
-
-
-def vega_bundle() -> str:
-    """Vega, Vega-Lite (the version Altair targets) and vega-embed as one classic script that
-    defines ``window.vegaEmbed`` and ``window.gqaEmbed``. Built offline by vl-convert from the
-    copies compiled into it (~0.9 MB, a few seconds)."""
-    import vl_convert as vlc
-
-    v = bundle_versions()
-    vl_minor = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
-    js = vlc.javascript_bundle(_BUNDLE_SNIPPET, vl_version=vl_minor)
-    header = (
-        f"/*! vega {v['vega']}, vega-lite {v['vega-lite']}, vega-embed {v['vega-embed']}:"
-        " BSD-3-Clause, Copyright (c) the University of Washington Interactive Data Lab.\n"
-        " * Bundled dependencies: d3-* and semver (ISC), fast-json-patch,"
-        " json-stringify-pretty-compact and lodash.debounce (MIT), tslib (0BSD),"
-        " vega-themes and vega-tooltip (BSD-3-Clause).\n"
-        f" * Bundled offline by vl-convert-python {v['vl-convert-python']} (BSD-3-Clause)"
-        " for gqa_lib.plots. */\n"
-    )
-    return f"{header}(function () {{\n{js}\n}})();\n"
-
-
-alt.renderers.register(RENDERER, offline_renderer)
-if os.environ.get(RENDERER_ENV) == RENDERER:
-    alt.renderers.enable(RENDERER)
+def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:
+    """Measured seconds per training step against the cost model's prediction (columns
+    ``predicted_s``, ``step_s``, ``n_head``, ``context``), with the diagonal y = x."""
+    lo = float(min(df["predicted_s"].min(), df["step_s"].min())) * 0.8
+    hi = float(max(df["predicted_s"].max(), df["step_s"].max())) * 1.25
+    x = alt.X("predicted_s:Q", title="predicted step time (s)",
+              scale=alt.Scale(type="log", domain=[lo, hi]))
+    y = alt.Y("step_s:Q", title="measured step time (s)",
+              scale=alt.Scale(type="log", domain=[lo, hi]))
+    diag = alt.Chart(pd.DataFrame({"predicted_s": [lo, hi], "step_s": [lo, hi]})).mark_line(
+        strokeDash=[4, 3], color="gray").encode(x=x, y=y)
+    pts = alt.Chart(df).mark_point(filled=True, size=70).encode(
+        x=x, y=y, color=alt.Color("n_head:O", title="n_head"),
+        shape=alt.Shape("context:O", title="context T"),
+        tooltip=["n_head:O", "context:O", alt.Tooltip("step_s:Q", format=".3f"),
+                 alt.Tooltip("predicted_s:Q", format=".3f"),
+                 alt.Tooltip("measured_over_predicted:Q", format=".2f")])
+    return alt.layer(diag, pts).properties(width=WIDTH - 120, height=HEIGHT)

@@ -7,7 +7,6 @@ which `gqa` prints as one line and exits 2.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from . import cost

@@ -215,7 +215,7 @@ def show_explorer(state: ExplorerState | None = None):
     its default answer as static HTML with a pointer to the live version."""
     from IPython.display import HTML
 
-    from .plots import RENDERER, RENDERER_ENV
+    from .render import RENDERER, RENDERER_ENV
 
     import os
 
@@ -304,7 +304,7 @@ def static_explorer(table: pd.DataFrame):
     the cheapest H is highlighted and named in the title line above the bars."""
     import altair as alt
 
-    from .plots import mark_explorer
+    from .render import mark_explorer
 
     targets = sorted(table["target_loss"].unique())
     p_ctx = alt.param("log2T", value=17, bind=alt.binding_range(

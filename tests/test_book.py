@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from gqa_lib import (book, colab, cost, ours, plots, recipe, reproduce, scaling, sensitivity,
-                     tables)
+from gqa_lib import (book, colab, cost, ours, plots, recipe, render, reproduce, scaling,
+                     sensitivity, tables)
 from gqa_lib.config import ModelConfig, get_preset, paper_family
 
 if sys.version_info >= (3, 11):
@@ -125,14 +125,14 @@ def test_book_extension_configures_the_build(tmp_path, monkeypatch):
         config = Config()
         gqa_warnings = book._WarningCounter()
 
-    monkeypatch.setenv(plots.RENDERER_ENV, "default")  # restored after the test
+    monkeypatch.setenv(render.RENDERER_ENV, "default")  # restored after the test
     app = App()
     book._config_inited(app, app.config)
-    assert os.environ[plots.RENDERER_ENV] == plots.RENDERER
+    assert os.environ[render.RENDERER_ENV] == render.RENDERER
     assert app.config.html_theme_options["repository_url"] == colab.REPO_URL
     assert app.config.myst_substitutions["repo_url"] == colab.REPO_URL
     (static,) = app.config.html_static_path
-    bundle = Path(static) / plots.BUNDLE_NAME
+    bundle = Path(static) / render.BUNDLE_NAME
     js = bundle.read_text()
     assert js.startswith("/*! vega ") and "window.gqaEmbed" in js and len(js) > 500_000
     assert list(Path(static).iterdir()) == [bundle], "only the bundle is shipped"
@@ -243,6 +243,18 @@ BUILDERS = {
         ours.loss_differences(_sweep()), threshold=0.05),
     "recipe_choices": lambda df: plots.recipe_choices(_sweep_evidence().table()),
     "choice_vs_context": lambda df: plots.choice_vs_context(_sweep_evidence().table()),
+    # the training and performance pages
+    "training_curve": lambda df: plots.training_curve(pd.DataFrame(
+        {"tokens": [1000, 2000], "train_loss": [6.0, 5.0], "val_loss": [5.9, 5.1]})),
+    "head_effect": lambda df: plots.head_effect(pd.DataFrame(
+        {"config": ["(8,8)", "(1,1)"], "n_layer": [2, 2], "context": [128, 128],
+         "delta_nats": [0.0, -0.02]})),
+    "recall_probe": lambda df: plots.recall_probe(pd.DataFrame(
+        {"config": ["(8,8)", "(1,1)"], "n_layer": [2, 2], "context": [128, 128],
+         "recall_acc": [0.2, 0.1], "recall_base_acc": [0.1, 0.1]})),
+    "step_time_vs_prediction": lambda df: plots.step_time_vs_prediction(pd.DataFrame(
+        {"predicted_s": [0.1, 0.2], "step_s": [0.1, 0.3], "n_head": [1, 16],
+         "context": [256, 2048], "measured_over_predicted": [1.0, 1.5]})),
     "head_count_laws": lambda df: plots.head_count_laws(
         pd.DataFrame({"model": ["470M"] * 3, "n_head": [1, 8, 32], "loss_nats": [3, 2.9, 2.8]})),
 }
@@ -278,8 +290,7 @@ def _encodings(spec):
 
 
 def test_every_chart_builder_is_checked():
-    not_builders = {"context_x", "mark_explorer", "chart_html", "offline_renderer",
-                    "bundle_versions", "vega_bundle", "format_context"}
+    not_builders = {"context_x", "format_context"}
     public = {n for n, f in vars(plots).items() if inspect.isfunction(f)
               and not n.startswith("_") and n not in not_builders}
     assert public == set(BUILDERS), "add new chart builders to BUILDERS in this test"
@@ -299,13 +310,13 @@ def test_chart_axes_have_titles_with_units(name):
 
 def test_chart_html_calls_the_shared_bundle_and_is_script_safe():
     chart = alt.Chart(alt.Data(values=[{"a": "</script><b>"}])).mark_point().encode(x="a:N")
-    html = plots.chart_html(chart.to_dict())
+    html = render.chart_html(chart.to_dict())
     assert html.count("<script>") == 1 and html.count("</script>") == 1
     assert 'class="gqa-chart"' in html and "gqaEmbed(" in html
     assert "cdn" not in html and "data-gqa-explorer" not in html
-    explorer = plots.chart_html(plots.mark_explorer(chart, "optimum").to_dict())
+    explorer = render.chart_html(render.mark_explorer(chart, "optimum").to_dict())
     assert 'data-gqa-explorer="optimum"' in explorer
-    first, second = (re.search(r'id="([^"]+)"', plots.chart_html(chart.to_dict())).group(1)
+    first, second = (re.search(r'id="([^"]+)"', render.chart_html(chart.to_dict())).group(1)
                      for _ in range(2))
     assert first != second, "the same chart twice on a page needs two containers"
 
@@ -313,14 +324,14 @@ def test_chart_html_calls_the_shared_bundle_and_is_script_safe():
 def test_offline_renderer_only_in_the_book_build(monkeypatch):
     import importlib
 
-    monkeypatch.delenv(plots.RENDERER_ENV, raising=False)
+    monkeypatch.delenv(render.RENDERER_ENV, raising=False)
     alt.renderers.enable("default")
-    importlib.reload(plots)
+    importlib.reload(render)
     assert alt.renderers.active == "default"  # Jupyter and Colab keep Altair's renderer
-    monkeypatch.setenv(plots.RENDERER_ENV, plots.RENDERER)
-    importlib.reload(plots)
+    monkeypatch.setenv(render.RENDERER_ENV, render.RENDERER)
+    importlib.reload(render)
     try:
-        assert alt.renderers.active == plots.RENDERER
+        assert alt.renderers.active == render.RENDERER
         spec = alt.Chart(alt.Data(values=[{"a": 1}])).mark_point().encode(x="a:Q").to_dict()
         assert "gqaEmbed(" in alt.renderers.get()(spec)["text/html"]
     finally:

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from gqa_lib import colab, plots
+from gqa_lib import colab, render
 
 pytestmark = pytest.mark.browser
 
@@ -236,7 +236,7 @@ def test_static_explorer_sliders_move_the_optimum(html_dir, site, driver):
             checked += 1
     if not checked:
         pytest.skip("no page has a static explorer yet (no chart marked with "
-                    "gqa_lib.plots.mark_explorer); the check itself is exercised by "
+                    "gqa_lib.render.mark_explorer); the check itself is exercised by "
                     "test_slider_check_on_a_toy_explorer")
 
 
@@ -253,16 +253,16 @@ def test_slider_check_on_a_toy_explorer(html_dir, driver, tmp_path):
     best = base.transform_window(rank="rank()", sort=[alt.SortField("cost")]).transform_filter(
         "datum.rank == 1").transform_calculate(label="'optimum x = ' + datum.x").mark_text(
         dy=-10).encode(x="x:Q", y="cost:Q", text="label:N").properties(name="optimum")
-    moving = plots.mark_explorer(curve + best, "optimum")
+    moving = render.mark_explorer(curve + best, "optimum")
     stuck = alt.Chart(pd.DataFrame({"label": ["optimum x = 5"]})).mark_text().encode(
         text="label:N").properties(name="optimum")  # ignores the slider: the check must fail
-    fixed = plots.mark_explorer(curve + stuck, "optimum")
+    fixed = render.mark_explorer(curve + stuck, "optimum")
     page = "\n".join(["<!doctype html><html><head>",
-                      f'<script src="{plots.BUNDLE_NAME}"></script></head><body>',
-                      plots.chart_html(moving.to_dict()), plots.chart_html(fixed.to_dict()),
+                      f'<script src="{render.BUNDLE_NAME}"></script></head><body>',
+                      render.chart_html(moving.to_dict()), render.chart_html(fixed.to_dict()),
                       "</body></html>"])
     (tmp_path / "toy.html").write_text(page)
-    shutil.copy(html_dir / "_static" / plots.BUNDLE_NAME, tmp_path)
+    shutil.copy(html_dir / "_static" / render.BUNDLE_NAME, tmp_path)
     server = _serve(tmp_path)
     try:
         driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")

@@ -55,12 +55,12 @@ def test_live_explorer_recomputes_on_every_change():
 
 
 def test_show_explorer_is_static_in_the_book(monkeypatch):
-    from gqa_lib import plots
+    from gqa_lib import render
 
-    monkeypatch.setenv(plots.RENDERER_ENV, plots.RENDERER)
+    monkeypatch.setenv(render.RENDERER_ENV, render.RENDERER)
     out = show_explorer()
     assert "Open this page in Colab" in out.data and "H = (8, 1)" in out.data
-    monkeypatch.delenv(plots.RENDERER_ENV)
+    monkeypatch.delenv(render.RENDERER_ENV)
     assert hasattr(show_explorer(), "controls")
 
 

@@ -1,0 +1,123 @@
+"""Offline rendering of the book's Altair charts.
+
+Altair's default HTML output loads Vega, Vega-Lite and vega-embed from a CDN, so the charts
+of a book read offline stay blank. The book build (``gqa_lib.book``) sets
+``GQA_ALTAIR_RENDERER=gqa-offline`` for the kernels it starts; importing this module then
+enables :func:`offline_renderer`, which emits only a ``<div>`` and a call to ``gqaEmbed``, a
+function defined by :func:`vega_bundle`: the three libraries, bundled by vl-convert from its
+own copy (no network), shipped once per book in ``_static/``. Elsewhere (Jupyter, Colab)
+Altair's default renderer is left alone.
+
+A static explorer (a chart whose Vega-Lite parameters recompute an optimum in the browser)
+is marked with :func:`mark_explorer`; the browser test then moves its sliders and checks that
+the optimum shown changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import itertools
+import json
+import os
+from typing import Any
+
+import altair as alt
+
+RENDERER = "gqa-offline"
+RENDERER_ENV = "GQA_ALTAIR_RENDERER"
+BUNDLE_NAME = "vega-bundle.js"
+EXPLORER_KEY = "gqa_explorer"  # usermeta key: name of the mark that shows the optimum
+
+
+# ----- explorers --------------------------------------------------------------------------
+def mark_explorer(chart: alt.TopLevelMixin, optimum_mark: str) -> alt.TopLevelMixin:
+    """Mark a chart as a static explorer. Its optimum must be drawn as text by a layer named
+    ``optimum_mark`` (``alt.Chart(...).mark_text().properties(name=optimum_mark)``, which Vega
+    draws as ``<g class="... {optimum_mark}_marks">``); the browser test moves every slider
+    of the chart to both ends and checks that this text changes."""
+    current = getattr(chart, "usermeta", alt.Undefined)
+    meta = {} if current is alt.Undefined else dict(current)
+    meta[EXPLORER_KEY] = optimum_mark
+    return chart.properties(usermeta=meta)
+
+
+# ----- offline rendering ------------------------------------------------------------------
+_chart_ids = itertools.count()
+
+# Bundled with the three libraries: exposes them, and gqaEmbed(id, spec) for each chart.
+_BUNDLE_SNIPPET = """
+window.vegaEmbed = vegaEmbed;
+window.vega = vega;
+window.vegaLite = vegaLite;
+window.gqaEmbed = function (id, spec) {
+  const run = () => {
+    const el = document.getElementById(id);
+    vegaEmbed(el, spec, { actions: false, renderer: "svg" })
+      .then((result) => { el.gqaView = result.view; el.dataset.gqaRendered = "1"; })
+      .catch((err) => {
+        el.dataset.gqaError = String(err);
+        el.textContent = "Chart error: " + err;
+      });
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run);
+  else run();
+};
+"""
+
+
+def chart_html(spec: dict[str, Any]) -> str:
+    """The HTML of one chart for the book: a container and a ``gqaEmbed`` call (no library)."""
+    spec_json = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha1(spec_json.encode()).hexdigest()[:10]
+    chart_id = f"gqa-chart-{digest}-{next(_chart_ids)}"
+    explorer = (spec.get("usermeta") or {}).get(EXPLORER_KEY)
+    attrs = f' data-gqa-explorer="{html.escape(explorer)}"' if explorer else ""
+    safe = spec_json.replace("</", "<\\/")  # never close the <script> early
+    return (f'<div class="gqa-chart" id="{chart_id}"{attrs}></div>\n'
+            f'<script>gqaEmbed("{chart_id}", {safe});</script>')
+
+
+def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
+    """Altair renderer for the built book: HTML against the bundle in ``_static/``."""
+    return {"text/html": chart_html(spec), "text/plain": "<Altair chart>"}
+
+
+def bundle_versions() -> dict[str, str]:
+    """Versions of the JavaScript libraries :func:`vega_bundle` ships, and of its bundler."""
+    from importlib.metadata import version
+
+    import vl_convert as vlc
+
+    return {
+        "vega": vlc.get_vega_version(),
+        "vega-lite": alt.VEGALITE_VERSION,
+        "vega-embed": vlc.get_vega_embed_version(),
+        "vl-convert-python": version("vl-convert-python"),
+    }
+
+
+def vega_bundle() -> str:
+    """Vega, Vega-Lite (the version Altair targets) and vega-embed as one classic script that
+    defines ``window.vegaEmbed`` and ``window.gqaEmbed``. Built offline by vl-convert from the
+    copies compiled into it (~0.9 MB, a few seconds)."""
+    import vl_convert as vlc
+
+    v = bundle_versions()
+    vl_minor = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
+    js = vlc.javascript_bundle(_BUNDLE_SNIPPET, vl_version=vl_minor)
+    header = (
+        f"/*! vega {v['vega']}, vega-lite {v['vega-lite']}, vega-embed {v['vega-embed']}:"
+        " BSD-3-Clause, Copyright (c) the University of Washington Interactive Data Lab.\n"
+        " * Bundled dependencies: d3-* and semver (ISC), fast-json-patch,"
+        " json-stringify-pretty-compact and lodash.debounce (MIT), tslib (0BSD),"
+        " vega-themes and vega-tooltip (BSD-3-Clause).\n"
+        f" * Bundled offline by vl-convert-python {v['vl-convert-python']} (BSD-3-Clause)"
+        " for gqa_lib.render. */\n"
+    )
+    return f"{header}(function () {{\n{js}\n}})();\n"
+
+
+alt.renderers.register(RENDERER, offline_renderer)
+if os.environ.get(RENDERER_ENV) == RENDERER:
+    alt.renderers.enable(RENDERER)

@@ -1,0 +1,87 @@
+"""Summaries of a training sweep for the training page: does loss fall with size, how each
+head configuration compares with a reference at equal size, the recall probe, and how the
+head ranking depends on the training regime (two sweeps of the same grid).
+
+Every function takes the ``ok`` rows of a sweep CSV (:func:`gqa_lib.fits.read_runs`) and
+returns a tidy DataFrame; losses are validation losses in nats per token.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .errors import GQAError
+from .fits import config_label
+
+_KEY = ["n_layer", "context", "seed"]
+
+
+def _grid(runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the explicit head grid (the Llama-3 baseline appears only where it coincides
+    with a grid configuration), labelled ``config``."""
+    fam = runs["family"].astype(str) if "family" in runs else pd.Series("grid", runs.index)
+    g = runs[fam.str.contains("grid")].copy()
+    g["config"] = [config_label((int(h), int(k))) for h, k in zip(g["n_head"], g["n_kv_head"])]
+    return g
+
+
+def size_trend(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (config, context, seed) with >= 2 sizes: ``n_sizes`` and ``falls``, whether the
+    loss strictly decreases at every step up in size."""
+    rows = []
+    for (cfg, T, seed), g in _grid(runs).groupby(["config", "context", "seed"], sort=False):
+        g = g.sort_values("params_non_embedding")
+        if len(g) >= 2:
+            y = g["val_loss_nats"].to_numpy(float)
+            rows.append({"config": cfg, "context": int(T), "seed": int(seed), "n_sizes": len(g),
+                         "falls": bool((y[1:] < y[:-1]).all())})
+    return pd.DataFrame(rows, columns=["config", "context", "seed", "n_sizes", "falls"])
+
+
+def head_deltas(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.DataFrame:
+    """Loss of every grid configuration minus the reference's at the same size, context and
+    seed (``delta_nats``; negative = better than the reference)."""
+    g = _grid(runs)
+    ref = config_label(reference)
+    base = g[g["config"] == ref].set_index(_KEY)["val_loss_nats"]
+    if base.empty:
+        raise GQAError(f"no runs of the reference configuration {ref} yet")
+    g = g.join(base.rename("reference_nats"), on=_KEY).dropna(subset=["reference_nats"])
+    g["delta_nats"] = g["val_loss_nats"] - g["reference_nats"]
+    order = {c: i for i, c in enumerate(sorted(set(g["config"]), key=_head_order))}
+    g = g.sort_values(["context", "seed", "n_layer"], kind="stable")
+    g = g.iloc[g["config"].map(order).argsort(kind="stable")]
+    return g[["config", "n_layer", "params_non_embedding", "context", "seed", "val_loss_nats",
+              "delta_nats"]].reset_index(drop=True)
+
+
+def _head_order(label: str) -> tuple[int, int]:
+    h, k = (int(x) for x in label.strip("()").split(","))
+    return (-h, -k)
+
+
+def recall_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Recall probe per grid run: accuracy on the copy, on the first occurrence, and the gain
+    (copy minus first, fraction of needle tokens) with the loss gain in nats/token."""
+    g = _grid(runs)
+    if "recall_acc" not in g or g["recall_acc"].isna().all():
+        raise GQAError("this sweep has no recall-probe columns (probe_samples = 0)")
+    g = g.assign(acc_gain=g["recall_acc"] - g["recall_base_acc"])
+    return g[["config", "n_layer", "context", "seed", "recall_acc", "recall_base_acc",
+              "acc_gain", "recall_gain_nats"]].reset_index(drop=True)
+
+
+def regime_gap(a: pd.DataFrame, b: pd.DataFrame, *, wide: tuple[int, int] = (8, 8),
+               narrow: tuple[int, int] = (1, 1), names: tuple[str, str] = ("a", "b")
+               ) -> pd.DataFrame:
+    """Loss of the `wide` configuration minus the `narrow` one, at each (size, context, seed)
+    measured in both sweeps `a` and `b` (two training regimes of one grid)."""
+    out = []
+    for name, runs in zip(names, (a, b)):
+        d = head_deltas(runs, reference=narrow)
+        d = d[d["config"] == config_label(wide)][["n_layer", "context", "seed", "delta_nats"]]
+        out.append(d.rename(columns={"delta_nats": f"gap_{name}"}).set_index(_KEY))
+    both = out[0].join(out[1], how="inner")
+    if both.empty:
+        raise GQAError("the two sweeps share no (size, context, seed) with both configurations")
+    return both.reset_index()

@@ -1,0 +1,45 @@
+"""Sweep summaries on a small hand-made sweep whose answers are known."""
+
+import pandas as pd
+import pytest
+
+from gqa_lib import GQAError
+from gqa_lib.sweep_report import head_deltas, recall_table, regime_gap, size_trend
+
+
+def runs(offset=0.0):
+    rows = []
+    for L, N in ((2, 1e5), (3, 3e5), (4, 9e5)):
+        for (h, k), d in (((8, 8), 0.0), ((8, 1), 0.01), ((1, 1), -0.05)):
+            for T in (128, 512):
+                loss = 5.0 - 0.3 * L + d + (0.02 if T == 512 else 0) + (offset if h == 8 else 0)
+                rows.append({"family": "grid", "n_layer": L, "n_head": h, "n_kv_head": k,
+                             "params_non_embedding": N, "context": T, "seed": 0,
+                             "val_loss_nats": loss, "recall_acc": 0.2, "recall_base_acc": 0.1,
+                             "recall_gain_nats": 0.3})
+    rows.append({**rows[0], "family": "llama3", "n_head": 12, "n_kv_head": 6})
+    return pd.DataFrame(rows)
+
+
+def test_size_trend():
+    t = size_trend(runs())
+    assert len(t) == 6 and t["falls"].all() and (t["n_sizes"] == 3).all()
+    r = runs()
+    r.loc[(r.n_layer == 4) & (r.n_head == 1), "val_loss_nats"] += 1.0
+    t = size_trend(r)
+    assert (~t["falls"]).sum() == 2  # (1,1) at both contexts
+
+
+def test_head_deltas_against_reference():
+    d = head_deltas(runs())
+    assert set(d["config"]) == {"(8,8)", "(8,1)", "(1,1)"}  # the llama3-only row is left out
+    assert d.loc[d.config == "(1,1)", "delta_nats"].round(6).eq(-0.05).all()
+    assert d.loc[d.config == "(8,8)", "delta_nats"].eq(0).all()
+    with pytest.raises(GQAError, match="reference configuration"):
+        head_deltas(runs(), reference=(4, 2))
+
+
+def test_recall_and_regime_gap():
+    assert recall_table(runs())["acc_gain"].round(6).eq(0.1).all()
+    g = regime_gap(runs(0.3), runs(0.0), names=("old", "new"))
+    assert (g["gap_old"].round(6) == 0.35).all() and (g["gap_new"].round(6) == 0.05).all()
