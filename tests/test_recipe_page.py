@@ -157,3 +157,19 @@ def test_readable_formats_the_recipe_frames(model):
         "52.7%", "49.2%"]
     # integer shapes print as before
     assert tables._READABLE["d_model"][1](2048) == "2048"
+
+
+def test_mismatch_causes_use_the_bootstrap_when_given():
+    import pandas as pd
+
+    from gqa_lib.reproduce import mismatches
+
+    row = {"target_loss": 2.8, "context": 16384, "n_head": 16, "n_kv_head": 2,
+           "paper_n_head": 16, "paper_n_kv_head": 1, "extrapolated": True, "loss_gap": 0.001,
+           "match": False, "measured_cell": False}
+    tie = mismatches(pd.DataFrame([row]))
+    assert tie["cause"][0].startswith("near tie")
+    robust = mismatches(pd.DataFrame([{**row, "share": 0.98, "paper_share": 0.01}]))
+    assert "robust" in robust["cause"][0] and "98%" in robust["cause"][0]
+    split = mismatches(pd.DataFrame([{**row, "share": 0.55, "paper_share": 0.40}]))
+    assert split["cause"][0].startswith("near tie")
