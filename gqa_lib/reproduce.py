@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import cost
 from .config import paper_family
-from .errors import GQAError
+from .errors import GQAError, check_choice
 from .fits import PerHeadModel
 from .recipe import (CostSettings, _bisect, affordable_params, bootstrap_choice, candidates,
                      config_batch, cost_grid, min_loss_for_budget, optimize)
@@ -102,6 +102,7 @@ class JointLossModel:
     llama3_n_head: np.ndarray = field(repr=False)
     d_head: int = 64
     label: str = "joint extrapolation of the paper's digitised losses"
+    kv_rule: str = "absolute"
 
     def configs(self) -> list[tuple[int, int]]:
         return candidates(32)
@@ -115,7 +116,7 @@ class JointLossModel:
         return ~np.isin(h * 1000 + k, [m[0] * 1000 + m[1] for m in MEASURED])
 
     def _kv_law(self, n_kv: float) -> PowerLaw:
-        if (8, n_kv) in self.fit.laws:
+        if float(n_kv).is_integer() and (8, int(n_kv)) in self.fit.laws:
             return self.fit.laws[(8, int(n_kv))]
         c0, c1, b0, b1 = self.kv_trend
         x = np.log2(n_kv)
@@ -138,14 +139,22 @@ class JointLossModel:
             if key in self.fit.laws:
                 out[m] = self.fit.laws[key].loss(N[m])
             elif hh >= 8:
-                out[m] = self._kv_law(kk).loss(N[m]) - self.head_gain(N[m], hh)
+                out[m] = self._kv_law(self._kv_equiv(hh, kk)).loss(N[m]) - self.head_gain(
+                    N[m], hh)
             elif (key[0], 1) in self.fit.laws:
-                out[m] = (self.fit.laws[(key[0], 1)].loss(N[m]) + self._kv_law(kk).loss(N[m])
-                          - self._kv_law(1).loss(N[m]))
+                out[m] = (self.fit.laws[(key[0], 1)].loss(N[m])
+                          + self._kv_law(self._kv_equiv(hh, kk)).loss(N[m])
+                          - self._kv_law(self._kv_equiv(hh, 1)).loss(N[m]))
             else:
                 raise GQAError(f"the joint model predicts n_head < 8 only for n_head in "
                                f"{{1, 2, 4}} (measured with one KV head), not {key}")
         return out
+
+    def _kv_equiv(self, n_head: float, n_kv_head: float) -> float:
+        """The n_kv of the measured (8, n_kv) curves whose KV effect H is given: n_kv itself
+        (``kv_rule="absolute"``: the KV effect depends on how many KV heads there are) or
+        8 n_kv / n_h (``"ratio"``: on the group size n_h / n_kv)."""
+        return float(n_kv_head) if self.kv_rule == "absolute" else 8.0 * n_kv_head / n_head
 
     def params_for_loss(self, target: Any, n_head: Any, n_kv_head: Any) -> np.ndarray:
         """N* solving L(N*; H) = target (bisection in ln N); inf when not reachable by 1e15."""
@@ -160,33 +169,45 @@ class JointLossModel:
         y = resample(self.fit, rng, "residual")
         f = fit_power_laws(self.fit.N, y, self.fit.keys, method=self.fit.method, loo=False,
                            start=self.fit, min_sizes=1)
-        return _assemble(f, self.head_laws, self.llama3_n_head, self.d_head, self.label)
+        return _assemble(f, self.head_laws, self.llama3_n_head, self.d_head, self.label,
+                         self.kv_rule)
 
 
 def _assemble(fit: LossFit, head_laws: np.ndarray, llama3_n_head: np.ndarray, d_head: int,
-              label: str) -> JointLossModel:
+              label: str, kv_rule: str = "absolute") -> JointLossModel:
     x = np.log2([1.0, 2.0, 4.0, 8.0])
     laws = [fit.laws[(8, k)] for k in (1, 2, 4, 8)]
     c1, c0 = np.polyfit(x, np.log([law.a for law in laws]), 1)
     b1, b0 = np.polyfit(x, [law.b for law in laws], 1)
-    model = JointLossModel(fit, (c0, c1, b0, b1), head_laws, 1.0, llama3_n_head, d_head, label)
+    model = JointLossModel(fit, (c0, c1, b0, b1), head_laws, 1.0, llama3_n_head, d_head, label,
+                           kv_rule)
     base = np.array([k == "llama3" for k in fit.keys])
     N, y, h = fit.N[base], fit.loss_nats[base], llama3_n_head
     sel = h > 8
     gain = model.head_gain(N[sel], h[sel])                     # kappa = 1
-    kappa = float(np.sum((fit.laws[(8, 8)].loss(N[sel]) - y[sel]) * gain) / np.sum(gain**2))
+    # the Llama-3 points have 8 KV heads: their KV effect under the rule, without head gain
+    kv_only = np.array([model._kv_law(model._kv_equiv(hh, 8)).loss(n)
+                        for hh, n in zip(h[sel], N[sel])])
+    kappa = float(np.sum((kv_only - y[sel]) * gain) / np.sum(gain**2))
     return JointLossModel(fit, (c0, c1, b0, b1), head_laws, kappa, llama3_n_head, d_head,
-                          label)
+                          label, kv_rule)
 
 
-def joint_model(method: str = "huber") -> JointLossModel:
+KV_RULES = ("absolute", "ratio")
+
+
+def joint_model(method: str = "huber", kv_rule: str = "absolute") -> JointLossModel:
     """The joint extrapolation fitted to data/paper/ (``method``: huber or lsq; cached, the
-    data never change)."""
-    return _joint_model(method)
+    data never change). ``kv_rule`` says how the KV-head effect measured at n_h = 8 carries
+    to other n_h: by the number of KV heads (``"absolute"``, the default, chosen before
+    comparing with Table 4) or by the group size n_h / n_kv (``"ratio"``, an alternative the
+    recipe page reports as a sensitivity check)."""
+    check_choice("kv_rule", kv_rule, KV_RULES)
+    return _joint_model(method, kv_rule)
 
 
-@lru_cache(maxsize=4)
-def _joint_model(method: str) -> JointLossModel:
+@lru_cache(maxsize=8)
+def _joint_model(method: str, kv_rule: str = "absolute") -> JointLossModel:
     runs = paper_runs()
     keys = [("llama3" if f == "llama3_gqa" else (int(h), int(k)))
             for f, h, k in zip(runs["family"], runs["n_head"], runs["n_kv_head"])]
@@ -194,8 +215,9 @@ def _joint_model(method: str) -> JointLossModel:
     laws = paper_headcount_laws()
     head = laws[["params_label", "a", "b"]].to_numpy(float)
     n_head = runs.loc[runs["family"] == "llama3_gqa", "n_head"].to_numpy(float)
+    rule = "" if kv_rule == "absolute" else "; KV effect by group size"
     return _assemble(fit, head, n_head, 64, "joint extrapolation of the paper's digitised "
-                     "losses (n_h > 8 and n_kv > 8 extrapolated)")
+                     f"losses (n_h > 8 and n_kv > 8 extrapolated{rule})", kv_rule)
 
 
 def measured_model(method: str = "huber") -> PerHeadModel:

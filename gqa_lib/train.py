@@ -8,6 +8,7 @@ object per evaluation: step, tokens, train_loss, val_loss, val_bpb, lr, wall_s),
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -138,20 +139,12 @@ def evaluate(model: torch.nn.Module, data: TokenData, tc: TrainConfig, device: t
     for i in range(0, len(x_all), tc.batch_size):
         x = torch.from_numpy(x_all[i:i + tc.batch_size]).to(device)
         y = torch.from_numpy(y_all[i:i + tc.batch_size]).to(device)
-        with amp or _null():
+        with amp or contextlib.nullcontext():
             _, loss = model(x, y)
         total += loss.item() * y.numel()
         count += y.numel()
     model.train()
     return total / count
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -241,7 +234,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         x, y = batch_windows(data.train, tc.batch_size, tc.context_len, seed=tc.seed,
                              step=step, rank=rank)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        with amp or _null():
+        with amp or contextlib.nullcontext():
             _, loss = fwd(x, y)
         if not torch.isfinite(loss):
             raise TrainingDiverged(

@@ -173,3 +173,24 @@ def test_mismatch_causes_use_the_bootstrap_when_given():
     assert "robust" in robust["cause"][0] and "98%" in robust["cause"][0]
     split = mismatches(pd.DataFrame([{**row, "share": 0.55, "paper_share": 0.40}]))
     assert split["cause"][0].startswith("near tie")
+
+
+def test_kv_rule_alternative_keeps_the_measured_cells():
+    import pytest
+
+    from gqa_lib import GQAError
+    from gqa_lib.reproduce import joint_model, table4_comparison, table4_summary
+
+    absolute, ratio = joint_model(), joint_model(kv_rule="ratio")
+    assert ratio.kv_rule == "ratio" and "group size" in ratio.label
+    # the measured configurations do not depend on the rule
+    assert absolute.loss(1e9, 8, 2) == ratio.loss(1e9, 8, 2)
+    # (32, 8) takes (8, 8)'s KV effect by number, (8, 2)'s by group size: worse under ratio,
+    # before the query-head gain (whose scale kappa is refitted per rule)
+    kv_abs = absolute._kv_law(absolute._kv_equiv(32, 8)).loss(1e9)
+    kv_ratio = ratio._kv_law(ratio._kv_equiv(32, 8)).loss(1e9)
+    assert kv_ratio > kv_abs
+    s = table4_summary(table4_comparison(ratio))
+    assert s["measured_matches"] == s["measured_cells"] == 9
+    with pytest.raises(GQAError, match="kv_rule"):
+        joint_model(kv_rule="grouped")
