@@ -122,7 +122,7 @@ def test_nan_stops_clearly_and_keeps_last_checkpoint(tmp_path, monkeypatch):
 
 def _gqa(*args):
     return [str(BIN / "gqa"), "train", "--model", "tiny", "--batch-size", "4", "--context",
-            "64", "--eval-every", "5", "--threads", "2", *args]
+            "64", "--eval-every", "5", "--threads", "1", *args]
 
 
 def test_killed_run_resumes_to_the_bitwise_same_loss(tmp_path):
