@@ -22,7 +22,7 @@ def _model(args: argparse.Namespace):
     from . import fits, reproduce
 
     if args.fit == "paper":
-        return reproduce.joint_model(args.method)
+        return reproduce.joint_model(args.method, args.kv_rule)
     if args.fit == "paper-measured":
         return reproduce.measured_model(args.method)
     if not args.fit.lower().endswith(".csv"):
@@ -96,7 +96,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 def cmd_table4(args: argparse.Namespace) -> int:
     from .reproduce import joint_model, mismatches, table4_comparison, table4_summary
 
-    df = table4_comparison(joint_model(args.method), settings=_settings(args),
+    df = table4_comparison(joint_model(args.method, args.kv_rule), settings=_settings(args),
                            n_boot=args.bootstrap)
     why = mismatches(df)
     causes = {(r.target_loss, r.context): r.cause for r in why.itertuples()}
@@ -142,6 +142,9 @@ def _add_cost_args(p: argparse.ArgumentParser) -> None:
                    help="compute term C in Z (default fig2: reproduces the paper)")
     p.add_argument("--aspect", default="d64L", choices=list(ASPECT_RULES),
                    help="N -> (n_layer, d_model): d = 64 L, or the paper's Table 9 shapes")
+    p.add_argument("--kv-rule", default="absolute", choices=["absolute", "ratio"],
+                   help="with the paper's fit: carry the KV-head effect to n_h > 8 by the "
+                        "number of KV heads (default) or by the group size n_h / n_kv")
     p.add_argument("--method", default="huber", choices=["huber", "lsq"],
                    help="fitting method (Huber on log-loss, or least squares on loss)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -101,3 +101,11 @@ def test_console_script_error_is_one_line():
                         "--target-loss", "2.6"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "gqa optimize: error: context must be > 0 tokens, got '0'"
+
+
+def test_table4_kv_rule_flag(capsys):
+    from gqa_lib.cli import main
+
+    assert main(["table4", "--kv-rule", "ratio", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"paper_n_head"' in out
