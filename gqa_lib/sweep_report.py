@@ -8,6 +8,7 @@ returns a tidy DataFrame; losses are validation losses in nats per token.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .errors import GQAError
@@ -26,16 +27,21 @@ def _grid(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def size_trend(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (config, context, seed) with >= 2 sizes: ``n_sizes`` and ``falls``, whether the
-    loss strictly decreases at every step up in size."""
+    """Per (config, context, seed) with >= 2 sizes: ``n_sizes``; ``falls``, whether the loss
+    strictly decreases at every step up in size; ``worst_step_nats``, the largest change
+    between neighbouring sizes (positive = a rise), reached at ``worst_step_to`` layers."""
     rows = []
     for (cfg, T, seed), g in _grid(runs).groupby(["config", "context", "seed"], sort=False):
         g = g.sort_values("params_non_embedding")
         if len(g) >= 2:
             y = g["val_loss_nats"].to_numpy(float)
+            step = np.diff(y)
+            i = int(np.argmax(step))
             rows.append({"config": cfg, "context": int(T), "seed": int(seed), "n_sizes": len(g),
-                         "falls": bool((y[1:] < y[:-1]).all())})
-    return pd.DataFrame(rows, columns=["config", "context", "seed", "n_sizes", "falls"])
+                         "falls": bool((step < 0).all()), "worst_step_nats": float(step[i]),
+                         "worst_step_to": int(g["n_layer"].iloc[i + 1])})
+    return pd.DataFrame(rows, columns=["config", "context", "seed", "n_sizes", "falls",
+                                       "worst_step_nats", "worst_step_to"])
 
 
 def head_deltas(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.DataFrame:
@@ -53,6 +59,19 @@ def head_deltas(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.D
     g = g.iloc[g["config"].map(order).argsort(kind="stable")]
     return g[["config", "n_layer", "params_non_embedding", "context", "seed", "val_loss_nats",
               "delta_nats"]].reset_index(drop=True)
+
+
+def head_effect_summary(deltas: pd.DataFrame, noise_sd: float) -> pd.DataFrame:
+    """Mean of :func:`head_deltas` over sizes per (config, context) at seed 0, with its
+    standard error under seed noise ``noise_sd`` (one run's standard deviation: a difference
+    of two runs has sqrt(2) noise_sd, a mean of n of them sqrt(2) noise_sd / sqrt(n)) and
+    ``z`` = mean / standard error (> 2: unlikely to be noise)."""
+    d = deltas[deltas["seed"] == 0]
+    g = d.groupby(["config", "context"], sort=False)["delta_nats"].agg(["mean", "count"])
+    g = g.rename(columns={"mean": "mean_delta_nats", "count": "n_sizes"}).reset_index()
+    g["se_nats"] = np.sqrt(2.0) * noise_sd / np.sqrt(g["n_sizes"])
+    g["z"] = g["mean_delta_nats"] / g["se_nats"]
+    return g
 
 
 def _head_order(label: str) -> tuple[int, int]:

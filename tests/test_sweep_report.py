@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from gqa_lib import GQAError
-from gqa_lib.sweep_report import head_deltas, recall_table, regime_gap, size_trend
+from gqa_lib.sweep_report import (head_deltas, head_effect_summary, recall_table, regime_gap,
+                                  size_trend)
 
 
 def runs(offset=0.0):
@@ -28,6 +29,9 @@ def test_size_trend():
     r.loc[(r.n_layer == 4) & (r.n_head == 1), "val_loss_nats"] += 1.0
     t = size_trend(r)
     assert (~t["falls"]).sum() == 2  # (1,1) at both contexts
+    bad = t[~t["falls"]]
+    assert (bad["worst_step_to"] == 4).all() and bad["worst_step_nats"].round(6).eq(0.7).all()
+    assert t.loc[t["falls"], "worst_step_nats"].round(6).eq(-0.3).all()
 
 
 def test_head_deltas_against_reference():
@@ -37,6 +41,14 @@ def test_head_deltas_against_reference():
     assert d.loc[d.config == "(8,8)", "delta_nats"].eq(0).all()
     with pytest.raises(GQAError, match="reference configuration"):
         head_deltas(runs(), reference=(4, 2))
+
+
+def test_head_effect_summary_in_units_of_seed_noise():
+    s = head_effect_summary(head_deltas(runs()), noise_sd=0.01)
+    row = s[(s.config == "(1,1)") & (s.context == 128)].iloc[0]
+    assert row.n_sizes == 3 and row.mean_delta_nats == pytest.approx(-0.05)
+    assert row.se_nats == pytest.approx(2**0.5 * 0.01 / 3**0.5)
+    assert row.z == pytest.approx(-0.05 / row.se_nats)
 
 
 def test_recall_and_regime_gap():
