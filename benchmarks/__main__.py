@@ -28,10 +28,18 @@ def table(res: dict) -> str:
              f" ({m['torch_threads']} torch threads), torch {m['torch']}, "
              f"`{res['command']}`, {res['wall_s']:.0f} s.", "",
              "| measurement | value | ratio (same run) |", "|---|---|---|"]
+    later = {k: r for k, r in res.get("runs", {}).items() if r["date_utc"] != m["date_utc"]}
+    if later:  # sections re-measured by a partial run since
+        lines[1:1] = ["", "Re-measured since: " + "; ".join(
+            f"{k} on {r['date_utc']} (commit `{r['commit']}`, `{r['command']}`)"
+            for k, r in later.items()) + "."]
     c = res.get("cost")
     if c:
-        lines.append(f"| cost model, configs/s (vectorised) | {c['configs_per_s_vectorised']:,.0f} "
-                     f"| x{c['vectorised_over_loop']:,.0f} vs a Python loop |")
+        one = c.get("configs_per_s_one_array")
+        lines.append(f"| cost model, configs/s (vectorised, {c.get('chunk', c['batch']):,} per "
+                     f"array) | {c['configs_per_s_vectorised']:,.0f} | x{c['vectorised_over_loop']:,.0f}"
+                     f" vs a Python loop" + (f"; one array of {c['batch']:,}: {one:,.0f}/s" if one
+                                             else "") + " |")
         lines.append(f"| Table 4 grid, 40 cells x 21 candidates | {c['table4_grid_s'] * 1e3:.1f} ms |"
                      f" joint fit {c['joint_fit_s']:.2f} s |")
         if c.get("explorer_update_s") is not None:
@@ -73,21 +81,30 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="reduced set, a few minutes")
     p.add_argument("--only", nargs="+", choices=list(SUITES))
     p.add_argument("--out", default=str(ROOT / "data" / "bench"))
+    p.add_argument("--readme", default=str(ROOT / "benchmarks" / "README.md"),
+                   help="markdown file whose results block gets the table")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    res = {"machine": machine(), "quick": args.quick,
-           "command": "python -m benchmarks" + (" --quick" if args.quick else "")
-           + (" --only " + " ".join(args.only) if args.only else "")}
+    command = ("python -m benchmarks" + (" --quick" if args.quick else "")
+               + (" --only " + " ".join(args.only) if args.only else ""))
+    dev = "gpu" if torch.cuda.is_available() else "cpu"
+    path = Path(args.out) / f"latest-{dev}.json"
+    res = {"machine": machine(), "quick": args.quick, "command": command, "runs": {}}
+    if args.only and path.is_file():  # a partial run updates its sections, keeps the others
+        old = json.loads(path.read_text())
+        res = {**old, "runs": old.get("runs", {}), "new_machine": res["machine"]}
+    now = res.pop("new_machine", res["machine"])
     for name in args.only or (["cost", "train", "scaling"] + ([] if args.quick else ["book"])):
         print(f"== {name}")
         res[name] = SUITES[name](quick=args.quick)
-    res["wall_s"] = time.perf_counter() - t0
-    out = Path(args.out)
-    dev = "gpu" if torch.cuda.is_available() else "cpu"
-    atomic_write_text(out / f"latest-{dev}.json", json.dumps(res, indent=2, default=str) + "\n")
+        res["runs"][name] = {"date_utc": now["date_utc"], "commit": now["commit"],
+                             "command": command}
+    res["wall_s"] = res.get("wall_s", 0.0) if args.only else 0.0
+    res["wall_s"] += time.perf_counter() - t0
+    atomic_write_text(path, json.dumps(res, indent=2, default=str) + "\n")
     text = table(res)
     print("\n" + text)
-    readme = ROOT / "benchmarks" / "README.md"
+    readme = Path(args.readme)
     if readme.is_file() and BEGIN in readme.read_text():
         body = readme.read_text()
         new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), f"{BEGIN}\n{text}\n{END}", body,

@@ -53,7 +53,10 @@ REPO_URL = repository_url()
 FIRST_CELL = f"""\
 # On Colab only: get the repository (the notebooks read its data/) and install gqa_lib,
 # keeping every package Colab already has at its version. Does nothing anywhere else.
-import os, subprocess, sys
+import os
+import subprocess
+import sys
+
 try:
     import google.colab  # noqa: F401 (exists only on Colab)
 except ImportError:

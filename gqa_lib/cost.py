@@ -147,7 +147,7 @@ def bits_per_value(dtype: str) -> int:
 def _values_to_bytes(values: Any, dtype: str) -> Any:
     bits = bits_per_value(dtype)
     v = np.asarray(values)
-    if v.dtype.kind in "iu" and np.all((v * bits) % 8 == 0):
+    if v.dtype.kind in "iu" and (bits % 8 == 0 or np.all((v * bits) % 8 == 0)):
         return _scalar(v * bits // 8)
     return _scalar(v * bits / 8)
 
@@ -187,14 +187,44 @@ def param_counts(
     return {k: _scalar(v) for k, v in out.items()}
 
 
-def params_non_embedding(cfg: ModelConfig | ConfigBatch, **conventions: Any) -> Any:
+def _where(flag: np.ndarray, value: Any) -> Any:
+    """np.where(flag, value, 0), skipping the work when the flag is the same everywhere."""
+    if not np.any(flag):
+        return 0
+    return value if np.all(flag) else np.where(flag, value, 0)
+
+
+def _weights(s: ConfigBatch, ffn_matrices: int | None, include_norms: bool
+             ) -> tuple[Any, Any]:
+    """(matrix parameters, other non-embedding parameters): the totals of
+    :func:`param_counts` without its breakdown, in a few array operations (the explorers and
+    sweeps over millions of configurations call this)."""
+    if ffn_matrices not in (None, 2, 3):
+        raise GQAError(f"ffn_matrices must be None (from the architecture), 2 or 3, got "
+                       f"{ffn_matrices!r}")
+    L, d, dh = s.n_layer, s.d_model, s.d_head
+    n_mat = np.where(s.ffn_gated, 3, 2) if ffn_matrices is None else ffn_matrices
+    matmul = L * d * (2 * dh * (s.n_head + s.n_kv_head) + n_mat * s.d_ff)
+    other = _where(s.qkv_bias, L * dh * (s.n_head + 2 * s.n_kv_head))
+    if include_norms:
+        other = other + _where(s.qk_norm, 2 * L * dh) + (2 * L + 1) * d * s.norm_vectors
+    return matmul, other
+
+
+def params_non_embedding(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None,
+                         include_norms: bool = True) -> Any:
     """N of the paper: every parameter except the embedding table(s). See :func:`param_counts`."""
-    return param_counts(cfg, **conventions)["non_embedding"]
+    matmul, other = _weights(ConfigBatch.of(cfg), ffn_matrices, include_norms)
+    return _scalar(matmul + other)
 
 
-def params_total(cfg: ModelConfig | ConfigBatch, **conventions: Any) -> Any:
+def params_total(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None,
+                 include_norms: bool = True) -> Any:
     """All parameters, the tied embedding counted once."""
-    return param_counts(cfg, **conventions)["total"]
+    s = ConfigBatch.of(cfg)
+    matmul, other = _weights(s, ffn_matrices, include_norms)
+    embedding = s.vocab_size * s.d_model
+    return _scalar(matmul + other + embedding + np.where(s.tie_embeddings, 0, embedding))
 
 
 def matmul_params(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None) -> Any:
@@ -203,8 +233,7 @@ def matmul_params(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = 
     2x this is the time-invariant FLOPs per token. Norm gains and biases are left out: they cost
     O(d) per token, the paper ignores them, and FlopCounterMode does not count them.
     """
-    p = param_counts(cfg, ffn_matrices=ffn_matrices, include_norms=False)
-    return p["non_embedding"] - p["attn_bias"]
+    return _scalar(_weights(ConfigBatch.of(cfg), ffn_matrices, False)[0])
 
 
 # ----- FLOPs -------------------------------------------------------------------------------
@@ -234,9 +263,11 @@ def inference_flops(
     out = {
         "time_invariant": 2.0 * np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), float),
         "time_variant": 4.0 * t * s.n_layer * s.d_head * s.n_head,
-        "lm_head": (2.0 * s.d_model * s.vocab_size) * float(lm_head),
+        "lm_head": (2.0 * s.d_model * s.vocab_size) if lm_head else 0.0,
     }
-    out["total"] = out["time_invariant"] + out["time_variant"] + out["lm_head"]
+    out["total"] = out["time_invariant"] + out["time_variant"]
+    if lm_head:
+        out["total"] = out["total"] + out["lm_head"]
     return {k: _scalar(np.broadcast_to(v, np.shape(out["total"]))) for k, v in out.items()}
 
 
@@ -325,9 +356,9 @@ def inference_memory_values(
     **conventions: Any,
 ) -> Any:
     """M_infer(T) = N + 2 T L d_h n_kv (eq. 4), in values; activations are ignored (paper)."""
-    p = param_counts(cfg, **conventions)
-    weights = p["total"] if include_embeddings else p["non_embedding"]
-    return _scalar(np.asarray(weights) + np.asarray(kv_cache_values(cfg, T, batch=batch)))
+    s = ConfigBatch.of(cfg)
+    weights = (params_total if include_embeddings else params_non_embedding)(s, **conventions)
+    return _scalar(np.asarray(weights) + np.asarray(kv_cache_values(s, T, batch=batch)))
 
 
 def inference_memory_bytes(
@@ -335,9 +366,9 @@ def inference_memory_bytes(
     batch: Any = 1, include_embeddings: bool = False, **conventions: Any,
 ) -> Any:
     """Eq. 4 in bytes: weights in `dtype`, cache in `kv_dtype` (default: same as weights)."""
-    p = param_counts(cfg, **conventions)
-    weights = p["total"] if include_embeddings else p["non_embedding"]
-    kv = kv_cache_bytes(cfg, T, dtype=kv_dtype or dtype, batch=batch)
+    s = ConfigBatch.of(cfg)
+    weights = (params_total if include_embeddings else params_non_embedding)(s, **conventions)
+    kv = kv_cache_bytes(s, T, dtype=kv_dtype or dtype, batch=batch)
     return _scalar(np.asarray(_values_to_bytes(weights, dtype)) + np.asarray(kv))
 
 
@@ -366,7 +397,16 @@ def hardware_cost(
     m, c = np.asarray(memory, np.float64), np.asarray(flops, np.float64)
     if np.any(m < 0) or np.any(c < 0):
         raise GQAError("memory and flops must be non-negative")
-    return _scalar(lam * m**alpha + (1.0 - lam) * c**beta)
+    return _scalar(lam * _power(m, alpha) + (1.0 - lam) * _power(c, beta))
+
+
+def _power(x: np.ndarray, p: float) -> np.ndarray:
+    """x**p, through the dedicated (faster) ufuncs for the paper's exponents 1/2 and 1/3."""
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == 1 / 3:
+        return np.cbrt(x)
+    return x**p
 
 
 def summary(

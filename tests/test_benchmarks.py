@@ -41,3 +41,27 @@ def test_gpu_script_runs_on_cpu_at_toy_size(tmp_path):
     d = res["decode"]["rows"]
     assert len(d) == 4 and all(r["s_per_token"] > 0 and r["bound_s_per_token"] > 0 for r in d)
     assert "speedup_measured" in d[-1] and "speedup_bound" in d[-1]
+
+
+def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):
+    from benchmarks import __main__ as bench
+
+    calls = []
+
+    def fake(name):
+        def run(quick=False):
+            calls.append(name)
+            return {"value": len(calls)}
+        return run
+
+    monkeypatch.setattr(bench, "SUITES", {k: fake(k) for k in ("cost", "train")})
+    monkeypatch.setattr(bench, "table", lambda res: "TABLE " + ",".join(sorted(res["runs"])))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench.BEGIN}\nold\n{bench.END}\noutro\n")
+    args = ["--out", str(tmp_path), "--readme", str(readme)]
+    assert bench.main(args + ["--only", "cost", "train"]) == 0
+    assert bench.main(args + ["--only", "cost"]) == 0
+    res = json.loads((tmp_path / "latest-cpu.json").read_text())
+    assert res["train"] == {"value": 2} and res["cost"] == {"value": 3}  # train kept
+    assert res["runs"]["cost"]["command"].endswith("--only cost")
+    assert readme.read_text() == f"intro\n{bench.BEGIN}\nTABLE cost,train\n{bench.END}\noutro\n"

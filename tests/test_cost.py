@@ -81,6 +81,13 @@ def test_training_flops_eq_10_11():
 def test_hardware_cost():
     assert cost.hardware_cost(100.0, 1000.0) == pytest.approx(0.9 * 10 + 0.1 * 10)
     assert cost.hardware_cost(4.0, 8.0, lam=0.5, alpha=0.5, beta=1 / 3) == pytest.approx(2.0)
+    # the sqrt/cbrt fast path for the paper's exponents agrees with the general power
+    rng = np.random.default_rng(0)
+    m, c = rng.uniform(0, 1e12, 1000), rng.uniform(0, 1e15, 1000)
+    np.testing.assert_allclose(cost.hardware_cost(m, c), 0.9 * m**0.5 + 0.1 * c ** (1 / 3),
+                               rtol=1e-12)
+    np.testing.assert_allclose(cost.hardware_cost(m, c, alpha=0.4, beta=0.3),
+                               0.9 * m**0.4 + 0.1 * c**0.3, rtol=1e-12)
 
 
 def test_kv_share_of_memory_at_1b_128k():
@@ -171,11 +178,18 @@ def test_prefill_is_sum_of_decode_steps(c, T):
     assert cost.prefill_flops(c, T, attention="full") >= cost.prefill_flops(c, T)
 
 
-@given(configs)
-def test_breakdown_sums_to_total(c):
-    p = cost.param_counts(c)
+@given(configs, st.sampled_from([None, 2, 3]), st.booleans(), st.booleans(), st.booleans())
+def test_breakdown_sums_to_total(c, ffn_matrices, include_norms, qkv_bias, qk_norm):
+    c = dataclasses.replace(c, qkv_bias=qkv_bias, qk_norm=qk_norm)
+    kw = dict(ffn_matrices=ffn_matrices, include_norms=include_norms)
+    p = cost.param_counts(c, **kw)
     parts = sum(v for k, v in p.items() if k not in ("non_embedding", "total"))
     assert parts == p["total"]
+    # the fast totals (no breakdown) agree with the breakdown
+    assert cost.params_total(c, **kw) == p["total"]
+    assert cost.params_non_embedding(c, **kw) == p["non_embedding"]
+    assert cost.matmul_params(c, ffn_matrices=ffn_matrices) == (
+        p["attn_q"] + p["attn_k"] + p["attn_v"] + p["attn_o"] + p["ffn"])
     assert p["total"] - p["non_embedding"] == c.vocab_size * c.d_model * (1 if c.tie_embeddings else 2)
 
 
