@@ -57,12 +57,32 @@ def table(res: dict) -> str:
                          f"{r['tokens_per_s']:,.0f}, MFU {r['mfu']:.0%} | "
                          f"x{ref:.2f} vs reference{extra} |" if ref else
                          f"| train {r['model']} T={r['context']} | {r['tokens_per_s']:,.0f} | |")
+        prof = t.get("profile_smallest")
+        if prof:
+            sh = prof["share"]
+            lines.append(f"| profile {prof['model']} T={prof['context']}: share of op time | "
+                         f"matmul {sh['matmul']:.0%}, attention {sh['attention']:.0%}, other "
+                         f"{sh['other']:.0%} | matmuls at {prof['matmul_flops_per_s'] / 1e9:.0f} "
+                         f"GFLOP/s |")
     s = res.get("scaling")
     if s:
         worst = max(s["rows"], key=lambda r: r["measured_over_predicted"])
         lines.append(f"| step time vs cost model (n_head x context) | {len(s['rows'])} configs | "
                      f"measured/predicted up to x{worst['measured_over_predicted']:.2f} "
                      f"(n_head={worst['n_head']}, T={worst['context']}) |")
+        for prof in s.get("profiles", []):
+            sh = prof["share"]
+            lines.append(f"| profile n_head={prof['n_head']} T={prof['context']}: share of op time "
+                         f"| matmul {sh['matmul']:.0%}, attention {sh['attention']:.0%} (for "
+                         f"{prof['attention_flop_share']:.0%} of FLOPs), other {sh['other']:.0%} | "
+                         f"attention {prof['attention_flops_per_s'] / 1e9:.0f} vs matmul "
+                         f"{prof['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s |")
+        k = s.get("kernel")
+        if k:
+            lines.append(f"| attention kernel alone, n_head={k['n_head']} T={k['context']}: "
+                         f"full / causal time | x{k['full_over_causal']:.2f} (x2 = every masked "
+                         f"key skipped) | {k['full_flops_per_s'] / 1e9:.0f} GFLOP/s over the full "
+                         f"square |")
     b = res.get("book")
     if b:
         lines.append(f"| book: clean build / no-change rebuild | {b['book_clean_build_s']:.0f} s / "

@@ -17,6 +17,7 @@ import torch
 
 from gqa_lib import ModelConfig, cost
 
+from .profile_step import causal_kernel_probe, describe, step_profile
 from .train_speed import step_time
 
 
@@ -47,7 +48,21 @@ def run(quick: bool = False) -> dict[str, Any]:
         r["predicted_s"] = r["flops_per_step"] / rate
         r["measured_over_predicted"] = r["step_s"] / r["predicted_s"]
         r["two_rate_predicted_s"] = float(A[rows.index(r)] @ inv_rates)
-    return {"device": str(device), "calibration": {"n_head": ref["n_head"],
+    # the evidence for the gap: where the time of the calibration and the worst step goes
+    worst = max(rows, key=lambda r: r["measured_over_predicted"])
+    profiles = []
+    for r in (ref, worst):
+        cfg = ModelConfig(n_layer=4, d_model=256, n_head=r["n_head"], n_kv_head=1, d_head=32,
+                          vocab_size=2048, rope_theta=10_000.0)
+        profiles.append(step_profile(cfg, r["context"], batch_tokens, device))
+        print("  profile " + describe(profiles[-1]))
+    kernel = causal_kernel_probe(n_head=worst["n_head"], T=worst["context"], d_head=32,
+                                 batch=max(1, batch_tokens // worst["context"]), device=device)
+    print(f"  attention kernel alone (n_head={kernel['n_head']}, T={kernel['context']}): full/causal "
+          f"time x{kernel['full_over_causal']:.2f} (x2 if every masked key were skipped), "
+          f"{kernel['full_flops_per_s'] / 1e9:.0f} GFLOP/s over the full square")
+    return {"device": str(device), "profiles": profiles, "kernel": kernel,
+            "calibration": {"n_head": ref["n_head"],
             "context": ref["context"], "flops_per_s": rate},
             "two_rate_fit": {"matmul_flops_per_s": 1 / inv_rates[0] if inv_rates[0] > 0 else None,
                              "attention_flops_per_s": 1 / inv_rates[1] if inv_rates[1] > 0

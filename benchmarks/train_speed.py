@@ -9,6 +9,8 @@ matmul peak measured in the same process.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -32,10 +34,12 @@ def model_flops_per_token(cfg: ModelConfig, T: int) -> float:
     return float(cost.training_flops(cfg, 1, T)) + 6.0 * cfg.d_model * cfg.vocab_size
 
 
-def step_time(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, steps: int,
-              device: torch.device) -> float:
-    """Median seconds per optimizer step (after 2 warm-up steps) for impl in
-    {"gqa_lib", "reference", "compiled"}."""
+def make_step(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, device: torch.device
+              ) -> tuple[Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+                         Callable[[torch.Tensor, torch.Tensor], None]]:
+    """(batch, step): ``batch(s)`` is step s's (x, y) on the device; ``step(x, y)`` one
+    optimizer step of impl in {"gqa_lib", "reference", "compiled"}, synchronised on a GPU so
+    wall time is honest."""
     torch.manual_seed(0)
     model = GQATransformer(cfg).to(device)
     data = prepare()
@@ -46,18 +50,17 @@ def step_time(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, steps: int
     else:
         opt = make_optimizer(model, TrainConfig())
         fwd = torch.compile(model) if impl == "compiled" else model
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
-    times = []
-    for s in range(steps + 2):
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    def batch(s: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch_windows(data.train, B, T, seed=0, step=s)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        t = time.perf_counter()
-        if amp:
-            with amp:
-                _, loss = fwd(x, y)
-        else:
+        return x, y
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        with amp:
             _, loss = fwd(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -65,6 +68,20 @@ def step_time(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, steps: int
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
+
+    return batch, step
+
+
+def step_time(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, steps: int,
+              device: torch.device) -> float:
+    """Median seconds per optimizer step (after 2 warm-up steps) for impl in
+    {"gqa_lib", "reference", "compiled"}."""
+    batch, step = make_step(cfg, T, batch_tokens, impl, device)
+    times = []
+    for s in range(steps + 2):
+        x, y = batch(s)
+        t = time.perf_counter()
+        step(x, y)
         times.append(time.perf_counter() - t)
     times = sorted(times[2:])
     return times[len(times) // 2]
@@ -109,5 +126,13 @@ def run(quick: bool = False, compile_check: bool = True) -> dict[str, Any]:
                   f"x{row['speedup_vs_reference'] or float('nan'):.2f} vs reference"
                   + (f", compile x{row['compile_speedup']:.2f}" if "compile_speedup" in row
                      else ""))
+    # the evidence for the small models' low MFU: where the smallest model's step time goes
+    from .profile_step import describe, step_profile
+
+    L, d, h, kv, dh = SIZES[sizes[0]]
+    small = ModelConfig(n_layer=L, d_model=d, n_head=h, n_kv_head=kv, d_head=dh, vocab_size=2048,
+                        rope_theta=10_000.0)
+    prof = dict(step_profile(small, contexts[0], batch_tokens, device), model=sizes[0])
+    print(f"  profile {sizes[0]} " + describe(prof))
     return {"device": str(device), "dtype": str(dtype).removeprefix("torch."),
-            "matmul_peak_flops": peak, "rows": rows}
+            "matmul_peak_flops": peak, "rows": rows, "profile_smallest": prof}

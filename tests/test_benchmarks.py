@@ -65,3 +65,16 @@ def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):
     assert res["train"] == {"value": 2} and res["cost"] == {"value": 3}  # train kept
     assert res["runs"]["cost"]["command"].endswith("--only cost")
     assert readme.read_text() == f"intro\n{bench.BEGIN}\nTABLE cost,train\n{bench.END}\noutro\n"
+
+
+def test_profile_groups_ops_and_accounts_for_all_time():
+    from benchmarks.profile_step import causal_kernel_probe, op_group, step_profile
+
+    assert op_group("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == "attention"
+    assert op_group("aten::mm") == "matmul" and op_group("aten::addmm") == "matmul"
+    assert op_group("aten::_foreach_lerp_") == "optimizer" and op_group("aten::mul") == "other"
+    p = step_profile(get_preset("tiny"), 64, batch_tokens=256, warmup=1)
+    assert sum(p["share"].values()) == pytest.approx(1.0)
+    assert p["share"]["matmul"] > 0 and p["share"]["attention"] > 0
+    k = causal_kernel_probe(n_head=4, T=256, d_head=16, batch=1, repeat=2)
+    assert k["causal_s"] > 0 and k["full_s"] > 0 and k["full_flops_per_s"] > 0
