@@ -4,8 +4,8 @@
     python -m benchmarks.gpu --toy --out DIR    # anywhere, under a minute (tests run this)
 
 It measures, in one process: the matmul peak (bf16 on GPU, fp32 on CPU) and the copy
-bandwidth of device memory; the training MFU of a ~100M-parameter model at T = 4K (eager and
-torch.compile); and the decode latency of the recipe's equal-loss pair at long context --
+bandwidth of device memory; the training MFU of a 75M-parameter (non-embedding) model at
+T = 4K (eager and torch.compile); and the decode latency of the recipe's equal-loss pair at long context --
 the paper's Llama-3 GQA point (32, 8), L = 32, d = 2048, against the cost-optimal (8, 1) of
 the same fitted loss -- beside the memory-bandwidth bound the cost model predicts (weights
 plus KV cache read once per decoded token). Results: DIR/gpu-<device>.json.
