@@ -22,6 +22,15 @@ SUITES = {"cost": cost_speed.run, "train": train_speed.run, "scaling": step_scal
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
+def _profile_row(prof: dict, label: str) -> str:
+    """One table row from a :func:`benchmarks.profile_step.step_profile` result."""
+    sh, rate = prof["share"], {g: (prof[f"{g}_flops_per_s"] or 0) / 1e9 for g in ("matmul", "attention")}
+    return (f"| profile {label}n_head={prof['n_head']} T={prof['context']}: share of op time | "
+            f"matmul {sh['matmul']:.0%}, attention {sh['attention']:.0%} (for "
+            f"{prof['attention_flop_share']:.0%} of FLOPs), other {sh['other']:.0%} | "
+            f"attention {rate['attention']:.0f} vs matmul {rate['matmul']:.0f} GFLOP/s |")
+
+
 def table(res: dict) -> str:
     m = res["machine"]
     lines = [f"Latest run: {m['date_utc']}, commit `{m['commit']}`, {m['cpu']} x{m['cpu_count']}"
@@ -57,26 +66,15 @@ def table(res: dict) -> str:
                          f"{r['tokens_per_s']:,.0f}, MFU {r['mfu']:.0%} | "
                          f"x{ref:.2f} vs reference{extra} |" if ref else
                          f"| train {r['model']} T={r['context']} | {r['tokens_per_s']:,.0f} | |")
-        prof = t.get("profile_smallest")
-        if prof:
-            sh = prof["share"]
-            lines.append(f"| profile {prof['model']} T={prof['context']}: share of op time | "
-                         f"matmul {sh['matmul']:.0%}, attention {sh['attention']:.0%}, other "
-                         f"{sh['other']:.0%} | matmuls at {prof['matmul_flops_per_s'] / 1e9:.0f} "
-                         f"GFLOP/s |")
+        if t.get("profile_smallest"):
+            lines.append(_profile_row(t["profile_smallest"], t["profile_smallest"]["model"] + " "))
     s = res.get("scaling")
     if s:
         worst = max(s["rows"], key=lambda r: r["measured_over_predicted"])
         lines.append(f"| step time vs cost model (n_head x context) | {len(s['rows'])} configs | "
                      f"measured/predicted up to x{worst['measured_over_predicted']:.2f} "
                      f"(n_head={worst['n_head']}, T={worst['context']}) |")
-        for prof in s.get("profiles", []):
-            sh = prof["share"]
-            lines.append(f"| profile n_head={prof['n_head']} T={prof['context']}: share of op time "
-                         f"| matmul {sh['matmul']:.0%}, attention {sh['attention']:.0%} (for "
-                         f"{prof['attention_flop_share']:.0%} of FLOPs), other {sh['other']:.0%} | "
-                         f"attention {prof['attention_flops_per_s'] / 1e9:.0f} vs matmul "
-                         f"{prof['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s |")
+        lines += [_profile_row(prof, "") for prof in s.get("profiles", [])]
         k = s.get("kernel")
         if k:
             lines.append(f"| attention kernel alone, n_head={k['n_head']} T={k['context']}: "
