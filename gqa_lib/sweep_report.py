@@ -26,22 +26,34 @@ def _grid(runs: pd.DataFrame) -> pd.DataFrame:
     return g
 
 
-def size_trend(runs: pd.DataFrame) -> pd.DataFrame:
+def size_trend(runs: pd.DataFrame, *, mean_over_seeds: bool = False) -> pd.DataFrame:
     """Per (config, context, seed) with >= 2 sizes: ``n_sizes``; ``falls``, whether the loss
     strictly decreases at every step up in size; ``worst_step_nats``, the largest change
-    between neighbouring sizes (positive = a rise), reached at ``worst_step_to`` layers."""
+    between neighbouring sizes (positive = a rise), reached at ``worst_step_to`` layers.
+
+    With ``mean_over_seeds``, one ladder per (config, context) of each size's loss averaged
+    over the seeds it was trained with (``seed`` is then -1 and ``max_seeds`` says how many
+    seeds the best-covered size had)."""
+    g = _grid(runs)
+    if mean_over_seeds:
+        g = (g.groupby(["config", "context", "n_layer"], sort=False)
+             .agg(val_loss_nats=("val_loss_nats", "mean"), n_seeds=("seed", "nunique"),
+                  params_non_embedding=("params_non_embedding", "first"))
+             .reset_index().assign(seed=-1))
     rows = []
-    for (cfg, T, seed), g in _grid(runs).groupby(["config", "context", "seed"], sort=False):
-        g = g.sort_values("params_non_embedding")
-        if len(g) >= 2:
-            y = g["val_loss_nats"].to_numpy(float)
+    for (cfg, T, seed), ladder in g.groupby(["config", "context", "seed"], sort=False):
+        ladder = ladder.sort_values("params_non_embedding")
+        if len(ladder) >= 2:
+            y = ladder["val_loss_nats"].to_numpy(float)
             step = np.diff(y)
             i = int(np.argmax(step))
-            rows.append({"config": cfg, "context": int(T), "seed": int(seed), "n_sizes": len(g),
-                         "falls": bool((step < 0).all()), "worst_step_nats": float(step[i]),
-                         "worst_step_to": int(g["n_layer"].iloc[i + 1])})
+            rows.append({"config": cfg, "context": int(T), "seed": int(seed),
+                         "n_sizes": len(ladder), "falls": bool((step < 0).all()),
+                         "worst_step_nats": float(step[i]),
+                         "worst_step_to": int(ladder["n_layer"].iloc[i + 1]),
+                         "max_seeds": int(ladder["n_seeds"].max()) if mean_over_seeds else 1})
     return pd.DataFrame(rows, columns=["config", "context", "seed", "n_sizes", "falls",
-                                       "worst_step_nats", "worst_step_to"])
+                                       "worst_step_nats", "worst_step_to", "max_seeds"])
 
 
 def head_deltas(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.DataFrame:

@@ -34,6 +34,20 @@ def test_size_trend():
     assert t.loc[t["falls"], "worst_step_nats"].round(6).eq(-0.3).all()
 
 
+def test_size_trend_mean_over_seeds():
+    r = runs()
+    r.loc[(r.n_layer == 4) & (r.n_head == 1), "val_loss_nats"] += 0.4  # seed 0 rises by 0.1
+    again = r[(r.n_layer == 4) & (r.n_head == 1)].assign(seed=1, val_loss_nats=lambda d:
+                                                          d.val_loss_nats - 0.6)
+    r = pd.concat([r, again], ignore_index=True)  # seed 1 at L = 4 falls by 0.5
+    per_seed = size_trend(r)
+    assert (~per_seed["falls"]).sum() == 2 and len(per_seed) == 6  # seed-1 rows: one size only
+    mean = size_trend(r, mean_over_seeds=True)
+    assert len(mean) == 6 and mean["falls"].all() and (mean["seed"] == -1).all()
+    one = mean[(mean.config == "(1,1)") & (mean.context == 128)].iloc[0]
+    assert one.max_seeds == 2 and one.worst_step_nats == pytest.approx(-0.2)  # steps -0.3, -0.2
+
+
 def test_head_deltas_against_reference():
     d = head_deltas(runs())
     assert set(d["config"]) == {"(8,8)", "(8,1)", "(1,1)"}  # the llama3-only row is left out
