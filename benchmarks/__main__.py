@@ -31,6 +31,77 @@ def _profile_row(prof: dict, label: str) -> str:
             f"attention {rate['attention']:.0f} vs matmul {rate['matmul']:.0f} GFLOP/s |")
 
 
+def targets(res: dict) -> list[str]:
+    """Issue 6's targets, each with its status in this run and, where one is missed, what the
+    profiles of the same run show (markdown table lines)."""
+    rows = ["| target | status in this run |", "|---|---|"]
+    c, t, s = res.get("cost"), res.get("train"), res.get("scaling")
+    if c:
+        v = c["configs_per_s_vectorised"]
+        rows.append(f"| cost model: tens of millions of configurations/s on one core | "
+                    f"{'met' if v >= 1e7 else 'not met'}: {v / 1e6:.1f}M/s in arrays of "
+                    f"{c.get('chunk', c['batch']):,}"
+                    + (f"; {c['configs_per_s_one_array'] / 1e6:.1f}M/s as one array of "
+                       f"{c['batch']:,}, whose temporaries stream from RAM"
+                       if c.get("configs_per_s_one_array") else "") + " |")
+        if c.get("explorer_update_s") is not None:
+            e = c["explorer_update_s"] * 1e3
+            rows.append(f"| one explorer update < 50 ms | {'met' if e < 50 else 'not met'}: "
+                        f"{e:.1f} ms |")
+        g = c["table4_grid_s"]
+        rows.append(f"| Table 4 grid with all candidates well under a second | "
+                    f"{'met' if g < 0.5 else 'not met'}: {g * 1e3:.1f} ms |")
+    if t:
+        big = [r for r in t["rows"] if r["model"] == max(t["rows"], key=lambda r: r[
+            "params_non_embedding"])["model"]]
+        small = [r for r in t["rows"] if r not in big]
+        ok = all(r["mfu"] >= 0.5 for r in big)
+        line = (f"| training MFU >= 50% of the measured matmul peak for the benchmark config | "
+                f"{'met' if ok else 'not met'} for {big[0]['model']}: "
+                + ", ".join(f"{r['mfu']:.0%} at T = {r['context']}" for r in big))
+        prof = t.get("profile_smallest")
+        if small and prof:
+            sh = prof["share"]
+            line += (f". Smaller models {min(r['mfu'] for r in small):.0%}-"
+                     f"{max(r['mfu'] for r in small):.0%}: the profile of {prof['model']} (T = "
+                     f"{prof['context']}) has its matmuls at {prof['matmul_flops_per_s'] / 1e9:.0f} "
+                     f"GFLOP/s but {sh['other']:.0%} of op time in ops the FLOP count ignores "
+                     f"(norms, RoPE, cross-entropy, elementwise) and {sh['attention']:.0%} in "
+                     f"attention at {prof['attention_flops_per_s'] / 1e9:.0f} GFLOP/s for "
+                     f"{prof['attention_flop_share']:.0%} of the FLOPs")
+        rows.append(line + " |")
+        comp = [r["compile_speedup"] for r in t["rows"] if r.get("compile_speedup")]
+        if comp:
+            rows.append(f"| torch.compile where it helps | x{comp[0]:.2f} on this machine: "
+                        f"{'used' if comp[0] > 1.1 else 'within noise, so off by default'} "
+                        f"(`gqa train --compile`) |")
+    if s:
+        by_h: dict[int, list[float]] = {}
+        for r in s["rows"]:
+            by_h.setdefault(r["n_head"], []).append(r["measured_over_predicted"])
+        spread = ", ".join(f"n_head {h}: x{min(v):.2f}-{max(v):.2f}" for h, v in sorted(by_h.items()))
+        line = f"| step time follows the cost model | measured/predicted by n_head over T: {spread}"
+        profs = s.get("profiles", [])
+        if profs:
+            p = profs[-1]
+            line += (f". Profile of n_head {p['n_head']}, T = {p['context']}: attention "
+                     f"{p['share']['attention']:.0%} of op time for "
+                     f"{p['attention_flop_share']:.0%} of the FLOPs, at "
+                     f"{p['attention_flops_per_s'] / 1e9:.0f} vs "
+                     f"{p['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s for the matmuls")
+        k = s.get("kernel")
+        if k:
+            line += (f"; the kernel alone: full/causal time x{k['full_over_causal']:.2f} (x2 if "
+                     f"every masked key were skipped), {k['full_flops_per_s'] / 1e9:.0f} GFLOP/s "
+                     f"over the full square")
+        f2 = s.get("two_rate_fit", {})
+        if f2.get("matmul_flops_per_s") and f2.get("attention_flops_per_s"):
+            line += (f"; two-rate fit: matmul {f2['matmul_flops_per_s'] / 1e9:.0f}, attention "
+                     f"{f2['attention_flops_per_s'] / 1e9:.0f} GFLOP/s")
+        rows.append(line + " |")
+    return rows
+
+
 def table(res: dict) -> str:
     m = res["machine"]
     lines = [f"Latest run: {m['date_utc']}, commit `{m['commit']}`, {m['cpu']} x{m['cpu_count']}"
@@ -91,7 +162,7 @@ def table(res: dict) -> str:
         if "tests_s" in b:
             slow = ", ".join(f"{n.split('::')[-1]} {s:.0f} s" for n, s in b["slowest_tests"][:3])
             lines.append(f"| default test suite | {b['tests_s']:.0f} s | slowest: {slow} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ["", "Targets (issue 6):", ""] + targets(res))
 
 
 def main(argv=None) -> int:
