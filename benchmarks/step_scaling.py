@@ -18,7 +18,13 @@ import torch
 from gqa_lib import ModelConfig, cost
 
 from .profile_step import causal_kernel_probe, describe, step_profile
-from .train_speed import step_time
+from .train_speed import step_times
+
+
+def _config(n_head: int) -> ModelConfig:
+    """The benchmark's model: 4 layers, d = 256, one KV head of 32, n_head query heads."""
+    return ModelConfig(n_layer=4, d_model=256, n_head=n_head, n_kv_head=1, d_head=32,
+                       vocab_size=2048, rope_theta=10_000.0)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -26,19 +32,18 @@ def run(quick: bool = False) -> dict[str, Any]:
     heads = [1, 4, 16] if not quick else [1, 16]
     contexts = [256, 1024, 2048] if not quick else [256, 1024]
     batch_tokens, steps = 8192, (5 if not quick else 3)
+    grid = [(_config(n_head), T) for n_head in heads for T in contexts]
+    # every configuration timed side by side (round-robin), so drift moves them alike
+    secs = step_times([(cfg, T, "gqa_lib") for cfg, T in grid], batch_tokens, steps, device)
     rows = []
-    for n_head in heads:
-        for T in contexts:
-            cfg = ModelConfig(n_layer=4, d_model=256, n_head=n_head, n_kv_head=1, d_head=32,
-                              vocab_size=2048, rope_theta=10_000.0)
-            tokens = (batch_tokens // T) * T
-            total = float(cost.training_flops(cfg, tokens, T)) + 6.0 * tokens * 256 * 2048
-            attn = 12.0 * tokens * (T / 2) * cfg.n_layer * cfg.d_head * n_head
-            secs = step_time(cfg, T, batch_tokens, "gqa_lib", steps, device)
-            rows.append({"n_head": n_head, "context": T, "flops_per_step": total,
-                         "attention_flops_per_step": attn, "step_s": secs})
-            print(f"  n_head={n_head:2d} T={T:5d}: {secs * 1e3:7.1f} ms/step, attention "
-                  f"{attn / total:.0%} of FLOPs")
+    for (cfg, T), sec in zip(grid, secs):
+        tokens = (batch_tokens // T) * T
+        total = float(cost.training_flops(cfg, tokens, T)) + 6.0 * tokens * 256 * 2048
+        attn = 12.0 * tokens * (T / 2) * cfg.n_layer * cfg.d_head * cfg.n_head
+        rows.append({"n_head": cfg.n_head, "context": T, "flops_per_step": total,
+                     "attention_flops_per_step": attn, "step_s": sec})
+        print(f"  n_head={cfg.n_head:2d} T={T:5d}: {sec * 1e3:7.1f} ms/step, attention "
+              f"{attn / total:.0%} of FLOPs")
     ref = min(rows, key=lambda r: r["attention_flops_per_step"] / r["flops_per_step"])
     rate = ref["flops_per_step"] / ref["step_s"]
     A = np.array([[r["flops_per_step"] - r["attention_flops_per_step"],
@@ -58,9 +63,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             chosen.append(r)
     profiles = []
     for r in chosen:
-        cfg = ModelConfig(n_layer=4, d_model=256, n_head=r["n_head"], n_kv_head=1, d_head=32,
-                          vocab_size=2048, rope_theta=10_000.0)
-        profiles.append(step_profile(cfg, r["context"], batch_tokens, device))
+        profiles.append(step_profile(_config(r["n_head"]), r["context"], batch_tokens, device))
         print("  profile " + describe(profiles[-1]))
     kernel = causal_kernel_probe(n_head=worst["n_head"], T=worst["context"], d_head=32,
                                  batch=max(1, batch_tokens // worst["context"]), device=device)

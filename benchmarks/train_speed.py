@@ -9,7 +9,7 @@ matmul peak measured in the same process.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -72,19 +72,44 @@ def make_step(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, device: to
     return batch, step
 
 
+def step_times(specs: Sequence[tuple[ModelConfig, int, str]], batch_tokens: int, steps: int,
+               device: torch.device, warmup: int = 2) -> list[float | None]:
+    """Median seconds per optimizer step of each (config, context, impl) in ``specs``, timed
+    side by side: after ``warmup`` steps each, the specs take turns, one step per round, for
+    ``steps`` rounds, so a machine that speeds up or slows down during the measurement moves
+    every median alike and their ratios stay honest. A spec that fails to build or run (say
+    torch.compile without a compiler) gives None, with the reason printed."""
+    runners: list[Any] = []
+    for cfg, T, impl in specs:
+        try:
+            batch, step = make_step(cfg, T, batch_tokens, impl, device)
+            for s in range(warmup):
+                step(*batch(s))
+            runners.append((batch, step))
+        except Exception as e:  # noqa: BLE001 -- report and go on: the other specs still run
+            print(f"  {impl} failed on {cfg.n_layer}x{cfg.d_model} T={T}: "
+                  f"{type(e).__name__}: {e}"[:300])
+            runners.append(None)
+    times: list[list[float]] = [[] for _ in specs]
+    for s in range(warmup, warmup + steps):
+        for i, r in enumerate(runners):
+            if r is None:
+                continue
+            x, y = r[0](s)
+            t = time.perf_counter()
+            r[1](x, y)
+            times[i].append(time.perf_counter() - t)
+    return [sorted(t)[len(t) // 2] if t else None for t in times]
+
+
 def step_time(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, steps: int,
               device: torch.device) -> float:
     """Median seconds per optimizer step (after 2 warm-up steps) for impl in
     {"gqa_lib", "reference", "compiled"}."""
-    batch, step = make_step(cfg, T, batch_tokens, impl, device)
-    times = []
-    for s in range(steps + 2):
-        x, y = batch(s)
-        t = time.perf_counter()
-        step(x, y)
-        times.append(time.perf_counter() - t)
-    times = sorted(times[2:])
-    return times[len(times) // 2]
+    secs = step_times([(cfg, T, impl)], batch_tokens, steps, device)[0]
+    if secs is None:
+        raise RuntimeError(f"{impl} failed to run (see the message above)")
+    return secs
 
 
 def run(quick: bool = False, compile_check: bool = True) -> dict[str, Any]:
@@ -104,13 +129,8 @@ def run(quick: bool = False, compile_check: bool = True) -> dict[str, Any]:
             impls = ["gqa_lib", "reference"]
             if compile_check and name == sizes[-1] and T == contexts[0]:
                 impls.append("compiled")
-            secs = {}
-            for impl in impls:
-                try:
-                    secs[impl] = step_time(cfg, T, batch_tokens, impl, steps, device)
-                except Exception as e:  # torch.compile may be unavailable on a machine
-                    secs[impl] = None
-                    print(f"  {impl} failed on {name} T={T}: {type(e).__name__}: {e}"[:300])
+            secs = dict(zip(impls, step_times([(cfg, T, impl) for impl in impls],
+                                              batch_tokens, steps, device)))
             tokens = (batch_tokens // T) * T
             flops = model_flops_per_token(cfg, T) * tokens
             row = {"model": name, "context": T, "params_non_embedding":
