@@ -8,6 +8,8 @@ returns a tidy DataFrame; losses are validation losses in nats per token.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -73,15 +75,26 @@ def head_deltas(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.D
               "delta_nats"]].reset_index(drop=True)
 
 
-def head_effect_summary(deltas: pd.DataFrame, noise_sd: float) -> pd.DataFrame:
+def head_effect_summary(deltas: pd.DataFrame, noise_sd: float | Mapping[int, float]
+                        ) -> pd.DataFrame:
     """Mean of :func:`head_deltas` over sizes per (config, context) at seed 0, with its
     standard error under seed noise ``noise_sd`` (one run's standard deviation: a difference
     of two runs has sqrt(2) noise_sd, a mean of n of them sqrt(2) noise_sd / sqrt(n)) and
-    ``z`` = mean / standard error (> 2: unlikely to be noise)."""
+    ``z`` = mean / standard error (> 2: unlikely to be noise). ``noise_sd`` is one value, or
+    one per training context ({context: sd}) where the noise differs between contexts."""
     d = deltas[deltas["seed"] == 0]
     g = d.groupby(["config", "context"], sort=False)["delta_nats"].agg(["mean", "count"])
     g = g.rename(columns={"mean": "mean_delta_nats", "count": "n_sizes"}).reset_index()
-    g["se_nats"] = np.sqrt(2.0) * noise_sd / np.sqrt(g["n_sizes"])
+    if isinstance(noise_sd, Mapping):
+        missing = sorted(set(g["context"]) - set(noise_sd))
+        if missing:
+            raise GQAError(f"noise_sd has no value for context(s) {missing}; it has "
+                           f"{sorted(noise_sd)}")
+        sd = g["context"].map(noise_sd).astype(float)
+    else:
+        sd = float(noise_sd)
+    g["noise_sd"] = sd
+    g["se_nats"] = np.sqrt(2.0) * g["noise_sd"] / np.sqrt(g["n_sizes"])
     g["z"] = g["mean_delta_nats"] / g["se_nats"]
     return g
 

@@ -63,6 +63,12 @@ def test_head_effect_summary_in_units_of_seed_noise():
     assert row.n_sizes == 3 and row.mean_delta_nats == pytest.approx(-0.05)
     assert row.se_nats == pytest.approx(2**0.5 * 0.01 / 3**0.5)
     assert row.z == pytest.approx(-0.05 / row.se_nats)
+    # one noise level per training context
+    s = head_effect_summary(head_deltas(runs()), noise_sd={128: 0.01, 512: 0.04})
+    by = s.set_index(["config", "context"])
+    assert by.loc[("(1,1)", 512), "se_nats"] == pytest.approx(4 * by.loc[("(1,1)", 128), "se_nats"])
+    with pytest.raises(GQAError, match=r"no value for context\(s\) \[512\]"):
+        head_effect_summary(head_deltas(runs()), noise_sd={128: 0.01})
 
 
 def test_recall_and_regime_gap():
