@@ -72,9 +72,9 @@ def targets(res: dict) -> list[str]:
         rows.append(line + " |")
         comp = [r["compile_speedup"] for r in t["rows"] if r.get("compile_speedup")]
         if comp:
-            rows.append(f"| torch.compile where it helps | x{comp[0]:.2f} on this machine: "
-                        f"{'used' if comp[0] > 1.1 else 'within noise, so off by default'} "
-                        f"(`gqa train --compile`) |")
+            rows.append(f"| torch.compile where it helps, behind a flag | x{comp[0]:.2f} on the "
+                        f"largest model here; `gqa train --compile` (off by default: a small "
+                        f"gain on CPU against seconds of compilation per run) |")
     if s:
         by_h: dict[int, list[float]] = {}
         for r in s["rows"]:
@@ -111,7 +111,8 @@ def table(res: dict) -> str:
     later = {k: r for k, r in res.get("runs", {}).items() if r["date_utc"] != m["date_utc"]}
     if later:  # sections re-measured by a partial run since
         lines[1:1] = ["", "Re-measured since: " + "; ".join(
-            f"{k} on {r['date_utc']} (commit `{r['commit']}`, `{r['command']}`)"
+            f"{k} on {r['date_utc']} (commit `{r['commit']}`, `{r['command']}`"
+            + (f", {r['wall_s']:.0f} s" if "wall_s" in r else "") + ")"
             for k, r in later.items()) + "."]
     c = res.get("cost")
     if c:
@@ -188,8 +189,12 @@ def main(argv=None) -> int:
         res[name] = SUITES[name](quick=args.quick)
         res["runs"][name] = {"date_utc": now["date_utc"], "commit": now["commit"],
                              "command": command}
-    res["wall_s"] = res.get("wall_s", 0.0) if args.only else 0.0
-    res["wall_s"] += time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    if "wall_s" in res and args.only:  # a partial run: its time goes with its sections
+        for name in args.only:
+            res["runs"][name]["wall_s"] = elapsed
+    else:
+        res["wall_s"] = elapsed
     atomic_write_text(path, json.dumps(res, indent=2, default=str) + "\n")
     text = table(res)
     print("\n" + text)
