@@ -268,9 +268,11 @@ def fit_power_laws(
     return replace(fit, quality=quality)
 
 
-def _loo_rmse(fit: LossFit, delta: float, max_iter: int) -> float | None:
-    """Leave each point out, refit from the full fit, predict it: RMSE of those errors."""
-    errs = []
+def _loo_errors(fit: LossFit, delta: float, max_iter: int, stop_at_failure: bool
+                ) -> tuple[list[float], list[Any]]:
+    """Leave each point out, refit from the full fit, predict it: the prediction errors, and
+    the keys of the points whose refit failed (a key left with losses that no longer fall)."""
+    errs, failed = [], []
     for i in range(fit.N.size):
         keep = np.arange(fit.N.size) != i
         try:
@@ -279,9 +281,26 @@ def _loo_rmse(fit: LossFit, delta: float, max_iter: int) -> float | None:
                                shared_E=fit.shared_E, method=fit.method, delta=delta,
                                min_sizes=1, loo=False, max_iter=max_iter, start=fit)
         except GQAError:
-            return None
+            failed.append(fit.keys[i])
+            if stop_at_failure:
+                break
+            continue
         errs.append(f.laws[fit.keys[i]].loss(fit.N[i]) - fit.loss_nats[i])
-    return float(np.sqrt(np.mean(np.square(errs))))
+    return errs, failed
+
+
+def _loo_rmse(fit: LossFit, delta: float, max_iter: int) -> float | None:
+    """RMSE of the leave-one-out prediction errors; None when some point cannot be predicted."""
+    errs, failed = _loo_errors(fit, delta, max_iter, stop_at_failure=True)
+    return None if failed else float(np.sqrt(np.mean(np.square(errs))))
+
+
+def loo_unpredictable(fit: LossFit, *, delta: float = 1e-3, max_iter: int = 1000) -> list[Any]:
+    """Keys (each once) with a point that the fit without it cannot predict: left out, the
+    key's remaining losses no longer fall with N, so no power law fits them. Empty when the
+    leave-one-out RMSE exists."""
+    _, failed = _loo_errors(fit, delta, max_iter, stop_at_failure=False)
+    return list(dict.fromkeys(failed))
 
 
 def fit_head_count_law(n_head: Any, loss: Any, *, c: float | None = None) -> HeadCountLaw:

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gqa_lib.errors import GQAError
-from gqa_lib.scaling import (HeadCountLaw, PowerLaw, bootstrap_fit, fit_head_count_law,
+from gqa_lib.scaling import (HeadCountLaw, PowerLaw, bootstrap_fit, fit_head_count_law, loo_unpredictable,
                              fit_power_laws)
 
 E_TRUE = 2.05
@@ -115,3 +115,14 @@ def test_head_count_law_fit_recovers_app_i_form():
     assert fixed.b == pytest.approx(0.044, rel=1e-4) and fixed.c == 1.53
     with pytest.raises(GQAError, match="distinct head counts"):
         fit_head_count_law([1, 2, 4], [3.0, 2.9, 2.8])
+
+
+def test_loo_names_the_configuration_it_cannot_predict():
+    """Left without its smallest size, 'b' no longer falls with N: no leave-one-out RMSE,
+    and loo_unpredictable says which configuration is to blame."""
+    N = np.array([1e5, 3e5, 1e6, 3e6] * 2)
+    a = 2.0 + 30 * N[:4] ** -0.3
+    f = fit_power_laws(N, np.r_[a, [4.30, 4.15, 4.12, 4.16]], ["a"] * 4 + ["b"] * 4)
+    assert f.quality.loo_rmse is None and loo_unpredictable(f) == ["b"]
+    g = fit_power_laws(N[:4], a + np.array([1, -1, 1, -1]) * 1e-3, ["a"] * 4)
+    assert g.quality.loo_rmse is not None and loo_unpredictable(g) == []
