@@ -74,7 +74,9 @@ def test_planned_runs_expand_the_real_grid_file():
     assert len(plan) == len(plan.drop_duplicates())
     assert set(plan["context"]) == {128, 512} and set(plan["n_layer"]) == {2, 3, 4, 5}
     seed1 = plan[plan["seed"] == 1]
-    assert set(zip(seed1["n_head"], seed1["n_kv_head"])) == {(8, 8), (8, 1)}
+    at = {T: set(zip(g["n_head"], g["n_kv_head"], g["n_layer"])) for T, g in seed1.groupby("context")}
+    assert at[128] == {(h, k, L) for h, k in ((8, 8), (8, 1)) for L in (2, 3, 4, 5)}
+    assert at[512] == {(h, k, L) for h, k in ((8, 8), (8, 4), (8, 1), (1, 1)) for L in (4, 5)}
     assert (plan["family"] == "grid+llama3").sum() == 2   # (8,8) is the baseline at d = 128
 
 
