@@ -5,10 +5,11 @@
 
 It measures, in one process: the matmul peak (bf16 on GPU, fp32 on CPU) and the copy
 bandwidth of device memory; the training MFU of a 75M-parameter (non-embedding) model at
-T = 4K (eager and torch.compile); and the decode latency of the recipe's equal-loss pair at long context --
+T = 4K (eager and torch.compile); and, for the recipe's equal-loss pair at long context --
 the paper's Llama-3 GQA point (32, 8), L = 32, d = 2048, against the cost-optimal (8, 1) of
-the same fitted loss -- beside the memory-bandwidth bound the cost model predicts (weights
-plus KV cache read once per decoded token). Results: DIR/gpu-<device>.json.
+the same fitted loss -- the decode latency beside the memory-bandwidth bound the cost model
+predicts (weights plus KV cache read once per decoded token) and the throughput of a chunked
+prefill beside its FLOPs (cost.prefill_flops). Results: DIR/gpu-<device>.json.
 """
 
 from __future__ import annotations
@@ -87,6 +88,26 @@ def decode_latency(cfg: ModelConfig, T: int, device: torch.device, dtype: torch.
     return timeit(step, repeat=3, sync=sync)["median_s"] / tokens
 
 
+@torch.no_grad()
+def prefill_seconds(cfg: ModelConfig, T: int, device: torch.device, dtype: torch.dtype,
+                    chunk: int) -> float:
+    """Seconds to prefill a prompt of T tokens into an empty KV cache, ``chunk`` tokens per
+    forward pass (chunked prefill: the logits of one pass never exceed chunk x vocab)."""
+    torch.manual_seed(0)
+    model = GQATransformer(cfg).to(device=device, dtype=dtype).eval()
+    cache = KVCache.empty(cfg, 1, T, dtype=dtype, device=device)
+    x = torch.randint(0, cfg.vocab_size, (1, T), device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def run():
+        cache.length = 0
+        for i in range(0, T, chunk):
+            model(x[:, i:i + chunk], cache=cache)
+
+    run()  # warm-up
+    return timeit(run, repeat=2, sync=sync)["median_s"]
+
+
 def bandwidth_bound(cfg: ModelConfig, T: int, dtype: str, bandwidth: float, batch: int = 1
                     ) -> float:
     """Seconds per token if decoding only had to read every weight (embedding matrix included:
@@ -139,17 +160,25 @@ def run(toy: bool, out_dir: Path) -> dict[str, Any]:
         for cfg in (base, opt):
             s = decode_latency(cfg, T, device, dtype, tokens=8 if toy else 32)
             bound = bandwidth_bound(cfg, T, res["dtype"], res["copy_bandwidth_bytes_per_s"])
+            pre = prefill_seconds(cfg, T, device, dtype, chunk=256 if toy else 16384)
+            pre_flops = float(cost.prefill_flops(cfg, T, lm_head=True))
             rows.append({"model": cfg.name, "n_head": cfg.n_head, "n_kv_head": cfg.n_kv_head,
                          "n_layer": cfg.n_layer, "d_model": cfg.d_model, "context": T,
                          "params_total": int(cost.params_total(cfg)),
                          "kv_cache_bytes": int(cost.kv_cache_bytes(cfg, T, dtype=res["dtype"])),
                          "s_per_token": s, "tokens_per_s": 1 / s, "bound_s_per_token": bound,
-                         "measured_over_bound": s / bound})
+                         "measured_over_bound": s / bound,
+                         "prefill_s": pre, "prefill_tokens_per_s": T / pre,
+                         "prefill_flops": pre_flops,
+                         "prefill_mfu": pre_flops / pre / res["matmul_peak_flops"]})
             print(f"decode {cfg.name} T={T}: {s * 1e3:.2f} ms/token "
-                  f"(bandwidth bound {bound * 1e3:.2f} ms)")
+                  f"(bandwidth bound {bound * 1e3:.2f} ms); prefill {T / pre:,.0f} tokens/s "
+                  f"(MFU {rows[-1]['prefill_mfu']:.0%})")
         b, o = rows[-2], rows[-1]
         rows[-1]["speedup_measured"] = b["s_per_token"] / o["s_per_token"]
         rows[-1]["speedup_bound"] = b["bound_s_per_token"] / o["bound_s_per_token"]
+        rows[-1]["prefill_speedup_measured"] = b["prefill_s"] / o["prefill_s"]
+        rows[-1]["prefill_speedup_flops"] = b["prefill_flops"] / o["prefill_flops"]
     res["decode"] = {"pair": [base.to_dict(), opt.to_dict()], "recipe": info, "rows": rows,
                      "paper_table5_inference_speedup": 20643 / 12921}
     res["wall_s"] = time.perf_counter() - t0

@@ -41,6 +41,8 @@ def test_gpu_script_runs_on_cpu_at_toy_size(tmp_path):
     d = res["decode"]["rows"]
     assert len(d) == 4 and all(r["s_per_token"] > 0 and r["bound_s_per_token"] > 0 for r in d)
     assert "speedup_measured" in d[-1] and "speedup_bound" in d[-1]
+    assert all(r["prefill_s"] > 0 and 0 < r["prefill_mfu"] for r in d)
+    assert d[-1]["prefill_speedup_flops"] > 0 and d[-1]["prefill_speedup_measured"] > 0
 
 
 def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):
