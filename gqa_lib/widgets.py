@@ -150,6 +150,7 @@ def _your_model(model, state: ExplorerState) -> dict[str, Any]:
     Z = float(cost.hardware_cost(M, C, lam=s.lam, alpha=s.alpha, beta=s.beta))
     rec = optimize(model, loss, state.context, settings=s)
     b = rec.best
+    lo, hi = float(np.min(model.fit.N)), float(np.max(model.fit.N))  # sizes the fit measured
     return {
         "name": m.name or "custom", "n_head": m.n_head, "n_kv_head": m.n_kv_head,
         "params_non_embedding": N, "predicted_loss": loss, "memory_values": M, "flops": C,
@@ -157,7 +158,7 @@ def _your_model(model, state: ExplorerState) -> dict[str, Any]:
         "best_params_non_embedding": float(b["params_non_embedding"]),
         "memory_pct": 100 * (1 - b["memory_values"] / M), "flops_pct": 100 * (1 - b["flops"] / C),
         "z_pct": 100 * (1 - b["z"] / Z),
-        "extrapolated": bool(m.d_head != model.d_head or N > 2.2e9 or N < 1e8
+        "extrapolated": bool(m.d_head != model.d_head or not lo <= N <= hi
                              or bool(np.asarray(model.extrapolated(m.n_head, m.n_kv_head)))),
     }
 

@@ -1,5 +1,6 @@
 """The explorers: the pure function, the live widget, and the static table agree."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,6 +34,20 @@ def test_your_model_from_hf_config_and_preset():
     assert y["memory_values"] == pytest.approx(
         cost.inference_memory_values(cfg, 131_072, include_norms=False))
     assert "Your model" in res.summary()
+
+
+def test_your_model_is_extrapolated_outside_the_measured_sizes():
+    """Inside the fit's measured sizes and heads: not extrapolated; 1.5x its largest: it is."""
+    model = loss_model("paper")
+    hi = float(model.fit.N.max())
+    # the figure family's L = 24 shape with a measured head configuration, (8, 8)
+    inside = dataclasses.replace(get_preset("paper-d64L-L24"), n_head=8, n_kv_head=8)
+    N = float(cost.params_non_embedding(inside, include_norms=False))
+    assert N < hi
+    assert not explore(ExplorerState(your_model=inside)).your_model["extrapolated"]
+    big = dataclasses.replace(inside, d_ff=int(inside.d_ff * 1.6 * hi / N))
+    assert float(cost.params_non_embedding(big, include_norms=False)) > hi
+    assert explore(ExplorerState(your_model=big)).your_model["extrapolated"]
 
 
 @pytest.mark.parametrize("text, msg", [("{oops", "not valid JSON"), ('{"model_type": "gpt2"}', "not supported"),
