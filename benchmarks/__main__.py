@@ -121,7 +121,8 @@ def table(res: dict) -> str:
                      f"array) | {c['configs_per_s_vectorised']:,.0f} | x{c['vectorised_over_loop']:,.0f}"
                      f" vs a Python loop" + (f"; one array of {c['batch']:,}: {one:,.0f}/s" if one
                                              else "") + " |")
-        lines.append(f"| Table 4 grid, 40 cells x 21 candidates | {c['table4_grid_s'] * 1e3:.1f} ms |"
+        lines.append(f"| Table 4 grid, {c['table4_cells']} cells x "
+                     f"{c.get('table4_candidates', 21)} candidates | {c['table4_grid_s'] * 1e3:.1f} ms |"
                      f" joint fit {c['joint_fit_s']:.2f} s |")
         if c.get("explorer_update_s") is not None:
             lines.append(f"| explorer update (target < 50 ms) | {c['explorer_update_s'] * 1e3:.1f} ms | |")

@@ -21,14 +21,8 @@ def _build(out: Path) -> float:
     t = time.perf_counter()
     subprocess.run([str(BIN / "jupyter-book"), "build", str(ROOT / "book"), "--path-output",
                     str(out), "-W", "-n", "--keep-going", "-q"], check=True,
-                   capture_output=True, text=True, env={**_env(), "GQA_BOOK_BUILD": "1"})
+                   capture_output=True, text=True)
     return time.perf_counter() - t
-
-
-def _env():
-    import os
-
-    return dict(os.environ)
 
 
 def page_times(out: Path) -> list[tuple[str, float]]:

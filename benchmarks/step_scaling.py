@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from gqa_lib import ModelConfig, cost
+from gqa_lib import ModelConfig
 
 from .profile_step import causal_kernel_probe, describe, step_profile
-from .train_speed import step_times
+from .train_speed import model_flops_per_token, step_times
 
 
 def _config(n_head: int) -> ModelConfig:
@@ -38,7 +38,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     rows = []
     for (cfg, T), sec in zip(grid, secs):
         tokens = (batch_tokens // T) * T
-        total = float(cost.training_flops(cfg, tokens, T)) + 6.0 * tokens * 256 * 2048
+        total = model_flops_per_token(cfg, T) * tokens
         attn = 12.0 * tokens * (T / 2) * cfg.n_layer * cfg.d_head * cfg.n_head
         rows.append({"n_head": cfg.n_head, "context": T, "flops_per_step": total,
                      "attention_flops_per_step": attn, "step_s": sec})

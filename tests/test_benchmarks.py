@@ -10,7 +10,7 @@ import torch
 
 from benchmarks.reference import naive_forward
 from benchmarks.train_speed import model_flops_per_token
-from gqa_lib import cost, get_preset
+from gqa_lib import get_preset
 from gqa_lib.model import GQATransformer
 
 
@@ -26,9 +26,12 @@ def test_reference_is_the_same_function():
 
 
 def test_mfu_counts_the_cost_models_training_flops_plus_lm_head():
-    cfg = get_preset("tiny")
-    assert model_flops_per_token(cfg, 256) == pytest.approx(
-        cost.training_flops(cfg, 1, 256) + 6 * cfg.d_model * cfg.vocab_size)
+    cfg = get_preset("tiny")  # L2 d128 H(8,2) d_h 16, d_ff 341, SwiGLU, vocab 2048
+    assert (cfg.n_layer, cfg.d_model, cfg.n_head, cfg.n_kv_head, cfg.d_head, cfg.d_ff,
+            cfg.vocab_size) == (2, 128, 8, 2, 16, 341, 2048)
+    matrices = 2 * 128 * (16 * (8 + 2 + 2 + 8) + 3 * 341)  # q, k, v, o and three FFN matrices
+    by_hand = 6 * matrices + 12 * (256 / 2) * 2 * 16 * 8 + 6 * 128 * 2048  # + attention, LM head
+    assert model_flops_per_token(cfg, 256) == pytest.approx(by_hand)
 
 
 def test_gpu_script_runs_on_cpu_at_toy_size(tmp_path):

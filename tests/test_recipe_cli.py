@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from gqa_lib.cli import main
+from gqa_lib.reproduce import joint_model, table4_comparison, table4_summary
 
 from test_recipe import write_runs  # tests/ is on sys.path (pytest prepend mode)
 
@@ -64,11 +65,13 @@ def test_table4_json_and_text(capsys):
     assert len(cells) == 40
     keys = {"target_loss", "context", "n_head", "n_kv_head", "paper_n_head", "paper_n_kv_head"}
     assert all(keys <= set(c) for c in cells)
-    assert sum(c["match"] for c in cells) == 21
-    assert sum(c["match"] for c in cells if c["measured_cell"]) == 9
+    ref = table4_summary(table4_comparison())  # the library's count (pinned in test_recipe)
+    assert sum(c["match"] for c in cells) == ref["matches"]
+    assert sum(c["match"] for c in cells if c["measured_cell"]) == ref["measured_matches"] == 9
     assert all(c["cause"] for c in cells if not c["match"])
     code, out, _ = run(capsys, "table4")
-    assert code == 0 and "matches: 21/40 overall; 9/9 where" in out and "near tie" in out
+    assert code == 0 and f"matches: {ref['matches']}/40 overall; 9/9 where" in out
+    assert "near tie" in out
 
 
 @pytest.mark.parametrize("argv, msg", [
@@ -107,5 +110,7 @@ def test_table4_kv_rule_flag(capsys):
     from gqa_lib.cli import main
 
     assert main(["table4", "--kv-rule", "ratio", "--json"]) == 0
-    out = capsys.readouterr().out
-    assert '"paper_n_head"' in out
+    cells = json.loads(capsys.readouterr().out)
+    ratio = table4_summary(table4_comparison(joint_model(kv_rule="ratio")))["matches"]
+    assert sum(c["match"] for c in cells) == ratio
+    assert ratio != table4_summary(table4_comparison())["matches"]  # the flag changes the answer
