@@ -35,7 +35,7 @@ from scipy import stats
 from .errors import GQAError
 from .fits import (PerHeadModel, config_label, fit_curves, fit_runs, interval_table,
                    quality_table)
-from .recipe import CostSettings, RecipeGrid, cost_grid
+from .recipe import (CostSettings, RecipeGrid, bootstrap_grids, choice_counts, choice_shares)
 from .scaling import Bootstrap, bootstrap_fit
 
 SWEEP_DIR = Path(__file__).resolve().parents[1] / "data" / "sweeps"
@@ -363,23 +363,13 @@ class RecipeEvidence:
     n_failed: int
 
     def _counts(self) -> np.ndarray:
-        counts = np.zeros(self.point.values["z"].shape, int)        # (target, context, H)
-        for g in self.replicates:
-            np.put_along_axis(counts, g.best_index[..., None],
-                              np.take_along_axis(counts, g.best_index[..., None], -1) + 1, -1)
-        return counts
+        return choice_counts(self.point, self.replicates)         # (target, context, H)
 
     def shares(self) -> pd.DataFrame:
         """One row per (target, context, H) chosen by at least one replicate: ``share`` of
         the replicates, ``point`` = the fit's own choice (as
         :func:`gqa_lib.recipe.bootstrap_choice`)."""
-        counts, p = self._counts(), self.point
-        i, j, c = np.nonzero(counts)
-        return pd.DataFrame({
-            "target_loss": p.target_loss[i], "context": p.context[j].astype(int),
-            "n_head": [p.configs[x][0] for x in c], "n_kv_head": [p.configs[x][1] for x in c],
-            "share": counts[i, j, c] / max(1, len(self.replicates)),
-            "point": p.best_index[i, j] == c})
+        return choice_shares(self.point, self.replicates)
 
     def table(self) -> pd.DataFrame:
         """Our Table 4, one row per (target, context): the chosen H, its N*, shape, M, C, Z
@@ -425,17 +415,8 @@ def recipe_evidence(model: PerHeadModel, target_loss: Any, context: Any, *, n_bo
     """Step 3 on ``model`` over targets x contexts, and on ``n_boot`` residual-bootstrap
     refits drawn as :func:`gqa_lib.recipe.bootstrap_choice` draws them (same ``seed``, same
     replicates, so the same shares). Candidates are the fitted H only."""
-    if n_boot < 1:
-        raise GQAError(f"n_boot must be >= 1, got {n_boot!r}")
-    point = cost_grid(model, target_loss, context, settings=settings)
-    rng = np.random.default_rng(seed)
-    reps, failed = [], 0
-    for _ in range(n_boot):
-        try:
-            reps.append(cost_grid(model.resample(rng), target_loss, context,
-                                  configs=point.configs, settings=settings))
-        except GQAError:
-            failed += 1
+    point, reps, failed = bootstrap_grids(model, target_loss, context, n_boot=n_boot, seed=seed,
+                                          settings=settings)
     return RecipeEvidence(point, tuple(reps), measured_sizes(model), failed)
 
 

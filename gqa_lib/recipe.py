@@ -28,6 +28,7 @@ Everything is vectorised: a grid of targets x contexts x candidates is one call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -377,25 +378,54 @@ def min_loss_for_budget(model: LossModel, context: int, budget: float, *, kind: 
     return df
 
 
-def bootstrap_choice(model: LossModel, target_loss: Any, context: Any, *, n_boot: int = 200,
-                     seed: int = 0, settings: CostSettings = CostSettings()) -> pd.DataFrame:
-    """How often each H wins when the fits are redone on bootstrap replicates of the data.
-
-    One row per (target, context, H) that won at least once: ``share`` of the replicates,
-    and ``point`` = whether it is the choice of the unperturbed fit.
-    """
-    if n_boot < 1:
-        raise GQAError(f"n_boot must be >= 1, got {n_boot!r}")
+def bootstrap_grids(model: LossModel, target_loss: Any, context: Any, *, n_boot: int,
+                    seed: int = 0, settings: CostSettings = CostSettings()
+                    ) -> tuple[RecipeGrid, list[RecipeGrid], int]:
+    """Step 3 on the fit (``point``) and on ``n_boot`` refits to bootstrap replicates of its
+    data, drawn from ``seed``: (point, the replicates' grids, how many refits failed)."""
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise GQAError(f"n_boot must be a positive integer, got {n_boot!r}")
     point = cost_grid(model, target_loss, context, settings=settings)
     rng = np.random.default_rng(seed)
-    counts = np.zeros(point.values["z"].shape, int)
+    reps, failed = [], 0
     for _ in range(n_boot):
-        g = cost_grid(model.resample(rng), target_loss, context, configs=point.configs,
-                      settings=settings)
+        try:
+            reps.append(cost_grid(model.resample(rng), target_loss, context,
+                                  configs=point.configs, settings=settings))
+        except GQAError:  # a refit that failed, or a target below every refit floor
+            failed += 1
+    return point, reps, failed
+
+
+def choice_counts(point: RecipeGrid, replicates: Sequence[RecipeGrid]) -> np.ndarray:
+    """(target, context, H): how many replicates chose each H."""
+    counts = np.zeros(point.values["z"].shape, int)
+    for g in replicates:
         np.put_along_axis(counts, g.best_index[..., None],
                           np.take_along_axis(counts, g.best_index[..., None], -1) + 1, -1)
+    return counts
+
+
+def choice_shares(point: RecipeGrid, replicates: Sequence[RecipeGrid]) -> pd.DataFrame:
+    """One row per (target, context, H) chosen by at least one replicate: ``share`` of the
+    replicates, and ``point`` = whether it is the choice of the unperturbed fit."""
+    counts = choice_counts(point, replicates)
     i, j, c = np.nonzero(counts)
     return pd.DataFrame({
         "target_loss": point.target_loss[i], "context": point.context[j].astype(int),
         "n_head": [point.configs[x][0] for x in c], "n_kv_head": [point.configs[x][1] for x in c],
-        "share": counts[i, j, c] / n_boot, "point": point.best_index[i, j] == c})
+        "share": counts[i, j, c] / max(1, len(replicates)), "point": point.best_index[i, j] == c})
+
+
+def bootstrap_choice(model: LossModel, target_loss: Any, context: Any, *, n_boot: int = 200,
+                     seed: int = 0, settings: CostSettings = CostSettings()) -> pd.DataFrame:
+    """How often each H wins when the fits are redone on bootstrap replicates of the data
+    (:func:`choice_shares` of :func:`bootstrap_grids`). Refits that fail are left out of the
+    shares and counted in ``attrs["n_failed"]``; GQAError if every one failed."""
+    point, reps, failed = bootstrap_grids(model, target_loss, context, n_boot=n_boot, seed=seed,
+                                          settings=settings)
+    if not reps:
+        raise GQAError(f"all {n_boot} bootstrap refits failed")
+    out = choice_shares(point, reps)
+    out.attrs["n_failed"] = failed
+    return out

@@ -256,3 +256,31 @@ def test_too_few_sizes_in_runs(tmp_path):
     assert (4, 1) not in fit_runs(partial, allow_partial=True).configs()
     with pytest.raises(GQAError, match="train_context=99"):
         fit_runs(runs, train_context=99)
+
+
+def test_bootstrap_choice_leaves_failed_refits_out(monkeypatch):
+    """A refit that fails is counted, not fatal (as in gqa_lib.ours.recipe_evidence)."""
+    from gqa_lib import recipe
+
+    real, calls = recipe.cost_grid, []
+
+    def flaky(*a, **kw):
+        calls.append(1)
+        if len(calls) in (3, 5):  # the 2nd and 4th replicate
+            raise GQAError("refit failed")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(recipe, "cost_grid", flaky)
+    out = recipe.bootstrap_choice(joint_model(), 2.615, K128, n_boot=6)
+    assert out.attrs["n_failed"] == 2 and out["share"].sum() == pytest.approx(1.0)
+
+    def only_the_point(*a, **kw):  # the fit itself works, every refit fails
+        calls.append(1)
+        if len(calls) > 1:
+            raise GQAError("refit failed")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(recipe, "cost_grid", only_the_point)
+    calls.clear()
+    with pytest.raises(GQAError, match="all 3 bootstrap refits failed"):
+        recipe.bootstrap_choice(joint_model(), 2.615, K128, n_boot=3)
