@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,12 +32,9 @@ def repository_url() -> str:
     (editable installs, Colab's clone), else from the installed package's metadata."""
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
     if pyproject.is_file():
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover
-            import tomli as tomllib
-        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["urls"][
-            "Repository"]
+        from .config import read_data_file
+
+        return read_data_file(pyproject)["project"]["urls"]["Repository"]
     from importlib.metadata import metadata
 
     for entry in metadata("gqa_lib").get_all("Project-URL") or []:

@@ -207,9 +207,10 @@ def coupling(boot: Bootstrap, key: Any, N: float) -> dict[str, float]:
     (``corr_E_b``), the standard deviations of E (nats) and of the predicted loss at size
     ``N`` (``loss_sd``, nats). A floor that trades off against the exponent leaves the
     predicted losses far better known than E itself."""
-    E = np.array([f.laws[key].E for f in boot.fits])
-    b = np.array([f.laws[key].b for f in boot.fits])
-    loss = np.array([f.laws[key].loss(N) for f in boot.fits])
+    laws = [f.law(key) for f in boot.fits]  # GQAError naming the fitted keys if unknown
+    E = np.array([law.E for law in laws])
+    b = np.array([law.b for law in laws])
+    loss = np.array([law.loss(N) for law in laws])
     return {"corr_E_b": float(np.corrcoef(E, b)[0, 1]), "E_sd": float(E.std(ddof=1)),
             "loss_sd": float(loss.std(ddof=1))}
 

@@ -1,7 +1,8 @@
 """Altair charts shared by the book's pages.
 
 Chart builders take a tidy DataFrame (a :func:`gqa_lib.tables.cost_table`, a recipe or fit
-frame, a sweep's rows) and return an ``alt.Chart``; every positional axis carries a title
+frame, a sweep's rows) and return an Altair chart (single, layered, concatenated or
+faceted); every positional axis carries a title
 with its unit (tests/test_book.py checks each builder). Importing this module also registers
 the book's offline renderer (:mod:`gqa_lib.render`), which the book build switches on.
 """

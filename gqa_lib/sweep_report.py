@@ -2,8 +2,10 @@
 head configuration compares with a reference at equal size, the recall probe, and how the
 head ranking depends on the training regime (two sweeps of the same grid).
 
-Every function takes the ``ok`` rows of a sweep CSV (:func:`gqa_lib.fits.read_runs`) and
-returns a tidy DataFrame; losses are validation losses in nats per token.
+The functions take the ``ok`` rows of a sweep CSV (:func:`gqa_lib.fits.read_runs`; two of
+them for :func:`regime_gap`, the output of :func:`head_deltas` for
+:func:`head_effect_summary`) and return a tidy DataFrame; losses are validation losses in
+nats per token.
 """
 
 from __future__ import annotations

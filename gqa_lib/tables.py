@@ -140,7 +140,8 @@ _READABLE = {
 
 
 def readable(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """A display copy of a :func:`cost_table`: chosen columns formatted as text with units
+    """A display copy of a :func:`cost_table`, a recipe frame or a Table 4 frame: the chosen
+    columns formatted as text with units
     (``1.41 B``, ``4 GiB``, ``75%``), renamed to the book's notation."""
     columns = [c for c in _READABLE if c in df] if columns is None else list(columns)
     unknown = [c for c in columns if c not in _READABLE]

@@ -1,8 +1,9 @@
 """The explorers: recompute the cost-optimal configuration as the reader moves a slider.
 
-Two versions share one computation:
+One pure function and two front ends:
 
-* :func:`explore` is the pure function behind both: an :class:`ExplorerState` in, the
+* :func:`explore` is the pure function behind the live version (the static one recomputes
+  the last step of the same recipe in the browser): an :class:`ExplorerState` in, the
   recipe's recommendation, the baseline comparison and (optionally) "your model" out.
 * :func:`explorer` is the live ipywidgets version for Jupyter and Colab; every change of a
   control calls :func:`explore` through gqa_lib (tens of ms).
