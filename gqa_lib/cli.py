@@ -321,15 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(flag: str) -> Callable[[str], int]:
+def _positive_int(flag: str, *, zero: bool = False) -> Callable[[str], int]:
+    """argparse type: an integer > 0 (>= 0 with ``zero``), the error naming ``flag``."""
+    what = "a non-negative integer" if zero else "a positive integer"
+
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got "
-                                             f"{text!r}") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be a positive integer, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {text!r}") from None
+        if v < 0 or (v == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {text!r}")
         return v
 
     return parse

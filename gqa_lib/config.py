@@ -204,6 +204,8 @@ def paper_family(n_layer: int, n_head: int | None = None, n_kv_head: int = 8) ->
     )
 
 
+ASPECT_RULES = ("d64L", "paper")  # N -> shape: d = 64 L, or the paper's Table 9 shapes
+
 # (n_layer, d_model) of the paper's scaling-fit models, Table 9.
 PAPER_TABLE9_SHAPES = (
     (4, 256), (6, 512), (12, 768), (12, 1024), (16, 1024), (24, 1280), (24, 1536), (36, 1536),

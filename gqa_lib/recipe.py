@@ -36,15 +36,14 @@ import numpy as np
 import pandas as pd
 
 from . import cost
-from .config import PAPER_TABLE9_SHAPES, PAPER_VOCAB
+from .cost import DEFAULT_CONVENTION
+from .config import ASPECT_RULES, PAPER_TABLE9_SHAPES, PAPER_VOCAB
 from .errors import GQAError, check_choice
 
 if TYPE_CHECKING:
     from .scaling import LossFit, PowerLaw
 
-ASPECT_RULES = ("d64L", "paper")
 BASELINES = ("llama3",)
-DEFAULT_CONVENTION = "fig2"
 
 
 class LossModel(Protocol):

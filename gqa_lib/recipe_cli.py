@@ -10,7 +10,9 @@ import argparse
 from typing import Any
 
 from . import cost
-from .cli import command, print_json, print_table
+from .config import ASPECT_RULES
+from .cost import DEFAULT_CONVENTION
+from .cli import _positive_int, command, print_json, print_table
 from .errors import GQAError
 from .units import format_context, format_count, format_flops, parse_context
 
@@ -132,8 +134,6 @@ def cmd_table4(args: argparse.Namespace) -> int:
 
 # ----- parsers ------------------------------------------------------------------------------
 def _add_cost_args(p: argparse.ArgumentParser) -> None:
-    from .recipe import ASPECT_RULES, DEFAULT_CONVENTION
-
     p.add_argument("--lambda", dest="lam", type=float, default=0.9, help="Z weight of memory")
     p.add_argument("--alpha", type=float, default=0.5, help="Z exponent of memory")
     p.add_argument("--beta", type=float, default=1 / 3, help="Z exponent of compute")
@@ -160,8 +160,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--fit", default="paper", metavar="SOURCE",
                    help="'paper' (joint extrapolation of the digitised losses, default), "
                         "'paper-measured' (the seven measured curves), or a runs .csv")
-    p.add_argument("--train-context", type=int, help="with a CSV: fit the runs at this "
-                   "training context (default: the longest)")
+    p.add_argument("--train-context", type=_positive_int("--train-context"),
+                   help="with a CSV: fit the runs at this training context (default: the "
+                        "longest)")
     p.add_argument("--allow-partial", action="store_true", help="with a CSV: drop "
                    "configurations with fewer than 3 sizes instead of failing")
     p.add_argument("--baseline", choices=["llama3"], help="compare with Llama-3 GQA "
@@ -170,6 +171,7 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("table4", help="the paper's Table 4 recomputed beside the paper's, "
                        "cell by cell")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+    p.add_argument("--bootstrap", type=_positive_int("--bootstrap", zero=True), default=0,
+                   metavar="N",
                    help="also refit N bootstrap replicates: share choosing the paper's H")
     _add_cost_args(p)

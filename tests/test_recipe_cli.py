@@ -114,3 +114,14 @@ def test_table4_kv_rule_flag(capsys):
     ratio = table4_summary(table4_comparison(joint_model(kv_rule="ratio")))["matches"]
     assert sum(c["match"] for c in cells) == ratio
     assert ratio != table4_summary(table4_comparison())["matches"]  # the flag changes the answer
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["table4", "--bootstrap", "-1"], "--bootstrap must be a non-negative integer, got '-1'"),
+    (["optimize", "--context", "8k", "--target-loss", "2.6", "--fit", "x.csv",
+      "--train-context", "0"], "--train-context must be a positive integer, got '0'"),
+])
+def test_bad_flags_name_themselves(argv, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and msg in capsys.readouterr().err
