@@ -30,6 +30,15 @@ RUN_COLUMNS = ("status", "n_layer", "d_model", "n_head", "n_kv_head", "d_head",
                "params_non_embedding", "context", "seed", "val_loss_nats")
 
 
+def family_masks(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(grid, llama3): boolean masks of a runs frame's rows in the explicit head grid and in
+    the Llama-3 style family. A run can be both (family "grid+llama3": the baseline's heads
+    coincide with a grid configuration); runs without a family column count as grid."""
+    fam = df["family"].astype(str) if "family" in df.columns else pd.Series("grid", df.index)
+    llama3 = fam.str.contains("llama3")
+    return fam.str.contains("grid") | ~llama3, llama3
+
+
 def read_runs(path: str | Path) -> pd.DataFrame:
     """Read a sweep CSV (``gqa sweep``): the ``status == "ok"`` rows, checked column by column."""
     p = Path(path)
@@ -127,9 +136,8 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
     d_heads = sorted(set(df["d_head"].astype(int)))
     if len(d_heads) != 1:
         raise GQAError(f"the runs mix head sizes d_head={d_heads}; fit one d_head at a time")
-    fam = df["family"].astype(str) if "family" in df.columns else pd.Series("grid", df.index)
-    grid = df[fam.str.contains("grid") | ~fam.str.contains("llama3")]
-    base = df[fam.str.contains("llama3")]
+    in_grid, in_llama3 = family_masks(df)
+    grid, base = df[in_grid], df[in_llama3]
     keys = [(int(h), int(k)) for h, k in zip(grid["n_head"], grid["n_kv_head"])]
     N = list(grid["params_non_embedding"].astype(float))
     y = list(grid["val_loss_nats"].astype(float))

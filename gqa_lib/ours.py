@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import GQAError
-from .fits import (PerHeadModel, config_label, fit_curves, fit_runs, interval_table,
+from .fits import (PerHeadModel, config_label, family_masks, fit_curves, fit_runs, interval_table,
                    quality_table)
 from .recipe import (CostSettings, RecipeGrid, bootstrap_grids, choice_counts, choice_shares)
 from .scaling import Bootstrap, bootstrap_fit
@@ -49,9 +49,9 @@ LLAMA3 = "Llama-3 style"
 
 def _configs(df: pd.DataFrame) -> list[str]:
     """Label per row: "(8,1)" for the grid, "Llama-3 style" for baseline-only rows."""
-    fam = df["family"].astype(str) if "family" in df else pd.Series("grid", df.index)
-    return [LLAMA3 if "grid" not in f and "llama3" in f else config_label((int(h), int(k)))
-            for f, h, k in zip(fam, df["n_head"], df["n_kv_head"])]
+    in_grid, _ = family_masks(df)
+    return [config_label((int(h), int(k))) if g else LLAMA3
+            for g, h, k in zip(in_grid, df["n_head"], df["n_kv_head"])]
 
 
 # ----- what has run ---------------------------------------------------------------------------
@@ -86,12 +86,11 @@ def progress(runs: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
 def _size_counts(at: pd.DataFrame) -> pd.DataFrame:
     """Distinct sizes per grid H and for the Llama-3 family (whose (8,8) point at the
     smallest size is also a grid run: family "grid+llama3"), as fits.fit_runs splits them."""
-    fam = at["family"].astype(str) if "family" in at else pd.Series("grid", at.index)
-    grid = at[fam.str.contains("grid") | ~fam.str.contains("llama3")]
-    n = grid.groupby(["n_head", "n_kv_head"], sort=False)["n_layer"].nunique()
+    in_grid, in_llama3 = family_masks(at)
+    n = at[in_grid].groupby(["n_head", "n_kv_head"], sort=False)["n_layer"].nunique()
     rows = [(config_label((int(h), int(k))), int(v)) for (h, k), v in n.items()]
-    if fam.str.contains("llama3").any():
-        rows.append((LLAMA3, int(at.loc[fam.str.contains("llama3"), "n_layer"].nunique())))
+    if in_llama3.any():
+        rows.append((LLAMA3, int(at.loc[in_llama3, "n_layer"].nunique())))
     df = pd.DataFrame(rows, columns=["config", "n_sizes"])
     return df.assign(fitted=df["n_sizes"] >= MIN_SIZES)
 

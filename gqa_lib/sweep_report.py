@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import GQAError
-from .fits import config_label
+from .fits import config_label, family_masks
 
 _KEY = ["n_layer", "context", "seed"]
 
@@ -24,8 +24,7 @@ _KEY = ["n_layer", "context", "seed"]
 def _grid(runs: pd.DataFrame) -> pd.DataFrame:
     """Rows of the explicit head grid (the Llama-3 baseline appears only where it coincides
     with a grid configuration), labelled ``config``."""
-    fam = runs["family"].astype(str) if "family" in runs else pd.Series("grid", runs.index)
-    g = runs[fam.str.contains("grid")].copy()
+    g = runs[family_masks(runs)[0]].copy()
     g["config"] = [config_label((int(h), int(k))) for h, k in zip(g["n_head"], g["n_kv_head"])]
     return g
 

@@ -75,3 +75,13 @@ def test_recall_and_regime_gap():
     assert recall_table(runs())["acc_gain"].round(6).eq(0.1).all()
     g = regime_gap(runs(0.3), runs(0.0), names=("old", "new"))
     assert (g["gap_old"].round(6) == 0.35).all() and (g["gap_new"].round(6) == 0.05).all()
+
+
+def test_family_masks_one_rule_for_every_module():
+    from gqa_lib.fits import family_masks
+
+    df = pd.DataFrame({"family": ["grid", "grid+llama3", "llama3", "extra"]})
+    grid, llama3 = family_masks(df)
+    assert list(grid) == [True, True, False, True] and list(llama3) == [False, True, True, False]
+    grid, llama3 = family_masks(pd.DataFrame({"n_head": [8, 1]}))  # no family column: grid
+    assert grid.all() and not llama3.any()
