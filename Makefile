@@ -59,7 +59,7 @@ test-slow: setup
 
 # The strict book build: a failing cell, anything a cell writes to stderr, or any Sphinx
 # warning fails it. Notebooks re-execute only when their code, gqa_lib, data/ or the package
-# versions change (execution cache, see gqa_lib/book.py): a rebuild of nothing takes seconds.
+# versions change (execution cache, see gqa_lib/book/sphinx_ext.py): a rebuild of nothing takes seconds.
 book: setup
 	$(VENV)/bin/jupyter-book build book -W -n --keep-going
 

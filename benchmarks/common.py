@@ -42,7 +42,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat:
 
 
 def machine() -> dict[str, Any]:
-    from gqa_lib.sweep import git_commit
+    from gqa_lib.train.sweep import git_commit
 
     info = {
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

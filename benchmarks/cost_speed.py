@@ -57,13 +57,13 @@ def run(quick: bool = False) -> dict[str, Any]:
           f"({CHUNK:,} per array; {out['configs_per_s_one_array']:,.0f} as one array of {n:,}) "
           f"vs {out['configs_per_s_loop']:,.0f} in a loop (x{out['vectorised_over_loop']:,.0f})")
 
-    from gqa_lib import reproduce
-    from gqa_lib.recipe import bootstrap_choice, cost_grid
-    from gqa_lib.reproduce import joint_model, paper_table4
+    from gqa_lib.evidence import paper
+    from gqa_lib.fit.recipe import bootstrap_choice, cost_grid
+    from gqa_lib.evidence.paper import joint_model, paper_table4
 
     def fresh_fit():  # joint_model() is cached per process: time a real fit
-        reproduce._joint_model.cache_clear()
-        reproduce._paper_fit.cache_clear()
+        paper._joint_model.cache_clear()
+        paper._paper_fit.cache_clear()
         return joint_model()
 
     fit = timeit(fresh_fit, repeat=1 if quick else 3)["best_s"]
@@ -81,7 +81,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     print(f"  Table 4 grid ({len(targets)}x{len(contexts)} cells x {n_cand} candidates): "
           f"{grid * 1e3:.1f} ms; joint fit {fit:.2f} s; bootstrap x{boot_n}: {boot:.2f} s")
     try:
-        from gqa_lib.widgets import ExplorerState, explore
+        from gqa_lib.book.widgets import ExplorerState, explore
     except ImportError:
         out["explorer_update_s"] = None
     else:

@@ -24,10 +24,10 @@ import torch
 
 from gqa_lib import ModelConfig, cost
 from gqa_lib.io import atomic_write_text
-from gqa_lib.model import GQATransformer, KVCache
+from gqa_lib.train.model import GQATransformer, KVCache
 
 from .common import machine, matmul_peak, timeit
-from .train_speed import model_flops_per_token, step_time
+from .steps import model_flops_per_token, step_time
 
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float32: "fp32"}
 
@@ -47,8 +47,8 @@ def equal_loss_pair(toy: bool) -> tuple[ModelConfig, ModelConfig, dict[str, Any]
     at T = 128K (joint loss model fitted to the paper's digitised losses), rounded to whole
     layers on the d = 64 L family. Toy mode keeps the two head layouts, (32, 8) and (8, 1),
     in miniature (8x shallower and narrower, d_head 8); the toy pair is not of equal loss."""
-    from gqa_lib.recipe import optimize
-    from gqa_lib.reproduce import joint_model
+    from gqa_lib.fit.recipe import optimize
+    from gqa_lib.evidence.paper import joint_model
 
     rec = optimize(joint_model(), 2.615, 131072, baseline="llama3")
     row = rec.candidates[(rec.candidates["n_head"] == 8) & (rec.candidates["n_kv_head"] == 1)]
@@ -112,7 +112,7 @@ def prefill_seconds(cfg: ModelConfig, T: int, device: torch.device, dtype: torch
 def paper_table5_speedup(metric: str = "inference_throughput") -> float:
     """The paper's Table 5 ratio of the cost-optimal (8, 1) model's throughput at 128K to the
     Llama-3 GQA (32, 8) model's (data/paper/table5.csv)."""
-    from gqa_lib.reproduce import _read
+    from gqa_lib.evidence.paper import _read
 
     row = _read("table5.csv").set_index("metric").loc[metric]
     return float(row["cost_optimal_8_1"]) / float(row["llama3_gqa_32_8"])

@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from gqa_lib import ModelConfig, cost
 
-from .train_speed import make_step
+from .steps import make_step
 
 GROUPS = ("matmul", "attention", "optimizer", "other")
 _MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")

@@ -2,7 +2,7 @@
 
 It reuses a GQATransformer's weights but computes everything the textbook way: RMSNorm by
 hand, K/V repeated to n_head with repeat_interleave, a materialised T x T score matrix with
-a -inf mask and softmax, and a for-loop AdamW. The ratio against gqa_lib.model shows what
+a -inf mask and softmax, and a for-loop AdamW. The ratio against gqa_lib.train.model shows what
 SDPA with enable_gqa and the loop design buy.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gqa_lib.model import GQATransformer, apply_rope, rope_cos_sin
+from gqa_lib.train.model import GQATransformer, apply_rope, rope_cos_sin
 
 
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -18,7 +18,7 @@ import torch
 from gqa_lib import ModelConfig
 
 from .profile_step import causal_kernel_probe, describe, step_profile
-from .train_speed import model_flops_per_token, step_times
+from .steps import model_flops_per_token, step_times
 
 
 def _config(n_head: int) -> ModelConfig:

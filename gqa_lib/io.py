@@ -1,5 +1,6 @@
-"""Atomic file writes and a locked CSV appender: nothing already written is lost when a
-process is killed mid-write."""
+"""Where the project's files live, and how they are written: the repository root and data/,
+atomic file writes and a locked CSV appender (nothing already written is lost when a process
+is killed mid-write)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+# The repository root (an editable install or a clone) and its data/ folder; GQA_DATA_DIR
+# points the corpus and tokenizer at another folder.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("GQA_DATA_DIR", REPO_ROOT / "data"))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import GQAError
+from gqa_lib.errors import GQAError
 
 _CONTEXT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from benchmarks.reference import naive_forward
-from benchmarks.train_speed import model_flops_per_token
+from benchmarks.steps import model_flops_per_token
 from gqa_lib import get_preset
-from gqa_lib.model import GQATransformer
+from gqa_lib.train.model import GQATransformer
 
 
 def test_reference_is_the_same_function():

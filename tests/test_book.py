@@ -19,9 +19,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from gqa_lib import (book, colab, cost, ours, plots, recipe, render, reproduce, scaling,
-                     sensitivity, tables)
-from gqa_lib.config import ModelConfig, get_preset, paper_family
+from gqa_lib import cost
+from gqa_lib.book import colab, glue, plots, render, sphinx_ext, tables
+from gqa_lib.evidence import paper, sensitivity, sweep_recipe
+from gqa_lib.fit import recipe, scaling
+from gqa_lib.arch.config import ModelConfig, get_preset, paper_family
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,8 +66,8 @@ def test_notebook_is_clean_and_valid(path):
 def test_notebook_starts_with_the_colab_cell(path):
     nb = json.loads(path.read_text())
     assert colab.has_first_cell(nb), (
-        f"{path.name}: first cell is not gqa_lib.colab.FIRST_CELL; "
-        f"run `python -m gqa_lib.colab {path.relative_to(ROOT)}`")
+        f"{path.name}: first cell is not gqa_lib.book.colab.FIRST_CELL; "
+        f"run `python -m gqa_lib.book.colab {path.relative_to(ROOT)}`")
 
 
 def test_toc_lists_every_notebook_and_only_existing_pages():
@@ -89,7 +91,7 @@ def test_config_builds_strictly_with_cache_and_colab():
     assert execute["timeout"] > 30 and execute["allow_errors"] is False
     assert execute["stderr_output"] in ("warn", "error", "severe")
     assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
-    assert "gqa_lib.book" in CONFIG["sphinx"]["extra_extensions"]
+    assert "gqa_lib.book.sphinx_ext" in CONFIG["sphinx"]["extra_extensions"]
     assert CONFIG["bibtex_bibfiles"] == ["references.bib"]
     make = (ROOT / "Makefile").read_text()
     assert re.search(r"jupyter-book build book -W -n --keep-going", make)
@@ -123,11 +125,11 @@ def test_book_extension_configures_the_build(tmp_path, monkeypatch):
         outdir = str(tmp_path / "html")
         doctreedir = str(tmp_path / ".doctrees")
         config = Config()
-        gqa_warnings = book._WarningCounter()
+        gqa_warnings = sphinx_ext._WarningCounter()
 
     monkeypatch.setenv(render.RENDERER_ENV, "default")  # restored after the test
     app = App()
-    book._config_inited(app, app.config)
+    sphinx_ext._config_inited(app, app.config)
     assert os.environ[render.RENDERER_ENV] == render.RENDERER
     assert app.config.html_theme_options["repository_url"] == colab.REPO_URL
     assert app.config.myst_substitutions["repo_url"] == colab.REPO_URL
@@ -137,27 +139,27 @@ def test_book_extension_configures_the_build(tmp_path, monkeypatch):
     assert js.startswith("/*! vega ") and "window.gqaEmbed" in js and len(js) > 500_000
     assert list(Path(static).iterdir()) == [bundle], "only the bundle is shipped"
     assert app.gqa_inputs_changed  # first build: nothing recorded yet
-    book._build_finished(app, None)  # a clean build records its inputs
+    sphinx_ext._build_finished(app, None)  # a clean build records its inputs
 
     cached = tmp_path / ".jupyter_cache" / "entry"
     cached.write_text("executed outputs")
     mtime = bundle.stat().st_mtime_ns
-    book._config_inited(app, app.config)  # nothing changed: cache and bundle kept
+    sphinx_ext._config_inited(app, app.config)  # nothing changed: cache and bundle kept
     assert not app.gqa_inputs_changed and cached.exists()
     assert bundle.stat().st_mtime_ns == mtime
 
     app.gqa_stamp.write_text("inputs of an older gqa_lib")
-    book._config_inited(app, app.config)
+    sphinx_ext._config_inited(app, app.config)
     assert app.gqa_inputs_changed and not cached.exists()
-    book._build_finished(app, RuntimeError("interrupted"))  # records nothing
-    book._config_inited(app, app.config)
+    sphinx_ext._build_finished(app, RuntimeError("interrupted"))  # records nothing
+    sphinx_ext._config_inited(app, app.config)
     assert app.gqa_inputs_changed
 
 
 def test_inputs_fingerprint_covers_library_and_data(monkeypatch):
-    before = book.inputs_fingerprint()
-    monkeypatch.setattr(book, "package_versions", lambda: {"numpy": "0.0"})
-    assert book.inputs_fingerprint() != before
+    before = sphinx_ext.inputs_fingerprint()
+    monkeypatch.setattr(sphinx_ext, "package_versions", lambda: {"numpy": "0.0"})
+    assert sphinx_ext.inputs_fingerprint() != before
 
 
 # ----- pages that name things -------------------------------------------------------------
@@ -219,7 +221,7 @@ def _sample_table():
 
 
 def _recipe_model():
-    return reproduce.joint_model()  # cached: fitted once per session
+    return paper.joint_model()  # cached: fitted once per session
 
 
 BUILDERS = {
@@ -230,17 +232,17 @@ BUILDERS = {
     & plots.breakdown_bars(df, 2**17, "flops"),
     # the recipe's charts read the recipe's frames, not the cost table
     "loss_vs_cost": lambda df: plots.loss_vs_cost(
-        reproduce.fig2_frame(_recipe_model(), n_curve=5), target_loss=2.615),
-    "table4_grid": lambda df: plots.table4_grid(reproduce.table4_comparison(_recipe_model())),
+        paper.fig2_frame(_recipe_model(), n_curve=5), target_loss=2.615),
+    "table4_grid": lambda df: plots.table4_grid(paper.table4_comparison(_recipe_model())),
     "choice_heatmap": lambda df: plots.choice_heatmap(sensitivity.choice_across(
         _recipe_model(), 2.6, [8192, 131072], "lam", [0.5, 0.9]), "lam", "λ"),
     # the fitting page's charts: fits, seed noise and our Table 4 on a synthetic sweep
     "loss_vs_params": lambda df: plots.loss_vs_params(
-        ours.fit_tables({512: _sweep_fit()})["curves"], facet="fit"),
+        sweep_recipe.fit_tables({512: _sweep_fit()})["curves"], facet="fit"),
     "fit_intervals": lambda df: plots.fit_intervals(
-        ours.fit_tables({512: _sweep_fit()})["intervals"]),
+        sweep_recipe.fit_tables({512: _sweep_fit()})["intervals"]),
     "noise_vs_heads": lambda df: plots.noise_vs_heads(
-        ours.loss_differences(_sweep()), threshold=0.05),
+        sweep_recipe.loss_differences(_sweep()), threshold=0.05),
     "recipe_choices": lambda df: plots.recipe_choices(_sweep_evidence().table()),
     "choice_vs_context": lambda df: plots.choice_vs_context(_sweep_evidence().table()),
     # the training and performance pages
@@ -269,13 +271,13 @@ def _sweep():
 
 @functools.cache
 def _sweep_fit():
-    return ours.fit_context(_sweep(), 512, n_boot=5)
+    return sweep_recipe.fit_context(_sweep(), 512, n_boot=5)
 
 
 @functools.cache
 def _sweep_evidence():
     model = _sweep_fit().model
-    return ours.recipe_evidence(model, ours.target_grid(model, 3)[0], [512, 131072], n_boot=3)
+    return sweep_recipe.recipe_evidence(model, sweep_recipe.target_grid(model, 3)[0], [512, 131072], n_boot=3)
 
 
 def _encodings(spec):
@@ -345,10 +347,10 @@ def test_glue_stores_python_numbers(monkeypatch):
     fake = type(sys)("myst_nb")
     fake.glue = lambda name, value, display=True: stored.update({name: (value, display)})
     monkeypatch.setitem(sys.modules, "myst_nb", fake)
-    assert book.glue("share", np.float64(0.75)) is None
+    assert glue("share", np.float64(0.75)) is None
     assert stored["share"] == (0.75, False) and type(stored["share"][0]) is float
     monkeypatch.setitem(sys.modules, "myst_nb", None)  # as on Colab: not installed
-    assert book.glue("share", 0.5) is None
+    assert glue("share", 0.5) is None
 
 
 def test_a_build_with_warnings_is_read_again_next_time(tmp_path):
@@ -359,11 +361,11 @@ def test_a_build_with_warnings_is_read_again_next_time(tmp_path):
 
     env = tmp_path / "environment.pickle"
     env.write_text("pickled")
-    app = SimpleNamespace(doctreedir=str(tmp_path), gqa_warnings=book._WarningCounter(),
+    app = SimpleNamespace(doctreedir=str(tmp_path), gqa_warnings=sphinx_ext._WarningCounter(),
                           gqa_stamp=tmp_path / "cache" / "stamp", gqa_fingerprint="f")
-    book._build_finished(app, None)
+    sphinx_ext._build_finished(app, None)
     assert env.exists() and app.gqa_stamp.read_text() == "f"
     app.gqa_stamp.unlink()
     app.gqa_warnings.handle(logging.LogRecord("sphinx.x", logging.WARNING, "", 0, "w", (), None))
-    book._build_finished(app, None)
+    sphinx_ext._build_finished(app, None)
     assert not env.exists() and not app.gqa_stamp.exists()

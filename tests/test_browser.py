@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from gqa_lib import colab, render
+from gqa_lib.book import colab, render
 
 pytestmark = pytest.mark.browser
 
@@ -236,7 +236,7 @@ def test_static_explorer_sliders_move_the_optimum(html_dir, site, driver):
             checked += 1
     if not checked:
         pytest.skip("no page has a static explorer yet (no chart marked with "
-                    "gqa_lib.render.mark_explorer); the check itself is exercised by "
+                    "gqa_lib.book.render.mark_explorer); the check itself is exercised by "
                     "test_slider_check_on_a_toy_explorer")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gqa_lib import colab
+from gqa_lib.book import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from gqa_lib import GQAError, data
+from gqa_lib import GQAError
+from gqa_lib.train import data
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gqa_lib import GQAError, get_preset
-from gqa_lib.hf import from_hf_config
+from gqa_lib.arch.hf import from_hf_config
 
 HF = Path(__file__).parent / "data" / "hf"
 

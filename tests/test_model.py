@@ -9,7 +9,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from gqa_lib import GQAError, ModelConfig, cost, get_preset
-from gqa_lib.model import GQATransformer, KVCache, sdpa_gqa
+from gqa_lib.train.model import GQATransformer, KVCache, sdpa_gqa
 
 CONFIGS = {
     "tiny": get_preset("tiny"),
@@ -98,7 +98,7 @@ def test_mha_when_n_kv_equals_n_head():
     m = model_of(cfg)
     attn = m.blocks[0].attn
     x = torch.randn(2, 10, cfg.d_model)
-    from gqa_lib.model import apply_rope, rope_cos_sin
+    from gqa_lib.train.model import apply_rope, rope_cos_sin
 
     cos, sin = rope_cos_sin(torch.arange(10), cfg.d_head, cfg.rope_theta)
     q = apply_rope(attn.wq(x).view(2, 10, 8, 16).transpose(1, 2), cos, sin)

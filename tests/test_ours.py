@@ -1,4 +1,4 @@
-"""Our sweep through the recipe (gqa_lib.ours) and the fit reports (gqa_lib.fits), on a
+"""Our sweep through the recipe (gqa_lib.evidence.sweep_recipe) and the fit reports (gqa_lib.fit.per_head), on a
 synthetic runs CSV with planted laws and planted seed noise: independent of how far the real
 sweep has got."""
 
@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gqa_lib import ours
+from gqa_lib.evidence import sweep_recipe
 from gqa_lib.errors import GQAError
-from gqa_lib.fits import fit_curves, fit_runs, interval_table, quality_table, read_runs
-from gqa_lib.recipe import _n_params, bootstrap_choice
-from gqa_lib.sweep import llama3_heads
+from gqa_lib.fit.per_head import fit_curves, fit_runs, interval_table, quality_table, read_runs
+from gqa_lib.fit.recipe import _n_params, bootstrap_choice
+from gqa_lib.train.sweep import llama3_heads
 
 GRID = ((8, 8), (8, 4), (8, 2), (8, 1), (4, 1), (2, 1), (1, 1))
 CONTEXTS = (512, 2048, 8192, 32768, 131072)
@@ -65,12 +65,12 @@ def runs(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fit512(runs):
-    return ours.fit_context(runs, 512, n_boot=40)
+    return sweep_recipe.fit_context(runs, 512, n_boot=40)
 
 
 # ----- progress -------------------------------------------------------------------------------
 def test_planned_runs_expand_the_real_grid_file():
-    plan = ours.planned_runs()
+    plan = sweep_recipe.planned_runs()
     assert len(plan) == len(plan.drop_duplicates())
     assert set(plan["context"]) == {128, 512} and set(plan["n_layer"]) == {2, 3, 4, 5}
     seed1 = plan[plan["seed"] == 1]
@@ -83,7 +83,7 @@ def test_planned_runs_expand_the_real_grid_file():
 def test_progress_names_what_is_missing(runs):
     plan = runs[["family", "n_layer", "d_model", "n_head", "n_kv_head", "context", "seed"]]
     partial = runs[~((runs["n_layer"] == 5) & (runs["n_head"] == 4))]
-    p = ours.progress(partial, plan).set_index(["config", "context", "seed"])
+    p = sweep_recipe.progress(partial, plan).set_index(["config", "context", "seed"])
     assert p.loc[("(4,1)", 512, 0), "missing"] == "L=5"
     assert p.loc[("(4,1)", 512, 0), ["done", "planned"]].tolist() == [3, 4]
     assert p.loc[("(8,1)", 128, 1), "missing"] == ""
@@ -103,18 +103,18 @@ def test_fit_context_recovers_the_planted_laws(fit512):
 
 def test_fit_context_on_a_partial_sweep_says_what_waits(runs):
     partial = runs[~((runs["n_layer"] >= 4) & (runs["n_kv_head"] == 1) & (runs["n_head"] < 8))]
-    cf = ours.fit_context(partial, 128, n_boot=5)
+    cf = sweep_recipe.fit_context(partial, 128, n_boot=5)
     assert cf.model is not None
     assert sorted(cf.model.configs()) == [(8, 1), (8, 2), (8, 4), (8, 8)]
     assert cf.note.startswith("not fitted yet at T = 128") and "(4,1) (2 sizes)" in cf.note
-    nothing = ours.fit_context(runs[runs["n_layer"] <= 3], 128, n_boot=5)
+    nothing = sweep_recipe.fit_context(runs[runs["n_layer"] <= 3], 128, n_boot=5)
     assert nothing.model is None and nothing.boot is None
     assert "no configuration has the 3 or more sizes" in nothing.note
-    empty = ours.fit_context(runs, 2048)
+    empty = sweep_recipe.fit_context(runs, 2048)
     assert empty.model is None and "no finished runs at training context 2048" in empty.note
-    assert ours.longest_fitted({128: cf, 2048: empty}) == 128
+    assert sweep_recipe.longest_fitted({128: cf, 2048: empty}) == 128
     with pytest.raises(GQAError, match="no fit yet at any training context: no fit at T = 128"):
-        ours.longest_fitted({128: nothing, 2048: empty})
+        sweep_recipe.longest_fitted({128: nothing, 2048: empty})
 
 
 def test_fit_reports(fit512):
@@ -134,46 +134,46 @@ def test_fit_reports(fit512):
 # ----- seed noise -------------------------------------------------------------------------------
 def test_seed_noise_recovers_the_planted_noise():
     many = sweep_rows(noise=0.02, n_seeds=6, contexts=(128,), rng_seed=3)
-    noise = ours.seed_noise(many)
+    noise = sweep_recipe.seed_noise(many)
     assert noise.n_groups == 8 and noise.dof == 8 * 5
     assert noise.lo < 0.02 < noise.hi and noise.lo < noise.sd < noise.hi
     assert noise.diff_sd == pytest.approx(np.sqrt(2) * noise.sd)
-    groups = ours.seed_groups(many)
+    groups = sweep_recipe.seed_groups(many)
     assert set(groups["config"]) == {"(8,8)", "(8,1)"} and (groups["n_seeds"] == 6).all()
 
 
 def test_seed_noise_without_repeats_says_so(runs):
-    noise = ours.seed_noise(runs[runs["seed"] == 0])
+    noise = sweep_recipe.seed_noise(runs[runs["seed"] == 0])
     assert np.isnan(noise.sd) and noise.n_groups == 0 and "second seed" in noise.note
 
 
 def test_differences_between_heads_against_seed_noise():
     df = sweep_rows(contexts=(128,), noise=0.005, head_effect=0.5, n_seeds=3)
-    d = ours.loss_differences(df, 128)
-    heads, seeds = d[d["kind"] == ours.HEAD_KIND], d[d["kind"] == ours.SEED_KIND]
+    d = sweep_recipe.loss_differences(df, 128)
+    heads, seeds = d[d["kind"] == sweep_recipe.HEAD_KIND], d[d["kind"] == sweep_recipe.SEED_KIND]
     assert len(heads) == 4 * (21 + 2)          # 7 grid H per size; (8,8), (8,1) at seeds 1, 2
     assert len(seeds) == 4 * 2 * 3              # two configurations, 3 pairs of 3 seeds, 4 sizes
-    s = ours.noise_summary(d, ours.seed_noise(df))
+    s = sweep_recipe.noise_summary(d, sweep_recipe.seed_noise(df))
     assert s["share_resolved"] > 0.8 and s["ratio"] > 5
     flat = sweep_rows(contexts=(128,), n_seeds=6)       # H and size do not matter: noise only
     flat["val_loss_nats"] = 4.0 + np.random.default_rng(1).normal(0, 0.02, len(flat))
-    s = ours.noise_summary(ours.loss_differences(flat), ours.seed_noise(flat))
+    s = sweep_recipe.noise_summary(sweep_recipe.loss_differences(flat), sweep_recipe.seed_noise(flat))
     assert s["share_resolved"] < 0.2 and s["ratio"] < 1.5
     with pytest.raises(GQAError, match="no two head configurations"):
-        ours.noise_summary(d[d["kind"] == ours.SEED_KIND], ours.seed_noise(df))
+        sweep_recipe.noise_summary(d[d["kind"] == sweep_recipe.SEED_KIND], sweep_recipe.seed_noise(df))
 
 
 # ----- step 3 -----------------------------------------------------------------------------------
 def test_target_grid_stays_inside_the_measurements(fit512):
-    targets, inside = ours.target_grid(fit512.model, 4)
+    targets, inside = sweep_recipe.target_grid(fit512.model, 4)
     assert inside and len(targets) == 4 and np.all(np.diff(targets) < 0)
-    ev = ours.recipe_evidence(fit512.model, targets, CONTEXTS, n_boot=3)
+    ev = sweep_recipe.recipe_evidence(fit512.model, targets, CONTEXTS, n_boot=3)
     assert ev.table()["in_range"].all()
 
 
 def test_evidence_shares_are_bootstrap_choice(fit512):
-    targets, _ = ours.target_grid(fit512.model, 3)
-    ev = ours.recipe_evidence(fit512.model, targets, CONTEXTS[::2], n_boot=20, seed=4)
+    targets, _ = sweep_recipe.target_grid(fit512.model, 3)
+    ev = sweep_recipe.recipe_evidence(fit512.model, targets, CONTEXTS[::2], n_boot=20, seed=4)
     ref = bootstrap_choice(fit512.model, targets, CONTEXTS[::2], n_boot=20, seed=4)
     pd.testing.assert_frame_equal(ev.shares(), ref)
     table = ev.table()
@@ -185,24 +185,24 @@ def test_evidence_shares_are_bootstrap_choice(fit512):
 def test_planted_long_context_effect_is_detected(fit512):
     """The planted laws make fewer heads worse at equal N, so cheaper caches must buy a
     bigger model: the claim holds, and the bootstrap agrees."""
-    targets, _ = ours.target_grid(fit512.model, 3)
-    trend = ours.recipe_evidence(fit512.model, targets, CONTEXTS, n_boot=20).trend()
+    targets, _ = sweep_recipe.target_grid(fit512.model, 3)
+    trend = sweep_recipe.recipe_evidence(fit512.model, targets, CONTEXTS, n_boot=20).trend()
     assert trend["claim"].all() and (trend["share_claim"] > 0.8).all()
     assert trend["choices"].str.contains(" > ").all()
-    assert ours.claim_verdict(trend) == "holds at every target"
+    assert sweep_recipe.claim_verdict(trend) == "holds at every target"
 
 
 def test_trend_directions():
-    assert ours._direction(ours._head_steps(np.array([8, 8, 4, 1]), np.array([4, 1, 1, 1]))) \
+    assert sweep_recipe._direction(sweep_recipe._head_steps(np.array([8, 8, 4, 1]), np.array([4, 1, 1, 1]))) \
         == "fewer"
-    assert ours._direction(ours._head_steps(np.array([8, 8]), np.array([1, 1]))) == "same"
-    assert ours._direction(ours._head_steps(np.array([1, 8]), np.array([1, 1]))) == "more"
-    assert ours._direction(ours._head_steps(np.array([8, 1, 8]), np.array([1, 1, 1]))) == "mixed"
-    assert ours._direction(ours._head_steps(np.array([8, 4]), np.array([1, 2]))) == "mixed"
+    assert sweep_recipe._direction(sweep_recipe._head_steps(np.array([8, 8]), np.array([1, 1]))) == "same"
+    assert sweep_recipe._direction(sweep_recipe._head_steps(np.array([1, 8]), np.array([1, 1]))) == "more"
+    assert sweep_recipe._direction(sweep_recipe._head_steps(np.array([8, 1, 8]), np.array([1, 1, 1]))) == "mixed"
+    assert sweep_recipe._direction(sweep_recipe._head_steps(np.array([8, 4]), np.array([1, 2]))) == "mixed"
     same = pd.DataFrame({"heads": ["same", "same"], "size": ["same", "same"],
                          "claim": [False, False]})
-    assert ours.claim_verdict(same).startswith("cannot be tested")
+    assert sweep_recipe.claim_verdict(same).startswith("cannot be tested")
     some = same.assign(heads=["fewer", "same"], size=["larger", "same"], claim=[True, False])
-    assert ours.claim_verdict(some) == "holds at 1 of 2 targets"
+    assert sweep_recipe.claim_verdict(some) == "holds at 1 of 2 targets"
     smaller = same.assign(heads=["fewer", "fewer"], size=["smaller", "smaller"])
-    assert ours.claim_verdict(smaller) == "holds for the heads but not for the model size"
+    assert sweep_recipe.claim_verdict(smaller) == "holds for the heads but not for the model size"

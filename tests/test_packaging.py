@@ -59,7 +59,12 @@ def test_readme_commands_match_makefile_and_ci():
         assert f"make {target}" in readme
         assert re.search(rf"^{target}:", make, re.M)
     assert "make test" in ci and "make book" in ci
-    # the README's annotated tree names every top-level package file that exists
-    for py in sorted((ROOT / "gqa_lib").glob("*.py")):
+    # the README's annotated tree names every sub-package and module that exists, in place
+    tree = readme[readme.index("\ngqa_lib/"):readme.index("\nnotebooks/")]
+    for py in sorted((ROOT / "gqa_lib").rglob("*.py")):
+        rel = py.relative_to(ROOT / "gqa_lib")
         if py.name != "__init__.py":
-            assert py.name in readme, f"README's tree does not mention gqa_lib/{py.name}"
+            indent = "  " * len(rel.parts)
+            assert f"\n{indent}{py.name} " in tree, f"README's tree does not mention gqa_lib/{rel}"
+        if len(rel.parts) == 2:
+            assert f"\n  {rel.parts[0]}/ " in tree, f"README's tree does not mention gqa_lib/{rel.parts[0]}/"

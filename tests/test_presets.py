@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from gqa_lib import cost
-from gqa_lib.config import PRESETS, PUBLISHED_PARAMS, get_preset, paper_family
+from gqa_lib.arch.config import PRESETS, PUBLISHED_PARAMS, get_preset, paper_family
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS))

@@ -7,13 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gqa_lib import cost
-from gqa_lib.config import PAPER_TABLE9_SHAPES
+from gqa_lib.arch.config import PAPER_TABLE9_SHAPES
 from gqa_lib.errors import GQAError
-from gqa_lib.fits import fit_runs, read_runs
-from gqa_lib.recipe import (CostSettings, _n_params, baseline_costs, bootstrap_choice,
+from gqa_lib.fit.per_head import fit_runs, read_runs
+from gqa_lib.fit.recipe import (CostSettings, _n_params, baseline_costs, bootstrap_choice,
                             candidates, config_batch, cost_grid, max_context_for_memory,
                             min_loss_for_budget, optimize, shape_for_params)
-from gqa_lib.reproduce import (MEASURED, PAPER_HEADLINE, headline, joint_model, measured_model,
+from gqa_lib.evidence.paper import (MEASURED, PAPER_HEADLINE, headline, joint_model, measured_model,
                                mismatches, paper_runs, paper_table4, table4_comparison,
                                table4_summary)
 
@@ -259,8 +259,8 @@ def test_too_few_sizes_in_runs(tmp_path):
 
 
 def test_bootstrap_choice_leaves_failed_refits_out(monkeypatch):
-    """A refit that fails is counted, not fatal (as in gqa_lib.ours.recipe_evidence)."""
-    from gqa_lib import recipe
+    """A refit that fails is counted, not fatal (as in gqa_lib.evidence.sweep_recipe.recipe_evidence)."""
+    from gqa_lib.fit import recipe
 
     real, calls = recipe.cost_grid, []
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from gqa_lib.cli import main
-from gqa_lib.reproduce import joint_model, table4_comparison, table4_summary
+from gqa_lib.evidence.paper import joint_model, table4_comparison, table4_summary
 
 from test_recipe import write_runs  # tests/ is on sys.path (pytest prepend mode)
 

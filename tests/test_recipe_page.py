@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gqa_lib import tables
+from gqa_lib.book import tables
 from gqa_lib.errors import GQAError
-from gqa_lib.recipe import CostSettings, cost_grid
-from gqa_lib.reproduce import (LLAMA3_LABEL, MEASURED, PAPER_HEADLINE, fig2_frame, headline,
+from gqa_lib.fit.recipe import CostSettings, cost_grid
+from gqa_lib.evidence.paper import (LLAMA3_LABEL, MEASURED, PAPER_HEADLINE, fig2_frame, headline,
                                joint_model, mismatches, paper_runs, table4_comparison,
                                table4_summary)
-from gqa_lib.sensitivity import choice_across, settings_variants
+from gqa_lib.evidence.sensitivity import choice_across, settings_variants
 
 K128 = 131072
 
@@ -162,7 +162,7 @@ def test_readable_formats_the_recipe_frames(model):
 def test_mismatch_causes_use_the_bootstrap_when_given():
     import pandas as pd
 
-    from gqa_lib.reproduce import mismatches
+    from gqa_lib.evidence.paper import mismatches
 
     row = {"target_loss": 2.8, "context": 16384, "n_head": 16, "n_kv_head": 2,
            "paper_n_head": 16, "paper_n_kv_head": 1, "extrapolated": True, "loss_gap": 0.001,
@@ -179,7 +179,7 @@ def test_kv_rule_alternative_keeps_the_measured_cells():
     import pytest
 
     from gqa_lib import GQAError
-    from gqa_lib.reproduce import joint_model, table4_comparison, table4_summary
+    from gqa_lib.evidence.paper import joint_model, table4_comparison, table4_summary
 
     absolute, ratio = joint_model(), joint_model(kv_rule="ratio")
     assert ratio.kv_rule == "ratio" and "group size" in ratio.label

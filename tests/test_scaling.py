@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gqa_lib.errors import GQAError
-from gqa_lib.scaling import (HeadCountLaw, PowerLaw, bootstrap_fit, fit_head_count_law, loo_unpredictable,
+from gqa_lib.fit.scaling import (HeadCountLaw, PowerLaw, bootstrap_fit, fit_head_count_law, loo_unpredictable,
                              fit_power_laws)
 
 E_TRUE = 2.05

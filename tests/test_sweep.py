@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gqa_lib import GQAError, data
-from gqa_lib.sweep import COLUMNS, llama3_heads, load_grid, parse_shard
+from gqa_lib import GQAError
+from gqa_lib.train import data
+from gqa_lib.train.sweep import COLUMNS, llama3_heads, load_grid, parse_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 GQA = str(Path(sys.executable).parent / "gqa")
@@ -107,7 +108,7 @@ def test_grid_must_be_toml(tmp_path):
 
 
 def test_shards_partition_the_grid():
-    from gqa_lib.sweep import run_sweep
+    from gqa_lib.train.sweep import run_sweep
 
     grid = ROOT / "data" / "sweeps" / "cpu-v1.toml"
     seen = []

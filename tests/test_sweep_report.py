@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from gqa_lib import GQAError
-from gqa_lib.sweep_report import (head_deltas, head_effect_summary, recall_table, regime_gap,
+from gqa_lib.evidence.sweep_summary import (head_deltas, head_effect_summary, recall_table, regime_gap,
                                   size_trend)
 
 
@@ -78,7 +78,7 @@ def test_recall_and_regime_gap():
 
 
 def test_family_masks_one_rule_for_every_module():
-    from gqa_lib.fits import family_masks
+    from gqa_lib.fit.per_head import family_masks
 
     df = pd.DataFrame({"family": ["grid", "grid+llama3", "llama3", "extra"]})
     grid, llama3 = family_masks(df)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from gqa_lib import cost, tables
-from gqa_lib.config import get_preset, paper_family
+from gqa_lib import cost
+from gqa_lib.book import tables
+from gqa_lib.arch.config import get_preset, paper_family
 from gqa_lib.errors import GQAError
 
 MODELS = ["llama-3.2-1b", "mistral-7b-v0.1", "gemma-7b", "qwen2.5-0.5b"]

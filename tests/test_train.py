@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from gqa_lib import GQAError, get_preset
-from gqa_lib.train import (TrainConfig, TrainingDiverged, load_checkpoint, lr_at,
+from gqa_lib.train.loop import (TrainConfig, TrainingDiverged, load_checkpoint, lr_at,
                            make_optimizer, train)
-from gqa_lib.model import GQATransformer
+from gqa_lib.train.model import GQATransformer
 
 TINY = get_preset("tiny")
 FAST = dict(batch_size=4, context_len=64, eval_every=5, eval_tokens=1024)

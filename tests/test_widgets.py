@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gqa_lib import GQAError, cost, get_preset
-from gqa_lib.recipe import CostSettings, cost_grid
-from gqa_lib.widgets import (ExplorerState, explore, explorer, parse_your_model, show_explorer,
+from gqa_lib.fit.recipe import CostSettings, cost_grid
+from gqa_lib.book.widgets import (ExplorerState, explore, explorer, parse_your_model, show_explorer,
                              static_explorer, static_explorer_table, loss_model)
 
 HF = Path(__file__).parent / "data" / "hf"
@@ -70,7 +70,7 @@ def test_live_explorer_recomputes_on_every_change():
 
 
 def test_show_explorer_is_static_in_the_book(monkeypatch):
-    from gqa_lib import render
+    from gqa_lib.book import render
 
     monkeypatch.setenv(render.RENDERER_ENV, render.RENDERER)
     out = show_explorer()

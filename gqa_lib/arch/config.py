@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import GQAError, check_choice, did_you_mean
+from gqa_lib.errors import GQAError, check_choice, did_you_mean
 
 FFN_KINDS = ("swiglu", "geglu", "gelu", "relu")  # the first two are gated (3 matrices)
 NORM_KINDS = ("rmsnorm", "layernorm")

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig
-from .errors import GQAError
+from gqa_lib.arch.config import ModelConfig
+from gqa_lib.errors import GQAError
 
 # model_type -> defaults that transformers applies when config.json omits a field.
 _FAMILIES: dict[str, dict[str, Any]] = {

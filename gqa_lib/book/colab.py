@@ -8,7 +8,7 @@ Colab's own numpy, pandas, torch... are never upgraded or replaced; pip may only
 missing. Everywhere else the cell does nothing.
 
 :data:`FIRST_CELL` is the one definition of that cell; tests/test_book.py checks that every
-notebook starts with it, and ``python -m gqa_lib.colab notebooks/*.ipynb`` (re)writes it.
+notebook starts with it, and ``python -m gqa_lib.book.colab notebooks/*.ipynb`` (re)writes it.
 The repository URL comes from ``[project.urls]`` in pyproject.toml (:data:`REPO_URL`). For
 tests, the environment variable ``GQA_INSTALL_SOURCE`` replaces the URL with another git
 URL or a local checkout (used in place, not cloned).
@@ -21,6 +21,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from gqa_lib.io import REPO_ROOT
+
 SOURCE_ENV = "GQA_INSTALL_SOURCE"
 CLONE_DIR = "/content/gqa-companion"
 CONSTRAINTS = "/tmp/gqa-colab-constraints.txt"
@@ -30,9 +32,9 @@ CELL_TAGS = ["remove-cell"]  # runs in the book build (a no-op there) but is not
 def repository_url() -> str:
     """``Repository`` of pyproject's [project.urls]: from pyproject.toml in a source checkout
     (editable installs, Colab's clone), else from the installed package's metadata."""
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = REPO_ROOT / "pyproject.toml"
     if pyproject.is_file():
-        from .config import read_data_file
+        from gqa_lib.arch.config import read_data_file
 
         return read_data_file(pyproject)["project"]["urls"]["Repository"]
     from importlib.metadata import metadata
@@ -117,7 +119,7 @@ def sync(path: Path) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m gqa_lib.colab",
+        prog="python -m gqa_lib.book.colab",
         description="Check or write the canonical Colab install cell at the top of notebooks.")
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")

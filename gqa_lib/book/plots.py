@@ -1,10 +1,10 @@
 """Altair charts shared by the book's pages.
 
-Chart builders take a tidy DataFrame (a :func:`gqa_lib.tables.cost_table`, a recipe or fit
+Chart builders take a tidy DataFrame (a :func:`gqa_lib.book.tables.cost_table`, a recipe or fit
 frame, a sweep's rows) and return an Altair chart (single, layered, concatenated or
 faceted); every positional axis carries a title
 with its unit (tests/test_book.py checks each builder). Importing this module also registers
-the book's offline renderer (:mod:`gqa_lib.render`), which the book build switches on.
+the book's offline renderer (:mod:`gqa_lib.book.render`), which the book build switches on.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from . import render  # noqa: F401 (registers the book's offline renderer)
-from .errors import GQAError
-from .units import format_context
+from gqa_lib.book import render  # noqa: F401 registers the book's offline renderer
+from gqa_lib.errors import GQAError
+from gqa_lib.units import format_context
 
 WIDTH = 520
 HEIGHT = 300
@@ -119,7 +119,7 @@ _LOSS_TITLE = "loss (nats/token)"
 
 
 def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None) -> alt.HConcatChart:
-    """The paper's Fig. 2 from :func:`gqa_lib.reproduce.fig2_frame`: loss against memory,
+    """The paper's Fig. 2 from :func:`gqa_lib.evidence.paper.fig2_frame`: loss against memory,
     compute and Z (log axes), digitised points over fitted curves, one colour per H; a dashed
     rule at ``target_loss``."""
     order = list(dict.fromkeys(df["config"]))
@@ -169,7 +169,7 @@ TABLE4_STATUS = {"match, measured H": "#4c9a5a", "match, extrapolated H": "#a6d4
 
 
 def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
-    """Table 4 from :func:`gqa_lib.reproduce.table4_comparison`: our (n_h, n_kv) per target
+    """Table 4 from :func:`gqa_lib.evidence.paper.table4_comparison`: our (n_h, n_kv) per target
     loss and context, the paper's beside it where they differ, coloured by match and by
     whether the cell rests on an extrapolated configuration."""
     ours, paper = _h(df["n_head"], df["n_kv_head"]), _h(df["paper_n_head"],
@@ -192,7 +192,7 @@ def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
 
 def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
     """The recipe's choice (n_h, n_kv) per context and per value of ``y`` (e.g. ``lam`` from
-    :func:`gqa_lib.sensitivity.choice_across`), one colour per configuration."""
+    :func:`gqa_lib.evidence.sensitivity.choice_across`), one colour per configuration."""
     data = df.assign(H=_h(df["n_head"], df["n_kv_head"]))
     order = list(dict.fromkeys(data.sort_values(["n_head", "n_kv_head"])["H"]))
     color = alt.Color("H:N", title="H = (n_h, n_kv)", sort=order,
@@ -206,7 +206,7 @@ _N_TITLE = "non-embedding parameters N (values)"
 
 
 def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
-    """Loss against N (log axis) per head configuration, from :func:`gqa_lib.fits.fit_curves`:
+    """Loss against N (log axis) per head configuration, from :func:`gqa_lib.fit.per_head.fit_curves`:
     measured points over fitted curves, one colour per ``config``; one panel per value of
     the column ``facet`` (e.g. the training context) when given."""
     order = list(dict.fromkeys(df["config"]))
@@ -234,7 +234,7 @@ _FIT_PARAMS = (("a", "a_H (parameters, log scale)", "log"),
 
 def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
     """a_H, b_H and E with their intervals, one row per ``config`` and one panel per
-    parameter, from :func:`gqa_lib.fits.interval_table`; an optional ``fit`` column (e.g.
+    parameter, from :func:`gqa_lib.fit.per_head.interval_table`; an optional ``fit`` column (e.g.
     the training context) colours the points and offsets them within a row."""
     order = list(dict.fromkeys(df["config"]))
     by_fit = "fit" in df
@@ -256,7 +256,7 @@ def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
 
 
 def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.Chart:
-    """|Loss differences| from :func:`gqa_lib.ours.loss_differences`: between seeds of one
+    """|Loss differences| from :func:`gqa_lib.evidence.sweep_recipe.loss_differences`: between seeds of one
     run against between head configurations of one size, one tick each; a dashed rule at
     ``threshold`` (the difference that two runs' noise alone rarely exceeds)."""
     kinds = list(dict.fromkeys(df["kind"]))
@@ -274,7 +274,7 @@ def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.C
 
 
 def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
-    """Our Table 4 from :meth:`gqa_lib.ours.RecipeEvidence.table`: the chosen (n_h, n_kv)
+    """Our Table 4 from :meth:`gqa_lib.evidence.sweep_recipe.RecipeEvidence.table`: the chosen (n_h, n_kv)
     per target loss and context with the bootstrap share of that choice, coloured by H."""
     data = df.assign(H=_h(df["n_head"], df["n_kv_head"]))
     data["label"] = [f"{h} ({s:.0%})" for h, s in zip(data["H"], data["share"])]
@@ -289,7 +289,7 @@ def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
 
 def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
     """The recipe's choice against the context at each target (from
-    :meth:`gqa_lib.ours.RecipeEvidence.table`): the chosen H (fewest heads at the bottom)
+    :meth:`gqa_lib.evidence.sweep_recipe.RecipeEvidence.table`): the chosen H (fewest heads at the bottom)
     and its size N*, one line per target loss."""
     data = df.assign(context_len=df["context"], H=_h(df["n_head"], df["n_kv_head"]),
                      heads=df["n_head"] * df["n_kv_head"])

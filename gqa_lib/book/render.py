@@ -113,7 +113,7 @@ def vega_bundle() -> str:
         " json-stringify-pretty-compact and lodash.debounce (MIT), tslib (0BSD),"
         " vega-themes and vega-tooltip (BSD-3-Clause).\n"
         f" * Bundled offline by vl-convert-python {v['vl-convert-python']} (BSD-3-Clause)"
-        " for gqa_lib.render. */\n"
+        " for gqa_lib.book.render. */\n"
     )
     return f"{header}(function () {{\n{js}\n}})();\n"
 

@@ -1,17 +1,12 @@
-"""What ties the notebooks to the Jupyter Book build.
-
-Notebook side: :func:`glue` stores a number for the prose (myst-nb's ``{glue:text}`` role), so
-no number is typed twice; outside the book build (Colab) it does nothing.
-
-Build side: this module is a Sphinx extension (``sphinx.extra_extensions`` in book/_config.yml)
-that
+"""The book's Sphinx extension (``sphinx.extra_extensions: gqa_lib.book.sphinx_ext`` in
+book/_config.yml). The notebook side, :func:`gqa_lib.book.glue`, lives in its own module. It
 
 - ships the Vega JavaScript once, as ``_static/vega-bundle.js``
-  (:func:`gqa_lib.render.vega_bundle`, rebuilt only when the versions change), and switches
+  (:func:`gqa_lib.book.render.vega_bundle`, rebuilt only when the versions change), and switches
   the kernels it starts to the offline chart renderer;
 - sets the repository URL of the launch and repository buttons, and the ``{{ repo_url }}``
   substitution of the pages, from pyproject.toml, its only definition
-  (:data:`gqa_lib.colab.REPO_URL`);
+  (:data:`gqa_lib.book.colab.REPO_URL`);
 - re-executes every notebook when gqa_lib, data/ or the key package versions change: the
   execution cache keys on a notebook's own code only, so without this a library change would
   leave stale numbers in the book;
@@ -32,31 +27,19 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from gqa_lib.io import REPO_ROOT
+
+ROOT = REPO_ROOT
 FINGERPRINT_FILE = "gqa-inputs.sha256"
 # Distributions whose versions the status page lists (and whose change re-executes the book).
 VERSIONED = ("gqa_lib", "numpy", "scipy", "pandas", "torch", "altair", "vl-convert-python",
              "jupyter-book", "myst-nb", "sphinx", "sphinx-book-theme", "sphinxcontrib-bibtex")
 
 
-# ----- notebook side ----------------------------------------------------------------------
-def glue(name: str, value: Any) -> None:
-    """Store ``value`` under ``name`` for ``{glue:text}`name:fmt``` in the page's prose, with
-    nothing displayed. numpy scalars become Python numbers, so that format specs such as
-    ``:.1%`` apply. Without myst-nb (on Colab) it does nothing: the cells show the numbers."""
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
-        value = value.item()
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
-        return
-    myst_glue(name, value, display=False)
-
-
 # ----- build side -------------------------------------------------------------------------
 def package_versions() -> dict[str, str]:
     """Python and the :data:`VERSIONED` distributions, then the bundled JavaScript."""
-    from . import render
+    from gqa_lib.book import render
 
     out = {"python": platform.python_version()}
     for dist in VERSIONED:
@@ -72,7 +55,7 @@ def inputs_fingerprint() -> str:
     """SHA-256 over gqa_lib's sources, every file in data/ (lock files aside) and the
     package versions: what a notebook's outputs depend on beyond its own code."""
     h = hashlib.sha256()
-    files = sorted(ROOT.joinpath("gqa_lib").glob("*.py"))
+    files = sorted(ROOT.joinpath("gqa_lib").rglob("*.py"))
     files += sorted(p for p in ROOT.joinpath("data").rglob("*")
                     if p.is_file() and p.suffix != ".lock" and "__pycache__" not in p.parts)
     for p in files:
@@ -88,7 +71,7 @@ def _cache_dir(app) -> Path:
 
 def _write_bundle(static_dir: Path) -> None:
     """Write the Vega bundle into ``static_dir`` unless the one there has these versions."""
-    from . import render
+    from gqa_lib.book import render
 
     target = static_dir / render.BUNDLE_NAME
     stamp = static_dir.with_name(static_dir.name + ".versions")  # outside: not shipped
@@ -101,7 +84,7 @@ def _write_bundle(static_dir: Path) -> None:
 
 
 def _config_inited(app, config) -> None:
-    from . import colab, render
+    from gqa_lib.book import colab, render
 
     os.environ[render.RENDERER_ENV] = render.RENDERER  # inherited by the kernels myst-nb starts
     config.html_theme_options.update(
@@ -159,7 +142,7 @@ def setup(app) -> dict[str, Any]:
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
 
-    from . import render
+    from gqa_lib.book import render
 
     class VersionsDirective(SphinxDirective):
         """``gqa-versions``: a two-column table of the build's package versions."""

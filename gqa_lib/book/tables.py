@@ -1,7 +1,7 @@
 """Tidy tables of inference costs for the book's pages and charts: one row per model and context.
 
 :func:`cost_table` tabulates :mod:`gqa_lib.cost` for several models at several context
-lengths; the chart builders in :mod:`gqa_lib.plots` read its columns. Column names carry their
+lengths; the chart builders in :mod:`gqa_lib.book.plots` read its columns. Column names carry their
 unit: ``*_values`` (numbers stored), ``*_bytes``, ``flops_*`` (FLOPs per generated token,
 eq. 3), ``*_share_*`` (a fraction in [0, 1]). :func:`readable` turns a table into text for
 display; nothing here prints.
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import cost, units
-from .config import ModelConfig
-from .errors import GQAError
+from gqa_lib import cost, units
+from gqa_lib.arch.config import ModelConfig
+from gqa_lib.errors import GQAError
 
 Models = Mapping[str, ModelConfig] | Sequence[ModelConfig]
 
@@ -113,7 +113,7 @@ _READABLE = {
     "kv_share_of_memory": ("KV share of memory", "{:.0%}".format),
     "flops_per_token": ("FLOPs / token", units.format_flops),
     "attention_share_of_flops": ("attention share of FLOPs", "{:.0%}".format),
-    # the recipe's frames (gqa_lib.recipe, reproduce, sensitivity)
+    # the recipe's frames (gqa_lib.fit.recipe, reproduce, sensitivity)
     "target_loss": ("L* (nats)", "{:g}".format),
     "context": ("T", units.format_context),
     "paper_n_head": ("paper's n_h", str),

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import cost
-from .config import ModelConfig, get_preset
-from .errors import GQAError, check_choice
-from .units import format_context, format_count, format_flops
+from gqa_lib import cost
+from gqa_lib.arch.config import ModelConfig, get_preset
+from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.units import format_context, format_count, format_flops
 
 CONTEXTS = tuple(2**k for k in range(12, 21))  # 4K ... 1M
 BASELINES = ("llama3", "none")
@@ -38,10 +38,10 @@ BASELINES = ("llama3", "none")
 def loss_model(fit: str = "paper"):
     """The loss model the explorers use: the joint extrapolation of the paper's digitised
     losses (``"paper"``) or the seven measured curves only (``"paper-measured"``)."""
-    from . import reproduce
+    from gqa_lib.evidence import paper
 
     check_choice("fit", fit, ("paper", "paper-measured"))
-    return reproduce.joint_model() if fit == "paper" else reproduce.measured_model()
+    return paper.joint_model() if fit == "paper" else paper.measured_model()
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class ExplorerState:
 
     @property
     def settings(self):
-        from .recipe import CostSettings
+        from gqa_lib.fit.recipe import CostSettings
 
         return CostSettings(lam=self.lam, alpha=self.alpha, beta=self.beta,
                             convention=self.convention)
@@ -129,7 +129,7 @@ def _change(saving_pct: float, noun: str) -> str:
 
 def explore(state: ExplorerState) -> ExplorerResult:
     """Run the recipe for one explorer state (and cost "your model" if given)."""
-    from .recipe import optimize
+    from gqa_lib.fit.recipe import optimize
 
     model = loss_model(state.fit)
     base = None if state.baseline == "none" else state.baseline
@@ -140,7 +140,7 @@ def explore(state: ExplorerState) -> ExplorerResult:
 
 
 def _your_model(model, state: ExplorerState) -> dict[str, Any]:
-    from .recipe import optimize
+    from gqa_lib.fit.recipe import optimize
 
     m = state.your_model
     N = float(cost.params_non_embedding(m, include_norms=False))
@@ -217,7 +217,7 @@ def show_explorer(state: ExplorerState | None = None):
     its default answer as static HTML with a pointer to the live version."""
     from IPython.display import HTML
 
-    from .render import RENDERER, RENDERER_ENV
+    from gqa_lib.book.render import RENDERER, RENDERER_ENV
 
     import os
 
@@ -236,7 +236,7 @@ def parse_your_model(text: str) -> ModelConfig | None:
         return None
     if not text.startswith("{"):
         return get_preset(text)
-    from .hf import from_hf_config
+    from gqa_lib.arch.hf import from_hf_config
 
     try:
         data = json.loads(text)
@@ -269,7 +269,7 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
     """Every (context, target, H) with N*, memory (values) and C under each convention, to 5
     significant digits: what the static explorer recomputes Z from in the browser.
     Unreachable H (target at or below their floor) are dropped."""
-    from .recipe import CostSettings, cost_grid
+    from gqa_lib.fit.recipe import CostSettings, cost_grid
 
     model = loss_model(fit)
     frames = []
@@ -306,7 +306,7 @@ def static_explorer(table: pd.DataFrame):
     the cheapest H is highlighted and named in the title line above the bars."""
     import altair as alt
 
-    from .render import mark_explorer
+    from gqa_lib.book.render import mark_explorer
 
     targets = sorted(table["target_loss"].unique())
     p_ctx = alt.param("log2T", value=17, bind=alt.binding_range(

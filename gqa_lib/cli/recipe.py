@@ -1,6 +1,6 @@
 """`gqa optimize` and `gqa table4`: the recipe and the paper's Table 4 on the command line.
 
-Registered into `gqa` by :func:`gqa_lib.cli.add_recipe_parsers`. Bad input raises GQAError,
+Registered into `gqa` by :mod:`gqa_lib.cli.main`. Bad input raises GQAError,
 which `gqa` prints as one line and exits 2.
 """
 
@@ -9,34 +9,35 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import cost
-from .config import ASPECT_RULES
-from .cost import DEFAULT_CONVENTION
-from .cli import _positive_int, command, print_json, print_table
-from .errors import GQAError
-from .units import format_context, format_count, format_flops, parse_context
+from gqa_lib import cost
+from gqa_lib.arch.config import ASPECT_RULES
+from gqa_lib.cost import DEFAULT_CONVENTION
+from gqa_lib.cli.common import command, positive_int, print_json, print_table
+from gqa_lib.errors import GQAError
+from gqa_lib.units import format_context, format_count, format_flops, parse_context
 
 FIT_SOURCES = ("paper", "paper-measured")
 
 
 def _model(args: argparse.Namespace):
     """--fit: 'paper' (joint extrapolation), 'paper-measured' (the seven curves) or a CSV."""
-    from . import fits, reproduce
+    from gqa_lib.fit import per_head
+    from gqa_lib.evidence import paper
 
     if args.fit == "paper":
-        return reproduce.joint_model(args.method, args.kv_rule)
+        return paper.joint_model(args.method, args.kv_rule)
     if args.fit == "paper-measured":
-        return reproduce.measured_model(args.method)
+        return paper.measured_model(args.method)
     if not args.fit.lower().endswith(".csv"):
         raise GQAError(f"--fit must be one of {', '.join(FIT_SOURCES)} or a path to a runs "
                        f".csv, got {args.fit!r}")
-    runs = fits.read_runs(args.fit)
-    return fits.fit_runs(runs, train_context=args.train_context, method=args.method,
+    runs = per_head.read_runs(args.fit)
+    return per_head.fit_runs(runs, train_context=args.train_context, method=args.method,
                            allow_partial=args.allow_partial)
 
 
 def _settings(args: argparse.Namespace):
-    from .recipe import CostSettings
+    from gqa_lib.fit.recipe import CostSettings
 
     return CostSettings(lam=args.lam, alpha=args.alpha, beta=args.beta,
                         convention=args.convention, aspect=args.aspect)
@@ -51,7 +52,7 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
 # ----- gqa optimize -------------------------------------------------------------------------
 @command
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .recipe import optimize
+    from gqa_lib.fit.recipe import optimize
 
     T = parse_context(args.context)
     model = _model(args)
@@ -82,7 +83,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
           "<- best" if r["best"] else ""] for r in rec.candidates.to_dict("records")],
         ["H", "N*", "L", "d", "M (values)", "C", "Z", ""])
     if any(rec.candidates["extrapolated"]):
-        print("* extrapolated configuration (no measured curve; see gqa_lib/reproduce.py)")
+        print("* extrapolated configuration (no measured curve; see gqa_lib/paper.py)")
     if rec.savings:
         s = rec.savings
         base = rec.baseline
@@ -96,7 +97,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 # ----- gqa table4 ---------------------------------------------------------------------------
 @command
 def cmd_table4(args: argparse.Namespace) -> int:
-    from .reproduce import joint_model, mismatches, table4_comparison, table4_summary
+    from gqa_lib.evidence.paper import joint_model, mismatches, table4_comparison, table4_summary
 
     df = table4_comparison(joint_model(args.method, args.kv_rule), settings=_settings(args),
                            n_boot=args.bootstrap)
@@ -160,7 +161,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--fit", default="paper", metavar="SOURCE",
                    help="'paper' (joint extrapolation of the digitised losses, default), "
                         "'paper-measured' (the seven measured curves), or a runs .csv")
-    p.add_argument("--train-context", type=_positive_int("--train-context"),
+    p.add_argument("--train-context", type=positive_int("--train-context"),
                    help="with a CSV: fit the runs at this training context (default: the "
                         "longest)")
     p.add_argument("--allow-partial", action="store_true", help="with a CSV: drop "
@@ -171,7 +172,7 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("table4", help="the paper's Table 4 recomputed beside the paper's, "
                        "cell by cell")
-    p.add_argument("--bootstrap", type=_positive_int("--bootstrap", zero=True), default=0,
+    p.add_argument("--bootstrap", type=positive_int("--bootstrap", zero=True), default=0,
                    metavar="N",
                    help="also refit N bootstrap replicates: share choosing the paper's H")
     _add_cost_args(p)

@@ -1,6 +1,6 @@
 """Parameters, FLOPs, KV cache, memory and the hardware-aware cost Z of a GQA transformer.
 
-Every function is pure and vectorised: `cfg` is a :class:`~gqa_lib.config.ModelConfig` or a
+Every function is pure and vectorised: `cfg` is a :class:`~gqa_lib.arch.config.ModelConfig` or a
 :class:`ConfigBatch` (one array per field), and the context length ``T`` may be an array.
 Inputs broadcast with numpy rules, so ``kv_cache_values(batch_of_8, T[:, None])`` is a
 (len(T), 8) table. Results are in base units: parameters and cache in *values* (numbers
@@ -46,8 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import ModelConfig
-from .errors import GQAError, check_choice
+from gqa_lib.arch.config import ModelConfig
+from gqa_lib.errors import GQAError, check_choice
 
 # Bits per stored value for each dtype name accepted by the `*_bytes` functions.
 DTYPE_BITS: dict[str, int] = {

@@ -5,7 +5,7 @@ n_h = 16 and 32. :class:`JointLossModel` is our **extrapolation** L(N, n_h, n_kv
 what the paper publishes, and it is labelled as such wherever it is used:
 
 * measured H (the seven Fig. 2 curves): their own laws L = (a_H / N)^b_H + E, E shared with
-  the Llama-3 curve, fitted together (:func:`gqa_lib.scaling.fit_power_laws`);
+  the Llama-3 curve, fitted together (:func:`gqa_lib.fit.scaling.fit_power_laws`);
 * KV heads: L_8(N; n_kv), the laws of the (8, n_kv) curves for n_kv <= 8; beyond, ln a and b
   linear in log2 n_kv, fitted to those four curves;
 * query heads beyond 8: App. I's head-count laws g(N; n_h) = a(N) n_h^-b(N) give the shape of
@@ -25,21 +25,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import cost
-from .config import paper_family
-from .errors import GQAError, check_choice
-from .fits import PerHeadModel
-from .recipe import (CostSettings, _bisect, affordable_params, bootstrap_choice, candidates,
+from gqa_lib import cost
+from gqa_lib.arch.config import paper_family
+from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.fit.per_head import PerHeadModel
+from gqa_lib.fit.recipe import (CostSettings, _bisect, affordable_params, bootstrap_choice, candidates,
                      config_batch, cost_grid, min_loss_for_budget, optimize)
-from .scaling import LossFit, PowerLaw, fit_power_laws, resample
+from gqa_lib.fit.scaling import LossFit, PowerLaw, fit_power_laws, resample
+from gqa_lib.io import REPO_ROOT
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "data" / "paper"
+PAPER_DIR = REPO_ROOT / "data" / "paper"
 MEASURED = ((8, 8), (8, 4), (8, 2), (8, 1), (4, 1), (2, 1), (1, 1))
 TABLE4_CONTEXTS = (8192, 16384, 32768, 65536, 131072)
 # The paper's headline comparison as quoted in its text (arXiv 2503.09579v3).

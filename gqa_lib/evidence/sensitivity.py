@@ -5,7 +5,7 @@ Step 3 of the recipe picks the H with the smallest Z = lam M^alpha + (1 - lam) C
 0.9, 1/2, 1/3 come from its authors' hardware tests), the compute convention of C (the
 paper's Fig. 2 axes use T (N + 2 T L d_h n_h), eq. 3 the per-token count), and the aspect
 rule that turns N* into a shape. :func:`choice_across` redoes the search for each value of one
-:class:`~gqa_lib.recipe.CostSettings` field; :func:`settings_variants` changes one field at a
+:class:`~gqa_lib.fit.recipe.CostSettings` field; :func:`settings_variants` changes one field at a
 time and reports the choice at the paper's headline cell and how many Table 4 cells the
 changed recipe still reproduces.
 """
@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import GQAError
-from .recipe import CostSettings, LossModel, cost_grid
-from .reproduce import PAPER_HEADLINE, headline, joint_model, table4_comparison, table4_summary
+from gqa_lib.errors import GQAError
+from gqa_lib.fit.recipe import CostSettings, LossModel, cost_grid
+from gqa_lib.evidence.paper import PAPER_HEADLINE, headline, joint_model, table4_comparison, table4_summary
 
 FIELDS = tuple(f.name for f in dataclasses.fields(CostSettings))
 # One-at-a-time departures from the paper's settings (lam 0.9, alpha 1/2, beta 1/3, Fig. 2's
@@ -44,7 +44,7 @@ def choice_across(model: LossModel, target_loss: Any, context: Any, field: str,
                   ) -> pd.DataFrame:
     """The cost-optimal H for each value of one CostSettings ``field`` (the others as in
     ``settings``): one row per (value, target, context), the value in a column named
-    ``field``, then the columns of :meth:`gqa_lib.recipe.RecipeGrid.cells`."""
+    ``field``, then the columns of :meth:`gqa_lib.fit.recipe.RecipeGrid.cells`."""
     _check_field(field)
     if len(values) == 0:
         raise GQAError(f"no values given for {field}")

@@ -32,13 +32,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import GQAError
-from .fits import (PerHeadModel, config_label, family_masks, fit_curves, fit_runs, interval_table,
+from gqa_lib.errors import GQAError
+from gqa_lib.fit.per_head import (PerHeadModel, config_label, family_masks, fit_curves, fit_runs, interval_table,
                    quality_table)
-from .recipe import (CostSettings, RecipeGrid, bootstrap_grids, choice_counts, choice_shares)
-from .scaling import Bootstrap, bootstrap_fit
+from gqa_lib.fit.recipe import (CostSettings, RecipeGrid, bootstrap_grids, choice_counts, choice_shares)
+from gqa_lib.fit.scaling import Bootstrap, bootstrap_fit
+from gqa_lib.io import REPO_ROOT
 
-SWEEP_DIR = Path(__file__).resolve().parents[1] / "data" / "sweeps"
+SWEEP_DIR = REPO_ROOT / "data" / "sweeps"
 SWEEP_GRID = SWEEP_DIR / "cpu-v1.toml"
 SWEEP_CSV = SWEEP_DIR / "cpu-v1.csv"
 MIN_SIZES = 3          # a power law with its own a_H, b_H needs three sizes (E shared)
@@ -56,9 +57,9 @@ def _configs(df: pd.DataFrame) -> list[str]:
 
 # ----- what has run ---------------------------------------------------------------------------
 def planned_runs(grid_path: str | Path = SWEEP_GRID) -> pd.DataFrame:
-    """The grid file's runs (:func:`gqa_lib.sweep.load_grid`): family, shape, heads,
+    """The grid file's runs (:func:`gqa_lib.train.sweep.load_grid`): family, shape, heads,
     context, seed; one row per run."""
-    from .sweep import load_grid  # imports torch (via the training config): only when asked
+    from gqa_lib.train.sweep import load_grid  # imports torch (via the training config): only when asked
 
     _, specs = load_grid(grid_path)
     return pd.DataFrame([{"family": s.family, "n_layer": s.model.n_layer,
@@ -147,8 +148,8 @@ def longest_fitted(fits: Mapping[int, ContextFit]) -> int:
 
 def fit_tables(fits: Mapping[int, ContextFit]) -> dict[str, pd.DataFrame]:
     """The fits of several training contexts as three frames with a ``fit`` column
-    ("T = 512"): ``curves`` (:func:`gqa_lib.fits.fit_curves`), ``intervals``
-    (:func:`gqa_lib.fits.interval_table`) and ``quality`` (:func:`gqa_lib.fits.quality_table`);
+    ("T = 512"): ``curves`` (:func:`gqa_lib.fit.per_head.fit_curves`), ``intervals``
+    (:func:`gqa_lib.fit.per_head.interval_table`) and ``quality`` (:func:`gqa_lib.fit.per_head.quality_table`);
     contexts without a fit are left out (their ``note`` says why)."""
     done = {f"T = {T}": f for T, f in fits.items() if f.model is not None}
     curves = [fit_curves(f.model.fit, llama3=LLAMA3).assign(fit=k) for k, f in done.items()]
@@ -367,12 +368,12 @@ class RecipeEvidence:
     def shares(self) -> pd.DataFrame:
         """One row per (target, context, H) chosen by at least one replicate: ``share`` of
         the replicates, ``point`` = the fit's own choice (as
-        :func:`gqa_lib.recipe.bootstrap_choice`)."""
+        :func:`gqa_lib.fit.recipe.bootstrap_choice`)."""
         return choice_shares(self.point, self.replicates)
 
     def table(self) -> pd.DataFrame:
         """Our Table 4, one row per (target, context): the chosen H, its N*, shape, M, C, Z
-        (:meth:`gqa_lib.recipe.RecipeGrid.cells`), ``share`` of the replicates that chose the
+        (:meth:`gqa_lib.fit.recipe.RecipeGrid.cells`), ``share`` of the replicates that chose the
         same H, and ``in_range``: N* lies within the sizes measured for that H."""
         cells = self.point.cells()
         counts, best = self._counts(), self.point.best_index
@@ -412,7 +413,7 @@ class RecipeEvidence:
 def recipe_evidence(model: PerHeadModel, target_loss: Any, context: Any, *, n_boot: int = 100,
                     seed: int = 0, settings: CostSettings = CostSettings()) -> RecipeEvidence:
     """Step 3 on ``model`` over targets x contexts, and on ``n_boot`` residual-bootstrap
-    refits drawn as :func:`gqa_lib.recipe.bootstrap_choice` draws them (same ``seed``, same
+    refits drawn as :func:`gqa_lib.fit.recipe.bootstrap_choice` draws them (same ``seed``, same
     replicates, so the same shares). Candidates are the fitted H only."""
     point, reps, failed = bootstrap_grids(model, target_loss, context, n_boot=n_boot, seed=seed,
                                           settings=settings)

@@ -2,7 +2,7 @@
 head configuration compares with a reference at equal size, the recall probe, and how the
 head ranking depends on the training regime (two sweeps of the same grid).
 
-The functions take the ``ok`` rows of a sweep CSV (:func:`gqa_lib.fits.read_runs`; two of
+The functions take the ``ok`` rows of a sweep CSV (:func:`gqa_lib.fit.per_head.read_runs`; two of
 them for :func:`regime_gap`, the output of :func:`head_deltas` for
 :func:`head_effect_summary`) and return a tidy DataFrame; losses are validation losses in
 nats per token.
@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .errors import GQAError
-from .fits import config_label, family_masks
+from gqa_lib.errors import GQAError
+from gqa_lib.fit.per_head import config_label, family_masks
 
 _KEY = ["n_layer", "context", "seed"]
 

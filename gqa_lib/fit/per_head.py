@@ -2,11 +2,11 @@
 
 :func:`read_runs` reads a sweep CSV (`gqa sweep`, e.g. data/sweeps/cpu-v1.csv) and keeps the
 ``status == "ok"`` rows; :func:`fit_runs` fits L(N; H) = (a_H / N)^b_H + E per (n_head,
-n_kv_head) with :func:`gqa_lib.scaling.fit_power_laws` (E shared by default) and, when the
+n_kv_head) with :func:`gqa_lib.fit.scaling.fit_power_laws` (E shared by default) and, when the
 runs include the Llama-3 style family, that family's law as the baseline. The result,
-:class:`PerHeadModel`, is a loss model :mod:`gqa_lib.recipe` can search.
+:class:`PerHeadModel`, is a loss model :mod:`gqa_lib.fit.recipe` can search.
 
-Reporting a fit (any :class:`~gqa_lib.scaling.LossFit`, ours or the paper's):
+Reporting a fit (any :class:`~gqa_lib.fit.scaling.LossFit`, ours or the paper's):
 :func:`fit_curves` (measured points and fitted curves, for plotting), :func:`interval_table`
 (a_H, b_H, E with bootstrap intervals, one row per H; :func:`format_intervals` writes them
 for reading), :func:`coupling` (how E and b_H trade off across the refits) and
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import GQAError
-from .scaling import Bootstrap, LossFit, PowerLaw, fit_power_laws, resample
-from .units import format_count
+from gqa_lib.errors import GQAError
+from gqa_lib.fit.scaling import Bootstrap, LossFit, PowerLaw, fit_power_laws, resample
+from gqa_lib.units import format_count
 
 RUN_COLUMNS = ("status", "n_layer", "d_model", "n_head", "n_kv_head", "d_head",
                "params_non_embedding", "context", "seed", "val_loss_nats")

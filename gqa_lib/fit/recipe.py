@@ -20,8 +20,8 @@ Aspect rules (``aspect``): ``"d64L"`` is d_model = 64 n_layer, the family of the
 figures; ``"paper"`` interpolates the aspect ratio d/L of the paper's predefined shapes
 (Table 9) in log N and binary-searches n_layer (held at the end ratios outside 3M-1.2B).
 
-Every loss model (a per-H fit, :class:`gqa_lib.fits.PerHeadModel`, or the joint extrapolation
-of :mod:`gqa_lib.reproduce`) offers ``loss``, ``params_for_loss``, ``extrapolated``,
+Every loss model (a per-H fit, :class:`gqa_lib.fit.per_head.PerHeadModel`, or the joint extrapolation
+of :mod:`gqa_lib.evidence.paper`) offers ``loss``, ``params_for_loss``, ``extrapolated``,
 ``configs``, ``d_head``, ``baseline`` and ``resample``; the functions here take any of them.
 Everything is vectorised: a grid of targets x contexts x candidates is one call.
 """
@@ -35,20 +35,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from . import cost
-from .cost import DEFAULT_CONVENTION
-from .config import ASPECT_RULES, PAPER_TABLE9_SHAPES, PAPER_VOCAB
-from .errors import GQAError, check_choice
+from gqa_lib import cost
+from gqa_lib.cost import DEFAULT_CONVENTION
+from gqa_lib.arch.config import ASPECT_RULES, PAPER_TABLE9_SHAPES, PAPER_VOCAB
+from gqa_lib.errors import GQAError, check_choice
 
 if TYPE_CHECKING:
-    from .scaling import LossFit, PowerLaw
+    from gqa_lib.fit.scaling import LossFit, PowerLaw
 
 BASELINES = ("llama3",)
 
 
 class LossModel(Protocol):
-    """What step 3 needs from a loss model (:class:`gqa_lib.fits.PerHeadModel`,
-    :class:`gqa_lib.reproduce.JointLossModel`). Arrays broadcast; losses in nats."""
+    """What step 3 needs from a loss model (:class:`gqa_lib.fit.per_head.PerHeadModel`,
+    :class:`gqa_lib.evidence.paper.JointLossModel`). Arrays broadcast; losses in nats."""
 
     fit: LossFit
     d_head: int

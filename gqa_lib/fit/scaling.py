@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, minimize
 
-from .errors import GQAError, check_choice
+from gqa_lib.errors import GQAError, check_choice
 
 FIT_METHODS = ("huber", "lsq")
 OPTIMIZERS = ("BFGS", "L-BFGS-B")

@@ -14,16 +14,14 @@ import hashlib
 import json
 import lzma
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import GQAError
+from gqa_lib.errors import GQAError
+from gqa_lib.io import DATA_DIR, REPO_ROOT  # noqa: F401 (re-exported: notebooks read DATA_DIR here)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("GQA_DATA_DIR", REPO_ROOT / "data"))
 DEFAULT_CORPUS = "web"
 CORPORA = {"web": DATA_DIR / "corpus" / "web.jsonl.xz"}
 DEFAULT_TOKENIZER = DATA_DIR / "tokenizer" / "web-bpe-2048.json"

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from . import cost
-from .config import ModelConfig
-from .data import DEFAULT_CORPUS, TokenData, batch_windows, eval_windows, prepare
-from .errors import GQAError, check_choice
-from .io import atomic_write_bytes, atomic_write_text
-from .model import GQATransformer
+from gqa_lib import cost
+from gqa_lib.arch.config import ModelConfig
+from gqa_lib.train.data import DEFAULT_CORPUS, TokenData, batch_windows, eval_windows, prepare
+from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.io import atomic_write_bytes, atomic_write_text
+from gqa_lib.train.model import GQATransformer
 
 
 class TrainingDiverged(GQAError):
@@ -286,7 +286,7 @@ def _final(model, model_cfg, tc, data, device, history, step, wall, world, amp):
         "threads": torch.get_num_threads(),
     }
     if tc.probe_samples:
-        from .probe import recall_probe
+        from gqa_lib.train.probe import recall_probe
 
         final.update(recall_probe(model, data.val, tc.context_len, tc.probe_samples,
                                   seed=tc.seed, device=device))

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import ModelConfig, read_data_file
-from .data import REPO_ROOT
-from .errors import GQAError, did_you_mean
-from .io import file_lock, read_csv_rows, write_csv_rows
+from gqa_lib.arch.config import ModelConfig, read_data_file
+from gqa_lib.errors import GQAError, did_you_mean
+from gqa_lib.io import REPO_ROOT, file_lock, read_csv_rows, write_csv_rows
 
 COLUMNS = [
     "run_id", "grid", "status", "error", "family", "n_layer", "d_model", "n_head", "n_kv_head",
@@ -82,7 +81,7 @@ def _int_list(where: str, v: Any) -> list[int]:
 
 def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
     """Parse and expand a grid file into run specs (validated, deduplicated, ordered)."""
-    from .train import TrainConfig
+    from gqa_lib.train.loop import TrainConfig
 
     path = Path(path)
     if path.suffix.lower() != ".toml":
@@ -132,7 +131,7 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
 
 
 def _spec(where, grid, model_base, train_base, size, head, ctx, seed, tokens, batch_tokens):
-    from .train import TrainConfig
+    from gqa_lib.train.loop import TrainConfig
 
     n_layer, d_model = size
     d_head = model_base.get("d_head")
@@ -192,7 +191,7 @@ def record(csv_path: Path, row: dict[str, Any]) -> None:
 
 def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
          error: str = "") -> dict:
-    from . import cost
+    from gqa_lib import cost
 
     m, tc = spec.model, spec.train
     row = {
@@ -224,7 +223,7 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
               shard: tuple[int, int] = (0, 1), keep_checkpoints: bool = False,
               dry_run: bool = False, log: Callable[[str], None] = print) -> dict[str, int]:
     """Run every unfinished run of the grid (this shard's share); return counts by outcome."""
-    from .train import train
+    from gqa_lib.train.loop import train
 
     grid, specs = load_grid(grid_path)
     commit = git_commit()  # the code this process runs, read once at start

@@ -1,0 +1,97 @@
+"""`gqa cost` (parameters, KV cache, memory and FLOPs of one model at given contexts) and
+`gqa models` (the presets with their published totals)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gqa_lib import cost
+from gqa_lib.arch.config import PRESETS, PUBLISHED_PARAMS
+from gqa_lib.cli.common import (add_model_args, command, context_arg, model_from_args, positive_int,
+                                print_json, print_table)
+from gqa_lib.units import format_bytes, format_context, format_count, format_flops
+
+
+@command
+def cmd_cost(args: argparse.Namespace) -> int:
+    cfg = model_from_args(args)
+    results = [cost.summary(cfg, T, dtype=args.dtype, batch=args.batch) for T in args.context]
+    if args.json:
+        print_json(results[0] if len(results) == 1 else results)
+        return 0
+    p = results[0]["params"]
+    print(f"{cfg.name or 'model'}: {cfg.label}, d_ff {cfg.d_ff}, V {cfg.vocab_size}, {cfg.ffn}, "
+          f"{'tied' if cfg.tie_embeddings else 'untied'} embeddings"
+          + (f", window {cfg.sliding_window}" if cfg.sliding_window else "")
+          + (" (n_head*d_head != d_model)" if cfg.decoupled else ""))
+    print_table([
+        ["parameters, total", f"{p['total']:,}", format_count(p["total"])],
+        ["  non-embedding (N)", f"{p['non_embedding']:,}", format_count(p["non_embedding"])],
+        ["  embedding + LM head", f"{p['embedding'] + p['lm_head']:,}",
+         format_count(p["embedding"] + p["lm_head"])],
+        ["  attention Q,K,V,O", f"{p['attn_q'] + p['attn_k'] + p['attn_v'] + p['attn_o']:,}", ""],
+        ["  FFN", f"{p['ffn']:,}", ""],
+    ])
+    print()
+    rows = []
+    for r in results:
+        rows.append([
+            format_context(r["context_len"]),
+            format_bytes(r["kv_cache_bytes"]),
+            format_bytes(r["memory_bytes"]),
+            f"{100 * r['kv_cache_share_of_memory']:.1f}%",
+            format_flops(r["flops_time_invariant"]),
+            format_flops(r["flops_time_variant"]),
+            format_flops(r["flops_per_token"]),
+        ])
+    print_table(rows, [
+        "context", f"KV cache ({args.dtype}, batch {args.batch})", "memory (eq. 4)", "KV share",
+        "FLOPs/token 2N", "+ 4TL d_h n_h", "= C_infer",
+    ])
+    print("\nmemory (eq. 4) = non-embedding weights + KV cache; FLOPs exclude the LM head "
+          "(--json has both variants).")
+    return 0
+
+
+@command
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = []
+    for name, cfg in PRESETS.items():
+        p = cost.param_counts(cfg)
+        pub = PUBLISHED_PARAMS.get(name)
+        rows.append({
+            "name": name, "n_layer": cfg.n_layer, "d_model": cfg.d_model, "n_head": cfg.n_head,
+            "n_kv_head": cfg.n_kv_head, "d_head": cfg.d_head, "d_ff": cfg.d_ff,
+            "vocab_size": cfg.vocab_size, "params_total": p["total"],
+            "params_non_embedding": p["non_embedding"],
+            "published_total": pub["total"] if pub else None,
+            "kv_bytes_per_token_bf16": cost.kv_cache_bytes(cfg, 1),
+        })
+    if args.json:
+        print_json(rows)
+        return 0
+    print_table(
+        [[r["name"], r["n_layer"], r["d_model"], r["n_head"], r["n_kv_head"], r["d_head"],
+          r["d_ff"], r["vocab_size"], format_count(r["params_total"]),
+          format_count(r["params_non_embedding"]), format_bytes(r["kv_bytes_per_token_bf16"])]
+         for r in rows],
+        ["name", "L", "d", "n_h", "n_kv", "d_h", "d_ff", "V", "params", "non-emb",
+         "KV/token bf16"],
+    )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("cost", help="parameters, KV cache, memory and FLOPs of one model")
+    add_model_args(p)
+    p.add_argument("--context", required=True, nargs="+", type=context_arg, metavar="T",
+                   help="context length(s): 131072, 128k, 128K, 1M")
+    p.add_argument("--dtype", default="bf16", choices=list(cost.DTYPE_BITS),
+                   help="precision of weights and cache (default bf16)")
+    p.add_argument("--batch", type=positive_int("--batch"), default=1,
+                   help="sequences served at once")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("models", help="list the preset models")
+    p.add_argument("--json", action="store_true")
