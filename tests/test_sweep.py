@@ -165,3 +165,65 @@ def test_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, small_corpus):
     failed = [x for x in got.values() if x["status"] == "failed"]
     assert len(failed) == 2 and all("shorter than context_len" in x["error"] for x in failed)
     assert all(x["status"] == "ok" for x in got.values() if x["context"] == "16")
+
+
+def test_edited_grid_never_reuses_a_result_under_the_new_label(tmp_path, small_corpus):
+    from gqa_lib.train.sweep import run_sweep
+
+    grid = write_grid(tmp_path / "g.toml", small_corpus, seeds="[0]")
+    old_csv, runs = tmp_path / "old.csv", tmp_path / "runs"
+    assert run_sweep(grid, old_csv, runs_dir=runs, log=lambda s: None)["ok"] == 2
+    before = rows(old_csv)
+    specs = {s.run_id: s for s in load_grid(grid)[1]}
+    assert all(r["run_key"] == specs[r["run_id"]].run_key for r in before)
+    assert sorted(p.name for p in runs.iterdir()) == sorted(s.folder for s in specs.values())
+    # the same grid again: both rows match and are skipped
+    again = run_sweep(grid, old_csv, runs_dir=runs, log=lambda s: None)
+    assert again["skipped"] == 2 and again["ok"] == 0
+    # lr edited: against the old CSV the sweep refuses before training, naming the change
+    grid.write_text(grid.read_text().replace("[train]\n", "[train]\nlr = 3e-2\n"))
+    with pytest.raises(GQAError, match=r"2 finished run\(s\).*lr 0.003 -> 0.03.*new --out"):
+        run_sweep(grid, old_csv, runs_dir=runs, log=lambda s: None)
+    assert rows(old_csv) == before
+    # into a new CSV it trains afresh (new folders), and the losses are the new runs' own
+    counts = run_sweep(grid, tmp_path / "new.csv", runs_dir=runs, log=lambda s: None)
+    assert counts["ok"] == 2 and counts["skipped"] == 0
+    new = {r["run_id"]: r for r in rows(tmp_path / "new.csv")}
+    for r in before:
+        assert new[r["run_id"]]["lr"] == "0.03" and new[r["run_id"]]["run_key"] != r["run_key"]
+        assert new[r["run_id"]]["val_loss_nats"] != r["val_loss_nats"]
+    assert len(list(runs.iterdir())) == 4
+    # a token budget or a grid name change is caught too, even with settings not in the CSV
+    grid.write_text(grid.read_text().replace("eval_every = 4", "eval_every = 2"))
+    with pytest.raises(GQAError, match="settings not in the CSV differ"):
+        run_sweep(grid, tmp_path / "new.csv", runs_dir=runs, dry_run=True, log=lambda s: None)
+
+
+def test_rows_without_run_key_are_not_reused(tmp_path, small_corpus):
+    from gqa_lib.train.sweep import run_sweep
+
+    grid = write_grid(tmp_path / "g.toml", small_corpus, seeds="[0]")
+    spec = load_grid(grid)[1][0]
+    legacy = tmp_path / "legacy.csv"
+    legacy.write_text(f"run_id,status,lr,val_loss_nats\n{spec.run_id},ok,0.003,4.2\n")
+    with pytest.raises(GQAError, match="has no run_key"):
+        run_sweep(grid, legacy, runs_dir=tmp_path / "runs", dry_run=True, log=lambda s: None)
+    assert "4.2" in legacy.read_text()
+
+
+def test_cli_sweep_refusal_is_one_line(tmp_path, small_corpus):
+    grid = write_grid(tmp_path / "g.toml", small_corpus, seeds="[0]")
+    spec = load_grid(grid)[1][0]
+    out = tmp_path / "s.csv"
+    out.write_text(f"run_id,run_key,status\n{spec.run_id},0000000000000000,ok\n")
+    r = subprocess.run(_sweep(grid, out), capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "other settings" in r.stderr
+
+
+def test_old_csvs_without_run_key_still_load():
+    from gqa_lib.fit.per_head import read_runs
+
+    for name in ("cpu-v0.csv", "cpu-v1.csv"):
+        df = read_runs(ROOT / "data" / "sweeps" / name)
+        assert len(df) > 0 and "run_key" not in df.columns

@@ -1,6 +1,7 @@
 """Training loop: schedule, optimizer groups, learning, exact resume after a kill, NaN guard,
 checkpoint format, CLI, and DDP on CPU through torchrun (gloo, 2 processes)."""
 
+import dataclasses
 import json
 import os
 import random
@@ -15,7 +16,7 @@ import torch
 
 from gqa_lib import GQAError, get_preset
 from gqa_lib.train.loop import (TrainConfig, TrainingDiverged, load_checkpoint, lr_at,
-                           make_optimizer, train)
+                                make_optimizer, run_identity, run_key, train)
 from gqa_lib.train.model import GQATransformer
 
 TINY = get_preset("tiny")
@@ -97,8 +98,80 @@ def test_resume_refusals(tmp_path):
     train(TINY, tc, tmp_path / "r", progress=False, stop_after=2)
     with pytest.raises(GQAError, match="already holds a run"):
         train(TINY, tc, tmp_path / "r", progress=False)
-    with pytest.raises(GQAError, match="different model or training config"):
+    with pytest.raises(GQAError, match=r"other settings \(train.steps 5 -> 6\)"):
         train(TINY, TrainConfig(steps=6, **FAST), tmp_path / "r", resume=True, progress=False)
+
+
+def test_run_identity_covers_every_setting_that_changes_a_result(tmp_path):
+    base = run_key(run_identity(TINY, TrainConfig(**FAST)))
+    changed = dict(steps=7, batch_size=2, context_len=32, lr=1e-2, min_lr_ratio=0.2,
+                   warmup_frac=0.2, decay_frac=0.3, weight_decay=0.0, beta1=0.8, beta2=0.99,
+                   grad_clip=0.5, eval_every=3, eval_tokens=512, seed=1, probe_samples=4)
+    keys = {f: run_key(run_identity(TINY, TrainConfig(**{**FAST, f: v})))
+            for f, v in changed.items()}
+    assert base not in keys.values() and len(set(keys.values())) == len(keys)
+    for f, v in dict(n_layer=3, d_model=192, n_kv_head=8, d_head=8, d_ff=100, ffn="gelu",
+                     tie_embeddings=False, qk_norm=True, rope_theta=1e4 + 1,
+                     sliding_window=16).items():
+        assert run_key(run_identity(dataclasses.replace(TINY, **{f: v}),
+                                    TrainConfig(**FAST))) != base, f
+    assert run_key(run_identity(TINY, TrainConfig(**FAST), grid="g")) != base
+    # execution settings and labels are not part of it; lr = 1 and lr = 1.0 are one setting
+    assert run_key(run_identity(dataclasses.replace(TINY, name="x"),
+                                TrainConfig(**FAST, device="cpu", compile=True))) == base
+    assert (run_key(run_identity(TINY, TrainConfig(**{**FAST, "lr": 1})))
+            == run_key(run_identity(TINY, TrainConfig(**{**FAST, "lr": 1.0}))))
+    # the corpus is keyed by its content, not only its name
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("one\n<|endoftext|>\ntwo\n")
+    k1 = run_key(run_identity(TINY, TrainConfig(**FAST, data=str(corpus))))
+    corpus.write_text("one\n<|endoftext|>\nthree\n")
+    assert run_key(run_identity(TINY, TrainConfig(**FAST, data=str(corpus)))) != k1
+    ident = run_identity(TINY, TrainConfig(**FAST))
+    assert ident["train"]["data"]["name"] == "web" and len(ident["train"]["data"]["sha256"]) == 64
+    assert "tokenizer_sha256" in ident["train"]["data"] and ident["code_version"] >= 1
+
+
+def test_resume_of_a_finished_run_checks_its_identity(tmp_path):
+    tc = TrainConfig(steps=5, **FAST)
+    first = train(TINY, tc, tmp_path / "r", progress=False)
+    assert first["run_key"] == run_key(run_identity(TINY, tc))
+    assert torch.load(tmp_path / "r" / "ckpt.pt", weights_only=True)["identity_json"]
+    (tmp_path / "r" / "ckpt.pt").unlink()  # as a sweep leaves it: final.json only
+    assert train(TINY, tc, tmp_path / "r", resume=True, progress=False) == first
+    with pytest.raises(GQAError, match=r"train.lr 0.003 -> 0.01; train.steps 5 -> 64"):
+        train(TINY, TrainConfig(**{**FAST, "steps": 64, "lr": 0.01}), tmp_path / "r",
+              resume=True, progress=False)
+    with pytest.raises(GQAError, match=r"other settings \(grid  -> g\)"):
+        train(TINY, tc, tmp_path / "r", resume=True, progress=False, grid="g")
+    with pytest.raises(GQAError, match="already holds a run"):
+        train(TINY, tc, tmp_path / "r", progress=False)
+
+
+def test_resume_of_a_run_without_identity_compares_its_config(tmp_path):
+    tc = TrainConfig(steps=5, **FAST)
+    final = train(TINY, tc, tmp_path / "r", progress=False)
+    (tmp_path / "r" / "ckpt.pt").unlink()
+    legacy = {k: v for k, v in final.items() if k not in ("run_key", "run_identity")}
+    (tmp_path / "r" / "final.json").write_text(json.dumps(legacy))
+    assert train(TINY, tc, tmp_path / "r", resume=True, progress=False) == legacy
+    with pytest.raises(GQAError, match="train.lr 0.003 -> 0.01"):
+        train(TINY, TrainConfig(**{**FAST, "steps": 5, "lr": 0.01}), tmp_path / "r",
+              resume=True, progress=False)
+    (tmp_path / "r" / "config.json").unlink()
+    with pytest.raises(GQAError, match="without a readable identity"):
+        train(TINY, tc, tmp_path / "r", resume=True, progress=False)
+
+
+def test_cli_resume_over_a_finished_run_with_other_settings_exits_2(tmp_path):
+    out = str(tmp_path / "r")
+    subprocess.run(_gqa("--steps", "16", "--out", out, "--json"), capture_output=True,
+                   check=True)
+    r = subprocess.run(_gqa("--steps", "64", "--lr", "0.01", "--out", out, "--resume"),
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "train.lr 0.003 -> 0.01" in r.stderr and "train.steps 16 -> 64" in r.stderr
 
 
 def test_nan_stops_clearly_and_keeps_last_checkpoint(tmp_path, monkeypatch):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import json
 import math
 import os
@@ -24,6 +26,7 @@ import torch.distributed as dist
 
 from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig
+from gqa_lib.train import data as corpora
 from gqa_lib.train.data import DEFAULT_CORPUS, TokenData, batch_windows, eval_windows, prepare
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.io import atomic_write_bytes, atomic_write_text
@@ -92,6 +95,123 @@ class TrainConfig:
         return dataclasses.replace(self, steps=steps)
 
 
+# ----- run identity -------------------------------------------------------------------------
+# Bump by hand when a change to the training code (loop, model, data packing) changes the
+# numbers a run produces; every run made before then stops matching, so resume and sweep-skip
+# refuse or rerun it instead of reusing its result.
+TRAIN_CODE_VERSION = 1
+
+# Fields of the identity when it was introduced: always written, so a changed default changes
+# the key. A field added later is written only when it differs from its default (a new field's
+# default must reproduce the old behaviour), so adding one does not orphan finished runs.
+_BASE_MODEL_FIELDS = ("n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff",
+                      "vocab_size", "ffn", "tie_embeddings", "norm", "qk_norm", "qkv_bias",
+                      "rope_theta", "sliding_window")
+_BASE_TRAIN_FIELDS = ("steps", "batch_size", "context_len", "lr", "min_lr_ratio",
+                      "warmup_frac", "decay_frac", "weight_decay", "beta1", "beta2",
+                      "grad_clip", "eval_every", "eval_tokens", "seed", "data",
+                      "probe_samples")
+# Where and how a run executes: changes its numbers at the rounding level only; recorded in
+# final.json (device, threads, torch_version), not part of the identity. `name` is a label.
+_NOT_IDENTITY = ("name", "device", "compile")
+
+
+def _identity_fields(obj: Any, base: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if f.name in _NOT_IDENTITY:
+            continue
+        if isinstance(f.default, float) and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)  # lr = 1 and lr = 1.0 are one setting
+        if f.name in base or f.default is dataclasses.MISSING or v != f.default:
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256_of(paths: list[Path], root: Path | None = None) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        name = str(p.relative_to(root)) if root else p.name
+        h.update(f"{name}\0{_file_sha256(str(p), st.st_size, st.st_mtime_ns)}\0".encode())
+    return h.hexdigest()
+
+
+def data_identity(source: str) -> dict[str, Any]:
+    """The corpus a run trains on: its name plus a SHA-256 of the files it resolves to (and
+    of the committed tokenizer when `prepare` uses it). ``hf:`` sources are keyed by name only
+    (their content cannot be read offline)."""
+    src = str(source)
+    ident: dict[str, Any] = {"name": src}
+    if src in corpora.CORPORA:
+        where = corpora.CORPORA[src]
+        target = None if isinstance(where, (list, tuple)) else Path(where)
+        files = ([Path(p) for p in where] if target is None else
+                 sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir()
+                 else [target] if target.is_file() else [])
+        if not files:
+            raise GQAError(f"shipped corpus {src!r} missing at {where}; is data/ "
+                           "checked out?")
+        ident["sha256"] = _sha256_of(files)
+    elif src.startswith("hf:"):
+        ident["sha256"] = None
+    else:
+        path = Path(src)
+        if path.is_dir():
+            ident["sha256"] = _sha256_of(sorted(p for p in path.rglob("*") if p.is_file()),
+                                         root=path)
+        elif path.is_file():
+            ident["sha256"] = _sha256_of([path])
+        else:
+            raise GQAError(f"data source {src!r} is neither a shipped corpus "
+                           f"({', '.join(corpora.CORPORA)}), an existing file or folder, nor hf:NAME")
+    if src == DEFAULT_CORPUS:  # `prepare` uses the committed tokenizer; others train their own
+        ident["tokenizer_sha256"] = _sha256_of([Path(corpora.DEFAULT_TOKENIZER)])
+    return ident
+
+
+def run_identity(model_cfg: ModelConfig, tc: TrainConfig, *, grid: str = "") -> dict[str, Any]:
+    """Every setting that changes a run's result, as plain JSON data: the model's shape, the
+    training settings (budget, batch, context, schedule, optimiser, seed, evaluation, probe),
+    the corpus and tokenizer content, the grid name and :data:`TRAIN_CODE_VERSION`."""
+    train = _identity_fields(tc, _BASE_TRAIN_FIELDS)
+    train["data"] = data_identity(tc.data)
+    return {"code_version": TRAIN_CODE_VERSION, "grid": grid,
+            "model": _identity_fields(model_cfg, _BASE_MODEL_FIELDS), "train": train}
+
+
+def run_key(identity: dict[str, Any]) -> str:
+    """16 hex digits of the SHA-256 of the identity's canonical JSON (sorted keys)."""
+    canon = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def identity_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The settings that differ, as 'train.lr 0.001 -> 0.01' (missing keys shown as -)."""
+    a, b = _flatten(old), _flatten(new)
+    return [f"{k} {a.get(k, '-')} -> {b.get(k, '-')}" for k in sorted(set(a) | set(b))
+            if a.get(k, "-") != b.get(k, "-")]
+
+
 def lr_at(step: int, tc: TrainConfig) -> float:
     """WSD: linear warm-up, constant, cosine decay to min_lr_ratio x lr over the last part."""
     warm = max(1, round(tc.warmup_frac * tc.steps))
@@ -156,13 +276,16 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
-          resume: bool = False, progress: bool = True, stop_after: int | None = None
-          ) -> dict[str, Any]:
+          resume: bool = False, progress: bool = True, stop_after: int | None = None,
+          grid: str = "") -> dict[str, Any]:
     """Train `model_cfg` with `tc`, writing to `out_dir`; return the final.json dict.
 
     ``resume=True`` continues from ``out_dir/ckpt.pt`` and reaches the same result as an
     uninterrupted run (bitwise on CPU with the same thread count). ``stop_after`` ends the
     run after that many steps (a deliberate interruption, for tests and time-boxed jobs).
+    The run's identity (:func:`run_identity`, with `grid` the sweep's name) is stored in
+    ckpt.pt and final.json; resuming a folder whose stored identity differs is refused with
+    the differing settings named, so no result is ever returned under another run's label.
     Under torchrun each rank draws its own batches and rank 0 writes every file.
     """
     out = Path(out_dir)
@@ -173,18 +296,27 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    identity = run_identity(model_cfg, tc, grid=grid)
+    key = run_key(identity)
+    ckpt_path = out / "ckpt.pt"
+    state = None
+    if resume and ckpt_path.is_file():
+        state = _load_state(ckpt_path, device)
+        _check_same_run(out, _stored_identity(state), identity, model_cfg, tc,
+                        legacy=state.get("config_json"))
+    elif resume and (out / "final.json").is_file():
+        final = _read_json(out / "final.json")
+        _check_same_run(out, final.get("run_identity"), identity, model_cfg, tc)
+        return final
+    elif resume:
+        raise GQAError(f"--resume: no checkpoint at {ckpt_path}")
+    elif ckpt_path.exists() or (out / "final.json").exists():
+        raise GQAError(f"{out} already holds a run; pass --resume to continue it or choose "
+                       "another --out")
     data = prepare(tc.data)
     if data.vocab_size > model_cfg.vocab_size:
         raise GQAError(f"vocab_size={model_cfg.vocab_size} is smaller than the tokenizer's "
                        f"{data.vocab_size}")
-    ckpt_path = out / "ckpt.pt"
-    if resume and not ckpt_path.is_file():
-        if (out / "final.json").is_file():
-            return json.loads((out / "final.json").read_text())
-        raise GQAError(f"--resume: no checkpoint at {ckpt_path}")
-    if not resume and ckpt_path.exists():
-        raise GQAError(f"{out} already holds a run; pass --resume to continue it or choose "
-                       "another --out")
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
 
@@ -192,12 +324,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     model = GQATransformer(model_cfg).to(device)
     opt = make_optimizer(model, tc)
     step, history, wall_before = 0, [], 0.0
-    if resume:
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        saved = json.loads(state["config_json"])
-        if saved["model"] != model_cfg.to_dict() or saved["train"] != dataclasses.asdict(tc):
-            raise GQAError(f"--resume: {out} was started with a different model or training "
-                           "config; see its config.json")
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, wall_before = int(state["step"]), float(state["wall_s"])
@@ -220,7 +347,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
             return
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                  "wall_s": wall, "config_json": config_json,
-                 "history_json": json.dumps(history)}
+                 "history_json": json.dumps(history), "identity_json": json.dumps(identity)}
         atomic_write_bytes(ckpt_path, _torch_bytes(state))
 
     t0 = time.perf_counter()
@@ -264,11 +391,49 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         checkpoint(wall)
         return {"step": step, "interrupted": True}
     final = _final(model, model_cfg, tc, data, device, history, step, wall, world, amp)
+    final.update(run_key=key, run_identity=identity)
     if rank == 0:
         atomic_write_text(out / "final.json", json.dumps(final, indent=2) + "\n")
     if world > 1:
         dist.barrier()
     return final
+
+
+def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _stored_identity(state: dict[str, Any]) -> dict[str, Any] | None:
+    text = state.get("identity_json")
+    return json.loads(text) if text else None
+
+
+def _check_same_run(out: Path, stored: dict[str, Any] | None, identity: dict[str, Any],
+                    model_cfg: ModelConfig, tc: TrainConfig, legacy: str | None = None) -> None:
+    """Refuse, naming the settings that differ, unless the folder's run is this run.
+
+    Runs written before runs had an identity are compared by their saved config (the
+    checkpoint's, else config.json: model and training settings; the data's content and
+    the code version were not recorded)."""
+    if stored is not None:
+        diff = identity_diff(stored, identity)
+    else:
+        try:
+            saved = json.loads(legacy) if legacy else _read_json(out / "config.json")
+            diff = identity_diff({"model": saved["model"], "train": saved["train"]},
+                                 {"model": model_cfg.to_dict(),
+                                  "train": dataclasses.asdict(tc)})
+        except (OSError, ValueError, KeyError, TypeError):
+            raise GQAError(f"--resume: {out} holds a run without a readable identity or "
+                           "config.json; choose another --out") from None
+    if diff:
+        shown = "; ".join(diff[:6]) + (f"; and {len(diff) - 6} more" if len(diff) > 6 else "")
+        raise GQAError(f"--resume: {out} holds a run with other settings ({shown}); "
+                       "choose another --out or repeat that run's settings")
 
 
 def _final(model, model_cfg, tc, data, device, history, step, wall, world, amp):

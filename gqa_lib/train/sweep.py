@@ -18,6 +18,15 @@ A grid is a TOML file (parsed as data, never executed)::
 `run_sweep` appends one CSV row per finished run under a file lock, with an atomic rewrite,
 so a killed sweep restarts without losing or duplicating rows; a failed run is recorded as
 failed and retried on the next start; ``shard=(i, n)`` runs every n-th run from i.
+
+Each run has an identity (:func:`gqa_lib.train.loop.run_identity`: shape, training settings,
+corpus and tokenizer content, grid name, code version) whose hash, ``run_key``, is stored in
+its CSV row and names its folder (``runs/GRID/RUN_ID-KEY``). A row is skipped only when its
+``run_key`` matches; a finished row of the same run id with another key (an edited grid, a
+changed corpus, a bumped code version, or a row written before run keys existed) makes the
+sweep refuse before training anything, naming the settings that differ: sweep into a new CSV,
+or delete those rows to rerun them. A result is never reused under another label, and no
+finished row is silently replaced.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from gqa_lib.errors import GQAError, did_you_mean
 from gqa_lib.io import REPO_ROOT, file_lock, read_csv_rows, write_csv_rows
 
 COLUMNS = [
-    "run_id", "grid", "status", "error", "family", "n_layer", "d_model", "n_head", "n_kv_head",
+    "run_id", "run_key", "grid", "status", "error", "family", "n_layer", "d_model", "n_head", "n_kv_head",
     "d_head", "d_ff", "vocab_size", "params_non_embedding", "params_total", "tokens", "context",
     "seed", "steps", "batch_size", "lr", "val_loss_nats", "val_bpb", "best_val_loss_nats",
     "best_val_bpb", "recall_acc", "recall_base_acc", "recall_gain_nats", "train_flops",
@@ -53,6 +62,12 @@ class RunSpec:
     family: str  # "grid" (explicit heads), "llama3" (the baseline), or "grid+llama3" (both)
     model: ModelConfig
     train: Any  # TrainConfig (imported lazily: torch)
+    run_key: str = ""  # hash of the run's identity (loop.run_key)
+
+    @property
+    def folder(self) -> str:
+        """The run's folder name: its id and the first 8 digits of its key."""
+        return f"{self.run_id}-{self.run_key[:8]}"
 
 
 def llama3_heads(d_model: int, d_head: int) -> tuple[int, int]:
@@ -131,7 +146,7 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
 
 
 def _spec(where, grid, model_base, train_base, size, head, ctx, seed, tokens, batch_tokens):
-    from gqa_lib.train.loop import TrainConfig
+    from gqa_lib.train.loop import TrainConfig, run_identity, run_key
 
     n_layer, d_model = size
     d_head = model_base.get("d_head")
@@ -157,7 +172,7 @@ def _spec(where, grid, model_base, train_base, size, head, ctx, seed, tokens, ba
                         "batch_size": batch_tokens // ctx}).with_budget(model, tokens=tokens)
     run_id = (f"L{n_layer}-d{d_model}-h{n_head}-kv{n_kv_head}-dh{model.d_head}-T{ctx}-s{seed}")
     model = dataclasses.replace(model, name=run_id)
-    return RunSpec(run_id, family, model, tc)
+    return RunSpec(run_id, family, model, tc, run_key(run_identity(model, tc, grid=grid)))
 
 
 def git_commit() -> str:
@@ -195,7 +210,7 @@ def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
 
     m, tc = spec.model, spec.train
     row = {
-        "run_id": spec.run_id, "grid": grid, "status": "ok" if final else "failed",
+        "run_id": spec.run_id, "run_key": spec.run_key, "grid": grid, "status": "ok" if final else "failed",
         "error": error, "family": spec.family, "n_layer": m.n_layer, "d_model": m.d_model,
         "n_head": m.n_head, "n_kv_head": m.n_kv_head, "d_head": m.d_head, "d_ff": m.d_ff,
         "vocab_size": m.vocab_size, "params_non_embedding": cost.params_non_embedding(m),
@@ -231,7 +246,9 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
     runs_dir = Path(runs_dir) if runs_dir else REPO_ROOT / "runs" / grid
     i, n = shard
     mine = [s for k, s in enumerate(specs) if k % n == i]
-    done = {r["run_id"] for r in read_csv_rows(out_csv) if r.get("status") == "ok"}
+    done = {r["run_id"]: r for r in read_csv_rows(out_csv) if r.get("status") == "ok"}
+    _refuse_changed(out_csv, grid, [(s, done[s.run_id]) for s in mine if s.run_id in done
+                                    and done[s.run_id].get("run_key") != s.run_key])
     todo = [s for s in mine if s.run_id not in done]
     counts = {"total": len(mine), "skipped": len(mine) - len(todo), "ok": 0, "failed": 0}
     log(f"sweep {grid}: {len(specs)} runs in grid, {len(mine)} in shard {i}/{n}, "
@@ -240,11 +257,11 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
         log(f"[{k}/{len(todo)}] {spec.run_id} ({spec.family}, {spec.train.steps} steps)")
         if dry_run:
             continue
-        run_dir = runs_dir / spec.run_id
+        run_dir = runs_dir / spec.folder
         try:
             final = train(spec.model, spec.train, run_dir,
                           resume=(run_dir / "ckpt.pt").exists() or (run_dir / "final.json").exists(),
-                          progress=False)
+                          progress=False, grid=grid)
             record(out_csv, _row(spec, grid, commit, final))
             counts["ok"] += 1
             log(f"    val_loss {final['val_loss']:.4f} in {final['wall_s']:.0f} s")
@@ -258,3 +275,34 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
             if not isinstance(e, GQAError):
                 log(traceback.format_exc(limit=3))
     return counts
+
+
+# CSV columns that hold a setting of the run, compared to name what changed in a refusal.
+_SETTING_COLUMNS = ("grid", "n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff",
+                    "vocab_size", "tokens", "context", "seed", "steps", "batch_size", "lr")
+
+
+def _refuse_changed(out_csv: Path, grid: str, changed: list[tuple[RunSpec, dict]]) -> None:
+    """Refuse (GQAError) when finished rows of these runs were made with other settings."""
+    if not changed:
+        return
+    spec, row = changed[0]
+    if not row.get("run_key"):
+        why = "it has no run_key (written before runs had an identity)"
+    else:
+        new = _row(spec, grid, "", None)  # the settings columns, as this grid gives them
+        diff = [f"{c} {row.get(c, '-')} -> {new[c]}" for c in _SETTING_COLUMNS
+                if not _same_value(row.get(c, ""), new[c])]
+        why = ("settings differ: " + ", ".join(diff) if diff else
+               "settings not in the CSV differ (schedule, eval, data, or code version)")
+    raise GQAError(
+        f"{out_csv}: {len(changed)} finished run(s) were made with other settings than the "
+        f"grid now gives, e.g. {spec.run_id}: {why}; refusing to reuse or overwrite them: "
+        "sweep into a new --out CSV, or delete those rows to rerun them")
+
+
+def _same_value(text: str, value: Any) -> bool:
+    try:
+        return float(text) == float(value)
+    except (TypeError, ValueError):
+        return str(text) == str(value)
