@@ -1,8 +1,10 @@
 """Corpus, tokenizer, deterministic split and packing into fixed-length training windows.
 
-The shipped corpus is the World English Bible (public domain; data/corpus/, provenance in
-data/README.md), one document per chapter, tokenised with a byte-level BPE trained on its
-training split (data/tokenizer/). Any local .txt / .jsonl(.gz/.xz) file or folder works too,
+Two corpora are shipped (data/corpus/, provenance in data/README.md), each with a byte-level
+BPE trained on its own training split (data/tokenizer/): "web", the World English Bible, one
+document per chapter (the default); "pd", the WEB plus public-domain commentaries and
+dictionaries, deduplicated, its training split free of 13-grams of its validation split
+(`ngram_hashes`). Any local .txt / .jsonl(.gz/.xz) file or folder works too,
 and ``hf:NAME[:SPLIT]`` loads a Hugging Face dataset when `datasets` and a network exist.
 """
 
@@ -14,6 +16,7 @@ import hashlib
 import json
 import lzma
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +26,13 @@ from gqa_lib.errors import GQAError
 from gqa_lib.io import DATA_DIR, REPO_ROOT  # noqa: F401 (re-exported: notebooks read DATA_DIR here)
 
 DEFAULT_CORPUS = "web"
-CORPORA = {"web": DATA_DIR / "corpus" / "web.jsonl.xz"}
-DEFAULT_TOKENIZER = DATA_DIR / "tokenizer" / "web-bpe-2048.json"
+CORPORA = {"web": DATA_DIR / "corpus" / "web.jsonl.xz",
+           "pd": DATA_DIR / "corpus" / "pd.jsonl.xz"}
+TOKENIZERS = {name: DATA_DIR / "tokenizer" / f"{name}-bpe-2048.json" for name in CORPORA}
+DEFAULT_TOKENIZER = TOKENIZERS[DEFAULT_CORPUS]
 EOS = "<|endoftext|>"
 VAL_FRACTION = 0.05
+NGRAM = 13  # decontamination: no training document shares a 13-word sequence with validation
 
 
 # ----- documents ----------------------------------------------------------------------------
@@ -102,6 +108,13 @@ def _load_hf(spec: str) -> list[str]:  # pragma: no cover - needs a network
     return list(ds["text"])
 
 
+def in_validation(doc: str, val_fraction: float = VAL_FRACTION) -> bool:
+    """Whether a document's text hashes into validation: the first 8 bytes of its SHA-1,
+    read as a fraction of 2^64, fall below `val_fraction`."""
+    h = int.from_bytes(hashlib.sha1(doc.encode("utf-8")).digest()[:8], "big") / 2**64
+    return h < val_fraction
+
+
 def split_documents(docs: list[str], val_fraction: float = VAL_FRACTION
                     ) -> tuple[list[str], list[str]]:
     """Deterministic split by a hash of each document's text (stable under reordering)."""
@@ -109,11 +122,45 @@ def split_documents(docs: list[str], val_fraction: float = VAL_FRACTION
         raise GQAError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     train, val = [], []
     for d in docs:
-        h = int.from_bytes(hashlib.sha1(d.encode("utf-8")).digest()[:8], "big") / 2**64
-        (val if h < val_fraction else train).append(d)
+        (val if in_validation(d, val_fraction) else train).append(d)
     if not val or not train:  # tiny corpora: fall back to the last document
         train, val = docs[:-1], docs[-1:]
     return train, val
+
+
+_WORD = re.compile(r"[^\W_]+")
+_P = np.uint64(0x100000001B3)  # any odd 64-bit multiplier; ids are mixed first
+
+
+def normal_words(text: str) -> list[str]:
+    """Normalised words for duplicate and n-gram matching: lower case, letters and digits."""
+    return _WORD.findall(text.lower())
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    # splitmix64 finaliser: small word ids -> well-spread 64-bit values (uint64 wraps)
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def ngram_hashes(text: str, vocab: dict[str, int], n: int = NGRAM) -> np.ndarray:
+    """64-bit hashes of every run of `n` consecutive normalised words, (n_words - n + 1,).
+
+    `vocab` maps words to ids and grows as new words appear; hashes are comparable between
+    calls that share it (one process, one dict). Collisions: ~m^2 / 2^65 for m n-grams.
+    """
+    words = normal_words(text)
+    m = len(words) - n + 1
+    if m <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    ids = _mix(np.fromiter((vocab.setdefault(w, len(vocab)) for w in words),
+                           dtype=np.uint64, count=len(words)))
+    h = np.zeros(m, dtype=np.uint64)
+    for j in range(n):
+        h = h * _P + ids[j:j + m]
+    return h
 
 
 # ----- tokenizer ----------------------------------------------------------------------------
@@ -176,14 +223,15 @@ def _pack(tok, docs: list[str], eos_id: int) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def prepare(source: str = DEFAULT_CORPUS, tokenizer: str | None = None,
             vocab_size: int = 2048) -> TokenData:
-    """Load, split and tokenise a corpus. The shipped corpus uses the committed tokenizer;
-    other sources train a BPE of `vocab_size` on their training split unless given one."""
+    """Load, split and tokenise a corpus. A shipped corpus uses its committed tokenizer
+    (TOKENIZERS); other sources train a BPE of `vocab_size` on their training split unless
+    given one."""
     docs = load_documents(source)
     train_docs, val_docs = split_documents(docs)
     if tokenizer is not None:
         tok = load_tokenizer(tokenizer)
-    elif str(source) == DEFAULT_CORPUS:
-        tok = load_tokenizer(DEFAULT_TOKENIZER)
+    elif str(source) in TOKENIZERS:
+        tok = load_tokenizer(TOKENIZERS[str(source)])
     else:
         tok = train_tokenizer(train_docs, vocab_size)
     eos_id = tok.token_to_id(EOS)
