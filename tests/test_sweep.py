@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gqa_lib import GQAError
+from gqa_lib import GQAError, cost
 from gqa_lib.train import data
 from gqa_lib.train.sweep import COLUMNS, llama3_heads, load_grid, parse_shard
 
@@ -86,7 +86,9 @@ seeds = [0]
 
 @pytest.mark.parametrize("mutate, msg", [
     (lambda s: s.replace("[[block]]", "[[blocks]]"), "unknown key 'blocks'.*did you mean 'block'"),
-    (lambda s: s.replace("tokens = 2048\n", ""), "needs `tokens` and `batch_tokens`"),
+    (lambda s: s.replace("tokens = 2048\n", ""), "needs `batch_tokens` and one of `tokens`"),
+    (lambda s: s.replace("tokens = 2048\n", "tokens = 2048\ntokens_per_param = 20\n"),
+     "needs `batch_tokens` and one of `tokens`"),
     (lambda s: s.replace("[[4, 4], [4, 1]]", "[[4, 3]]"), "n_head=4 is not a multiple of n_kv_head=3"),
     (lambda s: s.replace("[[4, 4], [4, 1]]", "[[4]]"), "each head entry is"),
     (lambda s: s.replace("contexts = [16]", "contexts = [100]"), "not a multiple of context 100"),
@@ -227,3 +229,32 @@ def test_old_csvs_without_run_key_still_load():
     for name in ("cpu-v0.csv", "cpu-v1.csv"):
         df = read_runs(ROOT / "data" / "sweeps" / name)
         assert len(df) > 0 and "run_key" not in df.columns
+
+
+def test_tokens_per_param_gives_each_run_its_own_budget(tmp_path, small_corpus):
+    g = write_grid(tmp_path / "g.toml", small_corpus)
+    g.write_text(g.read_text().replace("tokens = 2048\n", "tokens_per_param = 20\n"))
+    _, specs = load_grid(g)
+    budgets = {}
+    for s in specs:
+        n = cost.params_non_embedding(s.model)
+        step_tokens = s.train.batch_size * s.train.context_len
+        assert abs(s.train.tokens - 20 * n) <= step_tokens / 2  # whole steps, nearest
+        budgets[(s.model.n_head, s.model.n_kv_head)] = s.train.tokens
+    assert budgets[(4, 4)] > budgets[(4, 1)]  # more parameters, more tokens
+
+
+def test_sweep_rows_carry_mqar_accuracy(tmp_path, small_corpus):
+    grid = write_grid(tmp_path / "g.toml", small_corpus, seeds="[0]")
+    grid.write_text(grid.read_text().replace("eval_tokens = 256", "eval_tokens = 256\n"
+                                             "mqar_share = 0.5\nmqar_eval = 2"))
+    out = tmp_path / "runs.csv"
+    r = subprocess.run(_sweep(grid, out), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = rows(out)
+    assert len(got) == 2 and all(r["status"] == "ok" for r in got)
+    for r in got:
+        assert r["mqar_share"] == "0.5"
+        assert 0.0 <= float(r["mqar_acc"]) <= 1.0
+        assert r["mqar_acc_pairs_2"] != "" and r["mqar_acc_pairs_4"] != ""
+        assert r["mqar_acc_pairs_16"] == ""  # 16 pairs do not fit a context of 16

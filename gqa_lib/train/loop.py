@@ -30,6 +30,7 @@ from gqa_lib.train import data as corpora
 from gqa_lib.train.data import DEFAULT_CORPUS, TokenData, batch_windows, eval_windows, prepare
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.io import atomic_write_bytes, atomic_write_text
+from gqa_lib.train import mqar
 from gqa_lib.train.model import GQATransformer
 
 
@@ -60,6 +61,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | mps
     compile: bool = False
     probe_samples: int = 0  # recall-probe sequences evaluated at the end (0 = off)
+    # MQAR (gqa_lib.train.mqar): expected share of training sequences replaced by recall
+    # tasks, and evaluation sequences per number of pairs at the end (0 = off)
+    mqar_share: float = 0.0
+    mqar_eval: int = 0
 
     def __post_init__(self) -> None:
         for f in ("steps", "batch_size", "context_len", "eval_every", "eval_tokens"):
@@ -69,7 +74,7 @@ class TrainConfig:
         for f in ("lr", "grad_clip"):
             if not getattr(self, f) > 0:
                 raise GQAError(f"{f} must be > 0, got {getattr(self, f)!r}")
-        for f in ("min_lr_ratio", "warmup_frac", "decay_frac", "weight_decay"):
+        for f in ("min_lr_ratio", "warmup_frac", "decay_frac", "weight_decay", "mqar_share"):
             if not 0 <= getattr(self, f) <= 1:
                 raise GQAError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
         if self.warmup_frac + self.decay_frac > 1:
@@ -175,8 +180,9 @@ def data_identity(source: str) -> dict[str, Any]:
         else:
             raise GQAError(f"data source {src!r} is neither a shipped corpus "
                            f"({', '.join(corpora.CORPORA)}), an existing file or folder, nor hf:NAME")
-    if src == DEFAULT_CORPUS:  # `prepare` uses the committed tokenizer; others train their own
-        ident["tokenizer_sha256"] = _sha256_of([Path(corpora.DEFAULT_TOKENIZER)])
+    tokenizers = getattr(corpora, "TOKENIZERS", {DEFAULT_CORPUS: corpora.DEFAULT_TOKENIZER})
+    if src in tokenizers:  # a shipped corpus brings its committed tokenizer; others train one
+        ident["tokenizer_sha256"] = _sha256_of([Path(tokenizers[src])])
     return ident
 
 
@@ -360,6 +366,9 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
             g["lr"] = lr
         x, y = batch_windows(data.train, tc.batch_size, tc.context_len, seed=tc.seed,
                              step=step, rank=rank)
+        if tc.mqar_share:
+            x, y = mqar.mix_into_batch(x, y, tc.mqar_share, vocab_size=model_cfg.vocab_size,
+                                       seed=tc.seed, step=step, rank=rank)
         x, y = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         with amp or contextlib.nullcontext():
             _, loss = fwd(x, y)
@@ -450,6 +459,9 @@ def _final(model, model_cfg, tc, data, device, history, step, wall, world, amp):
         "world_size": world, "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
     }
+    if tc.mqar_eval:
+        final.update(mqar.evaluate(model, data.val, tc.context_len, model_cfg.vocab_size,
+                                   per_pairs=tc.mqar_eval, seed=tc.seed, device=device))
     if tc.probe_samples:
         from gqa_lib.train.probe import recall_probe
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import subprocess
 import traceback
 from collections.abc import Callable, Iterable
@@ -44,16 +45,24 @@ from gqa_lib.arch.config import ModelConfig, read_data_file
 from gqa_lib.errors import GQAError, did_you_mean
 from gqa_lib.io import REPO_ROOT, file_lock, read_csv_rows, write_csv_rows
 
+# MQAR accuracy (gqa_lib.train.mqar.evaluate): overall, by number of pairs, by query distance
+MQAR_COLUMNS = ["mqar_acc", "mqar_acc_pairs_2", "mqar_acc_pairs_4", "mqar_acc_pairs_8",
+                "mqar_acc_pairs_16", "mqar_acc_dist_near", "mqar_acc_dist_mid",
+                "mqar_acc_dist_far"]
 COLUMNS = [
     "run_id", "run_key", "grid", "status", "error", "family", "n_layer", "d_model", "n_head", "n_kv_head",
     "d_head", "d_ff", "vocab_size", "params_non_embedding", "params_total", "tokens", "context",
-    "seed", "steps", "batch_size", "lr", "val_loss_nats", "val_bpb", "best_val_loss_nats",
-    "best_val_bpb", "recall_acc", "recall_base_acc", "recall_gain_nats", "train_flops",
+    "seed", "steps", "batch_size", "lr", "mqar_share", "val_loss_nats", "val_bpb", "best_val_loss_nats",
+    "best_val_bpb", "recall_acc", "recall_base_acc", "recall_gain_nats", *MQAR_COLUMNS,
+    "train_flops",
     "wall_s", "tokens_per_s", "device", "threads", "torch_version", "git_commit", "finished_utc",
 ]
 _TOP_KEYS = ("name", "description", "model", "train", "block")
 _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
-_BUDGET_KEYS = ("tokens", "batch_tokens")
+# Optional block keys: training settings swept within a block (learning-rate tuning, the MQAR
+# mix); each value also names the run (run_id suffix -lr3e-03, -mq0.1).
+_BLOCK_SWEEPS = {"lrs": ("lr", "lr{:.0e}"), "mqar_shares": ("mqar_share", "mq{:g}")}
+_BUDGET_KEYS = ("tokens", "tokens_per_param", "batch_tokens")
 
 
 @dataclass(frozen=True)
@@ -111,16 +120,20 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
     tfields = [f.name for f in dataclasses.fields(TrainConfig)]
     _check_keys(f"{path} [train]", train_base, tfields + list(_BUDGET_KEYS))
     tokens = train_base.pop("tokens", None)
+    per_param = train_base.pop("tokens_per_param", None)
     batch_tokens = train_base.pop("batch_tokens", None)
-    if tokens is None or batch_tokens is None:
-        raise GQAError(f"{path} [train]: needs `tokens` and `batch_tokens` (the budget)")
+    if (tokens is None) == (per_param is None) or batch_tokens is None:
+        raise GQAError(f"{path} [train]: needs `batch_tokens` and one of `tokens` (the same "
+                       "budget for every run) or `tokens_per_param` (x each run's "
+                       "non-embedding parameters)")
+    budget = {"tokens": tokens} if per_param is None else {"tokens_per_param": per_param}
     blocks = g.get("block")
     if not isinstance(blocks, list) or not blocks:
         raise GQAError(f"{path}: needs at least one [[block]]")
     specs: dict[str, RunSpec] = {}
     for bi, b in enumerate(blocks):
         where = f"{path} block {bi + 1}"
-        _check_keys(where, b, _BLOCK_KEYS)
+        _check_keys(where, b, _BLOCK_KEYS + tuple(_BLOCK_SWEEPS))
         missing = [k for k in _BLOCK_KEYS if k not in b]
         if missing:
             raise GQAError(f"{where}: missing {', '.join(missing)}")
@@ -129,23 +142,40 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
                 raise GQAError(f"{where}: each size is [n_layer, d_model], got {size!r}")
         # Order: context, seed, heads, size, so a sweep stopped early holds whole size
         # ladders (what a fit needs) for the first contexts rather than a few sizes of all.
-        for ctx in _int_list(f"{where} contexts", b["contexts"]):
-            for seed in _int_list(f"{where} seeds", b["seeds"]):
-                for head in b["heads"]:
-                    for size in b["sizes"]:
-                        spec = _spec(where, name, model_base, train_base, size, head, ctx,
-                                     seed, tokens, batch_tokens)
-                        prev = specs.get(spec.run_id)
-                        if prev is None:
-                            specs[spec.run_id] = spec
-                        elif spec.family not in prev.family.split("+"):
-                            # e.g. the llama3 baseline coinciding with an explicit (8, 8)
-                            specs[spec.run_id] = dataclasses.replace(
-                                prev, family=f"{prev.family}+{spec.family}")
+        sweeps = [_setting_list(f"{where} {key}", b[key], field, label)
+                  for key, (field, label) in _BLOCK_SWEEPS.items() if key in b]
+        for ctx, seed, extra, head, size in itertools.product(
+                _int_list(f"{where} contexts", b["contexts"]),
+                _int_list(f"{where} seeds", b["seeds"]), _combinations(sweeps), b["heads"],
+                b["sizes"]):
+            overrides, suffix = extra
+            spec = _spec(where, name, {**model_base}, {**train_base, **overrides},
+                         size, head, ctx, seed, budget, batch_tokens, suffix)
+            prev = specs.get(spec.run_id)
+            if prev is None:
+                specs[spec.run_id] = spec
+            elif spec.family not in prev.family.split("+"):
+                # e.g. the llama3 baseline coinciding with an explicit (8, 8)
+                specs[spec.run_id] = dataclasses.replace(
+                    prev, family=f"{prev.family}+{spec.family}")
     return name, list(specs.values())
 
 
-def _spec(where, grid, model_base, train_base, size, head, ctx, seed, tokens, batch_tokens):
+def _setting_list(where: str, v: Any, field: str, label: str) -> list[tuple[str, float, str]]:
+    if not isinstance(v, list) or not v or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        raise GQAError(f"{where} must be a non-empty list of numbers, got {v!r}")
+    return [(field, float(x), label.format(float(x))) for x in v]
+
+
+def _combinations(sweeps: list[list[tuple[str, float, str]]]) -> list[tuple[dict, str]]:
+    """Every combination of the block's swept settings: (overrides, run_id suffix)."""
+    return [({f: x for f, x, _ in combo}, "".join(f"-{lab}" for _, _, lab in combo))
+            for combo in itertools.product(*sweeps)]
+
+
+def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, batch_tokens,
+          suffix=""):
     from gqa_lib.train.loop import TrainConfig, run_identity, run_key
 
     n_layer, d_model = size
@@ -169,8 +199,9 @@ def _spec(where, grid, model_base, train_base, size, head, ctx, seed, tokens, ba
     if batch_tokens % ctx:
         raise GQAError(f"{where}: batch_tokens={batch_tokens} is not a multiple of context {ctx}")
     tc = TrainConfig(**{**train_base, "context_len": ctx, "seed": seed,
-                        "batch_size": batch_tokens // ctx}).with_budget(model, tokens=tokens)
-    run_id = (f"L{n_layer}-d{d_model}-h{n_head}-kv{n_kv_head}-dh{model.d_head}-T{ctx}-s{seed}")
+                        "batch_size": batch_tokens // ctx}).with_budget(model, **budget)
+    run_id = (f"L{n_layer}-d{d_model}-h{n_head}-kv{n_kv_head}-dh{model.d_head}-T{ctx}-s{seed}"
+              f"{suffix}")
     model = dataclasses.replace(model, name=run_id)
     return RunSpec(run_id, family, model, tc, run_key(run_identity(model, tc, grid=grid)))
 
@@ -216,7 +247,7 @@ def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
         "vocab_size": m.vocab_size, "params_non_embedding": cost.params_non_embedding(m),
         "params_total": cost.params_total(m), "tokens": tc.tokens, "context": tc.context_len,
         "seed": tc.seed, "steps": tc.steps, "batch_size": tc.batch_size, "lr": tc.lr,
-        "git_commit": commit,
+        "mqar_share": tc.mqar_share, "git_commit": commit,
         "finished_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if final:
@@ -226,6 +257,7 @@ def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
             "recall_acc": final.get("recall_acc", ""),
             "recall_base_acc": final.get("recall_base_acc", ""),
             "recall_gain_nats": final.get("recall_gain_nats", ""),
+            **{c: final.get(c, "") for c in MQAR_COLUMNS},
             "train_flops": final["train_flops"], "wall_s": round(final["wall_s"], 2),
             "tokens_per_s": round(final["tokens_per_s"], 1), "device": final["device"],
             "threads": final["threads"], "torch_version": final["torch_version"],
@@ -279,7 +311,8 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
 
 # CSV columns that hold a setting of the run, compared to name what changed in a refusal.
 _SETTING_COLUMNS = ("grid", "n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff",
-                    "vocab_size", "tokens", "context", "seed", "steps", "batch_size", "lr")
+                    "vocab_size", "tokens", "context", "seed", "steps", "batch_size", "lr",
+                    "mqar_share")
 
 
 def _refuse_changed(out_csv: Path, grid: str, changed: list[tuple[RunSpec, dict]]) -> None:
