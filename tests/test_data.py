@@ -270,3 +270,16 @@ def test_token_cache_gives_the_same_ids(tmp_path, monkeypatch):
     src.write_text(src.read_text() + json.dumps({"text": "one more"}) + "\n")
     prep(str(src), str(data.DEFAULT_TOKENIZER))
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+
+
+def test_grid_files_select_the_corpus_and_its_tokenizer(tmp_path):
+    from gqa_lib.train import sweep
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "g"\n[model]\nd_head = 16\nvocab_size = 2048\n'
+                    '[train]\ntokens = 4096\nbatch_tokens = 512\ndata = "pd"\n'
+                    '[[block]]\nsizes = [[2, 128]]\nheads = [[8, 1]]\ncontexts = [128]\n'
+                    'seeds = [0]\n')
+    _, specs = sweep.load_grid(grid)
+    assert [s.train.data for s in specs] == ["pd"]
+    assert data.TOKENIZERS["pd"].is_file() and data.TOKENIZERS["web"] == data.DEFAULT_TOKENIZER
