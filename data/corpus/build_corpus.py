@@ -388,8 +388,9 @@ def build_pd() -> None:
     texts = [d["text"] for d in docs]
     _, val_texts = split_documents(texts)
     val_set = set(val_texts)
+    by_source: dict[str, int] = {}
     val_hashes = np.unique(np.concatenate([ngram_hashes(t, vocab) for t in val_texts]))
-    out, units, touched, emptied, flipped = [], 0, 0, 0, 0
+    out, units, touched, emptied, flipped = [], 0, 0, [], []
     for d in docs:
         if d["text"] in val_set:
             out.append(d)
@@ -397,17 +398,20 @@ def build_pd() -> None:
         text, removed = decontaminate(d, val_hashes, vocab)
         units += removed
         touched += removed > 0
+        if removed:
+            by_source[d["source"]] = by_source.get(d["source"], 0) + 1
         if len(text) < 40:
-            emptied += 1
+            emptied.append(d["id"])
             continue
         if removed and in_validation(text):
-            flipped += 1  # its new text would hash into validation: drop, keep the split
+            flipped.append(d["id"])  # its new text would hash into validation: drop it
             continue
         out.append({**d, "text": text})
     manifest["removed"] = {
         "duplicate_paragraphs": para_dups, "near_duplicate_documents": near,
         "decontaminated_units": units, "decontaminated_documents": touched,
-        "documents_emptied": emptied, "documents_dropped_to_keep_split": flipped}
+        "documents_emptied": emptied, "documents_dropped_to_keep_split": flipped,
+        "decontaminated_by_source": dict(sorted(by_source.items()))}
     train, val = split_documents([d["text"] for d in out])
     assert set(val) == val_set, "decontamination changed the validation split"
     write_jsonl_xz(PD_OUT, out)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import json
 import lzma
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from gqa_lib.errors import GQAError
-from gqa_lib.io import DATA_DIR, REPO_ROOT  # noqa: F401 (re-exported: notebooks read DATA_DIR here)
+from gqa_lib.io import DATA_DIR, REPO_ROOT, atomic_write_bytes
 
 DEFAULT_CORPUS = "web"
 CORPORA = {"web": DATA_DIR / "corpus" / "web.jsonl.xz",
@@ -220,12 +222,54 @@ def _pack(tok, docs: list[str], eos_id: int) -> np.ndarray:
     return np.asarray(ids, dtype=dtype)
 
 
+def cache_dir() -> Path:
+    """Where token ids are cached: $GQA_CACHE_DIR, else .cache/tokens in the repository
+    (ignored by git)."""
+    return Path(os.environ.get("GQA_CACHE_DIR", REPO_ROOT / ".cache" / "tokens"))
+
+
+def _cache_key(tok, train_docs: list[str], val_docs: list[str]) -> str:
+    """SHA-256 of the tokenizer (its full JSON) and of every document, in split order."""
+    h = hashlib.sha256(b"gqa-tokens-v1\0")
+    h.update(tok.to_str().encode("utf-8"))
+    for part in (train_docs, val_docs):
+        h.update(f"\0{len(part)}\0".encode())
+        for d in part:
+            b = d.encode("utf-8")
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+    return h.hexdigest()
+
+
+def _tokenise(tok, train_docs: list[str], val_docs: list[str], eos_id: int, cache: bool
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Packed train and validation ids, read from the cache when it has them; a miss
+    tokenises and writes the cache atomically (concurrent writers write the same bytes)."""
+    path = cache_dir() / f"{_cache_key(tok, train_docs, val_docs)}.npz" if cache else None
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as z:
+                return z["train"], z["val"]
+        except (OSError, ValueError, KeyError):  # unreadable: tokenise again, overwrite
+            pass
+    train, val = _pack(tok, train_docs, eos_id), _pack(tok, val_docs, eos_id)
+    if path is not None:
+        buf = io.BytesIO()
+        np.savez(buf, train=train, val=val)
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError:  # a read-only checkout still trains, only without the cache
+            pass
+    return train, val
+
+
 @functools.lru_cache(maxsize=4)
 def prepare(source: str = DEFAULT_CORPUS, tokenizer: str | None = None,
-            vocab_size: int = 2048) -> TokenData:
+            vocab_size: int = 2048, cache: bool = True) -> TokenData:
     """Load, split and tokenise a corpus. A shipped corpus uses its committed tokenizer
     (TOKENIZERS); other sources train a BPE of `vocab_size` on their training split unless
-    given one."""
+    given one. Token ids are cached under `cache_dir()`, keyed by the tokenizer and the
+    documents (`cache=False` tokenises afresh and writes nothing)."""
     docs = load_documents(source)
     train_docs, val_docs = split_documents(docs)
     if tokenizer is not None:
@@ -237,7 +281,7 @@ def prepare(source: str = DEFAULT_CORPUS, tokenizer: str | None = None,
     eos_id = tok.token_to_id(EOS)
     if eos_id is None:
         raise GQAError(f"tokenizer has no {EOS!r} token")
-    train, val = _pack(tok, train_docs, eos_id), _pack(tok, val_docs, eos_id)
+    train, val = _tokenise(tok, train_docs, val_docs, eos_id, cache)
     n_bytes = sum(len(d.encode("utf-8")) for d in val_docs) + len(val_docs)  # +1 per separator
     return TokenData(train, val, tok.get_vocab_size(), eos_id, n_bytes / len(val), str(source))
 
