@@ -55,7 +55,8 @@ def _add_train_parser(sub: Any) -> None:
     p.add_argument("--lr", type=float, help="max learning rate of the WSD schedule")
     p.add_argument("--seed", type=int)
     p.add_argument("--eval-every", type=positive_int("--eval-every"))
-    p.add_argument("--data", help="'web' (shipped), a .txt/.jsonl file or folder, or hf:NAME")
+    p.add_argument("--data", help="a shipped corpus ('web', the default, or 'pd'), a "
+                   ".txt/.jsonl file or folder, or hf:NAME")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--probe-samples", type=int, help="recall-probe samples at the end")
