@@ -258,3 +258,18 @@ def test_sweep_rows_carry_mqar_accuracy(tmp_path, small_corpus):
         assert 0.0 <= float(r["mqar_acc"]) <= 1.0
         assert r["mqar_acc_pairs_2"] != "" and r["mqar_acc_pairs_4"] != ""
         assert r["mqar_acc_pairs_16"] == ""  # 16 pairs do not fit a context of 16
+
+
+def test_block_sweeps_name_each_run_by_its_exact_setting(tmp_path, small_corpus):
+    g = write_grid(tmp_path / "g.toml", small_corpus, seeds="[0]",
+                   extra="lrs = [1e-3, 1.6e-2]\nmqar_shares = [0.0, 0.1]")
+    _, specs = load_grid(g)
+    assert len(specs) == 2 * 2 * 2  # heads x lrs x shares
+    by_id = {s.run_id: s for s in specs}
+    s = by_id["L1-d32-h4-kv1-dh8-T16-s0-lr1.6e-02-mq0.1"]
+    assert s.train.lr == 0.016 and s.train.mqar_share == 0.1
+    assert "L1-d32-h4-kv4-dh8-T16-s0-lr1e-03-mq0" in by_id
+    assert len({s.run_key for s in specs}) == len(specs)
+    g.write_text(g.read_text().replace("lrs = [1e-3, 1.6e-2]", "lrs = [true]"))
+    with pytest.raises(GQAError, match="lrs must be a non-empty list of numbers"):
+        load_grid(g)

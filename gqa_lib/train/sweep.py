@@ -60,8 +60,18 @@ COLUMNS = [
 _TOP_KEYS = ("name", "description", "model", "train", "block")
 _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
 # Optional block keys: training settings swept within a block (learning-rate tuning, the MQAR
-# mix); each value also names the run (run_id suffix -lr3e-03, -mq0.1).
-_BLOCK_SWEEPS = {"lrs": ("lr", "lr{:.0e}"), "mqar_shares": ("mqar_share", "mq{:g}")}
+# mix); each value also names the run (run_id suffix -lr3e-03, -lr1.6e-02, -mq0.1), exactly:
+# the shortest scientific form that reads back as the same number.
+_BLOCK_SWEEPS = {"lrs": ("lr", "lr"), "mqar_shares": ("mqar_share", "mq")}
+
+
+def _label(prefix: str, x: float) -> str:
+    import numpy as np
+
+    text = (np.format_float_scientific(x, trim="-", exp_digits=2) if prefix == "lr"
+            else f"{x:g}")
+    assert float(text) == x, (prefix, x, text)
+    return prefix + text
 _BUDGET_KEYS = ("tokens", "tokens_per_param", "batch_tokens")
 
 
@@ -165,7 +175,7 @@ def _setting_list(where: str, v: Any, field: str, label: str) -> list[tuple[str,
     if not isinstance(v, list) or not v or not all(
             isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         raise GQAError(f"{where} must be a non-empty list of numbers, got {v!r}")
-    return [(field, float(x), label.format(float(x))) for x in v]
+    return [(field, float(x), _label(label, float(x))) for x in v]
 
 
 def _combinations(sweeps: list[list[tuple[str, float, str]]]) -> list[tuple[dict, str]]:
