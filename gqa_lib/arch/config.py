@@ -149,7 +149,10 @@ class ModelConfig:
         data = read_data_file(path)
         if "model" in data and isinstance(data["model"], Mapping):
             data = data["model"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except GQAError as e:
+            raise GQAError(f"{path}: {e}") from None
 
 
 MAX_CONFIG_BYTES = 1 << 20  # a config or grid file is text of a few KB; 1 MiB is plenty
