@@ -59,9 +59,10 @@ def file_lock(path: str | Path):
 def read_csv_table(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """(header, rows) of a UTF-8 CSV; ([], []) when the file does not exist.
 
-    GQAError (one line naming the file) for a folder, text that is not UTF-8, NUL bytes or
-    other malformed CSV, a blank or duplicated header name, and a row with more cells than
-    the header (a file without a header row usually shows up as one of these)."""
+    GQAError (one line naming the file) for a folder, text that is not UTF-8, malformed
+    CSV, NUL bytes (Python >= 3.11 reads them silently: refused here), a blank or duplicated
+    header name, and a row with more cells than the header (a file without a header row
+    usually shows up as one of these)."""
     path = Path(path)
     if path.is_dir():
         raise GQAError(f"{path} is a folder, not a CSV file")
@@ -84,6 +85,8 @@ def read_csv_table(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     for i, r in enumerate(rows, 2):
         if None in r:
             raise GQAError(f"{path}:{i}: more cells than the header has columns")
+        if any("\0" in v for v in r.values() if v):
+            raise GQAError(f"{path}:{i}: holds NUL bytes; not a text CSV")
     return header, rows
 
 

@@ -234,7 +234,8 @@ def _check_plain(p: Path, value: Any, depth: int) -> None:
         for v in value:
             _check_plain(p, v, depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise GQAError(f"{p}: holds a number too large for a float ({value!r})")
+        raise GQAError(f"{p}: holds a non-finite number ({value!r}: too large for a float, "
+                       "or NaN)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class ConfigBatch:
         if isinstance(cfgs, ConfigBatch):
             return cfgs
         single = isinstance(cfgs, ModelConfig)
-        items = [cfgs] if single else list(cfgs)
+        items = [cfgs] if single else list(cfgs) if isinstance(cfgs, (list, tuple)) else []
         if not items or not all(isinstance(c, ModelConfig) for c in items):
             raise GQAError("cfg must be a ModelConfig, a non-empty list of them, or a ConfigBatch")
 
@@ -468,7 +468,7 @@ def hardware_cost(
     alpha = check_real("alpha", alpha, lo=0.0, lo_open=True)
     beta = check_real("beta", beta, lo=0.0, lo_open=True)
     m, c = _nonneg("memory", memory), _nonneg("flops", flops)
-    with np.errstate(over="ignore"):  # an overflow is refused just below, not warned about
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
         z = lam * _power(m, alpha) + (1.0 - lam) * _power(c, beta)
     if not np.all(np.isfinite(z)):
         raise GQAError(f"Z overflows float64 (memory or flops infinite, or alpha={alpha:g} / "
