@@ -333,6 +333,20 @@ def test_train_out_paths_refused_before_training(tmp_path, capsys, make, words):
     refused(*cli("train", *FAST, "--steps", "2", "--out", out, capsys=capsys), *words)
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: permissions untestable")
+def test_unwritable_out_refused_before_training(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        refused(*cli("train", *FAST, "--steps", "2", "--out", ro / "r", capsys=capsys),
+                "not writable")
+        refused(*cli("sweep", ROOT / "data" / "sweeps" / "cpu-v1.toml", "--out",
+                     ro / "s.csv", capsys=capsys), "not writable")
+    finally:
+        ro.chmod(0o700)
+
+
 def test_probe_longer_than_the_context_is_refused_before_training(tmp_path, capsys):
     refused(*cli("train", *FAST[:4], "--context", "16", "--steps", "2", "--probe-samples",
                  "4", "--out", tmp_path / "r", capsys=capsys), "recall probe", ">= 36")
@@ -392,22 +406,48 @@ def test_nan_stop_keeps_the_last_finite_checkpoint(tmp_path, capsys):
         assert "No checkpoint was written" in r[2]
 
 
-def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, capsys, monkeypatch):
+class _FullDisk:
+    """A file whose write stores half the data, then fails as a full disk does."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[: len(data) // 2])
+        self.f.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+@pytest.mark.parametrize("where", ["write", "fsync"])
+def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, capsys, monkeypatch,
+                                                              where):
     import gqa_lib.io as gio
 
-    real_fsync, calls = os.fsync, {"n": 0}
+    real = {"write": os.fdopen, "fsync": os.fsync}[where]
+    calls = {"n": 0}
 
-    def full(fd):
+    def full(fd, *a, **k):
         calls["n"] += 1
-        if calls["n"] >= 4:  # config.json, metrics.jsonl, ckpt at step 1, then full
+        if calls["n"] < 4:  # config.json, metrics.jsonl, ckpt at step 1, then the disk is full
+            return real(fd, *a, **k)
+        if where == "fsync":
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_fsync(fd)
+        return _FullDisk(real(fd, *a, **k))
 
-    monkeypatch.setattr(gio.os, "fsync", full)
+    monkeypatch.setattr(gio.os, {"write": "fdopen", "fsync": "fsync"}[where], full)
     run = tmp_path / "r"
     refused(*cli("train", *FAST, "--steps", "3", "--out", run, capsys=capsys),
             "No space left on device")
-    monkeypatch.setattr(gio.os, "fsync", real_fsync)
+    monkeypatch.undo()
     assert torch.load(run / "ckpt.pt", weights_only=True)["step"] == 1
     assert sorted(p.name for p in run.iterdir()) == ["ckpt.pt", "config.json", "metrics.jsonl"]
 
@@ -444,6 +484,7 @@ seeds = [0]
     ("seeds = [0]", "seeds = [-1]", ["non-negative integers"]),
     ("[model]\nd_head = 8\nvocab_size = 2048\n", "model = 5\n", ["[model] must be a table"]),
     ("eval_every = 2", "eval_every = 2.5", ["eval_every"]),
+    ("eval_every = 2", "eval_every = 2\nprobe_samples = 4", ["recall probe", ">= 36"]),
 ])
 def test_bad_grids_refused_in_one_line(tmp_path, capsys, old, new, words):
     g = tmp_path / "g.toml"

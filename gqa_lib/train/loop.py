@@ -335,12 +335,12 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     elif ckpt_path.exists() or (out / "final.json").exists():
         raise GQAError(f"{out} already holds a run; pass --resume to continue it or choose "
                        "another --out")
+    if rank == 0:  # before the data are prepared: an uncreatable --out fails in seconds
+        out.mkdir(parents=True, exist_ok=True)
     data = prepare(tc.data)
     if data.vocab_size > model_cfg.vocab_size:
         raise GQAError(f"vocab_size={model_cfg.vocab_size} is smaller than the tokenizer's "
                        f"{data.vocab_size}")
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(tc.seed)
     model = GQATransformer(model_cfg).to(device)
