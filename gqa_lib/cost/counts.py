@@ -48,6 +48,7 @@ the KV cache grows with n_kv_head. A sliding window W caps the attended context 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -168,8 +169,8 @@ def _check_exact_product(what: str, factors: dict[str, Any]) -> None:
     arrays = [np.asarray(v) for v in factors.values()]
     if not all(a.dtype.kind in "iu" for a in arrays):
         return
-    if float(np.prod([float(np.max(a)) for a in arrays])) <= MAX_EXACT:
-        return
+    if math.prod(float(a.max()) for a in arrays) <= MAX_EXACT:
+        return  # the product of the maxima bounds every element: no elementwise pass
     prod = np.ones((), np.float64)
     for a in arrays:
         prod = prod * a.astype(np.float64)
@@ -193,7 +194,7 @@ def _context(T: Any, name: str = "context_len") -> np.ndarray:
     t = np.asarray(T) if not isinstance(T, (str, bytes)) else np.asarray(None)
     if t.dtype.kind not in "iuf" or t.size == 0:
         raise GQAError(f"{name} must be a positive number or array of them, got {T!r}")
-    if not (np.all(t > 0) and np.all(t <= MAX_EXACT)):
+    if not (t.min() > 0 and t.max() <= MAX_EXACT):  # reductions, no temporaries; NaN fails
         raise GQAError(f"{name} must be > 0 and at most 2**53 tokens, got {T!r}")
     return t
 
@@ -201,8 +202,7 @@ def _context(T: Any, name: str = "context_len") -> np.ndarray:
 def _batch_size(batch: Any) -> np.ndarray:
     """Sequences served at once: positive numbers at most 2**53."""
     b = np.asarray(batch) if not isinstance(batch, (str, bytes)) else np.asarray(None)
-    if (b.dtype.kind not in "iuf" or b.size == 0
-            or not (np.all(b > 0) and np.all(b <= MAX_EXACT))):
+    if b.dtype.kind not in "iuf" or b.size == 0 or not (b.min() > 0 and b.max() <= MAX_EXACT):
         raise GQAError(f"batch must be a positive number of sequences (at most 2**53), "
                        f"got {batch!r}")
     return b
@@ -411,10 +411,9 @@ def kv_cache_values(cfg: ModelConfig | ConfigBatch, T: Any, *, batch: Any = 1) -
     """Values in the KV cache after T tokens: 2 L n_kv d_h min(T, W) per sequence."""
     s = ConfigBatch.of(cfg)
     t, b = np.asarray(attended_context(s, T)), _batch_size(batch)
-    per_token = 2 * s.n_layer * s.n_kv_head * s.d_head
-    _check_exact_product("KV cache", {"per-token values": per_token, "context_len": t,
-                                      "batch": b})
-    return _scalar(per_token * t * b)
+    _check_exact_product("KV cache", {"2": 2, "n_layer": s.n_layer, "n_kv_head": s.n_kv_head,
+                                      "d_head": s.d_head, "context_len": t, "batch": b})
+    return _scalar(2 * s.n_layer * s.n_kv_head * s.d_head * t * b)
 
 
 def kv_cache_bytes(
@@ -454,7 +453,7 @@ def training_memory_values(
     n = np.asarray(params_non_embedding(cfg, **conventions))
     t, b = np.asarray(_context(T_train, "T_train")), _batch_size(batch)
     _check_exact_product("training activations", {"batch": b, "T_train": t,
-                                                   "d_model * n_layer": s.d_model * s.n_layer})
+                                                   "d_model": s.d_model, "n_layer": s.n_layer})
     return _scalar(4 * n + b * t * s.d_model * s.n_layer)
 
 
@@ -470,7 +469,7 @@ def hardware_cost(
     m, c = _nonneg("memory", memory), _nonneg("flops", flops)
     with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
         z = lam * _power(m, alpha) + (1.0 - lam) * _power(c, beta)
-    if not np.all(np.isfinite(z)):
+    if not np.max(z) < np.inf:  # one reduction: NaN and inf both fail it
         raise GQAError(f"Z overflows float64 (memory or flops infinite, or alpha={alpha:g} / "
                        f"beta={beta:g} too large for these magnitudes)")
     return _scalar(z)
@@ -481,7 +480,7 @@ def _nonneg(name: str, x: Any) -> np.ndarray:
     if a.dtype.kind not in "iuf" or a.size == 0:
         raise GQAError(f"{name} must be a number or array of numbers, got {x!r}")
     a = a.astype(np.float64, copy=False)
-    if not np.all(a >= 0):  # also false for NaN
+    if not a.min() >= 0:  # also false for NaN
         raise GQAError(f"{name} must be non-negative numbers (no NaN), got {x!r}")
     return a
 
