@@ -1,6 +1,6 @@
 """Where the project's files live, and how they are written: the repository root and data/,
 atomic file writes and a locked CSV appender (nothing already written is lost when a process
-is killed mid-write)."""
+is killed mid-write), a checked CSV reader, and checks of output paths made before any work."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from gqa_lib.errors import GQAError
 
 # The repository root (an editable install or a clone) and its data/ folder; GQA_DATA_DIR
 # points the corpus and tokenizer at another folder.
@@ -54,12 +56,43 @@ def file_lock(path: str | Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
+def read_csv_table(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows) of a UTF-8 CSV; ([], []) when the file does not exist.
+
+    GQAError (one line naming the file) for a folder, text that is not UTF-8, malformed
+    CSV, NUL bytes (Python >= 3.11 reads them silently: refused here), a blank or duplicated
+    header name, and a row with more cells than the header (a file without a header row
+    usually shows up as one of these)."""
     path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    if path.is_dir():
+        raise GQAError(f"{path} is a folder, not a CSV file")
+    if not path.exists():
+        return [], []
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except UnicodeDecodeError as e:
+        raise GQAError(f"{path}: not UTF-8 text (byte {e.start}); re-save the CSV as "
+                       "UTF-8") from None
+    except csv.Error as e:
+        raise GQAError(f"{path}: not a readable CSV ({e})") from None
+    except OSError as e:
+        raise GQAError(f"{path}: cannot read ({e.strerror or e})") from None
+    if any(not h.strip() for h in header) or len(set(header)) != len(header):
+        raise GQAError(f"{path}: the header row has blank or repeated column names: {header}")
+    for i, r in enumerate(rows, 2):
+        if None in r:
+            raise GQAError(f"{path}:{i}: more cells than the header has columns")
+        if any("\0" in v for v in r.values() if v):
+            raise GQAError(f"{path}:{i}: holds NUL bytes; not a text CSV")
+    return header, rows
+
+
+def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of :func:`read_csv_table` (an empty list when the file does not exist)."""
+    return read_csv_table(path)[1]
 
 
 def write_csv_rows(path: str | Path, rows: Iterable[Mapping[str, Any]],
@@ -71,3 +104,40 @@ def write_csv_rows(path: str | Path, rows: Iterable[Mapping[str, Any]],
     for r in rows:
         w.writerow({c: r.get(c, "") for c in columns})
     atomic_write_text(path, buf.getvalue())
+
+
+# ----- output paths, checked before any work is done ----------------------------------------
+def check_writable_dir(path: str | Path, what: str = "--out") -> Path:
+    """`path` is (or can be created as) a folder this process can write into; GQAError in
+    one line otherwise (a file, a path under a file, or no write permission)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GQAError(f"{what} {str(path)!r} is a file, not a folder")
+    _check_ancestors(path, what)
+    return path
+
+
+def check_writable_file(path: str | Path, what: str = "--out") -> Path:
+    """`path` is (or can be created as) a file this process can rewrite atomically (its
+    folder must be writable too); GQAError in one line otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise GQAError(f"{what} {str(path)!r} is a folder, not a file")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise GQAError(f"{what} {str(path)!r} is not readable and writable by this user")
+    _check_ancestors(path.parent if str(path.parent) else Path("."), what, of=path)
+    return path
+
+
+def _check_ancestors(path: Path, what: str, of: Path | None = None) -> None:
+    """The nearest existing ancestor of `path` (or `path` itself) must be a writable folder."""
+    target = of or path
+    p = path.absolute()
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if not p.is_dir():
+        raise GQAError(f"{what} {str(target)!r} lies under {str(p)!r}, which is a file")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise GQAError(f"{what} {str(target)!r}: folder {str(p)!r} is not writable by this user")

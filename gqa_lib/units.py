@@ -6,32 +6,41 @@ Cost functions return base units; these helpers are the only place numbers becom
 from __future__ import annotations
 
 import math
+import numbers
 import re
+from fractions import Fraction
 
-from gqa_lib.errors import GQAError
+from gqa_lib.errors import MAX_EXACT, GQAError
 
 _CONTEXT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 
 
 def parse_context(text: str | int) -> int:
-    """Parse a context length: ``131072``, ``128k``, ``128K`` (x1024), ``1M`` (x1024^2)."""
-    if isinstance(text, bool):
+    """Parse a context length: ``131072``, ``128k``, ``128K`` (x1024), ``1M`` (x1024^2).
+
+    Exact (decimal arithmetic, so ``1.5k`` is 1536 and 2**53 + 1 is not rounded); contexts
+    above 2**53 tokens (:data:`gqa_lib.errors.MAX_EXACT`) are refused, not rounded.
+    """
+    if isinstance(text, bool) or text is None:
         raise GQAError(f"context must be a positive number of tokens, got {text!r}")
-    if isinstance(text, int):
-        value = text
+    if isinstance(text, numbers.Integral):
+        value = int(text)
     else:
-        m = _CONTEXT_RE.match(str(text))
+        m = _CONTEXT_RE.match(str(text)) if len(str(text)) <= 64 else None
         if not m:
             raise GQAError(
                 f"context {text!r} is not a token count; use e.g. 8192, 8k, 128K or 1M"
             )
         scale = {"": 1, "k": 1024, "m": 1024**2}[m.group(2).lower()]
-        number = float(m.group(1)) * scale
-        if number != int(number):
+        number = Fraction(m.group(1)) * scale
+        if number.denominator != 1:
             raise GQAError(f"context {text!r} is not a whole number of tokens")
         value = int(number)
     if value <= 0:
         raise GQAError(f"context must be > 0 tokens, got {text!r}")
+    if value > MAX_EXACT:
+        raise GQAError(f"context {text!r} is above 2**53 = {MAX_EXACT:,} tokens, the largest "
+                       "the cost model counts exactly")
     return value
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gqa_lib.errors import GQAError, check_choice, did_you_mean
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, did_you_mean
 
 FFN_KINDS = ("swiglu", "geglu", "gelu", "relu")  # the first two are gated (3 matrices)
 NORM_KINDS = ("rmsnorm", "layernorm")
@@ -25,15 +26,13 @@ PAPER_D_HEAD = 64
 
 
 def check_positive_int(param: str, value: Any) -> int:
-    """Return `value` as int if it is a positive integer, else raise a GQAError naming `param`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and value == int(value):
-            value = int(value)
-        else:
-            raise GQAError(f"{param} must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise GQAError(f"{param} must be a positive integer, got {value!r}")
-    return int(value)
+    """Return `value` as int if it is a positive integer (at most 2**53; an integral float
+    such as 2048.0 is accepted), else raise a GQAError naming `param`."""
+    try:
+        return check_int(param, value, lo=1, hi=MAX_EXACT)
+    except GQAError:
+        raise GQAError(f"{param} must be a positive integer (at most 2**53), got "
+                       f"{value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,12 @@ class ModelConfig:
         for f in ("tie_embeddings", "qk_norm", "qkv_bias"):
             if not isinstance(getattr(self, f), bool):
                 raise GQAError(f"{f} must be true or false, got {getattr(self, f)!r}")
-        if not isinstance(self.rope_theta, numbers.Real) or not self.rope_theta > 0:
-            raise GQAError(f"rope_theta must be a positive number, got {self.rope_theta!r}")
+        if (isinstance(self.rope_theta, bool) or not isinstance(self.rope_theta, numbers.Real)
+                or not 0 < self.rope_theta < math.inf):
+            raise GQAError(f"rope_theta must be a positive number (finite), got "
+                           f"{self.rope_theta!r}")
+        if not isinstance(self.name, str):
+            raise GQAError(f"name must be a string, got {self.name!r}")
         object.__setattr__(self, "rope_theta", float(self.rope_theta))
 
     # ----- derived quantities -------------------------------------------------------------
@@ -146,33 +149,93 @@ class ModelConfig:
         data = read_data_file(path)
         if "model" in data and isinstance(data["model"], Mapping):
             data = data["model"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except GQAError as e:
+            raise GQAError(f"{path}: {e}") from None
+
+
+MAX_CONFIG_BYTES = 1 << 20  # a config or grid file is text of a few KB; 1 MiB is plenty
+MAX_NESTING = 32  # tables within tables; real configs nest 2-3 deep
 
 
 def read_data_file(path: str | Path) -> dict[str, Any]:
-    """Parse a .toml or .json file into a dict; errors name the file and the problem."""
+    """Parse a .toml or .json file into a dict; errors name the file and the problem.
+
+    Refused in one line: a missing file or a folder, more than 1 MiB, text that is not
+    UTF-8 (UTF-8/16/32 with a byte-order mark are decoded), nesting deeper than 32, numbers
+    JSON cannot hold (1e999 -> inf, NaN), and a top level that is not a table/object.
+    """
     p = Path(path)
     if not p.is_file():
-        raise GQAError(f"config file {str(p)!r} does not exist")
+        raise GQAError(f"config file {str(p)!r} does not exist"
+                       + (" (it is a folder)" if p.is_dir() else ""))
     suffix = p.suffix.lower()
-    text = p.read_text(encoding="utf-8")
+    if suffix not in (".toml", ".json"):
+        raise GQAError(f"config file {str(p)!r} must end in .toml or .json, not {suffix!r}")
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise GQAError(f"{p}: {size:,} bytes is too large for a config file (at most "
+                           f"{MAX_CONFIG_BYTES:,})")
+        raw = p.read_bytes()
+    except OSError as e:
+        raise GQAError(f"{p}: cannot read ({e.strerror or e})") from None
+    text = _decode_text(p, raw)
     try:
         if suffix == ".toml":
             try:
                 import tomllib
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef]
-            return tomllib.loads(text)
-        if suffix == ".json":
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                raise GQAError(f"{p}: expected a JSON object at the top level")
-            return data
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise GQAError(f"{p}: nested too deeply to be a config file") from None
     except (ValueError, TypeError) as e:
         if isinstance(e, GQAError):
-            raise
-        raise GQAError(f"{p}: cannot parse {suffix[1:].upper()}: {e}") from None
-    raise GQAError(f"config file {str(p)!r} must end in .toml or .json, not {suffix!r}")
+            raise GQAError(f"{p}: {e}") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise GQAError(f"{p}: cannot parse {suffix[1:].upper()}: {first}") from None
+    if not isinstance(data, dict):
+        raise GQAError(f"{p}: expected a {'JSON object' if suffix == '.json' else 'table'} at "
+                       "the top level")
+    _check_plain(p, data, 0)
+    return data
+
+
+def _decode_text(p: Path, raw: bytes) -> str:
+    boms = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+            (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+    encoding = next((enc for bom, enc in boms if raw.startswith(bom)), "utf-8")
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise GQAError(f"{p}: not {encoding.upper()} text (byte {e.start}); save it as "
+                       "UTF-8") from None
+    if "\x00" in text:
+        raise GQAError(f"{p}: holds NUL characters; a config file is UTF-8 text")
+    return text
+
+
+def _no_constant(name: str) -> Any:
+    raise GQAError(f"{name} is not a number a config can hold")
+
+
+def _check_plain(p: Path, value: Any, depth: int) -> None:
+    """Nesting depth and non-finite floats (JSON's 1e999 parses to inf)."""
+    if depth > MAX_NESTING:
+        raise GQAError(f"{p}: nested deeper than {MAX_NESTING} levels")
+    if isinstance(value, dict):
+        for v in value.values():
+            _check_plain(p, v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_plain(p, v, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise GQAError(f"{p}: holds a non-finite number ({value!r}: too large for a float, "
+                       "or NaN)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from gqa_lib.arch.config import FFN_KINDS, NORM_KINDS, ModelConfig, get_preset
-from gqa_lib.errors import GQAError
+from gqa_lib.errors import MAX_EXACT, GQAError, check_real
 from gqa_lib.units import parse_context
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -91,7 +91,8 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     src.add_argument("--hf-config", metavar="PATH", help="Hugging Face config.json (offline)")
     src.add_argument("--config", metavar="FILE", help="TOML/JSON file of ModelConfig fields")
     for flag, (field, typ, hlp) in SHAPE_FLAGS.items():
-        src.add_argument(flag, dest=field, type=typ, help=hlp)
+        parse = positive_int(flag) if typ is int else finite_float(flag, lo=0.0, lo_open=True)
+        src.add_argument(flag, dest=field, type=parse, help=hlp)
     src.add_argument("--ffn", choices=FFN_KINDS, help="FFN kind (swiglu/geglu are gated)")
     src.add_argument("--norm", choices=NORM_KINDS)
     src.add_argument("--untied", dest="tie_embeddings", action="store_false", default=None,
@@ -137,8 +138,10 @@ def context_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def positive_int(flag: str, *, zero: bool = False) -> Callable[[str], int]:
-    """argparse type: an integer > 0 (>= 0 with ``zero``), the error naming ``flag``."""
+def positive_int(flag: str, *, zero: bool = False, hi: int = MAX_EXACT
+                 ) -> Callable[[str], int]:
+    """argparse type: an integer > 0 (>= 0 with ``zero``) and <= `hi`, the error naming
+    ``flag``."""
     what = "a non-negative integer" if zero else "a positive integer"
 
     def parse(text: str) -> int:
@@ -148,6 +151,27 @@ def positive_int(flag: str, *, zero: bool = False) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {text!r}") from None
         if v < 0 or (v == 0 and not zero):
             raise argparse.ArgumentTypeError(f"{flag} must be {what}, got {text!r}")
+        if v > hi:
+            raise argparse.ArgumentTypeError(f"{flag} must be at most {hi_text}, got {text!r}")
         return v
+
+    hi_text = "2**53" if hi == MAX_EXACT else f"{hi:,}"
+    return parse
+
+
+def finite_float(flag: str, *, lo: float | None = None, hi: float | None = None,
+                 lo_open: bool = False, hi_open: bool = False) -> Callable[[str], float]:
+    """argparse type: a finite number (no nan/inf) in the given range, the error naming
+    ``flag``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {text!r}") from None
+        try:
+            return check_real(flag, v, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+        except GQAError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
     return parse

@@ -2,7 +2,10 @@
 (cost: cost, models; train: train, sweep; recipe: optimize, table4), all registered here.
 
 Every subcommand prints a readable table by default and JSON with ``--json``. Bad input exits
-with status 2 and a one-line message, never a traceback.
+with status 2 and a one-line message, never a traceback: every flag and file is validated
+(types, ranges, encodings, sizes) by argparse types here and by the library's checks, which
+raise GQAError; an OSError (disk full, no permission) is one line with exit 2 too. Any other
+exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gqa_lib.cli import cost, recipe, train
 from gqa_lib.cli.common import COMMANDS
@@ -18,8 +22,15 @@ from gqa_lib.errors import GQAError
 GROUPS = (cost, train, recipe)  # the order of `gqa --help`
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage itself is under --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="gqa", description="Cost model and cost-optimal recipe for grouped-query attention "
         "(companion to Chen et al., EMNLP 2025).",
     )
@@ -35,7 +46,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except GQAError as e:
-        print(f"gqa {args.command}: error: {e}", file=sys.stderr)
+        print(f"gqa {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `gqa models | head`
         return 0
+    except OSError as e:  # the machine, not the code: disk full, permissions, a vanished path
+        print(f"gqa {args.command}: error: {os_error_text(e)}", file=sys.stderr)
+        return 2
+    # Anything else is a bug in gqa_lib and keeps its traceback: inputs are validated before
+    # they reach the library, so a ValueError or TypeError from inside is worth a report.
+
+
+def os_error_text(e: OSError) -> str:
+    """'cannot write runs/x/ckpt.pt: No space left on device' from an OSError."""
+    what = e.strerror or str(e) or type(e).__name__
+    name = e.filename if e.filename is not None else ""
+    return _one_line(f"{name}: {what}" if name else what)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -12,7 +12,7 @@ from typing import Any
 from gqa_lib import cost
 from gqa_lib.arch.config import ASPECT_RULES
 from gqa_lib.cost import DEFAULT_CONVENTION
-from gqa_lib.cli.common import command, positive_int, print_json, print_table
+from gqa_lib.cli.common import command, finite_float, positive_int, print_json, print_table
 from gqa_lib.errors import GQAError
 from gqa_lib.units import format_context, format_count, format_flops, parse_context
 
@@ -135,9 +135,12 @@ def cmd_table4(args: argparse.Namespace) -> int:
 
 # ----- parsers ------------------------------------------------------------------------------
 def _add_cost_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lambda", dest="lam", type=float, default=0.9, help="Z weight of memory")
-    p.add_argument("--alpha", type=float, default=0.5, help="Z exponent of memory")
-    p.add_argument("--beta", type=float, default=1 / 3, help="Z exponent of compute")
+    p.add_argument("--lambda", dest="lam", type=finite_float("--lambda", lo=0.0, hi=1.0),
+                   default=0.9, help="Z weight of memory")
+    p.add_argument("--alpha", type=finite_float("--alpha", lo=0.0, lo_open=True), default=0.5,
+                   help="Z exponent of memory")
+    p.add_argument("--beta", type=finite_float("--beta", lo=0.0, lo_open=True), default=1 / 3,
+                   help="Z exponent of compute")
     p.add_argument("--convention", default=DEFAULT_CONVENTION,
                    choices=list(cost.COMPUTE_CONVENTIONS),
                    help="compute term C in Z (default fig2: reproduces the paper)")
@@ -156,7 +159,8 @@ def add_parsers(sub: Any) -> None:
                        "context and target loss (the paper's recipe)")
     p.add_argument("--context", required=True, metavar="T",
                    help="context length: 131072, 128k, 128K, 1M")
-    p.add_argument("--target-loss", required=True, type=float, metavar="L",
+    p.add_argument("--target-loss", required=True, metavar="L",
+                   type=finite_float("--target-loss", lo=0.0, lo_open=True),
                    help="target loss in nats per token")
     p.add_argument("--fit", default="paper", metavar="SOURCE",
                    help="'paper' (joint extrapolation of the digitised losses, default), "

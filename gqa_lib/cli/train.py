@@ -7,8 +7,8 @@ import argparse
 import json
 from typing import Any
 
-from gqa_lib.cli.common import (add_model_args, command, context_arg, model_from_args, positive_int,
-                                print_json)
+from gqa_lib.cli.common import (add_model_args, command, context_arg, finite_float,
+                                model_from_args, positive_int, print_json)
 from gqa_lib.errors import GQAError
 
 
@@ -48,18 +48,21 @@ def _add_train_parser(sub: Any) -> None:
     p.add_argument("--out", required=True, help="run folder (metrics.jsonl, final.json, ckpt)")
     p.add_argument("--steps", type=positive_int("--steps"))
     p.add_argument("--tokens", type=positive_int("--tokens"), help="token budget")
-    p.add_argument("--tokens-per-param", type=float, help="budget as tokens per non-embedding "
-                   "parameter (paper: 20)")
+    p.add_argument("--tokens-per-param", type=finite_float("--tokens-per-param", lo=0.0,
+                                                           lo_open=True),
+                   help="budget as tokens per non-embedding parameter (paper: 20)")
     p.add_argument("--batch-size", type=positive_int("--batch-size"))
     p.add_argument("--context", dest="context_len", type=context_arg, help="training context")
-    p.add_argument("--lr", type=float, help="max learning rate of the WSD schedule")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=finite_float("--lr", lo=0.0, lo_open=True),
+                   help="max learning rate of the WSD schedule")
+    p.add_argument("--seed", type=positive_int("--seed", zero=True, hi=2**63 - 1))
     p.add_argument("--eval-every", type=positive_int("--eval-every"))
     p.add_argument("--data", help="a shipped corpus ('web', the default, or 'pd'), a "
                    ".txt/.jsonl file or folder, or hf:NAME")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--probe-samples", type=int, help="recall-probe samples at the end")
+    p.add_argument("--probe-samples", type=positive_int("--probe-samples", zero=True, hi=2**20),
+                   help="recall-probe samples at the end")
     p.add_argument("--threads", type=positive_int("--threads"), help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--json", action="store_true")

@@ -6,6 +6,14 @@ Inputs broadcast with numpy rules, so ``kv_cache_values(batch_of_8, T[:, None])`
 (len(T), 8) table. Results are in base units: parameters and cache in *values* (numbers
 stored), bytes where the name says so, FLOPs as float64 (exact integers below 2**53).
 
+Bounds, so that no count is ever wrapped or rounded: a configuration's parameters, a KV cache
+(per config x context x batch) and training activations are integers of at most 2**53
+(:data:`~gqa_lib.errors.MAX_EXACT`, the largest integer float64 holds exactly); inputs that
+would exceed it, contexts or batches above it, and non-finite or non-numeric inputs are refused
+with a GQAError naming them. Memory (weights + cache, <= 2**54) and bytes stay exact in int64.
+FLOPs are float64: exact below 2**53, relative rounding of 2**-53 above (a 1e24-FLOP training
+run is a float, not a count). Continuous (float) ConfigBatches give float counts throughout.
+
 Counting conventions (all explicit keyword arguments; defaults reproduce the paper's equations):
 
 ================  ===================  ===========================================================
@@ -40,6 +48,7 @@ the KV cache grows with n_kv_head. A sliding window W caps the attended context 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from gqa_lib.arch.config import ModelConfig
-from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_real
 
 # Bits per stored value for each dtype name accepted by the `*_bytes` functions.
 DTYPE_BITS: dict[str, int] = {
@@ -86,7 +95,7 @@ class ConfigBatch:
         if isinstance(cfgs, ConfigBatch):
             return cfgs
         single = isinstance(cfgs, ModelConfig)
-        items = [cfgs] if single else list(cfgs)
+        items = [cfgs] if single else list(cfgs) if isinstance(cfgs, (list, tuple)) else []
         if not items or not all(isinstance(c, ModelConfig) for c in items):
             raise GQAError("cfg must be a ModelConfig, a non-empty list of them, or a ConfigBatch")
 
@@ -94,7 +103,7 @@ class ConfigBatch:
             a = np.array([get(c) for c in items])
             return a[0] if single else a
 
-        return cls(
+        batch = cls(
             n_layer=col(lambda c: c.n_layer), d_model=col(lambda c: c.d_model),
             n_head=col(lambda c: c.n_head), n_kv_head=col(lambda c: c.n_kv_head),
             d_head=col(lambda c: c.d_head), d_ff=col(lambda c: c.d_ff),
@@ -104,6 +113,8 @@ class ConfigBatch:
             qk_norm=col(lambda c: c.qk_norm), qkv_bias=col(lambda c: c.qkv_bias),
             window=col(lambda c: np.inf if c.sliding_window is None else c.sliding_window),
         )
+        _check_exact_params(batch)
+        return batch
 
     @classmethod
     def from_arrays(cls, *, n_layer, d_model, n_head, n_kv_head, d_head, d_ff,
@@ -111,10 +122,64 @@ class ConfigBatch:
                     qk_norm=False, qkv_bias=False, window=np.inf) -> ConfigBatch:
         """Build from broadcastable arrays (for sweeps over continuous sizes); no rounding."""
         kw = {k: np.asarray(v) for k, v in locals().items() if k != "cls"}
-        for k in ("n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff", "vocab_size"):
-            if not np.all(kw[k] > 0):
-                raise GQAError(f"{k} must be positive everywhere")
-        return cls(**kw)
+        for k in _SIZE_FIELDS:
+            if kw[k].dtype.kind not in "iuf" or kw[k].size == 0:
+                raise GQAError(f"{k} must be a number or array of numbers, got {kw[k]!r}")
+            if not (np.all(kw[k] > 0) and np.all(kw[k] <= MAX_EXACT)):
+                raise GQAError(f"{k} must be positive and at most 2**53 everywhere")
+        if kw["window"].dtype.kind not in "iuf" or not np.all(kw["window"] > 0):
+            raise GQAError("window must be a positive number of tokens (inf for none)")
+        batch = cls(**kw)
+        _check_exact_params(batch)
+        return batch
+
+
+_SIZE_FIELDS = ("n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff", "vocab_size")
+
+
+def _check_exact_params(s: ConfigBatch) -> None:
+    """Refuse integer configurations whose parameter count would exceed 2**53 (an int64
+    product would wrap past 2**63; float64 consumers would round past 2**53). The bound is
+    taken over the largest variant (3 FFN matrices, untied, LayerNorm, biases, qk-norm)."""
+    if not any(np.asarray(getattr(s, k)).dtype.kind in "iu" for k in _SIZE_FIELDS):
+        return  # a continuous batch: float counts by design
+    if _params_bound({k: float(np.max(getattr(s, k))) for k in _SIZE_FIELDS}) <= MAX_EXACT:
+        return  # the bound at every field's maximum holds: no elementwise pass needed
+    f = {k: np.asarray(getattr(s, k), np.float64) for k in _SIZE_FIELDS}
+    bound = _params_bound(f)
+    if np.max(bound) > MAX_EXACT:
+        i = int(np.argmax(np.ravel(bound)))
+        shape = ", ".join(f"{k}={int(np.ravel(np.broadcast_to(v, np.shape(bound)))[i])}"
+                          for k, v in f.items())
+        raise GQAError(f"model too large to count exactly: ~{np.ravel(bound)[i]:.3g} "
+                       f"parameters exceeds 2**53 ({shape})")
+
+
+def _params_bound(f: dict[str, Any]) -> Any:
+    """Parameters of the largest variant of these fields, in float64."""
+    L, d, dh = f["n_layer"], f["d_model"], f["d_head"]
+    return (L * d * (2 * dh * (f["n_head"] + f["n_kv_head"]) + 3 * f["d_ff"])
+            + L * dh * (f["n_head"] + 2 * f["n_kv_head"] + 2) + 2 * (2 * L + 1) * d
+            + 2 * f["vocab_size"] * d)
+
+
+def _check_exact_product(what: str, factors: dict[str, Any]) -> None:
+    """Refuse an integer product of `factors` above 2**53, naming them (cheap: the product
+    of the maxima first; elementwise only when that bound is exceeded)."""
+    arrays = [np.asarray(v) for v in factors.values()]
+    if not all(a.dtype.kind in "iu" for a in arrays):
+        return
+    if math.prod(float(a.max()) for a in arrays) <= MAX_EXACT:
+        return  # the product of the maxima bounds every element: no elementwise pass
+    prod = np.ones((), np.float64)
+    for a in arrays:
+        prod = prod * a.astype(np.float64)
+    if np.max(prod) > MAX_EXACT:
+        shown = ", ".join(f"{k}={int(np.max(v)):,}" for k, v in factors.items()
+                          if np.size(v) == 1)
+        raise GQAError(f"{what} of ~{float(np.max(prod)):.3g} values exceeds 2**53, the "
+                       f"largest count the cost model holds exactly ({shown}); refusing "
+                       "rather than returning a wrapped or rounded number")
 
 
 def _scalar(x: Any) -> Any:
@@ -124,18 +189,22 @@ def _scalar(x: Any) -> Any:
 
 
 def _context(T: Any, name: str = "context_len") -> np.ndarray:
-    t = np.asarray(T)
+    """T as an array of positive token counts at most 2**53 (numbers only: no strings,
+    bools or None)."""
+    t = np.asarray(T) if not isinstance(T, (str, bytes)) else np.asarray(None)
     if t.dtype.kind not in "iuf" or t.size == 0:
         raise GQAError(f"{name} must be a positive number or array of them, got {T!r}")
-    if not np.all(np.isfinite(t)) or not np.all(t > 0):
-        raise GQAError(f"{name} must be > 0 (tokens), got {T!r}")
+    if not (t.min() > 0 and t.max() <= MAX_EXACT):  # reductions, no temporaries; NaN fails
+        raise GQAError(f"{name} must be > 0 and at most 2**53 tokens, got {T!r}")
     return t
 
 
 def _batch_size(batch: Any) -> np.ndarray:
-    b = np.asarray(batch)
-    if b.dtype.kind not in "iuf" or not np.all(b > 0):
-        raise GQAError(f"batch must be a positive number of sequences, got {batch!r}")
+    """Sequences served at once: positive numbers at most 2**53."""
+    b = np.asarray(batch) if not isinstance(batch, (str, bytes)) else np.asarray(None)
+    if b.dtype.kind not in "iuf" or b.size == 0 or not (b.min() > 0 and b.max() <= MAX_EXACT):
+        raise GQAError(f"batch must be a positive number of sequences (at most 2**53), "
+                       f"got {batch!r}")
     return b
 
 
@@ -341,8 +410,10 @@ def training_flops(
 def kv_cache_values(cfg: ModelConfig | ConfigBatch, T: Any, *, batch: Any = 1) -> Any:
     """Values in the KV cache after T tokens: 2 L n_kv d_h min(T, W) per sequence."""
     s = ConfigBatch.of(cfg)
-    t = attended_context(s, T)
-    return _scalar(2 * s.n_layer * s.n_kv_head * s.d_head * np.asarray(t) * _batch_size(batch))
+    t, b = np.asarray(attended_context(s, T)), _batch_size(batch)
+    _check_exact_product("KV cache", {"2": 2, "n_layer": s.n_layer, "n_kv_head": s.n_kv_head,
+                                      "d_head": s.d_head, "context_len": t, "batch": b})
+    return _scalar(2 * s.n_layer * s.n_kv_head * s.d_head * t * b)
 
 
 def kv_cache_bytes(
@@ -380,8 +451,10 @@ def training_memory_values(
     d-vector of activations per token and layer (the paper's coarse activation term)."""
     s = ConfigBatch.of(cfg)
     n = np.asarray(params_non_embedding(cfg, **conventions))
-    t = np.asarray(_context(T_train, "T_train"))
-    return _scalar(4 * n + _batch_size(batch) * t * s.d_model * s.n_layer)
+    t, b = np.asarray(_context(T_train, "T_train")), _batch_size(batch)
+    _check_exact_product("training activations", {"batch": b, "T_train": t,
+                                                   "d_model": s.d_model, "n_layer": s.n_layer})
+    return _scalar(4 * n + b * t * s.d_model * s.n_layer)
 
 
 # ----- the hardware-aware cost -------------------------------------------------------------
@@ -390,15 +463,26 @@ def hardware_cost(
 ) -> Any:
     """Z = lam M^alpha + (1 - lam) C^beta (eq. 5). Not scale-free when alpha != beta, so the
     units and convention of M and C matter: the paper's defaults use values and eq. 3 or Fig. 2."""
-    if not 0.0 <= lam <= 1.0:
-        raise GQAError(f"lam (lambda) must be in [0, 1], got {lam!r}")
-    for name, v in (("alpha", alpha), ("beta", beta)):
-        if not v > 0:
-            raise GQAError(f"{name} must be > 0, got {v!r}")
-    m, c = np.asarray(memory, np.float64), np.asarray(flops, np.float64)
-    if np.any(m < 0) or np.any(c < 0):
-        raise GQAError("memory and flops must be non-negative")
-    return _scalar(lam * _power(m, alpha) + (1.0 - lam) * _power(c, beta))
+    lam = check_real("lam (lambda)", lam, lo=0.0, hi=1.0)
+    alpha = check_real("alpha", alpha, lo=0.0, lo_open=True)
+    beta = check_real("beta", beta, lo=0.0, lo_open=True)
+    m, c = _nonneg("memory", memory), _nonneg("flops", flops)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused just below, not warned
+        z = lam * _power(m, alpha) + (1.0 - lam) * _power(c, beta)
+    if not np.max(z) < np.inf:  # one reduction: NaN and inf both fail it
+        raise GQAError(f"Z overflows float64 (memory or flops infinite, or alpha={alpha:g} / "
+                       f"beta={beta:g} too large for these magnitudes)")
+    return _scalar(z)
+
+
+def _nonneg(name: str, x: Any) -> np.ndarray:
+    a = np.asarray(x) if not isinstance(x, (str, bytes)) else np.asarray(None)
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        raise GQAError(f"{name} must be a number or array of numbers, got {x!r}")
+    a = a.astype(np.float64, copy=False)
+    if not a.min() >= 0:  # also false for NaN
+        raise GQAError(f"{name} must be non-negative numbers (no NaN), got {x!r}")
+    return a
 
 
 def _power(x: np.ndarray, p: float) -> np.ndarray:

@@ -38,7 +38,7 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.arch.config import ASPECT_RULES, PAPER_TABLE9_SHAPES, PAPER_VOCAB
-from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
 
 if TYPE_CHECKING:
     from gqa_lib.fit.scaling import LossFit, PowerLaw
@@ -178,17 +178,26 @@ def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
                                                beta=settings.beta), float)}
 
 
+def _numbers(name: str, value: Any, what: str) -> np.ndarray:
+    """A 1-d float array of numbers (no strings, bools or None), or a GQAError."""
+    a = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray(None)
+    if a.dtype.kind not in "iuf":
+        raise GQAError(f"{name} must be {what} or a list of them, got {value!r}")
+    return np.atleast_1d(a.astype(np.float64))
+
+
 def _contexts(context) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(context, np.float64))
-    if t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)) or np.any(t <= 0):
-        raise GQAError(f"context must be > 0 tokens, got {context!r}")
+    t = _numbers("context", context, "a number of tokens")
+    if (t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)) or np.any(t <= 0)
+            or np.any(t > MAX_EXACT)):
+        raise GQAError(f"context must be > 0 and at most 2**53 tokens, got {context!r}")
     return t
 
 
 def _targets(target_loss: Any) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(target_loss, np.float64))
-    if t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)):
-        raise GQAError(f"target_loss must be a finite number of nats, got {target_loss!r}")
+    t = _numbers("target_loss", target_loss, "a number of nats")
+    if t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)) or np.any(t <= 0):
+        raise GQAError(f"target_loss must be a finite number of nats > 0, got {target_loss!r}")
     return t
 
 
@@ -249,12 +258,41 @@ def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
         raise GQAError(f"target_loss={t[dead][0]:g} is at or below the fitted irreducible "
                        f"loss of every candidate (E = {model_floor(model):.4f} nats); "
                        f"choose a target above it")
-    vals = model_costs(np.where(ok, N, 1.0)[:, None, :], h, k, T[None, :, None],
+    # The target must lie within what each law spans: N* has to give back the target (a
+    # bisection stopped at its bound, e.g. a target above the loss of the smallest size a
+    # law covers, does not), and map to a real shape (at least one layer, under 1e5).
+    with np.errstate(all="ignore"):
+        back = np.asarray(model.loss(np.where(ok, N, 1.0), h[None], k[None]), float)
+    spans = ok & (np.abs(back - t[:, None]) <= SPAN_RTOL * t[:, None])
+    _refuse_outside(t, spans, ok, N, "above the loss of the smallest model the fit spans "
+                    "for every candidate")
+    vals = model_costs(np.where(spans, N, 1.0)[:, None, :], h, k, T[None, :, None],
                        d_head=model.d_head, settings=settings)
+    shaped = spans & (vals["n_layer"][:, 0, :] >= 1.0) & (vals["n_layer"][:, 0, :] < MAX_LAYERS)
+    _refuse_outside(t, shaped, spans, N, f"reached by no candidate with between 1 and "
+                    f"{MAX_LAYERS:g} layers")
     shape = (t.size, T.size, len(configs))
-    vals = {key: np.where(ok[:, None, :], np.broadcast_to(v, shape), np.inf)
+    vals = {key: np.where(shaped[:, None, :], np.broadcast_to(v, shape), np.inf)
             for key, v in vals.items()}
     return RecipeGrid(t, T, configs, np.asarray(model.extrapolated(h, k), bool), vals, settings)
+
+
+SPAN_RTOL = 1e-6  # |L(N*) - target| / target above which N* is a bisection bound, not a root
+MAX_LAYERS = 1e5  # the upper bound of shape_for_params' bisection
+
+
+def _refuse_outside(t: np.ndarray, now: np.ndarray, before: np.ndarray, N: np.ndarray,
+                    why: str) -> None:
+    """GQAError for the first target that no candidate reaches any more (``now``), naming
+    the range of N* it would have needed (from the candidates that passed ``before``)."""
+    dead = ~now.any(axis=1)
+    if dead.any():
+        i = int(np.argmax(dead))
+        n = N[i][before[i]]
+        lo, hi = f"{np.min(n):.3g}", f"{np.max(n):.3g}"
+        raise GQAError(f"target_loss={t[i]:g} is {why} (N* would be {lo}"
+                       + (f" to {hi}" if hi != lo else "")
+                       + "): outside what the law can say; choose a target within it")
 
 
 def model_floor(model: LossModel) -> float:
@@ -296,7 +334,13 @@ class Recommendation:
 def optimize(model: LossModel, target_loss: float, context: int, *,
              baseline: str | None = None, settings: CostSettings = CostSettings(),
              configs=None) -> Recommendation:
-    """The cost-optimal H and size at one (target, context), with the full frontier."""
+    """The cost-optimal H and size at one (target, context), with the full frontier.
+
+    One target and one context (scalars): lists are refused, not truncated to their first
+    element; :func:`cost_grid` takes arrays of both."""
+    for name, v in (("target_loss", target_loss), ("context", context)):
+        if np.ndim(v) != 0:
+            raise GQAError(f"optimize takes one {name}, got {v!r}; cost_grid takes arrays")
     g = cost_grid(model, target_loss, context, configs=configs, settings=settings)
     front = g.frontier()
     best = front[front["best"]].iloc[0].to_dict()

@@ -28,8 +28,8 @@ from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.train import data as corpora
 from gqa_lib.train.data import DEFAULT_CORPUS, TokenData, batch_windows, eval_windows, prepare
-from gqa_lib.errors import GQAError, check_choice
-from gqa_lib.io import atomic_write_bytes, atomic_write_text
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, check_real
+from gqa_lib.io import atomic_write_bytes, atomic_write_text, check_writable_dir
 from gqa_lib.train import mqar
 from gqa_lib.train.model import GQATransformer
 
@@ -71,15 +71,32 @@ class TrainConfig:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise GQAError(f"{f} must be a positive integer, got {v!r}")
+            check_int(f, v, lo=1, hi=MAX_EXACT)
+        for f in ("seed", "probe_samples", "mqar_eval"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise GQAError(f"{f} must be a non-negative integer, got {v!r}")
+            check_int(f, v, lo=0, hi=2**63 - 1 if f == "seed" else 2**20)
         for f in ("lr", "grad_clip"):
-            if not getattr(self, f) > 0:
-                raise GQAError(f"{f} must be > 0, got {getattr(self, f)!r}")
+            v = getattr(self, f)
+            if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                    or not v > 0):
+                raise GQAError(f"{f} must be > 0 (a finite number), got {v!r}")
         for f in ("min_lr_ratio", "warmup_frac", "decay_frac", "weight_decay", "mqar_share"):
-            if not 0 <= getattr(self, f) <= 1:
-                raise GQAError(f"{f} must be in [0, 1], got {getattr(self, f)!r}")
+            check_real(f, getattr(self, f), lo=0.0, hi=1.0)
+        for f in ("beta1", "beta2"):
+            check_real(f, getattr(self, f), lo=0.0, hi=1.0, hi_open=True)
         if self.warmup_frac + self.decay_frac > 1:
             raise GQAError("warmup_frac + decay_frac must be <= 1")
         check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
+        if not isinstance(self.data, str) or not self.data:
+            raise GQAError(f"data must be a corpus name, a path or hf:NAME, got {self.data!r}")
+        if not isinstance(self.compile, bool):
+            raise GQAError(f"compile must be true or false, got {self.compile!r}")
+        if self.probe_samples:
+            from gqa_lib.train.probe import check_probe_fits
+
+            check_probe_fits(self.context_len)
 
     @property
     def tokens(self) -> int:
@@ -91,11 +108,13 @@ class TrainConfig:
         if (tokens is None) == (tokens_per_param is None):
             raise GQAError("give exactly one of tokens or tokens_per_param")
         if tokens is None:
-            if not tokens_per_param > 0:
-                raise GQAError(f"tokens_per_param must be > 0, got {tokens_per_param!r}")
-            tokens = int(tokens_per_param * cost.params_non_embedding(model_cfg))
-        if tokens <= 0:
-            raise GQAError(f"tokens must be > 0, got {tokens!r}")
+            tpp = check_real("tokens_per_param", tokens_per_param, lo=0.0, lo_open=True)
+            tokens = tpp * float(cost.params_non_embedding(model_cfg))
+            if tokens > MAX_EXACT:
+                raise GQAError(f"tokens_per_param={tokens_per_param!r} gives {tokens:.3g} "
+                               "tokens, above 2**53")
+            tokens = int(tokens)
+        tokens = check_int("tokens", tokens, lo=1, hi=MAX_EXACT)
         steps = max(1, round(tokens / (self.batch_size * self.context_len)))
         return dataclasses.replace(self, steps=steps)
 
@@ -302,6 +321,9 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    if not isinstance(model_cfg, ModelConfig) or not isinstance(tc, TrainConfig):
+        raise GQAError("train() needs a ModelConfig and a TrainConfig")
+    check_writable_dir(out, "--out")
     identity = run_identity(model_cfg, tc, grid=grid)
     key = run_key(identity)
     ckpt_path = out / "ckpt.pt"
@@ -319,22 +341,26 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     elif ckpt_path.exists() or (out / "final.json").exists():
         raise GQAError(f"{out} already holds a run; pass --resume to continue it or choose "
                        "another --out")
+    if rank == 0:  # before the data are prepared: an uncreatable --out fails in seconds
+        out.mkdir(parents=True, exist_ok=True)
     data = prepare(tc.data)
     if data.vocab_size > model_cfg.vocab_size:
         raise GQAError(f"vocab_size={model_cfg.vocab_size} is smaller than the tokenizer's "
                        f"{data.vocab_size}")
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(tc.seed)
     model = GQATransformer(model_cfg).to(device)
     opt = make_optimizer(model, tc)
     step, history, wall_before = 0, [], 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise GQAError(f"--resume: {ckpt_path} does not fit this model "
+                           f"({str(e).splitlines()[0][:200]}); {_CKPT_ADVICE}") from None
         step, wall_before = int(state["step"]), float(state["wall_s"])
-        history = json.loads(state["history_json"])
+        history = state["history"]
     config_json = json.dumps({"model": model_cfg.to_dict(), "train": dataclasses.asdict(tc)},
                              indent=2)
     if rank == 0:
@@ -348,7 +374,17 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     fwd = torch.compile(ddp_model) if tc.compile else ddp_model
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
 
+    good = {"step": step if state is not None else None}
+
     def checkpoint(wall: float) -> None:
+        # Written only after the weights are checked: a NaN/inf never replaces the last
+        # finite checkpoint (the loss of the step that produced them may still be finite).
+        if not _finite_params(model):
+            raise TrainingDiverged(
+                f"the weights became non-finite by step {step} (lr="
+                f"{lr_at(max(step - 1, 0), tc):.3g}); lower the "
+                f"learning rate or check the data. {_last_good(ckpt_path, good['step'])}")
+        good["step"] = step
         if rank != 0:
             return
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
@@ -375,7 +411,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"loss became {loss.item()} at step {step} (lr={lr:.3g}); lower the learning "
-                f"rate or check the data. Last good checkpoint: {ckpt_path}")
+                f"rate or check the data. {_last_good(ckpt_path, good['step'])}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
@@ -386,6 +422,10 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.2e}")
         if step % tc.eval_every == 0 or step == tc.steps:
             val = evaluate(model, data, tc, device, amp)
+            if not math.isfinite(val):
+                raise TrainingDiverged(
+                    f"validation loss became {val} at step {step} (lr={lr:.3g}); lower the "
+                    f"learning rate or check the data. {_last_good(ckpt_path, good['step'])}")
             wall = wall_before + time.perf_counter() - t0
             history.append({"step": step, "tokens": step * tc.batch_size * tc.context_len * world,
                             "train_loss": last_loss, "val_loss": val,
@@ -408,8 +448,48 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     return final
 
 
-def _load_state(path: Path, device: torch.device) -> dict[str, Any]:
-    return torch.load(path, map_location=device, weights_only=True)
+_CKPT_ADVICE = ("move it away (or delete it) to start the run again, or choose another "
+                "--out")
+_CKPT_KEYS = {"model": dict, "optimizer": dict, "step": int, "wall_s": float,
+              "config_json": str, "history_json": str}
+
+
+def _load_state(path: Path, device: torch.device | str) -> dict[str, Any]:
+    """A checkpoint written by :func:`train`, checked; one-line GQAError for an empty,
+    truncated, random or foreign file (weights_only=True: nothing is unpickled as code)."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except OSError as e:
+        raise GQAError(f"--resume: cannot read {path} ({e.strerror or e})") from None
+    except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on a bad file
+        raise GQAError(f"--resume: {path} is not a readable checkpoint (empty, truncated, or "
+                       f"not written by gqa train: {type(e).__name__}); {_CKPT_ADVICE}"
+                       ) from None
+    bad = ([k for k, t in _CKPT_KEYS.items()
+            if not isinstance(state.get(k), t if t is not float else (int, float))]
+           if isinstance(state, dict) else list(_CKPT_KEYS))
+    if not bad:
+        try:
+            state["history"] = json.loads(state["history_json"])
+            json.loads(state["config_json"])
+            if not isinstance(state["history"], list) or state["step"] < 0:
+                bad = ["history_json"]
+        except ValueError:
+            bad = ["history_json or config_json"]
+    if bad:
+        raise GQAError(f"--resume: {path} is not a checkpoint of gqa train (missing or "
+                       f"malformed: {', '.join(bad)}); {_CKPT_ADVICE}")
+    return state
+
+
+def _finite_params(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _last_good(ckpt_path: Path, step: int | None) -> str:
+    if step is None:
+        return "No checkpoint was written before it."
+    return f"Last good checkpoint: {ckpt_path} (step {step}), kept."
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -487,8 +567,15 @@ def _progress(total: int, initial: int, enabled: bool):
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[GQATransformer, dict]:
     """Rebuild a trained model from ckpt.pt (weights_only=True: no code is unpickled)."""
-    state = torch.load(path, map_location=device, weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise GQAError(f"checkpoint {str(path)!r} does not exist")
+    state = _load_state(path, device)
     saved = json.loads(state["config_json"])
-    model = GQATransformer(ModelConfig.from_dict(saved["model"]))
-    model.load_state_dict(state["model"])
+    try:
+        model = GQATransformer(ModelConfig.from_dict(saved["model"]))
+        model.load_state_dict(state["model"])
+    except (GQAError, RuntimeError, KeyError, TypeError) as e:
+        raise GQAError(f"{path}: its weights do not match its saved config "
+                       f"({str(e).splitlines()[0][:200]})") from None
     return model, saved

@@ -12,14 +12,35 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gqa_lib.errors import GQAError
+
+
+def needle_length(context_len: int, needle_len: int | None = None) -> int:
+    """Tokens in the needle: `needle_len`, or max(8, T / 16) by default."""
+    return needle_len or max(8, context_len // 16)
+
+
+def check_probe_fits(context_len: int, needle_len: int | None = None) -> None:
+    """GQAError unless a needle fits the window: it is drawn from the first quarter (so
+    T // 4 > m) and copied into the last part."""
+    m = needle_length(context_len, needle_len)
+    if context_len // 4 <= m:
+        raise GQAError(f"the recall probe needs context_len > 4 x its needle of {m} tokens "
+                       f"(context_len >= {4 * m + 4}), got {context_len}; use a longer "
+                       "context or probe_samples = 0")
+
 
 @torch.no_grad()
 def recall_probe(model: torch.nn.Module, tokens: np.ndarray, context_len: int, n_samples: int,
                  *, seed: int = 0, needle_len: int | None = None, device: str | torch.device =
                  "cpu", batch_size: int = 8) -> dict[str, float]:
-    m = needle_len or max(8, context_len // 16)
-    if 4 * m > context_len:
-        raise ValueError(f"context_len={context_len} too short for a needle of {m} tokens")
+    check_probe_fits(context_len, needle_len)
+    m = needle_length(context_len, needle_len)
+    if len(tokens) < context_len + 2:
+        raise GQAError(f"the recall probe needs a validation stream longer than context_len "
+                       f"{context_len} + 1, got {len(tokens)} tokens")
+    if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
+        raise GQAError(f"probe samples must be a positive integer, got {n_samples!r}")
     rng = np.random.default_rng([seed, 7919])
     starts = rng.integers(0, len(tokens) - context_len - 1, size=n_samples)
     src = rng.integers(0, context_len // 4 - m, size=n_samples)  # needle in the first quarter

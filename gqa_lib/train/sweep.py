@@ -42,8 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from gqa_lib.arch.config import ModelConfig, read_data_file
-from gqa_lib.errors import GQAError, did_you_mean
-from gqa_lib.io import REPO_ROOT, file_lock, read_csv_rows, write_csv_rows
+from gqa_lib.errors import MAX_EXACT, GQAError, check_int, check_real, did_you_mean
+from gqa_lib.io import (REPO_ROOT, check_writable_dir, check_writable_file, file_lock,
+                        read_csv_table, write_csv_rows)
 
 # MQAR accuracy (gqa_lib.train.mqar.evaluate): overall, by number of pairs, by query distance
 MQAR_COLUMNS = ["mqar_acc", "mqar_acc_pairs_2", "mqar_acc_pairs_4", "mqar_acc_pairs_8",
@@ -106,11 +107,18 @@ def _check_keys(where: str, got: Iterable[str], allowed: Iterable[str]) -> None:
                            f"allowed: {', '.join(allowed)}")
 
 
-def _int_list(where: str, v: Any) -> list[int]:
+def _int_list(where: str, v: Any, lo: int = 0) -> list[int]:
+    kind = "positive" if lo == 1 else "non-negative"
     if not isinstance(v, list) or not v or not all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
-        raise GQAError(f"{where} must be a non-empty list of non-negative integers, got {v!r}")
+            isinstance(x, int) and not isinstance(x, bool) and lo <= x <= MAX_EXACT for x in v):
+        raise GQAError(f"{where} must be a non-empty list of {kind} integers, got {v!r}")
     return v
+
+
+def _table(where: str, v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise GQAError(f"{where} must be a table of fields, got {v!r}")
+    return dict(v)
 
 
 def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
@@ -125,8 +133,8 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
     name = g.get("name")
     if not isinstance(name, str) or not name:
         raise GQAError(f"{path}: the grid needs a non-empty string `name`")
-    model_base = dict(g.get("model", {}))
-    train_base = dict(g.get("train", {}))
+    model_base = _table(f"{path} [model]", g.get("model", {}))
+    train_base = _table(f"{path} [train]", g.get("train", {}))
     tfields = [f.name for f in dataclasses.fields(TrainConfig)]
     _check_keys(f"{path} [train]", train_base, tfields + list(_BUDGET_KEYS))
     tokens = train_base.pop("tokens", None)
@@ -136,10 +144,23 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
         raise GQAError(f"{path} [train]: needs `batch_tokens` and one of `tokens` (the same "
                        "budget for every run) or `tokens_per_param` (x each run's "
                        "non-embedding parameters)")
+    for key, v in (("tokens", tokens), ("batch_tokens", batch_tokens)):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise GQAError(f"{path} [train]: {key} must be a positive integer, got {v!r}")
+        check_int(f"{path} [train]: {key}", v, lo=1, hi=MAX_EXACT)
+    if per_param is not None:
+        check_real(f"{path} [train]: tokens_per_param", per_param, lo=0.0, lo_open=True,
+                   hi=1e6)
     budget = {"tokens": tokens} if per_param is None else {"tokens_per_param": per_param}
+    try:
+        TrainConfig(**train_base)  # the shared fields' types and ranges, once, up front
+    except GQAError as e:
+        raise GQAError(f"{path} [train]: {e}") from None
     blocks = g.get("block")
-    if not isinstance(blocks, list) or not blocks:
-        raise GQAError(f"{path}: needs at least one [[block]]")
+    if not isinstance(blocks, list) or not blocks or not all(isinstance(b, dict) for b in blocks):
+        raise GQAError(f"{path}: needs at least one [[block]] table")
     specs: dict[str, RunSpec] = {}
     for bi, b in enumerate(blocks):
         where = f"{path} block {bi + 1}"
@@ -147,15 +168,25 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
         missing = [k for k in _BLOCK_KEYS if k not in b]
         if missing:
             raise GQAError(f"{where}: missing {', '.join(missing)}")
+        for key in ("sizes", "heads"):
+            if not isinstance(b[key], list) or not b[key]:
+                raise GQAError(f"{where}: {key} must be a non-empty list, got {b[key]!r}")
         for size in b["sizes"]:
             if not (isinstance(size, list) and len(size) == 2):
                 raise GQAError(f"{where}: each size is [n_layer, d_model], got {size!r}")
+            _int_list(f"{where}: size {size!r}", size, lo=1)
+        for head in b["heads"]:
+            if head != "llama3":
+                if not (isinstance(head, list) and len(head) == 2):
+                    raise GQAError(f"{where}: each head entry is [n_head, n_kv_head] or "
+                                   f"\"llama3\", got {head!r}")
+                _int_list(f"{where}: heads {head!r}", head, lo=1)
         # Order: context, seed, heads, size, so a sweep stopped early holds whole size
         # ladders (what a fit needs) for the first contexts rather than a few sizes of all.
         sweeps = [_setting_list(f"{where} {key}", b[key], field, label)
                   for key, (field, label) in _BLOCK_SWEEPS.items() if key in b]
         for ctx, seed, extra, head, size in itertools.product(
-                _int_list(f"{where} contexts", b["contexts"]),
+                _int_list(f"{where} contexts", b["contexts"], lo=1),
                 _int_list(f"{where} seeds", b["seeds"]), _combinations(sweeps), b["heads"],
                 b["sizes"]):
             overrides, suffix = extra
@@ -208,8 +239,11 @@ def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, ba
         raise GQAError(f"{where}: {e}") from None
     if batch_tokens % ctx:
         raise GQAError(f"{where}: batch_tokens={batch_tokens} is not a multiple of context {ctx}")
-    tc = TrainConfig(**{**train_base, "context_len": ctx, "seed": seed,
-                        "batch_size": batch_tokens // ctx}).with_budget(model, **budget)
+    try:
+        tc = TrainConfig(**{**train_base, "context_len": ctx, "seed": seed,
+                            "batch_size": batch_tokens // ctx}).with_budget(model, **budget)
+    except GQAError as e:
+        raise GQAError(f"{where} (context {ctx}): {e}") from None
     run_id = (f"L{n_layer}-d{d_model}-h{n_head}-kv{n_kv_head}-dh{model.d_head}-T{ctx}-s{seed}"
               f"{suffix}")
     model = dataclasses.replace(model, name=run_id)
@@ -229,7 +263,7 @@ def git_commit() -> str:
 
 def parse_shard(text: str) -> tuple[int, int]:
     try:
-        i, n = (int(x) for x in text.split("/"))
+        i, n = (int(x) for x in str(text).split("/"))
     except ValueError:
         raise GQAError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
     if not (n >= 1 and 0 <= i < n):
@@ -237,12 +271,24 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def read_sweep_csv(csv_path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows) of a sweep CSV, checked: UTF-8, a header holding run_id and status
+    (a file without one is refused, not read as data); ([], []) when it does not exist."""
+    header, rows = read_csv_table(csv_path)
+    if (header or rows) and not {"run_id", "status"} <= set(header):
+        raise GQAError(f"{csv_path}: not a sweep CSV (its header {header[:4]}... lacks "
+                       "run_id and status); give --out a new file or a sweep's CSV")
+    return header, rows
+
+
 def record(csv_path: Path, row: dict[str, Any]) -> None:
-    """Insert or replace the row of `row['run_id']`, atomically and under a lock."""
+    """Insert or replace the row of `row['run_id']`, atomically and under a lock. Columns the
+    sweep does not own (e.g. a `notes` column a user added) are kept, after COLUMNS."""
     with file_lock(csv_path):
-        rows = [r for r in read_csv_rows(csv_path) if r["run_id"] != row["run_id"]]
+        header, rows = read_sweep_csv(csv_path)
+        rows = [r for r in rows if r["run_id"] != row["run_id"]]
         rows.append(row)
-        write_csv_rows(csv_path, rows, COLUMNS)
+        write_csv_rows(csv_path, rows, COLUMNS + [c for c in header if c not in COLUMNS])
 
 
 def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
@@ -284,11 +330,13 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
 
     grid, specs = load_grid(grid_path)
     commit = git_commit()  # the code this process runs, read once at start
-    out_csv = Path(out_csv)
-    runs_dir = Path(runs_dir) if runs_dir else REPO_ROOT / "runs" / grid
+    out_csv, runs_dir = Path(out_csv), Path(runs_dir) if runs_dir else REPO_ROOT / "runs" / grid
+    if not dry_run:  # checked before the first run trains, not after it
+        check_writable_file(out_csv, "--out")
+        check_writable_dir(runs_dir, "--runs-dir")
     i, n = shard
     mine = [s for k, s in enumerate(specs) if k % n == i]
-    done = {r["run_id"]: r for r in read_csv_rows(out_csv) if r.get("status") == "ok"}
+    done = {r["run_id"]: r for r in read_sweep_csv(out_csv)[1] if r.get("status") == "ok"}
     _refuse_changed(out_csv, grid, [(s, done[s.run_id]) for s in mine if s.run_id in done
                                     and done[s.run_id].get("run_key") != s.run_key])
     todo = [s for s in mine if s.run_id not in done]
