@@ -1,0 +1,203 @@
+"""The serving roofline (gqa_lib.cost.serving) and the accelerator table (gqa_lib.arch.hardware):
+hand-computed cases, oracles against the tensors a model allocates, units, properties."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gqa_lib import GQAError, ModelConfig, cost
+from gqa_lib.arch import hardware
+from gqa_lib.arch.hardware import Accelerator, accelerators, get_accelerator
+
+# A small model whose counts are easy to write down by hand.
+CFG = ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_head=16, d_ff=128,
+                  vocab_size=100, name="hand")
+L, d, nh, nkv, dh, dff, V = 2, 64, 4, 2, 16, 128, 100
+N_MM = L * (d * dh * (2 * nh + 2 * nkv) + 3 * d * dff)      # Q, K, V, O and SwiGLU
+N_NE = N_MM + (2 * L + 1) * d                                  # + RMSNorm gains
+ONE = {"flops_efficiency": 1.0, "bandwidth_efficiency": 1.0}
+
+
+def toy(flops=1e12, bw=1e9, mem=1e9) -> Accelerator:
+    return Accelerator(key="toy", name="toy", bf16_flops_per_s=flops,
+                       memory_bandwidth_bytes_per_s=bw, memory_capacity_bytes=mem)
+
+
+def kv_bytes(T):
+    return 2 * L * nkv * dh * T * 2                             # K and V, bf16
+
+
+def test_memory_bound_decode_by_hand():
+    T = 1000
+    s = cost.decode_step(CFG, T, toy(), **ONE)
+    want_bytes = 2 * (N_NE + V * d) + kv_bytes(T)              # weights + LM head + cache
+    want_flops = 2 * N_MM + 2 * d * V + 4 * T * L * dh * nh
+    assert s["bytes"] == want_bytes and s["flops"] == want_flops
+    assert s["memory_bound"] and s["seconds"] == pytest.approx(want_bytes / 1e9, rel=1e-12)
+    # batch 8: weights once, eight caches, eight tokens' FLOPs
+    s8 = cost.decode_step(CFG, T, toy(), batch=8, **ONE)
+    assert s8["bytes"] == 2 * (N_NE + V * d) + 8 * kv_bytes(T)
+    assert s8["flops"] == 8 * want_flops
+    # default efficiencies divide the peak rates
+    t = cost.decode_seconds(CFG, T, toy())
+    assert t == pytest.approx(want_bytes / (1e9 * cost.BANDWIDTH_EFFICIENCY), rel=1e-12)
+
+
+def test_compute_bound_prefill_by_hand():
+    T = 1000
+    s = cost.prefill_step(CFG, T, toy(flops=1e9, bw=1e12), **ONE)
+    want = 2 * N_MM * T + 4 * L * dh * nh * T * (T + 1) / 2 + 2 * d * V
+    assert s["flops"] == pytest.approx(want, rel=1e-12) and not s["memory_bound"]
+    assert s["seconds"] == pytest.approx(want / 1e9, rel=1e-12)
+    t = cost.prefill_seconds(CFG, T, toy(flops=1e9, bw=1e12), flops_efficiency=0.25)
+    assert t == pytest.approx(4 * want / 1e9, rel=1e-12)
+
+
+def test_the_batch_that_exactly_fills_memory():
+    T = 512
+    stored = 2 * (N_NE + V * d)                                 # tied: embedding once
+    assert cost.weights_stored_bytes(CFG) == stored
+    exact = stored + 5 * kv_bytes(T)
+    assert cost.max_batch(CFG, T, toy(mem=exact), memory_fraction=1.0) == 5
+    assert cost.max_batch(CFG, T, toy(mem=exact - 1), memory_fraction=1.0) == 4
+    assert cost.max_batch(CFG, T, toy(mem=exact / 0.5), memory_fraction=0.5) == 5
+    assert cost.max_batch(CFG, T, toy(mem=stored - 1), memory_fraction=1.0) == 0
+    # nothing fits: no throughput, infinite replicas and cost
+    tps = cost.decode_throughput(CFG, T, toy(mem=stored - 1), memory_fraction=1.0)
+    assert tps == 0 and cost.accelerators_needed(100, tps) == math.inf
+    assert cost.cost_per_million_tokens(2.0, tps) == math.inf
+
+
+def test_units_of_throughput_replicas_and_price():
+    T = 1000
+    hw = toy(mem=1e7)
+    B = cost.max_batch(CFG, T, hw)
+    step = cost.decode_seconds(CFG, T, hw, batch=B)
+    tps = cost.decode_throughput(CFG, T, hw)
+    assert B > 1 and tps == pytest.approx(B / step)             # tokens per second
+    assert cost.accelerators_needed(2500.0, 1000.0) == 3
+    assert cost.accelerators_needed(3000.0, 1000.0) == 3
+    assert cost.cost_per_million_tokens(3.6, 1000.0) == pytest.approx(1.0)  # 3.6/h, 1k tok/s
+    c = cost.serving_costs(CFG, T, hw, price_per_hour=3.6)
+    assert c["usd_per_mtok"] == pytest.approx(1e3 / c["tokens_per_s"])
+    assert c["latency_s"] == pytest.approx(cost.decode_seconds(CFG, T, hw))
+    assert np.isnan(cost.serving_costs(CFG, T, hw)["usd_per_mtok"])
+
+
+def test_oracle_bytes_are_what_a_model_allocates():
+    torch = pytest.importorskip("torch")
+    from gqa_lib.train.model import GQATransformer, KVCache
+
+    cfg = ModelConfig(n_layer=3, d_model=96, n_head=6, n_kv_head=2, d_head=16, d_ff=256,
+                      vocab_size=300, name="oracle")
+    model = GQATransformer(cfg).to(torch.bfloat16)
+    unique = {p.data_ptr(): p for p in model.parameters()}.values()     # tied once
+    assert cost.weights_stored_bytes(cfg) == sum(p.numel() * p.element_size() for p in unique)
+    # a decode step reads every weight but the input embedding's rows: with tied weights
+    # the LM head is the embedding matrix, so it reads them all
+    assert cost.weights_read_bytes(cfg) == cost.weights_stored_bytes(cfg)
+    cache = KVCache.empty(cfg, 1, 777, dtype=torch.bfloat16)
+    assert cost.kv_bytes_per_sequence(cfg, 777) == cache.nbytes
+    assert cost.kv_bytes_per_sequence(cfg, 777, kv_dtype="fp32") == 2 * cache.nbytes
+
+
+def test_vectorised_over_configs_and_contexts():
+    b = cost.ConfigBatch.of([CFG, ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=1,
+                                              d_head=16, d_ff=128, vocab_size=100)])
+    T = np.array([256, 1024, 4096])[:, None]
+    c = cost.serving_costs(b, T, "h100")
+    assert all(np.shape(v) == (3, 2) for v in c.values())
+    assert np.all(c["max_batch"][:, 1] >= 2 * c["max_batch"][:, 0] - 1)   # half the cache
+    one = cost.serving_costs(CFG, 1024, "h100")
+    assert c["latency_s"][1, 0] == pytest.approx(one["latency_s"])
+
+
+def test_sliding_window_caps_what_decode_reads():
+    w = ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_head=16, d_ff=128,
+                    vocab_size=100, sliding_window=256)
+    a = cost.decode_step(w, 100_000, toy(), **ONE)
+    assert a["bytes"] == 2 * (N_NE + V * d) + kv_bytes(256)
+
+
+@settings(max_examples=40, deadline=None)
+@given(T=st.integers(1, 2**20), B=st.integers(1, 512), nkv=st.sampled_from([1, 2, 4, 8]))
+def test_roofline_properties(T, B, nkv):
+    cfg = ModelConfig(n_layer=4, d_model=256, n_head=8, n_kv_head=nkv, d_head=32,
+                      vocab_size=1000)
+    hw = "h100"
+    t1 = cost.decode_seconds(cfg, T, hw, batch=B)
+    assert cost.decode_seconds(cfg, T, hw, batch=B + 1) >= t1
+    assert cost.decode_seconds(cfg, T + 1, hw, batch=B) >= t1
+    assert cost.max_batch(cfg, T + 1, hw) <= cost.max_batch(cfg, T, hw)
+    Bmax = cost.max_batch(cfg, T, hw)
+    if Bmax >= 1:   # the largest batch is the most productive one
+        assert cost.decode_throughput(cfg, T, hw) >= cost.decode_throughput(
+            cfg, T, hw, batch=min(B, Bmax)) * (1 - 1e-12)
+    if nkv > 1:     # fewer KV heads: a smaller cache, so never fewer sequences
+        fewer = ModelConfig(n_layer=4, d_model=256, n_head=8, n_kv_head=nkv // 2, d_head=32,
+                            vocab_size=1000)
+        assert cost.max_batch(fewer, T, hw) >= Bmax
+
+
+def test_bad_inputs_are_refused_naming_the_field():
+    with pytest.raises(GQAError, match="bandwidth_efficiency"):
+        cost.decode_seconds(CFG, 10, "h100", bandwidth_efficiency=1.5)
+    with pytest.raises(GQAError, match="flops_efficiency"):
+        cost.prefill_seconds(CFG, 10, "h100", flops_efficiency=0)
+    with pytest.raises(GQAError, match="memory_fraction"):
+        cost.max_batch(CFG, 10, "h100", memory_fraction=-1)
+    with pytest.raises(GQAError, match="context_len"):
+        cost.decode_seconds(CFG, 0, "h100")
+    with pytest.raises(GQAError, match="price_per_hour"):
+        cost.cost_per_million_tokens(-1.0, 10.0)
+    with pytest.raises(GQAError, match="price_per_hour"):
+        cost.objective_value(cost.serving_costs(CFG, 10, "h100"), "cost")
+    with pytest.raises(GQAError, match="did you mean 'h100'"):
+        get_accelerator("h10")
+    with pytest.raises(GQAError, match="memory_bandwidth_bytes_per_s"):
+        Accelerator(key="x", name="x", bf16_flops_per_s=1.0, memory_bandwidth_bytes_per_s=0,
+                    memory_capacity_bytes=1.0)
+
+
+# ----- the accelerator table ----------------------------------------------------------------
+def test_table_has_the_accelerators_the_issue_asks_for_with_sources():
+    table = accelerators()
+    for key in ("a800", "a100-80gb", "h100", "h200", "b200", "mi300x", "l40s", "rtx-4090",
+                "tpu-v5e"):
+        acc = table[key]
+        assert acc.source and acc.url.startswith("https://") and acc.date, key
+    text = hardware.HARDWARE_FILE.read_text()
+    assert "NOT MEASURED" in text and "price" in text
+    assert not any("price" in f for f in Accelerator.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("key, flops, bw, mem", [
+    # vendor datasheet figures (sources in data/hardware/accelerators.toml)
+    ("h100", 989.4e12, 3.35e12, 80e9), ("a100-80gb", 312e12, 2.039e12, 80e9),
+    ("a800", 312e12, 2.039e12, 80e9), ("h200", 989e12, 4.8e12, 141e9),
+    ("mi300x", 1307.4e12, 5.3e12, 192e9), ("l40s", 362.05e12, 864e9, 48e9),
+    ("rtx-4090", 165.2e12, 1.008e12, 24e9), ("tpu-v5e", 197e12, 819e9, 16e9),
+    ("b200", 2.25e15, 8e12, 180e9),
+])
+def test_datasheet_figures_are_pinned(key, flops, bw, mem):
+    a = get_accelerator(key)
+    assert (a.bf16_flops_per_s, a.memory_bandwidth_bytes_per_s,
+            a.memory_capacity_bytes) == (flops, bw, mem)
+
+
+def test_aliases_user_files_and_overrides(tmp_path):
+    assert get_accelerator("H100-SXM") is get_accelerator("h100")
+    p = tmp_path / "mine.toml"
+    p.write_text('[accelerators.lab]\nname = "our card"\nbf16_flops_per_s = 1e14\n'
+                 'memory_bandwidth_bytes_per_s = 1e12\nmemory_capacity_bytes = 32e9\n'
+                 'source = "measured by us"\n')
+    mine = get_accelerator(str(p))
+    assert mine.key == "lab" and mine.source == "measured by us"
+    p.write_text('[accelerators.lab]\nname = "x"\nbf16_flops = 1e14\n')
+    with pytest.raises(GQAError, match="unknown field 'bf16_flops'"):
+        get_accelerator(str(p))
+    faster = get_accelerator("h100").replace(memory_bandwidth_bytes_per_s=3.0e12)
+    assert faster.memory_bandwidth_bytes_per_s == 3.0e12 and "overridden" in faster.source
