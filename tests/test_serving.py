@@ -201,3 +201,62 @@ def test_aliases_user_files_and_overrides(tmp_path):
         get_accelerator(str(p))
     faster = get_accelerator("h100").replace(memory_bandwidth_bytes_per_s=3.0e12)
     assert faster.memory_bandwidth_bytes_per_s == 3.0e12 and "overridden" in faster.source
+
+
+# ----- the recipe's step 3 on a serving objective -------------------------------------------
+def _recipe():
+    from gqa_lib.evidence.paper import joint_model
+    from gqa_lib.fit.recipe import CostSettings, optimize
+
+    return joint_model(), CostSettings, optimize
+
+
+def test_objective_z_with_hardware_keeps_the_choice_and_adds_units():
+    model, CostSettings, optimize = _recipe()
+    plain = optimize(model, 2.615, 131072, baseline="llama3")
+    served = optimize(model, 2.615, 131072, baseline="llama3",
+                      settings=CostSettings(hardware="h200"))
+    assert (served.best["n_head"], served.best["n_kv_head"]) == (plain.best["n_head"],
+                                                                 plain.best["n_kv_head"])
+    assert served.best["z"] == plain.best["z"] and "objective" not in served.best
+    assert {"tokens_per_s", "max_batch", "latency_s", "prefill_s"} <= set(served.best)
+    assert set(plain.savings) < set(served.savings)
+    assert served.savings["tokens_per_s_ratio"] == pytest.approx(
+        served.best["tokens_per_s"] / served.baseline["tokens_per_s"])
+
+
+@pytest.mark.parametrize("objective, column, pick", [
+    ("latency", "latency_s", min), ("throughput", "tokens_per_s", max)])
+def test_serving_objectives_pick_their_own_optimum(objective, column, pick):
+    model, CostSettings, optimize = _recipe()
+    rec = optimize(model, 2.615, 131072, settings=CostSettings(objective=objective,
+                                                              hardware="a800"))
+    assert rec.best[column] == pick(rec.candidates[column])
+    assert rec.best["objective"] == rec.candidates["objective"].min()
+
+
+def test_cost_objective_is_throughput_at_a_price():
+    model, CostSettings, optimize = _recipe()
+    s = CostSettings(objective="cost", hardware="h100", price_per_hour=2.5)
+    rec = optimize(model, 2.7, 32768, settings=s)
+    thr = optimize(model, 2.7, 32768, settings=CostSettings(objective="throughput",
+                                                           hardware="h100"))
+    assert (rec.best["n_head"], rec.best["n_kv_head"]) == (thr.best["n_head"],
+                                                           thr.best["n_kv_head"])
+    assert rec.best["usd_per_mtok"] == pytest.approx(2.5 / 3600 * 1e6 / rec.best["tokens_per_s"])
+
+
+def test_serving_objective_refusals():
+    model, CostSettings, optimize = _recipe()
+    with pytest.raises(GQAError, match="needs hardware"):
+        CostSettings(objective="throughput")
+    with pytest.raises(GQAError, match="price_per_hour"):
+        CostSettings(objective="cost", hardware="h100")
+    with pytest.raises(GQAError, match="objective="):
+        CostSettings(objective="speed", hardware="h100")
+    with pytest.raises(GQAError, match="bandwidth_efficiency"):
+        CostSettings(hardware="h100", bandwidth_efficiency=2.0)
+    tiny = toy(mem=1e9)   # 1 GB: no 1B-parameter model fits
+    with pytest.raises(GQAError, match="fits in its memory"):
+        optimize(model, 2.615, 131072, settings=CostSettings(objective="throughput",
+                                                             hardware=tiny))
