@@ -260,3 +260,58 @@ def test_serving_objective_refusals():
     with pytest.raises(GQAError, match="fits in its memory"):
         optimize(model, 2.615, 131072, settings=CostSettings(objective="throughput",
                                                              hardware=tiny))
+
+
+# ----- the evidence: Table 5 as a prediction, picks by objective ------------------------------
+def test_table5_decode_rate_by_hand_and_regimes():
+    from gqa_lib.evidence import serving as sv
+
+    df = sv.table5_prediction("a800").set_index("regime")
+    # (32,8), L = 32, d = 2048, d_ff = 5461, V = 50,304, bf16, T = 128K, batch 1:
+    weights = 2 * (32 * 2048 * 64 * 80 + 3 * 32 * 2048 * 5461 + 65 * 2048 + 50_304 * 2048)
+    kv = 2 * 32 * 8 * 64 * 131072 * 2
+    assert (weights, kv) == (3_024_752_640, 8_589_934_592)
+    want = 2.039e12 * cost.BANDWIDTH_EFFICIENCY / (weights + kv)       # ~123 tokens/s
+    assert df.loc["decode, batch 1", "llama3_tokens_per_s"] == pytest.approx(want, rel=1e-9)
+    # the paper's 12,921 tokens/s cannot be batch-1 decoding: it needs > 50x the bandwidth
+    assert df.loc["decode, batch 1", "implied_llama3"] > 50
+    # as a 128K prefill it needs a plausible fraction of peak FLOP/s
+    assert 0.3 < df.loc["prefill", "implied_optimum"] < df.loc["prefill", "implied_llama3"] < 1
+    base, opt = sv.equal_loss_pair()
+    flops = [float(cost.prefill_flops(c, 131072)) + 2 * c.d_model * c.vocab_size
+             for c in (base, opt)]
+    assert df.loc["prefill", "predicted_speedup"] == pytest.approx(flops[0] / flops[1])
+    assert df.loc["prefill", "paper_speedup"] == pytest.approx(20643 / 12921)
+    assert df.loc["training", "paper_speedup"] == pytest.approx(31260 / 18655)
+    assert (opt.n_layer, opt.d_model, opt.n_head, opt.n_kv_head) == (39, 2496, 8, 1)
+
+
+def test_table5_efficiency_split_solves_both_rates():
+    from gqa_lib.evidence import serving as sv
+
+    e = sv.table5_efficiency_split("a800")
+    for cfg, rate in zip(sv.equal_loss_pair(), (12921, 20643)):
+        f_mm = 2.0 * float(cost.matmul_params(cfg))
+        f_att = float(cost.prefill_flops(cfg, 131072)) / 131072 - f_mm
+        t = (f_mm / e["matmul_efficiency"] + f_att / e["attention_efficiency"]) / 312e12
+        assert 1 / t == pytest.approx(rate, rel=1e-9)
+
+
+def test_objective_picks_and_measured_pair(tmp_path):
+    import json
+
+    from gqa_lib.evidence import serving as sv
+
+    df = sv.objective_picks(contexts=(131072,), hardware=("h200",))
+    z = df[df["objective"] == "z"].iloc[0]
+    assert z["pick"] == "(8,1)" and bool(z["agrees_with_z"])
+    assert set(df["objective"]) == {"z", "latency", "throughput"}
+    assert sv.measured_pair(tmp_path) is None
+    rows = [{"context": 131072, "s_per_token": 0.02, "tokens_per_s": 50.0, "prefill_s": 10.0,
+             "prefill_tokens_per_s": 13107.2},
+            {"context": 131072, "s_per_token": 0.01, "tokens_per_s": 100.0, "prefill_s": 8.0,
+             "prefill_tokens_per_s": 16384.0}]
+    (tmp_path / "gpu-x.json").write_text(json.dumps(
+        {"toy": False, "device": "cuda", "machine": {"gpu": "X"}, "decode": {"rows": rows}}))
+    m = sv.measured_pair(tmp_path)
+    assert m["decode_speedup"] == pytest.approx(2.0) and m["prefill_speedup"] == 1.25
