@@ -315,3 +315,49 @@ def test_objective_picks_and_measured_pair(tmp_path):
         {"toy": False, "device": "cuda", "machine": {"gpu": "X"}, "decode": {"rows": rows}}))
     m = sv.measured_pair(tmp_path)
     assert m["decode_speedup"] == pytest.approx(2.0) and m["prefill_speedup"] == 1.25
+
+
+# ----- the explorers: accelerator and objective choice ----------------------------------------
+def test_live_explorer_state_takes_objective_and_hardware():
+    from gqa_lib.book import widgets
+
+    plain = widgets.explore(widgets.ExplorerState())
+    res = widgets.explore(widgets.ExplorerState(objective="throughput", hardware="h200"))
+    assert res.best["tokens_per_s"] == res.table()["tokens_per_s"].max()
+    assert "tokens/s per accelerator" in res.summary() and "not measured" in res.summary()
+    assert "tokens/s per accelerator" in widgets.result_html(res)
+    assert "tokens/s" not in plain.summary()     # without hardware: unchanged
+    with pytest.raises(GQAError, match="needs hardware"):
+        widgets.explore(widgets.ExplorerState(objective="latency"))
+
+
+def test_live_explorer_has_the_two_dropdowns():
+    pytest.importorskip("ipywidgets")
+    from gqa_lib.book import widgets
+
+    box = widgets.explorer()
+    box.controls["hardware"].value = "h100"
+    box.controls["objective"].value = "latency"
+    assert "H100" in box.result.value and "color:#b00" not in box.result.value
+
+
+def test_static_serving_explorer_table_and_chart():
+    from gqa_lib.book import widgets
+
+    table = widgets.static_explorer_table(contexts=(8192, 131072), targets=(2.6, 2.7),
+                                          hardware=("h200", "rtx-4090"))
+    assert {"tps_h200", "lat_h200", "tps_rtx_4090", "lat_rtx_4090"} <= set(table.columns)
+    plain = widgets.static_explorer_table(contexts=(8192,), targets=(2.6,))
+    assert not any(c.startswith("tps_") for c in plain.columns)
+    spec = widgets.static_serving_explorer(table, ("h200", "rtx-4090")).to_dict()
+    text = str(spec)
+    assert "datum.tps_rtx_4090" in text and "'throughput'" in text and "'h200'" in text
+    row = table[(table["H"] == "(8,1)") & (table["log2_context"] == 17)
+                & (table["target_loss"] == 2.6)].iloc[0]
+    from gqa_lib.fit.recipe import CostSettings, optimize
+
+    rec = optimize(widgets.loss_model(), 2.6, 131072, settings=CostSettings(hardware="h200"))
+    want = rec.candidates[(rec.candidates["n_head"] == 8) & (rec.candidates["n_kv_head"] == 1)]
+    assert row["tps_h200"] == pytest.approx(float(want["tokens_per_s"].iloc[0]), rel=1e-4)
+    with pytest.raises(GQAError, match="serving columns"):
+        widgets.static_serving_explorer(plain, ("h200",))
