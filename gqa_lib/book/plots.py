@@ -402,6 +402,7 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.Ch
         raise GQAError(f"metric={metric!r} is not one of {', '.join(SERVING_METRICS)}")
     data = df.assign(y=df[metric], pick=df.get("pick", pd.Series(index=df.index)).fillna(
         "(d/64, 8)"))
+    data = data[np.isfinite(data["y"]) & (data["y"] > 0)]  # nothing fits: no point
     return alt.Chart(data).mark_line(point=True).encode(
         x=context_x(),
         y=alt.Y("y:Q", title=SERVING_METRICS[metric], scale=alt.Scale(type="log")),
