@@ -361,3 +361,15 @@ def test_static_serving_explorer_table_and_chart():
     assert row["tps_h200"] == pytest.approx(float(want["tokens_per_s"].iloc[0]), rel=1e-4)
     with pytest.raises(GQAError, match="serving columns"):
         widgets.static_serving_explorer(plain, ("h200",))
+
+
+def test_latency_objective_refuses_what_does_not_fit():
+    big = ModelConfig(n_layer=8, d_model=512, n_head=8, n_kv_head=8, d_head=64,
+                      vocab_size=1000)
+    b = cost.ConfigBatch.of([CFG, big])
+    hw = toy(mem=2 * float(cost.weights_stored_bytes(CFG)) + 5 * kv_bytes(1000))
+    c = cost.serving_costs(b, 1000, hw, memory_fraction=1.0)
+    assert list(c["fits"]) == [1.0, 0.0]
+    obj = cost.objective_value(c, "latency")
+    assert np.isfinite(obj[0]) and obj[1] == np.inf      # never picked: it does not fit
+    assert cost.objective_value(c, "throughput")[1] == np.inf

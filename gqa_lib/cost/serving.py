@@ -227,14 +227,16 @@ def serving_costs(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any =
     """Everything the serving objectives use, as arrays broadcast over cfg and T:
     ``latency_s`` (decode step at ``batch``), ``max_batch``, ``tokens_per_s`` (per
     accelerator at the largest batch), ``prefill_s`` (one prompt of T tokens),
-    ``usd_per_mtok`` (NaN without a price; currency = the price's)."""
+    ``usd_per_mtok`` (NaN without a price; currency = the price's), ``fits`` (1.0 where
+    ``batch`` sequences fit in memory beside the weights, else 0.0)."""
     eff = {"flops_efficiency": flops_efficiency, "bandwidth_efficiency": bandwidth_efficiency}
     kv = {"dtype": dtype, "kv_dtype": kv_dtype}
     B_max = max_batch(cfg, T, hardware, memory_fraction=memory_fraction, **kv)
     tps = decode_throughput(cfg, T, hardware, batch=B_max, **kv, **eff)
     out = {"latency_s": decode_seconds(cfg, T, hardware, batch=batch, **kv, **eff),
            "max_batch": B_max, "tokens_per_s": tps,
-           "prefill_s": prefill_seconds(cfg, T, hardware, **kv, **eff)}
+           "prefill_s": prefill_seconds(cfg, T, hardware, **kv, **eff),
+           "fits": np.asarray(B_max) >= np.asarray(batch)}
     out["usd_per_mtok"] = (np.full(np.shape(tps), np.nan) if price_per_hour is None
                            else cost_per_million_tokens(price_per_hour, tps))
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
@@ -244,11 +246,13 @@ def serving_costs(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any =
 
 def objective_value(costs: dict[str, Any], objective: str) -> Any:
     """The quantity each serving objective minimises, from :func:`serving_costs`:
-    ``latency`` -> seconds per token at the chosen batch; ``throughput`` -> accelerator-
+    ``latency`` -> seconds per token at the chosen batch (inf where that batch does not
+    fit in memory); ``throughput`` -> accelerator-
     seconds per generated token at the largest batch (1 / tokens per s; inf if it does not
     fit); ``cost`` -> money per million tokens (needs a price)."""
     if objective == "latency":
-        return costs["latency_s"]
+        fits = np.asarray(costs["fits"]) > 0
+        return _scalar(np.where(fits, np.asarray(costs["latency_s"], np.float64), np.inf))
     tps = np.asarray(costs["tokens_per_s"], np.float64)
     if objective == "throughput":
         with np.errstate(divide="ignore"):
