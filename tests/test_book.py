@@ -21,7 +21,7 @@ import yaml
 
 from gqa_lib import cost
 from gqa_lib.book import colab, glue, plots, render, sphinx_ext, tables
-from gqa_lib.evidence import paper, sensitivity, sweep_recipe
+from gqa_lib.evidence import paper, sensitivity, serving, sweep_recipe
 from gqa_lib.fit import recipe, scaling
 from gqa_lib.arch.config import ModelConfig, get_preset, paper_family
 
@@ -257,9 +257,24 @@ BUILDERS = {
     "step_time_vs_prediction": lambda df: plots.step_time_vs_prediction(pd.DataFrame(
         {"predicted_s": [0.1, 0.2], "step_s": [0.1, 0.3], "n_head": [1, 16],
          "context": [256, 2048], "measured_over_predicted": [1.0, 1.5]})),
+    # the serving page
+    "serving_vs_context": lambda df: plots.serving_vs_context(
+        _serving_frame(), "tokens_per_s") & plots.serving_vs_context(_serving_frame(),
+                                                                     "latency_ms"),
+    "objective_grid": lambda df: plots.objective_grid(serving.objective_picks(
+        _recipe_model(), contexts=(8192, 131072), hardware=("h200",))),
+    "table5_speedups": lambda df: plots.table5_speedups(pd.DataFrame(
+        {"regime": ["prefill", "prefill"], "source": ["roofline", "paper"],
+         "speedup": [2.1, 1.6]})),
     "head_count_laws": lambda df: plots.head_count_laws(
         pd.DataFrame({"model": ["470M"] * 3, "n_head": [1, 8, 32], "loss_nats": [3, 2.9, 2.8]})),
 }
+
+
+@functools.cache
+def _serving_frame():
+    return serving.serving_vs_context(_recipe_model(), contexts=(8192, 131072),
+                                      hardware=("h100", "l40s"))
 
 
 @functools.cache

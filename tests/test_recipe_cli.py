@@ -125,3 +125,67 @@ def test_bad_flags_name_themselves(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+# ----- serving objectives on a named accelerator ---------------------------------------------
+def test_optimize_throughput_on_h200_prints_pick_rate_and_saving(capsys):
+    code, out, _ = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615",
+                       "--objective", "throughput", "--hardware", "h200")
+    assert code == 0
+    assert "H200" in out and "tokens/s/GPU" in out and "<- best" in out
+    assert "pick: H = (" in out and "tokens/s per accelerator" in out
+    assert "against llama3" in out and "x" in out.split("against llama3")[1]
+    assert "not measured" in out
+
+
+def test_optimize_serving_json(capsys):
+    code, out, _ = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615",
+                       "--objective", "throughput", "--hardware", "h200", "--throughput",
+                       "1e6", "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert d["objective"] == "throughput" and d["hardware"]["key"] == "h200"
+    assert d["best"]["tokens_per_s"] == max(c["tokens_per_s"] for c in d["candidates"])
+    assert d["baseline"]["name"] == "llama3" and d["savings"]["tokens_per_s_ratio"] > 1
+    n = d["accelerators_needed"]
+    assert n["best"] == -(-1e6 // d["best"]["tokens_per_s"]) and n["baseline"] >= n["best"]
+
+
+def test_optimize_custom_hardware_flags_and_file(capsys, tmp_path):
+    code, out, _ = run(capsys, "optimize", "--context", "32k", "--target-loss", "2.7",
+                       "--objective", "latency", "--flops-per-s", "1e14", "--bandwidth",
+                       "1e12", "--memory-gb", "32", "--json")
+    assert code == 0 and json.loads(out)["hardware"]["name"] == "user-supplied"
+    code, out, _ = run(capsys, "optimize", "--context", "32k", "--target-loss", "2.7",
+                       "--objective", "cost", "--hardware", "h100", "--bandwidth", "3e12",
+                       "--price-per-hour", "2.5", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["hardware"]["memory_bandwidth_bytes_per_s"] == 3e12
+    assert "overridden" in d["hardware"]["source"] and d["best"]["usd_per_mtok"] > 0
+    p = tmp_path / "lab.toml"
+    p.write_text('[accelerators.lab]\nname = "lab card"\nbf16_flops_per_s = 2e14\n'
+                 'memory_bandwidth_bytes_per_s = 1.5e12\nmemory_capacity_bytes = 48e9\n')
+    code, out, _ = run(capsys, "optimize", "--context", "32k", "--target-loss", "2.7",
+                       "--objective", "throughput", "--hardware", "lab", "--hardware-file",
+                       str(p))
+    assert code == 0 and "lab card" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--objective", "throughput"], "needs hardware"),
+    (["--objective", "cost", "--hardware", "h100"], "price_per_hour"),
+    (["--hardware", "h10"], "did you mean"),
+    (["--flops-per-s", "1e14"], "--bandwidth, --memory-gb"),
+    (["--hardware", "h100", "--bandwidth-efficiency", "1.5"], "bandwidth_efficiency"),
+])
+def test_optimize_serving_errors_exit_2_in_one_line(capsys, argv, message):
+    code, _, err = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_hardware_lists_the_table_with_sources(capsys):
+    code, out, _ = run(capsys, "hardware")
+    assert code == 0 and "h200" in out and "not measured" in out
+    code, out, _ = run(capsys, "hardware", "--json")
+    d = json.loads(out)
+    assert d["h100"]["bf16_flops_per_s"] == 989.4e12 and d["h100"]["source"]

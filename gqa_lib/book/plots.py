@@ -384,3 +384,59 @@ def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:
                  alt.Tooltip("predicted_s:Q", format=".3f"),
                  alt.Tooltip("measured_over_predicted:Q", format=".2f")])
     return alt.layer(diag, pts).properties(width=WIDTH - 120, height=HEIGHT)
+
+
+# ----- serving: the roofline of gqa_lib.cost.serving ------------------------------------------
+SERVING_METRICS = {
+    "tokens_per_s": "generated tokens/s per accelerator at the largest batch (tokens/s)",
+    "latency_ms": "latency per generated token at batch 1 (ms)",
+    "prefill_s": "prefill of one T-token prompt (s)",
+    "max_batch": "largest batch that fits (sequences)",
+}
+
+
+def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.Chart:
+    """One serving figure against T from :func:`gqa_lib.evidence.serving.serving_vs_context`:
+    a colour per model (Llama-3 GQA, the recipe's picks), a dash per accelerator."""
+    if metric not in SERVING_METRICS:
+        raise GQAError(f"metric={metric!r} is not one of {', '.join(SERVING_METRICS)}")
+    data = df.assign(y=df[metric], pick=df.get("pick", pd.Series(index=df.index)).fillna(
+        "(d/64, 8)"))
+    data = data[np.isfinite(data["y"]) & (data["y"] > 0)]  # nothing fits: no point
+    return alt.Chart(data).mark_line(point=True).encode(
+        x=context_x(),
+        y=alt.Y("y:Q", title=SERVING_METRICS[metric], scale=alt.Scale(type="log")),
+        color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
+        strokeDash=alt.StrokeDash("hardware:N", title="accelerator"),
+        tooltip=["model:N", "hardware:N", "pick:N", "context_len:Q",
+                 alt.Tooltip("y:Q", title=metric, format=".4~s")],
+    ).properties(width=WIDTH, height=HEIGHT)
+
+
+def objective_grid(df: pd.DataFrame) -> alt.LayerChart:
+    """The recipe's pick per context and objective (rows: accelerator / objective) from
+    :func:`gqa_lib.evidence.serving.objective_picks`, coloured by agreement with Z's pick."""
+    data = df.assign(row=df["hardware"] + ": " + df["objective"],
+                     agrees=np.where(df["agrees_with_z"].astype(bool), "same as Z's pick",
+                                     "differs from Z's pick"))
+    color = alt.Color("agrees:N", title=None, scale=alt.Scale(
+        domain=["same as Z's pick", "differs from Z's pick"], range=["#a6d49a", "#f4b183"]),
+        legend=alt.Legend(orient="bottom"))
+    return _context_cells(data, "row", "accelerator: objective", "pick", color,
+                          ["row:N", "T:O", "pick:N",
+                           alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f")],
+                          cell_width=64)
+
+
+def table5_speedups(df: pd.DataFrame) -> alt.Chart:
+    """Speed-up of the (8, 1) model over (32, 8) per regime: the roofline's prediction, the
+    paper's Table 5 and (where recorded) a measurement; tidy rows regime, source, speedup."""
+    return alt.Chart(df).mark_bar().encode(
+        x=alt.X("regime:N", title="regime (T = 128K)", sort=list(dict.fromkeys(df["regime"])),
+                axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("source:N", sort=list(dict.fromkeys(df["source"]))),
+        y=alt.Y("speedup:Q", title="speed-up of (8,1) over (32,8) (x, tokens/s ratio)"),
+        color=alt.Color("source:N", title=None, sort=list(dict.fromkeys(df["source"])),
+                        legend=alt.Legend(orient="bottom")),
+        tooltip=["regime:N", "source:N", alt.Tooltip("speedup:Q", format=".2f")],
+    ).properties(width=WIDTH, height=HEIGHT - 60)

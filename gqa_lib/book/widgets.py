@@ -58,6 +58,8 @@ class ExplorerState:
     baseline: str = "llama3"
     fit: str = "paper"
     your_model: ModelConfig | None = None
+    objective: str = "z"             # or a serving objective: latency, throughput, cost
+    hardware: str | None = None      # an accelerator key (gqa hardware), for serving figures
 
     def __post_init__(self):
         check_choice("baseline", self.baseline, BASELINES)
@@ -70,7 +72,8 @@ class ExplorerState:
         from gqa_lib.fit.recipe import CostSettings
 
         return CostSettings(lam=self.lam, alpha=self.alpha, beta=self.beta,
-                            convention=self.convention)
+                            convention=self.convention, objective=self.objective,
+                            hardware=self.hardware)
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class ExplorerResult:
                 f"(N = {format_count(base['params_non_embedding'])}): "
                 f"{_change(sv['memory_pct'], 'memory')}, {_change(sv['flops_pct'], 'FLOPs')}, "
                 f"{_change(sv['z_pct'], 'Z')}.")
+        if s.hardware is not None:
+            lines.append(_serving_line(self.recommendation))
         y = self.your_model
         if y:
             lines.append(
@@ -120,6 +125,20 @@ class ExplorerResult:
         """The frontier: every reachable H with N*, shape, M, C, Z; best first."""
         df = self.recommendation.candidates.sort_values("z").reset_index(drop=True)
         return df
+
+
+def _serving_line(rec) -> str:
+    """The pick (and the baseline) in serving units on the chosen accelerator."""
+    b, hw = rec.best, rec.settings.hardware
+    line = (f"On {hw.name} (datasheet peaks, not measured; roofline at "
+            f"{rec.settings.bandwidth_efficiency:.0%} of bandwidth): "
+            f"{b['tokens_per_s']:,.0f} generated tokens/s per accelerator at batch "
+            f"{b['max_batch']:.0f}, {1e3 * b['latency_s']:.3g} ms per token at batch 1, "
+            f"prefill {b['prefill_s']:.3g} s.")
+    if rec.baseline is not None:
+        line += (f" Llama-3 GQA: {rec.baseline['tokens_per_s']:,.0f} tokens/s "
+                 f"(x{rec.savings['tokens_per_s_ratio']:.2f} for the pick).")
+    return line
 
 
 def _change(saving_pct: float, noun: str) -> str:
@@ -189,6 +208,10 @@ def explorer(state: ExplorerState | None = None):
                                  description="compute convention", style=style),
         "baseline": w.Dropdown(options=list(BASELINES), value=state.baseline,
                                description="baseline", style=style),
+        "objective": w.Dropdown(options=list(cost.OBJECTIVES[:3]), value=state.objective,
+                                description="minimise", style=style),
+        "hardware": w.Dropdown(options=[("none", None)] + [(k, k) for k in _hardware_keys()],
+                               value=state.hardware, description="accelerator", style=style),
     }
     yours = w.Textarea(placeholder="Paste a Hugging Face config.json, or a preset name "
                        "(e.g. llama-3.2-1b), to compare your model", layout=w.Layout(
@@ -250,8 +273,14 @@ def parse_your_model(text: str) -> ModelConfig | None:
 
 def result_html(res: ExplorerResult) -> str:
     """The recommendation as HTML: the summary, then the frontier table (best first)."""
+    serving = [c for c in ("tokens_per_s", "latency_s") if c in res.table()]
     df = res.table()[["n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
-                      "memory_values", "flops", "z", "extrapolated"]].head(8).copy()
+                      "memory_values", "flops", "z", *serving, "extrapolated"]].head(8).copy()
+    if serving:
+        df["tokens_per_s"] = df["tokens_per_s"].map("{:,.0f}".format)
+        df["latency_s"] = (1e3 * df["latency_s"]).map("{:.3g}".format)
+        df = df.rename(columns={"tokens_per_s": "tokens/s per accelerator",
+                                "latency_s": "ms/token (batch 1)"})
     df["params_non_embedding"] = df["params_non_embedding"].map(format_count)
     df["memory_values"] = df["memory_values"].map(format_count)
     df["flops"] = df["flops"].map(format_flops)
@@ -264,11 +293,14 @@ def result_html(res: ExplorerResult) -> str:
 
 # ----- static: Vega-Lite parameters in the HTML book ------------------------------------------
 def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
-                          targets=tuple(np.round(np.arange(2.35, 3.001, 0.05), 2))
-                          ) -> pd.DataFrame:
+                          targets=tuple(np.round(np.arange(2.35, 3.001, 0.05), 2)),
+                          hardware=()) -> pd.DataFrame:
     """Every (context, target, H) with N*, memory (values) and C under each convention, to 5
     significant digits: what the static explorer recomputes Z from in the browser.
-    Unreachable H (target at or below their floor) are dropped."""
+    Unreachable H (target at or below their floor) are dropped. For each accelerator in
+    ``hardware``, also ``tps_<key>`` (tokens/s per accelerator at the largest batch) and
+    ``lat_<key>`` (seconds per token at batch 1), keys with '-' as '_'
+    (:func:`static_serving_explorer` reads them)."""
     from gqa_lib.fit.recipe import CostSettings, cost_grid
 
     model = loss_model(fit)
@@ -292,8 +324,16 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
         **{f"flops_{conv}": f.ravel() for conv, f in zip(cost.COMPUTE_CONVENTIONS, frames)},
         "extrapolated": base.extrapolated[c].ravel().astype(int),
     })
+    serving_cols = []
+    for hw in hardware:  # the serving figures on each accelerator (independent of convention)
+        g = cost_grid(model, np.asarray(targets), np.asarray(contexts, float),
+                      settings=CostSettings(hardware=hw))
+        key = _column_key(g.settings.hardware.key)
+        for name, col in (("tps", "tokens_per_s"), ("lat", "latency_s")):
+            df[f"{name}_{key}"] = g.values[col].ravel()
+            serving_cols.append(f"{name}_{key}")
     df = df[np.isfinite(df["memory_values"])].reset_index(drop=True)
-    for col in ["params_non_embedding", "memory_values",
+    for col in ["params_non_embedding", "memory_values", *serving_cols,
                 *(f"flops_{conv}" for conv in cost.COMPUTE_CONVENTIONS)]:
         df[col] = sig(df[col])  # 5 significant digits: the chart's data stays small
     df["H"] = "(" + df["n_head"].astype(str) + "," + df["n_kv_head"].astype(str) + ")"
@@ -349,4 +389,78 @@ def static_explorer(table: pd.DataFrame):
     ).properties(name="optimum")
     chart = alt.layer(bars, text).add_params(
         p_ctx, p_target, p_lam, p_alpha, p_beta, p_conv).properties(width=560, height=280)
+    return mark_explorer(chart, "optimum")
+
+
+# ----- serving: the accelerator and objective choice ----------------------------------------
+def _hardware_keys() -> list[str]:
+    from gqa_lib.arch.hardware import accelerators
+
+    return list(accelerators())
+
+
+def _column_key(key: str) -> str:
+    return key.replace("-", "_")
+
+
+def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
+    """The static explorer with an objective and an accelerator dropdown: each H's objective
+    relative to the best one (1 = the pick) at the chosen context and target, from a
+    :func:`static_explorer_table` built with the same ``hardware``. Objectives: Z (fig2
+    convention, lambda 0.9, the paper's exponents), decode latency at batch 1, tokens/s per
+    accelerator at the largest batch."""
+    import altair as alt
+
+    from gqa_lib.book.render import mark_explorer
+
+    keys = [_column_key(h) for h in hardware]
+    missing = [f"tps_{k}" for k in keys if f"tps_{k}" not in table]
+    if not keys or missing:
+        raise GQAError(f"the table lacks serving columns {missing or 'for any accelerator'}; "
+                       "build it with static_explorer_table(hardware=...)")
+    targets = sorted(table["target_loss"].unique())
+    p_ctx = alt.param("log2T", value=17, bind=alt.binding_range(
+        min=12, max=20, step=1, name="log2 context T (17 = 128K) "))
+    p_target = alt.param("target", value=2.6, bind=alt.binding_range(
+        min=min(targets), max=max(targets), step=0.05, name="target loss (nats) "))
+    p_obj = alt.param("objective", value="throughput", bind=alt.binding_select(
+        options=["z", "latency", "throughput"], name="minimise "))
+    p_hw = alt.param("hw", value=keys[0], bind=alt.binding_select(
+        options=keys, name="accelerator "))
+
+    def pick(prefix):
+        expr = f"datum.{prefix}_{keys[-1]}"
+        for k in reversed(keys[:-1]):
+            expr = f"hw == '{k}' ? datum.{prefix}_{k} : {expr}"
+        return f"({expr})"
+
+    z = "0.9 * pow(datum.memory_values, 0.5) + 0.1 * pow(datum.flops_fig2, 1 / 3)"
+    score = (f"objective == 'z' ? {z} : objective == 'latency' ? {pick('lat')} : "
+             f"({pick('tps')} > 0 ? 1 / {pick('tps')} : 1 / 0)")
+    base = alt.Chart(table).transform_filter(
+        "datum.log2_context == log2T && abs(datum.target_loss - target) < 0.001"
+    ).transform_calculate(score=score, tps=pick("tps"), lat_ms=f"1000 * {pick('lat')}"
+    ).transform_filter("isFinite(datum.score)").transform_joinaggregate(
+        best="min(score)").transform_calculate(ratio="datum.score / datum.best"
+    ).transform_window(rank="rank()", sort=[alt.SortField("score", order="ascending")])
+    bars = base.mark_bar().encode(
+        x=alt.X("H:N", title="(n_head, n_kv_head)", sort=alt.SortField("n_head")),
+        y=alt.Y("ratio:Q", title="objective relative to the pick (ratio, 1 = best)",
+                scale=alt.Scale(type="log")),
+        color=alt.condition("datum.rank == 1", alt.value("#d62728"), alt.value("#9ecae1")),
+        tooltip=["H:N", alt.Tooltip("params_non_embedding:Q", title="N* (params)",
+                                    format=".3~s"),
+                 alt.Tooltip("tps:Q", title="tokens/s per accelerator", format=",.0f"),
+                 alt.Tooltip("lat_ms:Q", title="ms/token, batch 1", format=".3~g"),
+                 alt.Tooltip("ratio:Q", format=".3~g"), "extrapolated:N"],
+    )
+    text = base.transform_filter("datum.rank == 1").mark_text(
+        align="left", x=5, y=-12, fontSize=13, fontWeight="bold"
+    ).encode(text=alt.Text("label:N")).transform_calculate(
+        label="'pick: H = ' + datum.H + ', N* = ' + format(datum.params_non_embedding / 1e9, "
+              "'.3~r') + ' B, ' + format(datum.tps, ',.0f') + ' tokens/s per accelerator'"
+              " + (datum.extrapolated ? ' (extrapolated)' : '')"
+    ).properties(name="optimum")
+    chart = alt.layer(bars, text).add_params(p_ctx, p_target, p_obj, p_hw).properties(
+        width=560, height=280)
     return mark_explorer(chart, "optimum")

@@ -1,4 +1,5 @@
-"""`gqa optimize` and `gqa table4`: the recipe and the paper's Table 4 on the command line.
+"""`gqa optimize`, `gqa table4` and `gqa hardware`: the recipe (by Z or by a serving
+objective on a named accelerator), the paper's Table 4, and the accelerator table.
 
 Registered into `gqa` by :mod:`gqa_lib.cli.main`. Bad input raises GQAError,
 which `gqa` prints as one line and exits 2.
@@ -39,13 +40,52 @@ def _model(args: argparse.Namespace):
 def _settings(args: argparse.Namespace):
     from gqa_lib.fit.recipe import CostSettings
 
+    serving = {}
+    hw = _hardware(args)
+    if hw is not None:
+        serving = {"hardware": hw, "batch": args.batch, "price_per_hour": args.price_per_hour,
+                   "flops_efficiency": args.flops_efficiency,
+                   "bandwidth_efficiency": args.bandwidth_efficiency,
+                   "memory_fraction": args.memory_fraction}
     return CostSettings(lam=args.lam, alpha=args.alpha, beta=args.beta,
-                        convention=args.convention, aspect=args.aspect)
+                        convention=args.convention, aspect=args.aspect,
+                        objective=getattr(args, "objective", "z"), **serving)
+
+
+def _hardware(args: argparse.Namespace):
+    """--hardware (a name, alias or .toml), --hardware-file (a table to look it up in) and
+    the figure flags (override its figures, or define one without --hardware)."""
+    from gqa_lib.arch.hardware import Accelerator, get_accelerator, lookup, read_accelerators
+
+    if not hasattr(args, "hardware"):
+        return None
+    figures = {"bf16_flops_per_s": args.flops_per_s,
+               "memory_bandwidth_bytes_per_s": args.bandwidth,
+               "memory_capacity_bytes": None if args.memory_gb is None else args.memory_gb * 1e9}
+    if args.hardware is None:
+        if args.hardware_file:
+            raise GQAError("--hardware-file needs --hardware KEY (which of its accelerators)")
+        if all(v is None for v in figures.values()):
+            return None
+        missing = [f for f, v in zip(("--flops-per-s", "--bandwidth", "--memory-gb"),
+                                     figures.values()) if v is None]
+        if missing:
+            raise GQAError(f"custom hardware needs {', '.join(missing)} (or --hardware NAME)")
+        return Accelerator(key="custom", name="user-supplied", **figures)
+    if args.hardware_file:
+        hw = lookup(args.hardware, read_accelerators(args.hardware_file))
+    else:
+        hw = get_accelerator(args.hardware)
+    return hw.replace(**figures)
+
+
+SERVING_KEYS = ("latency_s", "max_batch", "tokens_per_s", "prefill_s", "usd_per_mtok",
+                "objective")
 
 
 def _entry(row: dict[str, Any]) -> dict[str, Any]:
     keys = ("n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
-            "memory_values", "flops", "z", "extrapolated")
+            "memory_values", "flops", "z", "extrapolated", *SERVING_KEYS)
     return {k: row[k] for k in keys if k in row}
 
 
@@ -56,21 +96,33 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     T = parse_context(args.context)
     model = _model(args)
-    rec = optimize(model, args.target_loss, T, baseline=args.baseline,
-                   settings=_settings(args))
+    settings = _settings(args)
+    baseline = args.baseline
+    if baseline is None and settings.objective != "z" and model.baseline is not None:
+        baseline = "llama3"  # a serving objective is reported against Llama-3 GQA
+    if baseline == "none":
+        baseline = None
+    rec = optimize(model, args.target_loss, T, baseline=baseline, settings=settings)
     out = {
         "context": T, "target_loss": args.target_loss, "convention": args.convention,
         "aspect": args.aspect, "lambda": args.lam, "alpha": args.alpha, "beta": args.beta,
-        "fit": args.fit, "model": rec.model,
+        "fit": args.fit, "model": rec.model, "objective": settings.objective,
         "best": _entry(rec.best),
         "candidates": [_entry(r) for r in rec.candidates.to_dict("records")],
         "note": "n_layer and d_model are the continuous solution; round to a real shape",
     }
+    if settings.hardware is not None:
+        out["hardware"] = _hardware_json(settings)
     if rec.baseline is not None:
-        out["baseline"] = {"name": args.baseline, **rec.baseline}
+        out["baseline"] = {"name": baseline, **rec.baseline}
         out["savings"] = rec.savings
+    if args.throughput is not None and settings.hardware is not None:
+        out["accelerators_needed"] = _needed(args.throughput, rec)
     if args.json:
         print_json(out)
+        return 0
+    if settings.hardware is not None:
+        _print_serving(args, settings, rec, baseline, out.get("accelerators_needed"))
         return 0
     b = rec.best
     print(f"T = {format_context(T)}, target loss {args.target_loss} nats, Z = {args.lam} "
@@ -91,6 +143,100 @@ def cmd_optimize(args: argparse.Namespace) -> int:
               f"{base['n_head']:.1f}, N {format_count(base['params_non_embedding'])}; positive "
               f"= cheaper): memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}%")
+    return 0
+
+
+def _hardware_json(settings) -> dict[str, Any]:
+    hw = settings.hardware
+    return {"key": hw.key, "name": hw.name, "bf16_flops_per_s": hw.bf16_flops_per_s,
+            "memory_bandwidth_bytes_per_s": hw.memory_bandwidth_bytes_per_s,
+            "memory_capacity_bytes": hw.memory_capacity_bytes, "source": hw.source,
+            "batch": settings.batch, "price_per_hour": settings.price_per_hour,
+            "flops_efficiency": settings.flops_efficiency,
+            "bandwidth_efficiency": settings.bandwidth_efficiency,
+            "memory_fraction": settings.memory_fraction,
+            "note": "peak figures transcribed from the vendor's datasheet, not measured"}
+
+
+def _needed(target: float, rec) -> dict[str, Any]:
+    out = {"target_tokens_per_s": target,
+           "best": cost.accelerators_needed(target, rec.best["tokens_per_s"])}
+    if rec.baseline is not None:
+        out["baseline"] = cost.accelerators_needed(target, rec.baseline["tokens_per_s"])
+    return out
+
+
+def _rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 10 else f"{v:.3g}"
+
+
+def _print_serving(args, settings, rec, baseline, needed) -> None:
+    """The readable `gqa optimize --hardware ...`: seconds, tokens/s, accelerators, money."""
+    hw, T = settings.hardware, rec.context
+    goal = {"z": f"Z (lambda {args.lam})", "latency": f"decode latency at batch "
+            f"{settings.batch}", "throughput": "tokens/s per accelerator at the largest batch",
+            "cost": "cost per million tokens"}[settings.objective]
+    print(f"T = {format_context(T)}, target loss {args.target_loss} nats; objective: {goal}; "
+          f"fit: {rec.model}")
+    print(f"hardware: {hw.name} ({hw.bf16_flops_per_s / 1e12:,.1f} TFLOP/s dense bf16, "
+          f"{hw.memory_bandwidth_bytes_per_s / 1e12:.3g} TB/s, "
+          f"{hw.memory_capacity_bytes / 1e9:g} GB; datasheet figures, not measured), at "
+          f"{settings.flops_efficiency:.0%} of peak FLOP/s and "
+          f"{settings.bandwidth_efficiency:.0%} of peak bandwidth, "
+          f"{settings.memory_fraction:.0%} of memory for weights + KV cache")
+    price = settings.price_per_hour is not None
+    rows = []
+    for r in rec.candidates.to_dict("records"):
+        rows.append([f"({r['n_head']},{r['n_kv_head']})" + ("*" if r["extrapolated"] else ""),
+                     format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}",
+                     f"{r['z']:,.0f}", _rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
+                     f"{r['latency_s'] * 1e3:.3g}", f"{r['prefill_s']:.3g}"]
+                    + ([f"{r['usd_per_mtok']:.3g}"] if price else [])
+                    + ["<- best" if r["best"] else ""])
+    print_table(rows, ["H", "N*", "L", "Z", "tokens/s/GPU", "max B",
+                       f"ms/token (B={settings.batch})", "prefill s"]
+                + (["per 1M tok"] if price else []) + [""])
+    if any(rec.candidates["extrapolated"]):
+        print("* extrapolated configuration (no measured curve; see gqa_lib/evidence/paper.py)")
+    b = rec.best
+    print(f"\npick: H = ({b['n_head']},{b['n_kv_head']}), N* = "
+          f"{format_count(b['params_non_embedding'])}: {_rate(b['tokens_per_s'])} tokens/s "
+          f"per accelerator at batch {b['max_batch']:.0f}, {b['latency_s'] * 1e3:.3g} ms per "
+          f"token at batch {settings.batch}, prefill of {format_context(T)} tokens in "
+          f"{b['prefill_s']:.3g} s")
+    if rec.savings:
+        base, s = rec.baseline, rec.savings
+        print(f"against {baseline} (n_head {base['n_head']:.1f}, N "
+              f"{format_count(base['params_non_embedding'])}: "
+              f"{_rate(base['tokens_per_s'])} tokens/s per accelerator at batch "
+              f"{base['max_batch']:.0f}): x{s['tokens_per_s_ratio']:.2f} tokens/s per "
+              f"accelerator, latency {s['latency_pct']:.1f}% lower"
+              + (f", cost {s['cost_pct']:.1f}% lower" if "cost_pct" in s else "")
+              + f"; paper's units: memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
+              f"('{args.convention}'), Z {s['z_pct']:.1f}% lower")
+    if needed:
+        print(f"accelerators for {needed['target_tokens_per_s']:,.0f} tokens/s: "
+              f"{needed['best']:,.0f}"
+              + (f" (baseline: {needed['baseline']:,.0f})" if "baseline" in needed else ""))
+
+
+# ----- gqa hardware -------------------------------------------------------------------------
+@command
+def cmd_hardware(args: argparse.Namespace) -> int:
+    from gqa_lib.arch.hardware import accelerators, read_accelerators
+
+    table = read_accelerators(args.file) if args.file else accelerators()
+    if args.json:
+        print_json({k: {f: getattr(a, f) for f in a.__dataclass_fields__}
+                    for k, a in table.items()})
+        return 0
+    print_table([[k, a.name, f"{a.bf16_flops_per_s / 1e12:,.1f}",
+                  f"{a.memory_bandwidth_bytes_per_s / 1e12:.3g}",
+                  f"{a.memory_capacity_bytes / 1e9:g}", f"{a.ridge_flops_per_byte:.0f}"]
+                 for k, a in table.items()],
+                ["key", "accelerator", "TFLOP/s bf16", "TB/s", "GB", "FLOP/byte ridge"])
+    print("\nPeak figures transcribed from vendor datasheets, not measured; each one's source "
+          "is in " + (args.file or "data/hardware/accelerators.toml") + " (--json shows them)")
     return 0
 
 
@@ -154,6 +300,53 @@ def _add_cost_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _positive_float(flag: str):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a number, got {text!r}") from None
+        if not v > 0 or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"{flag} must be > 0, got {text!r}")
+        return v
+
+    return parse
+
+
+def _add_serving_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("serving (a roofline on a named accelerator; gqa hardware "
+                             "lists them)")
+    g.add_argument("--objective", default="z", choices=list(cost.OBJECTIVES),
+                   help="what step 3 minimises: the paper's Z (default), decode latency "
+                        "at --batch, tokens/s per accelerator at the largest batch that fits "
+                        "(throughput), or cost per million tokens (needs --price-per-hour)")
+    g.add_argument("--hardware", metavar="NAME", help="accelerator key or alias (h100, h200, "
+                   "a800, ...), or a .toml file with one")
+    g.add_argument("--hardware-file", metavar="TOML", help="look --hardware up in this file "
+                   "(layout of data/hardware/accelerators.toml)")
+    g.add_argument("--flops-per-s", type=_positive_float("--flops-per-s"), metavar="F",
+                   help="peak dense bf16 FLOP/s (overrides --hardware's, e.g. 989e12)")
+    g.add_argument("--bandwidth", type=_positive_float("--bandwidth"), metavar="B",
+                   help="peak memory bandwidth in bytes/s (e.g. 3.35e12)")
+    g.add_argument("--memory-gb", type=_positive_float("--memory-gb"), metavar="GB",
+                   help="device memory in GB (1e9 bytes)")
+    g.add_argument("--price-per-hour", type=_positive_float("--price-per-hour"),
+                   metavar="P", help="your price per accelerator-hour (no default)")
+    g.add_argument("--batch", type=positive_int("--batch"), default=1,
+                   help="sequences per decode step for the latency figures (default 1)")
+    g.add_argument("--throughput", type=_positive_float("--throughput"), metavar="TOK_S",
+                   help="also print the accelerators needed for this many tokens/s")
+    g.add_argument("--flops-efficiency", type=float, default=cost.FLOPS_EFFICIENCY,
+                   metavar="E", help="achieved fraction of peak FLOP/s (default "
+                   f"{cost.FLOPS_EFFICIENCY}: an assumption near published MFU)")
+    g.add_argument("--bandwidth-efficiency", type=float, default=cost.BANDWIDTH_EFFICIENCY,
+                   metavar="E", help="achieved fraction of peak bandwidth (default "
+                   f"{cost.BANDWIDTH_EFFICIENCY}: gpt-fast's batch-1 decoding on an A100)")
+    g.add_argument("--memory-fraction", type=float, default=cost.MEMORY_FRACTION,
+                   metavar="F", help="share of memory for weights + KV cache (default "
+                   f"{cost.MEMORY_FRACTION}, vLLM's gpu_memory_utilization)")
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("optimize", help="cost-optimal (n_head, n_kv_head) and size for a "
                        "context and target loss (the paper's recipe)")
@@ -170,9 +363,16 @@ def add_parsers(sub: Any) -> None:
                         "longest)")
     p.add_argument("--allow-partial", action="store_true", help="with a CSV: drop "
                    "configurations with fewer than 3 sizes instead of failing")
-    p.add_argument("--baseline", choices=["llama3"], help="compare with Llama-3 GQA "
-                   "(d/d_head, 8) sized to the same target")
+    p.add_argument("--baseline", choices=["llama3", "none"], help="compare with Llama-3 GQA "
+                   "(d/d_head, 8) sized to the same target (default with a serving "
+                   "objective: llama3)")
     _add_cost_args(p)
+    _add_serving_args(p)
+
+    p = sub.add_parser("hardware", help="the accelerators the serving objectives know, with "
+                       "their datasheet figures")
+    p.add_argument("--file", metavar="TOML", help="list a file of your own instead")
+    p.add_argument("--json", action="store_true", help="machine-readable, with sources")
 
     p = sub.add_parser("table4", help="the paper's Table 4 recomputed beside the paper's, "
                        "cell by cell")

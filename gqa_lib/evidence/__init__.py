@@ -2,7 +2,8 @@
 (:mod:`~gqa_lib.evidence.paper`), the recipe's sensitivity to its cost settings
 (:mod:`~gqa_lib.evidence.sensitivity`), and our own sweeps: summaries for the training page
 (:mod:`~gqa_lib.evidence.sweep_summary`) and fits, seed noise and the recipe on them
-(:mod:`~gqa_lib.evidence.sweep_recipe`)."""
+(:mod:`~gqa_lib.evidence.sweep_recipe`); and the recipe in serving units, with the paper's
+Table 5 as a prediction (:mod:`~gqa_lib.evidence.serving`)."""
 
 from gqa_lib.evidence.paper import (fig2_frame, headline, joint_model, JointLossModel, KV_RULES,
                                     LLAMA3_LABEL, MEASURED, measured_model, mismatches, PAPER_DIR,
@@ -12,6 +13,7 @@ from gqa_lib.evidence.sensitivity import (choice_across, DEFAULT_VARIANTS, FIELD
                                           settings_variants)
 from gqa_lib.evidence.sweep_summary import (head_deltas, head_effect_summary, recall_table,
                                             regime_gap, size_trend)
+from gqa_lib.evidence import serving  # module-qualified, like sweep_recipe
 from gqa_lib.evidence import sweep_recipe  # module-qualified: its names are generic (progress, seed_noise)
 
 __all__ = [
@@ -19,6 +21,6 @@ __all__ = [
     "head_effect_summary", "headline", "joint_model", "JointLossModel", "KV_RULES",
     "LLAMA3_LABEL", "MEASURED", "measured_model", "mismatches", "PAPER_DIR",
     "paper_headcount_laws", "PAPER_HEADLINE", "paper_runs", "paper_table4", "recall_table",
-    "regime_gap", "settings_variants", "size_trend", "sweep_recipe", "table4_comparison",
+    "regime_gap", "serving", "settings_variants", "size_trend", "sweep_recipe", "table4_comparison",
     "TABLE4_CONTEXTS", "table4_summary",
 ]

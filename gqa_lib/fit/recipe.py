@@ -5,7 +5,10 @@
    context, reused for every T: the paper finds relative losses move < 1% beyond 8K).
 3. For each H, invert the law at the target loss, N*(H) = a_H / (L* - E)^(1/b_H); map N* to a
    shape (n_layer, d_model) by an aspect-ratio rule; cost the model at context T and pick the
-   H with the smallest Z = lam M^alpha + (1 - lam) C^beta (eq. 5).
+   H with the smallest Z = lam M^alpha + (1 - lam) C^beta (eq. 5) -- or, with
+   ``CostSettings(objective=..., hardware=...)``, the smallest decode latency, the most
+   tokens/s per accelerator or the lowest cost per million tokens on a named accelerator
+   (the roofline of :mod:`gqa_lib.cost.serving`).
 
 Costs come from :mod:`gqa_lib.cost` on continuous shapes (``ConfigBatch.from_arrays``, d_ff =
 8 d / 3, norms excluded: the paper's N). ``convention`` names the compute term C inside Z; the
@@ -38,6 +41,7 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.arch.config import ASPECT_RULES, PAPER_TABLE9_SHAPES, PAPER_VOCAB
+from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
 
 if TYPE_CHECKING:
@@ -151,18 +155,58 @@ def config_batch(n_layer, d_model, n_head, n_kv_head, d_head) -> cost.ConfigBatc
 
 @dataclass(frozen=True)
 class CostSettings:
-    """How step 3 costs a model: Z's weights (eq. 5), the compute convention, the shape rule."""
+    """How step 3 costs a model: Z's weights (eq. 5), the compute convention, the shape rule,
+    and what step 3 minimises (``objective``).
+
+    ``objective="z"`` (default) is the paper's Z. The serving objectives need ``hardware``
+    (an accelerator name, alias or :class:`~gqa_lib.arch.hardware.Accelerator`) and are
+    costed by :mod:`gqa_lib.cost.serving`: ``"latency"`` = seconds per generated token at
+    ``batch`` sequences (default 1), ``"throughput"`` = accelerator-seconds per token at the
+    largest batch that fits (i.e. maximum tokens/s per accelerator), ``"cost"`` = money per
+    million tokens at ``price_per_hour`` (a user input, no default). With hardware given and
+    objective "z", the serving columns are reported beside Z without changing the choice.
+    """
 
     lam: float = 0.9
     alpha: float = 0.5
     beta: float = 1 / 3
     convention: str = DEFAULT_CONVENTION
     aspect: str = "d64L"
+    objective: str = "z"
+    hardware: Any = None
+    batch: int = 1
+    price_per_hour: float | None = None
+    flops_efficiency: float = cost.FLOPS_EFFICIENCY
+    bandwidth_efficiency: float = cost.BANDWIDTH_EFFICIENCY
+    memory_fraction: float = cost.MEMORY_FRACTION
 
     def __post_init__(self):
         check_choice("convention", self.convention, cost.COMPUTE_CONVENTIONS)
         check_choice("aspect", self.aspect, ASPECT_RULES)
         cost.hardware_cost(1.0, 1.0, lam=self.lam, alpha=self.alpha, beta=self.beta)
+        check_choice("objective", self.objective, cost.OBJECTIVES)
+        if self.objective != "z" and self.hardware is None:
+            raise GQAError(f"objective={self.objective!r} needs hardware (an accelerator, "
+                           "e.g. hardware='h100')")
+        if self.objective == "cost" and self.price_per_hour is None:
+            raise GQAError("objective='cost' needs price_per_hour (price per accelerator-hour: "
+                           "a user input, no default)")
+        if self.hardware is not None:
+            object.__setattr__(self, "hardware", get_accelerator(self.hardware))
+            if not isinstance(self.batch, (int, np.integer)) or self.batch < 1:
+                raise GQAError(f"batch must be a positive integer, got {self.batch!r}")
+            if self.price_per_hour is not None:
+                cost.cost_per_million_tokens(self.price_per_hour, 1.0)  # validates it
+            cost.serving_costs(cost.ConfigBatch.from_arrays(
+                n_layer=1, d_model=64, n_head=1, n_kv_head=1, d_head=64, d_ff=128), 1,
+                self.hardware, **self.serving_kwargs())  # validates the efficiencies
+
+    def serving_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`gqa_lib.cost.serving_costs` these settings imply."""
+        return {"batch": self.batch, "price_per_hour": self.price_per_hour,
+                "flops_efficiency": self.flops_efficiency,
+                "bandwidth_efficiency": self.bandwidth_efficiency,
+                "memory_fraction": self.memory_fraction}
 
 
 def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
@@ -172,10 +216,17 @@ def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
     batch = config_batch(L, d, n_head, n_kv_head, d_head)
     M = cost.inference_memory_values(batch, T, include_norms=False)
     C = cost.compute_flops(batch, T, settings.convention)
-    return {"params_non_embedding": np.asarray(N, float), "n_layer": L, "d_model": d,
-            "memory_values": np.asarray(M, float), "flops": np.asarray(C, float),
-            "z": np.asarray(cost.hardware_cost(M, C, lam=settings.lam, alpha=settings.alpha,
-                                               beta=settings.beta), float)}
+    out = {"params_non_embedding": np.asarray(N, float), "n_layer": L, "d_model": d,
+           "memory_values": np.asarray(M, float), "flops": np.asarray(C, float),
+           "z": np.asarray(cost.hardware_cost(M, C, lam=settings.lam, alpha=settings.alpha,
+                                              beta=settings.beta), float)}
+    if settings.hardware is not None:  # seconds, tokens/s, money (gqa_lib.cost.serving)
+        serving = cost.serving_costs(batch, T, settings.hardware, **settings.serving_kwargs())
+        out.update({k: np.asarray(v, float) for k, v in serving.items()})
+        if settings.objective != "z":
+            out["objective"] = np.asarray(cost.objective_value(serving, settings.objective),
+                                          float)
+    return out
 
 
 def _numbers(name: str, value: Any, what: str) -> np.ndarray:
@@ -216,8 +267,9 @@ class RecipeGrid:
 
     @property
     def best_index(self) -> np.ndarray:
-        """(n_target, n_context) index of the cheapest candidate."""
-        return np.argmin(self.values["z"], axis=-1)
+        """(n_target, n_context) index of the cheapest candidate (by Z, or by the serving
+        objective when ``settings.objective`` names one)."""
+        return np.argmin(self.values.get("objective", self.values["z"]), axis=-1)
 
     def cells(self) -> pd.DataFrame:
         """One row per (target, context): the chosen H and its shape and costs."""
@@ -274,6 +326,8 @@ def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
     shape = (t.size, T.size, len(configs))
     vals = {key: np.where(shaped[:, None, :], np.broadcast_to(v, shape), np.inf)
             for key, v in vals.items()}
+    if "objective" in vals:
+        _check_serveable(vals["objective"], t, T, settings)
     return RecipeGrid(t, T, configs, np.asarray(model.extrapolated(h, k), bool), vals, settings)
 
 
@@ -293,6 +347,18 @@ def _refuse_outside(t: np.ndarray, now: np.ndarray, before: np.ndarray, N: np.nd
         raise GQAError(f"target_loss={t[i]:g} is {why} (N* would be {lo}"
                        + (f" to {hi}" if hi != lo else "")
                        + "): outside what the law can say; choose a target within it")
+
+
+def _check_serveable(objective: np.ndarray, t: np.ndarray, T: np.ndarray,
+                     settings: CostSettings) -> None:
+    """GQAError where no candidate has a finite serving objective (none fits in memory)."""
+    dead = ~np.isfinite(objective).any(axis=-1)
+    if dead.any():
+        i, j = np.argwhere(dead)[0]
+        raise GQAError(f"hardware={settings.hardware.key!r}: no candidate reaching target_loss="
+                       f"{t[i]:g} fits in its memory at context {T[j]:g} "
+                       f"({settings.hardware.memory_capacity_bytes / 1e9:g} GB); choose "
+                       "larger hardware, a shorter context or a higher target")
 
 
 def model_floor(model: LossModel) -> float:
@@ -315,6 +381,18 @@ def baseline_costs(model: LossModel, target_loss: Any, context: Any, *,
     out["n_head"] = out["d_model"] / model.d_head
     out["n_kv_head"] = np.minimum(8.0, out["n_head"])
     return {key: np.broadcast_to(v, (t.size, T.size)) for key, v in out.items()}
+
+
+def _serving_savings(best: dict, base: dict) -> dict[str, float]:
+    """The pick against the baseline in serving units: latency and cost saved (%), and how
+    many times the baseline's tokens/s per accelerator the pick serves (inf: the baseline
+    does not fit)."""
+    out = {"latency_pct": 100.0 * (1.0 - best["latency_s"] / base["latency_s"]),
+           "tokens_per_s_ratio": (best["tokens_per_s"] / base["tokens_per_s"]
+                                  if base["tokens_per_s"] > 0 else float("inf"))}
+    if np.isfinite(best["usd_per_mtok"]) and np.isfinite(base["usd_per_mtok"]):
+        out["cost_pct"] = 100.0 * (1.0 - best["usd_per_mtok"] / base["usd_per_mtok"])
+    return out
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
@@ -350,6 +428,8 @@ def optimize(model: LossModel, target_loss: float, context: int, *,
         base = {k: float(v[0, 0]) for k, v in b.items()}
         savings = {f"{name}_pct": 100.0 * (1.0 - best[key] / base[key]) for name, key in
                    (("memory", "memory_values"), ("flops", "flops"), ("z", "z"))}
+        if settings.hardware is not None:
+            savings.update(_serving_savings(best, base))
     return Recommendation(float(g.target_loss[0]), int(g.context[0]), best, front, base,
                           savings, settings, getattr(model, "label", ""))
 

@@ -1,0 +1,130 @@
+"""What an accelerator is, for the serving roofline: peak dense BF16 FLOP/s, memory bandwidth
+and capacity, each with the document it was transcribed from.
+
+:class:`Accelerator` is a frozen, self-validating dataclass (base units: FLOP/s, bytes/s,
+bytes). The shipped table, data/hardware/accelerators.toml, holds vendor datasheet figures
+(transcribed, not measured); :func:`get_accelerator` looks one up by name or alias, and
+:func:`read_accelerators` reads a user's TOML file of the same layout. A price per hour is
+never part of the table: it is a user input to the serving functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gqa_lib.arch.config import read_data_file
+from gqa_lib.errors import GQAError, did_you_mean
+from gqa_lib.io import DATA_DIR
+
+HARDWARE_FILE = DATA_DIR / "hardware" / "accelerators.toml"
+_RATES = ("bf16_flops_per_s", "memory_bandwidth_bytes_per_s", "memory_capacity_bytes")
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One accelerator's peak rates. ``source`` names the document of the figures ("user" for
+    figures given on the command line); ``uncertain`` says what deserves checking."""
+
+    key: str
+    name: str
+    bf16_flops_per_s: float
+    memory_bandwidth_bytes_per_s: float
+    memory_capacity_bytes: float
+    source: str = "user"
+    url: str = ""
+    date: str = ""
+    aliases: tuple[str, ...] = ()
+    note: str = ""
+    uncertain: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key:
+            raise GQAError(f"accelerator key must be a non-empty string, got {self.key!r}")
+        for f in _RATES:
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or v <= 0:
+                raise GQAError(f"{self.key}: {f} must be a finite number > 0, got {v!r}")
+            object.__setattr__(self, f, float(v))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+
+    @property
+    def ridge_flops_per_byte(self) -> float:
+        """Arithmetic intensity (FLOPs per byte read) above which a kernel is compute-bound."""
+        return self.bf16_flops_per_s / self.memory_bandwidth_bytes_per_s
+
+    def replace(self, **changes: Any) -> Accelerator:
+        """A copy with some figures changed (e.g. a user's measured bandwidth); the source
+        then says so."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if not changes:
+            return self
+        src = f"{self.source}; overridden by the user: {', '.join(sorted(changes))}"
+        return dataclasses.replace(self, **changes, source=src)
+
+
+def parse_accelerators(data: dict[str, Any], origin: str) -> dict[str, Accelerator]:
+    """{key: Accelerator} from the TOML layout ``[accelerators.KEY] name = ... ``."""
+    table = data.get("accelerators")
+    if not isinstance(table, dict) or not table:
+        raise GQAError(f"{origin}: expected an [accelerators.NAME] table")
+    fields = {f.name for f in dataclasses.fields(Accelerator)} - {"key"}
+    out = {}
+    for key, row in table.items():
+        if not isinstance(row, dict):
+            raise GQAError(f"{origin}: [accelerators.{key}] must be a table")
+        unknown = set(row) - fields
+        if unknown:
+            name = sorted(unknown)[0]
+            raise GQAError(f"{origin}: [accelerators.{key}] has unknown field {name!r}"
+                           f"{did_you_mean(name, fields)}")
+        missing = [f for f in ("name", *_RATES) if f not in row]
+        if missing:
+            raise GQAError(f"{origin}: [accelerators.{key}] lacks {missing[0]!r}")
+        out[key] = Accelerator(key=key, **row)
+    return out
+
+
+def read_accelerators(path: str | Path) -> dict[str, Accelerator]:
+    """A user's accelerator file (.toml or .json) in the layout of the shipped table."""
+    return parse_accelerators(read_data_file(path), str(path))
+
+
+@functools.lru_cache(maxsize=1)
+def accelerators() -> dict[str, Accelerator]:
+    """The shipped table (data/hardware/accelerators.toml): datasheet figures, not measured."""
+    return read_accelerators(HARDWARE_FILE)
+
+
+def get_accelerator(name: str | Accelerator) -> Accelerator:
+    """An accelerator by key or alias (case-insensitive), or a path to a TOML file holding
+    exactly one; an :class:`Accelerator` passes through."""
+    if isinstance(name, Accelerator):
+        return name
+    if not isinstance(name, str) or not name:
+        raise GQAError(f"hardware must be an accelerator name or a .toml path, got {name!r}")
+    if name.lower().endswith((".toml", ".json")):
+        found = read_accelerators(name)
+        if len(found) != 1:
+            raise GQAError(f"hardware file {name!r} holds {len(found)} accelerators; "
+                           "name one of them with --hardware KEY --hardware-file PATH")
+        return next(iter(found.values()))
+    return lookup(name, accelerators())
+
+
+def lookup(name: str, table: dict[str, Accelerator]) -> Accelerator:
+    """``name`` (key or alias, case-insensitive) in ``table``; GQAError naming the choices."""
+    by_name = {}
+    for key, acc in table.items():
+        for n in (key, *acc.aliases):
+            by_name[n.lower()] = acc
+    if name.lower() in by_name:
+        return by_name[name.lower()]
+    raise GQAError(f"hardware={name!r} is not a known accelerator; choose one of "
+                   f"{', '.join(map(repr, table))}{did_you_mean(name, list(by_name))}, or "
+                   "give its figures (--flops-per-s, --bandwidth, --memory-gb) or a .toml file")
