@@ -1,0 +1,158 @@
+"""ConfigBatch: many model configurations as parallel numpy arrays, one per field.
+
+Every cost function takes a :class:`~gqa_lib.arch.config.ModelConfig` or a ConfigBatch. The
+layer pattern is held as counts per attention kind (``n_window_layers`` layers with window
+``window``, ``n_chunk_layers`` with chunk ``chunk``, the rest full attention), a mixture of
+experts as (``n_experts``, ``n_experts_active``, ``d_ff_expert``, ``d_ff_shared``,
+``n_dense_layers``), multi-head latent attention as (``kv_lora_rank``, ``q_lora_rank``,
+``qk_rope_dim``, ``qk_nope_dim``, ``v_head_dim``): sums over layers are then array arithmetic,
+never Python loops, and every extra field defaults to the paper's dense GQA block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gqa_lib.arch.config import ModelConfig
+from gqa_lib.errors import GQAError
+
+
+@dataclass(frozen=True)
+class ConfigBatch:
+    """Many configurations as parallel numpy arrays (float allowed, e.g. a continuous n_layer).
+
+    Build with :meth:`of` (from ModelConfigs) or :meth:`from_arrays` (broadcastable arrays).
+    ``window`` and ``chunk`` are ``inf`` where a model has none; ``norm_vectors`` is 0, 1
+    (gain) or 2 (gain and bias) per norm.
+    """
+
+    n_layer: np.ndarray
+    d_model: np.ndarray
+    n_head: np.ndarray
+    n_kv_head: np.ndarray
+    d_head: np.ndarray
+    d_ff: np.ndarray
+    vocab_size: np.ndarray
+    ffn_gated: np.ndarray
+    tie_embeddings: np.ndarray
+    norm_vectors: np.ndarray
+    qk_norm: np.ndarray
+    qkv_bias: np.ndarray
+    window: np.ndarray
+    n_window_layers: np.ndarray
+    chunk: np.ndarray
+    n_chunk_layers: np.ndarray
+    n_norms: np.ndarray
+    qk_norm_heads: np.ndarray
+    o_bias: np.ndarray
+    ffn_bias: np.ndarray
+    lm_head_bias: np.ndarray
+    n_positions: np.ndarray
+    attn_sinks: np.ndarray
+    n_experts: np.ndarray
+    n_experts_active: np.ndarray
+    d_ff_expert: np.ndarray
+    d_ff_shared: np.ndarray
+    n_dense_layers: np.ndarray
+    router_bias: np.ndarray
+    expert_bias: np.ndarray
+    shared_expert_gate: np.ndarray
+    kv_lora_rank: np.ndarray
+    q_lora_rank: np.ndarray
+    qk_rope_dim: np.ndarray
+    qk_nope_dim: np.ndarray
+    v_head_dim: np.ndarray
+
+    @classmethod
+    def of(cls, cfgs: ModelConfig | Sequence[ModelConfig] | ConfigBatch) -> ConfigBatch:
+        if isinstance(cfgs, ConfigBatch):
+            return cfgs
+        single = isinstance(cfgs, ModelConfig)
+        items = [cfgs] if single else list(cfgs)
+        if not items or not all(isinstance(c, ModelConfig) for c in items):
+            raise GQAError("cfg must be a ModelConfig, a non-empty list of them, or a ConfigBatch")
+        rows = [_row(c) for c in items]
+        cols = {}
+        for f in rows[0]:
+            a = np.array([r[f] for r in rows])
+            cols[f] = a[0] if single else a
+        return cls(**cols)
+
+    @classmethod
+    def from_arrays(cls, *, n_layer, d_model, n_head, n_kv_head, d_head, d_ff,
+                    vocab_size=50_304, ffn_gated=True, tie_embeddings=True, norm_vectors=1,
+                    qk_norm=False, qkv_bias=False, window=np.inf, n_window_layers=None,
+                    chunk=np.inf, n_chunk_layers=0, n_norms=2, qk_norm_heads=False,
+                    o_bias=False, ffn_bias=False, lm_head_bias=False, n_positions=0,
+                    attn_sinks=False, n_experts=0, n_experts_active=0, d_ff_expert=0,
+                    d_ff_shared=0, n_dense_layers=None, router_bias=False, expert_bias=False,
+                    shared_expert_gate=False, kv_lora_rank=0, q_lora_rank=0, qk_rope_dim=0,
+                    qk_nope_dim=0, v_head_dim=0) -> ConfigBatch:
+        """Build from broadcastable arrays (for sweeps over continuous sizes); no rounding.
+
+        ``n_window_layers`` defaults to every layer where ``window`` is finite (the old
+        one-window-for-all meaning), ``n_dense_layers`` to every layer where ``n_experts`` is 0
+        and none elsewhere. "Which layers are global" is then a knob: pass n_window_layers.
+        """
+        kw = {k: np.asarray(v) for k, v in locals().items() if k != "cls" and v is not None}
+        for k in ("n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff", "vocab_size"):
+            if not np.all(kw[k] > 0):
+                raise GQAError(f"{k} must be positive everywhere")
+        if n_window_layers is None:
+            kw["n_window_layers"] = np.where(np.isfinite(kw["window"]), kw["n_layer"], 0)
+        if n_dense_layers is None:
+            kw["n_dense_layers"] = np.where(kw["n_experts"] > 0, 0, kw["n_layer"])
+        local = kw["n_window_layers"] + kw["n_chunk_layers"]
+        if np.any(local < 0) or np.any(local > kw["n_layer"]):
+            raise GQAError("n_window_layers + n_chunk_layers must lie in 0..n_layer everywhere")
+        if np.any(kw["n_dense_layers"] < 0) or np.any(kw["n_dense_layers"] > kw["n_layer"]):
+            raise GQAError("n_dense_layers must lie in 0..n_layer everywhere")
+        return cls(**kw)
+
+    @property
+    def n_full_layers(self) -> np.ndarray:
+        """Layers attending every earlier token."""
+        return self.n_layer - self.n_window_layers - self.n_chunk_layers
+
+    @property
+    def n_moe_layers(self) -> np.ndarray:
+        return self.n_layer - self.n_dense_layers
+
+
+def _row(c: ModelConfig) -> dict[str, Any]:
+    """One ModelConfig as the ConfigBatch fields (scalars)."""
+    return dict(
+        n_layer=c.n_layer, d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head,
+        d_head=c.d_head, d_ff=c.d_ff, vocab_size=c.vocab_size, ffn_gated=c.ffn_gated,
+        tie_embeddings=c.tie_embeddings, norm_vectors=c.norm_vectors, qk_norm=c.qk_norm,
+        qkv_bias=c.qkv_bias,
+        window=np.inf if c.sliding_window is None else c.sliding_window,
+        n_window_layers=c.n_window_layers,
+        chunk=np.inf if c.attention_chunk is None else c.attention_chunk,
+        n_chunk_layers=c.n_chunk_layers, n_norms=c.n_norms, qk_norm_heads=c.qk_norm_heads,
+        o_bias=c.o_bias, ffn_bias=c.ffn_bias, lm_head_bias=c.lm_head_bias,
+        n_positions=c.n_positions, attn_sinks=c.attn_sinks, n_experts=c.n_experts,
+        n_experts_active=c.n_experts_active, d_ff_expert=c.d_ff_expert or 0,
+        d_ff_shared=c.d_ff_shared, n_dense_layers=c.n_dense_layers,
+        router_bias=c.router_bias, expert_bias=c.expert_bias,
+        shared_expert_gate=c.shared_expert_gate, kv_lora_rank=c.kv_lora_rank,
+        q_lora_rank=c.q_lora_rank, qk_rope_dim=c.qk_rope_dim, qk_nope_dim=c.qk_nope_dim,
+        v_head_dim=c.v_head_dim,
+    )
+
+
+def scalar(x: Any) -> Any:
+    """Unwrap 0-d arrays so scalar inputs give numpy scalars, not 0-d arrays."""
+    x = np.asarray(x)
+    return x[()] if x.ndim == 0 else x
+
+
+def where(flag: Any, value: Any) -> Any:
+    """np.where(flag, value, 0), skipping the work when the flag is the same everywhere."""
+    if not np.any(flag):
+        return 0
+    return value if np.all(flag) else np.where(flag, value, 0)
