@@ -363,6 +363,15 @@ PAPER_TABLE9_SHAPES = (
 )
 
 
+def alternating(n_layer: int, every: int) -> tuple[str, ...]:
+    """Layer kinds where every `every`-th layer is global and the others local (sliding), the
+    local ones first: (local, global) for every = 2 (Gemma 2, gpt-oss), five local then one
+    global for every = 6 (Gemma 3). "Which layers are global" as a recipe knob."""
+    every = check_positive_int("every", every)
+    return tuple("full_attention" if (i + 1) % every == 0 else "sliding_attention"
+                 for i in range(check_positive_int("n_layer", n_layer)))
+
+
 def _build_presets() -> dict[str, ModelConfig]:
     p = {
         # Meta Llama 3.x: config.json of meta-llama/Llama-3.2-1B etc. on the Hugging Face Hub.
@@ -393,6 +402,34 @@ def _build_presets() -> dict[str, ModelConfig]:
             n_layer=28, d_model=3072, n_head=16, n_kv_head=16, d_head=256, d_ff=24_576,
             vocab_size=256_000, ffn="geglu", tie_embeddings=True, rope_theta=10_000.0,
             name="gemma-7b",
+        ),
+        # Gemma-2-9B: local (window 4096) and global layers alternate, local first; four norms
+        # per layer (pre and post attention and FFN).
+        "gemma-2-9b": ModelConfig(
+            n_layer=42, d_model=3584, n_head=16, n_kv_head=8, d_head=256, d_ff=14_336,
+            vocab_size=256_000, ffn="geglu", tie_embeddings=True, rope_theta=10_000.0,
+            sliding_window=4096, layer_types=alternating(42, 2), n_norms=4, name="gemma-2-9b",
+        ),
+        # Mixtral-8x7B: 8 experts of width 14336, 2 per token, in every layer.
+        "mixtral-8x7b-v0.1": ModelConfig(
+            n_layer=32, d_model=4096, n_head=32, n_kv_head=8, d_ff=14_336, vocab_size=32_000,
+            tie_embeddings=False, rope_theta=1_000_000.0, n_experts=8, n_experts_active=2,
+            d_ff_expert=14_336, name="mixtral-8x7b-v0.1",
+        ),
+        # Qwen3-30B-A3B: 128 experts of width 768, 8 per token; qk-norm; d_head 128.
+        "qwen3-30b-a3b": ModelConfig(
+            n_layer=48, d_model=2048, n_head=32, n_kv_head=4, d_head=128, d_ff=6144,
+            vocab_size=151_936, tie_embeddings=False, rope_theta=1_000_000.0, qk_norm=True,
+            n_experts=128, n_experts_active=8, d_ff_expert=768, name="qwen3-30b-a3b",
+        ),
+        # DeepSeek-V2-Lite: multi-head latent attention (r = 512, rotary 64, no query
+        # compression); first layer dense (10944), then 64 routed experts (6 per token) of
+        # 1408 and 2 shared ones.
+        "deepseek-v2-lite": ModelConfig(
+            n_layer=27, d_model=2048, n_head=16, n_kv_head=16, d_head=192, d_ff=10_944,
+            vocab_size=102_400, tie_embeddings=False, rope_theta=10_000.0, kv_lora_rank=512,
+            qk_rope_dim=64, qk_nope_dim=128, v_head_dim=128, n_experts=64, n_experts_active=6,
+            d_ff_expert=1408, d_ff_shared=2 * 1408, n_dense_layers=1, name="deepseek-v2-lite",
         ),
     }
     # Training presets for this project's corpus (BPE vocabulary of 2048; not published models).
@@ -435,6 +472,17 @@ PUBLISHED_PARAMS: dict[str, dict[str, Any]] = {
                  "source": "Qwen/Qwen3-8B model card: 8.2B, non-embedding 6.95B"},
     "gemma-7b": {"total": 8_537_680_896, "exact": True,
                  "source": "google/gemma-7b safetensors metadata (8.54B)"},
+    "gemma-2-9b": {"total": 9_241_705_984, "exact": True,
+                   "source": "google/gemma-2-9b safetensors metadata (9.24B)"},
+    "mixtral-8x7b-v0.1": {"total": 46_702_792_704, "exact": True, "active_total": 12.9e9,
+                          "source": "mistralai/Mixtral-8x7B-v0.1 safetensors metadata "
+                                    "(46.7B); Mistral AI's announcement: 12.9B active"},
+    "qwen3-30b-a3b": {"total": 30_532_122_624, "exact": True,
+                      "source": "Qwen/Qwen3-30B-A3B safetensors metadata; model card: 30.5B, "
+                                "non-embedding 29.9B, 3.3B activated"},
+    "deepseek-v2-lite": {"total": 15_706_484_224, "exact": True,
+                         "source": "deepseek-ai/DeepSeek-V2-Lite safetensors metadata (15.7B); "
+                                   "DeepSeek-V2 paper: 15.7B total, 2.4B activated"},
 }
 
 
