@@ -143,8 +143,9 @@ def from_hf_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
     through their ``text_config``: the cost is the language model's.
     """
     cfg, origin = _load(source)
-    model_type = cfg.get("model_type")
-    text = hf_families.TEXT_CONFIGS.get(model_type) if isinstance(model_type, str) else None
+    given = cfg.get("model_type")
+    model_type = given if isinstance(given, str) else ""  # a list or null is refused below
+    text = hf_families.TEXT_CONFIGS.get(model_type)
     if text is not None:
         sub = cfg.get("text_config")
         if not isinstance(sub, Mapping):
@@ -154,9 +155,9 @@ def from_hf_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
         if model_type != text:
             raise GQAError(f"{origin}: text_config.model_type={model_type!r}, expected {text!r}")
     if model_type not in hf_families.FAMILIES:
-        hint = hf_families.UNSUPPORTED.get(model_type, "") if isinstance(model_type, str) else ""
+        hint = hf_families.UNSUPPORTED.get(model_type, "")
         raise GQAError(
-            f"{origin}: model_type={model_type!r} is not supported"
+            f"{origin}: model_type={_show(given)} is not supported"
             + (f" ({hint})" if hint else "")
             + f"; supported: {', '.join(SUPPORTED)}; a llama-shaped model can be costed with "
             "the shape flags (--n-layer --d-model --n-head --n-kv-head --d-head --d-ff)"
