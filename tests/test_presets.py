@@ -20,6 +20,21 @@ def test_published_total(name):
         assert round(p["non_embedding"] / 1e9, 2) == pytest.approx(pub["non_embedding"] / 1e9)
 
 
+def test_published_active_counts():
+    for name, pub in PUBLISHED_PARAMS.items():
+        if "active_total" in pub:  # published to 0.1B, embeddings included
+            cfg = get_preset(name)
+            outside = cost.params_total(cfg) - cost.params_non_embedding(cfg)
+            assert round((cost.params_active(cfg) + outside) / 1e9, 1) == pub["active_total"] / 1e9
+
+
+def test_hybrid_moe_and_mla_presets_for_the_cost_pages():
+    # the where-cost-goes comparison needs one of each (issue 13)
+    assert get_preset("gemma-2-9b").n_window_layers == 21
+    assert get_preset("mixtral-8x7b-v0.1").is_moe and get_preset("qwen3-30b-a3b").is_moe
+    assert get_preset("deepseek-v2-lite").is_mla
+
+
 def test_every_real_model_has_a_published_count():
     real = [n for n in PRESETS if not n.startswith("paper-") and n != "tiny"]
     assert sorted(real) == sorted(PUBLISHED_PARAMS)

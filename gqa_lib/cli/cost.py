@@ -132,8 +132,8 @@ def add_parsers(sub: Any) -> None:
                    help="sequences served at once")
     p.add_argument("--mla", default="latent", choices=list(cost.MLA_CONVENTIONS),
                    help="latent-attention models: cache and attention FLOPs of the compressed "
-                        "latent (default; what serving systems store) or of the decompressed "
-                        "per-head K/V (what transformers' cache holds)")
+                        "latent (default; what serving systems and transformers 5 store) or of "
+                        "the decompressed per-head K/V (a plain implementation)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("models", help="list the preset models")

@@ -18,13 +18,19 @@ of values) and the cache holds ``kv_width`` values. For GQA d_k = d_v = d_h: 4 n
 2 n_kv d_h values. Multi-head latent attention (kv_lora_rank r, qk_rope_dim r_d) has two
 conventions, named by ``mla``:
 
-- ``"latent"`` (default; what serving systems store and compute, the up-projection absorbed
-  into the query and output projections): cache r + r_d values per token and layer (one
-  compressed latent plus the shared rotary key); attention d_k = r + r_d, d_v = r. This is
-  GQA with n_kv = 1 and a head size of about r + r_d: the paper's reading of MLA as "GQA with
-  another d_h" (its Limitations), with n_h query heads still paying per key.
-- ``"decompressed"`` (what transformers' cache holds): per-head K of qk_nope_dim + r_d and V of
-  v_head_dim, n_h (d_qk + d_v) values per token and layer; d_k = d_qk, d_v = v_head_dim.
+- ``"latent"`` (default; what serving systems store, and what transformers 5.24's DeepSeek-V2
+  cache holds, measured in tests/test_hf_oracle.py): cache r + r_d values per token and layer
+  (one compressed latent plus the shared rotary key); attention, with the up-projection
+  absorbed into the query and output projections, has d_k = r + r_d, d_v = r.
+- ``"decompressed"`` (a plain implementation that expands K and V before caching them):
+  per-head K of qk_nope_dim + r_d and V of v_head_dim, n_h (d_qk + d_v) values per token and
+  layer; attention d_k = d_qk, d_v = v_head_dim.
+
+MLA in the paper's terms ("GQA with another d_h", its Limitations): the latent convention is
+GQA with n_kv = 1 shared head, whose cache 2 n_kv d_h matches with d_h = (r + r_d) / 2 (288
+for DeepSeek V2/V3) and whose attention FLOPs 4 n_h d_h per key match with d_h = (2 r + r_d)
+/ 2 (544), all n_h query heads still paying per key: M falls with the shared latent while C
+grows with r. tests/test_cost.py checks both equalities.
 """
 
 from __future__ import annotations

@@ -31,10 +31,18 @@ compute conv.     "per_token"          the C inside Z: "per_token" = eq. 3, 2N +
                                        prefill sum.
 memory unit       values               eq. 4 counts values (the figures call them bytes);
                                        `*_bytes` functions multiply by the dtype's size.
+mla               "latent"             multi-head latent attention: cache and attend the
+                                       compressed latent (r + r_d values per token and layer);
+                                       "decompressed" = per-head K and V (see cost.attention).
 ================  ===================  ===========================================================
 
 Attention FLOPs grow with n_head (every query head scores every key, even when K/V are shared);
-the KV cache grows with n_kv_head. A sliding window W caps the attended context at min(T, W).
+the KV cache grows with n_kv_head. Layers differ: each is full attention, a sliding window W
+(attends and caches min(T, W) tokens, its own included; transformers stores W - 1 between
+steps) or chunked (Llama 4); KV cache and attention FLOPs are sums over layers
+(:mod:`gqa_lib.cost.attention`). A mixture of experts counts every expert in memory
+(:func:`params_non_embedding`, N in eq. 4) and only the routed ones a token uses in the
+time-invariant FLOPs 2N (:func:`matmul_params`, eq. 3).
 """
 
 from __future__ import annotations
