@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from gqa_lib.cost.batch import ConfigBatch
+from gqa_lib.cost.batch import ConfigBatch, product
 from gqa_lib.errors import check_choice
 
 MLA_CONVENTIONS = ("latent", "decompressed")
@@ -116,6 +116,16 @@ def kv_width(s: ConfigBatch, mla: str = "latent") -> Any:
     if mla == "latent":
         return np.where(m, s.kv_lora_rank + s.qk_rope_dim, gqa)
     return np.where(m, s.n_head * (s.d_head + s.v_head_dim), gqa)
+
+
+def attention_flops(s: ConfigBatch, keys: Any, mla: str = "latent") -> Any:
+    """2 n_h (d_k + d_v) FLOPs per key attended, times `keys` (summed over layers), as float64;
+    4 n_h d_h keys for GQA, in as few array passes as the explorers need."""
+    keys = np.asarray(keys)
+    if not _mla(s).any():
+        check_choice("mla", mla, MLA_CONVENTIONS)
+        return product(keys, 4.0, s.n_head, s.d_head, dtype=np.float64)
+    return product(keys, 2.0, s.n_head, score_width(s, mla), dtype=np.float64)
 
 
 def score_width(s: ConfigBatch, mla: str = "latent") -> Any:

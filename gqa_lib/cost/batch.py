@@ -11,6 +11,7 @@ never Python loops, and every extra field defaults to the paper's dense GQA bloc
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,12 @@ class ConfigBatch:
     def of(cls, cfgs: ModelConfig | Sequence[ModelConfig] | ConfigBatch) -> ConfigBatch:
         if isinstance(cfgs, ConfigBatch):
             return cfgs
-        single = isinstance(cfgs, ModelConfig)
+        if isinstance(cfgs, ModelConfig):
+            return _of_one(cfgs)
+        return cls._build(cfgs, single=False)
+
+    @classmethod
+    def _build(cls, cfgs: Any, single: bool) -> ConfigBatch:
         items = [cfgs] if single else list(cfgs)
         if not items or not all(isinstance(c, ModelConfig) for c in items):
             raise GQAError("cfg must be a ModelConfig, a non-empty list of them, or a ConfigBatch")
@@ -103,9 +109,11 @@ class ConfigBatch:
             if not np.all(kw[k] > 0):
                 raise GQAError(f"{k} must be positive everywhere")
         if n_window_layers is None:
-            kw["n_window_layers"] = np.where(np.isfinite(kw["window"]), kw["n_layer"], 0)
+            kw["n_window_layers"] = _where_else(np.isfinite(kw["window"]), kw["n_layer"], 0)
         if n_dense_layers is None:
-            kw["n_dense_layers"] = np.where(kw["n_experts"] > 0, 0, kw["n_layer"])
+            kw["n_dense_layers"] = _where_else(kw["n_experts"] > 0, 0, kw["n_layer"])
+        elif np.any((kw["n_experts"] == 0) & (kw["n_dense_layers"] != kw["n_layer"])):
+            raise GQAError("n_dense_layers must equal n_layer where n_experts = 0")
         local = kw["n_window_layers"] + kw["n_chunk_layers"]
         if np.any(local < 0) or np.any(local > kw["n_layer"]):
             raise GQAError("n_window_layers + n_chunk_layers must lie in 0..n_layer everywhere")
@@ -121,6 +129,20 @@ class ConfigBatch:
     @property
     def n_moe_layers(self) -> np.ndarray:
         return self.n_layer - self.n_dense_layers
+
+
+def _where_else(flag: np.ndarray, a: Any, b: Any) -> Any:
+    """np.where(flag, a, b) without building an array when the flag is uniform."""
+    if np.all(flag):
+        return np.asarray(a)
+    return np.asarray(b) if not np.any(flag) else np.where(flag, a, b)
+
+
+@functools.lru_cache(maxsize=4096)
+def _of_one(cfg: ModelConfig) -> ConfigBatch:
+    """One ModelConfig as 0-d arrays, cached: configs are frozen, and a loop over a few presets
+    would otherwise rebuild the same 36 arrays on every call."""
+    return ConfigBatch._build(cfg, single=True)
 
 
 def _row(c: ModelConfig) -> dict[str, Any]:
@@ -156,3 +178,18 @@ def where(flag: Any, value: Any) -> Any:
     if not np.any(flag):
         return 0
     return value if np.all(flag) else np.where(flag, value, 0)
+
+
+def product(first: Any, *factors: Any, dtype: Any = None) -> Any:
+    """first * factors[0] * ..., multiplying in place where the running product already has the
+    broadcast shape and dtype: one result array instead of one per factor. (On arrays of 64K
+    configurations each fresh temporary costs page faults, not arithmetic.)"""
+    out = np.multiply(first, factors[0], dtype=dtype) if dtype else np.multiply(first, factors[0])
+    for f in factors[1:]:
+        if (isinstance(out, np.ndarray) and out.ndim
+                and np.broadcast_shapes(out.shape, np.shape(f)) == out.shape
+                and np.result_type(out, f) == out.dtype):
+            np.multiply(out, f, out=out)
+        else:
+            out = out * f
+    return out

@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 
 from gqa_lib.arch.config import ModelConfig
-from gqa_lib.cost.attention import (KEY_SUMS, kv_width, layer_key_sum, MLA_CONVENTIONS,
-                                    score_width)
-from gqa_lib.cost.batch import ConfigBatch, scalar
+from gqa_lib.cost.attention import (attention_flops, KEY_SUMS, kv_width, layer_key_sum,
+                                    MLA_CONVENTIONS)
+from gqa_lib.cost.batch import ConfigBatch, product, scalar
 from gqa_lib.cost.params import (matmul_params, param_counts, params_active,
                                  params_non_embedding, params_total)
 from gqa_lib.errors import GQAError, check_choice
@@ -137,10 +137,10 @@ def inference_flops(
     ``lm_head`` = 2 d V when requested, ``total``.
     """
     s = ConfigBatch.of(cfg)
-    keys = np.asarray(layer_key_sum(s, _context(T), "decode"), np.float64)
+    keys = layer_key_sum(s, _context(T), "decode")
     out = {
         "time_invariant": 2.0 * np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), float),
-        "time_variant": 2.0 * keys * s.n_head * score_width(s, mla),
+        "time_variant": attention_flops(s, keys, mla),
         "lm_head": (2.0 * s.d_model * s.vocab_size) if lm_head else 0.0,
     }
     out["total"] = out["time_invariant"] + out["time_variant"]
@@ -169,7 +169,7 @@ def prefill_flops(
     t = np.asarray(_context(T), np.float64)
     keys = layer_key_sum(s, t, attention)
     n = np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), np.float64)
-    total = 2.0 * n * t + 2.0 * s.n_head * score_width(s, mla) * keys
+    total = 2.0 * n * t + attention_flops(s, keys, mla)
     total = total + (2.0 * s.d_model * s.vocab_size * t) * float(lm_head)
     return _scalar(total)
 
@@ -206,8 +206,7 @@ def training_flops(
     t = np.asarray(_context(T_train, "T_train"), np.float64)
     keys = layer_key_sum(s, t, "half" if attention == "causal" else "decode")
     n = np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), np.float64)
-    return _scalar(6.0 * D * n + 6.0 * D * np.asarray(keys, np.float64) * s.n_head
-                   * score_width(s, mla))
+    return _scalar(6.0 * D * n + 3.0 * D * attention_flops(s, keys, mla))
 
 
 # ----- memory ------------------------------------------------------------------------------
@@ -218,6 +217,8 @@ def kv_cache_values(cfg: ModelConfig | ConfigBatch, T: Any, *, batch: Any = 1,
     values per token and layer by default, or the decompressed per-head K and V)."""
     s = ConfigBatch.of(cfg)
     keys = layer_key_sum(s, _context(T), "decode")
+    if not np.any(s.kv_lora_rank):  # 2 n_kv d_h per token and layer, one result array
+        return _scalar(product(keys, 2, s.n_kv_head, s.d_head, _batch_size(batch)))
     return _scalar(kv_width(s, mla) * np.asarray(keys) * _batch_size(batch))
 
 

@@ -21,6 +21,7 @@ position table n_positions d. Tied weights count once (what safetensors stores).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,26 +69,35 @@ def _router(s: ConfigBatch) -> Any:
     return s.n_moe_layers * s.d_model * (s.n_experts + s.shared_expert_gate)
 
 
+def _if(flag: Any, value: Callable[[], Any]) -> Any:
+    """value() where flag, else 0; value is not computed at all when no flag is set (the
+    explorers call these on millions of configurations that have none of the small parts)."""
+    if not np.any(flag):
+        return 0
+    v = value()
+    return v if np.all(flag) else np.where(flag, v, 0)
+
+
 def _small(s: ConfigBatch, n_mat: Any, include_norms: bool, active: bool = False
            ) -> dict[str, Any]:
     """The O(d) parts: biases, norms, sinks, router biases (see the module docstring)."""
     L, d, dh, nh, nkv = s.n_layer, s.d_model, s.d_head, s.n_head, s.n_kv_head
+    experts = s.n_experts_active if active else s.n_experts
     out = {
-        "attn_bias": where(s.qkv_bias, L * dh * (nh + 2 * nkv)) + where(s.o_bias, L * d),
-        "ffn_bias": where(s.ffn_bias, s.n_dense_layers * ((n_mat - 1) * s.d_ff + d)),
-        "attn_sinks": where(s.attn_sinks, L * nh),
-        "router_bias": where(s.router_bias, s.n_moe_layers * s.n_experts),
+        "attn_bias": (_if(s.qkv_bias, lambda: L * dh * (nh + 2 * nkv))
+                      + _if(s.o_bias, lambda: L * d)),
+        "ffn_bias": (_if(s.ffn_bias, lambda: s.n_dense_layers * ((n_mat - 1) * s.d_ff + d))
+                     + _if(s.expert_bias, lambda: s.n_moe_layers * experts
+                           * ((n_mat - 1) * s.d_ff_expert + d))),
+        "attn_sinks": _if(s.attn_sinks, lambda: L * nh),
+        "router_bias": _if(s.router_bias, lambda: s.n_moe_layers * s.n_experts),
         "qk_norm": 0, "norms": 0,
     }
-    if np.any(s.expert_bias):
-        experts = s.n_experts_active if active else s.n_experts
-        out["ffn_bias"] = out["ffn_bias"] + where(
-            s.expert_bias, s.n_moe_layers * experts * ((n_mat - 1) * s.d_ff_expert + d))
     if include_norms:
-        per = where(s.qk_norm, np.where(s.qk_norm_heads, (nh + nkv) * dh, 2 * dh))
-        out["qk_norm"] = L * per
-        out["norms"] = (s.n_norms * L + 1) * d * s.norm_vectors + where(
-            s.kv_lora_rank > 0, L * (s.kv_lora_rank + s.q_lora_rank))
+        out["qk_norm"] = _if(s.qk_norm, lambda: L * np.where(s.qk_norm_heads, (nh + nkv) * dh,
+                                                              2 * dh))
+        out["norms"] = (s.n_norms * L + 1) * d * s.norm_vectors + _if(
+            s.kv_lora_rank > 0, lambda: L * (s.kv_lora_rank + s.q_lora_rank))
     return out
 
 
@@ -131,16 +141,19 @@ def param_counts(
 
 
 def _weights(s: ConfigBatch, ffn_matrices: int | None, include_norms: bool,
-             active: bool = False) -> tuple[Any, Any]:
+             active: bool = False, small: bool = True) -> tuple[Any, Any]:
     """(matrix parameters, other non-embedding parameters): the totals of
     :func:`param_counts` without its breakdown, in a few array operations (the explorers and
-    sweeps over millions of configurations call this)."""
+    sweeps over millions of configurations call this); ``small=False`` skips the second."""
     _check_ffn_matrices(ffn_matrices)
     n_mat = np.where(s.ffn_gated, 3, 2) if ffn_matrices is None else ffn_matrices
-    q, k, v, o = _attention(s)
-    matmul = s.n_layer * (q + k + v + o) + _ffn(s, n_mat, active) + _router(s)
-    small = _small(s, n_mat, include_norms, active)
-    other = sum(small.values())
+    if not np.any(s.n_experts) and not np.any(s.kv_lora_rank):  # the paper's dense block
+        matmul = s.n_layer * s.d_model * (2 * s.d_head * (s.n_head + s.n_kv_head)
+                                          + n_mat * s.d_ff)
+    else:
+        q, k, v, o = _attention(s)
+        matmul = s.n_layer * (q + k + v + o) + _ffn(s, n_mat, active) + _router(s)
+    other = sum(_small(s, n_mat, include_norms, active).values()) if small else 0
     return matmul, other
 
 
@@ -179,4 +192,5 @@ def matmul_params(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = 
     the count is the same whether the up-projection is applied to each new token (decompressed)
     or absorbed into the query and output projections (latent).
     """
-    return scalar(_weights(ConfigBatch.of(cfg), ffn_matrices, False, active=True)[0])
+    return scalar(_weights(ConfigBatch.of(cfg), ffn_matrices, False, active=True,
+                           small=False)[0])
