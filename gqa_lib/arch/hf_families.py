@@ -1,7 +1,7 @@
 """How transformers 5 lays out each supported decoder, as ModelConfig fields.
 
 One entry per ``model_type``: the defaults transformers applies to fields a config.json omits
-(copied from its ``configuration_*.py``), key aliases, and a builder that reads a
+and the key aliases (both in :mod:`gqa_lib.arch.hf_defaults`), and a builder that reads a
 :class:`gqa_lib.arch.hf.Reader` into ModelConfig fields: which biases and norms the
 architecture has, how it derives its per-layer attention pattern, its mixture of experts or
 latent attention. tests/test_hf_oracle.py checks every entry against transformers itself.
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from gqa_lib.arch.hf_defaults import ALIASES, DEFAULTS
 
 _GATED = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_new": "geglu",
           "gelu_pytorch_tanh": "geglu", "gelu_fast": "geglu"}
@@ -411,137 +413,42 @@ def _exaone(r) -> dict[str, Any]:  # EXAONE 3.x, built by transformers as a Llam
             "ffn_bias": r.bool("mlp_bias")}
 
 
-# ----- transformers' defaults, from configuration_*.py (transformers 5.24) ---------------
-_BASE = dict(hidden_act="silu", tie_word_embeddings=False, rope_theta=10_000.0,
-             attention_bias=False, mlp_bias=False, num_key_value_heads=None, head_dim=None)
-_LLAMA = dict(_BASE, vocab_size=32_000, hidden_size=4096, intermediate_size=11_008,
-              num_hidden_layers=32, num_attention_heads=32)
-_QWEN = dict(_BASE, vocab_size=151_936, hidden_size=4096, intermediate_size=22_016,
-             num_hidden_layers=32, num_attention_heads=32, use_sliding_window=False,
-             sliding_window=4096, max_window_layers=28)
-_QWEN_MOE = dict(_QWEN, hidden_size=2048, num_hidden_layers=24, decoder_sparse_step=1,
-                 moe_intermediate_size=1408, mlp_only_layers=[])
-_GEMMA2 = dict(_BASE, vocab_size=256_000, hidden_size=2304, intermediate_size=9216,
-               num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4,
-               head_dim=256, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
-               sliding_window=4096)
-_OLMO = dict(_LLAMA, vocab_size=50_304)
-
+_BUILDERS = {
+    "llama": _llama,
+    "granite": _llama,
+    "mistral": _mistral,
+    "mixtral": _mixtral,
+    "qwen2": _qwen2,
+    "qwen3": _qwen3,
+    "qwen2_moe": _qwen2_moe,
+    "qwen3_moe": _qwen3_moe,
+    "gemma": _gemma,
+    "gemma2": _gemma2,
+    "gemma3_text": _gemma3,
+    "phi3": _phi3,
+    "phi": _phi,
+    "granitemoe": _granitemoe,
+    "smollm3": _smollm3,
+    "olmo": _olmo,
+    "olmo2": _olmo2,
+    "olmo3": _olmo3,
+    "cohere": _cohere,
+    "cohere2": _cohere2,
+    "starcoder2": _starcoder2,
+    "stablelm": _stablelm,
+    "gpt_neox": _gpt_neox,
+    "gpt2": _gpt2,
+    "falcon": _falcon,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "gpt_oss": _gpt_oss,
+    "llama4_text": _llama4,
+    "glm4": _glm4,
+    "exaone4": _exaone4,
+    "exaone": _exaone,
+}
 FAMILIES: dict[str, Family] = {
-    "llama": Family(_llama, _LLAMA),
-    "granite": Family(_llama, _LLAMA),
-    "mistral": Family(_mistral, dict(_LLAMA, intermediate_size=14_336, num_key_value_heads=8,
-                                     sliding_window=4096)),
-    "mixtral": Family(_mixtral, dict(_LLAMA, intermediate_size=14_336, num_key_value_heads=8,
-                                     sliding_window=None, rope_theta=1e6,
-                                     num_local_experts=8, num_experts_per_tok=2),
-                      {"num_experts": "num_local_experts"}),
-    "qwen2": Family(_qwen2, _QWEN),
-    "qwen3": Family(_qwen3, dict(_QWEN, head_dim=128)),
-    "qwen2_moe": Family(_qwen2_moe, dict(_QWEN_MOE, intermediate_size=5632,
-                                         num_attention_heads=16,
-                                         shared_expert_intermediate_size=5632,
-                                         num_experts_per_tok=4, num_experts=60, qkv_bias=True)),
-    "qwen3_moe": Family(_qwen3_moe, dict(_QWEN_MOE, intermediate_size=6144,
-                                         num_attention_heads=32, num_key_value_heads=4,
-                                         moe_intermediate_size=768, num_experts_per_tok=8,
-                                         num_local_experts=128, sliding_window=None),
-                        {"num_experts": "num_local_experts"}),
-    "gemma": Family(_gemma, dict(_BASE, vocab_size=256_000, hidden_size=3072,
-                                 intermediate_size=24_576, num_hidden_layers=28,
-                                 num_attention_heads=16, head_dim=256,
-                                 hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True)),
-    "gemma2": Family(_gemma2, _GEMMA2),
-    "gemma3_text": Family(_gemma3, dict(_GEMMA2, vocab_size=262_208)),
-    "phi3": Family(_phi3, dict(_BASE, vocab_size=32_064, hidden_size=3072,
-                               intermediate_size=8192, num_hidden_layers=32,
-                               num_attention_heads=32, sliding_window=None)),
-    "phi": Family(_phi, dict(_BASE, vocab_size=51_200, hidden_size=2048, intermediate_size=8192,
-                             num_hidden_layers=24, num_attention_heads=32,
-                             hidden_act="gelu_new", qk_layernorm=False)),
-    "granitemoe": Family(_granitemoe, dict(_LLAMA, num_local_experts=8, num_experts_per_tok=2),
-                         {"num_experts": "num_local_experts"}),
-    "smollm3": Family(_smollm3, dict(_BASE, vocab_size=128_256, hidden_size=2048,
-                                     intermediate_size=11_008, num_hidden_layers=36,
-                                     num_attention_heads=16, num_key_value_heads=4,
-                                     rope_theta=2e6, use_sliding_window=False,
-                                     sliding_window=None, no_rope_layer_interval=4,
-                                     tie_word_embeddings=True)),
-    "olmo": Family(_olmo, _OLMO),
-    "olmo2": Family(_olmo2, _OLMO),
-    "olmo3": Family(_olmo3, dict(_OLMO, rope_theta=500_000.0, sliding_window=4096)),
-    "cohere": Family(_cohere, dict(_BASE, vocab_size=256_000, hidden_size=8192,
-                                   intermediate_size=22_528, num_hidden_layers=40,
-                                   num_attention_heads=64, tie_word_embeddings=True,
-                                   rope_theta=500_000.0, use_qk_norm=False)),
-    "cohere2": Family(_cohere2, dict(_BASE, vocab_size=256_000, hidden_size=8192,
-                                     intermediate_size=22_528, num_hidden_layers=40,
-                                     num_attention_heads=64, tie_word_embeddings=True,
-                                     sliding_window=4096)),
-    "starcoder2": Family(_starcoder2, dict(_BASE, vocab_size=49_152, hidden_size=3072,
-                                           intermediate_size=12_288, num_hidden_layers=30,
-                                           num_attention_heads=24, num_key_value_heads=2,
-                                           hidden_act="gelu_pytorch_tanh", sliding_window=None,
-                                           use_bias=True, tie_word_embeddings=True)),
-    "stablelm": Family(_stablelm, dict(_BASE, vocab_size=50_304, intermediate_size=6912,
-                                       hidden_size=2560, num_hidden_layers=32,
-                                       num_attention_heads=32, use_qkv_bias=False,
-                                       qk_layernorm=False, use_parallel_residual=False)),
-    "gpt_neox": Family(_gpt_neox, dict(_BASE, vocab_size=50_432, hidden_size=6144,
-                                       num_hidden_layers=44, num_attention_heads=64,
-                                       intermediate_size=24_576, hidden_act="gelu",
-                                       attention_bias=True)),
-    "gpt2": Family(_gpt2, dict(vocab_size=50_257, n_positions=1024, hidden_size=768,
-                               num_hidden_layers=12, num_attention_heads=12, n_inner=None,
-                               activation_function="gelu_new", tie_word_embeddings=True),
-                   {"n_embd": "hidden_size", "n_layer": "num_hidden_layers",
-                    "n_head": "num_attention_heads", "max_position_embeddings": "n_positions"}),
-    "falcon": Family(_falcon, dict(vocab_size=65_024, hidden_size=4544, num_hidden_layers=32,
-                                   num_attention_heads=71, num_kv_heads=71, alibi=False,
-                                   new_decoder_architecture=False, multi_query=True,
-                                   parallel_attn=True, bias=False, ffn_hidden_size=None,
-                                   activation="gelu", tie_word_embeddings=True,
-                                   num_ln_in_parallel_attn=None),
-                     {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
-                      "num_attention_heads_kv": "num_kv_heads"}),
-    "deepseek_v2": Family(_deepseek, dict(
-        _LLAMA, vocab_size=102_400, first_k_dense_replace=0, kv_lora_rank=512,
-        q_lora_rank=1536, n_routed_experts=64, n_shared_experts=2, qk_nope_head_dim=128,
-        qk_rope_head_dim=64, v_head_dim=128, num_experts_per_tok=None,
-        moe_intermediate_size=1407), {"num_experts": "n_routed_experts"}),
-    "deepseek_v3": Family(_deepseek, dict(
-        _BASE, vocab_size=129_280, hidden_size=7168, intermediate_size=18_432,
-        moe_intermediate_size=2048, num_hidden_layers=61, num_attention_heads=128,
-        n_shared_experts=1, n_routed_experts=256, kv_lora_rank=512, q_lora_rank=1536,
-        qk_rope_head_dim=64, v_head_dim=128, qk_nope_head_dim=128, num_experts_per_tok=8,
-        first_k_dense_replace=3), {"num_local_experts": "n_routed_experts"}),
-    "gpt_oss": Family(_gpt_oss, dict(_BASE, num_hidden_layers=36, num_local_experts=128,
-                                     vocab_size=201_088, hidden_size=2880,
-                                     intermediate_size=2880, head_dim=64,
-                                     num_attention_heads=64, num_key_value_heads=8,
-                                     sliding_window=128, num_experts_per_tok=4,
-                                     rope_theta=150_000.0, attention_bias=True),
-                      {"num_experts": "num_local_experts"}),
-    "llama4_text": Family(_llama4, dict(_BASE, vocab_size=202_048, hidden_size=5120,
-                                        intermediate_size=8192, intermediate_size_mlp=16_384,
-                                        num_hidden_layers=48, num_attention_heads=40,
-                                        num_key_value_heads=8, head_dim=128,
-                                        num_experts_per_tok=1, num_local_experts=16,
-                                        interleave_moe_layer_step=1, no_rope_layer_interval=4,
-                                        attention_chunk_size=8192, rope_theta=500_000.0)),
-    "glm4": Family(_glm4, dict(_BASE, vocab_size=151_552, hidden_size=4096,
-                               intermediate_size=13_696, num_hidden_layers=40,
-                               num_attention_heads=32, num_key_value_heads=2, head_dim=128,
-                               attention_bias=True)),
-    "exaone4": Family(_exaone4, dict(_BASE, vocab_size=102_400, hidden_size=4096,
-                                     intermediate_size=16_384, num_hidden_layers=32,
-                                     num_attention_heads=32, sliding_window=4096,
-                                     sliding_window_pattern=4)),
-    "exaone": Family(_exaone, dict(_BASE, vocab_size=102_400, hidden_size=4096,
-                                   intermediate_size=14_336, num_hidden_layers=32,
-                                   num_attention_heads=32, num_key_value_heads=8,
-                                   rope_theta=500_000.0),
-                     {"num_layers": "num_hidden_layers", "activation_function": "hidden_act"}),
+    t: Family(b, DEFAULTS[t], ALIASES.get(t, {})) for t, b in _BUILDERS.items()
 }
 
 # Multimodal configs costed through their language model.
