@@ -153,8 +153,17 @@ def _weights(s: ConfigBatch, ffn_matrices: int | None, include_norms: bool,
     else:
         q, k, v, o = _attention(s)
         matmul = s.n_layer * (q + k + v + o) + _ffn(s, n_mat, active) + _router(s)
-    other = sum(_small(s, n_mat, include_norms, active).values()) if small else 0
+    other = _sum(_small(s, n_mat, include_norms, active).values()) if small else 0
     return matmul, other
+
+
+def _sum(values: Any) -> Any:
+    """sum(values) without the copies that adding the zeros of absent parts would make."""
+    parts = [v for v in values if not (np.ndim(v) == 0 and v == 0)]
+    out = parts[0] if parts else 0
+    for v in parts[1:]:
+        out = out + v
+    return out
 
 
 def params_non_embedding(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None,
