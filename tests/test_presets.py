@@ -1,6 +1,7 @@
 """Every published model's parameter count, computed from its shape, equals the published total."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -71,3 +72,11 @@ def test_presets_are_named_consistently():
     for name, cfg in PRESETS.items():
         assert cfg.name == name
         assert dataclasses.replace(cfg) == cfg
+
+
+@pytest.mark.parametrize("name", ["gemma-2-9b", "mixtral-8x7b-v0.1", "deepseek-v2-lite"])
+def test_extended_presets_roundtrip_through_json(name, tmp_path):
+    cfg = get_preset(name)
+    (tmp_path / "m.json").write_text(json.dumps(cfg.to_dict()))
+    back = cfg.from_file(tmp_path / "m.json")
+    assert back == cfg and cost.params_total(back) == cost.params_total(cfg)
