@@ -26,6 +26,23 @@ def _random_batch(n: int, seed: int = 0) -> cost.ConfigBatch:
         d_ff=rng.integers(512, 16384, n), vocab_size=np.full(n, 50_304))
 
 
+def _mixed_batch(n: int, seed: int = 0) -> cost.ConfigBatch:
+    """Random configurations with every extension set per element: a local/global layer split
+    (window 4096), a mixture of experts (or none), latent attention (or none)."""
+    rng = np.random.default_rng(seed)
+    b = _random_batch(n, seed)
+    experts = np.where(rng.random(n) < 0.5, 0, 2 ** rng.integers(3, 8, n))
+    mla = rng.random(n) < 0.3
+    return cost.ConfigBatch.from_arrays(
+        n_layer=b.n_layer, d_model=b.d_model, n_head=b.n_head,
+        n_kv_head=np.where(mla, b.n_head, b.n_kv_head), d_head=np.where(mla, 192, 64),
+        d_ff=b.d_ff, vocab_size=b.vocab_size, window=4096,
+        n_window_layers=rng.integers(0, 4, n) * b.n_layer // 4, n_experts=experts,
+        n_experts_active=np.where(experts > 0, 2, 0), d_ff_expert=np.where(experts > 0, 1024, 0),
+        kv_lora_rank=np.where(mla, 512, 0), qk_rope_dim=np.where(mla, 64, 0),
+        qk_nope_dim=np.where(mla, 128, 0), v_head_dim=np.where(mla, 128, 0))
+
+
 def _all_costs(b, T):
     m = cost.inference_memory_values(b, T)
     c = cost.compute_flops(b, T, "per_token")
@@ -44,6 +61,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     one = _random_batch(n)
     vec = timeit(lambda: [_all_costs(b, T) for b in chunks], repeat=3)["best_s"]
     vec_one = timeit(lambda: _all_costs(one, T), repeat=3)["best_s"]
+    mixed = [_mixed_batch(CHUNK, seed=i) for i in range(n // CHUNK)]
+    vec_mixed = timeit(lambda: [_all_costs(b, T) for b in mixed], repeat=3)["best_s"]
     n_loop = 300
     cfgs = [ModelConfig(n_layer=int(one.n_layer[i]), d_model=int(one.d_model[i]),
                         n_head=int(one.n_head[i]), n_kv_head=int(one.n_kv_head[i]),
@@ -52,10 +71,11 @@ def run(quick: bool = False) -> dict[str, Any]:
     # per configuration: memory (eq. 4), compute (eq. 3), Z and the KV cache in bytes
     out = {"configs_per_s_vectorised": n / vec, "configs_per_s_one_array": n / vec_one,
            "configs_per_s_loop": n_loop / loop, "vectorised_over_loop": (n / vec) / (n_loop / loop),
-           "chunk": CHUNK, "batch": n}
+           "configs_per_s_mixed": n / vec_mixed, "chunk": CHUNK, "batch": n}
     print(f"  cost model: {out['configs_per_s_vectorised']:,.0f} configs/s vectorised "
           f"({CHUNK:,} per array; {out['configs_per_s_one_array']:,.0f} as one array of {n:,}) "
-          f"vs {out['configs_per_s_loop']:,.0f} in a loop (x{out['vectorised_over_loop']:,.0f})")
+          f"vs {out['configs_per_s_loop']:,.0f} in a loop (x{out['vectorised_over_loop']:,.0f}); "
+          f"{out['configs_per_s_mixed']:,.0f}/s with local/global layers, experts and MLA")
 
     from gqa_lib.evidence import paper
     from gqa_lib.fit.recipe import bootstrap_choice, cost_grid

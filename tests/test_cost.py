@@ -218,3 +218,143 @@ def test_bad_dtype_and_batch_and_conventions():
         cost.kv_cache_values({"n_layer": 2}, 8)
     with pytest.raises(GQAError, match="tokens must be > 0"):
         cost.training_flops(c, 0, 8)
+
+
+# ----- per-layer attention, mixture of experts, latent attention ----------------------------
+def _reference_kv_and_decode(c, T):
+    """Sum over layers in a plain loop: the oracle of the vectorised counts per kind."""
+    kv = flops = 0
+    for w in c.layer_windows:
+        keys = T if w is None else min(T, w)
+        kv += 2 * c.n_kv_head * c.d_head * keys
+        flops += 4 * c.n_head * c.d_head * keys
+    return kv, flops
+
+
+hybrids = st.builds(
+    lambda c, kinds, W, C: dataclasses.replace(
+        c, layer_types=tuple(kinds[i % len(kinds)] for i in range(c.n_layer)),
+        sliding_window=W, attention_chunk=C),
+    configs, st.lists(st.sampled_from(["full_attention", "sliding_attention",
+                                       "chunked_attention"]), min_size=1, max_size=4),
+    st.integers(1, 5000), st.integers(1, 5000),
+)
+
+
+@given(hybrids, contexts)
+def test_layer_sums_equal_a_loop_over_layers(c, T):
+    kv, flops = _reference_kv_and_decode(c, T)
+    assert cost.kv_cache_values(c, T) == kv
+    assert cost.inference_flops(c, T)["time_variant"] == pytest.approx(flops, rel=1e-12)
+    assert c.n_window_layers + c.n_chunk_layers <= c.n_layer
+
+
+@given(hybrids, st.integers(1, 400))
+def test_hybrid_prefill_is_the_exact_causal_sum(c, T):
+    # chunked layers attend ((t - 1) mod C) + 1 keys at position t; windows min(t, W)
+    keys = 0
+    for kind, w in zip(c.layer_types or ("full_attention",) * c.n_layer, c.layer_windows):
+        for t in range(1, T + 1):
+            keys += (t if w is None else ((t - 1) % w) + 1 if kind == "chunked_attention"
+                     else min(t, w))
+    n = cost.matmul_params(c)
+    assert cost.prefill_flops(c, T) == pytest.approx(
+        2 * n * T + 4 * c.n_head * c.d_head * keys, rel=1e-12)
+
+
+@given(st.lists(hybrids, min_size=1, max_size=5), st.lists(contexts, min_size=1, max_size=3))
+def test_hybrid_vectorised_equals_scalar(cfgs, Ts):
+    batch = cost.ConfigBatch.of(cfgs)
+    T = np.array(Ts)[:, None]
+    kv, pre = cost.kv_cache_values(batch, T), cost.prefill_flops(batch, T)
+    tr = cost.training_flops(batch, 1e9, T)
+    for i, t in enumerate(Ts):
+        for j, c in enumerate(cfgs):
+            assert kv[i, j] == cost.kv_cache_values(c, t)
+            assert pre[i, j] == cost.prefill_flops(c, t)
+            assert tr[i, j] == cost.training_flops(c, 1e9, t)
+
+
+def test_global_layers_as_a_knob():
+    # the recipe's knob: how many of the layers are global, from a ConfigBatch array
+    g = get_preset("gemma-2-9b")
+    n_local = np.arange(0, 43)
+    b = cost.ConfigBatch.from_arrays(
+        n_layer=42, d_model=3584, n_head=16, n_kv_head=8, d_head=256, d_ff=14_336,
+        vocab_size=256_000, window=4096, n_window_layers=n_local, n_norms=4)
+    kv = cost.kv_cache_values(b, 32_768)
+    assert kv[21] == cost.kv_cache_values(g, 32_768)
+    assert kv[0] == 42 * 32_768 * 2 * 8 * 256 and np.all(np.diff(kv) < 0)
+    assert cost.params_total(b) == cost.params_total(g)  # the pattern costs no parameters
+    assert cost.ConfigBatch.of(g).n_window_layers == 21
+    with pytest.raises(GQAError, match="n_window_layers"):
+        cost.ConfigBatch.from_arrays(n_layer=4, d_model=64, n_head=4, n_kv_head=4, d_head=16,
+                                     d_ff=128, window=8, n_window_layers=5)
+
+
+def test_moe_memory_counts_every_expert_compute_only_active():
+    m = get_preset("mixtral-8x7b-v0.1")
+    dense = dataclasses.replace(m, n_experts=0, n_experts_active=0, d_ff_expert=None,
+                                n_dense_layers=None)
+    ffn = 3 * 4096 * 14_336  # one expert's (or the dense FFN's) matrices per layer
+    p = cost.param_counts(m)
+    assert p["ffn"] == 32 * 8 * ffn and p["router"] == 32 * 4096 * 8
+    assert cost.params_active(m) == cost.params_non_embedding(dense) + 32 * ffn + 32 * 4096 * 8
+    assert cost.matmul_params(m) == cost.params_active(m) - 65 * 4096  # less the norm gains
+    f = cost.inference_flops(m, 4096)
+    assert f["time_invariant"] == 2 * cost.matmul_params(m)
+    assert cost.inference_memory_values(m, 4096) == (
+        cost.params_non_embedding(m) + cost.kv_cache_values(m, 4096))
+    # Mistral AI: 12.9B active (embeddings included)
+    active_total = cost.params_active(m) + 2 * 32_000 * 4096
+    assert round(active_total / 1e9, 1) == 12.9
+
+
+def test_moe_with_all_experts_active_is_dense_plus_router():
+    m = dataclasses.replace(get_preset("mixtral-8x7b-v0.1"), n_experts_active=8)
+    assert cost.params_active(m) == cost.params_non_embedding(m)
+
+
+def test_mla_is_gqa_with_another_head_size():
+    # the paper's reading of MLA: the latent cache is one shared KV "head" of (r + r_d) / 2 and
+    # its attention FLOPs those of n_h query heads of (2 r + r_d) / 2
+    c = get_preset("deepseek-v2-lite")
+    kv_head = dataclasses.replace(c, kv_lora_rank=0, qk_rope_dim=0, qk_nope_dim=0, v_head_dim=0,
+                                  n_kv_head=1, d_head=(512 + 64) // 2)
+    q_head = dataclasses.replace(kv_head, d_head=(2 * 512 + 64) // 2)
+    T = 32_768
+    assert cost.kv_cache_values(c, T) == cost.kv_cache_values(kv_head, T) == 27 * T * 576
+    assert cost.inference_flops(c, T)["time_variant"] == cost.inference_flops(q_head, T)[
+        "time_variant"]
+    dec = cost.inference_flops(c, T, mla="decompressed")["time_variant"]
+    assert dec == 2 * 16 * (192 + 128) * 27 * T
+    # parameters: q 2048 x 16 x 192, kv_a 2048 x 576, kv_b 512 x 16 x 256, o 16 x 128 x 2048
+    p = cost.param_counts(c)
+    assert (p["attn_q"], p["attn_k"], p["attn_v"], p["attn_o"]) == (
+        27 * 2048 * 16 * 192, 27 * 2048 * 576, 27 * 512 * 16 * 256, 27 * 16 * 128 * 2048)
+
+
+def test_new_fields_are_validated():
+    base = dict(n_layer=4, d_model=64, n_head=4, n_kv_head=2)
+    bad = [
+        (dict(n_experts=4, n_experts_active=0, d_ff_expert=32), "n_experts_active must be in"),
+        (dict(n_experts=4, n_experts_active=2), "d_ff_expert must be a positive integer"),
+        (dict(d_ff_shared=8), "d_ff_shared=8 needs n_experts > 0"),
+        (dict(n_dense_layers=2), "n_dense_layers must be an integer in 0..n_layer=4"),
+        (dict(kv_lora_rank=8), "qk_rope_dim must be a positive integer with kv_lora_rank"),
+        (dict(q_lora_rank=8), "need kv_lora_rank > 0"),
+        (dict(layer_types=("full_attention",) * 3), "layer_types has 3 entries but n_layer=4"),
+        (dict(layer_types=("sliding_attention",) * 4), "sliding_window is not set"),
+        (dict(layer_types="full_attention"), "layer_types must be a list"),
+        (dict(n_norms=-1), "n_norms must be a non-negative integer"),
+        (dict(o_bias="no"), "o_bias must be true or false"),
+        (dict(norm_vectors=3), "norm_vectors=3 is not allowed"),
+    ]
+    for kw, msg in bad:
+        with pytest.raises(GQAError, match=msg):
+            ModelConfig(**base, **kw)
+    # canonical forms: a uniform pattern is the plain field
+    lt = ModelConfig(**base, sliding_window=8, layer_types=["sliding_attention"] * 4)
+    assert lt == ModelConfig(**base, sliding_window=8)
+    assert ModelConfig(**base, sliding_window=8, layer_types=("full_attention",) * 4) == (
+        ModelConfig(**base))

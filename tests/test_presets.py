@@ -1,6 +1,7 @@
 """Every published model's parameter count, computed from its shape, equals the published total."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -18,6 +19,21 @@ def test_published_total(name):
         assert round(p["total"] / 1e9, 1) == pytest.approx(pub["total"] / 1e9)
     if "non_embedding" in pub:  # model cards give it to 2 decimals in billions
         assert round(p["non_embedding"] / 1e9, 2) == pytest.approx(pub["non_embedding"] / 1e9)
+
+
+def test_published_active_counts():
+    for name, pub in PUBLISHED_PARAMS.items():
+        if "active_total" in pub:  # published to 0.1B, embeddings included
+            cfg = get_preset(name)
+            outside = cost.params_total(cfg) - cost.params_non_embedding(cfg)
+            assert round((cost.params_active(cfg) + outside) / 1e9, 1) == pub["active_total"] / 1e9
+
+
+def test_hybrid_moe_and_mla_presets_for_the_cost_pages():
+    # the where-cost-goes comparison needs one of each (issue 13)
+    assert get_preset("gemma-2-9b").n_window_layers == 21
+    assert get_preset("mixtral-8x7b-v0.1").is_moe and get_preset("qwen3-30b-a3b").is_moe
+    assert get_preset("deepseek-v2-lite").is_mla
 
 
 def test_every_real_model_has_a_published_count():
@@ -56,3 +72,11 @@ def test_presets_are_named_consistently():
     for name, cfg in PRESETS.items():
         assert cfg.name == name
         assert dataclasses.replace(cfg) == cfg
+
+
+@pytest.mark.parametrize("name", ["gemma-2-9b", "mixtral-8x7b-v0.1", "deepseek-v2-lite"])
+def test_extended_presets_roundtrip_through_json(name, tmp_path):
+    cfg = get_preset(name)
+    (tmp_path / "m.json").write_text(json.dumps(cfg.to_dict()))
+    back = cfg.from_file(tmp_path / "m.json")
+    assert back == cfg and cost.params_total(back) == cost.params_total(cfg)

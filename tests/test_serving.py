@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gqa_lib import GQAError, ModelConfig, cost
+from gqa_lib import GQAError, ModelConfig, cost, get_preset
 from gqa_lib.arch import hardware
 from gqa_lib.arch.hardware import Accelerator, accelerators, get_accelerator
 
@@ -373,3 +373,18 @@ def test_latency_objective_refuses_what_does_not_fit():
     obj = cost.objective_value(c, "latency")
     assert np.isfinite(obj[0]) and obj[1] == np.inf      # never picked: it does not fit
     assert cost.objective_value(c, "throughput")[1] == np.inf
+
+
+def test_moe_decode_reads_the_active_experts_at_batch_1_and_all_of_them_at_large_batch():
+    m = get_preset("mixtral-8x7b-v0.1")
+    head = m.vocab_size * m.d_model * 2  # bf16 LM head
+    one = cost.weights_read_bytes(m, batch=1)
+    assert one == pytest.approx(2 * cost.params_active(m) + head)
+    many = cost.weights_read_bytes(m, batch=10_000)
+    assert many == pytest.approx(2 * cost.params_non_embedding(m) + head, rel=1e-9)
+    two = cost.weights_read_bytes(m, batch=2)  # k = 2 of E = 8: 8 (1 - (3/4)^2) = 3.5 experts
+    frac = (3.5 - 2) / (8 - 2)
+    routed = 2 * (cost.params_non_embedding(m) - cost.params_active(m))
+    assert two == pytest.approx(one + frac * routed)
+    dense = get_preset("llama-3.2-1b")
+    assert cost.weights_read_bytes(dense, batch=64) == cost.weights_read_bytes(dense, batch=1)

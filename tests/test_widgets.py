@@ -50,7 +50,7 @@ def test_your_model_is_extrapolated_outside_the_measured_sizes():
     assert explore(ExplorerState(your_model=big)).your_model["extrapolated"]
 
 
-@pytest.mark.parametrize("text, msg", [("{oops", "not valid JSON"), ('{"model_type": "gpt2"}', "not supported"),
+@pytest.mark.parametrize("text, msg", [("{oops", "not valid JSON"), ('{"model_type": "mamba"}', "not supported"),
                                        ("lama-3", "unknown model")])
 def test_your_model_errors(text, msg):
     with pytest.raises(GQAError, match=msg):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gqa_lib.arch.layout import check_extensions, LAYER_TYPES  # noqa: F401 (re-exported)
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, did_you_mean
 
 FFN_KINDS = ("swiglu", "geglu", "gelu", "relu")  # the first two are gated (3 matrices)
@@ -58,6 +59,33 @@ class ModelConfig:
     qkv_bias: bool = False
     rope_theta: float = 500_000.0
     sliding_window: int | None = None
+    # ----- per-layer attention: None = every layer alike (all windowed if sliding_window) ----
+    layer_types: tuple[str, ...] | None = None
+    attention_chunk: int | None = None
+    # ----- small parts some architectures add (defaults: the paper's block) -----------------
+    n_norms: int = 2            # d_model-wide norms per layer (Gemma 2/3: 4; parallel blocks: 1)
+    norm_vectors: int | None = None  # vectors per norm: 0, 1 (gain), 2 (gain, bias); None: norm
+    qk_norm_heads: bool = False  # qk-norm gains per head, (n_h + n_kv) d_h, not one d_h each
+    o_bias: bool = False
+    ffn_bias: bool = False
+    lm_head_bias: bool = False
+    n_positions: int = 0        # rows of a learned position embedding (GPT-2)
+    attn_sinks: bool = False    # one learned sink logit per query head and layer (gpt-oss)
+    # ----- mixture of experts: n_experts = 0 is a dense FFN of width d_ff in every layer ----
+    n_experts: int = 0
+    n_experts_active: int = 0
+    d_ff_expert: int | None = None
+    d_ff_shared: int = 0        # total width of the always-on shared expert(s)
+    n_dense_layers: int | None = None  # layers with a dense d_ff FFN; None: all / none
+    router_bias: bool = False
+    expert_bias: bool = False
+    shared_expert_gate: bool = False  # Qwen2-MoE: a d_model -> 1 gate on the shared expert
+    # ----- multi-head latent attention (DeepSeek V2/V3): kv_lora_rank = 0 is plain GQA ------
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0        # 0: queries projected directly (V2-Lite)
+    qk_rope_dim: int = 0
+    qk_nope_dim: int = 0
+    v_head_dim: int = 0
     name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -94,8 +122,43 @@ class ModelConfig:
         if not isinstance(self.name, str):
             raise GQAError(f"name must be a string, got {self.name!r}")
         object.__setattr__(self, "rope_theta", float(self.rope_theta))
+        check_extensions(self)
 
     # ----- derived quantities -------------------------------------------------------------
+    @property
+    def layer_windows(self) -> tuple[int | None, ...]:
+        """Keys each layer can attend, in order: None (all), W (sliding) or C (chunked)."""
+        if self.layer_types is None:
+            return (self.sliding_window,) * self.n_layer
+        w = {"full_attention": None, "sliding_attention": self.sliding_window,
+             "chunked_attention": self.attention_chunk}
+        return tuple(w[t] for t in self.layer_types)
+
+    @property
+    def n_window_layers(self) -> int:
+        """Layers with a sliding window (local attention)."""
+        if self.layer_types is None:
+            return self.n_layer if self.sliding_window else 0
+        return self.layer_types.count("sliding_attention")
+
+    @property
+    def n_chunk_layers(self) -> int:
+        """Layers with chunked attention."""
+        return 0 if self.layer_types is None else self.layer_types.count("chunked_attention")
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def n_moe_layers(self) -> int:
+        """Layers whose FFN is the mixture of experts."""
+        return self.n_layer - self.n_dense_layers
+
     @property
     def group_size(self) -> int:
         """Query heads sharing one KV head, n_head / n_kv_head (1 = MHA, n_head = MQA)."""
@@ -275,6 +338,15 @@ PAPER_TABLE9_SHAPES = (
 )
 
 
+def alternating(n_layer: int, every: int) -> tuple[str, ...]:
+    """Layer kinds where every `every`-th layer is global and the others local (sliding), the
+    local ones first: (local, global) for every = 2 (Gemma 2, gpt-oss), five local then one
+    global for every = 6 (Gemma 3). "Which layers are global" as a recipe knob."""
+    every = check_positive_int("every", every)
+    return tuple("full_attention" if (i + 1) % every == 0 else "sliding_attention"
+                 for i in range(check_positive_int("n_layer", n_layer)))
+
+
 def _build_presets() -> dict[str, ModelConfig]:
     p = {
         # Meta Llama 3.x: config.json of meta-llama/Llama-3.2-1B etc. on the Hugging Face Hub.
@@ -305,6 +377,34 @@ def _build_presets() -> dict[str, ModelConfig]:
             n_layer=28, d_model=3072, n_head=16, n_kv_head=16, d_head=256, d_ff=24_576,
             vocab_size=256_000, ffn="geglu", tie_embeddings=True, rope_theta=10_000.0,
             name="gemma-7b",
+        ),
+        # Gemma-2-9B: local (window 4096) and global layers alternate, local first; four norms
+        # per layer (pre and post attention and FFN).
+        "gemma-2-9b": ModelConfig(
+            n_layer=42, d_model=3584, n_head=16, n_kv_head=8, d_head=256, d_ff=14_336,
+            vocab_size=256_000, ffn="geglu", tie_embeddings=True, rope_theta=10_000.0,
+            sliding_window=4096, layer_types=alternating(42, 2), n_norms=4, name="gemma-2-9b",
+        ),
+        # Mixtral-8x7B: 8 experts of width 14336, 2 per token, in every layer.
+        "mixtral-8x7b-v0.1": ModelConfig(
+            n_layer=32, d_model=4096, n_head=32, n_kv_head=8, d_ff=14_336, vocab_size=32_000,
+            tie_embeddings=False, rope_theta=1_000_000.0, n_experts=8, n_experts_active=2,
+            d_ff_expert=14_336, name="mixtral-8x7b-v0.1",
+        ),
+        # Qwen3-30B-A3B: 128 experts of width 768, 8 per token; qk-norm; d_head 128.
+        "qwen3-30b-a3b": ModelConfig(
+            n_layer=48, d_model=2048, n_head=32, n_kv_head=4, d_head=128, d_ff=6144,
+            vocab_size=151_936, tie_embeddings=False, rope_theta=1_000_000.0, qk_norm=True,
+            n_experts=128, n_experts_active=8, d_ff_expert=768, name="qwen3-30b-a3b",
+        ),
+        # DeepSeek-V2-Lite: multi-head latent attention (r = 512, rotary 64, no query
+        # compression); first layer dense (10944), then 64 routed experts (6 per token) of
+        # 1408 and 2 shared ones.
+        "deepseek-v2-lite": ModelConfig(
+            n_layer=27, d_model=2048, n_head=16, n_kv_head=16, d_head=192, d_ff=10_944,
+            vocab_size=102_400, tie_embeddings=False, rope_theta=10_000.0, kv_lora_rank=512,
+            qk_rope_dim=64, qk_nope_dim=128, v_head_dim=128, n_experts=64, n_experts_active=6,
+            d_ff_expert=1408, d_ff_shared=2 * 1408, n_dense_layers=1, name="deepseek-v2-lite",
         ),
     }
     # Training presets for this project's corpus (BPE vocabulary of 2048; not published models).
@@ -347,6 +447,17 @@ PUBLISHED_PARAMS: dict[str, dict[str, Any]] = {
                  "source": "Qwen/Qwen3-8B model card: 8.2B, non-embedding 6.95B"},
     "gemma-7b": {"total": 8_537_680_896, "exact": True,
                  "source": "google/gemma-7b safetensors metadata (8.54B)"},
+    "gemma-2-9b": {"total": 9_241_705_984, "exact": True,
+                   "source": "google/gemma-2-9b safetensors metadata (9.24B)"},
+    "mixtral-8x7b-v0.1": {"total": 46_702_792_704, "exact": True, "active_total": 12.9e9,
+                          "source": "mistralai/Mixtral-8x7B-v0.1 safetensors metadata "
+                                    "(46.7B); Mistral AI's announcement: 12.9B active"},
+    "qwen3-30b-a3b": {"total": 30_532_122_624, "exact": True,
+                      "source": "Qwen/Qwen3-30B-A3B safetensors metadata; model card: 30.5B, "
+                                "non-embedding 29.9B, 3.3B activated"},
+    "deepseek-v2-lite": {"total": 15_706_484_224, "exact": True,
+                         "source": "deepseek-ai/DeepSeek-V2-Lite safetensors metadata (15.7B); "
+                                   "DeepSeek-V2 paper: 15.7B total, 2.4B activated"},
 }
 
 

@@ -1,95 +1,194 @@
 """Read a Hugging Face `config.json` into a ModelConfig, offline and without `transformers`.
 
-Supports dense Llama/Mistral/Qwen2/Qwen3/Gemma-style decoders. Anything that would change the
-cost model's counts and that it cannot represent (mixture of experts, output-projection or MLP
-biases, per-layer window patterns) is rejected with a message naming the field, never silently
-dropped.
+Each supported ``model_type`` (see :data:`SUPPORTED`; the rules per architecture are in
+:mod:`gqa_lib.arch.hf_families`) is read the way transformers reads it: a field the file omits
+takes transformers' default for that architecture, aliases (``n_embd``, ``num_layers``) are
+honoured, ``rope_parameters`` (transformers 5) or ``rope_theta`` gives the RoPE base, and the
+per-layer attention pattern is ``layer_types`` or the architecture's rule for deriving it.
+Every value is type-checked: a string where a boolean belongs, a zero or a huge head count, a
+list where a name belongs is refused in one line naming the field, never read as something
+else. Anything the cost model cannot represent exactly is refused the same way. The oracle is
+tests/test_hf_oracle.py: transformers builds each type on the meta device and its parameter
+count and cache windows must equal ours.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gqa_lib.arch import hf_families
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.errors import GQAError
 
-# model_type -> defaults that transformers applies when config.json omits a field.
-_FAMILIES: dict[str, dict[str, Any]] = {
-    "llama": {"tie_word_embeddings": False, "rope_theta": 10_000.0},
-    "mistral": {"tie_word_embeddings": False, "rope_theta": 10_000.0},
-    "qwen2": {"tie_word_embeddings": False, "rope_theta": 10_000.0, "qkv_bias": True},
-    "qwen3": {"tie_word_embeddings": False, "rope_theta": 10_000.0, "qk_norm": True},
-    "gemma": {"tie_word_embeddings": True, "rope_theta": 10_000.0},
-}
-_ACTIVATIONS = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu",
-                "gelu_pytorch_tanh": "geglu", "gelu_new": "geglu"}
-_MOE_FIELDS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_intermediate_size")
+SUPPORTED: tuple[str, ...] = tuple(sorted(hf_families.FAMILIES))
+MAX_INT = 2**31 - 1  # larger shape fields are refused: no real model has them
+_MISSING = object()
+
+
+class Reader:
+    """Typed access to one config.json: the file's value, else transformers' default."""
+
+    def __init__(self, cfg: Mapping[str, Any], origin: str, model_type: str,
+                 defaults: Mapping[str, Any], aliases: Mapping[str, str]):
+        self.cfg, self.origin, self.model_type = cfg, origin, model_type
+        self.defaults, self.aliases = defaults, aliases
+
+    def fail(self, message: str) -> GQAError:
+        return GQAError(f"{self.origin}: {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.cfg or any(a in self.cfg for a, k in self.aliases.items() if k == key)
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        """The file's value (under its name or an alias), else the default, else _MISSING."""
+        if key in self.cfg:
+            return self.cfg[key]
+        for alias, k in self.aliases.items():
+            if k == key and alias in self.cfg:
+                return self.cfg[alias]
+        return self.defaults.get(key, default)
+
+    def int(self, key: str, *, minimum: int = 1, default: Any = _MISSING,
+            null: Any = _MISSING) -> Any:
+        """An integer field in minimum..MAX_INT; ``null`` is what an explicit null means."""
+        v = self.raw(key, default)
+        if v is _MISSING:
+            raise self.fail(f"required field {key!r} is missing")
+        if v is None and null is not _MISSING:
+            return null
+        if isinstance(v, float) and math.isfinite(v) and v == int(v):
+            v = int(v)  # 4096.0: a whole number written as a float
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.fail(f"field {key!r} must be an integer, got {_show(v)}")
+        if not minimum <= v <= MAX_INT:
+            raise self.fail(f"field {key!r} must be an integer in {minimum}..{MAX_INT}, "
+                            f"got {_show(v)}")
+        return v
+
+    def opt_int(self, key: str, *, minimum: int = 1) -> int | None:
+        """An integer field where null (or absent without default) means "none"."""
+        return self.int(key, minimum=minimum, default=None, null=None)
+
+    def bool(self, key: str, default: Any = _MISSING) -> bool:
+        v = self.raw(key, default)
+        if v is _MISSING:
+            raise self.fail(f"required field {key!r} is missing")
+        if not isinstance(v, bool):
+            raise self.fail(f"field {key!r} must be true or false, got {_show(v)}")
+        return v
+
+    def str(self, key: str, default: Any = _MISSING) -> str:
+        v = self.raw(key, default)
+        if v is _MISSING:
+            raise self.fail(f"required field {key!r} is missing")
+        if not isinstance(v, str):
+            raise self.fail(f"field {key!r} must be a string, got {_show(v)}")
+        return v
+
+    def int_list(self, key: str, default: Any = None) -> list[int] | None:
+        v = self.raw(key, default)
+        if v is None:
+            return None
+        if not isinstance(v, list) or not all(
+                isinstance(x, int) and not isinstance(x, bool) for x in v):
+            raise self.fail(f"field {key!r} must be a list of integers, got {_show(v)}")
+        return v
+
+    def str_list(self, key: str) -> list[str] | None:
+        v = self.raw(key, None)
+        if v is None:
+            return None
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise self.fail(f"field {key!r} must be a list of strings, got {_show(v)}")
+        return v
+
+    def rope_theta(self) -> float:
+        """rope_parameters["rope_theta"] (transformers 5; per layer kind for hybrid models:
+        the full-attention one), else rope_theta, else the architecture's default."""
+        params = self.cfg.get("rope_parameters")
+        if params is not None:
+            if not isinstance(params, Mapping):
+                raise self.fail(f"field 'rope_parameters' must be an object, got {_show(params)}")
+            if "rope_theta" not in params and isinstance(params.get("full_attention"), Mapping):
+                params = params["full_attention"]
+            if "rope_theta" in params:
+                return _positive_float(self, "rope_parameters.rope_theta", params["rope_theta"])
+        if "rope_theta" in self.cfg:
+            return _positive_float(self, "rope_theta", self.cfg["rope_theta"])
+        return float(self.defaults.get("rope_theta", 10_000.0))
+
+
+def _positive_float(r: Reader, key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (
+            math.isfinite(v) and v > 0):
+        raise r.fail(f"field {key!r} must be a positive number, got {_show(v)}")
+    return float(v)
+
+
+def _show(v: Any) -> str:
+    """repr of a bad value, cut to one short line."""
+    s = repr(v)
+    return s if len(s) <= 60 else s[:57] + "..."
 
 
 def from_hf_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
-    """Build a ModelConfig from a config.json path, a directory holding one, or its dict."""
+    """Build a ModelConfig from a config.json path, a directory holding one, or its dict.
+
+    Multimodal configs whose decoder is a supported text model (Gemma 3, Llama 4) are read
+    through their ``text_config``: the cost is the language model's.
+    """
     cfg, origin = _load(source)
-    model_type = cfg.get("model_type")
-    if model_type not in _FAMILIES:
+    given = cfg.get("model_type")
+    model_type = given if isinstance(given, str) else ""  # a list or null is refused below
+    text = hf_families.TEXT_CONFIGS.get(model_type)
+    if text is not None:
+        sub = cfg.get("text_config")
+        if not isinstance(sub, Mapping):
+            raise GQAError(f"{origin}: model_type={model_type!r} needs a 'text_config' object")
+        cfg = {"model_type": text, **sub}
+        model_type = cfg["model_type"]
+        if model_type != text:
+            raise GQAError(f"{origin}: text_config.model_type={model_type!r}, expected {text!r}")
+    if model_type not in hf_families.FAMILIES:
+        hint = hf_families.UNSUPPORTED.get(model_type, "")
         raise GQAError(
-            f"{origin}: model_type={model_type!r} is not supported; supported: "
-            f"{', '.join(sorted(_FAMILIES))} (dense decoders with grouped-query attention)"
+            f"{origin}: model_type={_show(given)} is not supported"
+            + (f" ({hint})" if hint else "")
+            + f"; supported: {', '.join(SUPPORTED)}; a llama-shaped model can be costed with "
+            "the shape flags (--n-layer --d-model --n-head --n-kv-head --d-head --d-ff)"
         )
-    fam = _FAMILIES[model_type]
-    for k in _MOE_FIELDS:
-        if cfg.get(k):
-            raise GQAError(f"{origin}: {k}={cfg[k]!r}: mixture-of-experts models are not "
-                           "supported by the cost model")
-    for k in ("attention_bias", "mlp_bias"):
-        if cfg.get(k):
-            raise GQAError(f"{origin}: {k}=true is not supported (the cost model counts only "
-                           "the q/k/v biases of Qwen2-style attention)")
-    if cfg.get("layer_types") and len(set(cfg["layer_types"])) > 1:
-        raise GQAError(f"{origin}: layer_types mixes {sorted(set(cfg['layer_types']))}; "
-                       "per-layer attention patterns are not supported")
-
-    def need(key: str) -> int:
-        if key not in cfg:
-            raise GQAError(f"{origin}: required field {key!r} is missing")
-        v = cfg[key]
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise GQAError(f"{origin}: field {key!r} must be an integer, got {v!r}")
-        return v
-
-    n_head = need("num_attention_heads")
-    d_model = need("hidden_size")
-    act = cfg.get("hidden_activation") or cfg.get("hidden_act") or "silu"
-    if act not in _ACTIVATIONS:
-        raise GQAError(f"{origin}: hidden_act={act!r} is not supported; supported: "
-                       f"{', '.join(sorted(_ACTIVATIONS))} (gated FFN)")
-    window = cfg.get("sliding_window")
-    if model_type in ("qwen2", "qwen3") and not cfg.get("use_sliding_window", False):
-        window = None  # Qwen ships a window value but disables it by default
-    head_dim = cfg.get("head_dim")
-    fields = dict(
-        n_layer=need("num_hidden_layers"),
-        d_model=d_model,
-        n_head=n_head,
-        n_kv_head=cfg.get("num_key_value_heads") or n_head,
-        d_head=head_dim if head_dim is not None else None,
-        d_ff=need("intermediate_size"),
-        vocab_size=need("vocab_size"),
-        ffn=_ACTIVATIONS[act],
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", fam["tie_word_embeddings"])),
-        norm="rmsnorm",
-        qk_norm=fam.get("qk_norm", False),
-        qkv_bias=fam.get("qkv_bias", False),
-        rope_theta=float(cfg.get("rope_theta", fam["rope_theta"])),
-        sliding_window=window,
-        name=str(cfg.get("_name_or_path") or origin),
-    )
+    fam = hf_families.FAMILIES[model_type]
+    reader = Reader(cfg, origin, model_type, fam.defaults, fam.aliases)
+    _refuse_foreign_fields(reader, fam)
+    fields = fam.build(reader)
+    fields.setdefault("name", str(cfg.get("_name_or_path") or origin))
     try:
         return ModelConfig(**fields)
     except GQAError as e:
         raise GQAError(f"{origin}: {e}") from None
+
+
+# Fields that change the counts; read only by the families whose defaults name them.
+_STRUCTURAL = ("num_local_experts", "num_experts", "n_routed_experts", "moe_intermediate_size",
+               "kv_lora_rank", "q_lora_rank", "attention_chunk_size", "moe_layers")
+
+
+def _refuse_foreign_fields(r: Reader, fam: hf_families.Family) -> None:
+    """A mixture-of-experts or latent-attention field in a family that has none (a llama
+    config with num_local_experts) would be ignored by transformers too, but it says the file
+    describes another architecture: refuse it rather than cost a dense model."""
+    known = set(fam.defaults) | set(fam.aliases)
+    for k in _STRUCTURAL:
+        if k not in known and r.cfg.get(k) not in (None, 0, [], False):
+            kind = ("mixture-of-experts" if "expert" in k or "moe" in k else
+                    "latent-attention" if "lora" in k else "chunked-attention")
+            raise r.fail(f"{k}={_show(r.cfg[k])}: a {kind} field, but transformers' "
+                         f"{r.model_type} has no {kind}; check model_type")
 
 
 def _load(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
@@ -101,9 +200,17 @@ def _load(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if not p.is_file():
         raise GQAError(f"HF config {str(source)!r} not found (give a config.json or its folder)")
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise GQAError(f"{p}: not valid JSON: {e}") from None
+        data = json.loads(p.read_bytes().decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise GQAError(f"{p}: not valid JSON: not UTF-8 text (binary or UTF-16 file?)") from None
+    except RecursionError:
+        raise GQAError(f"{p}: not valid JSON: nested too deeply") from None
+    except (ValueError, OverflowError) as e:
+        raise GQAError(f"{p}: not valid JSON: {str(e).splitlines()[0][:120]}") from None
     if not isinstance(data, dict):
         raise GQAError(f"{p}: expected a JSON object at the top level")
     return data, str(p)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

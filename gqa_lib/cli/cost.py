@@ -16,23 +16,30 @@ from gqa_lib.units import format_bytes, format_context, format_count, format_flo
 @command
 def cmd_cost(args: argparse.Namespace) -> int:
     cfg = model_from_args(args)
-    results = [cost.summary(cfg, T, dtype=args.dtype, batch=args.batch) for T in args.context]
+    results = [cost.summary(cfg, T, dtype=args.dtype, batch=args.batch, mla=args.mla)
+               for T in args.context]
     if args.json:
         print_json(results[0] if len(results) == 1 else results)
         return 0
     p = results[0]["params"]
     print(f"{cfg.name or 'model'}: {cfg.label}, d_ff {cfg.d_ff}, V {cfg.vocab_size}, {cfg.ffn}, "
           f"{'tied' if cfg.tie_embeddings else 'untied'} embeddings"
-          + (f", window {cfg.sliding_window}" if cfg.sliding_window else "")
           + (" (n_head*d_head != d_model)" if cfg.decoupled else ""))
-    print_table([
+    for line in _structure_lines(cfg, args.mla):
+        print("  " + line)
+    active = results[0]["params_active"]
+    rows = [
         ["parameters, total", f"{p['total']:,}", format_count(p["total"])],
         ["  non-embedding (N)", f"{p['non_embedding']:,}", format_count(p["non_embedding"])],
-        ["  embedding + LM head", f"{p['embedding'] + p['lm_head']:,}",
-         format_count(p["embedding"] + p["lm_head"])],
+        ["  embedding + LM head", f"{p['embedding'] + p['lm_head'] + p['pos_embedding']:,}",
+         format_count(p["embedding"] + p["lm_head"] + p["pos_embedding"])],
         ["  attention Q,K,V,O", f"{p['attn_q'] + p['attn_k'] + p['attn_v'] + p['attn_o']:,}", ""],
-        ["  FFN", f"{p['ffn']:,}", ""],
-    ])
+        ["  FFN" + (" (all experts)" if cfg.is_moe else ""), f"{p['ffn']:,}", ""],
+    ]
+    if cfg.is_moe:
+        rows.append(["  router", f"{p['router'] + p['router_bias']:,}", ""])
+        rows.append(["active per token (non-emb.)", f"{active:,}", format_count(active)])
+    print_table(rows)
     print()
     rows = []
     for r in results:
@@ -47,11 +54,43 @@ def cmd_cost(args: argparse.Namespace) -> int:
         ])
     print_table(rows, [
         "context", f"KV cache ({args.dtype}, batch {args.batch})", "memory (eq. 4)", "KV share",
-        "FLOPs/token 2N", "+ 4TL d_h n_h", "= C_infer",
+        "FLOPs/token 2N", "+ attention", "= C_infer",
     ])
-    print("\nmemory (eq. 4) = non-embedding weights + KV cache; FLOPs exclude the LM head "
-          "(--json has both variants).")
+    print("\nmemory (eq. 4) = non-embedding weights (every expert) + KV cache; 2N counts the "
+          "active matrix parameters;\nattention = 2 n_h (d_k + d_v) per key attended, summed "
+          "over layers (4 T L d_h n_h for full GQA);\nFLOPs exclude the LM head (--json has "
+          "both variants).")
     return 0
+
+
+def _structure_lines(cfg, mla: str) -> list[str]:
+    """The per-layer attention, MoE and MLA structure in words (empty for a plain model)."""
+    lines = []
+    n_full = cfg.n_layer - cfg.n_window_layers - cfg.n_chunk_layers
+    if cfg.n_window_layers or cfg.n_chunk_layers:
+        parts = [f"{n_full} full"] if n_full else []
+        if cfg.n_window_layers:
+            parts.append(f"{cfg.n_window_layers} sliding-window ({cfg.sliding_window} tokens)")
+        if cfg.n_chunk_layers:
+            parts.append(f"{cfg.n_chunk_layers} chunked ({cfg.attention_chunk} tokens)")
+        lines.append(f"attention layers: {', '.join(parts)}; a W-token layer caches "
+                     "min(T, W) tokens")
+    if cfg.is_moe:
+        shared = f" + shared {cfg.d_ff_shared}" if cfg.d_ff_shared else ""
+        dense = (f"; {cfg.n_dense_layers} dense layer(s) (d_ff {cfg.d_ff})"
+                 if cfg.n_dense_layers else "")
+        lines.append(f"mixture of experts: {cfg.n_moe_layers} layers x {cfg.n_experts} experts "
+                     f"of {cfg.d_ff_expert}, {cfg.n_experts_active} per token{shared}{dense}; "
+                     "memory counts every expert, FLOPs the active ones")
+    if cfg.is_mla:
+        if mla == "latent":
+            kv = f"latent r + rope = {cfg.kv_lora_rank + cfg.qk_rope_dim} values/token/layer"
+        else:
+            kv = (f"decompressed n_h (d_qk + d_v) = "
+                  f"{cfg.n_head * (cfg.d_head + cfg.v_head_dim)} values/token/layer")
+        lines.append(f"latent attention (MLA): kv_lora_rank {cfg.kv_lora_rank}, q_lora_rank "
+                     f"{cfg.q_lora_rank}, rope {cfg.qk_rope_dim}; KV cache {kv} (--mla {mla})")
+    return lines
 
 
 @command
@@ -91,6 +130,10 @@ def add_parsers(sub: Any) -> None:
                    help="precision of weights and cache (default bf16)")
     p.add_argument("--batch", type=positive_int("--batch"), default=1,
                    help="sequences served at once")
+    p.add_argument("--mla", default="latent", choices=list(cost.MLA_CONVENTIONS),
+                   help="latent-attention models: cache and attention FLOPs of the compressed "
+                        "latent (default; what serving systems and transformers 5 store) or of "
+                        "the decompressed per-head K/V (a plain implementation)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("models", help="list the preset models")

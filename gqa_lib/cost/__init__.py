@@ -1,14 +1,19 @@
 """Stage 2, what a model costs: parameters, FLOPs (per token, prefill, training), KV cache,
-memory and the paper's cost Z, pure and vectorised over configurations and contexts
-(:mod:`gqa_lib.cost.counts`; its docstring is the table of counting conventions)."""
+memory and the paper's cost Z, pure and vectorised over configurations and contexts.
+
+:mod:`~gqa_lib.cost.batch` holds ConfigBatch (one array per field), :mod:`~gqa_lib.cost.params`
+the parameter counts (total, non-embedding, active), :mod:`~gqa_lib.cost.attention` the sums
+over layers of each attention kind (full, sliding window, chunked; MLA's two conventions), and
+:mod:`~gqa_lib.cost.counts` FLOPs, KV cache, memory and Z (its docstring is the table of
+counting conventions)."""
 
 from gqa_lib.cost.counts import (attended_context, bits_per_value, COMPUTE_CONVENTIONS,
                                  compute_flops, ConfigBatch, DEFAULT_CONVENTION, DTYPE_BITS,
                                  flops_per_token, hardware_cost, inference_flops,
                                  inference_memory_bytes, inference_memory_values, kv_cache_bytes,
-                                 kv_cache_values, matmul_params, param_counts,
-                                 params_non_embedding, params_total, prefill_flops, summary,
-                                 training_flops, training_memory_values)
+                                 kv_cache_values, layer_summary, matmul_params, MLA_CONVENTIONS,
+                                 param_counts, params_active, params_non_embedding, params_total,
+                                 prefill_flops, summary, training_flops, training_memory_values)
 from gqa_lib.cost.serving import (accelerators_needed, attention_flops_per_token,
                                   BANDWIDTH_EFFICIENCY, cost_per_million_tokens,
                                   decode_seconds, decode_step, decode_throughput,
@@ -21,8 +26,9 @@ __all__ = [
     "attended_context", "bits_per_value", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
     "DEFAULT_CONVENTION", "DTYPE_BITS", "flops_per_token", "hardware_cost", "inference_flops",
     "inference_memory_bytes", "inference_memory_values", "kv_cache_bytes", "kv_cache_values",
-    "matmul_params", "param_counts", "params_non_embedding", "params_total", "prefill_flops",
-    "summary", "training_flops", "training_memory_values",
+    "layer_summary", "matmul_params", "MLA_CONVENTIONS", "param_counts", "params_active",
+    "params_non_embedding", "params_total", "prefill_flops", "summary", "training_flops",
+    "training_memory_values",
     # serving (gqa_lib.cost.serving)
     "accelerators_needed", "attention_flops_per_token", "BANDWIDTH_EFFICIENCY",
     "cost_per_million_tokens", "decode_seconds", "decode_step", "decode_throughput",

@@ -39,24 +39,46 @@ compute conv.     "per_token"          the C inside Z: "per_token" = eq. 3, 2N +
                                        prefill sum.
 memory unit       values               eq. 4 counts values (the figures call them bytes);
                                        `*_bytes` functions multiply by the dtype's size.
+mla               "latent"             multi-head latent attention: cache and attend the
+                                       compressed latent (r + r_d values per token and layer);
+                                       "decompressed" = per-head K and V (see cost.attention).
 ================  ===================  ===========================================================
 
 Attention FLOPs grow with n_head (every query head scores every key, even when K/V are shared);
-the KV cache grows with n_kv_head. A sliding window W caps the attended context at min(T, W).
+the KV cache grows with n_kv_head. Layers differ: each is full attention, a sliding window W
+(attends and caches min(T, W) tokens, its own included; transformers stores W - 1 between
+steps) or chunked (Llama 4); KV cache and attention FLOPs are sums over layers
+(:mod:`gqa_lib.cost.attention`). A mixture of experts counts every expert in memory
+(:func:`params_non_embedding`, N in eq. 4) and only the routed ones a token uses in the
+time-invariant FLOPs 2N (:func:`matmul_params`, eq. 3).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gqa_lib.arch.config import ModelConfig
+from gqa_lib.cost.attention import (attention_flops, KEY_SUMS, kv_width, layer_key_sum,
+                                    MLA_CONVENTIONS)
+from gqa_lib.cost.batch import ConfigBatch, product, scalar
+from gqa_lib.cost.params import (matmul_params, param_counts, params_active,
+                                 params_non_embedding, params_total)
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_real
+
+__all__ = [  # the parameter counts and ConfigBatch are re-exported from here as before
+    "attended_context", "bits_per_value", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
+    "DEFAULT_CONVENTION", "DTYPE_BITS", "flops_per_token", "hardware_cost", "inference_flops",
+    "inference_memory_bytes", "inference_memory_values", "KEY_SUMS", "kv_cache_bytes",
+    "kv_cache_values", "layer_summary", "matmul_params", "MLA_CONVENTIONS", "param_counts",
+    "params_active",
+    "params_non_embedding", "params_total", "prefill_flops", "summary", "training_flops",
+    "training_memory_values",
+]
+_scalar = scalar
 
 # Bits per stored value for each dtype name accepted by the `*_bytes` functions.
 DTYPE_BITS: dict[str, int] = {
@@ -67,107 +89,13 @@ COMPUTE_CONVENTIONS = ("per_token", "fig2", "fig1", "prefill")
 DEFAULT_CONVENTION = "fig2"  # the recipe's default: the one that reproduces the paper's Table 4
 
 
-@dataclass(frozen=True)
-class ConfigBatch:
-    """Many configurations as parallel numpy arrays (float allowed, e.g. a continuous n_layer).
-
-    Build with :meth:`of`; every cost function accepts it wherever it accepts a ModelConfig.
-    ``window`` is the sliding window with ``inf`` for none; ``norm_vectors`` is 1 for RMSNorm
-    (a gain) and 2 for LayerNorm (gain and bias).
-    """
-
-    n_layer: np.ndarray
-    d_model: np.ndarray
-    n_head: np.ndarray
-    n_kv_head: np.ndarray
-    d_head: np.ndarray
-    d_ff: np.ndarray
-    vocab_size: np.ndarray
-    ffn_gated: np.ndarray
-    tie_embeddings: np.ndarray
-    norm_vectors: np.ndarray
-    qk_norm: np.ndarray
-    qkv_bias: np.ndarray
-    window: np.ndarray
-
-    @classmethod
-    def of(cls, cfgs: ModelConfig | Sequence[ModelConfig] | ConfigBatch) -> ConfigBatch:
-        if isinstance(cfgs, ConfigBatch):
-            return cfgs
-        single = isinstance(cfgs, ModelConfig)
-        items = [cfgs] if single else list(cfgs) if isinstance(cfgs, (list, tuple)) else []
-        if not items or not all(isinstance(c, ModelConfig) for c in items):
-            raise GQAError("cfg must be a ModelConfig, a non-empty list of them, or a ConfigBatch")
-
-        def col(get):
-            a = np.array([get(c) for c in items])
-            return a[0] if single else a
-
-        batch = cls(
-            n_layer=col(lambda c: c.n_layer), d_model=col(lambda c: c.d_model),
-            n_head=col(lambda c: c.n_head), n_kv_head=col(lambda c: c.n_kv_head),
-            d_head=col(lambda c: c.d_head), d_ff=col(lambda c: c.d_ff),
-            vocab_size=col(lambda c: c.vocab_size), ffn_gated=col(lambda c: c.ffn_gated),
-            tie_embeddings=col(lambda c: c.tie_embeddings),
-            norm_vectors=col(lambda c: 2 if c.norm == "layernorm" else 1),
-            qk_norm=col(lambda c: c.qk_norm), qkv_bias=col(lambda c: c.qkv_bias),
-            window=col(lambda c: np.inf if c.sliding_window is None else c.sliding_window),
-        )
-        _check_exact_params(batch)
-        return batch
-
-    @classmethod
-    def from_arrays(cls, *, n_layer, d_model, n_head, n_kv_head, d_head, d_ff,
-                    vocab_size=50_304, ffn_gated=True, tie_embeddings=True, norm_vectors=1,
-                    qk_norm=False, qkv_bias=False, window=np.inf) -> ConfigBatch:
-        """Build from broadcastable arrays (for sweeps over continuous sizes); no rounding."""
-        kw = {k: np.asarray(v) for k, v in locals().items() if k != "cls"}
-        for k in _SIZE_FIELDS:
-            if kw[k].dtype.kind not in "iuf" or kw[k].size == 0:
-                raise GQAError(f"{k} must be a number or array of numbers, got {kw[k]!r}")
-            if not (np.all(kw[k] > 0) and np.all(kw[k] <= MAX_EXACT)):
-                raise GQAError(f"{k} must be positive and at most 2**53 everywhere")
-        if kw["window"].dtype.kind not in "iuf" or not np.all(kw["window"] > 0):
-            raise GQAError("window must be a positive number of tokens (inf for none)")
-        batch = cls(**kw)
-        _check_exact_params(batch)
-        return batch
-
-
-_SIZE_FIELDS = ("n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff", "vocab_size")
-
-
-def _check_exact_params(s: ConfigBatch) -> None:
-    """Refuse integer configurations whose parameter count would exceed 2**53 (an int64
-    product would wrap past 2**63; float64 consumers would round past 2**53). The bound is
-    taken over the largest variant (3 FFN matrices, untied, LayerNorm, biases, qk-norm)."""
-    if not any(np.asarray(getattr(s, k)).dtype.kind in "iu" for k in _SIZE_FIELDS):
-        return  # a continuous batch: float counts by design
-    if _params_bound({k: float(np.max(getattr(s, k))) for k in _SIZE_FIELDS}) <= MAX_EXACT:
-        return  # the bound at every field's maximum holds: no elementwise pass needed
-    f = {k: np.asarray(getattr(s, k), np.float64) for k in _SIZE_FIELDS}
-    bound = _params_bound(f)
-    if np.max(bound) > MAX_EXACT:
-        i = int(np.argmax(np.ravel(bound)))
-        shape = ", ".join(f"{k}={int(np.ravel(np.broadcast_to(v, np.shape(bound)))[i])}"
-                          for k, v in f.items())
-        raise GQAError(f"model too large to count exactly: ~{np.ravel(bound)[i]:.3g} "
-                       f"parameters exceeds 2**53 ({shape})")
-
-
-def _params_bound(f: dict[str, Any]) -> Any:
-    """Parameters of the largest variant of these fields, in float64."""
-    L, d, dh = f["n_layer"], f["d_model"], f["d_head"]
-    return (L * d * (2 * dh * (f["n_head"] + f["n_kv_head"]) + 3 * f["d_ff"])
-            + L * dh * (f["n_head"] + 2 * f["n_kv_head"] + 2) + 2 * (2 * L + 1) * d
-            + 2 * f["vocab_size"] * d)
-
-
-def _check_exact_product(what: str, factors: dict[str, Any]) -> None:
-    """Refuse an integer product of `factors` above 2**53, naming them (cheap: the product
-    of the maxima first; elementwise only when that bound is exceeded)."""
+def _check_exact_product(what: str, factors: dict[str, Any], *,
+                         integers_only: bool = True) -> None:
+    """Refuse a product of `factors` above 2**53, naming them (cheap: the product of the
+    maxima first; elementwise only when that bound is exceeded). With ``integers_only`` a
+    product with a float factor (a continuous batch) is not checked."""
     arrays = [np.asarray(v) for v in factors.values()]
-    if not all(a.dtype.kind in "iu" for a in arrays):
+    if integers_only and not all(a.dtype.kind in "iu" for a in arrays):
         return
     if math.prod(float(a.max()) for a in arrays) <= MAX_EXACT:
         return  # the product of the maxima bounds every element: no elementwise pass
@@ -222,117 +150,37 @@ def _values_to_bytes(values: Any, dtype: str) -> Any:
     return _scalar(v * bits / 8)
 
 
-# ----- parameters --------------------------------------------------------------------------
-def param_counts(
-    cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None, include_norms: bool = True
-) -> dict[str, Any]:
-    """Parameter breakdown in values: one entry per component, plus totals.
-
-    Keys: ``embedding`` (V d), ``lm_head`` (V d, 0 when tied), ``attn_q``/``attn_o``
-    (L d d_h n_h each), ``attn_k``/``attn_v`` (L d d_h n_kv each), ``attn_bias`` (Qwen2's q/k/v
-    biases), ``qk_norm`` (2 L d_h), ``ffn`` (ffn_matrices L d d_ff), ``norms`` (2 L + 1 gains of
-    size d; doubled for LayerNorm), ``non_embedding`` (all but embedding and lm_head), ``total``.
-    """
-    if ffn_matrices not in (None, 2, 3):
-        raise GQAError(f"ffn_matrices must be None (from the architecture), 2 or 3, got "
-                       f"{ffn_matrices!r}")
-    s = ConfigBatch.of(cfg)
-    L, d, dh, nh, nkv = s.n_layer, s.d_model, s.d_head, s.n_head, s.n_kv_head
-    n_mat = np.where(s.ffn_gated, 3, 2) if ffn_matrices is None else ffn_matrices
-    embedding = s.vocab_size * d
-    out = {
-        "embedding": embedding,
-        "lm_head": np.where(s.tie_embeddings, 0, embedding),
-        "attn_q": L * d * dh * nh,
-        "attn_k": L * d * dh * nkv,
-        "attn_v": L * d * dh * nkv,
-        "attn_o": L * d * dh * nh,
-        "attn_bias": np.where(s.qkv_bias, L * dh * (nh + 2 * nkv), 0),
-        "qk_norm": np.where(s.qk_norm, 2 * L * dh, 0) * include_norms,
-        "ffn": n_mat * L * d * s.d_ff,
-        "norms": (2 * L + 1) * d * s.norm_vectors * include_norms,
-    }
-    out["non_embedding"] = sum(v for k, v in out.items() if k not in ("embedding", "lm_head"))
-    out["total"] = out["non_embedding"] + out["embedding"] + out["lm_head"]
-    return {k: _scalar(v) for k, v in out.items()}
-
-
-def _where(flag: np.ndarray, value: Any) -> Any:
-    """np.where(flag, value, 0), skipping the work when the flag is the same everywhere."""
-    if not np.any(flag):
-        return 0
-    return value if np.all(flag) else np.where(flag, value, 0)
-
-
-def _weights(s: ConfigBatch, ffn_matrices: int | None, include_norms: bool
-             ) -> tuple[Any, Any]:
-    """(matrix parameters, other non-embedding parameters): the totals of
-    :func:`param_counts` without its breakdown, in a few array operations (the explorers and
-    sweeps over millions of configurations call this)."""
-    if ffn_matrices not in (None, 2, 3):
-        raise GQAError(f"ffn_matrices must be None (from the architecture), 2 or 3, got "
-                       f"{ffn_matrices!r}")
-    L, d, dh = s.n_layer, s.d_model, s.d_head
-    n_mat = np.where(s.ffn_gated, 3, 2) if ffn_matrices is None else ffn_matrices
-    matmul = L * d * (2 * dh * (s.n_head + s.n_kv_head) + n_mat * s.d_ff)
-    other = _where(s.qkv_bias, L * dh * (s.n_head + 2 * s.n_kv_head))
-    if include_norms:
-        other = other + _where(s.qk_norm, 2 * L * dh) + (2 * L + 1) * d * s.norm_vectors
-    return matmul, other
-
-
-def params_non_embedding(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None,
-                         include_norms: bool = True) -> Any:
-    """N of the paper: every parameter except the embedding table(s). See :func:`param_counts`."""
-    matmul, other = _weights(ConfigBatch.of(cfg), ffn_matrices, include_norms)
-    return _scalar(matmul + other)
-
-
-def params_total(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None,
-                 include_norms: bool = True) -> Any:
-    """All parameters, the tied embedding counted once."""
-    s = ConfigBatch.of(cfg)
-    matmul, other = _weights(s, ffn_matrices, include_norms)
-    embedding = s.vocab_size * s.d_model
-    return _scalar(matmul + other + embedding + np.where(s.tie_embeddings, 0, embedding))
-
-
-def matmul_params(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = None) -> Any:
-    """Non-embedding parameters that sit in matrix multiplies: Q, K, V, O and the FFN.
-
-    2x this is the time-invariant FLOPs per token. Norm gains and biases are left out: they cost
-    O(d) per token, the paper ignores them, and FlopCounterMode does not count them.
-    """
-    return _scalar(_weights(ConfigBatch.of(cfg), ffn_matrices, False)[0])
-
-
 # ----- FLOPs -------------------------------------------------------------------------------
 def attended_context(cfg: ModelConfig | ConfigBatch, T: Any) -> Any:
-    """Keys one query attends at context T: min(T, sliding_window)."""
+    """Keys one query attends at context T, averaged over layers: min(T, W) for a model windowed
+    in every layer, T for full attention (see :mod:`gqa_lib.cost.attention`)."""
     s = ConfigBatch.of(cfg)
-    t, w = _context(T), np.asarray(s.window)
-    finite = np.isfinite(w)
-    if not finite.any():
-        return _scalar(t)  # keeps integer contexts integer (exact counts)
-    w = np.where(finite, w, 0).astype(t.dtype) if t.dtype.kind in "iu" else w
-    return _scalar(np.where(finite, np.minimum(t, w), t))
+    t = _context(T)
+    keys = np.asarray(layer_key_sum(s, t, "decode"))
+    L = np.asarray(s.n_layer)
+    if keys.dtype.kind in "iu" and L.dtype.kind in "iu" and np.all(keys % L == 0):
+        return _scalar(keys // L)
+    return _scalar(keys / L)
 
 
 def inference_flops(
     cfg: ModelConfig | ConfigBatch, T: Any, *, lm_head: bool = False,
-    ffn_matrices: int | None = None,
+    ffn_matrices: int | None = None, mla: str = "latent",
 ) -> dict[str, Any]:
     """FLOPs to process one token that attends a context of T tokens (decode step; eq. 3).
 
-    ``time_invariant`` = 2 N (N = matrix parameters), ``time_variant`` = 4 T L d_h n_h
-    (scores q.k and the weighted sum of values, 2 d_h FLOPs each per key per query head; no
-    causal halving: the token attends all T), ``lm_head`` = 2 d V when requested, ``total``.
+    ``time_invariant`` = 2 N_active (the matrix parameters one token uses: active experts
+    only), ``time_variant`` = 2 n_h (d_k + d_v) K(T), K the keys attended summed over layers:
+    4 T L d_h n_h for full GQA attention (scores q.k and the weighted sum of values, 2 d_h
+    FLOPs each per key per query head; no causal halving: the token attends all T), with T
+    capped at W (or C) in window (chunked) layers; ``mla`` picks MLA's convention.
+    ``lm_head`` = 2 d V when requested, ``total``.
     """
     s = ConfigBatch.of(cfg)
-    t = np.asarray(attended_context(s, T), dtype=np.float64)
+    keys = layer_key_sum(s, _context(T), "decode")
     out = {
         "time_invariant": 2.0 * np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), float),
-        "time_variant": 4.0 * t * s.n_layer * s.d_head * s.n_head,
+        "time_variant": attention_flops(s, keys, mla),
         "lm_head": (2.0 * s.d_model * s.vocab_size) if lm_head else 0.0,
     }
     out["total"] = out["time_invariant"] + out["time_variant"]
@@ -346,28 +194,22 @@ def flops_per_token(cfg: ModelConfig | ConfigBatch, T: Any, **conventions: Any) 
     return inference_flops(cfg, T, **conventions)["total"]
 
 
-def _causal_key_sum(T: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """sum_{t=1}^{T} min(t, W): keys attended over a causal prefill with a sliding window W."""
-    T = np.asarray(T, np.float64)
-    W = np.minimum(np.asarray(W, np.float64), T)
-    return W * (W + 1) / 2 + (T - W) * W
-
-
 def prefill_flops(
     cfg: ModelConfig | ConfigBatch, T: Any, *, attention: str = "causal", lm_head: bool = False,
-    ffn_matrices: int | None = None,
+    ffn_matrices: int | None = None, mla: str = "latent",
 ) -> Any:
     """FLOPs of one forward pass over a prompt of T tokens.
 
-    2 N T + 4 L d_h n_h K, with K the keys attended summed over queries: T (T + 1) / 2 for
-    ``attention="causal"`` (windowed when the model has a sliding window), T^2 for ``"full"``.
+    2 N_active T + 2 n_h (d_k + d_v) K, with K the keys attended summed over queries and
+    layers: T (T + 1) / 2 per full layer for ``attention="causal"`` (windowed and chunked
+    layers see fewer), T^2 for ``"full"`` (T min(T, W) with a window).
     """
     check_choice("attention", attention, ("causal", "full"))
     s = ConfigBatch.of(cfg)
     t = np.asarray(_context(T), np.float64)
-    keys = _causal_key_sum(t, s.window) if attention == "causal" else t * np.minimum(t, s.window)
+    keys = layer_key_sum(s, t, attention)
     n = np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), np.float64)
-    total = 2.0 * n * t + 4.0 * s.n_layer * s.d_head * s.n_head * keys
+    total = 2.0 * n * t + attention_flops(s, keys, mla)
     total = total + (2.0 * s.d_model * s.vocab_size * t) * float(lm_head)
     return _scalar(total)
 
@@ -390,57 +232,67 @@ def compute_flops(
 
 def training_flops(
     cfg: ModelConfig | ConfigBatch, tokens: Any, T_train: Any, *, attention: str = "causal",
-    ffn_matrices: int | None = None,
+    ffn_matrices: int | None = None, mla: str = "latent",
 ) -> Any:
     """C_train = 6 D N + 12 D T_bar L d_h n_h (eq. 10-11); D = training tokens.
 
     T_bar is the mean attended context: T_train / 2 for causal training (the paper's value; the
-    exact mean is (T+1)/2), T_train for ``attention="full"``. Windowed models cap it.
+    exact mean is (T+1)/2), T_train for ``attention="full"``. Window and chunked layers cap it
+    at W or C before halving; L T_bar is their sum over layers.
     """
     check_choice("attention", attention, ("causal", "full"))
     s = ConfigBatch.of(cfg)
     D = _context(tokens, "tokens").astype(np.float64)
-    t = np.minimum(np.asarray(_context(T_train, "T_train"), np.float64), s.window)
-    t_bar = t / 2 if attention == "causal" else t
+    t = np.asarray(_context(T_train, "T_train"), np.float64)
+    keys = layer_key_sum(s, t, "half" if attention == "causal" else "decode")
     n = np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), np.float64)
-    return _scalar(6.0 * D * n + 12.0 * D * t_bar * s.n_layer * s.d_head * s.n_head)
+    return _scalar(6.0 * D * n + 3.0 * D * attention_flops(s, keys, mla))
 
 
 # ----- memory ------------------------------------------------------------------------------
-def kv_cache_values(cfg: ModelConfig | ConfigBatch, T: Any, *, batch: Any = 1) -> Any:
-    """Values in the KV cache after T tokens: 2 L n_kv d_h min(T, W) per sequence."""
+def kv_cache_values(cfg: ModelConfig | ConfigBatch, T: Any, *, batch: Any = 1,
+                    mla: str = "latent") -> Any:
+    """Values in the KV cache after T tokens, summed over layers: 2 n_kv d_h min(T, W_l) per
+    layer l and sequence (W_l = inf for full attention); MLA's per ``mla`` (latent r + r_d
+    values per token and layer by default, or the decompressed per-head K and V)."""
     s = ConfigBatch.of(cfg)
-    t, b = np.asarray(attended_context(s, T)), _batch_size(batch)
-    _check_exact_product("KV cache", {"2": 2, "n_layer": s.n_layer, "n_kv_head": s.n_kv_head,
-                                      "d_head": s.d_head, "context_len": t, "batch": b})
-    return _scalar(2 * s.n_layer * s.n_kv_head * s.d_head * t * b)
+    t, b = _context(T), _batch_size(batch)
+    keys = layer_key_sum(s, t, "decode")  # keys cached, summed over layers
+    width = kv_width(s, mla) if np.any(s.kv_lora_rank) else 2 * s.n_kv_head * s.d_head
+    _check_exact_product("KV cache", {"cached keys over layers": keys, "values per key": width,
+                                      "batch": b}, integers_only=False)
+    if not np.any(s.kv_lora_rank):  # 2 n_kv d_h per token and layer, one result array
+        return _scalar(product(keys, 2, s.n_kv_head, s.d_head, b))
+    return _scalar(kv_width(s, mla) * np.asarray(keys) * b)
 
 
 def kv_cache_bytes(
-    cfg: ModelConfig | ConfigBatch, T: Any, *, dtype: str = "bf16", batch: Any = 1
+    cfg: ModelConfig | ConfigBatch, T: Any, *, dtype: str = "bf16", batch: Any = 1,
+    mla: str = "latent",
 ) -> Any:
     """KV cache size in bytes: :func:`kv_cache_values` times the dtype's size."""
-    return _values_to_bytes(kv_cache_values(cfg, T, batch=batch), dtype)
+    return _values_to_bytes(kv_cache_values(cfg, T, batch=batch, mla=mla), dtype)
 
 
 def inference_memory_values(
     cfg: ModelConfig | ConfigBatch, T: Any, *, batch: Any = 1, include_embeddings: bool = False,
-    **conventions: Any,
+    mla: str = "latent", **conventions: Any,
 ) -> Any:
-    """M_infer(T) = N + 2 T L d_h n_kv (eq. 4), in values; activations are ignored (paper)."""
+    """M_infer(T) = N + 2 T L d_h n_kv (eq. 4), in values; activations are ignored (paper).
+    N holds every expert of a mixture (memory), not only the active ones."""
     s = ConfigBatch.of(cfg)
     weights = (params_total if include_embeddings else params_non_embedding)(s, **conventions)
-    return _scalar(np.asarray(weights) + np.asarray(kv_cache_values(s, T, batch=batch)))
+    return _scalar(np.asarray(weights) + np.asarray(kv_cache_values(s, T, batch=batch, mla=mla)))
 
 
 def inference_memory_bytes(
     cfg: ModelConfig | ConfigBatch, T: Any, *, dtype: str = "bf16", kv_dtype: str | None = None,
-    batch: Any = 1, include_embeddings: bool = False, **conventions: Any,
+    batch: Any = 1, include_embeddings: bool = False, mla: str = "latent", **conventions: Any,
 ) -> Any:
     """Eq. 4 in bytes: weights in `dtype`, cache in `kv_dtype` (default: same as weights)."""
     s = ConfigBatch.of(cfg)
     weights = (params_total if include_embeddings else params_non_embedding)(s, **conventions)
-    kv = kv_cache_bytes(s, T, dtype=kv_dtype or dtype, batch=batch)
+    kv = kv_cache_bytes(s, T, dtype=kv_dtype or dtype, batch=batch, mla=mla)
     return _scalar(np.asarray(_values_to_bytes(weights, dtype)) + np.asarray(kv))
 
 
@@ -495,33 +347,54 @@ def _power(x: np.ndarray, p: float) -> np.ndarray:
 
 
 def summary(
-    cfg: ModelConfig, T: Any, *, dtype: str = "bf16", batch: int = 1
+    cfg: ModelConfig, T: Any, *, dtype: str = "bf16", batch: int = 1, mla: str = "latent"
 ) -> dict[str, Any]:
     """Everything `gqa cost` reports for one config at context T, keyed as in its JSON."""
     p = param_counts(cfg)
-    f = inference_flops(cfg, T)
+    f = inference_flops(cfg, T, mla=mla)
+    kv = kv_cache_values(cfg, T, batch=batch, mla=mla)
+    memory = inference_memory_values(cfg, T, batch=batch, mla=mla)
     return {
         "params_total": p["total"],
         "params_non_embedding": p["non_embedding"],
+        "params_active": params_active(cfg),
         "params": p,
-        "kv_cache_values": kv_cache_values(cfg, T, batch=batch),
-        "kv_cache_bytes": kv_cache_bytes(cfg, T, dtype=dtype, batch=batch),
+        "layers": layer_summary(cfg),
+        "kv_cache_values": kv,
+        "kv_cache_bytes": kv_cache_bytes(cfg, T, dtype=dtype, batch=batch, mla=mla),
+        "kv_convention": mla if cfg.is_mla else "gqa",
         "flops_per_token": f["total"],
         "flops_time_invariant": f["time_invariant"],
         "flops_time_variant": f["time_variant"],
         "flops_lm_head": inference_flops(cfg, T, lm_head=True)["lm_head"],
-        "prefill_flops": prefill_flops(cfg, T),
-        "memory_values": inference_memory_values(cfg, T, batch=batch),
-        "memory_bytes": inference_memory_bytes(cfg, T, dtype=dtype, batch=batch),
+        "prefill_flops": prefill_flops(cfg, T, mla=mla),
+        "memory_values": memory,
+        "memory_bytes": inference_memory_bytes(cfg, T, dtype=dtype, batch=batch, mla=mla),
         "memory_bytes_with_embeddings": inference_memory_bytes(
-            cfg, T, dtype=dtype, batch=batch, include_embeddings=True
+            cfg, T, dtype=dtype, batch=batch, include_embeddings=True, mla=mla
         ),
-        "kv_cache_share_of_memory": float(
-            kv_cache_values(cfg, T, batch=batch) / inference_memory_values(cfg, T, batch=batch)
-        ),
+        "kv_cache_share_of_memory": float(kv / memory),
         "context_len": T,
         "attended_context": attended_context(cfg, T),
         "dtype": dtype,
         "batch": batch,
         "config": dataclasses.asdict(cfg),
     }
+
+
+def layer_summary(cfg: ModelConfig) -> dict[str, Any]:
+    """Layers per attention kind and FFN kind: what `gqa cost` prints above its table."""
+    out: dict[str, Any] = {
+        "full_attention": cfg.n_layer - cfg.n_window_layers - cfg.n_chunk_layers,
+        "sliding_attention": cfg.n_window_layers, "window": cfg.sliding_window,
+        "chunked_attention": cfg.n_chunk_layers, "chunk": cfg.attention_chunk,
+        "dense_ffn": cfg.n_dense_layers, "moe_ffn": cfg.n_moe_layers,
+    }
+    if cfg.is_moe:
+        out.update(n_experts=cfg.n_experts, n_experts_active=cfg.n_experts_active,
+                   d_ff_expert=cfg.d_ff_expert, d_ff_shared=cfg.d_ff_shared)
+    if cfg.is_mla:
+        out.update(kv_lora_rank=cfg.kv_lora_rank, q_lora_rank=cfg.q_lora_rank,
+                   qk_rope_dim=cfg.qk_rope_dim, qk_nope_dim=cfg.qk_nope_dim,
+                   v_head_dim=cfg.v_head_dim)
+    return out

@@ -54,8 +54,8 @@ import numpy as np
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.arch.hardware import Accelerator, get_accelerator
 from gqa_lib.cost.counts import (ConfigBatch, _batch_size, _context, _scalar, _values_to_bytes,
-                                 inference_flops, kv_cache_bytes, params_non_embedding,
-                                 params_total, prefill_flops)
+                                 inference_flops, kv_cache_bytes, params_active,
+                                 params_non_embedding, params_total, prefill_flops)
 from gqa_lib.errors import GQAError
 
 # Defaults of the efficiency factors (sources in the module docstring).
@@ -77,13 +77,27 @@ def _hw(hardware: str | Accelerator) -> Accelerator:
 
 
 # ----- the pieces a step reads and computes -----------------------------------------------
-def weights_read_bytes(cfg: Cfg, *, dtype: str = "bf16") -> Any:
-    """Bytes of weights one decode step reads: every non-embedding parameter plus the LM
-    head's V d matrix (the tied embedding, or the untied head); the input embedding's few
-    rows are ignored."""
+def weights_read_bytes(cfg: Cfg, *, batch: Any = 1, dtype: str = "bf16") -> Any:
+    """Bytes of weights one decode step of ``batch`` sequences reads: the non-embedding
+    parameters its tokens use plus the LM head's V d matrix (the tied embedding, or the
+    untied head); the input embedding's few rows are ignored.
+
+    Dense models read every parameter. A mixture of experts reads its active parameters
+    N_act plus the share of the other experts' weights that B tokens route to: with k of E
+    experts per token and uniform routing, a layer touches E (1 - (1 - k/E)^B) experts in
+    expectation, so W = N_act + (N - N_act) (E (1 - (1 - k/E)^B) - k) / (E - k): N_act at
+    B = 1, tending to every expert as B grows."""
     s = ConfigBatch.of(cfg)
-    values = np.asarray(params_non_embedding(s)) + s.vocab_size * s.d_model
-    return _values_to_bytes(values, dtype)
+    total = np.asarray(params_non_embedding(s), np.float64)
+    active = np.asarray(params_active(s), np.float64)
+    E = np.asarray(s.n_experts, np.float64)
+    k = np.asarray(s.n_experts_active, np.float64)
+    B = np.asarray(_batch_size(batch), np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        touched = np.where(E > k, (E * (1 - (1 - k / np.where(E > 0, E, 1)) ** B) - k)
+                           / np.where(E > k, E - k, 1), 1.0)
+    values = active + (total - active) * touched + s.vocab_size * s.d_model
+    return _values_to_bytes(_scalar(values), dtype)
 
 
 def weights_stored_bytes(cfg: Cfg, *, dtype: str = "bf16") -> Any:
@@ -132,7 +146,7 @@ def decode_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1
     hw, s = _hw(hardware), ConfigBatch.of(cfg)
     B = np.asarray(_batch_size(batch), np.float64)
     _context(T)
-    bytes_ = (np.asarray(weights_read_bytes(s, dtype=dtype), np.float64)
+    bytes_ = (np.asarray(weights_read_bytes(s, batch=B, dtype=dtype), np.float64)
               + B * np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype)))
     flops = B * (np.asarray(matmul_flops_per_token(s)) + np.asarray(
         attention_flops_per_token(s, T)))
@@ -154,7 +168,8 @@ def prefill_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 
     B = np.asarray(_batch_size(batch), np.float64)
     lm_row = 2.0 * s.d_model * s.vocab_size
     flops = B * (np.asarray(prefill_flops(s, T, attention="causal"), np.float64) + lm_row)
-    bytes_ = (np.asarray(weights_read_bytes(s, dtype=dtype), np.float64)
+    tokens = B * np.asarray(_context(T), np.float64)  # every prompt token routes (MoE)
+    bytes_ = (np.asarray(weights_read_bytes(s, batch=tokens, dtype=dtype), np.float64)
               + B * np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype)))
     return _roofline(flops, bytes_, hw, flops_efficiency, bandwidth_efficiency)
 

@@ -1,0 +1,464 @@
+"""How transformers 5 lays out each supported decoder, as ModelConfig fields.
+
+One entry per ``model_type``: the defaults transformers applies to fields a config.json omits
+and the key aliases (both in :mod:`gqa_lib.arch.hf_defaults`), and a builder that reads a
+:class:`gqa_lib.arch.hf.Reader` into ModelConfig fields: which biases and norms the
+architecture has, how it derives its per-layer attention pattern, its mixture of experts or
+latent attention. tests/test_hf_oracle.py checks every entry against transformers itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gqa_lib.arch.hf_defaults import ALIASES, DEFAULTS
+
+_GATED = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_new": "geglu",
+          "gelu_pytorch_tanh": "geglu", "gelu_fast": "geglu"}
+_PLAIN = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu",
+          "relu": "relu"}
+
+
+@dataclass(frozen=True)
+class Family:
+    build: Callable[[Any], dict[str, Any]]
+    defaults: Mapping[str, Any]
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+
+def _act(r, gated: bool = True) -> str:
+    key = "hidden_activation" if r.raw("hidden_activation", None) is not None else "hidden_act"
+    act = r.str(key)
+    table = _GATED if gated else _PLAIN
+    if act not in table:
+        kind = "gated FFN" if gated else "two-matrix FFN"
+        raise r.fail(f"{key}={act!r} is not supported for {r.model_type} ({kind}); supported: "
+                     f"{', '.join(sorted(table))}")
+    return table[act]
+
+
+def _refuse_true(r, *keys: str, why: str = "") -> None:
+    for k in keys:
+        if r.has(k) and r.raw(k) not in (None, False, 0, [], {}):
+            raise r.fail(f"{k}={r.raw(k)!r} is not supported for {r.model_type}"
+                         + (f" ({why})" if why else ""))
+
+
+def _core(r, *, head_dim: str = "config", gated: bool = True) -> dict[str, Any]:
+    """The fields every decoder has: shape, vocabulary, tying, FFN kind, RoPE base."""
+    n_head = r.int("num_attention_heads")
+    d_model = r.int("hidden_size")
+    dh = r.int("head_dim", null=None, default=None) if head_dim == "config" else None
+    return dict(
+        n_layer=r.int("num_hidden_layers"), d_model=d_model, n_head=n_head,
+        n_kv_head=r.int("num_key_value_heads", null=n_head, default=None),
+        d_head=dh, d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        ffn=_act(r, gated), tie_embeddings=r.bool("tie_word_embeddings"),
+        rope_theta=r.rope_theta(),
+    )
+
+
+# ----- per-layer attention ---------------------------------------------------------------
+def _pattern(r, n_layer: int, rule: Callable[[int], str] | None, window: int | None,
+             chunk: int | None = None) -> dict[str, Any]:
+    """layer_types from the file if given, else from the architecture's rule."""
+    given = r.raw("layer_types", None)
+    if given is not None:
+        if not isinstance(given, list) or not all(isinstance(t, str) for t in given):
+            raise r.fail(f"field 'layer_types' must be a list of strings, got {given!r:.60}")
+        types = given
+    elif rule is None:
+        types = ["sliding_attention" if window else "full_attention"] * n_layer
+    else:
+        types = [rule(i) for i in range(n_layer)]
+    if "sliding_attention" in types and window is None:
+        raise r.fail("layer_types has sliding_attention layers but sliding_window is null")
+    return dict(layer_types=tuple(types), sliding_window=window, attention_chunk=chunk)
+
+
+def _no_pattern(r) -> dict[str, Any]:
+    """Architectures whose layers all attend fully: a window or pattern field is refused."""
+    _refuse_true(r, "sliding_window", why="transformers' implementation has no window")
+    lt = r.raw("layer_types", None)
+    if lt is not None and (not isinstance(lt, list) or set(lt) != {"full_attention"}):
+        raise r.fail(f"layer_types={lt!r:.60} is not supported for {r.model_type} (every layer "
+                     "attends fully in transformers' implementation)")
+    return {}
+
+
+def _all_windowed(r) -> dict[str, Any]:
+    """Mistral, Phi-3, Starcoder2, Mixtral: one optional window for every layer."""
+    if r.raw("layer_types", None) is not None:
+        raise r.fail(f"layer_types is not read by transformers' {r.model_type} (every layer "
+                     "shares sliding_window); remove it")
+    return dict(sliding_window=r.opt_int("sliding_window"))
+
+
+def _every(k: int, first: str = "sliding_attention") -> Callable[[int], str]:
+    """Layers (i + 1) % k != 0 get `first`, every k-th is full attention."""
+    return lambda i: first if (i + 1) % k else "full_attention"
+
+
+def _qwen_pattern(r, n_layer: int, moe: bool = False) -> dict[str, Any]:
+    use = r.bool("use_sliding_window")
+    window = r.opt_int("sliding_window") if use else None
+    if moe:  # Qwen2-MoE: odd-numbered (1-based) layers below max_window_layers
+        mwl = r.int("max_window_layers", minimum=0)
+        rule = lambda i: ("sliding_attention" if use and (i + 1) % 2 and i < mwl  # noqa: E731
+                          else "full_attention")
+        if use and window is None:
+            raise r.fail("use_sliding_window=true needs an integer sliding_window")
+    else:  # Qwen2/Qwen3: the window applies from layer max_window_layers on
+        mwl = r.int("max_window_layers", minimum=0)
+        rule = lambda i: ("sliding_attention" if window is not None and i >= mwl  # noqa: E731
+                          else "full_attention")
+    return _pattern(r, n_layer, rule, window)
+
+
+# ----- mixture of experts ----------------------------------------------------------------
+def _moe(r, n_layer: int, experts_key: str, *, width_key: str = "moe_intermediate_size",
+         dense: int = 0, shared: int = 0) -> dict[str, Any]:
+    n = r.int(experts_key, minimum=0)
+    if n == 0:
+        return {}
+    k = r.int("num_experts_per_tok")
+    return dict(n_experts=n, n_experts_active=k, d_ff_expert=r.int(width_key),
+                n_dense_layers=dense, d_ff_shared=shared)
+
+
+def _qwen_dense_layers(r, n_layer: int) -> int:
+    step = r.int("decoder_sparse_step")
+    only = set(r.int_list("mlp_only_layers") or [])
+    return sum(1 for i in range(n_layer) if i in only or (i + 1) % step)
+
+
+# ----- the builders ----------------------------------------------------------------------
+def _llama(r) -> dict[str, Any]:
+    f = _core(r)
+    bias = r.bool("attention_bias")
+    return {**f, **_no_pattern(r), "qkv_bias": bias, "o_bias": bias,
+            "ffn_bias": r.bool("mlp_bias")}
+
+
+def _mistral(r) -> dict[str, Any]:
+    return {**_core(r), **_all_windowed(r)}
+
+
+def _mixtral(r) -> dict[str, Any]:
+    f = _core(r)
+    return {**f, **_all_windowed(r),
+            **_moe(r, f["n_layer"], "num_local_experts", width_key="intermediate_size")}
+
+
+def _qwen2(r) -> dict[str, Any]:
+    f = _core(r)
+    return {**f, **_qwen_pattern(r, f["n_layer"]), "qkv_bias": True}
+
+
+def _qwen3(r) -> dict[str, Any]:
+    f = _core(r)
+    bias = r.bool("attention_bias")
+    return {**f, **_qwen_pattern(r, f["n_layer"]), "qk_norm": True, "qkv_bias": bias,
+            "o_bias": bias}
+
+
+def _qwen2_moe(r) -> dict[str, Any]:
+    f = _core(r)
+    moe = _moe(r, f["n_layer"], "num_experts", dense=_qwen_dense_layers(r, f["n_layer"]),
+               shared=r.int("shared_expert_intermediate_size", minimum=0))
+    if moe:
+        moe["shared_expert_gate"] = moe["d_ff_shared"] > 0
+    return {**f, **_qwen_pattern(r, f["n_layer"], moe=True), **moe,
+            "qkv_bias": r.bool("qkv_bias")}
+
+
+def _qwen3_moe(r) -> dict[str, Any]:
+    f = _core(r)
+    bias = r.bool("attention_bias")
+    moe = _moe(r, f["n_layer"], "num_local_experts", dense=_qwen_dense_layers(r, f["n_layer"]))
+    window = r.opt_int("sliding_window") if r.bool("use_sliding_window") else None
+    if r.raw("layer_types", None) is not None:
+        raise r.fail("layer_types is not read by transformers' qwen3_moe; remove it")
+    return {**f, **moe, "sliding_window": window, "qk_norm": True, "qkv_bias": bias,
+            "o_bias": bias}
+
+
+def _gemma(r) -> dict[str, Any]:
+    return {**_core(r), **_no_pattern(r)}
+
+
+def _gemma2(r, qk_norm: bool = False, pattern: int = 2) -> dict[str, Any]:
+    f = _core(r)
+    _refuse_true(r, "attention_bias", "use_bidirectional_attention")
+    if qk_norm:
+        pattern = r.int("sliding_window_pattern", default=pattern)
+    window = r.opt_int("sliding_window")
+    return {**f, **_pattern(r, f["n_layer"], _every(pattern), window), "n_norms": 4,
+            "qk_norm": qk_norm}
+
+
+def _gemma3(r) -> dict[str, Any]:
+    return _gemma2(r, qk_norm=True, pattern=6)
+
+
+def _phi3(r) -> dict[str, Any]:
+    return {**_core(r), **_all_windowed(r)}
+
+
+def _phi(r) -> dict[str, Any]:
+    _refuse_true(r, "qk_layernorm", why="per-head LayerNorms with biases are not modelled")
+    f = _core(r, gated=False)
+    return {**f, **_no_pattern(r), "norm": "layernorm", "n_norms": 1, "qkv_bias": True,
+            "o_bias": True, "ffn_bias": True, "lm_head_bias": True}
+
+
+def _granitemoe(r) -> dict[str, Any]:
+    f = _core(r)
+    bias = r.bool("attention_bias")
+    moe = _moe(r, f["n_layer"], "num_local_experts", width_key="intermediate_size")
+    return {**f, **_no_pattern(r), **moe, "qkv_bias": bias, "o_bias": bias}
+
+
+def _smollm3(r) -> dict[str, Any]:
+    f = _core(r)
+    L = f["n_layer"]
+    interval = r.int("no_rope_layer_interval")
+    no_rope = r.int_list("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(L)]
+    if len(no_rope) != L:
+        raise r.fail(f"no_rope_layers has {len(no_rope)} entries but num_hidden_layers={L}")
+    use = r.bool("use_sliding_window")
+    window = r.opt_int("sliding_window")
+    rule = lambda i: ("sliding_attention" if use and window is not None  # noqa: E731
+                      and not no_rope[i] else "full_attention")
+    bias = r.bool("attention_bias")
+    return {**f, **_pattern(r, L, rule, window), "qkv_bias": bias, "o_bias": bias,
+            "ffn_bias": r.bool("mlp_bias")}
+
+
+def _olmo(r) -> dict[str, Any]:
+    bias = r.bool("attention_bias")
+    return {**_core(r), **_no_pattern(r), "norm": "layernorm", "norm_vectors": 0,
+            "qkv_bias": bias, "o_bias": bias}
+
+
+def _olmo2(r, pattern: bool = False) -> dict[str, Any]:
+    f = _core(r)
+    bias = r.bool("attention_bias")
+    layers = (_pattern(r, f["n_layer"], _every(4), r.opt_int("sliding_window")) if pattern
+              else _no_pattern(r))
+    return {**f, **layers, "qk_norm": True, "qk_norm_heads": True, "qkv_bias": bias,
+            "o_bias": bias}
+
+
+def _olmo3(r) -> dict[str, Any]:
+    return _olmo2(r, pattern=True)
+
+
+def _cohere(r, pattern: bool = False) -> dict[str, Any]:
+    f = _core(r, head_dim="derived" if pattern else "config")
+    bias = r.bool("attention_bias")
+    out = {**f, "norm": "layernorm", "norm_vectors": 1, "n_norms": 1, "qkv_bias": bias,
+           "o_bias": bias}
+    if pattern:
+        pat = r.int("sliding_window_pattern", default=4)
+        out.update(_pattern(r, f["n_layer"], _every(pat), r.opt_int("sliding_window")))
+    else:
+        out.update(_no_pattern(r), qk_norm=r.bool("use_qk_norm"), qk_norm_heads=True)
+    return out
+
+
+def _cohere2(r) -> dict[str, Any]:
+    return _cohere(r, pattern=True)
+
+
+def _starcoder2(r) -> dict[str, Any]:
+    bias = r.bool("use_bias")
+    return {**_core(r, gated=False), **_all_windowed(r), "norm": "layernorm",
+            "qkv_bias": bias, "o_bias": bias, "ffn_bias": bias}
+
+
+def _stablelm(r) -> dict[str, Any]:
+    parallel = r.bool("use_parallel_residual")
+    return {**_core(r, head_dim="derived"), **_no_pattern(r), "norm": "layernorm",
+            "n_norms": 1 if parallel else 2, "qkv_bias": r.bool("use_qkv_bias"),
+            "qk_norm": r.bool("qk_layernorm"), "qk_norm_heads": True}
+
+
+def _gpt_neox(r) -> dict[str, Any]:
+    bias = r.bool("attention_bias")
+    f = _core(r, head_dim="derived", gated=False)
+    return {**f, **_no_pattern(r), "n_kv_head": f["n_head"], "norm": "layernorm",
+            "qkv_bias": bias, "o_bias": bias, "ffn_bias": True}
+
+
+def _gpt2(r) -> dict[str, Any]:
+    _refuse_true(r, "add_cross_attention")
+    d = r.int("hidden_size")
+    act = r.str("activation_function")
+    if act not in _PLAIN:
+        raise r.fail(f"activation_function={act!r} is not supported; supported: "
+                     f"{', '.join(sorted(_PLAIN))}")
+    n_head = r.int("num_attention_heads")
+    return dict(
+        n_layer=r.int("num_hidden_layers"), d_model=d, n_head=n_head, n_kv_head=n_head,
+        d_ff=r.int("n_inner", null=4 * d, default=None), vocab_size=r.int("vocab_size"),
+        ffn=_PLAIN[act], tie_embeddings=r.bool("tie_word_embeddings"), norm="layernorm",
+        qkv_bias=True, o_bias=True, ffn_bias=True, n_positions=r.int("n_positions"),
+        rope_theta=10_000.0,  # unused: GPT-2 learns absolute positions
+    )
+
+
+def _falcon(r) -> dict[str, Any]:
+    d = r.int("hidden_size")
+    n_head = r.int("num_attention_heads")
+    new = r.bool("new_decoder_architecture")
+    if new:
+        n_kv = r.int("num_kv_heads", null=n_head)
+    else:
+        n_kv = 1 if r.bool("multi_query") else n_head
+    parallel = r.bool("parallel_attn")
+    n_ln = r.int("num_ln_in_parallel_attn", null=None, default=None)
+    if new and n_ln is None:
+        n_ln = 2
+    n_norms = 2 if (not parallel or (new and n_ln == 2)) else 1
+    act = r.str("activation")
+    if act not in _PLAIN:
+        raise r.fail(f"activation={act!r} is not supported; supported: {', '.join(_PLAIN)}")
+    bias = r.bool("bias")
+    return dict(
+        n_layer=r.int("num_hidden_layers"), d_model=d, n_head=n_head, n_kv_head=n_kv,
+        d_ff=r.int("ffn_hidden_size", null=4 * d, default=None), vocab_size=r.int("vocab_size"),
+        ffn=_PLAIN[act], tie_embeddings=r.bool("tie_word_embeddings"), norm="layernorm",
+        n_norms=n_norms, qkv_bias=bias, o_bias=bias, ffn_bias=bias, rope_theta=r.rope_theta(),
+    )
+
+
+def _deepseek(r) -> dict[str, Any]:
+    _refuse_true(r, "attention_bias", "mlp_bias")
+    if r.int("moe_layer_freq", default=1) != 1:
+        raise r.fail("moe_layer_freq != 1 is not read by transformers' DeepSeek; not supported")
+    n_head = r.int("num_attention_heads")
+    nope, rope = r.int("qk_nope_head_dim"), r.int("qk_rope_head_dim")
+    L = r.int("num_hidden_layers")
+    dense = min(r.int("first_k_dense_replace", minimum=0), L)
+    n_shared = r.int("n_shared_experts", minimum=0, null=0)
+    width = r.int("moe_intermediate_size")
+    # V3's e_score_correction_bias (n_experts per MoE layer) is a buffer in transformers, set
+    # by load balancing rather than learned, so it is not counted (safetensors does store it).
+    moe = _moe(r, L, "n_routed_experts", dense=dense, shared=n_shared * width)
+    return dict(
+        n_layer=L, d_model=r.int("hidden_size"), n_head=n_head, n_kv_head=n_head,
+        d_head=nope + rope, d_ff=r.int("intermediate_size"), vocab_size=r.int("vocab_size"),
+        ffn=_act(r), tie_embeddings=r.bool("tie_word_embeddings"), rope_theta=r.rope_theta(),
+        kv_lora_rank=r.int("kv_lora_rank"), q_lora_rank=r.int("q_lora_rank", null=0),
+        qk_rope_dim=rope, qk_nope_dim=nope, v_head_dim=r.int("v_head_dim"), **moe,
+        **_no_pattern(r),
+    )
+
+
+def _gpt_oss(r) -> dict[str, Any]:
+    f = _core(r)
+    bias = r.bool("attention_bias")
+    moe = _moe(r, f["n_layer"], "num_local_experts", width_key="intermediate_size")
+    moe.update(router_bias=True, expert_bias=True)
+    return {**f, **moe, **_pattern(r, f["n_layer"], _every(2), r.opt_int("sliding_window")),
+            "qkv_bias": bias, "o_bias": bias, "attn_sinks": True}
+
+
+def _llama4(r) -> dict[str, Any]:
+    f = _core(r)
+    L = f["n_layer"]
+    _refuse_true(r, "attention_bias")
+    interval = r.int("no_rope_layer_interval")
+    no_rope = r.int_list("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(L)]
+    if len(no_rope) != L:
+        raise r.fail(f"no_rope_layers has {len(no_rope)} entries but num_hidden_layers={L}")
+    step = r.int("interleave_moe_layer_step")
+    moe_layers = r.int_list("moe_layers")
+    moe_layers = set(range(step - 1, L, step) if moe_layers is None else moe_layers)
+    n_moe = sum(1 for i in range(L) if i in moe_layers)
+    chunk = r.opt_int("attention_chunk_size")
+    rule = lambda i: ("chunked_attention" if no_rope[i] and chunk is not None  # noqa: E731
+                      else "full_attention")
+    out = {**f, **_pattern(r, L, rule, None, chunk), "d_ff": r.int("intermediate_size_mlp")}
+    if n_moe:
+        out.update(n_experts=r.int("num_local_experts"),
+                   n_experts_active=r.int("num_experts_per_tok"),
+                   d_ff_expert=r.int("intermediate_size"), d_ff_shared=r.int("intermediate_size"),
+                   n_dense_layers=L - n_moe)
+    return out
+
+
+def _glm4(r) -> dict[str, Any]:
+    return {**_core(r), **_no_pattern(r), "n_norms": 4, "qkv_bias": r.bool("attention_bias")}
+
+
+def _exaone4(r) -> dict[str, Any]:
+    f = _core(r)
+    window = r.opt_int("sliding_window")
+    pat = r.raw("sliding_window_pattern", None)
+    if r.raw("layer_types", None) is None and window is not None:
+        if isinstance(pat, bool) or not isinstance(pat, int) or pat < 1:
+            raise r.fail(f"sliding_window_pattern must be a positive integer, got {pat!r}")
+    rule = _every(pat) if window is not None else (lambda i: "full_attention")
+    return {**f, **_pattern(r, f["n_layer"], rule, window), "qk_norm": True}
+
+
+def _exaone(r) -> dict[str, Any]:  # EXAONE 3.x, built by transformers as a Llama
+    f = _core(r)
+    bias = r.bool("attention_bias")
+    return {**f, **_no_pattern(r), "qkv_bias": bias, "o_bias": bias,
+            "ffn_bias": r.bool("mlp_bias")}
+
+
+_BUILDERS = {
+    "llama": _llama,
+    "granite": _llama,
+    "mistral": _mistral,
+    "mixtral": _mixtral,
+    "qwen2": _qwen2,
+    "qwen3": _qwen3,
+    "qwen2_moe": _qwen2_moe,
+    "qwen3_moe": _qwen3_moe,
+    "gemma": _gemma,
+    "gemma2": _gemma2,
+    "gemma3_text": _gemma3,
+    "phi3": _phi3,
+    "phi": _phi,
+    "granitemoe": _granitemoe,
+    "smollm3": _smollm3,
+    "olmo": _olmo,
+    "olmo2": _olmo2,
+    "olmo3": _olmo3,
+    "cohere": _cohere,
+    "cohere2": _cohere2,
+    "starcoder2": _starcoder2,
+    "stablelm": _stablelm,
+    "gpt_neox": _gpt_neox,
+    "gpt2": _gpt2,
+    "falcon": _falcon,
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "gpt_oss": _gpt_oss,
+    "llama4_text": _llama4,
+    "glm4": _glm4,
+    "exaone4": _exaone4,
+    "exaone": _exaone,
+}
+FAMILIES: dict[str, Family] = {
+    t: Family(b, DEFAULTS[t], ALIASES.get(t, {})) for t, b in _BUILDERS.items()
+}
+
+# Multimodal configs costed through their language model.
+TEXT_CONFIGS = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
+
+# Known model types that are refused, with the reason.
+UNSUPPORTED = {
+    "granitemoeshared": "shared experts of Granite MoE are not modelled yet",
+    "granitemoehybrid": "Mamba layers are not attention",
+    "jamba": "Mamba layers are not attention", "mamba": "a state-space model, no attention",
+    "falcon_h1": "Mamba layers are not attention", "qwen3_next": "linear-attention layers",
+    "mllama": "cross-attention layers", "t5": "an encoder-decoder", "bert": "an encoder",
+}

@@ -1,0 +1,108 @@
+"""Validation of the ModelConfig fields beyond the paper's block: the per-layer attention
+pattern (``layer_types``, ``attention_chunk``), the mixture of experts, multi-head latent
+attention and the small parts (extra norms, biases, sinks). Each defaults to the plain GQA
+block; :class:`gqa_lib.arch.config.ModelConfig` calls :func:`check_extensions` last.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from gqa_lib.errors import GQAError, check_choice
+
+# Attention kinds of a layer, named as transformers' `layer_types`: every earlier key
+# ("full"), the last `sliding_window` keys ("sliding"), or the keys of the current block of
+# `attention_chunk` tokens ("chunked", Llama 4).
+LAYER_TYPES = ("full_attention", "sliding_attention", "chunked_attention")
+
+
+def _positive(param: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise GQAError(f"{param} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_extensions(c: Any) -> None:
+    """Validate the per-layer, MoE, MLA and small-part fields (all default to the plain block)."""
+    def setf(f, v):
+        object.__setattr__(c, f, v)
+
+    def nonneg(f):
+        v = getattr(c, f)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+            raise GQAError(f"{f} must be a non-negative integer, got {v!r}")
+        setf(f, int(v))
+
+    for f in ("n_norms", "n_positions", "n_experts", "n_experts_active", "d_ff_shared",
+              "kv_lora_rank", "q_lora_rank", "qk_rope_dim", "qk_nope_dim", "v_head_dim"):
+        nonneg(f)
+    for f in ("qk_norm_heads", "o_bias", "ffn_bias", "lm_head_bias", "attn_sinks",
+              "router_bias", "expert_bias", "shared_expert_gate"):
+        if not isinstance(getattr(c, f), bool):
+            raise GQAError(f"{f} must be true or false, got {getattr(c, f)!r}")
+    if c.norm_vectors is None:
+        setf("norm_vectors", 2 if c.norm == "layernorm" else 1)
+    check_choice("norm_vectors", c.norm_vectors, (0, 1, 2))
+    if c.attention_chunk is not None:
+        setf("attention_chunk", _positive("attention_chunk", c.attention_chunk))
+    _check_layer_types(c, setf)
+    # mixture of experts
+    if c.n_experts:
+        if not 1 <= c.n_experts_active <= c.n_experts:
+            raise GQAError(f"n_experts_active must be in 1..n_experts={c.n_experts}, got "
+                           f"{c.n_experts_active!r}")
+        setf("d_ff_expert", _positive("d_ff_expert", c.d_ff_expert))
+        dense = 0 if c.n_dense_layers is None else c.n_dense_layers
+    else:
+        for f in ("n_experts_active", "d_ff_shared"):
+            if getattr(c, f):
+                raise GQAError(f"{f}={getattr(c, f)} needs n_experts > 0")
+        if c.d_ff_expert is not None:
+            raise GQAError("d_ff_expert needs n_experts > 0")
+        dense = c.n_layer if c.n_dense_layers is None else c.n_dense_layers
+    if isinstance(dense, bool) or not isinstance(dense, numbers.Integral) or not (
+            0 <= dense <= c.n_layer) or (not c.n_experts and dense != c.n_layer):
+        raise GQAError(f"n_dense_layers must be an integer in 0..n_layer={c.n_layer} "
+                       f"(n_layer when n_experts = 0), got {c.n_dense_layers!r}")
+    setf("n_dense_layers", int(dense))
+    # multi-head latent attention
+    if c.kv_lora_rank:
+        for f in ("qk_rope_dim", "qk_nope_dim", "v_head_dim"):
+            if not getattr(c, f):
+                raise GQAError(f"{f} must be a positive integer with kv_lora_rank > 0")
+        if c.d_head != c.qk_rope_dim + c.qk_nope_dim:
+            raise GQAError(f"d_head={c.d_head} must equal qk_nope_dim + qk_rope_dim = "
+                           f"{c.qk_nope_dim + c.qk_rope_dim} with kv_lora_rank > 0")
+        if c.n_kv_head != c.n_head:
+            raise GQAError("multi-head latent attention decompresses to n_kv_head = n_head; "
+                           f"got n_kv_head={c.n_kv_head}, n_head={c.n_head}")
+    elif c.q_lora_rank or c.qk_rope_dim or c.qk_nope_dim or c.v_head_dim:
+        raise GQAError("q_lora_rank, qk_rope_dim, qk_nope_dim and v_head_dim need "
+                       "kv_lora_rank > 0 (multi-head latent attention)")
+
+
+def _check_layer_types(c: Any, setf: Any) -> None:
+    """Validate `layer_types` and store it in its canonical form (None when all alike)."""
+    lt = c.layer_types
+    if lt is None:
+        return
+    if isinstance(lt, (str, bytes)) or not isinstance(lt, (list, tuple)):
+        raise GQAError(f"layer_types must be a list of {c.n_layer} layer kinds, got {lt!r}")
+    lt = tuple(lt)
+    if len(lt) != c.n_layer:
+        raise GQAError(f"layer_types has {len(lt)} entries but n_layer={c.n_layer}")
+    for t in lt:
+        check_choice("layer_types entry", t, LAYER_TYPES)
+    if "sliding_attention" in lt and c.sliding_window is None:
+        raise GQAError("layer_types has sliding_attention layers but sliding_window is not set")
+    if "chunked_attention" in lt and c.attention_chunk is None:
+        raise GQAError("layer_types has chunked_attention layers but attention_chunk is not set")
+    kinds = set(lt)
+    if kinds == {"full_attention"}:  # no window anywhere: the plain form
+        setf("sliding_window", None)
+        setf("attention_chunk", None)
+        lt = None
+    elif kinds == {"sliding_attention"} and c.attention_chunk is None:
+        lt = None  # every layer windowed: what sliding_window alone means
+    setf("layer_types", lt)

@@ -1,0 +1,124 @@
+"""transformers as the oracle of the config.json import: for every supported model type, the
+config files in tests/data/hf (and one made of transformers' defaults alone) are built on the
+meta device (no weights, no hub), and gqa's parameter total, active parameters and per-layer
+attention windows must equal what transformers builds and what its cache allocates."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gqa_lib import GQAError, cost
+from gqa_lib.arch import hf_families
+from gqa_lib.arch.hf import SUPPORTED, from_hf_config
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+
+HF = Path(__file__).parent / "data" / "hf"
+FILES = sorted(HF.glob("*.json")) + sorted((HF / "oracle").glob("*.json"))
+_EXPERTS = re.compile(r"\.experts\.")  # routed experts' fused (n_experts, ...) tensors
+
+
+def _hf_config(raw):
+    raw = dict(raw)
+    if raw.get("model_type") in hf_families.TEXT_CONFIGS:
+        raw = {**raw["text_config"], "model_type": hf_families.TEXT_CONFIGS[raw["model_type"]]}
+    kind = raw.pop("model_type")
+    return transformers.AutoConfig.for_model(kind, **raw)
+
+
+def _oracle(raw):
+    """(total parameters, active parameters, per-layer cache windows) from transformers."""
+    hf_cfg = _hf_config(raw)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(hf_cfg)
+    k = getattr(hf_cfg, "num_experts_per_tok", None)
+    total = active = 0
+    for name, p in model.named_parameters():  # tied weights appear once
+        total += p.numel()
+        if _EXPERTS.search(name) and p.dim() >= 2:
+            active += p.numel() // p.shape[0] * k  # only the routed experts a token uses
+        else:
+            active += p.numel()
+    cache = transformers.DynamicCache(config=hf_cfg)
+    windows = tuple(getattr(layer, "sliding_window", None) for layer in cache.layers)
+    return total, active, windows
+
+
+def _outside(cfg):
+    p = cost.param_counts(cfg)
+    return p["embedding"] + p["lm_head"] + p["pos_embedding"]
+
+
+def _check(raw):
+    cfg = from_hf_config(raw)
+    total, active, windows = _oracle(raw)
+    assert cost.params_total(cfg) == total
+    assert cost.params_active(cfg) + _outside(cfg) == active
+    assert cfg.layer_windows == windows
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_config_files_match_transformers(path):
+    _check(json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize("model_type", SUPPORTED)
+def test_defaults_match_transformers(model_type):
+    """A config.json with nothing but its model_type: every field from transformers' defaults,
+    or refused in one line (a required field transformers leaves null)."""
+    raw = {"model_type": model_type}
+    if model_type == "deepseek_v2":
+        with pytest.raises(GQAError, match="'num_experts_per_tok' must be an integer"):
+            from_hf_config(raw)
+        raw["num_experts_per_tok"] = 6
+    _check(raw)
+
+
+def test_every_supported_type_has_a_config_file():
+    types = {json.loads(p.read_text())["model_type"] for p in FILES}
+    types = {hf_families.TEXT_CONFIGS.get(t, t) for t in types}
+    assert set(SUPPORTED) <= types
+
+
+# ----- the cache a real forward pass allocates ------------------------------------------------
+_TINY = dict(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2,
+             num_hidden_layers=4, vocab_size=128, head_dim=16)
+_CACHE_CASES = {
+    "mistral": dict(sliding_window=8),
+    "gemma2": dict(sliding_window=8),
+    "gpt_oss": dict(sliding_window=8, num_local_experts=4, num_experts_per_tok=2,
+                    intermediate_size=32),
+    "llama4_text": dict(attention_chunk_size=8, num_local_experts=2, intermediate_size_mlp=64),
+    "qwen2": dict(use_sliding_window=True, sliding_window=8, max_window_layers=2),
+    "deepseek_v2": dict(kv_lora_rank=32, q_lora_rank=None, qk_rope_head_dim=8,
+                        qk_nope_head_dim=16, v_head_dim=16, n_routed_experts=4,
+                        num_experts_per_tok=2, moe_intermediate_size=16, n_shared_experts=1,
+                        num_key_value_heads=4),
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(_CACHE_CASES))
+def test_cache_tensors_of_a_forward_pass(model_type):
+    """A tiny model's prefill of T = 21 tokens on CPU: each layer's cached tokens and values per
+    token equal ours, up to the stated window convention (transformers keeps W - 1 tokens in
+    a W-window or W-chunk layer between steps; we count the W the next query attends). For
+    DeepSeek, transformers 5 caches the compressed latent: our default ``mla="latent"``."""
+    raw = {"model_type": model_type, **_TINY, **_CACHE_CASES[model_type]}
+    cfg = from_hf_config(raw)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(_hf_config(raw)).eval()
+    T = 21
+    with torch.no_grad():
+        cache = model(torch.randint(0, 128, (1, T)), use_cache=True).past_key_values
+    width = cost.kv_cache_values(cfg, 1) // cfg.n_layer  # values per token and layer
+    stored = 0
+    for layer, w in zip(cache.layers, cfg.layer_windows):
+        k, v = layer.keys, layer.values  # (B, heads, tokens, dim)
+        assert k.shape[1] * k.shape[-1] + v.shape[1] * v.shape[-1] == width
+        assert k.shape[-2] == (T if w is None else min(T, w) - 1)
+        stored += k[0].numel() + v[0].numel()
+    n_capped = sum(w is not None and T >= w for w in cfg.layer_windows)
+    assert cost.kv_cache_values(cfg, T) == stored + n_capped * width
