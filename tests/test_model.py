@@ -132,3 +132,9 @@ def test_model_rejects_sliding_window_and_overfull_cache():
     cache = KVCache.empty(CONFIGS["tiny"], 1, 4, dtype=torch.float32)
     with pytest.raises(GQAError, match="KV cache holds 4 tokens"):
         m(torch.zeros(1, 5, dtype=torch.long), cache=cache)
+
+
+def test_configs_the_model_does_not_build_are_refused_not_trained_as_dense():
+    for name in ("mixtral-8x7b-v0.1", "deepseek-v2-lite", "gemma-2-9b"):
+        with pytest.raises(GQAError, match="cost model only"):
+            GQATransformer(get_preset(name))

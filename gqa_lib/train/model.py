@@ -8,6 +8,7 @@ with ``enable_gqa=True``, so K/V are never repeated in memory. `KVCache` holds e
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -18,6 +19,11 @@ import torch.nn.functional as F
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.errors import GQAError
 
+# The ModelConfig fields this module builds; any other field set away from its default (a
+# layer pattern, experts, latent attention, extra biases or norms) is refused, not ignored.
+_IMPLEMENTED = frozenset({"name", "n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff",
+                          "vocab_size", "ffn", "tie_embeddings", "norm", "qk_norm", "qkv_bias",
+                          "rope_theta", "sliding_window"})
 _HAS_ENABLE_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
@@ -147,6 +153,11 @@ class GQATransformer(nn.Module):
         if cfg.sliding_window is not None:
             raise GQAError("sliding_window is supported by the cost model only, not by "
                            "GQATransformer; use sliding_window=None")
+        for f in dataclasses.fields(ModelConfig):  # layer patterns, experts, MLA, biases...
+            if f.name not in _IMPLEMENTED and getattr(cfg, f.name) != f.default:
+                raise GQAError(f"{f.name}={getattr(cfg, f.name)!r} is supported by the cost "
+                               f"model only; GQATransformer builds the dense GQA block "
+                               f"({', '.join(sorted(_IMPLEMENTED - {'name'}))})")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
