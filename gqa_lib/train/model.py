@@ -153,8 +153,9 @@ class GQATransformer(nn.Module):
         if cfg.sliding_window is not None:
             raise GQAError("sliding_window is supported by the cost model only, not by "
                            "GQATransformer; use sliding_window=None")
+        plain = ModelConfig(**{f: getattr(cfg, f) for f in _IMPLEMENTED})  # the dense block
         for f in dataclasses.fields(ModelConfig):  # layer patterns, experts, MLA, biases...
-            if f.name not in _IMPLEMENTED and getattr(cfg, f.name) != f.default:
+            if f.name not in _IMPLEMENTED and getattr(cfg, f.name) != getattr(plain, f.name):
                 raise GQAError(f"{f.name}={getattr(cfg, f.name)!r} is supported by the cost "
                                f"model only; GQATransformer builds the dense GQA block "
                                f"({', '.join(sorted(_IMPLEMENTED - {'name'}))})")
