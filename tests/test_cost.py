@@ -340,7 +340,9 @@ def test_new_fields_are_validated():
         (dict(n_experts=4, n_experts_active=0, d_ff_expert=32), "n_experts_active must be in"),
         (dict(n_experts=4, n_experts_active=2), "d_ff_expert must be a positive integer"),
         (dict(d_ff_shared=8), "d_ff_shared=8 needs n_experts > 0"),
-        (dict(n_dense_layers=2), "n_dense_layers must be an integer in 0..n_layer=4"),
+        (dict(n_dense_layers=2), "n_dense_layers must be None or n_layer=4 when n_experts = 0"),
+        (dict(n_experts=4, n_experts_active=2, d_ff_expert=32, n_dense_layers=5),
+         "n_dense_layers must be an integer in 0..n_layer=4"),
         (dict(kv_lora_rank=8), "qk_rope_dim must be a positive integer with kv_lora_rank"),
         (dict(q_lora_rank=8), "need kv_lora_rank > 0"),
         (dict(layer_types=("full_attention",) * 3), "layer_types has 3 entries but n_layer=4"),
@@ -358,3 +360,16 @@ def test_new_fields_are_validated():
     assert lt == ModelConfig(**base, sliding_window=8)
     assert ModelConfig(**base, sliding_window=8, layer_types=("full_attention",) * 4) == (
         ModelConfig(**base))
+
+
+def test_replace_keeps_working_after_normalisation():
+    """Sweeps build configs with dataclasses.replace: a stored, normalised field must not
+    contradict a new n_layer (dense models keep n_dense_layers None)."""
+    dense = get_preset("llama-3.2-1b")
+    assert dense.n_dense_layers is None and dense.n_moe_layers == 0
+    deeper = dataclasses.replace(dense, n_layer=dense.n_layer + 4)
+    assert cost.params_total(deeper) > cost.params_total(dense)
+    moe = get_preset("mixtral-8x7b-v0.1")
+    shallower = dataclasses.replace(moe, n_layer=4)
+    assert shallower.n_moe_layers == 4
+    assert cost.params_total(shallower) < cost.params_total(moe)

@@ -76,7 +76,7 @@ class ModelConfig:
     n_experts_active: int = 0
     d_ff_expert: int | None = None
     d_ff_shared: int = 0        # total width of the always-on shared expert(s)
-    n_dense_layers: int | None = None  # layers with a dense d_ff FFN; None: all / none
+    n_dense_layers: int | None = None  # layers with a dense d_ff FFN (MoE); None: all (dense)
     router_bias: bool = False
     expert_bias: bool = False
     shared_expert_gate: bool = False  # Qwen2-MoE: a d_model -> 1 gate on the shared expert
@@ -157,7 +157,7 @@ class ModelConfig:
     @property
     def n_moe_layers(self) -> int:
         """Layers whose FFN is the mixture of experts."""
-        return self.n_layer - self.n_dense_layers
+        return 0 if self.n_dense_layers is None else self.n_layer - self.n_dense_layers
 
     @property
     def group_size(self) -> int:

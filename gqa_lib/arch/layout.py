@@ -60,12 +60,18 @@ def check_extensions(c: Any) -> None:
                 raise GQAError(f"{f}={getattr(c, f)} needs n_experts > 0")
         if c.d_ff_expert is not None:
             raise GQAError("d_ff_expert needs n_experts > 0")
-        dense = c.n_layer if c.n_dense_layers is None else c.n_dense_layers
-    if isinstance(dense, bool) or not isinstance(dense, numbers.Integral) or not (
-            0 <= dense <= c.n_layer) or (not c.n_experts and dense != c.n_layer):
-        raise GQAError(f"n_dense_layers must be an integer in 0..n_layer={c.n_layer} "
-                       f"(n_layer when n_experts = 0), got {c.n_dense_layers!r}")
-    setf("n_dense_layers", int(dense))
+        if c.n_dense_layers is not None and c.n_dense_layers != c.n_layer:
+            raise GQAError(f"n_dense_layers must be None or n_layer={c.n_layer} when "
+                           f"n_experts = 0, got {c.n_dense_layers!r}")
+        # stored as None, so that dataclasses.replace(cfg, n_layer=...) stays valid
+        setf("n_dense_layers", None)
+        dense = None
+    if dense is not None:
+        if isinstance(dense, bool) or not isinstance(dense, numbers.Integral) or not (
+                0 <= dense <= c.n_layer):
+            raise GQAError(f"n_dense_layers must be an integer in 0..n_layer={c.n_layer}, "
+                           f"got {c.n_dense_layers!r}")
+        setf("n_dense_layers", int(dense))
     # multi-head latent attention
     if c.kv_lora_rank:
         for f in ("qk_rope_dim", "qk_nope_dim", "v_head_dim"):

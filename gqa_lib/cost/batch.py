@@ -142,7 +142,8 @@ class ConfigBatch:
 _SIZE_FIELDS = ("n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff", "vocab_size")
 # Extra fields that enter the parameter bound (experts, latent attention, learned positions)
 _EXTRA_FIELDS = ("n_experts", "d_ff_expert", "d_ff_shared", "kv_lora_rank", "q_lora_rank",
-                 "qk_rope_dim", "qk_nope_dim", "v_head_dim", "n_positions")
+                 "qk_rope_dim", "qk_nope_dim", "v_head_dim", "n_positions", "ffn_bias",
+                 "o_bias", "lm_head_bias")
 
 
 def _check_exact_params(s: ConfigBatch) -> None:
@@ -151,7 +152,7 @@ def _check_exact_params(s: ConfigBatch) -> None:
     count of the largest variant of the fields (every layer both dense and with all its
     experts, latent attention on top of the GQA projections, untied, every bias and norm),
     so it holds for every element; computed on the fields' maxima first, elementwise only
-    when that bound is exceeded."""
+    when that bound is exceeded. (tests/test_hostile.py checks it against an exact count.)"""
     fields = _SIZE_FIELDS + _EXTRA_FIELDS
     if not any(np.asarray(getattr(s, k)).dtype.kind in "iu" for k in _SIZE_FIELDS):
         return  # a continuous batch: float counts by design
@@ -168,16 +169,21 @@ def _check_exact_params(s: ConfigBatch) -> None:
 
 
 def _params_bound(f: dict[str, Any]) -> Any:
-    """Parameters of the largest variant of these fields, in float64."""
+    """Parameters of the largest variant of these fields, in float64: the dense block with
+    3 FFN matrices, untied, LayerNorm, q/k/v biases and qk-norm, plus every extra part the
+    fields switch on (FFN and output biases, learned positions, experts with their router,
+    shared experts, latent attention); each extra term is 0 for a model without it."""
     L, d, dh, h, kv = f["n_layer"], f["d_model"], f["d_head"], f["n_head"], f["n_kv_head"]
     dense = (L * d * (2 * dh * (h + kv) + 3 * f["d_ff"]) + L * dh * (h + 2 * kv + 2)
-             + 2 * (2 * L + 1) * d + 2 * f["vocab_size"] * d + L * (3 * f["d_ff"] + 4 * d))
-    experts = L * (f["n_experts"] + 1) * (3 * d * f["d_ff_expert"] + f["d_ff_expert"] + 2 * d)
-    shared = L * (3 * d * f["d_ff_shared"] + 2 * d)
-    heads = f["qk_rope_dim"] + f["qk_nope_dim"] + f["v_head_dim"] + dh
-    latent = (L * (f["kv_lora_rank"] + f["q_lora_rank"] + 1) * (d + h * heads + 1)
+             + 2 * (2 * L + 1) * d + 2 * f["vocab_size"] * d)
+    biases = (f["ffn_bias"] * L * (2 * f["d_ff"] + d) + f["o_bias"] * L * d
+              + f["lm_head_bias"] * f["vocab_size"] + f["n_positions"] * d)
+    E, dfe, dfs = f["n_experts"], f["d_ff_expert"], f["d_ff_shared"]
+    experts = L * E * (3 * d * dfe + 2 * dfe + 2 * d + 1) + L * (3 * d * dfs + np.sign(dfs) * (d + 1))
+    heads = f["qk_rope_dim"] + f["qk_nope_dim"] + f["v_head_dim"]
+    latent = (L * (f["kv_lora_rank"] + f["q_lora_rank"]) * (d + h * (heads + dh) + 1)
               + L * d * h * heads)
-    return dense + experts + shared + latent + f["n_positions"] * d
+    return dense + biases + experts + latent
 
 
 def _where_else(flag: np.ndarray, a: Any, b: Any) -> Any:
@@ -208,7 +214,7 @@ def _row(c: ModelConfig) -> dict[str, Any]:
         o_bias=c.o_bias, ffn_bias=c.ffn_bias, lm_head_bias=c.lm_head_bias,
         n_positions=c.n_positions, attn_sinks=c.attn_sinks, n_experts=c.n_experts,
         n_experts_active=c.n_experts_active, d_ff_expert=c.d_ff_expert or 0,
-        d_ff_shared=c.d_ff_shared, n_dense_layers=c.n_dense_layers,
+        d_ff_shared=c.d_ff_shared, n_dense_layers=c.n_layer - c.n_moe_layers,
         router_bias=c.router_bias, expert_bias=c.expert_bias,
         shared_expert_gate=c.shared_expert_gate, kv_lora_rank=c.kv_lora_rank,
         q_lora_rank=c.q_lora_rank, qk_rope_dim=c.qk_rope_dim, qk_nope_dim=c.qk_nope_dim,

@@ -388,7 +388,7 @@ def layer_summary(cfg: ModelConfig) -> dict[str, Any]:
         "full_attention": cfg.n_layer - cfg.n_window_layers - cfg.n_chunk_layers,
         "sliding_attention": cfg.n_window_layers, "window": cfg.sliding_window,
         "chunked_attention": cfg.n_chunk_layers, "chunk": cfg.attention_chunk,
-        "dense_ffn": cfg.n_dense_layers, "moe_ffn": cfg.n_moe_layers,
+        "dense_ffn": cfg.n_layer - cfg.n_moe_layers, "moe_ffn": cfg.n_moe_layers,
     }
     if cfg.is_moe:
         out.update(n_experts=cfg.n_experts, n_experts_active=cfg.n_experts_active,
