@@ -241,3 +241,15 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path):
     final = json.loads((tmp_path / "ddp" / "final.json").read_text())
     assert final["world_size"] == 2 and final["tokens"] == 6 * 2 * 64 * 2
     assert final["val_loss"] < final["unigram_entropy"] + 2
+
+
+def test_identity_holds_only_settings_not_fields_a_config_normalises():
+    """Fields added to ModelConfig later (experts, layer patterns, norms per layer) must not
+    enter a dense config's identity: a key computed before they existed still matches."""
+    from gqa_lib.train.loop import _BASE_MODEL_FIELDS
+
+    ident = run_identity(TINY, TrainConfig(**FAST))
+    assert set(ident["model"]) == set(_BASE_MODEL_FIELDS)
+    moe = dataclasses.replace(TINY, n_experts=4, n_experts_active=2, d_ff_expert=32)
+    extra = set(run_identity(moe, TrainConfig(**FAST))["model"]) - set(_BASE_MODEL_FIELDS)
+    assert {"n_experts", "n_experts_active", "d_ff_expert"} <= extra

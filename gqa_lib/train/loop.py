@@ -141,6 +141,11 @@ _NOT_IDENTITY = ("name", "device", "compile")
 
 
 def _identity_fields(obj: Any, base: tuple[str, ...]) -> dict[str, Any]:
+    """The identity's fields of a config: every base field, and a later field only where it
+    differs from the value it takes when left at its default (the same config built from the
+    base fields alone: a field that its config normalises, e.g. a per-layer count derived
+    from the shape, is then not mistaken for a setting)."""
+    plain = type(obj)(**{f: getattr(obj, f) for f in base})
     out = {}
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
@@ -148,7 +153,7 @@ def _identity_fields(obj: Any, base: tuple[str, ...]) -> dict[str, Any]:
             continue
         if isinstance(f.default, float) and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)  # lr = 1 and lr = 1.0 are one setting
-        if f.name in base or f.default is dataclasses.MISSING or v != f.default:
+        if f.name in base or v != getattr(plain, f.name):
             out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
 
