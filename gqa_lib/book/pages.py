@@ -46,3 +46,33 @@ def implied_shapes(h: dict[str, Any]) -> pd.DataFrame:
     convention (``h["implied_by_paper"]``)."""
     return (pd.DataFrame(h["implied_by_paper"]).T.rename_axis("convention").reset_index()
             [["convention", "params_non_embedding", "n_layer", "d_model", "d_over_L"]])
+
+
+def falls_table(trend: pd.DataFrame, mean_trend: pd.DataFrame) -> pd.DataFrame:
+    """Does loss fall with size? One row per configuration, one column per training context,
+    for the seed-0 ladders and for the seed-averaged ladders
+    (:func:`gqa_lib.evidence.size_trend` frames): "falls", "rises" or "" (no ladder)."""
+    word = {True: "falls", False: "rises"}
+    seed0 = trend[trend.seed == 0].pivot_table(index="config", columns="context",
+                                               values="falls", aggfunc="all")
+    mean = mean_trend.pivot_table(index="config", columns="context", values="falls",
+                                  aggfunc="all")
+    order = list(dict.fromkeys(trend["config"]))
+    out = pd.DataFrame({"config": order})
+    for label, frame in (("seed 0", seed0), ("mean over seeds", mean)):
+        for T in frame.columns:
+            col = frame[T].reindex(order)
+            out[f"{label}, T = {T}"] = [word.get(v, "") if isinstance(v, bool) else
+                                        word.get(bool(v), "") if pd.notna(v) else ""
+                                        for v in col]
+    return out.rename(columns={"config": "H = (n_h, n_kv)"})
+
+
+def progress_table(status: pd.DataFrame) -> pd.DataFrame:
+    """Runs done of planned, one row per configuration and one column per (training context,
+    seed), from :func:`gqa_lib.evidence.sweep_recipe.progress`."""
+    status = status.assign(runs=status.done.astype(str) + " of " + status.planned.astype(str))
+    wide = status.pivot(index="config", columns=["context", "seed"], values="runs").fillna("")
+    wide.columns = [f"T = {T}, seed {s}" for T, s in wide.columns]
+    order = list(dict.fromkeys(status["config"]))
+    return wide.reindex(order).rename_axis("H = (n_h, n_kv)").reset_index()

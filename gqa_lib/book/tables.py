@@ -154,19 +154,32 @@ def readable(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataF
 
 # ----- display: the one table helper of the book ------------------------------------------
 def _default_header(column: str) -> str:
-    return str(column).replace("_", " ")
+    """snake_case names become words; a header already in words (spaces, symbols) is kept."""
+    text = str(column)
+    parts = text.split("_")
+    if not text.isidentifier() or all(len(p) <= 2 for p in parts):  # words, or notation: b_H
+        return text
+    return " ".join(parts)
 
 
 def _default_format(values: pd.Series):
     """A formatter for a column by its kind: integers with thousands separators, floats to 4
-    significant digits, booleans as yes/no, NaN as an empty cell, text as it is."""
+    significant digits (from 1,000 as whole numbers, from a million as counts: 1.83 B),
+    booleans as yes/no, NaN as an empty cell, text as it is."""
     if pd.api.types.is_bool_dtype(values):
         return {True: "yes", False: "no"}.get
     if pd.api.types.is_integer_dtype(values):
         return "{:,}".format
     if pd.api.types.is_float_dtype(values):
-        return lambda v: "" if pd.isna(v) else (
-            f"{int(v):,}" if float(v).is_integer() and abs(v) < 1e6 else f"{v:.4g}")
+        def number(v):
+            if pd.isna(v):
+                return ""
+            if abs(v) >= 1e6:
+                return units.format_count(v)
+            if float(v).is_integer() or abs(v) >= 1000:
+                return f"{v:,.0f}"
+            return f"{v:.4g}"
+        return number
     return lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
