@@ -189,8 +189,10 @@ class Table:
     HTML in the book, JupyterLab and Colab (styles inline, so ipywidgets 7 and 8 render it
     alike) and as plain text elsewhere. ``frame`` holds the formatted cells."""
 
-    def __init__(self, frame: pd.DataFrame, numeric: Sequence[bool], caption: str = ""):
+    def __init__(self, frame: pd.DataFrame, numeric: Sequence[bool], caption: str = "",
+                 hrefs: Mapping[str, Sequence[str]] | None = None):
         self.frame, self.numeric, self.caption = frame, list(numeric), caption
+        self.hrefs = dict(hrefs or {})  # header -> one link per row ("" for none)
 
     def __repr__(self) -> str:
         text = self.frame.to_string(index=False)
@@ -200,15 +202,20 @@ class Table:
         import html
 
         pad = "padding:0.25em 0.6em;border-bottom:1px solid rgba(128,128,128,0.35);"
-        def cell(tag, text, num):
+        def cell(tag, text, num, href=""):
             text = html.escape(str(text))
             kind = "num" if num else ("text" if len(text) > 40 else "")
             align = "right;white-space:nowrap" if num else "left"
+            if href:
+                text = f'<a href="{html.escape(href)}">{text}</a>'
             return f'<{tag} class="{kind}" style="{pad}text-align:{align}">{text}</{tag}>'
 
-        head = "".join(cell("th", c, n) for c, n in zip(self.frame.columns, self.numeric))
-        body = "".join("<tr>" + "".join(cell("td", v, n) for v, n in zip(row, self.numeric))
-                       + "</tr>" for row in self.frame.itertuples(index=False))
+        cols = list(self.frame.columns)
+        head = "".join(cell("th", c, n) for c, n in zip(cols, self.numeric))
+        body = "".join(
+            "<tr>" + "".join(cell("td", v, n, self.hrefs.get(c, [""] * (i + 1))[i])
+                             for c, v, n in zip(cols, row, self.numeric)) + "</tr>"
+            for i, row in enumerate(self.frame.itertuples(index=False)))
         cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return ('<div class="gqa-table" style="max-width:100%;overflow-x:auto">'
                 '<table style="border-collapse:collapse">'
@@ -217,7 +224,8 @@ class Table:
 
 def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
          headers: Mapping[str, str] | None = None, formats: Mapping[str, Any] | None = None,
-         caption: str = "", max_rows: int | None = None) -> Table:
+         caption: str = "", max_rows: int | None = None,
+         links: Mapping[str, Sequence[str]] | None = None) -> Table:
     """The book's one way to display a table.
 
     ``columns``: which columns, in order (default: all). A column known to :func:`readable`
@@ -225,7 +233,8 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
     format string such as ``"{:.1%}"``) override or add to them; any other column gets its
     name in words and a format by kind (integers with separators, floats to 4 significant
     digits, yes/no). The index is never shown (put what it held in a column first:
-    ``df.reset_index()``). ``max_rows`` keeps the first rows only.
+    ``df.reset_index()``). ``max_rows`` keeps the first rows only. ``links`` maps a column
+    to one URL per row: in HTML its cells link there.
     """
     columns = list(df.columns) if columns is None else list(columns)
     missing = [c for c in columns if c not in df]
@@ -245,4 +254,9 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
                        and not pd.api.types.is_bool_dtype(data[c]))
     if len(out) != len(columns):
         raise GQAError("two columns would show under the same header; pass headers=")
-    return Table(pd.DataFrame(out), numeric, caption)
+    hrefs = {}
+    for c, urls in (links or {}).items():
+        if c not in columns or len(urls) < len(data):
+            raise GQAError(f"links for {c!r}: need a shown column and one URL per row")
+        hrefs[list(out)[columns.index(c)]] = list(urls)[:len(data)]
+    return Table(pd.DataFrame(out), numeric, caption, hrefs)
