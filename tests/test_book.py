@@ -383,14 +383,15 @@ def test_duplicate_scripts_are_dropped_once_each():
 
     thebe = _JavaScript(None, body="const THEBE_JS_URL = 'x'")
     files = [_JavaScript("a.js"), thebe, _JavaScript("b.js", priority=200),
-             _JavaScript(None, body="const THEBE_JS_URL = 'x'"), _JavaScript("a.js")]
+             _JavaScript("", body="const THEBE_JS_URL = 'x'"), _JavaScript("a.js")]
     ctx = {"script_files": files}
     sphinx_ext.dedupe_scripts(None, "p", "page.html", ctx, None)
-    assert ctx["script_files"] == [files[0], thebe, files[2]]
-    same_body_other_priority = _JavaScript(None, priority=900, body=thebe.attributes["body"])
-    ctx = {"script_files": [thebe, same_body_other_priority]}
+    assert ctx["script_files"] == [files[2], files[0], thebe]  # by priority, one copy each
+    later_copy = _JavaScript(None, priority=800, body=thebe.attributes["body"])
+    other = _JavaScript(None, priority=800, body="const x = 1")
+    ctx = {"script_files": [later_copy, other, thebe]}
     sphinx_ext.dedupe_scripts(None, "p", "page.html", ctx, None)
-    assert len(ctx["script_files"]) == 2  # only exact copies go
+    assert ctx["script_files"] == [thebe, other]  # the copy at another priority goes too
 
 
 def test_download_button_serves_the_executed_notebook(tmp_path):

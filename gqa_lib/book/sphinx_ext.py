@@ -92,13 +92,16 @@ figure.gqa-figure figcaption { font-size: 0.9rem; margin-top: 0.4rem; text-align
 
 
 def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
-    """Keep the first copy of every script of a page (``html-page-context``)."""
+    """Keep one copy of every script of a page (``html-page-context``): the copy with the
+    lowest priority, in its place. Two copies differ only in their priority (Sphinx 7.4 adds
+    the late extension's script again at another one), so the key leaves it out."""
     files = context.get("script_files")
     if not files:
         return
+    ordered = sorted(files, key=lambda js: getattr(js, "priority", 500))
     seen, unique = set(), []
-    for js in files:
-        key = (getattr(js, "filename", js), getattr(js, "priority", None),
+    for js in ordered:
+        key = (str(getattr(js, "filename", js) or ""),  # an inline script: None or ""
                tuple(sorted(getattr(js, "attributes", {}).items())))
         if key not in seen:
             seen.add(key)
