@@ -46,8 +46,9 @@ def figure(chart: alt.TopLevelMixin, number: int, title: str, caption: str = "")
         raise GQAError(f"figure number must be a positive integer, got {number!r}")
     if not title.strip():
         raise GQAError("a figure needs a title")
-    if isinstance(chart, _SINGLE):
-        chart = chart.properties(width="container")
+    if isinstance(chart, _SINGLE):  # fit the width only: a discrete y keeps its step height
+        chart = chart.properties(width="container",
+                                 autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
     current = getattr(chart, "usermeta", alt.Undefined)
     meta = {} if current is alt.Undefined else dict(current)
     meta[FIGURE_KEY] = {"number": number, "title": title.rstrip("."), "caption": caption}

@@ -112,7 +112,7 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
         tooltip=["model:N", "part:N", alt.Tooltip("v:Q", title=unit, format=".3~s")],
     ).transform_calculate(
         part_order=f"indexof({json.dumps(list(parts.values()))}, datum.part)"
-    )
+    ).properties(height=32 * at["model"].nunique())  # a fixed height: the width may fit
 
 
 # ----- the recipe ---------------------------------------------------------------------------
@@ -398,7 +398,7 @@ def recall_probe(df: pd.DataFrame) -> alt.Chart:
     return alt.Chart(data).mark_point(filled=True).encode(
         x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
         y=alt.Y("accuracy:Q", title="top-1 accuracy on needle tokens (fraction)"),
-        color=alt.Color("where:N", title=None), shape=alt.Shape("n_layer:O", title="layers L"),
+        color=alt.Color("where:N", title=None), shape=alt.Shape("n_layer:N", title="layers L"),
         tooltip=["config:N", "n_layer:O", "where:N", alt.Tooltip("accuracy:Q", format=".3f")],
     ).properties(width=PANEL, height=HEIGHT - 60).facet(
         column=alt.Column("context:O", title="training context T (tokens)"))
@@ -417,7 +417,7 @@ def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:
         strokeDash=[4, 3], color="gray").encode(x=x, y=y)
     pts = alt.Chart(df).mark_point(filled=True, size=70).encode(
         x=x, y=y, color=alt.Color("n_head:O", title="n_head"),
-        shape=alt.Shape("context:O", title="context T"),
+        shape=alt.Shape("context:N", title="context T"),
         tooltip=["n_head:O", "context:O", alt.Tooltip("step_s:Q", format=".3f"),
                  alt.Tooltip("predicted_s:Q", format=".3f"),
                  alt.Tooltip("measured_over_predicted:Q", format=".2f")])

@@ -120,8 +120,9 @@ def chart_html(spec: dict[str, Any]) -> str:
     fig = meta.get(FIGURE_KEY)
     if not fig:
         return chart
+    # the chart shows the title; the caption says how to read it (the title if none)
     caption = (f'<strong>Figure {int(fig["number"])}.</strong> '
-               f'{html.escape(fig["title"])}. {html.escape(fig.get("caption", ""))}')
+               + html.escape(fig.get("caption") or fig["title"] + "."))
     return (f'<figure class="gqa-figure" id="figure-{int(fig["number"])}">\n{chart}\n'
             f'<figcaption>{caption.strip()}</figcaption>\n</figure>')
 

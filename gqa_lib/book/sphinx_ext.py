@@ -84,10 +84,16 @@ figure.gqa-figure figcaption { font-size: 0.9rem; margin-top: 0.4rem; text-align
   border-bottom: 1px solid var(--pst-color-border, #ddd); }
 .gqa-table th { text-align: left; font-weight: 600; }
 .gqa-table td.num, .gqa-table th.num { text-align: right; white-space: nowrap; }
-.gqa-table td.text { min-width: 14rem; white-space: normal; }
+.gqa-table td.text { min-width: 9rem; white-space: normal; }
 .gqa-table caption { caption-side: top; text-align: left; font-size: 0.9rem;
   padding-bottom: 0.3rem; }
 .cell_output .output.text_plain, .cell_output pre { overflow-x: auto; }
+/* The theme gives HTML outputs a light box in dark mode, for outputs that assume white;
+   the book's charts and tables follow the theme, so they keep the page's background. */
+html[data-theme=dark] .bd-content div.cell_output .text_html:has(.gqa-chart, .gqa-table) {
+  background-color: transparent; color: inherit; }
+/* Lists of glued claims (the results summary) in the prose's weight, not bold. */
+.gqa-claims .pasted-text { font-weight: inherit; }
 """
 
 

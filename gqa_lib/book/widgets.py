@@ -416,9 +416,9 @@ def static_explorer(table: pd.DataFrame):
     text = base.transform_filter("datum.rank == 1").mark_text(
         align="left", x=5, y=-12, fontSize=13, fontWeight="bold"
     ).encode(text=alt.Text("label:N")).transform_calculate(
-        label="'optimum: ' + (datum.baseline ? 'the baseline, ' + datum.H : 'H = ' + datum.H)"
-              " + ', N* = ' + format(datum.params_non_embedding / 1e9, '.3~r') + ' B"
-              " parameters' + (datum.extrapolated ? ' (extrapolated)' : '')"
+        label="'optimum: ' + (datum.baseline ? 'the baseline' : datum.H)"
+              " + ', N* = ' + format(datum.params_non_embedding / 1e9, '.3~r') + ' B'"
+              " + (datum.extrapolated ? ' (extrap.)' : '')"
     ).properties(name="optimum")
     chart = alt.layer(bars, text).add_params(
         p_ctx, p_target, p_lam, p_alpha, p_beta, p_conv).properties(height=280)
