@@ -434,6 +434,11 @@ const done = arguments[arguments.length - 1], start = Date.now();
             "getComputedStyle(s).backgroundColor)")
         problems += [f"{page}: a chart has an opaque background {b}" for b in bg
                      if b not in ("rgba(0, 0, 0, 0)", "transparent")]
+        boxes = driver.execute_script(
+            "return [...document.querySelectorAll('.gqa-chart, .gqa-table')].map(el => "
+            "getComputedStyle(el.closest('.text_html') || el).backgroundColor)")
+        problems += [f"{page}: an output box is not the page's background in dark mode: {b}"
+                     for b in boxes if b not in ("rgba(0, 0, 0, 0)", "transparent")]
         problems += [f"{page} (dark): console {m}" for m in _console(driver)]
         _shot(driver, page, "dark", 1400)
     driver.set_window_size(1280, 1000)

@@ -91,7 +91,7 @@ figure.gqa-figure figcaption { font-size: 0.9rem; margin-top: 0.4rem; text-align
 /* The theme gives HTML outputs a light box in dark mode, for outputs that assume white;
    the book's charts and tables follow the theme, so they keep the page's background. */
 html[data-theme=dark] .bd-content div.cell_output .text_html:has(.gqa-chart, .gqa-table) {
-  background-color: transparent; color: inherit; }
+  background-color: transparent !important; color: inherit !important; }
 /* Lists of glued claims (the results summary) in the prose's weight, not bold. */
 .gqa-claims .pasted-text { font-weight: inherit; }
 """
