@@ -192,7 +192,8 @@ def _context_cells(df: pd.DataFrame, y: str, y_title: str, text: str, color: alt
                 sort=[format_context(t) for t in contexts], axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{y}:O", title=y_title, sort="descending"))
     return (base.mark_rect(stroke="white").encode(color=color, tooltip=tooltip)
-            + base.mark_text(fontSize=11).encode(text=f"{text}:N")).properties(
+            + base.mark_text(fontSize=11, color="#1b1b1b").encode(  # dark on light cells
+                text=f"{text}:N")).properties(
         width=cell_width * len(contexts), height=26 * df[y].nunique())
 
 
