@@ -458,3 +458,15 @@ def test_each_page_has_one_copy_of_each_script(html_dir):
         text = (html_dir / page).read_text()
         assert text.count("const THEBE_JS_URL") <= 1, page
         assert text.count("var togglebuttonSelector") <= 1, page
+
+
+def test_pages_link_the_data_they_use(html_dir):
+    """The data files a page reads are downloadable from it (Sphinx's _downloads/)."""
+    checked = 0
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        page = (html_dir / "notebooks" / nb.name).with_suffix(".html")
+        links = re.findall(r'href="\.\./(_downloads/[^"]+)"', page.read_text())
+        for link in links:
+            assert (html_dir / link).is_file(), f"{nb.name}: {link}"
+        checked += len(links)
+    assert checked >= 5

@@ -116,13 +116,36 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 
 
 def _ship_executed_notebooks(app) -> None:
-    """Copy the executed notebooks over their sources in ``_sources/`` (the download button)."""
+    """Put the executed notebooks over their sources in ``_sources/`` (the download button).
+
+    The outputs come from the execution cache (a page read from the cache leaves a copy
+    without outputs in ``jupyter_execute/``); without a cache entry, from
+    ``jupyter_execute/``."""
     executed = Path(app.outdir).parent / "jupyter_execute"
     sources = Path(app.outdir) / "_sources"
-    for nb in executed.rglob("*.ipynb"):
-        target = sources / nb.relative_to(executed)
-        if target.is_file():
-            shutil.copyfile(nb, target)
+    cache = None
+    if getattr(app, "config", None) is not None:
+        try:
+            from jupyter_cache import get_cache
+
+            cache = get_cache(_cache_dir(app))
+        except Exception:  # no cache (execution off): fall back to jupyter_execute/
+            cache = None
+    for target in sources.rglob("*.ipynb"):
+        if cache is not None:
+            import nbformat
+
+            try:
+                _, merged = cache.merge_match_into_notebook(
+                    nbformat.read(target, as_version=4))
+            except KeyError:
+                merged = None
+            if merged is not None:
+                nbformat.write(merged, target)
+                continue
+        copy = executed / target.relative_to(sources)
+        if copy.is_file():
+            shutil.copyfile(copy, target)
 
 
 def _cache_dir(app) -> Path:
