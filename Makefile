@@ -71,9 +71,11 @@ book-clean:
 test-browser: book
 	$(PY) -m pytest -q -m browser $(PYTEST_ARGS)
 
+# As root (a container, a cloud VM) Jupyter refuses to start without --allow-root.
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	$(PY) -m pip install -q -e ".[lab]"
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/
 
 clean:
 	rm -rf $(VENV) book/_build .pytest_cache

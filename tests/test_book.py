@@ -4,6 +4,7 @@ naming things that exist; every chart axis titled with its unit; offline chart r
 
 from __future__ import annotations
 
+import importlib
 import dataclasses
 import functools
 import inspect
@@ -137,7 +138,11 @@ def test_book_extension_configures_the_build(tmp_path, monkeypatch):
     bundle = Path(static) / render.BUNDLE_NAME
     js = bundle.read_text()
     assert js.startswith("/*! vega ") and "window.gqaEmbed" in js and len(js) > 500_000
-    assert list(Path(static).iterdir()) == [bundle], "only the bundle is shipped"
+    shipped = sorted(Path(static).iterdir())
+    assert shipped == sorted([bundle, Path(static) / sphinx_ext.CSS_NAME]), \
+        "only the bundle and the style sheet are shipped"
+    css = (Path(static) / sphinx_ext.CSS_NAME).read_text()
+    assert ".gqa-table" in css and "overflow-x: auto" in css and ".gqa-chart svg" in css
     assert app.gqa_inputs_changed  # first build: nothing recorded yet
     sphinx_ext._build_finished(app, None)  # a clean build records its inputs
 
@@ -384,3 +389,49 @@ def test_a_build_with_warnings_is_read_again_next_time(tmp_path):
     app.gqa_warnings.handle(logging.LogRecord("sphinx.x", logging.WARNING, "", 0, "w", (), None))
     sphinx_ext._build_finished(app, None)
     assert not env.exists() and not app.gqa_stamp.exists()
+
+
+def test_duplicate_scripts_are_dropped_once_each():
+    """Sphinx 7.4 lists the inline scripts of late extensions twice (THEBE_JS_URL's
+    SyntaxError); the handler keeps the first copy of each, in order."""
+    from sphinx.builders.html._assets import _JavaScript
+
+    thebe = _JavaScript(None, body="const THEBE_JS_URL = 'x'")
+    files = [_JavaScript("a.js"), thebe, _JavaScript("b.js", priority=200),
+             _JavaScript("", body="const THEBE_JS_URL = 'x'"), _JavaScript("a.js")]
+    ctx = {"script_files": files}
+    sphinx_ext.dedupe_scripts(None, "p", "page.html", ctx, None)
+    assert ctx["script_files"] == [files[2], files[0], thebe]  # by priority, one copy each
+    later_copy = _JavaScript(None, priority=800, body=thebe.attributes["body"])
+    other = _JavaScript(None, priority=800, body="const x = 1")
+    ctx = {"script_files": [later_copy, other, thebe]}
+    sphinx_ext.dedupe_scripts(None, "p", "page.html", ctx, None)
+    assert ctx["script_files"] == [thebe, other]  # the copy at another priority goes too
+
+
+def test_download_button_serves_the_executed_notebook(tmp_path):
+    from types import SimpleNamespace
+
+    out = tmp_path / "html"
+    src = out / "_sources" / "notebooks" / "x.ipynb"
+    src.parent.mkdir(parents=True)
+    src.write_text("no outputs")
+    executed = tmp_path / "jupyter_execute" / "notebooks" / "x.ipynb"
+    executed.parent.mkdir(parents=True)
+    executed.write_text("with outputs")
+    sphinx_ext._ship_executed_notebooks(SimpleNamespace(outdir=str(out)))
+    assert src.read_text() == "with outputs"
+
+
+def test_glue_shows_name_and_value_outside_the_book(monkeypatch, capsys):
+    glue_mod = importlib.import_module("gqa_lib.book.glue")  # the module, not the function
+
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # as on Colab
+    monkeypatch.delenv(glue_mod.BOOK_ENV, raising=False)
+    glue_mod.glue_all(saving=0.532, best="(8, 1)")
+    assert capsys.readouterr().out.strip().splitlines() == ["saving = 0.532", "best = (8, 1)"]
+    monkeypatch.setenv(glue_mod.BOOK_ENV, glue_mod.BOOK_VALUE)  # the book build's kernels
+    assert glue_mod.in_book_build()
+    glue_mod.glue("saving", 0.5)
+    assert capsys.readouterr().out == ""
+    assert glue_mod.BOOK_ENV == render.RENDERER_ENV and glue_mod.BOOK_VALUE == render.RENDERER

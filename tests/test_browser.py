@@ -272,3 +272,201 @@ def test_slider_check_on_a_toy_explorer(html_dir, driver, tmp_path):
         assert not ok and "stayed" in why
     finally:
         _stop(server)
+
+
+# ----- the page as a reader meets it: widths, dark mode, tables, prose ----------------------
+WIDTHS = (1400, 390)  # a desktop and a phone (CSS pixels)
+
+# Elements that stick out of the article, unless a scroll box (overflow-x auto/scroll/hidden)
+# between them and the article holds them; and the page's own horizontal scroll.
+_OVERFLOW = """
+const art = document.querySelector('article.bd-article') || document.querySelector('main');
+if (!art) return [];  // a redirect page
+const right = art.getBoundingClientRect().right + 2;
+const boxed = (el) => {
+  for (let p = el.parentElement; p && p !== art; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX;
+    if (o === 'auto' || o === 'scroll' || o === 'hidden') return true;
+  }
+  return false;
+};
+const out = [];
+for (const el of art.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width > 0 && r.right > right && !boxed(el)) {
+    out.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} ends at `
+             + `${Math.round(r.right)} px > ${Math.round(right)} px`);
+    if (out.length >= 5) break;
+  }
+}
+if (document.documentElement.scrollWidth > window.innerWidth + 1)
+  out.push(`the page scrolls sideways: ${document.documentElement.scrollWidth} px wide`);
+return out;
+"""
+
+# Tables whose first column is 0, 1, ..., n-1 (a RangeIndex shown); headers in snake_case.
+_TABLES = """
+const art = document.querySelector('article.bd-article') || document.querySelector('main');
+if (!art) return [];  // a redirect page
+const out = [];
+for (const t of art.querySelectorAll('table')) {
+  const rows = [...t.querySelectorAll('tbody tr')];
+  const first = rows.map(r => (r.cells[0] ? r.cells[0].textContent.trim() : ''));
+  if (rows.length >= 2 && first.every((v, i) => v === String(i)))
+    out.push('a table shows a 0..n-1 index column: ' + first.slice(0, 4).join(', '));
+  for (const th of t.querySelectorAll('thead th')) {
+    if (th.querySelector('code')) continue;  // a field name shown as code, on purpose
+    const h = th.textContent.trim();
+    if (/\\b[a-z]{2,}_[a-z]{2,}\\b/.test(h)) out.push(`snake_case header: ${h}`);
+  }
+}
+return out;
+"""
+
+# Prose (paragraphs, list items, captions) with a raw glue role or "nan".
+_PROSE = """
+const art = document.querySelector('article.bd-article') || document.querySelector('main');
+if (!art) return [];  // a redirect page
+const out = [];
+if (art.innerText.includes('{glue')) out.push('raw {glue text on the page');
+for (const el of art.querySelectorAll('p, li, figcaption, td')) {
+  if (el.closest('pre, code, .highlight, .cell_input')) continue;
+  const m = el.textContent.match(/\\bnan\\b/i);
+  if (m) out.push('"nan" in prose: ' + el.textContent.trim().slice(0, 80));
+}
+return out;
+"""
+
+# Every chart drawn, titled ("Figure n. ...") and captioned.
+_CHARTS = """
+return [...document.querySelectorAll('.gqa-chart')].map(el => ({
+  id: el.id, drawn: !!el.querySelector('svg'),
+  title: [...el.querySelectorAll('svg text')].map(t => t.textContent)
+           .find(t => /^Figure \\d+\\./.test(t)) || '',
+  caption: (el.closest('figure') && el.closest('figure').querySelector('figcaption'))
+           ? el.closest('figure').querySelector('figcaption').textContent : '',
+  theme: el.dataset.gqaTheme || ''}));
+"""
+
+_SET_DARK = """
+document.documentElement.dataset.theme = 'dark';
+document.documentElement.dataset.mode = 'dark';
+"""
+
+_IGNORED_CONSOLE = ("favicon.ico",)
+
+
+def _console(drv) -> list[str]:
+    """Console errors and warnings since the last call (the browser's favicon probe aside)."""
+    return [f"{e['level']}: {e['message'][:200]}" for e in drv.get_log("browser")
+            if e["level"] in ("SEVERE", "WARNING")
+            and not any(s in e["message"] for s in _IGNORED_CONSOLE)]
+
+
+def _shot(drv, page: str, folder: str, width: int) -> None:
+    height = drv.execute_script("return document.documentElement.scrollHeight")
+    drv.set_window_size(width, min(max(height, 800), 16000))
+    (SHOTS / folder).mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(SHOTS / folder / (page.replace("/", "__").removesuffix(".html")
+                                              + ".png")))
+
+
+def _reader_problems(drv, page: str, label: str) -> list[str]:
+    problems = [f"{page} ({label}): {p}" for p in drv.execute_script(_OVERFLOW)]
+    problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_TABLES)]
+    problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_PROSE)]
+    for c in drv.execute_script(_CHARTS):
+        if not c["drawn"]:
+            problems.append(f"{page} ({label}): chart {c['id']} not drawn")
+        if not c["title"].startswith("Figure "):
+            problems.append(f"{page} ({label}): chart {c['id']} has no 'Figure n.' title")
+        if not c["caption"].startswith("Figure "):
+            problems.append(f"{page} ({label}): chart {c['id']} has no caption")
+    return problems
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_pages_read_well_at_each_width(html_dir, site, driver, width):
+    """At a desktop and a phone width: nothing sticks out of the column except inside a
+    scroll box, no console error or warning, no 0..n-1 index column, no snake_case header,
+    no raw glue or "nan" in prose, every chart titled, captioned and drawn. One screenshot
+    per page goes to book/_build/screenshots/<width>/."""
+    driver.get_log("browser")
+    problems = []
+    for page in _pages(html_dir):
+        if page in ("genindex.html", "search.html"):
+            continue
+        driver.set_window_size(width, 1000)
+        driver.get(f"{site}/{page}")
+        driver.execute_async_script(_WAIT_RENDERED)
+        problems += _reader_problems(driver, page, f"{width} px")
+        problems += [f"{page} ({width} px): console {m}" for m in _console(driver)]
+        _shot(driver, page, str(width), width)
+    driver.set_window_size(1280, 1000)
+    assert not problems, "\n".join(problems)
+
+
+def test_charts_follow_dark_mode(html_dir, site, driver):
+    """Switched to dark, every chart is drawn again with the dark theme's axis colours on
+    its transparent background, with no console error; screenshots in screenshots/dark/."""
+    driver.get_log("browser")
+    problems, n = [], 0
+    for page in _pages(html_dir):
+        if "gqa-chart" not in (html_dir / page).read_text():
+            continue
+        driver.set_window_size(1400, 1000)
+        driver.get(f"{site}/{page}")
+        driver.execute_async_script(_WAIT_RENDERED)
+        driver.execute_script(_SET_DARK)
+        driver.execute_async_script("""
+const done = arguments[arguments.length - 1], start = Date.now();
+(function poll() {
+  const charts = [...document.querySelectorAll('.gqa-chart')];
+  if (charts.every(c => c.dataset.gqaTheme === 'dark') || Date.now() - start > 20000) done();
+  else setTimeout(poll, 100);
+})();""")
+        for c in driver.execute_script(_CHARTS):
+            n += 1
+            if c["theme"] != "dark" or not c["drawn"]:
+                problems.append(f"{page}: chart {c['id']} not redrawn dark")
+        bg = driver.execute_script(
+            "return [...document.querySelectorAll('.gqa-chart svg')].map(s => "
+            "getComputedStyle(s).backgroundColor)")
+        problems += [f"{page}: a chart has an opaque background {b}" for b in bg
+                     if b not in ("rgba(0, 0, 0, 0)", "transparent")]
+        boxes = driver.execute_script(
+            "return [...document.querySelectorAll('.gqa-chart, .gqa-table')].map(el => "
+            "getComputedStyle(el.closest('.text_html') || el).backgroundColor)")
+        problems += [f"{page}: an output box is not the page's background in dark mode: {b}"
+                     for b in boxes if b not in ("rgba(0, 0, 0, 0)", "transparent")]
+        problems += [f"{page} (dark): console {m}" for m in _console(driver)]
+        _shot(driver, page, "dark", 1400)
+    driver.set_window_size(1280, 1000)
+    assert n > 0 and not problems, "\n".join(problems)
+
+
+def test_download_button_gives_the_executed_notebook(html_dir):
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        served = json.loads((html_dir / "_sources" / "notebooks" / nb.name).read_text())
+        outputs = sum(len(c.get("outputs", [])) for c in served["cells"]
+                      if c["cell_type"] == "code")
+        assert outputs > 0, f"{nb.name}: the download button serves a notebook without outputs"
+
+
+def test_each_page_has_one_copy_of_each_script(html_dir):
+    for page in _pages(html_dir):
+        text = (html_dir / page).read_text()
+        assert text.count("const THEBE_JS_URL") <= 1, page
+        assert text.count("var togglebuttonSelector") <= 1, page
+
+
+def test_pages_link_the_data_they_use(html_dir):
+    """The data files a page reads are downloadable from it (Sphinx's _downloads/)."""
+    checked = 0
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        page = (html_dir / "notebooks" / nb.name).with_suffix(".html")
+        links = re.findall(r'href="\.\./(_downloads/[^"]+)"', page.read_text())
+        for link in links:
+            assert (html_dir / link).is_file(), f"{nb.name}: {link}"
+        checked += len(links)
+    assert checked >= 5

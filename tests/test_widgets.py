@@ -9,6 +9,7 @@ import pytest
 
 from gqa_lib import GQAError, cost, get_preset
 from gqa_lib.fit.recipe import CostSettings, cost_grid
+from gqa_lib.book import widgets
 from gqa_lib.book.widgets import (ExplorerState, explore, explorer, parse_your_model, show_explorer,
                              static_explorer, static_explorer_table, loss_model)
 
@@ -91,7 +92,8 @@ def _js_z(df, lam, alpha, beta, convention):
 ])
 def test_static_table_picks_what_the_library_picks(lam, alpha, beta, convention, log2T, target):
     table = static_explorer_table()
-    cell = table[(table.log2_context == log2T) & np.isclose(table.target_loss, target)]
+    cell = table[(table.log2_context == log2T) & np.isclose(table.target_loss, target)
+                 & (table.baseline == 0)]  # the candidates (the baseline: next test)
     z = _js_z(cell, lam, alpha, beta, convention)
     settings = CostSettings(lam=lam, alpha=alpha, beta=beta, convention=convention)
     g = cost_grid(loss_model(), target, float(2**log2T), settings=settings)
@@ -112,3 +114,57 @@ def test_static_chart_is_a_marked_explorer_with_small_data():
     names = {p["name"] for p in spec["params"]}
     assert {"log2T", "target", "lam", "alpha", "beta", "convention"} <= names
     assert len(json.dumps(spec)) < 1_000_000
+
+
+def test_every_default_lies_on_its_controls_grid():
+    """A front end snaps a value to its control's grid (ipywidgets 8 moved beta = 1/3 to
+    0.35): every default must be one of the grid's values, exactly."""
+    state = ExplorerState()
+    box = explorer(state)
+    for name, control in box.controls.items():
+        values = [v for _, v in control.options] if isinstance(control.options[0], tuple) \
+            else list(control.options)
+        assert getattr(state, name) in values, name
+        assert control.value == getattr(state, name), name
+    assert box.controls["beta"].value == 1 / 3 and box.controls["target_loss"].value == 2.615
+    spec = static_explorer(static_explorer_table()).to_dict()
+    params = {p["name"]: p for p in spec["params"]}
+    assert params["beta"]["value"] == 1 / 3 and 1 / 3 in params["beta"]["bind"]["options"]
+    assert params["target"]["value"] == 2.615 in params["target"]["bind"]["options"]
+    assert params["log2T"]["value"] == 17
+    lam = params["lam"]["bind"]
+    assert (params["lam"]["value"] - lam["min"]) / lam["step"] == pytest.approx(18)
+
+
+@pytest.mark.parametrize("context", widgets.CONTEXTS)
+def test_the_pick_never_costs_more_than_the_baseline(context):
+    """In 20 of the 126 default settings (T <= 64K) the Llama-3 baseline, which is not a
+    power-of-two candidate, is cheaper than every candidate: the explorer then keeps it."""
+    for target in widgets.STATIC_TARGETS:
+        res = explore(ExplorerState(context=context, target_loss=target))
+        base = res.recommendation.baseline
+        assert res.pick["z"] <= base["z"] + 1e-9 and res.pick["z"] <= res.best["z"]
+        if base["z"] < res.best["z"]:
+            assert res.baseline_wins and "keeps the baseline" in res.summary()
+            assert res.savings["memory_pct"] == 0.0
+        else:
+            assert not res.baseline_wins and "less" in res.summary()
+
+
+def test_static_chart_keeps_the_baseline_among_its_bars():
+    table = static_explorer_table()
+    base = table[table.baseline == 1]
+    assert len(base) == len(widgets.STATIC_TARGETS) * len(widgets.CONTEXTS)
+    cell = table[(table.log2_context == 12) & np.isclose(table.target_loss, 2.35)]
+    z = _js_z(cell, 0.9, 0.5, 1 / 3, "fig2")
+    res = explore(ExplorerState(context=4096, target_loss=2.35))
+    winner = cell.iloc[int(np.argmin(z.to_numpy()))]
+    assert bool(winner.baseline) == res.baseline_wins
+
+
+def test_live_table_is_readable_without_notebook_css():
+    """ipywidgets 7 shows an HTML widget without the notebook's table styles: the table
+    carries its own padding and alignment, and has no index column."""
+    html = widgets.result_html(explore(ExplorerState()))
+    assert "padding:" in html and "<th" in html and "Llama-3 (d/64, 8)" in html
+    assert ">0<" not in html.split("<tbody>")[1].split("</td>")[0]

@@ -3,8 +3,12 @@
 Chart builders take a tidy DataFrame (a :func:`gqa_lib.book.tables.cost_table`, a recipe or fit
 frame, a sweep's rows) and return an Altair chart (single, layered, concatenated or
 faceted); every positional axis carries a title
-with its unit (tests/test_book.py checks each builder). Importing this module also registers
-the book's offline renderer (:mod:`gqa_lib.book.render`), which the book build switches on.
+with its unit (tests/test_book.py checks each builder). A single or layered chart has no
+fixed width: :func:`gqa_lib.book.figures.figure` gives it the width of the page and its
+number, title and caption. A multi-panel chart has panels of :data:`PANEL` pixels, so that
+it fits the book's 772 px column (the renderer scales it down on a phone). Log scales
+never set ``zero``. Importing this module also registers the book's offline renderer
+(:mod:`gqa_lib.book.render`), which the book build switches on.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from gqa_lib.book import render  # noqa: F401 registers the book's offline rende
 from gqa_lib.errors import GQAError
 from gqa_lib.units import format_context
 
-WIDTH = 520
 HEIGHT = 300
+PANEL = 250  # width of one panel of a two-panel chart (pixels)
 
 GIB = 2**30
 # Ticks at powers of two, labelled 1K ... 1M.
@@ -45,7 +49,7 @@ def _lines(df: pd.DataFrame, field: str, scale: float, y_title: str, log_y: bool
         y=alt.Y("y:Q", title=y_title, scale=alt.Scale(type="log" if log_y else "linear")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
         tooltip=["model:N", "context_len:Q", alt.Tooltip("y:Q", title=y_title, format=".3~s")],
-    ).properties(width=WIDTH, height=HEIGHT)
+    ).properties(height=HEIGHT)
 
 
 def memory_vs_context(df: pd.DataFrame, *, log_y: bool = True) -> alt.Chart:
@@ -76,7 +80,7 @@ def time_variant_shares(df: pd.DataFrame) -> alt.FacetChart:
                 scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
         tooltip=["model:N", "context_len:Q", alt.Tooltip("share:Q", format=".1%")],
-    ).properties(width=WIDTH // 2 - 20, height=HEIGHT - 60).facet(
+    ).properties(width=PANEL, height=HEIGHT - 80).facet(
         column=alt.Column("part:N", title=None, sort=list(SHARES.values()))
     )
 
@@ -108,7 +112,7 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
         tooltip=["model:N", "part:N", alt.Tooltip("v:Q", title=unit, format=".3~s")],
     ).transform_calculate(
         part_order=f"indexof({json.dumps(list(parts.values()))}, datum.part)"
-    ).properties(width=WIDTH - 100)
+    ).properties(height=32 * at["model"].nunique())  # a fixed height: the width may fit
 
 
 # ----- the recipe ---------------------------------------------------------------------------
@@ -118,31 +122,59 @@ _FIG2_PANELS = (("memory_values", "memory M at {T} (values)"),
 _LOSS_TITLE = "loss (nats/token)"
 
 
-def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None) -> alt.HConcatChart:
+# Fig. 2's configurations: colours far apart (the recipe's pick (8,1) red, the Llama-3
+# baseline grey), a marker shape each, the two compared configurations drawn thicker.
+_FIG2_COLORS = ("#4c78a8", "#72b7b2", "#54a24b", "#e45756", "#f58518", "#b279a2",
+                "#9d755d", "#8c8c8c")
+_FIG2_SHAPES = ("circle", "square", "triangle-up", "diamond", "cross", "triangle-down",
+                "triangle-right", "stroke")
+
+
+def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
+                 highlight: pd.DataFrame | None = None) -> alt.VConcatChart:
     """The paper's Fig. 2 from :func:`gqa_lib.evidence.paper.fig2_frame`: loss against memory,
-    compute and Z (log axes), digitised points over fitted curves, one colour per H; a dashed
-    rule at ``target_loss``."""
+    compute and Z (log axes), one panel above the other, digitised points over fitted
+    curves, a colour and a marker per H; a dashed rule at ``target_loss``. ``highlight``
+    (columns ``label``, ``loss_nats``, ``memory_values``, ``flops``, ``z``) marks models at
+    the target, e.g. the recipe's pick and the Llama-3 baseline, with a star and a label."""
     order = list(dict.fromkeys(df["config"]))
     T = format_context(df["context"].iloc[0])
+    strong = [c for c in order if c == "(8,1)" or str(c).startswith("Llama-3")]
     color = alt.Color("config:N", title="H = (n_h, n_kv)", sort=order,
+                      scale=alt.Scale(domain=order, range=list(_FIG2_COLORS[:len(order)])),
                       legend=alt.Legend(orient="bottom", columns=4))
+    shape = alt.Shape("config:N", title="H = (n_h, n_kv)", sort=order,
+                      scale=alt.Scale(domain=order, range=list(_FIG2_SHAPES[:len(order)])))
+    width = alt.condition(alt.FieldOneOfPredicate(field="config", oneOf=strong),
+                          alt.value(3), alt.value(1.4))
     panels = []
     for field, title in _FIG2_PANELS:
-        x = alt.X(f"{field}:Q", title=title.format(T=T),
-                  scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format="~s"))
+        x = alt.X(f"{field}:Q", title=title.format(T=T), scale=alt.Scale(type="log"),
+                  axis=alt.Axis(format="~s", tickCount=6))
         y = alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False))
         tip = ["config:N", alt.Tooltip("n_layer:Q", format=".3~r"),
                alt.Tooltip("params_non_embedding:Q", title="N", format=".3~s"),
                alt.Tooltip(f"{field}:Q", format=".3~s"), alt.Tooltip("loss_nats:Q", format=".3f")]
         base = alt.Chart(df).encode(x=x, y=y, color=color, tooltip=tip)
-        layer = (base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.7)
-                 + base.transform_filter("datum.source == 'digitised'").mark_point(filled=True))
+        layer = (base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.8)
+                 .encode(strokeWidth=width)
+                 + base.transform_filter("datum.source == 'digitised'").mark_point(
+                     filled=True, size=45).encode(shape=shape))
         if target_loss is not None:
             layer += alt.Chart(pd.DataFrame({"target": [target_loss]})).mark_rule(
                 strokeDash=[4, 3], color="gray").encode(
                 y=alt.Y("target:Q", title=_LOSS_TITLE))
-        panels.append(layer.properties(width=WIDTH // 3 - 10, height=HEIGHT - 60))
-    return alt.hconcat(*panels)
+        if highlight is not None:
+            hx = alt.X(f"{field}:Q", title=title.format(T=T))
+            stars = alt.Chart(highlight).encode(x=hx, y=alt.Y("loss_nats:Q", title=_LOSS_TITLE))
+            layer += stars.mark_point(shape="M0,-1L0.3,-0.3L1,-0.3L0.45,0.15L0.65,0.9L0,0.45"
+                                            "L-0.65,0.9L-0.45,0.15L-1,-0.3L-0.3,-0.3Z",
+                                      size=260, filled=True, color="#d62728",
+                                      stroke="white", strokeWidth=0.8)
+            layer += stars.mark_text(dy=16, fontSize=11, fontWeight="bold").encode(
+                text="label:N")
+        panels.append(layer.properties(width=620, height=210))
+    return alt.vconcat(*panels, spacing=18).resolve_scale(color="shared", shape="shared")
 
 
 def _h(n_head, n_kv_head) -> list[str]:
@@ -160,7 +192,8 @@ def _context_cells(df: pd.DataFrame, y: str, y_title: str, text: str, color: alt
                 sort=[format_context(t) for t in contexts], axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{y}:O", title=y_title, sort="descending"))
     return (base.mark_rect(stroke="white").encode(color=color, tooltip=tooltip)
-            + base.mark_text(fontSize=11).encode(text=f"{text}:N")).properties(
+            + base.mark_text(fontSize=11, color="#1b1b1b").encode(  # dark on light cells
+                text=f"{text}:N")).properties(
         width=cell_width * len(contexts), height=26 * df[y].nunique())
 
 
@@ -214,7 +247,9 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
         x=alt.X("params_non_embedding:Q", title=_N_TITLE,
                 scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="~s")),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
-        color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order),
+        color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order,
+                        scale=alt.Scale(scheme="tableau10")),
+        shape=alt.Shape("config:N", title="H = (n_h, n_kv)", sort=order),
         tooltip=["config:N", alt.Tooltip("params_non_embedding:Q", title="N", format=".3~s"),
                  alt.Tooltip("loss_nats:Q", format=".3f")])
     layer = alt.layer(
@@ -222,8 +257,8 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
         base.transform_filter("datum.source != 'fitted'").mark_point(filled=True),
         data=df)
     if facet is None:
-        return layer.properties(width=WIDTH, height=HEIGHT)
-    return layer.properties(width=WIDTH // 2 - 20, height=HEIGHT - 40).facet(
+        return layer.properties(height=HEIGHT)
+    return layer.properties(width=PANEL, height=HEIGHT - 40).facet(
         column=alt.Column(f"{facet}:N", title=None, sort=list(dict.fromkeys(df[facet]))))
 
 
@@ -239,20 +274,24 @@ def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
     order = list(dict.fromkeys(df["config"]))
     by_fit = "fit" in df
     enc = {"y": alt.Y("config:N", title="H = (n_h, n_kv)", sort=order),
-           "color": alt.Color("fit:N", title="fit") if by_fit else alt.value("#4c78a8")}
+           "color": (alt.Color("fit:N", title="fit", legend=alt.Legend(orient="bottom"))
+                     if by_fit else alt.value("#4c78a8"))}
     if by_fit:
         enc["yOffset"] = alt.YOffset("fit:N")
     panels = []
     for p, title, scale in _FIT_PARAMS:
         tip = ["config:N", *(["fit:N"] if by_fit else []),
                *(alt.Tooltip(f"{p}{s}:Q", format=".4~g") for s in ("", "_lo", "_hi"))]
-        base = alt.Chart(df).encode(**enc, tooltip=tip)
-        x = alt.X(f"{p}_lo:Q", title=title, scale=alt.Scale(type=scale, zero=False),
-                  axis=alt.Axis(format="~s" if scale == "log" else "~g", tickCount=4))
+        y = enc["y"] if not panels else alt.Y("config:N", title="H = (n_h, n_kv)", sort=order,
+                                              axis=None)  # one y axis, on the left panel
+        base = alt.Chart(df).encode(**{**enc, "y": y}, tooltip=tip)
+        sc = alt.Scale(type="log") if scale == "log" else alt.Scale(zero=False)
+        x = alt.X(f"{p}_lo:Q", title=title, scale=sc,
+                  axis=alt.Axis(format="~s" if scale == "log" else "~g", tickCount=3))
         panels.append((base.mark_rule().encode(x=x, x2=f"{p}_hi:Q")
                        + base.mark_point(filled=True).encode(x=alt.X(f"{p}:Q", title=title))
-                       ).properties(width=WIDTH // 3 - 20))
-    return alt.hconcat(*panels)
+                       ).properties(width=170))
+    return alt.hconcat(*panels, spacing=12)
 
 
 def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.Chart:
@@ -270,7 +309,7 @@ def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.C
         chart += alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(
             strokeDash=[4, 3], color="gray").encode(
             x=alt.X("t:Q", title="|loss difference| (nats/token)"))
-    return chart.properties(width=WIDTH, height=60 * len(kinds))
+    return chart.properties(height=60 * len(kinds))
 
 
 def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
@@ -302,9 +341,9 @@ def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
         y=alt.Y("H:O", title="cost-optimal H = (n_h, n_kv)", sort=order))
     size = base.mark_line(point=True).encode(
         y=alt.Y("params_non_embedding:Q", title="its size N* (values)",
-                scale=alt.Scale(type="log", zero=False), axis=alt.Axis(format="~s")))
-    return alt.hconcat(heads.properties(width=WIDTH // 2 - 20, height=HEIGHT - 60),
-                       size.properties(width=WIDTH // 2 - 20, height=HEIGHT - 60))
+                scale=alt.Scale(type="log"), axis=alt.Axis(format="~s")))
+    return alt.hconcat(heads.properties(width=PANEL, height=HEIGHT - 60),
+                       size.properties(width=PANEL, height=HEIGHT - 60))
 
 
 def head_count_laws(df: pd.DataFrame) -> alt.Chart:
@@ -316,7 +355,7 @@ def head_count_laws(df: pd.DataFrame) -> alt.Chart:
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
         tooltip=["model:N", "n_head:Q", alt.Tooltip("loss_nats:Q", format=".3f")],
-    ).properties(width=WIDTH, height=HEIGHT - 60)
+    ).properties(height=HEIGHT - 60)
 
 
 # ----- training and performance ---------------------------------------------------------
@@ -330,7 +369,7 @@ def training_curve(metrics: pd.DataFrame) -> alt.Chart:
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         color=alt.Color("split:N", title=None),
         tooltip=["split:N", "tokens:Q", alt.Tooltip("loss_nats:Q", format=".3f")],
-    ).properties(width=WIDTH, height=HEIGHT - 80)
+    ).properties(height=HEIGHT - 80)
 
 
 def head_effect(df: pd.DataFrame) -> alt.Chart:
@@ -344,7 +383,7 @@ def head_effect(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("n_layer:O", title="layers L"),
         tooltip=["config:N", "n_layer:O", "context:O",
                  alt.Tooltip("delta_nats:Q", format="+.3f")],
-    ).properties(width=WIDTH // 2 - 20, height=HEIGHT - 60).facet(
+    ).properties(width=PANEL, height=HEIGHT - 60).facet(
         column=alt.Column("context:O", title="training context T (tokens)"))
 
 
@@ -360,9 +399,9 @@ def recall_probe(df: pd.DataFrame) -> alt.Chart:
     return alt.Chart(data).mark_point(filled=True).encode(
         x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
         y=alt.Y("accuracy:Q", title="top-1 accuracy on needle tokens (fraction)"),
-        color=alt.Color("where:N", title=None), shape=alt.Shape("n_layer:O", title="layers L"),
+        color=alt.Color("where:N", title=None), shape=alt.Shape("n_layer:N", title="layers L"),
         tooltip=["config:N", "n_layer:O", "where:N", alt.Tooltip("accuracy:Q", format=".3f")],
-    ).properties(width=WIDTH // 2 - 20, height=HEIGHT - 60).facet(
+    ).properties(width=PANEL, height=HEIGHT - 60).facet(
         column=alt.Column("context:O", title="training context T (tokens)"))
 
 
@@ -379,11 +418,11 @@ def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:
         strokeDash=[4, 3], color="gray").encode(x=x, y=y)
     pts = alt.Chart(df).mark_point(filled=True, size=70).encode(
         x=x, y=y, color=alt.Color("n_head:O", title="n_head"),
-        shape=alt.Shape("context:O", title="context T"),
+        shape=alt.Shape("context:N", title="context T"),
         tooltip=["n_head:O", "context:O", alt.Tooltip("step_s:Q", format=".3f"),
                  alt.Tooltip("predicted_s:Q", format=".3f"),
                  alt.Tooltip("measured_over_predicted:Q", format=".2f")])
-    return alt.layer(diag, pts).properties(width=WIDTH - 120, height=HEIGHT)
+    return alt.layer(diag, pts).properties(height=HEIGHT)
 
 
 # ----- serving: the roofline of gqa_lib.cost.serving ------------------------------------------
@@ -410,7 +449,7 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.Ch
         strokeDash=alt.StrokeDash("hardware:N", title="accelerator"),
         tooltip=["model:N", "hardware:N", "pick:N", "context_len:Q",
                  alt.Tooltip("y:Q", title=metric, format=".4~s")],
-    ).properties(width=WIDTH, height=HEIGHT)
+    ).properties(height=HEIGHT)
 
 
 def objective_grid(df: pd.DataFrame) -> alt.LayerChart:
@@ -439,4 +478,4 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("source:N", title=None, sort=list(dict.fromkeys(df["source"])),
                         legend=alt.Legend(orient="bottom")),
         tooltip=["regime:N", "source:N", alt.Tooltip("speedup:Q", format=".2f")],
-    ).properties(width=WIDTH, height=HEIGHT - 60)
+    ).properties(height=HEIGHT - 60)

@@ -46,36 +46,85 @@ def mark_explorer(chart: alt.TopLevelMixin, optimum_mark: str) -> alt.TopLevelMi
 _chart_ids = itertools.count()
 
 # Bundled with the three libraries: exposes them, and gqaEmbed(id, spec) for each chart.
+# In dark mode (the theme's html[data-theme="dark"]) a chart is drawn with light axes, text
+# and legends on its transparent background, and drawn again when the reader switches theme.
+# A multi-panel chart wider than its column is scaled down to fit (its SVG gets a viewBox).
 _BUNDLE_SNIPPET = """
 window.vegaEmbed = vegaEmbed;
 window.vega = vega;
 window.vegaLite = vegaLite;
+const GQA_FG = "#d8dde3", GQA_MUTED = "#8b949e", GQA_GRID = "#3a4048";
+const GQA_DARK = {
+  background: "transparent",
+  axis: {labelColor: GQA_FG, titleColor: GQA_FG, domainColor: GQA_MUTED,
+         tickColor: GQA_MUTED, gridColor: GQA_GRID},
+  legend: {labelColor: GQA_FG, titleColor: GQA_FG},
+  header: {labelColor: GQA_FG, titleColor: GQA_FG},
+  title: {color: GQA_FG, subtitleColor: GQA_MUTED},
+  text: {color: GQA_FG},
+  view: {stroke: GQA_GRID},
+};
+const gqaDark = () => document.documentElement.dataset.theme === "dark";
+const gqaFit = (el) => {
+  const svg = el.querySelector("svg");
+  if (!svg) return;
+  const w = parseFloat(svg.getAttribute("width")), h = parseFloat(svg.getAttribute("height"));
+  if (w && h && !svg.getAttribute("viewBox")) svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+};
 window.gqaEmbed = function (id, spec) {
   const run = () => {
     const el = document.getElementById(id);
-    vegaEmbed(el, spec, { actions: false, renderer: "svg" })
-      .then((result) => { el.gqaView = result.view; el.dataset.gqaRendered = "1"; })
+    if (el.gqaView) el.gqaView.finalize();
+    const opts = {actions: false, renderer: "svg", config: gqaDark() ? GQA_DARK : {}};
+    vegaEmbed(el, spec, opts)
+      .then((result) => {
+        el.gqaView = result.view;
+        el.dataset.gqaTheme = gqaDark() ? "dark" : "light";
+        gqaFit(el);
+        result.view.addEventListener("resize", () => gqaFit(el));
+        el.dataset.gqaRendered = "1";
+      })
       .catch((err) => {
         el.dataset.gqaError = String(err);
         el.textContent = "Chart error: " + err;
       });
   };
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run);
-  else run();
+  const start = () => {
+    run();
+    new MutationObserver(() => {
+      const el = document.getElementById(id);
+      if (el.dataset.gqaTheme !== (gqaDark() ? "dark" : "light")) run();
+    }).observe(document.documentElement, {attributes: true, attributeFilter: ["data-theme"]});
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 };
 """
 
+FIGURE_KEY = "gqa_figure"  # usermeta key: {"number", "title", "caption"} (figures.figure)
+
 
 def chart_html(spec: dict[str, Any]) -> str:
-    """The HTML of one chart for the book: a container and a ``gqaEmbed`` call (no library)."""
+    """The HTML of one chart for the book: a container and a ``gqaEmbed`` call (no library);
+    inside a ``<figure>`` with its number and caption when the chart carries them
+    (:func:`gqa_lib.book.figures.figure`)."""
     spec_json = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha1(spec_json.encode()).hexdigest()[:10]
     chart_id = f"gqa-chart-{digest}-{next(_chart_ids)}"
-    explorer = (spec.get("usermeta") or {}).get(EXPLORER_KEY)
+    meta = spec.get("usermeta") or {}
+    explorer = meta.get(EXPLORER_KEY)
     attrs = f' data-gqa-explorer="{html.escape(explorer)}"' if explorer else ""
     safe = spec_json.replace("</", "<\\/")  # never close the <script> early
-    return (f'<div class="gqa-chart" id="{chart_id}"{attrs}></div>\n'
-            f'<script>gqaEmbed("{chart_id}", {safe});</script>')
+    chart = (f'<div class="gqa-chart" id="{chart_id}"{attrs}></div>\n'
+             f'<script>gqaEmbed("{chart_id}", {safe});</script>')
+    fig = meta.get(FIGURE_KEY)
+    if not fig:
+        return chart
+    # the chart shows the title; the caption says how to read it (the title if none)
+    caption = (f'<strong>Figure {int(fig["number"])}.</strong> '
+               + html.escape(fig.get("caption") or fig["title"] + "."))
+    return (f'<figure class="gqa-figure" id="figure-{int(fig["number"])}">\n{chart}\n'
+            f'<figcaption>{caption.strip()}</figcaption>\n</figure>')
 
 
 def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:

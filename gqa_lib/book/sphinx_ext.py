@@ -13,6 +13,14 @@ book/_config.yml). The notebook side, :func:`gqa_lib.book.glue`, lives in its ow
 - forgets the build environment after a build with warnings, so that the next build reads
   every page again and reports them again: otherwise Sphinx skips the unchanged pages and a
   second ``make book`` "succeeds" over a failing cell;
+- adds the book's style sheet, ``_static/gqa.css`` (:data:`CSS`: charts that fit their
+  column, tables that scroll inside their box, figure captions);
+- leaves one copy of each script on a page: Sphinx 7.4 adds the inline scripts of
+  extensions that register them after the builder starts twice (sphinx-thebe's
+  ``const THEBE_JS_URL``, a SyntaxError in the console; fixed in Sphinx 8.2, which Jupyter
+  Book 1 cannot use);
+- puts the executed notebooks behind the pages' ".ipynb" download button (by default it
+  serves the sources, stored without outputs);
 - adds the ``gqa-versions`` directive (package versions of the build, for the status page).
 """
 
@@ -64,6 +72,82 @@ def inputs_fingerprint() -> str:
     return h.hexdigest()
 
 
+CSS_NAME = "gqa.css"
+CSS = """/* gqa_lib.book.sphinx_ext: charts and tables that fit the page */
+.gqa-chart { width: 100%; }
+.gqa-chart svg { max-width: 100%; height: auto; display: block; }
+figure.gqa-figure { margin: 1rem 0 1.5rem; }
+figure.gqa-figure figcaption { font-size: 0.9rem; margin-top: 0.4rem; text-align: left; }
+.gqa-table { max-width: 100%; overflow-x: auto; margin: 0.5rem 0 1rem; }
+.gqa-table table { border-collapse: collapse; font-size: 0.88rem; }
+.gqa-table th, .gqa-table td { padding: 0.25rem 0.6rem; vertical-align: top;
+  border-bottom: 1px solid var(--pst-color-border, #ddd); }
+.gqa-table th { text-align: left; font-weight: 600; }
+.gqa-table td.num, .gqa-table th.num { text-align: right; white-space: nowrap; }
+.gqa-table td.text { min-width: 9rem; white-space: normal; }
+.gqa-table caption { caption-side: top; text-align: left; font-size: 0.9rem;
+  padding-bottom: 0.3rem; }
+.cell_output .output.text_plain, .cell_output pre { overflow-x: auto; }
+/* The theme gives HTML outputs a light box in dark mode, for outputs that assume white;
+   the book's charts and tables follow the theme, so they keep the page's background. */
+html[data-theme=dark] .bd-content div.cell_output .text_html:has(.gqa-chart, .gqa-table) {
+  background-color: transparent !important; color: inherit !important; }
+/* Lists of glued claims (the results summary) in the prose's weight, not bold. */
+.gqa-claims .pasted-text { font-weight: inherit; }
+"""
+
+
+def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Keep one copy of every script of a page (``html-page-context``): the copy with the
+    lowest priority, in its place. Two copies differ only in their priority (Sphinx 7.4 adds
+    the late extension's script again at another one), so the key leaves it out."""
+    files = context.get("script_files")
+    if not files:
+        return
+    ordered = sorted(files, key=lambda js: getattr(js, "priority", 500))
+    seen, unique = set(), []
+    for js in ordered:
+        key = (str(getattr(js, "filename", js) or ""),  # an inline script: None or ""
+               tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
+def _ship_executed_notebooks(app) -> None:
+    """Put the executed notebooks over their sources in ``_sources/`` (the download button).
+
+    The outputs come from the execution cache (a page read from the cache leaves a copy
+    without outputs in ``jupyter_execute/``); without a cache entry, from
+    ``jupyter_execute/``."""
+    executed = Path(app.outdir).parent / "jupyter_execute"
+    sources = Path(app.outdir) / "_sources"
+    cache = None
+    if getattr(app, "config", None) is not None:
+        try:
+            from jupyter_cache import get_cache
+
+            cache = get_cache(_cache_dir(app))
+        except Exception:  # no cache (execution off): fall back to jupyter_execute/
+            cache = None
+    for target in sources.rglob("*.ipynb"):
+        if cache is not None:
+            import nbformat
+
+            try:
+                _, merged = cache.merge_match_into_notebook(
+                    nbformat.read(target, as_version=4))
+            except KeyError:
+                merged = None
+            if merged is not None:
+                nbformat.write(merged, target)
+                continue
+        copy = executed / target.relative_to(sources)
+        if copy.is_file():
+            shutil.copyfile(copy, target)
+
+
 def _cache_dir(app) -> Path:
     path = getattr(app.config, "nb_execution_cache_path", "") or ""
     return Path(path) if path else Path(app.outdir).parent / ".jupyter_cache"
@@ -83,6 +167,15 @@ def _write_bundle(static_dir: Path) -> None:
     stamp.write_text(versions)
 
 
+def _write_css(static_dir: Path) -> None:
+    static_dir.mkdir(parents=True, exist_ok=True)
+    target = static_dir / CSS_NAME
+    if not target.is_file() or target.read_text(encoding="utf-8") != CSS:
+        target.write_text(CSS, encoding="utf-8")
+
+
+
+
 def _config_inited(app, config) -> None:
     from gqa_lib.book import colab, render
 
@@ -93,6 +186,7 @@ def _config_inited(app, config) -> None:
     # A folder of generated static files inside the build tree (not the source tree).
     static_dir = Path(app.outdir).parent / "gqa_static"
     _write_bundle(static_dir)
+    _write_css(static_dir)
     config.html_static_path = [*config.html_static_path, str(static_dir)]
 
     # The stamp is written only when a build ends cleanly (_build_finished): after a failed
@@ -131,6 +225,8 @@ class _WarningCounter(logging.Handler):
 def _build_finished(app, exception) -> None:
     """A clean build records the inputs it ran on; any other forgets the environment, so that
     the next build reads every page again and repeats its warnings."""
+    if exception is None and getattr(getattr(app, "builder", None), "format", "") == "html":
+        _ship_executed_notebooks(app)
     if exception is None and not app.gqa_warnings.count:
         app.gqa_stamp.parent.mkdir(parents=True, exist_ok=True)
         app.gqa_stamp.write_text(app.gqa_fingerprint)
@@ -167,6 +263,8 @@ def setup(app) -> dict[str, Any]:
 
     app.add_directive("gqa-versions", VersionsDirective)
     app.add_js_file(render.BUNDLE_NAME)
+    app.add_css_file(CSS_NAME)
+    app.connect("html-page-context", dedupe_scripts, priority=900)  # after the others
     app.connect("config-inited", _config_inited)
     app.connect("env-get-outdated", _env_get_outdated)
     app.connect("env-purge-doc", _env_purge_doc)

@@ -150,3 +150,113 @@ def readable(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataF
     return pd.DataFrame(
         {_READABLE[c][0]: [_READABLE[c][1](v) for v in df[c]] for c in columns}
     )
+
+
+# ----- display: the one table helper of the book ------------------------------------------
+def _default_header(column: str) -> str:
+    """snake_case names become words; a header already in words (spaces, symbols) is kept."""
+    text = str(column)
+    parts = text.split("_")
+    if not text.isidentifier() or all(len(p) <= 2 for p in parts):  # words, or notation: b_H
+        return text
+    return " ".join(parts)
+
+
+def _default_format(values: pd.Series):
+    """A formatter for a column by its kind: integers with thousands separators, floats to 4
+    significant digits (from 1,000 as whole numbers, from a million as counts: 1.83 B),
+    booleans as yes/no, NaN as an empty cell, text as it is."""
+    if pd.api.types.is_bool_dtype(values):
+        return {True: "yes", False: "no"}.get
+    if pd.api.types.is_integer_dtype(values):
+        return "{:,}".format
+    if pd.api.types.is_float_dtype(values):
+        def number(v):
+            if pd.isna(v):
+                return ""
+            if abs(v) >= 1e6:
+                return units.format_count(v)
+            if float(v).is_integer() or abs(v) >= 1000:
+                return f"{v:,.0f}"
+            return f"{v:.4g}"
+        return number
+    return lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+
+
+class Table:
+    """A formatted table for display: no index column, headers in words (with units), cells
+    formatted as text, long text wrapped, wide tables scrolling inside their box. Shows as
+    HTML in the book, JupyterLab and Colab (styles inline, so ipywidgets 7 and 8 render it
+    alike) and as plain text elsewhere. ``frame`` holds the formatted cells."""
+
+    def __init__(self, frame: pd.DataFrame, numeric: Sequence[bool], caption: str = "",
+                 hrefs: Mapping[str, Sequence[str]] | None = None):
+        self.frame, self.numeric, self.caption = frame, list(numeric), caption
+        self.hrefs = dict(hrefs or {})  # header -> one link per row ("" for none)
+
+    def __repr__(self) -> str:
+        text = self.frame.to_string(index=False)
+        return f"{self.caption}\n{text}" if self.caption else text
+
+    def _repr_html_(self) -> str:
+        import html
+
+        pad = "padding:0.25em 0.6em;border-bottom:1px solid rgba(128,128,128,0.35);"
+        def cell(tag, text, num, href=""):
+            text = html.escape(str(text))
+            kind = "num" if num else ("text" if len(text) > 40 else "")
+            align = "right;white-space:nowrap" if num else "left"
+            if href:
+                text = f'<a href="{html.escape(href)}">{text}</a>'
+            return f'<{tag} class="{kind}" style="{pad}text-align:{align}">{text}</{tag}>'
+
+        cols = list(self.frame.columns)
+        head = "".join(cell("th", c, n) for c, n in zip(cols, self.numeric))
+        body = "".join(
+            "<tr>" + "".join(cell("td", v, n, self.hrefs.get(c, [""] * (i + 1))[i])
+                             for c, v, n in zip(cols, row, self.numeric)) + "</tr>"
+            for i, row in enumerate(self.frame.itertuples(index=False)))
+        cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return ('<div class="gqa-table" style="max-width:100%;overflow-x:auto">'
+                '<table style="border-collapse:collapse">'
+                f"{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
+def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
+         headers: Mapping[str, str] | None = None, formats: Mapping[str, Any] | None = None,
+         caption: str = "", max_rows: int | None = None,
+         links: Mapping[str, Sequence[str]] | None = None) -> Table:
+    """The book's one way to display a table.
+
+    ``columns``: which columns, in order (default: all). A column known to :func:`readable`
+    gets its header and format from there; ``headers`` and ``formats`` (a callable or a
+    format string such as ``"{:.1%}"``) override or add to them; any other column gets its
+    name in words and a format by kind (integers with separators, floats to 4 significant
+    digits, yes/no). The index is never shown (put what it held in a column first:
+    ``df.reset_index()``). ``max_rows`` keeps the first rows only. ``links`` maps a column
+    to one URL per row: in HTML its cells link there.
+    """
+    columns = list(df.columns) if columns is None else list(columns)
+    missing = [c for c in columns if c not in df]
+    if missing:
+        raise GQAError(f"columns {missing} are not in the table; it has {list(df.columns)}")
+    headers, formats = dict(headers or {}), dict(formats or {})
+    data = df if max_rows is None else df.head(max_rows)
+    out, numeric = {}, []
+    for c in columns:
+        known = _READABLE.get(c)
+        header = headers.get(c) or (known[0] if known else _default_header(c))
+        fmt = formats.get(c) or (known[1] if known else _default_format(data[c]))
+        if isinstance(fmt, str):
+            fmt = fmt.format
+        out[header] = [fmt(v) for v in data[c]]
+        numeric.append(pd.api.types.is_numeric_dtype(data[c])
+                       and not pd.api.types.is_bool_dtype(data[c]))
+    if len(out) != len(columns):
+        raise GQAError("two columns would show under the same header; pass headers=")
+    hrefs = {}
+    for c, urls in (links or {}).items():
+        if c not in columns or len(urls) < len(data):
+            raise GQAError(f"links for {c!r}: need a shown column and one URL per row")
+        hrefs[list(out)[columns.index(c)]] = list(urls)[:len(data)]
+    return Table(pd.DataFrame(out), numeric, caption, hrefs)

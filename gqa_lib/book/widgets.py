@@ -32,6 +32,20 @@ from gqa_lib.units import format_context, format_count, format_flops
 
 CONTEXTS = tuple(2**k for k in range(12, 21))  # 4K ... 1M
 BASELINES = ("llama3", "none")
+# The controls' grids. Every default of ExplorerState lies on its grid exactly (the paper's
+# beta = 1/3 included; tests/test_widgets.py checks), so no front end snaps it elsewhere.
+TARGETS = tuple(round(2.30 + 0.005 * k, 3) for k in range(181))          # 2.300 ... 3.200
+LAMBDAS = tuple(round(0.05 * k, 2) for k in range(21))                   # 0 ... 1
+EXPONENTS = (0.1, 0.2, 0.25, 0.3, 1 / 3, 0.4, 0.5, 0.6, 2 / 3, 0.7, 0.75, 0.8, 0.9, 1.0)
+# The static explorer's targets: the rows of the paper's Table 4 and its headline target.
+STATIC_TARGETS = (2.35, 2.4, 2.45, 2.5, 2.55, 2.6, 2.615, 2.65, 2.7, 2.75, 2.8, 2.85, 2.9,
+                  2.95, 3.0)
+BASELINE_LABEL = "Llama-3 (d/64, 8)"
+
+
+def exponent_label(v: float) -> str:
+    """1/3 -> '1/3', 0.25 -> '0.25'."""
+    return {1 / 3: "1/3", 2 / 3: "2/3"}.get(v, f"{v:g}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,22 +98,53 @@ class ExplorerResult:
 
     @property
     def best(self) -> dict[str, Any]:
+        """The cheapest candidate H of the recipe (powers of two)."""
         return self.recommendation.best
+
+    @property
+    def baseline_wins(self) -> bool:
+        """True when the Llama-3 baseline itself costs less than every candidate: the recipe
+        then recommends the baseline, never something dearer than what it is compared with."""
+        base = self.recommendation.baseline
+        return bool(base is not None and base["z"] <= self.best["z"])
+
+    @property
+    def pick(self) -> dict[str, Any]:
+        """What the explorer recommends: the best candidate, or the baseline when it wins."""
+        return dict(self.recommendation.baseline) if self.baseline_wins else self.best
+
+    @property
+    def savings(self) -> dict[str, float] | None:
+        """Savings (%) of the pick against the baseline (zero when the baseline wins)."""
+        if self.recommendation.savings is None:
+            return None
+        return ({k: 0.0 for k in self.recommendation.savings} if self.baseline_wins
+                else dict(self.recommendation.savings))
 
     def summary(self) -> str:
         """A few sentences for the page (plain text, also used in HTML)."""
         s, b = self.state, self.best
-        lines = [
-            f"At T = {format_context(s.context)} and target loss {s.target_loss:.3f}, the "
-            f"cost-optimal configuration is H = ({b['n_head']}, {b['n_kv_head']}) with "
-            f"N* = {format_count(b['params_non_embedding'])} non-embedding parameters "
-            f"(L = {b['n_layer']:.1f}, d = {b['d_model']:.0f}): memory "
-            f"{format_count(b['memory_values'])} values, compute {format_flops(b['flops'])} "
-            f"({s.convention}), Z = {b['z']:.4g}."
-            + (" (H outside the measured configurations: extrapolated.)"
-               if b.get("extrapolated") else "")]
-        sv = self.recommendation.savings
-        if sv:
+        head = f"At T = {format_context(s.context)} and target loss {s.target_loss:.3f}, "
+        if self.baseline_wins:
+            base = self.recommendation.baseline
+            lines = [
+                head + f"the Llama-3 GQA baseline (d/64, 8) of the same loss "
+                f"(N = {format_count(base['params_non_embedding'])}, "
+                f"{base['n_head']:.1f} query heads) costs less than every power-of-two "
+                f"candidate (Z = {base['z']:.4g}; the best candidate, "
+                f"H = ({b['n_head']}, {b['n_kv_head']}), has Z = {b['z']:.4g}): "
+                "the recipe keeps the baseline here."]
+        else:
+            lines = [
+                head + f"the cost-optimal configuration is H = ({b['n_head']}, "
+                f"{b['n_kv_head']}) with N* = {format_count(b['params_non_embedding'])} "
+                f"non-embedding parameters (L = {b['n_layer']:.1f}, d = {b['d_model']:.0f}): "
+                f"memory {format_count(b['memory_values'])} values, compute "
+                f"{format_flops(b['flops'])} ({s.convention}), Z = {b['z']:.4g}."
+                + (" (H outside the measured configurations: extrapolated.)"
+                   if b.get("extrapolated") else "")]
+        sv = self.savings
+        if sv and not self.baseline_wins:
             base = self.recommendation.baseline
             lines.append(
                 f"Against Llama-3 GQA (d/64, 8) of the same loss "
@@ -190,20 +235,17 @@ def explorer(state: ExplorerState | None = None):
 
     state = state or ExplorerState()
     style = {"description_width": "150px"}
-    layout = w.Layout(width="520px")
+    layout = w.Layout(width="100%", max_width="520px")
+    def pick(name, options, value, label=lambda v: f"{v:g}"):
+        return w.SelectionSlider(options=[(label(v), v) for v in options], value=value,
+                                 description=name, style=style, layout=layout)
+
     ctl = {
-        "context": w.SelectionSlider(options=[(format_context(t), t) for t in CONTEXTS],
-                                     value=state.context, description="context T", style=style,
-                                     layout=layout),
-        "target_loss": w.FloatSlider(value=state.target_loss, min=2.30, max=3.20, step=0.005,
-                                     readout_format=".3f", description="target loss (nats)",
-                                     style=style, layout=layout),
-        "lam": w.FloatSlider(value=state.lam, min=0.0, max=1.0, step=0.05,
-                             description="lambda (memory weight)", style=style, layout=layout),
-        "alpha": w.FloatSlider(value=state.alpha, min=0.1, max=1.0, step=0.05,
-                               description="alpha (M exponent)", style=style, layout=layout),
-        "beta": w.FloatSlider(value=state.beta, min=0.1, max=1.0, step=0.05,
-                              description="beta (C exponent)", style=style, layout=layout),
+        "context": pick("context T", CONTEXTS, state.context, format_context),
+        "target_loss": pick("target loss (nats)", TARGETS, state.target_loss, "{:.3f}".format),
+        "lam": pick("lambda (memory weight)", LAMBDAS, state.lam, "{:.2f}".format),
+        "alpha": pick("alpha (M exponent)", EXPONENTS, state.alpha, exponent_label),
+        "beta": pick("beta (C exponent)", EXPONENTS, state.beta, exponent_label),
         "convention": w.Dropdown(options=list(cost.COMPUTE_CONVENTIONS), value=state.convention,
                                  description="compute convention", style=style),
         "baseline": w.Dropdown(options=list(BASELINES), value=state.baseline,
@@ -272,108 +314,141 @@ def parse_your_model(text: str) -> ModelConfig | None:
 
 
 def result_html(res: ExplorerResult) -> str:
-    """The recommendation as HTML: the summary, then the frontier table (best first)."""
+    """The recommendation as HTML: the summary, then the frontier table (best first), with
+    the baseline as its own row when there is one. Styles are inline, so ipywidgets 7 and 8
+    show the same readable table. With an accelerator, tokens/s and latency columns too."""
+    from gqa_lib.book.tables import show
+
     serving = [c for c in ("tokens_per_s", "latency_s") if c in res.table()]
-    df = res.table()[["n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
-                      "memory_values", "flops", "z", *serving, "extrapolated"]].head(8).copy()
+    cols = ["n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
+            "memory_values", "flops", "z", *serving, "extrapolated"]
+    df = res.table()[cols].head(8).copy()
+    df["H"] = [f"({h}, {k})" for h, k in zip(df.n_head, df.n_kv_head)]
+    base = res.recommendation.baseline
+    if base is not None:
+        row = {**{c: base[c] for c in cols if c in base}, "extrapolated": False,
+               "H": BASELINE_LABEL}
+        df = pd.concat([df, pd.DataFrame([row])], ignore_index=True).sort_values("z")
     if serving:
-        df["tokens_per_s"] = df["tokens_per_s"].map("{:,.0f}".format)
-        df["latency_s"] = (1e3 * df["latency_s"]).map("{:.3g}".format)
-        df = df.rename(columns={"tokens_per_s": "tokens/s per accelerator",
-                                "latency_s": "ms/token (batch 1)"})
-    df["params_non_embedding"] = df["params_non_embedding"].map(format_count)
-    df["memory_values"] = df["memory_values"].map(format_count)
-    df["flops"] = df["flops"].map(format_flops)
-    df["n_layer"] = df["n_layer"].map("{:.1f}".format)
-    df["d_model"] = df["d_model"].map("{:.0f}".format)
-    df["z"] = df["z"].map("{:.5g}".format)
+        df["latency_s"] = 1e3 * df["latency_s"]
+    table = show(df, ["H", "params_non_embedding", "n_layer", "d_model", "memory_values",
+                      "flops", "z", *serving, "extrapolated"],
+                 headers={"H": "H = (n_h, n_kv)", "tokens_per_s": "tokens/s per accelerator",
+                          "latency_s": "ms/token (batch 1)"},
+                 formats={"z": "{:.5g}".format, "tokens_per_s": "{:,.0f}".format,
+                          "latency_s": "{:.3g}".format})
     paras = "".join(f"<p>{html.escape(p)}</p>" for p in res.summary().split("\n"))
-    return paras + df.to_html(index=False, border=0)
+    return paras + table._repr_html_()
 
 
 # ----- static: Vega-Lite parameters in the HTML book ------------------------------------------
 def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
-                          targets=tuple(np.round(np.arange(2.35, 3.001, 0.05), 2)),
-                          hardware=()) -> pd.DataFrame:
+                          targets=STATIC_TARGETS, hardware=()) -> pd.DataFrame:
     """Every (context, target, H) with N*, memory (values) and C under each convention, to 5
     significant digits: what the static explorer recomputes Z from in the browser.
-    Unreachable H (target at or below their floor) are dropped. For each accelerator in
-    ``hardware``, also ``tps_<key>`` (tokens/s per accelerator at the largest batch) and
-    ``lat_<key>`` (seconds per token at batch 1), keys with '-' as '_'
+    Unreachable H (target at or below their floor) are dropped. The Llama-3 baseline of the
+    same loss is a row of its own (``H`` = :data:`BASELINE_LABEL`, ``baseline`` = 1), so the
+    chart can never recommend something dearer than the baseline it is compared with. For
+    each accelerator in ``hardware``, also ``tps_<key>`` (tokens/s per accelerator at the
+    largest batch) and ``lat_<key>`` (seconds per token at batch 1), keys with '-' as '_'
     (:func:`static_serving_explorer` reads them)."""
-    from gqa_lib.fit.recipe import CostSettings, cost_grid
+    from gqa_lib.fit.recipe import CostSettings, baseline_costs, cost_grid
 
     model = loss_model(fit)
-    frames = []
+    t, T = np.asarray(targets, float), np.asarray(contexts, float)
+    frames, base_flops = [], {}
     for conv in cost.COMPUTE_CONVENTIONS:
-        g = cost_grid(model, np.asarray(targets), np.asarray(contexts, float),
-                      settings=CostSettings(convention=conv))
+        s = CostSettings(convention=conv)
+        g = cost_grid(model, t, T, settings=s)
         if not frames:
-            base = g
+            grid = g
+            b = baseline_costs(model, t, T, settings=s)
         frames.append(g.values["flops"])
-    i, j, c = np.meshgrid(np.arange(len(targets)), np.arange(len(contexts)),
-                          np.arange(len(base.configs)), indexing="ij")
-    sig = lambda a: np.asarray([float(f"{v:.5g}") for v in np.ravel(a)])  # noqa: E731
+        base_flops[conv] = baseline_costs(model, t, T, settings=s)["flops"]
+    i, j, c = np.meshgrid(np.arange(len(t)), np.arange(len(T)),
+                          np.arange(len(grid.configs)), indexing="ij")
     df = pd.DataFrame({
-        "target_loss": base.target_loss[i].ravel(),
-        "log2_context": np.log2(base.context[j]).ravel().astype(int),
-        "n_head": np.array([h for h, _ in base.configs])[c].ravel(),
-        "n_kv_head": np.array([k for _, k in base.configs])[c].ravel(),
-        "params_non_embedding": base.values["params_non_embedding"].ravel(),
-        "memory_values": base.values["memory_values"].ravel(),
+        "target_loss": grid.target_loss[i].ravel(),
+        "log2_context": np.log2(grid.context[j]).ravel().astype(int),
+        "n_head": np.array([h for h, _ in grid.configs])[c].ravel(),
+        "n_kv_head": np.array([k for _, k in grid.configs])[c].ravel(),
+        "params_non_embedding": grid.values["params_non_embedding"].ravel(),
+        "memory_values": grid.values["memory_values"].ravel(),
         **{f"flops_{conv}": f.ravel() for conv, f in zip(cost.COMPUTE_CONVENTIONS, frames)},
-        "extrapolated": base.extrapolated[c].ravel().astype(int),
+        "extrapolated": grid.extrapolated[c].ravel().astype(int),
     })
-    serving_cols = []
+    serving_cols, base_serving = [], {}
     for hw in hardware:  # the serving figures on each accelerator (independent of convention)
-        g = cost_grid(model, np.asarray(targets), np.asarray(contexts, float),
-                      settings=CostSettings(hardware=hw))
+        s = CostSettings(hardware=hw)
+        g = cost_grid(model, t, T, settings=s)
+        bs = baseline_costs(model, t, T, settings=s)
         key = _column_key(g.settings.hardware.key)
         for name, col in (("tps", "tokens_per_s"), ("lat", "latency_s")):
             df[f"{name}_{key}"] = g.values[col].ravel()
+            base_serving[f"{name}_{key}"] = np.asarray(bs[col]).ravel()
             serving_cols.append(f"{name}_{key}")
-    df = df[np.isfinite(df["memory_values"])].reset_index(drop=True)
+    df = df[np.isfinite(df["memory_values"])]
+    df["H"] = "(" + df["n_head"].astype(str) + "," + df["n_kv_head"].astype(str) + ")"
+    df["baseline"] = 0
+    bi, bj = np.meshgrid(np.arange(len(t)), np.arange(len(T)), indexing="ij")
+    base = pd.DataFrame({
+        "target_loss": t[bi].ravel(), "log2_context": np.log2(T[bj]).ravel().astype(int),
+        "n_head": 99,  # sorts after every candidate on the chart's axis
+        "n_kv_head": 8, "params_non_embedding": b["params_non_embedding"].ravel(),
+        "memory_values": b["memory_values"].ravel(),
+        **{f"flops_{conv}": f.ravel() for conv, f in base_flops.items()},
+        **base_serving, "extrapolated": 0, "H": BASELINE_LABEL, "baseline": 1})
+    df = pd.concat([df, base], ignore_index=True)
+    sig = lambda a: np.asarray([float(f"{v:.5g}") for v in np.ravel(a)])  # noqa: E731
     for col in ["params_non_embedding", "memory_values", *serving_cols,
                 *(f"flops_{conv}" for conv in cost.COMPUTE_CONVENTIONS)]:
         df[col] = sig(df[col])  # 5 significant digits: the chart's data stays small
-    df["H"] = "(" + df["n_head"].astype(str) + "," + df["n_kv_head"].astype(str) + ")"
     return df.drop(columns="n_kv_head")
 
 
 def static_explorer(table: pd.DataFrame):
-    """An Altair chart: Z of every H at the chosen context and target, recomputed in the
-    browser from sliders (lambda, alpha, beta, log2 T, target) and a convention dropdown;
-    the cheapest H is highlighted and named in the title line above the bars."""
+    """An Altair chart: Z of every H (and of the Llama-3 baseline) at the chosen context and
+    target, recomputed in the browser from sliders (lambda, log2 T), dropdowns (target,
+    alpha, beta, convention); the cheapest is highlighted and named above the bars. Every
+    default lies on its control's grid (beta = 1/3 exactly)."""
     import altair as alt
 
     from gqa_lib.book.render import mark_explorer
 
+    d = ExplorerState()
     targets = sorted(table["target_loss"].unique())
-    p_ctx = alt.param("log2T", value=17, bind=alt.binding_range(
+    if d.target_loss not in targets:
+        raise GQAError(f"target_loss={d.target_loss} is not among the table's targets")
+    p_ctx = alt.param("log2T", value=int(np.log2(d.context)), bind=alt.binding_range(
         min=12, max=20, step=1, name="log2 context T (17 = 128K) "))
-    p_target = alt.param("target", value=2.6, bind=alt.binding_range(
-        min=min(targets), max=max(targets), step=0.05, name="target loss (nats) "))
-    p_lam = alt.param("lam", value=0.9, bind=alt.binding_range(min=0, max=1, step=0.05,
+    p_target = alt.param("target", value=d.target_loss, bind=alt.binding_select(
+        options=targets, labels=[f"{v:g}" for v in targets], name="target loss (nats) "))
+    p_lam = alt.param("lam", value=d.lam, bind=alt.binding_range(min=0, max=1, step=0.05,
                                                                  name="lambda "))
-    p_alpha = alt.param("alpha", value=0.5, bind=alt.binding_range(min=0.1, max=1, step=0.05,
-                                                                     name="alpha "))
-    p_beta = alt.param("beta", value=round(1 / 3, 3), bind=alt.binding_range(
-        min=0.1, max=1, step=0.01, name="beta "))
-    p_conv = alt.param("convention", value="fig2", bind=alt.binding_select(
+    exps = list(EXPONENTS)
+    p_alpha = alt.param("alpha", value=d.alpha, bind=alt.binding_select(
+        options=exps, labels=[exponent_label(v) for v in exps], name="alpha "))
+    p_beta = alt.param("beta", value=d.beta, bind=alt.binding_select(
+        options=exps, labels=[exponent_label(v) for v in exps], name="beta "))
+    p_conv = alt.param("convention", value=d.convention, bind=alt.binding_select(
         options=list(cost.COMPUTE_CONVENTIONS), name="compute convention "))
     flops = ("convention == 'per_token' ? datum.flops_per_token : convention == 'fig1' ? "
              "datum.flops_fig1 : convention == 'prefill' ? datum.flops_prefill : "
              "datum.flops_fig2")
     base = alt.Chart(table).transform_filter(
-        "datum.log2_context == log2T && abs(datum.target_loss - target) < 0.001"
+        "datum.log2_context == log2T && abs(datum.target_loss - target) < 0.0001"
     ).transform_calculate(
         C=flops, Z=f"lam * pow(datum.memory_values, alpha) + (1 - lam) * pow({flops}, beta)"
     ).transform_window(rank="rank()", sort=[alt.SortField("Z", order="ascending")])
-    bars = base.mark_bar().encode(
-        x=alt.X("H:N", title="(n_head, n_kv_head)", sort=alt.SortField("n_head")),
-        y=alt.Y("Z:Q", title="Z = lam M^alpha + (1-lam) C^beta (M in values, C in FLOPs)",
-                scale=alt.Scale(zero=False)),
-        color=alt.condition("datum.rank == 1", alt.value("#d62728"), alt.value("#9ecae1")),
+    kinds = {"cheapest": "#d62728", "Llama-3 baseline": "#7f7f7f", "candidate": "#6baed6"}
+    bars = base.transform_calculate(
+        kind="datum.rank == 1 ? 'cheapest' : datum.baseline ? 'Llama-3 baseline' : 'candidate'"
+    ).mark_bar().encode(
+        x=alt.X("H:N", title="H = (n_h, n_kv), and the baseline",
+                sort=alt.SortField("n_head"), axis=alt.Axis(labelAngle=-40)),
+        y=alt.Y("Z:Q", title="Z = λ M^α + (1-λ) C^β (no unit)", scale=alt.Scale(zero=False)),
+        color=alt.Color("kind:N", title=None, scale=alt.Scale(
+            domain=list(kinds), range=list(kinds.values())), legend=alt.Legend(orient="top")),
         tooltip=["H:N", alt.Tooltip("params_non_embedding:Q", title="N* (params)",
                                     format=".3~s"),
                  alt.Tooltip("memory_values:Q", title="M (values)", format=".3~s"),
@@ -383,12 +458,12 @@ def static_explorer(table: pd.DataFrame):
     text = base.transform_filter("datum.rank == 1").mark_text(
         align="left", x=5, y=-12, fontSize=13, fontWeight="bold"
     ).encode(text=alt.Text("label:N")).transform_calculate(
-        label="'optimum: H = ' + datum.H + ', N* = ' + format(datum.params_non_embedding / 1e9, "
-              "'.3~r') + ' B non-embedding parameters' + (datum.extrapolated ? "
-              "' (extrapolated)' : '')"
+        label="'optimum: ' + (datum.baseline ? 'the baseline' : datum.H)"
+              " + ', N* = ' + format(datum.params_non_embedding / 1e9, '.3~r') + ' B'"
+              " + (datum.extrapolated ? ' (extrap.)' : '')"
     ).properties(name="optimum")
     chart = alt.layer(bars, text).add_params(
-        p_ctx, p_target, p_lam, p_alpha, p_beta, p_conv).properties(width=560, height=280)
+        p_ctx, p_target, p_lam, p_alpha, p_beta, p_conv).properties(height=280)
     return mark_explorer(chart, "optimum")
 
 

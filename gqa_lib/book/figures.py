@@ -1,0 +1,60 @@
+"""Figures for the book: a chart from :mod:`gqa_lib.book.plots` with its number, title and
+caption, sized to the page and drawn for both themes.
+
+:func:`figure` is the one place these defaults live:
+
+- a single or layered chart takes the width of its container (``width="container"``), so
+  it fills the 772 px column on a desktop and the screen on a phone; a multi-panel chart
+  (concatenated or faceted) keeps its panel widths and is scaled down by the book's
+  renderer when the column is narrower (:mod:`gqa_lib.book.render`);
+- legends go below the plot, in as many columns as fit;
+- the background is transparent and the axes take the theme's colours (the book's
+  renderer switches to light text in dark mode);
+- the title reads "Figure n. title", and in the book a caption below the chart says how to
+  read it (the prose refers to the figure by its number).
+
+Outside the book (JupyterLab, Colab) the same chart shows its title; the caption is in the
+chart's metadata only.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+
+from gqa_lib.book.render import FIGURE_KEY
+from gqa_lib.errors import GQAError
+
+HEIGHT = 300
+# Chart-wide settings of every figure: transparent background, readable fonts, legends that
+# wrap below the plot instead of overflowing to the right.
+CONFIG = {
+    "background": "transparent",
+    "legend": {"orient": "bottom", "columns": 4, "labelLimit": 260, "symbolLimit": 60},
+    "axis": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 240},
+    "title": {"fontSize": 14, "anchor": "start", "subtitleFontSize": 11, "offset": 10},
+}
+_SINGLE = (alt.Chart, alt.LayerChart)
+
+
+def figure(chart: alt.TopLevelMixin, number: int, title: str, caption: str = "") -> alt.TopLevelMixin:
+    """``chart`` as Figure ``number`` of its page: titled "Figure n. title", captioned in the
+    book, full width when it is a single or layered view, transparent, legends below.
+
+    ``title`` says what is plotted (no final full stop); ``caption`` how to read it.
+    """
+    if not (isinstance(number, int) and number > 0):
+        raise GQAError(f"figure number must be a positive integer, got {number!r}")
+    if not title.strip():
+        raise GQAError("a figure needs a title")
+    if isinstance(chart, _SINGLE):  # fit the width only: a discrete y keeps its step height
+        chart = chart.properties(width="container",
+                                 autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
+    current = getattr(chart, "usermeta", alt.Undefined)
+    meta = {} if current is alt.Undefined else dict(current)
+    meta[FIGURE_KEY] = {"number": number, "title": title.rstrip("."), "caption": caption}
+    chart = chart.properties(
+        title=alt.TitleParams(f"Figure {number}. {title.rstrip('.')}"), usermeta=meta)
+    for key, value in CONFIG.items():
+        configure = getattr(chart, f"configure_{key}", None)
+        chart = configure(**value) if configure else chart.properties(**{key: value})
+    return chart

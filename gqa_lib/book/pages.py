@@ -1,0 +1,78 @@
+"""Small frames the pages display, assembled from the library's results: the bookkeeping that
+would otherwise sit in a notebook cell between the reader and the prose.
+
+Each function takes what a page already computed (a :class:`~gqa_lib.fit.recipe.Recommendation`,
+the dict of :func:`gqa_lib.evidence.paper.headline`) and returns a tidy DataFrame for
+:func:`gqa_lib.book.tables.show` or a chart of :mod:`gqa_lib.book.plots`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from gqa_lib.evidence.paper import PAPER_HEADLINE
+
+
+def headline_points(rec) -> pd.DataFrame:
+    """The recipe's pick and the Llama-3 baseline at the target (``rec`` from
+    ``optimize(..., baseline="llama3")``): one row each, with the columns of the Fig. 2
+    frame (``memory_values``, ``flops``, ``z``, ``loss_nats``) and a ``label``."""
+    best, base = rec.best, rec.baseline
+    rows = [{"label": f"pick ({int(best['n_head'])}, {int(best['n_kv_head'])})", **best},
+            {"label": "Llama-3 GQA", **base}]
+    keep = ["label", "memory_values", "flops", "z", "params_non_embedding"]
+    return pd.DataFrame([{k: r[k] for k in keep} for r in rows]).assign(
+        loss_nats=rec.target_loss)
+
+
+def headline_rows(h: dict[str, Any]) -> pd.DataFrame:
+    """The headline savings, ours against the paper's: memory, FLOPs under every compute
+    convention (with and without the LM head), Z. Columns ``what``, ``ours``, ``paper``
+    (text, "not stated" where the paper gives none)."""
+    rows = [("memory (eq. 4)", h["memory_pct"], PAPER_HEADLINE["memory_pct"])]
+    rows += [(f"FLOPs, convention {conv}", pct, PAPER_HEADLINE["flops_pct"])
+             for conv, pct in h["flops_pct"].items()]
+    rows += [("Z (eq. 5)", h["z_pct"], None)]
+    return pd.DataFrame({
+        "what": [w for w, _, _ in rows],
+        "ours": [f"{o:.1f}%" for _, o, _ in rows],
+        "paper": ["not stated" if p is None else f"{p:.1f}%" for _, _, p in rows]})
+
+
+def implied_shapes(h: dict[str, Any]) -> pd.DataFrame:
+    """The (8, 1) models that would give exactly the paper's two savings, one row per compute
+    convention (``h["implied_by_paper"]``)."""
+    return (pd.DataFrame(h["implied_by_paper"]).T.rename_axis("convention").reset_index()
+            [["convention", "params_non_embedding", "n_layer", "d_model", "d_over_L"]])
+
+
+def falls_table(trend: pd.DataFrame, mean_trend: pd.DataFrame) -> pd.DataFrame:
+    """Does loss fall with size? One row per configuration, one column per training context,
+    for the seed-0 ladders and for the seed-averaged ladders
+    (:func:`gqa_lib.evidence.size_trend` frames): "falls", "rises" or "" (no ladder)."""
+    word = {True: "falls", False: "rises"}
+    seed0 = trend[trend.seed == 0].pivot_table(index="config", columns="context",
+                                               values="falls", aggfunc="all")
+    mean = mean_trend.pivot_table(index="config", columns="context", values="falls",
+                                  aggfunc="all")
+    order = list(dict.fromkeys(trend["config"]))
+    out = pd.DataFrame({"config": order})
+    for label, frame in (("seed 0", seed0), ("mean over seeds", mean)):
+        for T in frame.columns:
+            col = frame[T].reindex(order)
+            out[f"{label}, T = {T}"] = [word.get(v, "") if isinstance(v, bool) else
+                                        word.get(bool(v), "") if pd.notna(v) else ""
+                                        for v in col]
+    return out.rename(columns={"config": "H = (n_h, n_kv)"})
+
+
+def progress_table(status: pd.DataFrame) -> pd.DataFrame:
+    """Runs done of planned, one row per configuration and one column per (training context,
+    seed), from :func:`gqa_lib.evidence.sweep_recipe.progress`."""
+    status = status.assign(runs=status.done.astype(str) + " of " + status.planned.astype(str))
+    wide = status.pivot(index="config", columns=["context", "seed"], values="runs").fillna("")
+    wide.columns = [f"T = {T}, seed {s}" for T, s in wide.columns]
+    order = list(dict.fromkeys(status["config"]))
+    return wide.reindex(order).rename_axis("H = (n_h, n_kv)").reset_index()
