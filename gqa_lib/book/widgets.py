@@ -522,6 +522,7 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
         x=alt.X("H:N", title="(n_head, n_kv_head)", sort=alt.SortField("n_head")),
         y=alt.Y("ratio:Q", title="objective relative to the pick (ratio, 1 = best)",
                 scale=alt.Scale(type="log")),
+        y2=alt.datum(1),  # bars rise from the pick's 1, not from 0 (a log axis has no 0)
         color=alt.condition("datum.rank == 1", alt.value("#d62728"), alt.value("#9ecae1")),
         tooltip=["H:N", alt.Tooltip("params_non_embedding:Q", title="N* (params)",
                                     format=".3~s"),
