@@ -341,6 +341,18 @@ def result_html(res: ExplorerResult) -> str:
     return paras + table._repr_html_()
 
 
+def _optimum_label(base: Any, label: str) -> Any:
+    """The text layer naming the ranked-first row of an explorer (Vega expression ``label``),
+    named "optimum": what :func:`~gqa_lib.book.render.mark_explorer` and the browser tests
+    read back. ``base``: the explorer's ranked Altair chart."""
+    import altair as alt
+
+    return base.transform_filter("datum.rank == 1").mark_text(
+        align="left", x=5, y=-12, fontSize=13, fontWeight="bold"
+    ).encode(text=alt.Text("label:N")).transform_calculate(label=label).properties(
+        name="optimum")
+
+
 # ----- static: Vega-Lite parameters in the HTML book ------------------------------------------
 def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
                           targets=STATIC_TARGETS, hardware=()) -> pd.DataFrame:
@@ -455,13 +467,9 @@ def static_explorer(table: pd.DataFrame):
                  alt.Tooltip("C:Q", title="C (FLOPs)", format=".3~s"),
                  alt.Tooltip("Z:Q", format=".5~g"), "extrapolated:N"],
     )
-    text = base.transform_filter("datum.rank == 1").mark_text(
-        align="left", x=5, y=-12, fontSize=13, fontWeight="bold"
-    ).encode(text=alt.Text("label:N")).transform_calculate(
-        label="'optimum: ' + (datum.baseline ? 'the baseline' : datum.H)"
-              " + ', N* = ' + format(datum.params_non_embedding / 1e9, '.3~r') + ' B'"
-              " + (datum.extrapolated ? ' (extrap.)' : '')"
-    ).properties(name="optimum")
+    text = _optimum_label(base, "'optimum: ' + (datum.baseline ? 'the baseline' : datum.H)"
+                                " + ', N* = ' + format(datum.params_non_embedding / 1e9, "
+                                "'.3~r') + ' B' + (datum.extrapolated ? ' (extrap.)' : '')")
     chart = alt.layer(bars, text).add_params(
         p_ctx, p_target, p_lam, p_alpha, p_beta, p_conv).properties(height=280)
     return mark_explorer(chart, "optimum")
@@ -530,13 +538,10 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
                  alt.Tooltip("lat_ms:Q", title="ms/token, batch 1", format=".3~g"),
                  alt.Tooltip("ratio:Q", format=".3~g"), "extrapolated:N"],
     )
-    text = base.transform_filter("datum.rank == 1").mark_text(
-        align="left", x=5, y=-12, fontSize=13, fontWeight="bold"
-    ).encode(text=alt.Text("label:N")).transform_calculate(
-        label="'pick: H = ' + datum.H + ', N* = ' + format(datum.params_non_embedding / 1e9, "
-              "'.3~r') + ' B, ' + format(datum.tps, ',.0f') + ' tokens/s per accelerator'"
-              " + (datum.extrapolated ? ' (extrapolated)' : '')"
-    ).properties(name="optimum")
+    text = _optimum_label(base, "'pick: H = ' + datum.H + ', N* = ' + format("
+                                "datum.params_non_embedding / 1e9, '.3~r') + ' B, ' + format("
+                                "datum.tps, ',.0f') + ' tokens/s per accelerator'"
+                                " + (datum.extrapolated ? ' (extrapolated)' : '')")
     chart = alt.layer(bars, text).add_params(p_ctx, p_target, p_obj, p_hw).properties(
         width=560, height=280)
     return mark_explorer(chart, "optimum")
