@@ -72,19 +72,28 @@ def fit512(runs):
 def test_planned_runs_expand_the_real_grid_file():
     plan = sweep_recipe.planned_runs()
     assert len(plan) == len(plan.drop_duplicates())
-    assert set(plan["context"]) == {128, 512} and set(plan["n_layer"]) == {2, 3, 4, 5}
+    assert set(plan["context"]) == {128, 512}
+    assert set(zip(plan["n_layer"], plan["d_model"])) == {(1, 32), (2, 32), (2, 48), (2, 64),
+                                                          (3, 80)}
     seed1 = plan[plan["seed"] == 1]
+    at = {T: set(zip(g["n_head"], g["n_kv_head"], g["d_model"])) for T, g in seed1.groupby("context")}
+    grid = [(8, 8), (8, 4), (8, 2), (8, 1), (4, 1), (2, 1), (1, 1)]
+    assert {(h, k) for h, k, _ in at[128]} >= set(grid) and {d for *_, d in at[128]} == {32, 48, 64}
+    assert at[512] == {(h, k, d) for h, k in ((8, 8), (8, 2), (4, 1), (1, 1)) for d in (32, 48, 64)}
+    v1 = sweep_recipe.planned_runs(sweep_recipe.V1_GRID)
+    assert set(v1["context"]) == {128, 512} and set(v1["n_layer"]) == {2, 3, 4, 5}
+    seed1 = v1[v1["seed"] == 1]
     at = {T: set(zip(g["n_head"], g["n_kv_head"], g["n_layer"])) for T, g in seed1.groupby("context")}
     assert at[128] == {(h, k, L) for h, k in ((8, 8), (8, 1)) for L in (2, 3, 4, 5)}
     assert at[512] == {(h, k, L) for h, k in ((8, 8), (8, 4), (8, 1), (1, 1)) for L in (4, 5)}
-    assert (plan["family"] == "grid+llama3").sum() == 2   # (8,8) is the baseline at d = 128
+    assert (v1["family"] == "grid+llama3").sum() == 2   # (8,8) is the baseline at d = 128
 
 
 def test_progress_names_what_is_missing(runs):
     plan = runs[["family", "n_layer", "d_model", "n_head", "n_kv_head", "context", "seed"]]
     partial = runs[~((runs["n_layer"] == 5) & (runs["n_head"] == 4))]
     p = sweep_recipe.progress(partial, plan).set_index(["config", "context", "seed"])
-    assert p.loc[("(4,1)", 512, 0), "missing"] == "L=5"
+    assert p.loc[("(4,1)", 512, 0), "missing"] == "L5 d320"
     assert p.loc[("(4,1)", 512, 0), ["done", "planned"]].tolist() == [3, 4]
     assert p.loc[("(8,1)", 128, 1), "missing"] == ""
     assert p.loc[("Llama-3 style", 128, 0), "planned"] == 3  # L = 2 is the grid's (8,8)
@@ -206,3 +215,75 @@ def test_trend_directions():
     assert sweep_recipe.claim_verdict(some) == "holds at 1 of 2 targets"
     smaller = same.assign(heads=["fewer", "fewer"], size=["smaller", "smaller"])
     assert sweep_recipe.claim_verdict(smaller) == "holds for the heads but not for the model size"
+
+
+# ----- the checks the cpu-v2 pages make -------------------------------------------------------------
+def test_leave_one_size_out_on_planted_laws(runs):
+    loso = sweep_recipe.leave_one_size_out(runs, 512)
+    assert list(loso["size"]) == ["L2 d128", "L3 d192", "L4 d256", "L5 d320"]  # by N
+    assert loso["extrapolation"].tolist() == [True, False, False, True]
+    fitted = loso[loso["note"] == ""]
+    assert len(fitted) == 4 and (fitted["n_runs"] == len(GRID)).all()
+    # noise 0.01: the planted law predicts a left-out size inside the range closely, and one
+    # beyond it (from 3 sizes left) less closely
+    assert (fitted.loc[~fitted.extrapolation, "rmse"] < 0.03).all()
+    assert (fitted["rmse"] < 0.15).all()
+    # a size whose losses are off the law is predicted badly, and the table says so
+    bent = runs.copy()
+    bent.loc[(bent.n_layer == 5) & (bent.context == 512), "val_loss_nats"] += 0.3
+    off = sweep_recipe.leave_one_size_out(bent, 512).set_index("size")
+    assert off.loc["L5 d320", "bias"] == pytest.approx(-0.3, abs=0.08)
+    assert off.loc["L5 d320", "rmse"] > 2 * fitted["rmse"].max()
+
+
+def test_leave_one_size_out_needs_three_sizes_left(runs):
+    three = runs[runs.n_layer <= 4]
+    loso = sweep_recipe.leave_one_size_out(three, 512)
+    assert (loso["n_runs"] == 0).all() and loso["note"].str.contains("3 or more sizes").all()
+
+
+def test_floor_check_finds_the_planted_floor_and_a_missing_one(fit512, runs):
+    f = sweep_recipe.floor_check(fit512, runs)
+    assert f["E"] == pytest.approx(E_TRUE + 0.1, abs=0.3) and not f["at_bound"]
+    assert f["largest"] == "L5 d320" and f["margin"] == pytest.approx(f["best_loss"] - f["E"])
+    assert f["spread_largest"] > 0
+    # a pure power law (E = 0): the fit pins E at its bound and the check says so
+    pure = runs.assign(val_loss_nats=lambda d: (planted_a(d.n_head, d.n_kv_head) /
+                                                d.params_non_embedding) ** B_TRUE)
+    fp = sweep_recipe.fit_context(pure, 512, n_boot=5)
+    g = sweep_recipe.floor_check(fp, pure)
+    assert g["at_bound"] and g["E"] < 1e-6 and not g["hugs"]
+    with pytest.raises(GQAError, match="no fit"):
+        sweep_recipe.floor_check(sweep_recipe.fit_context(runs, 999), runs)
+
+
+def test_widest_fitted_prefers_more_sizes_then_the_longer_context(runs):
+    fits = {T: sweep_recipe.fit_context(runs[(runs.context == 128) | (runs.n_layer <= 4)], T,
+                                        n_boot=2) for T in (128, 512)}
+    assert sweep_recipe.longest_fitted(fits) == 512 and sweep_recipe.widest_fitted(fits) == 128
+    both = {T: sweep_recipe.fit_context(runs, T, n_boot=2) for T in (128, 512)}
+    assert sweep_recipe.widest_fitted(both) == 512
+
+
+def test_targets_stay_above_the_smallest_shape_step3_can_build(fit512):
+    model = fit512.model
+    floor = {k: sweep_recipe.smallest_shape_N(k, model.d_head) for k in model.configs()}
+    assert floor[(8, 8)] == pytest.approx(2 * 64 * 16 * 16 + 8 * 64 ** 2)  # L = 1, d = 64
+    targets, _ = sweep_recipe.target_grid(model, 5)
+    for k, n_min in floor.items():
+        assert model.fit.law(k).loss(n_min) >= targets.max() - 1e-3
+
+
+def test_the_committed_evidence_sweep_is_in_the_papers_regime():
+    """Issue 12's contract for data/sweeps/cpu-v2.csv: 20 tokens per parameter (>= 19 for every
+    ok run), >= 5 sizes spanning >= 8x in N, batches of >= 4,096 tokens."""
+    from gqa_lib.book.pages import regime_table
+
+    runs = read_runs(sweep_recipe.SWEEP_CSV)
+    assert (runs.tokens / runs.params_non_embedding >= 19).all()
+    sizes = runs.groupby(["n_layer", "d_model"]).params_non_embedding.median()
+    assert len(sizes) >= 5 and sizes.max() / sizes.min() >= 8
+    assert (runs.batch_size * runs.context >= 4096).all()
+    table = regime_table({"v1": read_runs(sweep_recipe.V1_CSV), "v2": runs}).set_index("")
+    assert table.loc["tokens per parameter", "v2"].startswith("19.")
+    assert table.loc["runs", "v2"] == str(len(runs))

@@ -14,7 +14,7 @@ def runs(offset=0.0):
         for (h, k), d in (((8, 8), 0.0), ((8, 1), 0.01), ((1, 1), -0.05)):
             for T in (128, 512):
                 loss = 5.0 - 0.3 * L + d + (0.02 if T == 512 else 0) + (offset if h == 8 else 0)
-                rows.append({"family": "grid", "n_layer": L, "n_head": h, "n_kv_head": k,
+                rows.append({"family": "grid", "n_layer": L, "d_model": 64 * L, "n_head": h, "n_kv_head": k,
                              "params_non_embedding": N, "context": T, "seed": 0,
                              "val_loss_nats": loss, "recall_acc": 0.2, "recall_base_acc": 0.1,
                              "recall_gain_nats": 0.3})
@@ -30,8 +30,23 @@ def test_size_trend():
     t = size_trend(r)
     assert (~t["falls"]).sum() == 2  # (1,1) at both contexts
     bad = t[~t["falls"]]
-    assert (bad["worst_step_to"] == 4).all() and bad["worst_step_nats"].round(6).eq(0.7).all()
+    assert (bad["worst_step_to"] == "L4 d256").all() and (bad["worst_step_from"] == "L3 d192").all() and bad["worst_step_nats"].round(6).eq(0.7).all()
     assert t.loc[t["falls"], "worst_step_nats"].round(6).eq(-0.3).all()
+
+
+def test_sizes_that_share_a_layer_count_are_separate_steps():
+    # cpu-v2's ladder has (2, 32), (2, 48), (2, 64): keyed by L alone they would be one size
+    r = runs()
+    r = r[r.n_layer == 2]
+    wider = [r.assign(d_model=d, params_non_embedding=r.params_non_embedding * f,
+                      val_loss_nats=r.val_loss_nats - s) for d, f, s in ((96, 2, 0.2), (160, 4, 0.1))]
+    r = pd.concat([r, *wider], ignore_index=True)
+    t = size_trend(r)
+    assert (t["n_sizes"] == 3).all() and not t["falls"].any()  # the last step rises by 0.1
+    assert (t["worst_step_to"] == "L2 d160").all() and (t["worst_step_from"] == "L2 d96").all()
+    d = head_deltas(r)
+    assert len(d) == len(r[r.family == "grid"]) and set(d["size"]) == {"L2 d128", "L2 d96",
+                                                                        "L2 d160"}
 
 
 def test_size_trend_mean_over_seeds():
@@ -85,3 +100,55 @@ def test_family_masks_one_rule_for_every_module():
     assert list(grid) == [True, True, False, True] and list(llama3) == [False, True, True, False]
     grid, llama3 = family_masks(pd.DataFrame({"n_head": [8, 1]}))  # no family column: grid
     assert grid.all() and not llama3.any()
+
+
+# ----- retrieval (MQAR) -----------------------------------------------------------------------------
+def mqar_runs(accs, seeds=(0, 1, 2), jitter=0.01):
+    """One row per (config, seed): overall accuracy accs[config] + a planted seed offset."""
+    offsets = {0: -jitter, 1: 0.0, 2: jitter}
+    rows = []
+    for (h, k), a in accs.items():
+        for s in seeds:
+            acc = a + offsets[s]
+            rows.append({"n_head": h, "n_kv_head": k, "seed": s, "context": 64, "mqar_acc": acc,
+                         **{f"mqar_acc_pairs_{p}": min(1.0, acc * 8 / p) for p in (2, 4, 8, 16)},
+                         "mqar_acc_dist_near": acc, "mqar_acc_dist_mid": acc,
+                         "mqar_acc_dist_far": acc})
+    return pd.DataFrame(rows)
+
+
+def test_mqar_long_and_summary():
+    from gqa_lib.evidence.sweep_summary import mqar_long, mqar_summary
+
+    r = mqar_runs({(8, 8): 0.5, (1, 1): 0.2})
+    long = mqar_long(r)
+    assert len(long) == 6 * 8 and set(long["by"]) == {"all", "pairs", "distance"}
+    s = mqar_summary(r).set_index(["config", "by", "level"])
+    assert s.loc[("(8,8)", "all", "all"), "mean"] == pytest.approx(0.5)
+    assert s.loc[("(1,1)", "all", "all"), "sd"] == pytest.approx(0.01)
+    assert s.loc[("(1,1)", "pairs", "16"), "mean"] == pytest.approx(0.1)
+    assert list(dict.fromkeys(s.index.get_level_values(0))) == ["(8,8)", "(1,1)"]
+    with pytest.raises(GQAError, match="no MQAR accuracy"):
+        mqar_long(r.drop(columns=[c for c in r if c.startswith("mqar")]))
+
+
+def test_mqar_separation_against_seed_noise():
+    from gqa_lib.evidence.sweep_summary import mqar_separation
+
+    sep = mqar_separation(mqar_runs({(8, 8): 0.5, (8, 1): 0.49, (1, 1): 0.2}))
+    by = sep.set_index("pair")
+    assert by.loc["(8,8) vs (1,1)", "separated"] and by.loc["(8,8) vs (1,1)", "diff"] == \
+        pytest.approx(0.3)
+    assert not by.loc["(8,8) vs (8,1)", "separated"]  # 0.01 apart, sd 0.01 with 3 seeds
+    assert by["pooled_sd"].iloc[0] == pytest.approx(0.01) and by["dof"].iloc[0] == 6
+    with pytest.raises(GQAError, match="two or more seeds"):
+        mqar_separation(mqar_runs({(8, 8): 0.5, (1, 1): 0.2}, seeds=(0,)))
+
+
+def test_scoreboard_reads_which_configuration_retrieves_worse():
+    from gqa_lib.evidence.scoreboard import _fewer_heads_worse
+
+    assert _fewer_heads_worse("(8,8) vs (1,1)", +0.3)      # (1,1) worse: fewer heads hurt
+    assert not _fewer_heads_worse("(8,8) vs (1,1)", -0.3)
+    assert _fewer_heads_worse("(4,1) vs (8,2)", -0.1)      # fewer KV heads first, and worse
+    assert not _fewer_heads_worse("(8,1) vs (4,1)", -0.1)  # equal KV: fewer query heads is (4,1)

@@ -8,11 +8,13 @@ the dict of :func:`gqa_lib.evidence.paper.headline`) and returns a tidy DataFram
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from gqa_lib.evidence.paper import PAPER_HEADLINE
+from gqa_lib.units import format_count
 
 
 def headline_points(rec) -> pd.DataFrame:
@@ -76,3 +78,36 @@ def progress_table(status: pd.DataFrame) -> pd.DataFrame:
     wide.columns = [f"T = {T}, seed {s}" for T, s in wide.columns]
     order = list(dict.fromkeys(status["config"]))
     return wide.reindex(order).rename_axis("H = (n_h, n_kv)").reset_index()
+
+
+def regime_table(sweeps: Mapping[str, pd.DataFrame], *, context: int = 128) -> pd.DataFrame:
+    """Two or more sweeps of the head grid side by side, one column each ("ok" runs): runs,
+    N, tokens per parameter, optimiser steps, the loss range at the largest size, the mean
+    loss of (8, 1) minus (8, 8) at equal shape, and one run's seed noise, at ``context``."""
+    from gqa_lib.evidence import head_deltas
+    from gqa_lib.evidence.sweep_recipe import seed_noise
+
+    out = {}
+    for name, r in sweeps.items():
+        at = r[r["context"] == context]
+        tpp = r["tokens"] / r["params_non_embedding"]
+        top = at[(at["n_layer"] == at["n_layer"].max())
+                 & (at["d_model"] == at.loc[at["n_layer"] == at["n_layer"].max(),
+                                            "d_model"].max()) & (at["seed"] == 0)]
+        d = head_deltas(at)
+        kv1 = d[(d["config"] == "(8,1)") & (d["seed"] == 0)]["delta_nats"]
+        n = seed_noise(at)
+        out[name] = {
+            "runs": f"{len(r)}",
+            "non-embedding N": f"{format_count(r['params_non_embedding'].min())} to "
+                               f"{format_count(r['params_non_embedding'].max())}",
+            "tokens per parameter": f"{tpp.min():.2f} to {tpp.max():.2f}",
+            "optimiser steps": f"{int(r['steps'].min()):,} to {int(r['steps'].max()):,}",
+            f"loss at the largest size, T = {context} (nats)":
+                f"{top['val_loss_nats'].min():.3f} to {top['val_loss_nats'].max():.3f}",
+            f"(8, 1) minus (8, 8), same shape, T = {context}":
+                f"{kv1.mean():+.3f} nats over {len(kv1)} sizes",
+            f"seed noise of one run, T = {context}":
+                f"{n.sd:.3f} nats [{n.lo:.3f}, {n.hi:.3f}]" if n.dof else "not measured",
+        }
+    return pd.DataFrame(out).rename_axis("").reset_index()

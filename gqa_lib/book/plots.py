@@ -294,6 +294,11 @@ def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
     return alt.hconcat(*panels, spacing=12)
 
 
+def _sizes(df: pd.DataFrame) -> list[str]:
+    """The ``size`` labels of a frame, smallest (L, d) first."""
+    return list(dict.fromkeys(df.sort_values(["n_layer", "d_model"])["size"]))
+
+
 def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.Chart:
     """|Loss differences| from :func:`gqa_lib.evidence.sweep_recipe.loss_differences`: between seeds of one
     run against between head configurations of one size, one tick each; a dashed rule at
@@ -302,8 +307,8 @@ def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.C
     chart = alt.Chart(df).mark_tick(thickness=2, opacity=0.6).encode(
         x=alt.X("abs_diff_nats:Q", title="|loss difference| (nats/token)"),
         y=alt.Y("kind:N", title="comparison", sort=kinds),
-        color=alt.Color("n_layer:O", title="layers L"),
-        tooltip=["kind:N", "pair:N", "n_layer:O", "context:O",
+        color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df)),
+        tooltip=["kind:N", "pair:N", "size:N", "context:O",
                  alt.Tooltip("abs_diff_nats:Q", format=".4f")])
     if threshold is not None and np.isfinite(threshold):
         chart += alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(
@@ -374,14 +379,15 @@ def training_curve(metrics: pd.DataFrame) -> alt.Chart:
 
 def head_effect(df: pd.DataFrame) -> alt.Chart:
     """Loss of each head configuration minus the loss of the reference configuration of the
-    same size, context and seed (columns ``config``, ``n_layer``, ``context``,
-    ``delta_nats``): below zero is better than the reference. One panel per context."""
+    same size, context and seed (columns ``config``, ``n_layer``, ``d_model``, ``size``,
+    ``context``, ``delta_nats``): below zero is better than the reference. One panel per
+    context."""
     order = list(dict.fromkeys(df["config"]))
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
         y=alt.Y("delta_nats:Q", title="loss minus reference (nats/token)"),
-        color=alt.Color("n_layer:O", title="layers L"),
-        tooltip=["config:N", "n_layer:O", "context:O",
+        color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df)),
+        tooltip=["config:N", "size:N", "context:O",
                  alt.Tooltip("delta_nats:Q", format="+.3f")],
     ).properties(width=PANEL, height=HEIGHT - 60).facet(
         column=alt.Column("context:O", title="training context T (tokens)"))
@@ -403,6 +409,52 @@ def recall_probe(df: pd.DataFrame) -> alt.Chart:
         tooltip=["config:N", "n_layer:O", "where:N", alt.Tooltip("accuracy:Q", format=".3f")],
     ).properties(width=PANEL, height=HEIGHT - 60).facet(
         column=alt.Column("context:O", title="training context T (tokens)"))
+
+
+def lr_tuning(df: pd.DataFrame, chosen: float | None = None) -> alt.Chart:
+    """Validation loss against the learning rate (log axis), one line per head configuration,
+    one panel per size (columns ``lr``, ``val_loss_nats``, ``config``, ``size``); a dashed
+    rule at the ``chosen`` rate."""
+    order = list(dict.fromkeys(df["config"]))
+    x = alt.X("lr:Q", title="peak learning rate", scale=alt.Scale(type="log"),
+              axis=alt.Axis(format="~e", tickCount=4))
+    line = alt.Chart().mark_line(point=True).encode(
+        x=x, y=alt.Y("val_loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
+        color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order),
+        tooltip=["config:N", "size:N", alt.Tooltip("lr:Q", format=".2e"),
+                 alt.Tooltip("val_loss_nats:Q", format=".3f")])
+    layers = [line]
+    if chosen is not None:  # a facet needs one data set: the rule reads a column of it
+        df = df.assign(chosen=float(chosen))
+        layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
+            x=alt.X("mean(chosen):Q", title=x.title)))
+    return alt.layer(*layers, data=df).properties(width=PANEL, height=HEIGHT - 80).facet(
+        column=alt.Column("size:N", title="size (L, d)", sort=_sizes(df)))
+
+
+def mqar_accuracy(long: pd.DataFrame) -> alt.HConcatChart:
+    """MQAR accuracy of each head configuration against the number of pairs (left) and the
+    query distance (right), from :func:`gqa_lib.evidence.sweep_summary.mqar_long`: one point
+    per run (seed), a line through the seed means."""
+    order = list(dict.fromkeys(long["config"]))
+    color = alt.Color("config:N", title="H = (n_h, n_kv)", sort=order)
+    panels = []
+    for by, title, sort in (("pairs", "key-value pairs in the sequence (count)",
+                             ["2", "4", "8", "16"]),
+                            ("distance", "query distance (thirds of the context)",
+                             ["near", "mid", "far"])):
+        d = long[long["by"] == by]
+        x = alt.X("level:O", title=title, sort=sort)
+        y = alt.Y("accuracy:Q", title="MQAR accuracy (fraction of queries)",
+                  scale=alt.Scale(domain=[0, 1]))
+        base = alt.Chart(d).encode(x=x, color=color)
+        panels.append((base.mark_line().encode(y=alt.Y("mean(accuracy):Q", title=y.title,
+                                                       scale=y.scale))
+                       + base.mark_point(filled=True, opacity=0.6).encode(
+                           y=y, tooltip=["config:N", "seed:O", "level:N",
+                                         alt.Tooltip("accuracy:Q", format=".3f")])
+                       ).properties(width=PANEL, height=HEIGHT - 60))
+    return alt.hconcat(*panels, spacing=12)
 
 
 def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:

@@ -1,6 +1,6 @@
 """The recipe applied to our own sweep: fits, seed noise, our Table 4, the long-context claim.
 
-The sweep (data/sweeps/cpu-v1.toml, rows in cpu-v1.csv) trains tiny GQA models on CPU; the
+The sweep (data/sweeps/cpu-v2.toml, rows in cpu-v2.csv; cpu-v1 is the earlier regime) trains tiny GQA models on CPU; the
 book reads whatever rows exist when it is built, so every function here works on a partial
 sweep and says what is missing instead of failing:
 
@@ -33,15 +33,18 @@ import pandas as pd
 from scipy import stats
 
 from gqa_lib.errors import GQAError
-from gqa_lib.fit.per_head import (PerHeadModel, config_label, family_masks, fit_curves, fit_runs, interval_table,
-                   quality_table)
+from gqa_lib.fit.per_head import (SIZE, PerHeadModel, config_label, family_masks, fit_curves,
+                                  fit_runs, interval_table, quality_table, size_labels)
 from gqa_lib.fit.recipe import (CostSettings, RecipeGrid, bootstrap_grids, choice_counts, choice_shares)
 from gqa_lib.fit.scaling import Bootstrap, bootstrap_fit
 from gqa_lib.io import REPO_ROOT
+from gqa_lib.units import format_count
 
 SWEEP_DIR = REPO_ROOT / "data" / "sweeps"
-SWEEP_GRID = SWEEP_DIR / "cpu-v1.toml"
-SWEEP_CSV = SWEEP_DIR / "cpu-v1.csv"
+SWEEP_GRID = SWEEP_DIR / "cpu-v2.toml"   # the evidence sweep: 20 tokens per parameter
+SWEEP_CSV = SWEEP_DIR / "cpu-v2.csv"
+V1_GRID = SWEEP_DIR / "cpu-v1.toml"      # the earlier regime: 0.06-1.2 tokens per parameter
+V1_CSV = SWEEP_DIR / "cpu-v1.csv"
 MIN_SIZES = 3          # a power law with its own a_H, b_H needs three sizes (E shared)
 SEED_KIND = "same H and size, other seed"
 HEAD_KIND = "same size and seed, other H"
@@ -70,28 +73,29 @@ def planned_runs(grid_path: str | Path = SWEEP_GRID) -> pd.DataFrame:
 
 def progress(runs: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
     """Finished ``ok`` runs against planned ones per (config, context, seed): ``done``,
-    ``planned``, and the layer counts still ``missing`` ("" when complete)."""
-    key = ["n_layer", "n_head", "n_kv_head", "context", "seed"]
-    plan = planned.assign(config=_configs(planned))
+    ``planned``, and the sizes still ``missing`` ("L2 d64, ..."; "" when complete)."""
+    key = [*SIZE, "n_head", "n_kv_head", "context", "seed"]
+    plan = planned.assign(config=_configs(planned), size=size_labels(planned))
     done = set(map(tuple, runs[key].astype(int).to_numpy()))
     plan["done"] = [tuple(r) in done for r in plan[key].astype(int).to_numpy()]
     rows = []
     for (cfg, T, seed), g in plan.groupby(["config", "context", "seed"], sort=False):
         rows.append({"config": cfg, "context": int(T), "seed": int(seed),
                      "done": int(g["done"].sum()), "planned": len(g),
-                     "missing": ", ".join(f"L={n}" for n in g.loc[~g["done"], "n_layer"])})
+                     "missing": ", ".join(g.loc[~g["done"], "size"])})
     return pd.DataFrame(rows)
 
 
 # ----- step 2 per training context ----------------------------------------------------------
 def _size_counts(at: pd.DataFrame) -> pd.DataFrame:
-    """Distinct sizes per grid H and for the Llama-3 family (whose (8,8) point at the
+    """Distinct sizes (N) per grid H and for the Llama-3 family (whose (8,8) point at the
     smallest size is also a grid run: family "grid+llama3"), as fits.fit_runs splits them."""
     in_grid, in_llama3 = family_masks(at)
-    n = at[in_grid].groupby(["n_head", "n_kv_head"], sort=False)["n_layer"].nunique()
+    N = "params_non_embedding"
+    n = at[in_grid].groupby(["n_head", "n_kv_head"], sort=False)[N].nunique()
     rows = [(config_label((int(h), int(k))), int(v)) for (h, k), v in n.items()]
     if in_llama3.any():
-        rows.append((LLAMA3, int(at.loc[in_llama3, "n_layer"].nunique())))
+        rows.append((LLAMA3, int(at.loc[in_llama3, N].nunique())))
     df = pd.DataFrame(rows, columns=["config", "n_sizes"])
     return df.assign(fitted=df["n_sizes"] >= MIN_SIZES)
 
@@ -135,6 +139,67 @@ def fit_context(runs: pd.DataFrame, context: int, *, n_boot: int = 100, seed: in
     return ContextFit(int(context), sizes, model, boot, note)
 
 
+def leave_one_size_out(runs: pd.DataFrame, context: int, *, method: str = "huber"
+                       ) -> pd.DataFrame:
+    """Leave-one-size-out error of step 2 at one training ``context``: for each size (L, d),
+    refit without every run of that size and predict those runs from their configuration's
+    law. One row per left-out size: ``size``, ``params`` (its N range), ``n_runs`` predicted,
+    ``rmse`` and ``bias`` (mean of predicted - measured, nats), ``extrapolation`` (the size
+    lies outside the sizes left in: the smallest or the largest), and ``note`` where no
+    refit was possible (fewer than 3 sizes left for every configuration)."""
+    at = runs[runs["context"].astype(int) == int(context)]
+    at = at.assign(size=size_labels(at))
+    order = at.groupby("size")["params_non_embedding"].median().sort_values().index
+    rows = []
+    for i, size in enumerate(order):
+        out, keep = at[at["size"] == size], runs.drop(index=at.index[at["size"] == size])
+        row = {"size": size, "params": f"{format_count(out['params_non_embedding'].min())}-"
+                                       f"{format_count(out['params_non_embedding'].max())}",
+               "n_runs": 0, "rmse": np.nan, "bias": np.nan,
+               "extrapolation": i in (0, len(order) - 1), "note": ""}
+        try:
+            model = fit_runs(keep, train_context=int(context), method=method,
+                             allow_partial=True)
+        except GQAError as e:
+            rows.append(row | {"note": str(e).split(";")[0]})
+            continue
+        in_grid, _ = family_masks(out)
+        fitted = set(model.configs())
+        pred = out[in_grid.to_numpy() & np.array([(int(h), int(k)) in fitted for h, k in
+                                                  zip(out["n_head"], out["n_kv_head"])])]
+        if pred.empty:
+            rows.append(row | {"note": "no fitted configuration left at this size"})
+            continue
+        err = model.loss(pred["params_non_embedding"], pred["n_head"], pred["n_kv_head"]) \
+            - pred["val_loss_nats"].to_numpy(float)
+        rows.append(row | {"n_runs": len(pred), "rmse": float(np.sqrt(np.mean(err ** 2))),
+                           "bias": float(np.mean(err))})
+    return pd.DataFrame(rows)
+
+
+def floor_check(fit: ContextFit, runs: pd.DataFrame) -> dict[str, Any]:
+    """Is the sweep still data-limited? The fitted floor E (with its bootstrap interval)
+    against the best run's loss at that context, and the spread of the head configurations
+    at the largest size (seed 0, grid runs: best - worst). ``margin`` = best loss - E;
+    ``hugs`` when the margin is not larger than the spread (a floor at the data: the curves
+    have flattened, as cpu-v1's did); ``at_bound`` when E sits at its lower bound 0 (the
+    data want no floor at all: E is not identified, the laws are pure power laws)."""
+    if fit.model is None or fit.boot is None:
+        raise GQAError(f"no fit at T = {fit.context}: {fit.note}")
+    at = runs[(runs["context"].astype(int) == fit.context)]
+    in_grid, _ = family_masks(at)
+    g = at[in_grid & (at["seed"].astype(int) == 0)]
+    top = g.assign(size=size_labels(g))
+    largest = top.groupby("size")["params_non_embedding"].median().idxmax()
+    big = top[top["size"] == largest]["val_loss_nats"]
+    iv = interval_table(fit.boot, llama3=LLAMA3).iloc[0]
+    E, best = float(iv["E"]), float(at["val_loss_nats"].min())
+    spread = float(big.max() - big.min())
+    return {"E": E, "E_lo": float(iv["E_lo"]), "E_hi": float(iv["E_hi"]), "best_loss": best,
+            "margin": best - E, "largest": largest, "spread_largest": spread,
+            "hugs": bool(best - E <= spread), "at_bound": bool(E < 1e-6)}
+
+
 def longest_fitted(fits: Mapping[int, ContextFit]) -> int:
     """The longest training context with a fit (the recipe's fits, as the paper uses its
     longest); GQAError, with every context's note, when no context has one yet."""
@@ -144,6 +209,17 @@ def longest_fitted(fits: Mapping[int, ContextFit]) -> int:
                        + "; ".join(f.note for f in fits.values())
                        + ". The recipe needs 3 sizes of a configuration; wait for more runs")
     return max(done)
+
+
+def widest_fitted(fits: Mapping[int, ContextFit]) -> int:
+    """The training context whose fit spans the most sizes (the longest among equals): the
+    fits our recipe uses. The paper uses its longest context, where its sizes are the same at
+    every context; ours are not (cpu-v2: 5 sizes at T = 128, 3 at T = 512), and a law of 3
+    sizes leaves one degree of freedom per configuration. GQAError as :func:`longest_fitted`."""
+    longest_fitted(fits)  # the same refusal when nothing is fitted
+    n_sizes = {T: int(f.sizes.loc[f.sizes["fitted"], "n_sizes"].max()) if f.model is not None
+               else -1 for T, f in fits.items()}
+    return max(fits, key=lambda T: (n_sizes[T], T))
 
 
 def fit_tables(fits: Mapping[int, ContextFit]) -> dict[str, pd.DataFrame]:
@@ -173,20 +249,21 @@ def fitted_spread(model: PerHeadModel, N: float | None = None) -> dict[str, Any]
 def relative_gaps(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.DataFrame:
     """Does the loss difference between head configurations move with the training context?
     (The paper reuses its T = 8K fits for every T because relative differences change < 1%
-    beyond 8K.) Seed-0 grid runs; one row per (n_layer, config) measured at every context:
+    beyond 8K.) Seed-0 grid runs; one row per (size, config) measured at every context:
     the relative gap (L_H - L_ref) / L_ref at each context (columns ``gap_T<context>``) and
     ``change``, the last context's gap minus the first's (fractions, not percent)."""
     df = runs[(runs["seed"].astype(int) == 0)]
-    df = df.assign(config=_configs(df))
+    df = df.assign(config=_configs(df), size=size_labels(df))
     df = df[df["config"] != LLAMA3]
     ref = config_label(reference)
-    loss = df.pivot_table(index=["n_layer", "config"], columns="context",
+    loss = df.pivot_table(index=[*SIZE, "size", "config"], columns="context",
                           values="val_loss_nats")
     contexts = sorted(loss.columns)
     if len(contexts) < 2:
         raise GQAError("relative gaps need runs at two or more training contexts")
     base = loss.xs(ref, level="config")
-    gap = loss.div(base, level="n_layer") - 1.0
+    gap = loss.div(base.reindex(loss.index.droplevel("config"))
+                   .set_axis(loss.index, axis=0)) - 1.0
     gap = gap.dropna().drop(index=ref, level="config", errors="ignore")
     out = gap.rename(columns=lambda T: f"gap_T{int(T)}").reset_index()
     out["change"] = gap[contexts[-1]].to_numpy() - gap[contexts[0]].to_numpy()
@@ -199,6 +276,7 @@ _SHAPE = ["n_layer", "d_model", "n_head", "n_kv_head", "d_head", "context"]
 
 def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration trained with two or more seeds: ``config``, ``n_layer``,
+    ``d_model``, ``size``,
     ``params_non_embedding``, ``context``, ``seeds``, ``n_seeds``, ``loss_min``, ``loss_max``,
     ``spread`` (max - min, nats) and ``var`` (sample variance, nats^2)."""
     rows = []
@@ -207,13 +285,15 @@ def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         y = g["val_loss_nats"].to_numpy(float)
         rows.append({"config": config_label((int(shape[2]), int(shape[3]))),
-                     "n_layer": int(shape[0]),
+                     "n_layer": int(shape[0]), "d_model": int(shape[1]),
+                     "size": f"L{int(shape[0])} d{int(shape[1])}",
                      "params_non_embedding": int(g["params_non_embedding"].iloc[0]),
                      "context": int(shape[5]),
                      "seeds": ", ".join(map(str, sorted(g["seed"].astype(int)))),
                      "n_seeds": len(y), "loss_min": y.min(), "loss_max": y.max(),
                      "spread": np.ptp(y), "var": np.var(y, ddof=1)})
-    return pd.DataFrame(rows, columns=["config", "n_layer", "params_non_embedding", "context",
+    return pd.DataFrame(rows, columns=["config", "n_layer", "d_model", "size",
+                                       "params_non_embedding", "context",
                                        "seeds", "n_seeds", "loss_min", "loss_max", "spread",
                                        "var"])
 
@@ -257,21 +337,24 @@ def loss_differences(runs: pd.DataFrame, context: int | None = None) -> pd.DataF
     """Absolute loss differences of two kinds, one row each: between seeds of one run shape
     (``kind`` = :data:`SEED_KIND`, every pair of seeds) and between head configurations of
     the grid at one size, context and seed (:data:`HEAD_KIND`, every pair of H). Columns
-    ``kind``, ``context``, ``n_layer``, ``pair`` (what was compared), ``abs_diff_nats``.
+    ``kind``, ``context``, ``n_layer``, ``d_model``, ``size``, ``pair`` (what was compared),
+    ``abs_diff_nats``.
     ``context`` None: every context."""
     df = runs if context is None else runs[runs["context"].astype(int) == int(context)]
     df = df.assign(config=_configs(df))
     rows = []
-    for (L, T), g in df.groupby(["n_layer", "context"], sort=True):
+    for (L, d, T), g in df.groupby([*SIZE, "context"], sort=True):
+        at = (T, L, d, f"L{L} d{d}")
         for cfg, s in g.groupby("config", sort=False):
             for (sa, ya), (sb, yb) in itertools.combinations(
                     zip(s["seed"].astype(int), s["val_loss_nats"]), 2):
-                rows.append((SEED_KIND, T, L, f"{cfg}: seed {sa} vs {sb}", abs(ya - yb)))
+                rows.append((SEED_KIND, *at, f"{cfg}: seed {sa} vs {sb}", abs(ya - yb)))
         for seed, s in g[g["config"] != LLAMA3].groupby("seed", sort=True):
             for (ca, ya), (cb, yb) in itertools.combinations(
                     zip(s["config"], s["val_loss_nats"]), 2):
-                rows.append((HEAD_KIND, T, L, f"{ca} vs {cb} (seed {seed})", abs(ya - yb)))
-    return pd.DataFrame(rows, columns=["kind", "context", "n_layer", "pair", "abs_diff_nats"])
+                rows.append((HEAD_KIND, *at, f"{ca} vs {cb} (seed {seed})", abs(ya - yb)))
+    return pd.DataFrame(rows, columns=["kind", "context", "n_layer", "d_model", "size", "pair",
+                                       "abs_diff_nats"])
 
 
 def noise_summary(diffs: pd.DataFrame, noise: SeedNoise, *, level: float = 0.95
@@ -298,16 +381,30 @@ def measured_sizes(model: PerHeadModel) -> dict[tuple[int, int], tuple[float, fl
             for k in model.configs() for m in [np.array([kk == k for kk in keys])]}
 
 
+def smallest_shape_N(key: tuple[int, int], d_head: int) -> float:
+    """N of the smallest model step 3 can shape for H = ``key`` under the d = 64 L rule
+    (L = 1, d = 64; norms left out as in step 3): targets whose N* lies below it have no
+    shape, and :func:`gqa_lib.fit.recipe.cost_grid` refuses them."""
+    from gqa_lib import cost
+    from gqa_lib.fit.recipe import config_batch
+
+    return float(cost.params_non_embedding(config_batch(1.0, 64.0, key[0], key[1], d_head),
+                                           include_norms=False))
+
+
 def target_grid(model: PerHeadModel, n: int = 5, *, margin: float = 0.1
                 ) -> tuple[np.ndarray, bool]:
     """``n`` target losses (nats, 3 decimals, falling) inside our measurements, and whether
     they are inside for every H. Preferred range: the losses every fitted H reaches within
     its own measured sizes, [max_H L_H(N_max), min_H L_H(N_min)] (so every N* is an
     interpolation); when that is empty, the losses any H reaches, [min_H L_H(N_max),
-    max_H L_H(N_min)], and False. ``margin``: the fraction trimmed from each end."""
+    max_H L_H(N_min)], and False. ``margin``: the fraction trimmed from each end. A size
+    below the smallest shape step 3 can cost (:func:`smallest_shape_N`: cpu-v2's narrow
+    models, d = 32 at L = 1 and 2) counts from that shape's N instead."""
     if n < 1:
         raise GQAError(f"n must be >= 1, got {n!r}")
-    ends = np.array([(model.fit.law(k).loss(hi), model.fit.law(k).loss(lo))
+    ends = np.array([(model.fit.law(k).loss(hi),
+                      model.fit.law(k).loss(max(lo, smallest_shape_N(k, model.d_head))))
                      for k, (lo, hi) in measured_sizes(model).items()])
     lo, hi = ends[:, 0].max(), ends[:, 1].min()
     inside = bool(hi > lo)

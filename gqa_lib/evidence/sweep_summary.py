@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from gqa_lib.errors import GQAError
-from gqa_lib.fit.per_head import config_label, family_masks
+from gqa_lib.fit.per_head import SIZE, config_label, family_masks, size_labels
 
-_KEY = ["n_layer", "context", "seed"]
+_KEY = [*SIZE, "context", "seed"]  # one run shape but its heads
 
 
 def _grid(runs: pd.DataFrame) -> pd.DataFrame:
@@ -26,20 +26,23 @@ def _grid(runs: pd.DataFrame) -> pd.DataFrame:
     with a grid configuration), labelled ``config``."""
     g = runs[family_masks(runs)[0]].copy()
     g["config"] = [config_label((int(h), int(k))) for h, k in zip(g["n_head"], g["n_kv_head"])]
+    g["size"] = size_labels(g)
     return g
 
 
 def size_trend(runs: pd.DataFrame, *, mean_over_seeds: bool = False) -> pd.DataFrame:
-    """Per (config, context, seed) with >= 2 sizes: ``n_sizes``; ``falls``, whether the loss
-    strictly decreases at every step up in size; ``worst_step_nats``, the largest change
-    between neighbouring sizes (positive = a rise), reached at ``worst_step_to`` layers.
+    """Per (config, context, seed) with >= 2 sizes (L, d): ``n_sizes``; ``falls``, whether
+    the loss strictly decreases at every step up in size (sizes ordered by N); ``n_steps``
+    and ``n_rises``, the steps and those that rose; ``worst_step_nats``, the largest change
+    between neighbouring sizes (positive = a rise), from size ``worst_step_from`` to
+    ``worst_step_to`` (labels "L2 d64").
 
     With ``mean_over_seeds``, one ladder per (config, context) of each size's loss averaged
     over the seeds it was trained with (``seed`` is then -1 and ``max_seeds`` says how many
     seeds the best-covered size had)."""
     g = _grid(runs)
     if mean_over_seeds:
-        g = (g.groupby(["config", "context", "n_layer"], sort=False)
+        g = (g.groupby(["config", "context", *SIZE, "size"], sort=False)
              .agg(val_loss_nats=("val_loss_nats", "mean"), n_seeds=("seed", "nunique"),
                   params_non_embedding=("params_non_embedding", "first"))
              .reset_index().assign(seed=-1))
@@ -52,11 +55,14 @@ def size_trend(runs: pd.DataFrame, *, mean_over_seeds: bool = False) -> pd.DataF
             i = int(np.argmax(step))
             rows.append({"config": cfg, "context": int(T), "seed": int(seed),
                          "n_sizes": len(ladder), "falls": bool((step < 0).all()),
+                         "n_steps": len(step), "n_rises": int((step >= 0).sum()),
                          "worst_step_nats": float(step[i]),
-                         "worst_step_to": int(ladder["n_layer"].iloc[i + 1]),
+                         "worst_step_from": ladder["size"].iloc[i],
+                         "worst_step_to": ladder["size"].iloc[i + 1],
                          "max_seeds": int(ladder["n_seeds"].max()) if mean_over_seeds else 1})
     return pd.DataFrame(rows, columns=["config", "context", "seed", "n_sizes", "falls",
-                                       "worst_step_nats", "worst_step_to", "max_seeds"])
+                                       "n_steps", "n_rises", "worst_step_nats",
+                                       "worst_step_from", "worst_step_to", "max_seeds"])
 
 
 def head_deltas(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.DataFrame:
@@ -70,10 +76,10 @@ def head_deltas(runs: pd.DataFrame, reference: tuple[int, int] = (8, 8)) -> pd.D
     g = g.join(base.rename("reference_nats"), on=_KEY).dropna(subset=["reference_nats"])
     g["delta_nats"] = g["val_loss_nats"] - g["reference_nats"]
     order = {c: i for i, c in enumerate(sorted(set(g["config"]), key=_head_order))}
-    g = g.sort_values(["context", "seed", "n_layer"], kind="stable")
+    g = g.sort_values(["context", "seed", *SIZE], kind="stable")
     g = g.iloc[g["config"].map(order).argsort(kind="stable")]
-    return g[["config", "n_layer", "params_non_embedding", "context", "seed", "val_loss_nats",
-              "delta_nats"]].reset_index(drop=True)
+    return g[["config", *SIZE, "size", "params_non_embedding", "context", "seed",
+              "val_loss_nats", "delta_nats"]].reset_index(drop=True)
 
 
 def head_effect_summary(deltas: pd.DataFrame, noise_sd: float | Mapping[int, float]
@@ -112,7 +118,7 @@ def recall_table(runs: pd.DataFrame) -> pd.DataFrame:
     if "recall_acc" not in g or g["recall_acc"].isna().all():
         raise GQAError("this sweep has no recall-probe columns (probe_samples = 0)")
     g = g.assign(acc_gain=g["recall_acc"] - g["recall_base_acc"])
-    return g[["config", "n_layer", "context", "seed", "recall_acc", "recall_base_acc",
+    return g[["config", *SIZE, "size", "context", "seed", "recall_acc", "recall_base_acc",
               "acc_gain", "recall_gain_nats"]].reset_index(drop=True)
 
 
@@ -124,9 +130,71 @@ def regime_gap(a: pd.DataFrame, b: pd.DataFrame, *, wide: tuple[int, int] = (8, 
     out = []
     for name, runs in zip(names, (a, b)):
         d = head_deltas(runs, reference=narrow)
-        d = d[d["config"] == config_label(wide)][["n_layer", "context", "seed", "delta_nats"]]
+        d = d[d["config"] == config_label(wide)][[*_KEY, "delta_nats"]]
         out.append(d.rename(columns={"delta_nats": f"gap_{name}"}).set_index(_KEY))
     both = out[0].join(out[1], how="inner")
     if both.empty:
         raise GQAError("the two sweeps share no (size, context, seed) with both configurations")
     return both.reset_index()
+
+
+# ----- retrieval (MQAR runs, data/sweeps/mqar-v1) ------------------------------------------------
+MQAR_PAIRS = (2, 4, 8, 16)          # gqa_lib.train.mqar.EVAL_PAIRS (no torch import here)
+MQAR_DISTANCES = ("near", "mid", "far")
+
+
+def mqar_long(runs: pd.DataFrame) -> pd.DataFrame:
+    """MQAR accuracy per run in long form: ``config``, ``seed``, ``context``, ``by``
+    ("pairs" or "distance"), ``level`` ("2" .. "16" pairs; "near" / "mid" / "far": query
+    distance in thirds of the context), ``accuracy``; the overall accuracy as by = "all"."""
+    if "mqar_acc" not in runs or runs["mqar_acc"].isna().all():
+        raise GQAError("these runs have no MQAR accuracy (mqar_eval = 0)")
+    g = runs.assign(config=[config_label((int(h), int(k)))
+                            for h, k in zip(runs["n_head"], runs["n_kv_head"])])
+    cols = {"mqar_acc": ("all", "all")}
+    cols |= {f"mqar_acc_pairs_{p}": ("pairs", str(p)) for p in MQAR_PAIRS}
+    cols |= {f"mqar_acc_dist_{d}": ("distance", d) for d in MQAR_DISTANCES}
+    rows = [{"config": r["config"], "seed": int(r["seed"]), "context": int(r["context"]),
+             "by": by, "level": level, "accuracy": float(r[c])}
+            for _, r in g.iterrows() for c, (by, level) in cols.items()
+            if c in g and pd.notna(r[c])]
+    return pd.DataFrame(rows)
+
+
+def mqar_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per head configuration and (by, level) of :func:`mqar_long`: mean accuracy over seeds,
+    the seed standard deviation (``sd``; NaN with one seed), ``n_seeds``, min and max."""
+    long = mqar_long(runs)
+    g = long.groupby(["config", "by", "level"], sort=False)["accuracy"]
+    out = g.agg(mean="mean", sd="std", n_seeds="count", lo="min", hi="max").reset_index()
+    order = {c: i for i, c in enumerate(sorted(set(out["config"]), key=_head_order))}
+    return out.iloc[out["config"].map(order).argsort(kind="stable")].reset_index(drop=True)
+
+
+def mqar_separation(runs: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
+    """Do two head configurations retrieve differently, beyond the seed noise? One row per
+    pair of configurations (overall accuracy): the difference of their seed means
+    (``diff``, first minus second), its standard error from the pooled seed-to-seed
+    standard deviation of one run (``pooled_sd``, every configuration's seeds pooled: Welch
+    would need more seeds than we have), ``z`` and ``separated``: |z| beyond the two-sided
+    normal quantile at ``level`` (with 2-3 seeds a rough test; the table says how many)."""
+    from scipy import stats
+
+    s = mqar_summary(runs)
+    s = s[s["by"] == "all"].set_index("config")
+    many = s[s["n_seeds"] >= 2]
+    if many.empty:
+        raise GQAError("no head configuration has MQAR runs with two or more seeds yet")
+    dof = int((many["n_seeds"] - 1).sum())
+    pooled = float(np.sqrt(((many["n_seeds"] - 1) * many["sd"] ** 2).sum() / dof))
+    zq = stats.norm.ppf((1 + level) / 2)
+    rows = []
+    cfgs = list(s.index)
+    for i, a in enumerate(cfgs):
+        for b in cfgs[i + 1:]:
+            se = pooled * np.sqrt(1 / s.loc[a, "n_seeds"] + 1 / s.loc[b, "n_seeds"])
+            diff = float(s.loc[a, "mean"] - s.loc[b, "mean"])
+            z = diff / se if se > 0 else np.inf * np.sign(diff)
+            rows.append({"pair": f"{a} vs {b}", "diff": diff, "se": float(se), "z": float(z),
+                         "separated": bool(abs(z) > zq), "pooled_sd": pooled, "dof": dof})
+    return pd.DataFrame(rows)

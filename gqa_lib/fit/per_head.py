@@ -162,6 +162,14 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
 
 
 # ----- reporting a fit -------------------------------------------------------------------------
+SIZE = ["n_layer", "d_model"]  # a model size of a sweep: several d per L (cpu-v2), or d = 64 L
+
+
+def size_labels(df: pd.DataFrame) -> list[str]:
+    """Label per row of a runs frame for its size (L, d): "L2 d64"."""
+    return [f"L{int(L)} d{int(d)}" for L, d in zip(df["n_layer"], df["d_model"])]
+
+
 def config_label(key: Any, llama3: str = "Llama-3 style") -> str:
     """(8, 1) -> "(8,1)"; the baseline family's key "llama3" -> ``llama3``."""
     return f"({key[0]},{key[1]})" if isinstance(key, tuple) else llama3 if key == "llama3" \
