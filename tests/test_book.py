@@ -254,8 +254,15 @@ BUILDERS = {
     "training_curve": lambda df: plots.training_curve(pd.DataFrame(
         {"tokens": [1000, 2000], "train_loss": [6.0, 5.0], "val_loss": [5.9, 5.1]})),
     "head_effect": lambda df: plots.head_effect(pd.DataFrame(
-        {"config": ["(8,8)", "(1,1)"], "n_layer": [2, 2], "context": [128, 128],
-         "delta_nats": [0.0, -0.02]})),
+        {"config": ["(8,8)", "(1,1)"], "n_layer": [2, 2], "d_model": [64, 64],
+         "size": ["L2 d64", "L2 d64"], "context": [128, 128], "delta_nats": [0.0, -0.02]})),
+    "lr_tuning": lambda df: plots.lr_tuning(pd.DataFrame(
+        {"lr": [1e-3, 4e-3], "val_loss_nats": [5.0, 4.8], "config": ["(8,8)", "(8,8)"],
+         "n_layer": [2, 2], "d_model": [64, 64], "size": ["L2 d64", "L2 d64"]}), chosen=2e-3),
+    "mqar_accuracy": lambda df: plots.mqar_accuracy(pd.DataFrame(
+        {"config": ["(8,8)"] * 3, "seed": [0, 0, 0], "context": [64] * 3,
+         "by": ["all", "pairs", "distance"], "level": ["all", "2", "near"],
+         "accuracy": [0.5, 0.9, 0.6]})),
     "recall_probe": lambda df: plots.recall_probe(pd.DataFrame(
         {"config": ["(8,8)", "(1,1)"], "n_layer": [2, 2], "context": [128, 128],
          "recall_acc": [0.2, 0.1], "recall_base_acc": [0.1, 0.1]})),

@@ -152,3 +152,20 @@ def test_scoreboard_reads_which_configuration_retrieves_worse():
     assert not _fewer_heads_worse("(8,8) vs (1,1)", -0.3)
     assert _fewer_heads_worse("(4,1) vs (8,2)", -0.1)      # fewer KV heads first, and worse
     assert not _fewer_heads_worse("(8,1) vs (4,1)", -0.1)  # equal KV: fewer query heads is (4,1)
+
+
+def test_sweep_charts_are_valid_vega_lite():
+    """to_dict() validates against the Vega-Lite schema (an Altair property object passed as
+    a title fails only there, when the book renders the chart)."""
+    from gqa_lib.book import plots
+    from gqa_lib.evidence.sweep_summary import mqar_long
+
+    r = runs()
+    d = head_deltas(r)
+    spec = plots.head_effect(d).to_dict()
+    assert spec["spec"]["encoding"]["color"]["sort"] == ["L2 d128", "L3 d192", "L4 d256"]
+    lr = pd.DataFrame({"lr": [1e-3, 4e-3, 1e-3, 4e-3], "val_loss_nats": [5.0, 4.8, 5.1, 4.9],
+                       "config": ["(8,8)", "(8,8)", "(1,1)", "(1,1)"], "n_layer": 2,
+                       "d_model": 64, "size": "L2 d64"})
+    assert "facet" in plots.lr_tuning(lr, chosen=2e-3).to_dict()
+    plots.mqar_accuracy(mqar_long(mqar_runs({(8, 8): 0.5, (1, 1): 0.2}))).to_dict()

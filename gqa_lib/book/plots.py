@@ -416,7 +416,8 @@ def lr_tuning(df: pd.DataFrame, chosen: float | None = None) -> alt.Chart:
     one panel per size (columns ``lr``, ``val_loss_nats``, ``config``, ``size``); a dashed
     rule at the ``chosen`` rate."""
     order = list(dict.fromkeys(df["config"]))
-    x = alt.X("lr:Q", title="peak learning rate", scale=alt.Scale(type="log"),
+    x_title = "peak learning rate (AdamW step size)"
+    x = alt.X("lr:Q", title=x_title, scale=alt.Scale(type="log"),
               axis=alt.Axis(format="~e", tickCount=4))
     line = alt.Chart().mark_line(point=True).encode(
         x=x, y=alt.Y("val_loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
@@ -427,7 +428,7 @@ def lr_tuning(df: pd.DataFrame, chosen: float | None = None) -> alt.Chart:
     if chosen is not None:  # a facet needs one data set: the rule reads a column of it
         df = df.assign(chosen=float(chosen))
         layers.append(alt.Chart().mark_rule(strokeDash=[4, 3], color="gray").encode(
-            x=alt.X("mean(chosen):Q", title=x.title)))
+            x=alt.X("mean(chosen):Q", title=x_title)))
     return alt.layer(*layers, data=df).properties(width=PANEL, height=HEIGHT - 80).facet(
         column=alt.Column("size:N", title="size (L, d)", sort=_sizes(df)))
 
@@ -445,13 +446,13 @@ def mqar_accuracy(long: pd.DataFrame) -> alt.HConcatChart:
                              ["near", "mid", "far"])):
         d = long[long["by"] == by]
         x = alt.X("level:O", title=title, sort=sort)
-        y = alt.Y("accuracy:Q", title="MQAR accuracy (fraction of queries)",
-                  scale=alt.Scale(domain=[0, 1]))
+        y_title, y_scale = "MQAR accuracy (fraction of queries)", alt.Scale(domain=[0, 1])
         base = alt.Chart(d).encode(x=x, color=color)
-        panels.append((base.mark_line().encode(y=alt.Y("mean(accuracy):Q", title=y.title,
-                                                       scale=y.scale))
+        panels.append((base.mark_line().encode(y=alt.Y("mean(accuracy):Q", title=y_title,
+                                                       scale=y_scale))
                        + base.mark_point(filled=True, opacity=0.6).encode(
-                           y=y, tooltip=["config:N", "seed:O", "level:N",
+                           y=alt.Y("accuracy:Q", title=y_title, scale=y_scale),
+                           tooltip=["config:N", "seed:O", "level:N",
                                          alt.Tooltip("accuracy:Q", format=".3f")])
                        ).properties(width=PANEL, height=HEIGHT - 60))
     return alt.hconcat(*panels, spacing=12)

@@ -211,7 +211,8 @@ def scoreboard(model=None) -> pd.DataFrame:
              "partly" if ours["held"] else "not reproduced")
         why = "our fits of 20-tokens-per-parameter runs, N 10K-277K; bootstrap shares"
     rows.append(_row(
-        "... on models trained here (20 tokens per parameter)", "read off Table 4",
+        "Longer context: fewer heads, on models trained here (20 tokens per parameter)",
+        "read off Table 4",
         f"{ours['verdict']} ({ours['claim_share']:.0%} of bootstrap refits support it; "
         f"fits at T = {ours['T']}, {ours['n_runs']} runs)", v, why, "notebooks/fitting",
         "does-a-longer-context-favour-fewer-heads-and-a-bigger-model"))
