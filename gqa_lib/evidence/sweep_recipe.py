@@ -1,8 +1,8 @@
 """The recipe applied to our own sweep: fits, seed noise, our Table 4, the long-context claim.
 
-The sweep (data/sweeps/cpu-v2.toml, rows in cpu-v2.csv; cpu-v1 is the earlier regime) trains tiny GQA models on CPU; the
-book reads whatever rows exist when it is built, so every function here works on a partial
-sweep and says what is missing instead of failing:
+The sweep (data/sweeps/cpu-v2.toml, rows in cpu-v2.csv; cpu-v1 is the earlier regime)
+trains tiny GQA models on CPU; the book reads whatever rows exist when it is built, so every
+function here works on a partial sweep and says what is missing instead of failing:
 
 * :func:`progress`: runs finished against runs planned, per head configuration and context;
 * :func:`fit_context`: step 2 at one training context (configurations with fewer than 3
@@ -10,6 +10,9 @@ sweep and says what is missing instead of failing:
   fits the recipe uses; :func:`fit_tables` gathers the
   fits of every context for the page; :func:`fitted_spread` compares H at equal N;
   :func:`relative_gaps` asks whether H's loss differences move with the training context;
+* :func:`leave_one_size_out` predicts each size from a refit without it;
+  :func:`floor_check` asks whether the fitted floor hugs the data (data-limited) or sits at
+  its bound (not identified); :func:`widest_fitted` picks the context with the most sizes;
 * :func:`seed_noise`, :func:`loss_differences`, :func:`noise_summary`: the loss difference
   between two seeds of one configuration beside the differences between configurations;
 * :func:`target_grid`, :func:`recipe_evidence`: step 3 on our fits over targets x contexts,
