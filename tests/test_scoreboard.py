@@ -59,3 +59,18 @@ def test_unknown_verdicts_are_refused():
 
     with pytest.raises(ValueError, match="verdict"):
         sb._row("c", "p", "o", "probably", "w", "notebooks/recipe")
+
+
+def test_head_count_row_uses_the_seed_noise_of_one_difference(board):
+    """Both gains are means over sizes of one two-run difference each, so both z use
+    head_effect_summary's standard error (the (8, 8) reference cancels in (1,1) - (8,1))."""
+    from gqa_lib.evidence import head_deltas, head_effect_summary, sweep_recipe
+    from gqa_lib.fit import read_runs
+
+    runs = read_runs(sweep_recipe.SWEEP_CSV)
+    at = runs[runs.context == 128]
+    eff = head_effect_summary(head_deltas(at), sweep_recipe.seed_noise(at).sd).set_index("config")
+    q = eff.loc["(1,1)", "mean_delta_nats"] - eff.loc["(8,1)", "mean_delta_nats"]
+    row = board[board.claim.str.startswith("Loss falls with query heads")].iloc[0]
+    assert f"{q:.3f} nats (z = {q / eff.loc['(8,1)', 'se_nats']:.1f})" in row.ours
+    assert f"(z = {eff.loc['(8,1)', 'z']:.1f})" in row.ours

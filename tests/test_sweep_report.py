@@ -169,3 +169,10 @@ def test_sweep_charts_are_valid_vega_lite():
                        "d_model": 64, "size": "L2 d64"})
     assert "facet" in plots.lr_tuning(lr, chosen=2e-3).to_dict()
     plots.mqar_accuracy(mqar_long(mqar_runs({(8, 8): 0.5, (1, 1): 0.2}))).to_dict()
+
+
+def test_mqar_pairs_mirror_the_evaluation():
+    from gqa_lib.evidence.sweep_summary import MQAR_PAIRS
+    from gqa_lib.train.mqar import EVAL_PAIRS
+
+    assert MQAR_PAIRS == EVAL_PAIRS  # copied so the summaries need no torch import

@@ -91,9 +91,9 @@ def regime_table(sweeps: Mapping[str, pd.DataFrame], *, context: int = 128) -> p
     for name, r in sweeps.items():
         at = r[r["context"] == context]
         tpp = r["tokens"] / r["params_non_embedding"]
-        top = at[(at["n_layer"] == at["n_layer"].max())
-                 & (at["d_model"] == at.loc[at["n_layer"] == at["n_layer"].max(),
-                                            "d_model"].max()) & (at["seed"] == 0)]
+        largest = at.groupby(["n_layer", "d_model"])["params_non_embedding"].median().idxmax()
+        top = at[(at[["n_layer", "d_model"]].apply(tuple, axis=1) == largest)
+                 & (at["seed"] == 0)]
         d = head_deltas(at)
         kv1 = d[(d["config"] == "(8,1)") & (d["seed"] == 0)]["delta_nats"]
         n = seed_noise(at)

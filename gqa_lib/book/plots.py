@@ -436,9 +436,8 @@ def lr_tuning(df: pd.DataFrame, chosen: float | None = None) -> alt.Chart:
 def mqar_accuracy(long: pd.DataFrame) -> alt.HConcatChart:
     """MQAR accuracy of each head configuration against the number of pairs (left) and the
     query distance (right), from :func:`gqa_lib.evidence.sweep_summary.mqar_long`: one point
-    per run (seed), a line through the seed means; most heads first in the legend."""
-    order = sorted(dict.fromkeys(long["config"]),
-                   key=lambda c: tuple(-int(x) for x in c.strip("()").split(",")))
+    per run (seed), a line through the seed means; configurations in the frame's order."""
+    order = list(dict.fromkeys(long["config"]))
     color = alt.Color("config:N", title="H = (n_h, n_kv)", sort=order)
     panels = []
     for by, title, sort in (("pairs", "key-value pairs in the sequence (count)",

@@ -146,7 +146,8 @@ MQAR_DISTANCES = ("near", "mid", "far")
 def mqar_long(runs: pd.DataFrame) -> pd.DataFrame:
     """MQAR accuracy per run in long form: ``config``, ``seed``, ``context``, ``by``
     ("pairs" or "distance"), ``level`` ("2" .. "16" pairs; "near" / "mid" / "far": query
-    distance in thirds of the context), ``accuracy``; the overall accuracy as by = "all"."""
+    distance in thirds of the context), ``accuracy``; the overall accuracy as by = "all".
+    Most heads first, as :func:`head_deltas`."""
     if "mqar_acc" not in runs or runs["mqar_acc"].isna().all():
         raise GQAError("these runs have no MQAR accuracy (mqar_eval = 0)")
     g = runs.assign(config=[config_label((int(h), int(k)))
@@ -158,7 +159,8 @@ def mqar_long(runs: pd.DataFrame) -> pd.DataFrame:
              "by": by, "level": level, "accuracy": float(r[c])}
             for _, r in g.iterrows() for c, (by, level) in cols.items()
             if c in g and pd.notna(r[c])]
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    return out.iloc[out["config"].map(_head_order).argsort(kind="stable")].reset_index(drop=True)
 
 
 def mqar_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -166,9 +168,7 @@ def mqar_summary(runs: pd.DataFrame) -> pd.DataFrame:
     the seed standard deviation (``sd``; NaN with one seed), ``n_seeds``, min and max."""
     long = mqar_long(runs)
     g = long.groupby(["config", "by", "level"], sort=False)["accuracy"]
-    out = g.agg(mean="mean", sd="std", n_seeds="count", lo="min", hi="max").reset_index()
-    order = {c: i for i, c in enumerate(sorted(set(out["config"]), key=_head_order))}
-    return out.iloc[out["config"].map(order).argsort(kind="stable")].reset_index(drop=True)
+    return g.agg(mean="mean", sd="std", n_seeds="count", lo="min", hi="max").reset_index()
 
 
 def mqar_separation(runs: pd.DataFrame, *, level: float = 0.95) -> pd.DataFrame:
