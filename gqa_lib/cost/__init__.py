@@ -14,6 +14,7 @@ from gqa_lib.cost.counts import (attended_context, bits_per_value, COMPUTE_CONVE
                                  kv_cache_values, layer_summary, matmul_params, MLA_CONVENTIONS,
                                  param_counts, params_active, params_non_embedding, params_total,
                                  prefill_flops, summary, training_flops, training_memory_values)
+from gqa_lib.cost.params import d_ff_for_params
 from gqa_lib.cost.serving import (accelerators_needed, attention_flops_per_token,
                                   BANDWIDTH_EFFICIENCY, cost_per_million_tokens,
                                   decode_seconds, decode_step, decode_throughput,
@@ -23,7 +24,7 @@ from gqa_lib.cost.serving import (accelerators_needed, attention_flops_per_token
                                   weights_read_bytes, weights_stored_bytes)
 
 __all__ = [
-    "attended_context", "bits_per_value", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
+    "attended_context", "bits_per_value", "d_ff_for_params", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
     "DEFAULT_CONVENTION", "DTYPE_BITS", "flops_per_token", "hardware_cost", "inference_flops",
     "inference_memory_bytes", "inference_memory_values", "kv_cache_bytes", "kv_cache_values",
     "layer_summary", "matmul_params", "MLA_CONVENTIONS", "param_counts", "params_active",

@@ -203,3 +203,22 @@ def matmul_params(cfg: ModelConfig | ConfigBatch, *, ffn_matrices: int | None = 
     """
     return scalar(_weights(ConfigBatch.of(cfg), ffn_matrices, False, active=True,
                            small=False)[0])
+
+
+def d_ff_for_params(cfg: ModelConfig, target_non_embedding: int) -> int:
+    """The FFN width that brings a dense config's non-embedding parameters closest to a
+    target (they are linear in d_ff): how an equal-size comparison of head configurations
+    moves the parameters that fewer heads save into the FFN. Refuses a target the config
+    cannot reach with d_ff >= 1, and a mixture of experts (its width is not one number)."""
+    import dataclasses
+
+    if cfg.n_experts:
+        raise GQAError(f"{cfg.name or 'config'}: d_ff_for_params needs a dense config "
+                       f"(n_experts={cfg.n_experts})")
+    p1 = int(params_non_embedding(dataclasses.replace(cfg, d_ff=1)))
+    slope = int(params_non_embedding(dataclasses.replace(cfg, d_ff=2))) - p1
+    d_ff = 1 + round((int(target_non_embedding) - p1) / slope)
+    if d_ff < 1:
+        raise GQAError(f"target_non_embedding={target_non_embedding:,} is below what "
+                       f"{cfg.name or 'this config'} has with d_ff = 1 ({p1:,})")
+    return d_ff

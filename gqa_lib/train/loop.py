@@ -65,6 +65,9 @@ class TrainConfig:
     # tasks, and evaluation sequences per number of pairs at the end (0 = off)
     mqar_share: float = 0.0
     mqar_eval: int = 0
+    # the final evaluation also covers the whole validation split, by position within the
+    # context and by source (gqa_lib.train.evaluate.evaluate_full)
+    eval_full: bool = False
 
     def __post_init__(self) -> None:
         for f in ("steps", "batch_size", "context_len", "eval_every", "eval_tokens"):
@@ -91,8 +94,9 @@ class TrainConfig:
         check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
         if not isinstance(self.data, str) or not self.data:
             raise GQAError(f"data must be a corpus name, a path or hf:NAME, got {self.data!r}")
-        if not isinstance(self.compile, bool):
-            raise GQAError(f"compile must be true or false, got {self.compile!r}")
+        for f in ("compile", "eval_full"):
+            if not isinstance(getattr(self, f), bool):
+                raise GQAError(f"{f} must be true or false, got {getattr(self, f)!r}")
         if self.probe_samples:
             from gqa_lib.train.probe import check_probe_fits
 
@@ -547,6 +551,10 @@ def _final(model, model_cfg, tc, data, device, history, step, wall, world, amp):
     if tc.mqar_eval:
         final.update(mqar.evaluate(model, data.val, tc.context_len, model_cfg.vocab_size,
                                    per_pairs=tc.mqar_eval, seed=tc.seed, device=device))
+    if tc.eval_full:
+        from gqa_lib.train.evaluate import evaluate_full
+
+        final.update(evaluate_full(model, data, tc.context_len, tc.batch_size, device, amp))
     if tc.probe_samples:
         from gqa_lib.train.probe import recall_probe
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
 import subprocess
 import traceback
 from collections.abc import Callable, Iterable
@@ -50,16 +51,24 @@ from gqa_lib.io import (REPO_ROOT, check_writable_dir, check_writable_file, file
 MQAR_COLUMNS = ["mqar_acc", "mqar_acc_pairs_2", "mqar_acc_pairs_4", "mqar_acc_pairs_8",
                 "mqar_acc_pairs_16", "mqar_acc_dist_near", "mqar_acc_dist_mid",
                 "mqar_acc_dist_far"]
+# the whole validation split (TrainConfig.eval_full): mean, and JSON of the loss by position
+# bin and by source (gqa_lib.train.evaluate.evaluate_full)
+FULL_EVAL_COLUMNS = ["val_loss_full_nats", "val_loss_by_position", "val_loss_by_source"]
 COLUMNS = [
     "run_id", "run_key", "grid", "status", "error", "family", "n_layer", "d_model", "n_head", "n_kv_head",
     "d_head", "d_ff", "vocab_size", "params_non_embedding", "params_total", "tokens", "context",
     "seed", "steps", "batch_size", "lr", "mqar_share", "val_loss_nats", "val_bpb", "best_val_loss_nats",
     "best_val_bpb", "recall_acc", "recall_base_acc", "recall_gain_nats", *MQAR_COLUMNS,
-    "train_flops",
+    "train_flops", *FULL_EVAL_COLUMNS,
     "wall_s", "tokens_per_s", "device", "threads", "torch_version", "git_commit", "finished_utc",
 ]
 _TOP_KEYS = ("name", "description", "model", "train", "block")
 _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
+# `equal_params = true` in a block: every head configuration of a size gets the d_ff that
+# gives it the non-embedding (and so, with the same d_model and vocabulary, the total)
+# parameters of the block's first head configuration at the shape rule's d_ff; refused when
+# they cannot be matched within EQUAL_PARAMS_TOLERANCE. Such runs' ids end in -ff<d_ff>.
+EQUAL_PARAMS_TOLERANCE = 0.01
 # Optional block keys: training settings swept within a block (learning-rate tuning, the MQAR
 # mix); each value also names the run (run_id suffix -lr3e-03, -lr1.6e-02, -mq0.1), exactly:
 # the shortest scientific form that reads back as the same number.
@@ -164,7 +173,10 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
     specs: dict[str, RunSpec] = {}
     for bi, b in enumerate(blocks):
         where = f"{path} block {bi + 1}"
-        _check_keys(where, b, _BLOCK_KEYS + tuple(_BLOCK_SWEEPS))
+        _check_keys(where, b, _BLOCK_KEYS + tuple(_BLOCK_SWEEPS) + ("equal_params",))
+        equal = b.get("equal_params", False)
+        if not isinstance(equal, bool):
+            raise GQAError(f"{where}: equal_params must be true or false, got {equal!r}")
         missing = [k for k in _BLOCK_KEYS if k not in b]
         if missing:
             raise GQAError(f"{where}: missing {', '.join(missing)}")
@@ -191,7 +203,8 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
                 b["sizes"]):
             overrides, suffix = extra
             spec = _spec(where, name, {**model_base}, {**train_base, **overrides},
-                         size, head, ctx, seed, budget, batch_tokens, suffix)
+                         size, head, ctx, seed, budget, batch_tokens, suffix,
+                         match=b["heads"][0] if equal else None)
             prev = specs.get(spec.run_id)
             if prev is None:
                 specs[spec.run_id] = spec
@@ -215,10 +228,8 @@ def _combinations(sweeps: list[list[tuple[str, float, str]]]) -> list[tuple[dict
             for combo in itertools.product(*sweeps)]
 
 
-def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, batch_tokens,
-          suffix=""):
-    from gqa_lib.train.loop import TrainConfig, run_identity, run_key
-
+def _model(where, model_base, size, head) -> tuple[ModelConfig, str]:
+    """The model of one (size, heads) entry and its family ("grid" or "llama3")."""
     n_layer, d_model = size
     d_head = model_base.get("d_head")
     if head == "llama3":
@@ -233,10 +244,43 @@ def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, ba
         raise GQAError(f"{where}: each head entry is [n_head, n_kv_head] or \"llama3\", "
                        f"got {head!r}")
     try:
-        model = ModelConfig.from_dict({**model_base, "n_layer": n_layer, "d_model": d_model,
-                                       "n_head": n_head, "n_kv_head": n_kv_head})
+        return ModelConfig.from_dict({**model_base, "n_layer": n_layer, "d_model": d_model,
+                                      "n_head": n_head, "n_kv_head": n_kv_head}), family
     except GQAError as e:
         raise GQAError(f"{where}: {e}") from None
+
+
+def _match_params(where: str, model: ModelConfig, ref: ModelConfig) -> ModelConfig:
+    """`model` with the d_ff that gives it `ref`'s parameters (EQUAL_PARAMS_TOLERANCE)."""
+    from gqa_lib import cost
+
+    target = int(cost.params_non_embedding(ref))
+    try:
+        matched = dataclasses.replace(model, d_ff=cost.d_ff_for_params(model, target))
+    except GQAError as e:
+        raise GQAError(f"{where}: equal_params: {e}") from None
+    for what, count in (("non-embedding", cost.params_non_embedding),
+                        ("total", cost.params_total)):
+        a, b = int(count(matched)), int(count(ref))
+        if abs(a - b) > EQUAL_PARAMS_TOLERANCE * b:
+            raise GQAError(f"{where}: equal_params: heads ({model.n_head}, {model.n_kv_head}) "
+                           f"reach {a:,} {what} parameters against {b:,} (more than "
+                           f"{EQUAL_PARAMS_TOLERANCE:.0%} apart)")
+    return matched
+
+
+def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, batch_tokens,
+          suffix="", match=None):
+    from gqa_lib.train.loop import TrainConfig, run_identity, run_key
+
+    n_layer, d_model = size
+    model, family = _model(where, model_base, size, head)
+    n_head, n_kv_head = model.n_head, model.n_kv_head
+    if match is not None:
+        default_ff = model.d_ff
+        model = _match_params(where, model, _model(where, model_base, size, match)[0])
+        if model.d_ff != default_ff:
+            suffix = f"-ff{model.d_ff}{suffix}"
     if batch_tokens % ctx:
         raise GQAError(f"{where}: batch_tokens={batch_tokens} is not a multiple of context {ctx}")
     try:
@@ -314,6 +358,8 @@ def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
             "recall_base_acc": final.get("recall_base_acc", ""),
             "recall_gain_nats": final.get("recall_gain_nats", ""),
             **{c: final.get(c, "") for c in MQAR_COLUMNS},
+            **{c: (json.dumps(final[c], separators=(",", ":")) if isinstance(final.get(c), dict)
+                   else final.get(c, "")) for c in FULL_EVAL_COLUMNS},
             "train_flops": final["train_flops"], "wall_s": round(final["wall_s"], 2),
             "tokens_per_s": round(final["tokens_per_s"], 1), "device": final["device"],
             "threads": final["threads"], "torch_version": final["torch_version"],
