@@ -135,7 +135,30 @@ def test_optimize_throughput_on_h200_prints_pick_rate_and_saving(capsys):
     assert "H200" in out and "tokens/s/GPU" in out and "<- best" in out
     assert "pick: H = (" in out and "tokens/s per accelerator" in out
     assert "against llama3" in out and "x" in out.split("against llama3")[1]
-    assert "not measured" in out
+    # the H200 is measured: its figures say they are calibrated, with the fit's error
+    assert "calibrated on 18 measured step times" in out and "leave-one-out" in out
+    assert "what to build:" in out and "multiple of 256" in out
+
+
+def test_optimize_datasheet_flag_gives_the_plain_roofline(capsys):
+    args = ("optimize", "--context", "128k", "--target-loss", "2.615", "--objective",
+            "throughput", "--hardware", "h200", "--json")
+    code, out, _ = run(capsys, *args)
+    cal = json.loads(out)
+    code2, out2, _ = run(capsys, *args, "--datasheet")
+    sheet = json.loads(out2)
+    assert code == code2 == 0
+    assert cal["hardware"]["basis"] == "calibrated" and sheet["hardware"]["basis"] == "datasheet"
+    assert sheet["hardware"]["bandwidth_efficiency"] == 0.7
+    # the per-layer floor makes batch-1 latency longer than the datasheet roofline's
+    assert cal["best"]["latency_s"] > 1.5 * sheet["best"]["latency_s"]
+    code, _, err = run(capsys, *args, "--bandwidth-efficiency", "0.8")
+    assert code == 2 and "--datasheet" in err
+    code, out, _ = run(capsys, *args, "--bandwidth-efficiency", "0.8", "--datasheet")
+    assert code == 0 and json.loads(out)["hardware"]["bandwidth_efficiency"] == 0.8
+    code, out, _ = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615",
+                       "--objective", "throughput", "--hardware", "h100")
+    assert code == 0 and "datasheet peaks, not measured" in out
 
 
 def test_optimize_serving_json(capsys):

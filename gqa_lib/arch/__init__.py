@@ -7,13 +7,15 @@ from gqa_lib.arch.config import (aligned, alternating, FFN_MULTIPLE_OF, ffn_widt
                                  get_preset, LAYER_TYPES, ModelConfig, NORM_KINDS, PAPER_D_HEAD,
                                  paper_family, PAPER_TABLE9_SHAPES, PAPER_VOCAB, PRESETS,
                                  PUBLISHED_PARAMS, read_data_file)
-from gqa_lib.arch.hardware import (Accelerator, accelerators, get_accelerator, HARDWARE_FILE,
+from gqa_lib.arch.hardware import (Accelerator, accelerators, CALIBRATION_FILE, Calibration,
+                                   calibration, calibrations, get_accelerator, HARDWARE_FILE,
                                    read_accelerators)
 from gqa_lib.arch.hf import from_hf_config
 from gqa_lib.arch.hf import SUPPORTED as HF_MODEL_TYPES
 
 __all__ = [
-    "Accelerator", "accelerators", "get_accelerator", "HARDWARE_FILE", "read_accelerators",
+    "Accelerator", "accelerators", "CALIBRATION_FILE", "Calibration", "calibration",
+    "calibrations", "get_accelerator", "HARDWARE_FILE", "read_accelerators",
     "aligned", "alternating", "FFN_MULTIPLE_OF", "ffn_width", "round_up", "ASPECT_RULES", "check_positive_int", "FFN_KINDS", "from_hf_config",
     "get_preset", "HF_MODEL_TYPES", "LAYER_TYPES", "ModelConfig", "NORM_KINDS", "PAPER_D_HEAD",
     "paper_family", "PAPER_TABLE9_SHAPES", "PAPER_VOCAB", "PRESETS", "PUBLISHED_PARAMS",

@@ -22,6 +22,7 @@ from gqa_lib.errors import GQAError, did_you_mean
 from gqa_lib.io import DATA_DIR
 
 HARDWARE_FILE = DATA_DIR / "hardware" / "accelerators.toml"
+CALIBRATION_FILE = DATA_DIR / "hardware" / "calibration.toml"
 _RATES = ("bf16_flops_per_s", "memory_bandwidth_bytes_per_s", "memory_capacity_bytes")
 
 
@@ -128,3 +129,58 @@ def lookup(name: str, table: dict[str, Accelerator]) -> Accelerator:
     raise GQAError(f"hardware={name!r} is not a known accelerator; choose one of "
                    f"{', '.join(map(repr, table))}{did_you_mean(name, list(by_name))}, or "
                    "give its figures (--flops-per-s, --bandwidth, --memory-gb) or a .toml file")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Achieved rates of one accelerator, fitted on its measured step times
+    (:mod:`gqa_lib.cost.calibrate`): a floor per layer and step (s), memory bandwidth
+    (bytes/s), matmul and attention FLOP/s, the factor by which a training step's compute
+    is slower than its forward work at those rates (backward kernels), and the memory the
+    device exposes (bytes, as measured; None: the datasheet's). ``source`` names the measurement file, ``points``
+    how many step times were fitted, ``loo_max_error`` the largest leave-one-out error of step
+    time per regime ((regime, fraction), ...)."""
+
+    accelerator: str
+    layer_floor_s: float
+    bandwidth_bytes_per_s: float
+    matmul_flops_per_s: float
+    attention_flops_per_s: float
+    train_compute_factor: float = 1.0
+    memory_capacity_bytes: float | None = None
+    source: str = ""
+    points: int = 0
+    loo_max_error: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        for f in ("layer_floor_s", "bandwidth_bytes_per_s", "matmul_flops_per_s",
+                  "attention_flops_per_s", "train_compute_factor", "memory_capacity_bytes"):
+            v = getattr(self, f)
+            if v is None and f == "memory_capacity_bytes":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                    or v <= 0:
+                raise GQAError(f"calibration {self.accelerator}: {f} must be a finite number "
+                               f"> 0, got {v!r}")
+            object.__setattr__(self, f, float(v))
+
+
+@functools.lru_cache(maxsize=1)
+def calibrations() -> dict[str, Calibration]:
+    """The shipped calibrations (data/hardware/calibration.toml), by accelerator key."""
+    if not CALIBRATION_FILE.is_file():
+        return {}
+    table = read_data_file(CALIBRATION_FILE).get("calibration", {})
+    return {k: Calibration(k, **{**row, "loo_max_error": tuple(
+        row.get("loo_max_error", {}).items())}) for k, row in table.items()}
+
+
+def calibration(hardware: str | Accelerator) -> Calibration | None:
+    """The measured calibration of an accelerator, or None where it has not been measured
+    (the serving model then uses datasheet peaks times assumed efficiencies). A user's
+    accelerator (figures given by hand, or overridden) never takes a shipped calibration."""
+    acc = get_accelerator(hardware)
+    found = calibrations().get(acc.key)
+    if found is None or acc != accelerators().get(acc.key):
+        return None
+    return found

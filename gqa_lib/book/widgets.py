@@ -175,8 +175,10 @@ class ExplorerResult:
 def _serving_line(rec) -> str:
     """The pick (and the baseline) in serving units on the chosen accelerator."""
     b, hw = rec.best, rec.settings.hardware
-    line = (f"On {hw.name} (datasheet peaks, not measured; roofline at "
-            f"{rec.settings.bandwidth_efficiency:.0%} of bandwidth): "
+    st = rec.settings
+    note = cost.basis_note(hw, st.calibration, flops_efficiency=st.flops_efficiency,
+                           bandwidth_efficiency=st.bandwidth_efficiency)
+    line = (f"On {hw.name} ({note}): "
             f"{b['tokens_per_s']:,.0f} generated tokens/s per accelerator at batch "
             f"{b['max_batch']:.0f}, {1e3 * b['latency_s']:.3g} ms per token at batch 1, "
             f"prefill {b['prefill_s']:.3g} s.")

@@ -44,6 +44,7 @@ def _settings(args: argparse.Namespace):
     hw = _hardware(args)
     if hw is not None:
         serving = {"hardware": hw, "batch": args.batch, "price_per_hour": args.price_per_hour,
+                   "calibration": "datasheet" if args.datasheet else "auto",
                    "flops_efficiency": args.flops_efficiency,
                    "bandwidth_efficiency": args.bandwidth_efficiency,
                    "memory_fraction": args.memory_fraction}
@@ -152,10 +153,28 @@ def _hardware_json(settings) -> dict[str, Any]:
             "memory_bandwidth_bytes_per_s": hw.memory_bandwidth_bytes_per_s,
             "memory_capacity_bytes": hw.memory_capacity_bytes, "source": hw.source,
             "batch": settings.batch, "price_per_hour": settings.price_per_hour,
-            "flops_efficiency": settings.flops_efficiency,
-            "bandwidth_efficiency": settings.bandwidth_efficiency,
-            "memory_fraction": settings.memory_fraction,
+            "memory_fraction": settings.memory_fraction, **_basis_json(settings),
             "note": "peak figures transcribed from the vendor's datasheet, not measured"}
+
+
+def _basis_json(settings) -> dict[str, Any]:
+    """Where the serving figures come from: ``basis`` and the constants used."""
+    hw = settings.hardware
+    cal = cost.resolve_calibration(hw, settings.calibration)
+    note = cost.basis_note(hw, settings.calibration,
+                           flops_efficiency=settings.flops_efficiency,
+                           bandwidth_efficiency=settings.bandwidth_efficiency)
+    if cal is None:
+        return {"basis": "datasheet", "basis_note": note,
+                "flops_efficiency": settings.flops_efficiency or cost.FLOPS_EFFICIENCY,
+                "bandwidth_efficiency": (settings.bandwidth_efficiency
+                                         or cost.BANDWIDTH_EFFICIENCY)}
+    return {"basis": "calibrated", "basis_note": note, "calibration": {
+        "layer_floor_s": cal.layer_floor_s, "bandwidth_bytes_per_s": cal.bandwidth_bytes_per_s,
+        "matmul_flops_per_s": cal.matmul_flops_per_s,
+        "attention_flops_per_s": cal.attention_flops_per_s,
+        "memory_capacity_bytes": cal.memory_capacity_bytes, "source": cal.source,
+        "points": cal.points, "loo_max_error": dict(cal.loo_max_error)}}
 
 
 def _needed(target: float, rec) -> dict[str, Any]:
@@ -172,18 +191,22 @@ def _rate(v: float) -> str:
 
 def _print_serving(args, settings, rec, baseline, needed) -> None:
     """The readable `gqa optimize --hardware ...`: seconds, tokens/s, accelerators, money."""
+    from gqa_lib.fit.recipe import build_config
+
     hw, T = settings.hardware, rec.context
     goal = {"z": f"Z (lambda {args.lam})", "latency": f"decode latency at batch "
             f"{settings.batch}", "throughput": "tokens/s per accelerator at the largest batch",
             "cost": "cost per million tokens"}[settings.objective]
     print(f"T = {format_context(T)}, target loss {args.target_loss} nats; objective: {goal}; "
           f"fit: {rec.model}")
-    print(f"hardware: {hw.name} ({hw.bf16_flops_per_s / 1e12:,.1f} TFLOP/s dense bf16, "
-          f"{hw.memory_bandwidth_bytes_per_s / 1e12:.3g} TB/s, "
-          f"{hw.memory_capacity_bytes / 1e9:g} GB; datasheet figures, not measured), at "
-          f"{settings.flops_efficiency:.0%} of peak FLOP/s and "
-          f"{settings.bandwidth_efficiency:.0%} of peak bandwidth, "
-          f"{settings.memory_fraction:.0%} of memory for weights + KV cache")
+    b = _basis_json(settings)
+    print(f"hardware: {hw.name} (datasheet: {hw.bf16_flops_per_s / 1e12:,.1f} TFLOP/s dense "
+          f"bf16, {hw.memory_bandwidth_bytes_per_s / 1e12:.3g} TB/s, "
+          f"{cost.memory_capacity_bytes(hw, settings.calibration) / 1e9:,.1f} GB"
+          + (" as measured" if b["basis"] == "calibrated" else "") + ", "
+          f"{settings.memory_fraction:.0%} of it for weights + KV cache)")
+    print(f"serving figures: {b['basis_note']}"
+          + ("; shapes with d_ff rounded up to a multiple of 256, as one would build them"))
     price = settings.price_per_hour is not None
     rows = []
     for r in rec.candidates.to_dict("records"):
@@ -199,7 +222,12 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
     if any(rec.candidates["extrapolated"]):
         print("* extrapolated configuration (no measured curve; see gqa_lib/evidence/paper.py)")
     b = rec.best
-    print(f"\npick: H = ({b['n_head']},{b['n_kv_head']}), N* = "
+    built = build_config(b, aspect=settings.aspect)
+    print(f"\nwhat to build: {built.n_layer} layers, d_model {built.d_model:,}, "
+          f"({built.n_head},{built.n_kv_head}) heads of {built.d_head}, d_ff {built.d_ff:,} "
+          f"(int(8d/3) rounded up to a multiple of 256), {format_count(cost.params_total(built))}"
+          " parameters")
+    print(f"pick: H = ({b['n_head']},{b['n_kv_head']}), N* = "
           f"{format_count(b['params_non_embedding'])}: {_rate(b['tokens_per_s'])} tokens/s "
           f"per accelerator at batch {b['max_batch']:.0f}, {b['latency_s'] * 1e3:.3g} ms per "
           f"token at batch {settings.batch}, prefill of {format_context(T)} tokens in "
@@ -232,11 +260,15 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         return 0
     print_table([[k, a.name, f"{a.bf16_flops_per_s / 1e12:,.1f}",
                   f"{a.memory_bandwidth_bytes_per_s / 1e12:.3g}",
-                  f"{a.memory_capacity_bytes / 1e9:g}", f"{a.ridge_flops_per_byte:.0f}"]
+                  f"{a.memory_capacity_bytes / 1e9:g}", f"{a.ridge_flops_per_byte:.0f}",
+                  "calibrated" if cost.basis(a) == "calibrated" else "datasheet only"]
                  for k, a in table.items()],
-                ["key", "accelerator", "TFLOP/s bf16", "TB/s", "GB", "FLOP/byte ridge"])
+                ["key", "accelerator", "TFLOP/s bf16", "TB/s", "GB", "FLOP/byte ridge",
+                 "serving model"])
     print("\nPeak figures transcribed from vendor datasheets, not measured; each one's source "
-          "is in " + (args.file or "data/hardware/accelerators.toml") + " (--json shows them)")
+          "is in " + (args.file or "data/hardware/accelerators.toml") + " (--json shows them). "
+          "'calibrated': the serving model uses constants fitted on measured step times "
+          "(data/hardware/calibration.toml); 'datasheet only': peaks x assumed efficiencies.")
     return 0
 
 
@@ -336,12 +368,17 @@ def _add_serving_args(p: argparse.ArgumentParser) -> None:
                    help="sequences per decode step for the latency figures (default 1)")
     g.add_argument("--throughput", type=_positive_float("--throughput"), metavar="TOK_S",
                    help="also print the accelerators needed for this many tokens/s")
-    g.add_argument("--flops-efficiency", type=float, default=cost.FLOPS_EFFICIENCY,
-                   metavar="E", help="achieved fraction of peak FLOP/s (default "
-                   f"{cost.FLOPS_EFFICIENCY}: an assumption near published MFU)")
-    g.add_argument("--bandwidth-efficiency", type=float, default=cost.BANDWIDTH_EFFICIENCY,
-                   metavar="E", help="achieved fraction of peak bandwidth (default "
-                   f"{cost.BANDWIDTH_EFFICIENCY}: gpt-fast's batch-1 decoding on an A100)")
+    g.add_argument("--datasheet", action="store_true",
+                   help="the plain datasheet roofline even where the accelerator has been "
+                        "measured (default: a measured accelerator, e.g. h200, uses its "
+                        "calibrated constants; gqa hardware says which are)")
+    g.add_argument("--flops-efficiency", type=float, default=None,
+                   metavar="E", help="datasheet roofline: achieved fraction of peak FLOP/s "
+                   f"(default {cost.FLOPS_EFFICIENCY}: an assumption near published MFU)")
+    g.add_argument("--bandwidth-efficiency", type=float, default=None,
+                   metavar="E", help="datasheet roofline: achieved fraction of peak bandwidth "
+                   f"(default {cost.BANDWIDTH_EFFICIENCY}: gpt-fast's batch-1 decoding on an "
+                   "A100)")
     g.add_argument("--memory-fraction", type=float, default=cost.MEMORY_FRACTION,
                    metavar="F", help="share of memory for weights + KV cache (default "
                    f"{cost.MEMORY_FRACTION}, vLLM's gpu_memory_utilization)")

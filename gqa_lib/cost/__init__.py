@@ -16,7 +16,9 @@ from gqa_lib.cost.counts import (attended_context, bits_per_value, COMPUTE_CONVE
                                  prefill_flops, summary, training_flops, training_memory_values)
 from gqa_lib.cost.params import d_ff_for_params
 from gqa_lib.cost.serving import (accelerators_needed, attention_flops_per_token,
-                                  BANDWIDTH_EFFICIENCY, cost_per_million_tokens,
+                                  BANDWIDTH_EFFICIENCY, basis, basis_note, CALIBRATIONS,
+                                  decode_work, memory_capacity_bytes, prefill_work,
+                                  resolve_calibration, cost_per_million_tokens,
                                   decode_seconds, decode_step, decode_throughput,
                                   FLOPS_EFFICIENCY, kv_bytes_per_sequence, matmul_flops_per_token,
                                   max_batch, MEMORY_FRACTION, objective_value, OBJECTIVES,
@@ -31,7 +33,9 @@ __all__ = [
     "params_non_embedding", "params_total", "prefill_flops", "summary", "training_flops",
     "training_memory_values",
     # serving (gqa_lib.cost.serving)
-    "accelerators_needed", "attention_flops_per_token", "BANDWIDTH_EFFICIENCY",
+    "accelerators_needed", "attention_flops_per_token", "BANDWIDTH_EFFICIENCY", "basis",
+    "basis_note", "CALIBRATIONS", "decode_work", "memory_capacity_bytes", "prefill_work",
+    "resolve_calibration",
     "cost_per_million_tokens", "decode_seconds", "decode_step", "decode_throughput",
     "FLOPS_EFFICIENCY", "kv_bytes_per_sequence", "matmul_flops_per_token", "max_batch",
     "MEMORY_FRACTION", "objective_value", "OBJECTIVES", "prefill_seconds", "prefill_step",

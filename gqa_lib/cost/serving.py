@@ -1,5 +1,5 @@
-"""What a model costs to serve on a named accelerator: a roofline in seconds, tokens per
-second, accelerators and money.
+"""What a model costs to serve on a named accelerator: step times in seconds, tokens per
+second, accelerators and money, calibrated on measurements where they exist.
 
 Pure and vectorised like :mod:`gqa_lib.cost.counts`, on whose public counts it is built
 (``cfg`` a ModelConfig or ConfigBatch; context T and batch B broadcast). Results in base
@@ -11,38 +11,59 @@ inter-chip traffic are not modelled):
 =================  ===========================================================================
 quantity           formula
 =================  ===========================================================================
-decode step        t = max(bytes / (bw e_bw), flops / (F e_F)) for one step of B sequences:
-                   bytes = W + B K(T): the weights read once per step (W = weights_read_bytes:
-                   non-embedding parameters plus the LM head's V d matrix) and each sequence's
-                   KV cache K(T) = kv_cache_bytes; flops = B (2 N_mm + 2 d V + 4 T L d_h n_h)
-                   (matmul and LM head, plus attention over T keys)
-prefill            T tokens of B prompts: flops = B (prefill_flops(causal) + 2 d V) (one row
-                   of logits per prompt), bytes = W + B K(T) (weights read, cache written);
-                   the same max
+decode step        t = L c + max(bytes / BW, F_mm / R_mm + F_att / R_att) for one step of B
+                   sequences: bytes = W + B K(T), the weights read once per step (W =
+                   weights_read_bytes: non-embedding parameters plus the LM head's V d
+                   matrix) and each sequence's KV cache K(T) = kv_cache_bytes; F_mm = B (2 N_mm
+                   + 2 d V) (matmuls and LM head); F_att = B 4 T L d_h n_h (attention over T
+                   keys)
+prefill            T tokens of B prompts: F_mm = B (2 N_mm T + 2 d V) (one row of logits per
+                   prompt), F_att = the causal attention sum, bytes = W + B K(T) (weights
+                   read, cache written); the same formula
 largest batch      B_max = floor((mem f_mem - S) / K(T)), S = all parameters stored (tied
                    embedding once); 0 when the weights alone do not fit
 tokens/s           B / t per accelerator; latency per token = t
 accelerators       ceil(target tokens/s / (tokens/s per accelerator))
-cost               price per hour / 3600 / (tokens/s) * 1e6 per million generated tokens
+cost               price per hour / 3600 / (tokens/s) x 1e6 per million generated tokens
 =================  ===========================================================================
 
-Efficiency factors are explicit arguments. Defaults, and where they come from:
+The constants, and where they come from (argument ``calibration``):
 
-* ``bandwidth_efficiency = 0.7``: achieved fraction of peak bandwidth in batch-1 decoding.
-  gpt-fast (pytorch-labs/gpt-fast README, A100-80GB power-limited to 330 W, batch 1) reports
-  1,397 GB/s for Llama-2-7B and 1,412 GB/s for Llama-3-8B in bf16: 0.69 of 2,039 GB/s.
-* ``flops_efficiency = 0.5``: achieved fraction of peak FLOP/s (MFU) in prefill; an
-  assumption near published large-scale MFU (PaLM, Chowdhery et al. 2022: 46.2% training).
-* ``memory_fraction = 0.9``: share of device memory for weights and KV cache, the rest for
-  activations and runtime; vLLM's default ``gpu_memory_utilization`` is 0.9.
+=========  ===========================  ==============================================
+constant   calibrated (measured)        datasheet roofline
+=========  ===========================  ==============================================
+c          per-layer floor, fitted      0
+BW         achieved bandwidth, fitted   datasheet bandwidth x ``bandwidth_efficiency``
+R_mm       achieved matmul FLOP/s       datasheet FLOP/s x ``flops_efficiency``
+R_att      achieved attention FLOP/s    datasheet FLOP/s x ``flops_efficiency``
+mem        memory the device exposes    the datasheet's capacity
+=========  ===========================  ==============================================
+
+* ``"auto"`` (default): a **measured** accelerator (data/hardware/calibration.toml; today
+  the H200) uses its fitted constants, fitted by :mod:`gqa_lib.cost.calibrate` on the step
+  times of data/bench/ with their leave-one-out error per regime; results carry
+  ``basis = "calibrated"``. An unmeasured accelerator uses the datasheet roofline,
+  ``basis = "datasheet"``.
+* ``"datasheet"``: the plain roofline, for every accelerator. Its efficiency defaults:
+  ``bandwidth_efficiency = 0.7`` from gpt-fast (pytorch-labs/gpt-fast README, A100-80GB
+  power-limited to 330 W, batch 1: 1,397 GB/s for Llama-2-7B in bf16, 0.69 of 2,039 GB/s);
+  ``flops_efficiency = 0.5``, an assumption near published large-scale MFU (PaLM, Chowdhery
+  et al. 2022: 46.2% training).
+* a :class:`~gqa_lib.arch.hardware.Calibration` of your own.
+
+The efficiencies belong to the datasheet roofline: giving one for a calibrated accelerator
+is refused (pass ``calibration="datasheet"``). ``memory_fraction = 0.9``, the share of
+device memory for weights and KV cache (vLLM's default ``gpu_memory_utilization``), applies
+to both.
 
 Conventions: weights and cache in ``dtype`` / ``kv_dtype`` (bf16 default); the input
-embedding's B row reads and all non-matmul work (norms, RoPE, softmax) are ignored; decoding
-FLOPs have no causal halving (the new token attends all T), prefill's do (what
-FlashAttention-style kernels compute). Sliding windows cap T through ``attended_context``
-inside the counts, so they enter with no change here; mixture-of-experts and latent-KV
-models enter through :func:`weights_read_bytes` and :func:`kv_bytes_per_sequence`, the two
-places those counts are read.
+embedding's B row reads and the non-matmul work (norms, RoPE, softmax) are not counted (on
+a measured accelerator the floor and the fitted rates absorb them); decoding FLOPs have no
+causal halving (the new token attends all T), prefill's do (what FlashAttention-style
+kernels compute). The calibration was fitted on aligned shapes (d_ff a multiple of 256): an
+unaligned shape ran up to 2.8x slower than that (:func:`gqa_lib.arch.aligned`). Sliding
+windows cap T through ``attended_context`` inside the counts; mixture-of-experts and
+latent-KV models enter through :func:`weights_read_bytes` and :func:`kv_bytes_per_sequence`.
 """
 
 from __future__ import annotations
@@ -52,15 +73,17 @@ from typing import Any
 import numpy as np
 
 from gqa_lib.arch.config import ModelConfig
-from gqa_lib.arch.hardware import Accelerator, get_accelerator
+from gqa_lib.arch.hardware import Accelerator, Calibration, get_accelerator
+from gqa_lib.arch.hardware import calibration as measured_calibration
 from gqa_lib.cost.counts import (ConfigBatch, _batch_size, _context, _scalar, _values_to_bytes,
-                                 inference_flops, kv_cache_bytes, params_active,
+                                 inference_flops, kv_cache_bytes, matmul_params, params_active,
                                  params_non_embedding, params_total, prefill_flops)
-from gqa_lib.errors import GQAError
+from gqa_lib.errors import MAX_EXACT, GQAError
 
-# Defaults of the efficiency factors (sources in the module docstring).
+# Defaults of the datasheet roofline's efficiency factors (sources in the module docstring).
 BANDWIDTH_EFFICIENCY = 0.7
 FLOPS_EFFICIENCY = 0.5
+CALIBRATIONS = ("auto", "datasheet")
 MEMORY_FRACTION = 0.9
 OBJECTIVES = ("z", "latency", "throughput", "cost")
 Cfg = ModelConfig | ConfigBatch
@@ -121,36 +144,113 @@ def attention_flops_per_token(cfg: Cfg, T: Any) -> Any:
     return inference_flops(cfg, T)["time_variant"]
 
 
-# ----- roofline -----------------------------------------------------------------------------
-def _roofline(flops: Any, bytes_: Any, hw: Accelerator, flops_efficiency: float,
-              bandwidth_efficiency: float) -> dict[str, Any]:
-    compute_s = np.asarray(flops, np.float64) / (
-        hw.bf16_flops_per_s * _fraction("flops_efficiency", flops_efficiency))
-    memory_s = np.asarray(bytes_, np.float64) / (
-        hw.memory_bandwidth_bytes_per_s * _fraction("bandwidth_efficiency",
-                                                    bandwidth_efficiency))
-    return {"flops": _scalar(np.asarray(flops, np.float64)),
-            "bytes": _scalar(np.asarray(bytes_, np.float64)),
-            "compute_s": _scalar(compute_s), "memory_s": _scalar(memory_s),
-            "seconds": _scalar(np.maximum(compute_s, memory_s)),
-            "memory_bound": _scalar(memory_s >= compute_s)}
+# ----- the step model -----------------------------------------------------------------------
+def resolve_calibration(hardware: str | Accelerator, calibration: Any = "auto"
+                        ) -> Calibration | None:
+    """The constants a serving function uses: the accelerator's measured calibration for
+    ``"auto"`` (None where it has none), None for ``"datasheet"``, or a Calibration given."""
+    if isinstance(calibration, Calibration):
+        return calibration
+    if isinstance(calibration, str) and calibration == "auto":
+        return measured_calibration(hardware)
+    if isinstance(calibration, str) and calibration == "datasheet":
+        return None
+    raise GQAError(f"calibration must be one of {', '.join(map(repr, CALIBRATIONS))} or a "
+                   f"Calibration, got {calibration!r}")
+
+
+def basis(hardware: str | Accelerator, calibration: Any = "auto") -> str:
+    """"calibrated" where the serving functions use measured constants, else "datasheet"."""
+    return "datasheet" if resolve_calibration(hardware, calibration) is None else "calibrated"
+
+
+def _rates(hardware: str | Accelerator, calibration: Any, flops_efficiency: float | None,
+           bandwidth_efficiency: float | None) -> tuple[Calibration, str]:
+    """(the constants as a Calibration, basis) for one call."""
+    hw = _hw(hardware)
+    cal = resolve_calibration(hw, calibration)
+    if cal is not None:
+        given = [n for n, v in (("flops_efficiency", flops_efficiency),
+                                ("bandwidth_efficiency", bandwidth_efficiency)) if v is not None]
+        if given:
+            raise GQAError(f"{given[0]} applies to the datasheet roofline; {hw.key} is "
+                           f"calibrated on measurements ({cal.source}): pass "
+                           "calibration='datasheet' (CLI: --datasheet) to set efficiencies")
+        return cal, "calibrated"
+    e_f = _fraction("flops_efficiency",
+                    FLOPS_EFFICIENCY if flops_efficiency is None else flops_efficiency)
+    e_bw = _fraction("bandwidth_efficiency",
+                     BANDWIDTH_EFFICIENCY if bandwidth_efficiency is None
+                     else bandwidth_efficiency)
+    rate = hw.bf16_flops_per_s * e_f
+    return Calibration(hw.key, 1.0, hw.memory_bandwidth_bytes_per_s * e_bw, rate, rate,
+                       source="datasheet"), "datasheet"
+
+
+def _step(w: dict[str, Any], cal: Calibration, basis: str) -> dict[str, Any]:
+    """Seconds of a step from its work (the module's formula); no floor on the datasheet."""
+    layers = np.asarray(w["layers"], np.float64)
+    floor = layers * (cal.layer_floor_s if basis == "calibrated" else 0.0)
+    mm = np.asarray(w["matmul_flops"], np.float64)
+    att = np.asarray(w["attention_flops"], np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        compute_s = mm / cal.matmul_flops_per_s + att / cal.attention_flops_per_s
+        memory_s = np.asarray(w["bytes"], np.float64) / cal.bandwidth_bytes_per_s
+        seconds = floor + np.maximum(compute_s, memory_s)
+    if not np.all(np.isfinite(seconds)):
+        raise GQAError("the step time is not a finite number of seconds: a rate given is too "
+                       "small (bandwidth, FLOP/s) or a size too large")
+    return {"flops": _scalar(mm + att), "bytes": _scalar(np.asarray(w["bytes"], np.float64)),
+            "floor_s": _scalar(floor), "compute_s": _scalar(compute_s),
+            "memory_s": _scalar(memory_s), "seconds": _scalar(seconds),
+            "memory_bound": _scalar(memory_s >= compute_s), "basis": basis}
+
+
+def decode_work(cfg: Cfg, T: Any, *, batch: Any = 1, dtype: str = "bf16",
+                kv_dtype: str | None = None) -> dict[str, Any]:
+    """What one decode step of ``batch`` sequences at context T does: ``layers``, ``bytes``
+    read, ``matmul_flops`` and ``attention_flops`` (the module's table)."""
+    s = ConfigBatch.of(cfg)
+    B = np.asarray(_batch_size(batch), np.float64)
+    _context(T)
+    kv = np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype), np.float64)
+    return {"layers": np.asarray(s.n_layer, np.float64),
+            "bytes": np.asarray(weights_read_bytes(s, batch=B, dtype=dtype), np.float64) + B * kv,
+            "matmul_flops": B * np.asarray(matmul_flops_per_token(s), np.float64),
+            "attention_flops": B * np.asarray(attention_flops_per_token(s, T), np.float64)}
+
+
+def prefill_work(cfg: Cfg, T: Any, *, batch: Any = 1, dtype: str = "bf16",
+                 kv_dtype: str | None = None, logits: str = "last") -> dict[str, Any]:
+    """What a prefill of ``batch`` prompts of T tokens does (keys as :func:`decode_work`);
+    ``logits="last"`` computes one row of logits per prompt (serving), ``"all"`` every
+    position's (a plain forward pass, as the H200 benchmark timed it)."""
+    if logits not in ("last", "all"):
+        raise GQAError(f"logits must be 'last' or 'all', got {logits!r}")
+    s = ConfigBatch.of(cfg)
+    B = np.asarray(_batch_size(batch), np.float64)
+    t = np.asarray(_context(T), np.float64)
+    mm = 2.0 * np.asarray(matmul_params(s), np.float64) * t
+    att = np.asarray(prefill_flops(s, T, attention="causal"), np.float64) - mm
+    rows = t if logits == "all" else 1.0
+    head = 2.0 * np.asarray(s.d_model, np.float64) * np.asarray(s.vocab_size, np.float64)
+    kv = np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype), np.float64)
+    return {"layers": np.asarray(s.n_layer, np.float64),
+            "bytes": (np.asarray(weights_read_bytes(s, batch=B * t, dtype=dtype), np.float64)
+                      + B * kv),
+            "matmul_flops": B * (mm + head * rows), "attention_flops": B * att}
 
 
 def decode_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,
-                dtype: str = "bf16", kv_dtype: str | None = None,
-                flops_efficiency: float = FLOPS_EFFICIENCY,
-                bandwidth_efficiency: float = BANDWIDTH_EFFICIENCY) -> dict[str, Any]:
+                dtype: str = "bf16", kv_dtype: str | None = None, calibration: Any = "auto",
+                flops_efficiency: float | None = None,
+                bandwidth_efficiency: float | None = None) -> dict[str, Any]:
     """One decode step of ``batch`` sequences at context T: ``bytes`` read, ``flops``,
-    ``memory_s`` and ``compute_s`` (each at its achieved rate), ``seconds`` (the larger) and
-    ``memory_bound``. Formula in the module table."""
-    hw, s = _hw(hardware), ConfigBatch.of(cfg)
-    B = np.asarray(_batch_size(batch), np.float64)
-    _context(T)
-    bytes_ = (np.asarray(weights_read_bytes(s, batch=B, dtype=dtype), np.float64)
-              + B * np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype)))
-    flops = B * (np.asarray(matmul_flops_per_token(s)) + np.asarray(
-        attention_flops_per_token(s, T)))
-    return _roofline(flops, bytes_, hw, flops_efficiency, bandwidth_efficiency)
+    ``floor_s``, ``memory_s`` and ``compute_s`` (each at its achieved rate), ``seconds``,
+    ``memory_bound`` and ``basis`` ("calibrated" or "datasheet"). Formula and constants in
+    the module docstring."""
+    cal, b = _rates(hardware, calibration, flops_efficiency, bandwidth_efficiency)
+    return _step(decode_work(cfg, T, batch=batch, dtype=dtype, kv_dtype=kv_dtype), cal, b)
 
 
 def decode_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, **kw: Any) -> Any:
@@ -159,19 +259,14 @@ def decode_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, **kw: Any) -> 
 
 
 def prefill_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,
-                 dtype: str = "bf16", kv_dtype: str | None = None,
-                 flops_efficiency: float = FLOPS_EFFICIENCY,
-                 bandwidth_efficiency: float = BANDWIDTH_EFFICIENCY) -> dict[str, Any]:
-    """Prefill of ``batch`` prompts of T tokens (causal attention, one row of logits each):
-    the same keys as :func:`decode_step`."""
-    hw, s = _hw(hardware), ConfigBatch.of(cfg)
-    B = np.asarray(_batch_size(batch), np.float64)
-    lm_row = 2.0 * s.d_model * s.vocab_size
-    flops = B * (np.asarray(prefill_flops(s, T, attention="causal"), np.float64) + lm_row)
-    tokens = B * np.asarray(_context(T), np.float64)  # every prompt token routes (MoE)
-    bytes_ = (np.asarray(weights_read_bytes(s, batch=tokens, dtype=dtype), np.float64)
-              + B * np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype)))
-    return _roofline(flops, bytes_, hw, flops_efficiency, bandwidth_efficiency)
+                 dtype: str = "bf16", kv_dtype: str | None = None, logits: str = "last",
+                 calibration: Any = "auto", flops_efficiency: float | None = None,
+                 bandwidth_efficiency: float | None = None) -> dict[str, Any]:
+    """Prefill of ``batch`` prompts of T tokens (causal attention; ``logits`` as in
+    :func:`prefill_work`): the same keys as :func:`decode_step`."""
+    cal, b = _rates(hardware, calibration, flops_efficiency, bandwidth_efficiency)
+    w = prefill_work(cfg, T, batch=batch, dtype=dtype, kv_dtype=kv_dtype, logits=logits)
+    return _step(w, cal, b)
 
 
 def prefill_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, **kw: Any) -> Any:
@@ -179,33 +274,52 @@ def prefill_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, **kw: Any) ->
     return prefill_step(cfg, T, hardware, **kw)["seconds"]
 
 
+def memory_capacity_bytes(hardware: str | Accelerator, calibration: Any = "auto") -> float:
+    """Device memory the serving model fills: as measured on a calibrated accelerator (what
+    the device exposes: 139.8 GiB of an H200 sold as 141 GB), else the datasheet's."""
+    hw = _hw(hardware)
+    cal = resolve_calibration(hw, calibration)
+    if cal is not None and cal.memory_capacity_bytes is not None:
+        return cal.memory_capacity_bytes
+    return hw.memory_capacity_bytes
+
+
 def max_batch(cfg: Cfg, T: Any, hardware: str | Accelerator, *, dtype: str = "bf16",
-              kv_dtype: str | None = None, memory_fraction: float = MEMORY_FRACTION) -> Any:
+              kv_dtype: str | None = None, memory_fraction: float = MEMORY_FRACTION,
+              calibration: Any = "auto") -> Any:
     """Largest number of sequences of context T whose KV caches fit beside the weights:
     floor((capacity f_mem - weights stored) / KV per sequence), 0 where the weights alone
-    do not fit (activations are inside the 1 - f_mem left over)."""
-    hw, s = _hw(hardware), ConfigBatch.of(cfg)
-    room = (hw.memory_capacity_bytes * _fraction("memory_fraction", memory_fraction)
+    do not fit (activations are inside the 1 - f_mem left over); capacity as in
+    :func:`memory_capacity_bytes`. Refused above 2**53 sequences, never wrapped."""
+    s = ConfigBatch.of(cfg)
+    room = (memory_capacity_bytes(hardware, calibration)
+            * _fraction("memory_fraction", memory_fraction)
             - np.asarray(weights_stored_bytes(s, dtype=dtype), np.float64))
     kv = np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype), np.float64)
-    return _scalar(np.floor(np.maximum(room, 0.0) / kv).astype(np.int64))
+    with np.errstate(over="ignore", invalid="ignore"):
+        b = np.floor(np.maximum(room, 0.0) / kv)
+    if not np.all(np.isfinite(b)) or np.any(b > MAX_EXACT):
+        raise GQAError("max_batch: more than 2**53 sequences would fit beside the weights "
+                       "(the memory capacity given is too large); check --memory-gb")
+    return _scalar(b.astype(np.int64))
 
 
 def decode_throughput(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = None,
                       dtype: str = "bf16", kv_dtype: str | None = None,
-                      memory_fraction: float = MEMORY_FRACTION,
-                      flops_efficiency: float = FLOPS_EFFICIENCY,
-                      bandwidth_efficiency: float = BANDWIDTH_EFFICIENCY) -> Any:
+                      memory_fraction: float = MEMORY_FRACTION, calibration: Any = "auto",
+                      flops_efficiency: float | None = None,
+                      bandwidth_efficiency: float | None = None) -> Any:
     """Generated tokens per second per accelerator, B / t_step, at ``batch`` sequences
     (default: the largest batch that fits, :func:`max_batch`); 0 where nothing fits."""
     if batch is None:
         batch = max_batch(cfg, T, hardware, dtype=dtype, kv_dtype=kv_dtype,
-                          memory_fraction=memory_fraction)
+                          memory_fraction=memory_fraction, calibration=calibration)
     B = np.asarray(batch, np.float64)
     if B.dtype.kind not in "iuf" or np.any(B < 0):
         raise GQAError(f"batch must be a non-negative number of sequences, got {batch!r}")
     t = decode_seconds(cfg, T, hardware, batch=np.maximum(B, 1.0), dtype=dtype,
-                       kv_dtype=kv_dtype, flops_efficiency=flops_efficiency,
+                       kv_dtype=kv_dtype, calibration=calibration,
+                       flops_efficiency=flops_efficiency,
                        bandwidth_efficiency=bandwidth_efficiency)
     return _scalar(np.where(B >= 1, B / np.asarray(t), 0.0))
 
@@ -237,16 +351,18 @@ def cost_per_million_tokens(price_per_hour: float, tokens_per_s: Any) -> Any:
 def serving_costs(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,
                   price_per_hour: float | None = None, dtype: str = "bf16",
                   kv_dtype: str | None = None, memory_fraction: float = MEMORY_FRACTION,
-                  flops_efficiency: float = FLOPS_EFFICIENCY,
-                  bandwidth_efficiency: float = BANDWIDTH_EFFICIENCY) -> dict[str, Any]:
+                  calibration: Any = "auto", flops_efficiency: float | None = None,
+                  bandwidth_efficiency: float | None = None) -> dict[str, Any]:
     """Everything the serving objectives use, as arrays broadcast over cfg and T:
     ``latency_s`` (decode step at ``batch``), ``max_batch``, ``tokens_per_s`` (per
     accelerator at the largest batch), ``prefill_s`` (one prompt of T tokens),
     ``usd_per_mtok`` (NaN without a price; currency = the price's), ``fits`` (1.0 where
     ``batch`` sequences fit in memory beside the weights, else 0.0)."""
-    eff = {"flops_efficiency": flops_efficiency, "bandwidth_efficiency": bandwidth_efficiency}
+    eff = {"flops_efficiency": flops_efficiency, "bandwidth_efficiency": bandwidth_efficiency,
+           "calibration": calibration}
     kv = {"dtype": dtype, "kv_dtype": kv_dtype}
-    B_max = max_batch(cfg, T, hardware, memory_fraction=memory_fraction, **kv)
+    B_max = max_batch(cfg, T, hardware, memory_fraction=memory_fraction,
+                      calibration=calibration, **kv)
     tps = decode_throughput(cfg, T, hardware, batch=B_max, **kv, **eff)
     out = {"latency_s": decode_seconds(cfg, T, hardware, batch=batch, **kv, **eff),
            "max_batch": B_max, "tokens_per_s": tps,
@@ -280,3 +396,23 @@ def objective_value(costs: dict[str, Any], objective: str) -> Any:
         return _scalar(usd)
     raise GQAError(f"objective={objective!r} is not a serving objective; choose one of "
                    f"{', '.join(map(repr, OBJECTIVES[1:]))}")
+
+
+def basis_note(hardware: str | Accelerator, calibration: Any = "auto", *,
+               flops_efficiency: float | None = None,
+               bandwidth_efficiency: float | None = None) -> str:
+    """One line saying where a serving figure's constants come from: measured (calibrated,
+    with the fit's leave-one-out error) or datasheet peaks at assumed efficiencies."""
+    hw = _hw(hardware)
+    cal = resolve_calibration(hw, calibration)
+    if cal is not None:
+        worst = max((e for _, e in cal.loo_max_error), default=float("nan"))
+        return (f"calibrated on {cal.points} measured step times ({cal.source}): per-layer "
+                f"floor {cal.layer_floor_s * 1e3:.3g} ms, {cal.bandwidth_bytes_per_s / 1e12:.3g} "
+                f"TB/s, matmuls {cal.matmul_flops_per_s / 1e12:,.0f} TFLOP/s, attention "
+                f"{cal.attention_flops_per_s / 1e12:,.0f} TFLOP/s; leave-one-out error of step "
+                f"time <= {worst:.0%} per regime")
+    e_f = FLOPS_EFFICIENCY if flops_efficiency is None else flops_efficiency
+    e_bw = BANDWIDTH_EFFICIENCY if bandwidth_efficiency is None else bandwidth_efficiency
+    return (f"datasheet peaks, not measured: a roofline at {e_f:.0%} of peak FLOP/s and "
+            f"{e_bw:.0%} of peak bandwidth, no per-layer floor")

@@ -1,11 +1,14 @@
 """The recipe in seconds, tokens per second and accelerators: its picks under serving
 objectives beside Z's, serving figures against context for Llama-3 GQA and the recipe's
-picks, and the paper's Table 5 (one A800, T = 128K) as a prediction of the roofline.
+picks, and the paper's Table 5 (one A800, T = 128K) beside the serving model and the H200's
+measurements of the same pair.
 
-Everything here is the roofline of :mod:`gqa_lib.cost.serving` on datasheet figures
-(data/hardware/), on the continuous shapes of the recipe (or the rounded equal-loss pair for
-Table 5) - predictions, not measurements. A measured GPU run of the pair
-(``python -m benchmarks.gpu``, data/bench/gpu-<device>.json) is read when one exists.
+The figures are :mod:`gqa_lib.cost.serving`'s: calibrated on measured step times for a
+measured accelerator (the H200: data/bench/h200-2026-12-04.json), the datasheet roofline for
+the others; every table says which in its ``basis`` column. Shapes are aligned (d_ff rounded
+up to a multiple of 256) as one would build them; the equal-loss pair is rounded to whole
+layers. :func:`measured_vs_predicted` sets the H200's measured step times of the pair beside
+both models' predictions, with the calibrated model's leave-one-out error.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import numpy as np
 import pandas as pd
 
 from gqa_lib import cost
-from gqa_lib.arch.config import ModelConfig, paper_family
+from gqa_lib.arch.config import aligned, FFN_MULTIPLE_OF, ModelConfig, paper_family
 from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.evidence.paper import _read, joint_model
 from gqa_lib.fit.recipe import CostSettings, baseline_costs, cost_grid, optimize
+from gqa_lib.errors import GQAError
 from gqa_lib.io import DATA_DIR
 
 OBJECTIVE_LABELS = {"z": "Z (paper, lambda 0.9)", "latency": "decode latency, batch 1",
@@ -98,6 +102,7 @@ def headline_serving(model=None, *, hardware=("a800", "h100", "h200"), context: 
                            settings=CostSettings(objective=obj, hardware=hw, **settings))
             b, base, s = rec.best, rec.baseline, rec.savings
             rows.append({"hardware": get_accelerator(hw).key, "objective": obj,
+                         "basis": cost.basis(hw, settings.get("calibration", "auto")),
                          "pick": _h(b["n_head"], b["n_kv_head"]),
                          "extrapolated": bool(b["extrapolated"]),
                          "params_non_embedding": b["params_non_embedding"],
@@ -112,16 +117,18 @@ def headline_serving(model=None, *, hardware=("a800", "h100", "h200"), context: 
 
 
 # ----- Table 5 as a prediction --------------------------------------------------------------
-def equal_loss_pair(model=None, *, target_loss: float = 2.615, context: int = 131072
-                    ) -> tuple[ModelConfig, ModelConfig]:
+def equal_loss_pair(model=None, *, target_loss: float = 2.615, context: int = 131072,
+                    multiple_of: int = FFN_MULTIPLE_OF) -> tuple[ModelConfig, ModelConfig]:
     """The paper's (32, 8) point (L = 32, d = 2048, whose loss is the target) and the
-    recipe's (8, 1) of equal fitted loss at T = 128K, rounded to whole layers on d = 64 L
-    (what benchmarks/gpu.py measures)."""
+    recipe's (8, 1) of equal fitted loss at T = 128K, rounded to whole layers on d = 64 L,
+    with d_ff rounded up to ``multiple_of`` (256: the shapes the H200 measured and
+    benchmarks/gpu.py builds; 1: the paper's int(8d/3), d_ff 5,461 for the (32, 8))."""
     model = joint_model() if model is None else model
     rec = optimize(model, target_loss, context)
     row = rec.candidates[(rec.candidates["n_head"] == 8) & (rec.candidates["n_kv_head"] == 1)]
     L = int(round(float(row["n_layer"].iloc[0])))
-    return paper_family(32), paper_family(L, n_head=8, n_kv_head=1)
+    return (aligned(paper_family(32), multiple_of),
+            aligned(paper_family(L, n_head=8, n_kv_head=1), multiple_of))
 
 
 def _training_flops_per_token(cfg: ModelConfig, T: int) -> float:
@@ -130,14 +137,15 @@ def _training_flops_per_token(cfg: ModelConfig, T: int) -> float:
 
 
 def table5_prediction(hardware: str = "a800", *, context: int = 131072,
-                      flops_efficiency: float = cost.FLOPS_EFFICIENCY,
-                      bandwidth_efficiency: float = cost.BANDWIDTH_EFFICIENCY,
+                      calibration: str = "auto", flops_efficiency: float | None = None,
+                      bandwidth_efficiency: float | None = None,
                       memory_fraction: float = cost.MEMORY_FRACTION) -> pd.DataFrame:
     """The equal-loss pair's predicted tokens/s per regime on one accelerator beside Table 5.
 
     Regimes: decode at batch 1 and at the largest batch that fits (generated tokens/s),
     prefill of one T-token prompt (prompt tokens/s, causal attention), training (tokens/s,
-    compute-bound at ``flops_efficiency``). ``paper_*`` columns: Table 5's inference row
+    compute-bound: the calibrated training step, or ``flops_efficiency`` of peak on the
+    datasheet). ``basis`` says which model (:func:`gqa_lib.cost.serving.basis`). ``paper_*`` columns: Table 5's inference row
     (one A800, batch 1) beside every inference regime, its training row beside training.
     ``implied_*``: the fraction of the peak rate that bounds the regime (bandwidth for
     decoding, FLOP/s otherwise) that the paper's tokens/s would need per accelerator, with
@@ -147,7 +155,9 @@ def table5_prediction(hardware: str = "a800", *, context: int = 131072,
     hw = get_accelerator(hardware)
     base, opt = equal_loss_pair(context=context)
     t5 = _read("table5.csv").set_index("metric")
-    eff = {"flops_efficiency": flops_efficiency, "bandwidth_efficiency": bandwidth_efficiency}
+    eff = {"flops_efficiency": flops_efficiency, "bandwidth_efficiency": bandwidth_efficiency,
+           "calibration": calibration}
+    cal = cost.resolve_calibration(hw, calibration)
     rows = []
     for regime in ("decode, batch 1", "decode, largest batch", "prefill", "training"):
         r: dict[str, Any] = {"regime": regime}
@@ -157,7 +167,8 @@ def table5_prediction(hardware: str = "a800", *, context: int = 131072,
             n_acc = 8 if regime == "training" else 1
             if regime.startswith("decode"):
                 B = 1 if regime.endswith("1") else int(cost.max_batch(
-                    cfg, context, hw, memory_fraction=memory_fraction))
+                    cfg, context, hw, memory_fraction=memory_fraction,
+                    calibration=calibration))
                 step = cost.decode_step(cfg, context, hw, batch=max(B, 1), **eff)
                 tps = B / step["seconds"] if B else 0.0
                 # a decode step is bandwidth-bound: what the paper's rate needs is bytes/s
@@ -169,7 +180,13 @@ def table5_prediction(hardware: str = "a800", *, context: int = 131072,
             else:
                 step = {"memory_bound": False}
                 need = _training_flops_per_token(cfg, context) / hw.bf16_flops_per_s
-                tps = flops_efficiency / need
+                if cal is None:
+                    e_f = cost.FLOPS_EFFICIENCY if flops_efficiency is None else flops_efficiency
+                    tps = e_f / need
+                else:
+                    from gqa_lib.cost.calibrate import step_seconds, work
+
+                    tps = context / step_seconds(work(cfg, "train", context), cal)
             col = "llama3_gqa_32_8" if tag == "llama3" else "cost_optimal_8_1"
             r.update({f"{tag}_tokens_per_s": tps,
                       f"{tag}_bound": "memory" if step["memory_bound"] else "compute",
@@ -178,6 +195,7 @@ def table5_prediction(hardware: str = "a800", *, context: int = 131072,
                       "implied_of": "bandwidth" if regime.startswith("decode") else "FLOP/s",
                       "paper_accelerators": n_acc})
         r["predicted_speedup"] = r["optimum_tokens_per_s"] / r["llama3_tokens_per_s"]
+        r["basis"] = "datasheet" if cal is None else "calibrated"
         r["paper_speedup"] = r["paper_optimum_tokens_per_s"] / r["paper_llama3_tokens_per_s"]
         rows.append(r)
     df = pd.DataFrame(rows)
@@ -215,14 +233,16 @@ def measured_pair(bench_dir=None, *, context: int = 131072) -> dict[str, Any] | 
 def efficiency_sensitivity(model=None, *, hardware: str = "h200", context: int = 131072,
                            target_loss: float = 2.615,
                            bandwidth=(0.5, 0.7, 0.9), flops=(0.3, 0.5, 0.7)) -> pd.DataFrame:
-    """The throughput pick and its gain over Llama-3 GQA as the two efficiency factors vary
-    (the defaults are an observation and an assumption, so the page shows what they move)."""
+    """The throughput pick and its gain over Llama-3 GQA on the datasheet roofline as its two
+    efficiency factors vary (the defaults are an observation and an assumption, so the page
+    shows what they move; a measured accelerator's calibration replaces both)."""
     model = joint_model() if model is None else model
     rows = []
     for e_bw in bandwidth:
         for e_f in flops:
             rec = optimize(model, target_loss, context, baseline="llama3",
                            settings=CostSettings(objective="throughput", hardware=hardware,
+                                                 calibration="datasheet",
                                                  bandwidth_efficiency=e_bw,
                                                  flops_efficiency=e_f))
             rows.append({"bandwidth_efficiency": e_bw, "flops_efficiency": e_f,
@@ -249,3 +269,46 @@ def table5_efficiency_split(hardware: str = "a800", *, context: int = 131072
         b.append(hw.bf16_flops_per_s / float(rates[col]))
     inv_mm, inv_att = np.linalg.solve(np.array(A), np.array(b))
     return {"matmul_efficiency": float(1 / inv_mm), "attention_efficiency": float(1 / inv_att)}
+
+
+# ----- the H200's measurements of the pair beside the models -------------------------------
+MEASURED_REGIMES = (("decode, batch 1", "decode", 131072, 1), ("decode, batch 8", "decode",
+                                                                131072, 8),
+                    ("prefill", "prefill", 131072, 1), ("prefill", "prefill", 8192, 1),
+                    ("training", "train", 8192, 1))
+
+
+def measured_vs_predicted(hardware: str = "h200") -> pd.DataFrame:
+    """Per regime of the equal-loss pair (aligned shapes) on a measured accelerator: the
+    measured seconds per step of the (32, 8) and the (8, 1) (mean of the repeats), the
+    (8, 1)'s speed-up measured, on the datasheet roofline and on the calibrated model, and
+    each model's error per step (calibrated: leave-one-out, the point left out of the fit).
+    Prefill is timed as measured (logits for every position)."""
+    from gqa_lib.cost.calibrate import MEASUREMENTS, calibrate
+
+    key = get_accelerator(hardware).key
+    if key not in MEASUREMENTS:
+        raise GQAError(f"hardware={hardware!r} has no measurements; measured: "
+                       f"{', '.join(MEASUREMENTS)}")
+    _, loo = calibrate(key)
+    pair = equal_loss_pair()
+    shapes = [(c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.d_ff) for c in pair]
+    rows = []
+    for label, kind, T, B in MEASURED_REGIMES:
+        r: dict[str, Any] = {"regime": label, "context": T, "batch": B}
+        for tag, shape in zip(("llama3", "optimum"), shapes):
+            pts = [p for p in loo if p["shape"] == shape and p["kind"] == kind
+                   and p["context"] == T and p["batch"] == B]
+            if not pts:
+                raise GQAError(f"{MEASUREMENTS[key].name}: no {kind} of {shape} at T={T}, "
+                               f"B={B}")
+            meas = float(np.mean([p["seconds"] for p in pts]))
+            r.update({f"{tag}_measured_s": meas,
+                      f"{tag}_calibrated_s": float(np.mean([p["predicted_s"] for p in pts])),
+                      f"{tag}_datasheet_s": pts[0]["datasheet_s"]})
+            r[f"{tag}_calibrated_error"] = r[f"{tag}_calibrated_s"] / meas - 1
+            r[f"{tag}_datasheet_error"] = r[f"{tag}_datasheet_s"] / meas - 1
+        for m in ("measured", "calibrated", "datasheet"):
+            r[f"{m}_speedup"] = r[f"llama3_{m}_s"] / r[f"optimum_{m}_s"]
+        rows.append(r)
+    return pd.DataFrame(rows)

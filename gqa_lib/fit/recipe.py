@@ -40,7 +40,8 @@ import pandas as pd
 
 from gqa_lib import cost
 from gqa_lib.cost import DEFAULT_CONVENTION
-from gqa_lib.arch.config import ASPECT_RULES, PAPER_TABLE9_SHAPES, PAPER_VOCAB
+from gqa_lib.arch.config import (aligned, ASPECT_RULES, FFN_MULTIPLE_OF, ModelConfig,
+                                 PAPER_TABLE9_SHAPES, PAPER_VOCAB)
 from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
 
@@ -144,13 +145,39 @@ def shape_for_params(N: Any, n_head: Any, n_kv_head: Any, *, d_head: int = 64,
     return L, ratio * L
 
 
-def config_batch(n_layer, d_model, n_head, n_kv_head, d_head) -> cost.ConfigBatch:
-    """The paper's family on continuous shapes: SwiGLU, d_ff = 8 d / 3, tied, V = 50,304."""
+def config_batch(n_layer, d_model, n_head, n_kv_head, d_head, *, ffn_multiple_of: int = 1
+                 ) -> cost.ConfigBatch:
+    """The paper's family on continuous shapes: SwiGLU, d_ff = 8 d / 3, tied, V = 50,304.
+    ``ffn_multiple_of`` > 1 rounds d_ff up to a multiple (the shape one would build,
+    :func:`gqa_lib.arch.aligned`); 1 keeps the paper's rule, on which Z and its numbers
+    depend."""
     nh, nkv = _heads(np.asarray(n_head, float), np.asarray(n_kv_head, float),
                      np.asarray(d_model, float), d_head)
+    d_ff = 8.0 * np.asarray(d_model, float) / 3.0
+    if ffn_multiple_of > 1:
+        d_ff = np.ceil(d_ff / ffn_multiple_of) * ffn_multiple_of
     return cost.ConfigBatch.from_arrays(
         n_layer=n_layer, d_model=d_model, n_head=nh, n_kv_head=nkv, d_head=d_head,
-        d_ff=8.0 * np.asarray(d_model, float) / 3.0, vocab_size=PAPER_VOCAB)
+        d_ff=d_ff, vocab_size=PAPER_VOCAB)
+
+
+def build_config(row: dict[str, Any], *, aspect: str = "d64L",
+                 multiple_of: int = FFN_MULTIPLE_OF) -> ModelConfig:
+    """The model one would build for a recipe row (``n_layer``, ``d_model``, ``n_head``,
+    ``n_kv_head``, ``d_head``): whole layers, d = 64 L (aspect d64L) or d rounded to a
+    multiple of 64 (aspect paper), d_ff = int(8 d / 3) rounded up to ``multiple_of``
+    (aligned shapes: :func:`gqa_lib.arch.aligned`). A Llama-3 row (n_head NaN) takes
+    d / d_head query heads."""
+    check_choice("aspect", aspect, ASPECT_RULES)
+    L = max(1, int(round(float(row["n_layer"]))))
+    d = 64 * L if aspect == "d64L" else max(64, int(round(float(row["d_model"]) / 64)) * 64)
+    d_head = int(row.get("d_head", 64) or 64)
+    nh, nkv = row["n_head"], row["n_kv_head"]
+    if not np.isfinite(float(nh)):
+        nh, nkv = d // d_head, min(8, d // d_head)
+    cfg = ModelConfig(n_layer=L, d_model=d, n_head=int(nh), n_kv_head=int(nkv), d_head=d_head,
+                      vocab_size=PAPER_VOCAB, name=f"build-L{L}-d{d}-h{int(nh)}-kv{int(nkv)}")
+    return aligned(cfg, multiple_of)
 
 
 @dataclass(frozen=True)
@@ -165,6 +192,9 @@ class CostSettings:
     largest batch that fits (i.e. maximum tokens/s per accelerator), ``"cost"`` = money per
     million tokens at ``price_per_hour`` (a user input, no default). With hardware given and
     objective "z", the serving columns are reported beside Z without changing the choice.
+    ``calibration`` (:mod:`gqa_lib.cost.serving`): "auto" uses a measured accelerator's
+    fitted constants (the datasheet roofline otherwise), "datasheet" the plain roofline at
+    ``flops_efficiency`` / ``bandwidth_efficiency`` (defaults 0.5 / 0.7).
     """
 
     lam: float = 0.9
@@ -176,8 +206,9 @@ class CostSettings:
     hardware: Any = None
     batch: int = 1
     price_per_hour: float | None = None
-    flops_efficiency: float = cost.FLOPS_EFFICIENCY
-    bandwidth_efficiency: float = cost.BANDWIDTH_EFFICIENCY
+    calibration: Any = "auto"
+    flops_efficiency: float | None = None
+    bandwidth_efficiency: float | None = None
     memory_fraction: float = cost.MEMORY_FRACTION
 
     def __post_init__(self):
@@ -204,6 +235,7 @@ class CostSettings:
     def serving_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`gqa_lib.cost.serving_costs` these settings imply."""
         return {"batch": self.batch, "price_per_hour": self.price_per_hour,
+                "calibration": self.calibration,
                 "flops_efficiency": self.flops_efficiency,
                 "bandwidth_efficiency": self.bandwidth_efficiency,
                 "memory_fraction": self.memory_fraction}
@@ -220,8 +252,9 @@ def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
            "memory_values": np.asarray(M, float), "flops": np.asarray(C, float),
            "z": np.asarray(cost.hardware_cost(M, C, lam=settings.lam, alpha=settings.alpha,
                                               beta=settings.beta), float)}
-    if settings.hardware is not None:  # seconds, tokens/s, money (gqa_lib.cost.serving)
-        serving = cost.serving_costs(batch, T, settings.hardware, **settings.serving_kwargs())
+    if settings.hardware is not None:  # seconds, tokens/s, money, on the aligned shape
+        built = config_batch(L, d, n_head, n_kv_head, d_head, ffn_multiple_of=FFN_MULTIPLE_OF)
+        serving = cost.serving_costs(built, T, settings.hardware, **settings.serving_kwargs())
         out.update({k: np.asarray(v, float) for k, v in serving.items()})
         if settings.objective != "z":
             out["objective"] = np.asarray(cost.objective_value(serving, settings.objective),
