@@ -267,10 +267,11 @@ def test_table5_decode_rate_by_hand_and_regimes():
     from gqa_lib.evidence import serving as sv
 
     df = sv.table5_prediction("a800").set_index("regime")
-    # (32,8), L = 32, d = 2048, d_ff = 5461, V = 50,304, bf16, T = 128K, batch 1:
-    weights = 2 * (32 * 2048 * 64 * 80 + 3 * 32 * 2048 * 5461 + 65 * 2048 + 50_304 * 2048)
+    # (32,8), L = 32, d = 2048, d_ff = 5632 (int(8d/3) = 5461 rounded up to a multiple of
+    # 256: the shape the H200 measured), V = 50,304, bf16, T = 128K, batch 1:
+    weights = 2 * (32 * 2048 * 64 * 80 + 3 * 32 * 2048 * 5632 + 65 * 2048 + 50_304 * 2048)
     kv = 2 * 32 * 8 * 64 * 131072 * 2
-    assert (weights, kv) == (3_024_752_640, 8_589_934_592)
+    assert (weights, kv) == (3_091_992_576, 8_589_934_592)
     want = 2.039e12 * cost.BANDWIDTH_EFFICIENCY / (weights + kv)       # ~123 tokens/s
     assert df.loc["decode, batch 1", "llama3_tokens_per_s"] == pytest.approx(want, rel=1e-9)
     # the paper's 12,921 tokens/s cannot be batch-1 decoding: it needs > 50x the bandwidth
@@ -284,6 +285,8 @@ def test_table5_decode_rate_by_hand_and_regimes():
     assert df.loc["prefill", "paper_speedup"] == pytest.approx(20643 / 12921)
     assert df.loc["training", "paper_speedup"] == pytest.approx(31260 / 18655)
     assert (opt.n_layer, opt.d_model, opt.n_head, opt.n_kv_head) == (39, 2496, 8, 1)
+    assert (base.d_ff, opt.d_ff) == (5632, 6656)
+    assert sv.equal_loss_pair(multiple_of=1)[0].d_ff == 5461  # the paper's rule
 
 
 def test_table5_efficiency_split_solves_both_rates():

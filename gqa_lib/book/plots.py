@@ -499,7 +499,9 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.Ch
         x=context_x(),
         y=alt.Y("y:Q", title=SERVING_METRICS[metric], scale=alt.Scale(type="log")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
-        strokeDash=alt.StrokeDash("hardware:N", title="accelerator"),
+        strokeDash=alt.StrokeDash("hardware:N", title="accelerator", legend=alt.Legend(
+            symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="#888",
+            symbolSize=300)),  # the legend shows the dash, in both themes
         tooltip=["model:N", "hardware:N", "pick:N", "context_len:Q",
                  alt.Tooltip("y:Q", title=metric, format=".4~s")],
     ).properties(height=HEIGHT)
@@ -521,14 +523,18 @@ def objective_grid(df: pd.DataFrame) -> alt.LayerChart:
 
 
 def table5_speedups(df: pd.DataFrame) -> alt.Chart:
-    """Speed-up of the (8, 1) model over (32, 8) per regime: the roofline's prediction, the
-    paper's Table 5 and (where recorded) a measurement; tidy rows regime, source, speedup."""
-    return alt.Chart(df).mark_bar().encode(
-        x=alt.X("regime:N", title="regime (T = 128K)", sort=list(dict.fromkeys(df["regime"])),
-                axis=alt.Axis(labelAngle=0)),
-        xOffset=alt.XOffset("source:N", sort=list(dict.fromkeys(df["source"]))),
-        y=alt.Y("speedup:Q", title="speed-up of (8,1) over (32,8) (x, tokens/s ratio)"),
-        color=alt.Color("source:N", title=None, sort=list(dict.fromkeys(df["source"])),
-                        legend=alt.Legend(orient="bottom")),
+    """Speed-up of the (8, 1) model over (32, 8) per regime and source (the paper's Table 5,
+    the datasheet roofline, the calibrated model, a measurement); tidy rows regime, source,
+    speedup. Horizontal bars, one group per regime, so that long labels fit a phone."""
+    regimes, sources = (list(dict.fromkeys(df[c])) for c in ("regime", "source"))
+    bars = alt.Chart(df).mark_bar().encode(
+        y=alt.Y("regime:N", title=None, sort=regimes, axis=alt.Axis(labelLimit=160)),
+        yOffset=alt.YOffset("source:N", sort=sources),
+        x=alt.X("speedup:Q", title="speed-up of (8,1) over (32,8) (x)"),
+        color=alt.Color("source:N", title=None, sort=sources,
+                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=220)),
         tooltip=["regime:N", "source:N", alt.Tooltip("speedup:Q", format=".2f")],
-    ).properties(height=HEIGHT - 60)
+    )
+    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888"
+                                                          ).encode(x="x:Q")
+    return alt.layer(bars, one).properties(height=alt.Step(9))

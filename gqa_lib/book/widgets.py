@@ -125,6 +125,15 @@ class ExplorerResult:
         """A few sentences for the page (plain text, also used in HTML)."""
         s, b = self.state, self.best
         head = f"At T = {format_context(s.context)} and target loss {s.target_loss:.3f}, "
+        if s.objective != "z":  # a serving objective: name it, report it, not Z
+            lines = [head + f"the pick by {OBJECTIVE_NAMES[s.objective]} is H = "
+                     f"({b['n_head']}, {b['n_kv_head']}) with N* = "
+                     f"{format_count(b['params_non_embedding'])} non-embedding parameters "
+                     f"(L = {b['n_layer']:.1f}, d = {b['d_model']:,.0f})"
+                     + (" (H outside the measured configurations: extrapolated.)"
+                        if b.get("extrapolated") else ".")]
+            lines.append(_serving_line(self.recommendation))
+            return "\n".join(lines)
         if self.baseline_wins:
             base = self.recommendation.baseline
             lines = [
@@ -167,9 +176,23 @@ class ExplorerResult:
         return "\n".join(lines)
 
     def table(self) -> pd.DataFrame:
-        """The frontier: every reachable H with N*, shape, M, C, Z; best first."""
-        df = self.recommendation.candidates.sort_values("z").reset_index(drop=True)
-        return df
+        """The frontier: every reachable H with N*, shape, M, C, Z; best first by the
+        objective the state minimises (Z, or the serving objective)."""
+        cand = self.recommendation.candidates
+        key = "objective" if "objective" in cand else "z"
+        return cand.sort_values(key).reset_index(drop=True)
+
+
+def _hardware_label(key: str) -> str:
+    """'NVIDIA H200 SXM 141GB (calibrated)': the menu's words for an accelerator key."""
+    from gqa_lib.arch.hardware import get_accelerator
+
+    return f"{get_accelerator(key).name} ({cost.basis(key)})"
+
+
+OBJECTIVE_NAMES = {"z": "the paper's Z", "latency": "decode latency at batch 1",
+                   "throughput": "tokens/s per accelerator at the largest batch",
+                   "cost": "cost per million tokens"}
 
 
 def _serving_line(rec) -> str:
@@ -235,7 +258,7 @@ def explorer(state: ExplorerState | None = None):
     """The live explorer (Jupyter, Colab): controls on top, the recommendation below."""
     import ipywidgets as w
 
-    state = state or ExplorerState()
+    state = state or ExplorerState(hardware="h200")  # a named accelerator, calibrated
     style = {"description_width": "150px"}
     layout = w.Layout(width="100%", max_width="520px")
     def pick(name, options, value, label=lambda v: f"{v:g}"):
@@ -254,7 +277,8 @@ def explorer(state: ExplorerState | None = None):
                                description="baseline", style=style),
         "objective": w.Dropdown(options=list(cost.OBJECTIVES[:3]), value=state.objective,
                                 description="minimise", style=style),
-        "hardware": w.Dropdown(options=[("none", None)] + [(k, k) for k in _hardware_keys()],
+        "hardware": w.Dropdown(options=[(_hardware_label(k), k) for k in _hardware_keys()]
+                               + [("none (no serving figures)", None)],
                                value=state.hardware, description="accelerator", style=style),
     }
     yours = w.Textarea(placeholder="Paste a Hugging Face config.json, or a preset name "
@@ -325,12 +349,15 @@ def result_html(res: ExplorerResult) -> str:
     cols = ["n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
             "memory_values", "flops", "z", *serving, "extrapolated"]
     df = res.table()[cols].head(8).copy()
-    df["H"] = [f"({h}, {k})" for h, k in zip(df.n_head, df.n_kv_head)]
+    df["H"] = [f"({h}, {k})" + (" (pick)" if i == 0 else "")
+               for i, (h, k) in enumerate(zip(df.n_head, df.n_kv_head))]
     base = res.recommendation.baseline
     if base is not None:
         row = {**{c: base[c] for c in cols if c in base}, "extrapolated": False,
                "H": BASELINE_LABEL}
-        df = pd.concat([df, pd.DataFrame([row])], ignore_index=True).sort_values("z")
+        df = pd.concat([df, pd.DataFrame([row])], ignore_index=True)
+        if res.state.objective == "z":
+            df = df.sort_values("z")
     if serving:
         df["latency_s"] = 1e3 * df["latency_s"]
     table = show(df, ["H", "params_non_embedding", "n_layer", "d_model", "memory_values",
@@ -488,6 +515,9 @@ def _column_key(key: str) -> str:
     return key.replace("-", "_")
 
 
+_BAR_FLOOR = 0.8  # where the static explorer's bars start on its log axis
+
+
 def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     """The static explorer with an objective and an accelerator dropdown: each H's objective
     relative to the best one (1 = the pick) at the chosen context and target, from a
@@ -503,15 +533,19 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     if not keys or missing:
         raise GQAError(f"the table lacks serving columns {missing or 'for any accelerator'}; "
                        "build it with static_explorer_table(hardware=...)")
-    targets = sorted(table["target_loss"].unique())
-    p_ctx = alt.param("log2T", value=17, bind=alt.binding_range(
-        min=12, max=20, step=1, name="log2 context T (17 = 128K) "))
-    p_target = alt.param("target", value=2.6, bind=alt.binding_range(
-        min=min(targets), max=max(targets), step=0.05, name="target loss (nats) "))
+    targets = [float(t) for t in sorted(table["target_loss"].unique())]
+    logs = sorted(int(v) for v in table["log2_context"].unique())
+    p_ctx = alt.param("log2T", value=17 if 17 in logs else logs[-1], bind=alt.binding_select(
+        options=logs, labels=[format_context(2**k) for k in logs], name="context T "))
+    headline = min(targets, key=lambda t: abs(t - 2.615))  # the paper's headline target
+    p_target = alt.param("target", value=headline, bind=alt.binding_select(
+        options=targets, labels=[f"{t:.3f}" for t in targets], name="target loss (nats) "))
+    objectives = ["z", "latency", "throughput"]
     p_obj = alt.param("objective", value="throughput", bind=alt.binding_select(
-        options=["z", "latency", "throughput"], name="minimise "))
+        options=objectives, labels=[OBJECTIVE_NAMES[o] for o in objectives],
+        name="minimise "))
     p_hw = alt.param("hw", value=keys[0], bind=alt.binding_select(
-        options=keys, name="accelerator "))
+        options=keys, labels=[_hardware_label(h) for h in hardware], name="accelerator "))
 
     def pick(prefix):
         expr = f"datum.{prefix}_{keys[-1]}"
@@ -529,10 +563,11 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
         best="min(score)").transform_calculate(ratio="datum.score / datum.best"
     ).transform_window(rank="rank()", sort=[alt.SortField("score", order="ascending")])
     bars = base.mark_bar().encode(
-        x=alt.X("H:N", title="(n_head, n_kv_head)", sort=alt.SortField("n_head")),
-        y=alt.Y("ratio:Q", title="objective relative to the pick (ratio, 1 = best)",
-                scale=alt.Scale(type="log")),
-        y2=alt.datum(1),  # bars rise from the pick's 1, not from 0 (a log axis has no 0)
+        x=alt.X("H:N", title="query and KV heads (n_h, n_kv)", sort=alt.SortField("n_head")),
+        y=alt.Y("ratio:Q", title="objective relative to the pick (1 = best)",
+                scale=alt.Scale(type="log", domainMin=_BAR_FLOOR)),
+        # bars rise from below 1 (a log axis has no 0), so the pick's bar has a height
+        y2=alt.datum(_BAR_FLOOR),
         color=alt.condition("datum.rank == 1", alt.value("#d62728"), alt.value("#9ecae1")),
         tooltip=["H:N", alt.Tooltip("params_non_embedding:Q", title="N* (params)",
                                     format=".3~s"),

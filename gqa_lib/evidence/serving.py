@@ -24,7 +24,6 @@ from gqa_lib.arch.config import aligned, FFN_MULTIPLE_OF, ModelConfig, paper_fam
 from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.evidence.paper import _read, joint_model
 from gqa_lib.fit.recipe import CostSettings, baseline_costs, cost_grid, optimize
-from gqa_lib.errors import GQAError
 from gqa_lib.io import DATA_DIR
 
 OBJECTIVE_LABELS = {"z": "Z (paper, lambda 0.9)", "latency": "decode latency, batch 1",
@@ -269,46 +268,3 @@ def table5_efficiency_split(hardware: str = "a800", *, context: int = 131072
         b.append(hw.bf16_flops_per_s / float(rates[col]))
     inv_mm, inv_att = np.linalg.solve(np.array(A), np.array(b))
     return {"matmul_efficiency": float(1 / inv_mm), "attention_efficiency": float(1 / inv_att)}
-
-
-# ----- the H200's measurements of the pair beside the models -------------------------------
-MEASURED_REGIMES = (("decode, batch 1", "decode", 131072, 1), ("decode, batch 8", "decode",
-                                                                131072, 8),
-                    ("prefill", "prefill", 131072, 1), ("prefill", "prefill", 8192, 1),
-                    ("training", "train", 8192, 1))
-
-
-def measured_vs_predicted(hardware: str = "h200") -> pd.DataFrame:
-    """Per regime of the equal-loss pair (aligned shapes) on a measured accelerator: the
-    measured seconds per step of the (32, 8) and the (8, 1) (mean of the repeats), the
-    (8, 1)'s speed-up measured, on the datasheet roofline and on the calibrated model, and
-    each model's error per step (calibrated: leave-one-out, the point left out of the fit).
-    Prefill is timed as measured (logits for every position)."""
-    from gqa_lib.cost.calibrate import MEASUREMENTS, calibrate
-
-    key = get_accelerator(hardware).key
-    if key not in MEASUREMENTS:
-        raise GQAError(f"hardware={hardware!r} has no measurements; measured: "
-                       f"{', '.join(MEASUREMENTS)}")
-    _, loo = calibrate(key)
-    pair = equal_loss_pair()
-    shapes = [(c.n_layer, c.d_model, c.n_head, c.n_kv_head, c.d_ff) for c in pair]
-    rows = []
-    for label, kind, T, B in MEASURED_REGIMES:
-        r: dict[str, Any] = {"regime": label, "context": T, "batch": B}
-        for tag, shape in zip(("llama3", "optimum"), shapes):
-            pts = [p for p in loo if p["shape"] == shape and p["kind"] == kind
-                   and p["context"] == T and p["batch"] == B]
-            if not pts:
-                raise GQAError(f"{MEASUREMENTS[key].name}: no {kind} of {shape} at T={T}, "
-                               f"B={B}")
-            meas = float(np.mean([p["seconds"] for p in pts]))
-            r.update({f"{tag}_measured_s": meas,
-                      f"{tag}_calibrated_s": float(np.mean([p["predicted_s"] for p in pts])),
-                      f"{tag}_datasheet_s": pts[0]["datasheet_s"]})
-            r[f"{tag}_calibrated_error"] = r[f"{tag}_calibrated_s"] / meas - 1
-            r[f"{tag}_datasheet_error"] = r[f"{tag}_datasheet_s"] / meas - 1
-        for m in ("measured", "calibrated", "datasheet"):
-            r[f"{m}_speedup"] = r[f"llama3_{m}_s"] / r[f"optimum_{m}_s"]
-        rows.append(r)
-    return pd.DataFrame(rows)
