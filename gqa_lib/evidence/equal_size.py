@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from gqa_lib.errors import GQAError
-from gqa_lib.evidence.reanalysis import baseline, ngram_baselines
+from gqa_lib.evidence.reanalysis import baseline, baselines_by_source, ngram_baselines
 from gqa_lib.fit.per_head import config_label, read_runs
 from gqa_lib.io import DATA_DIR
 
@@ -212,12 +212,7 @@ def context_use(runs: pd.DataFrame) -> pd.DataFrame:
 def by_source(runs: pd.DataFrame) -> pd.DataFrame:
     """Per validation source: each configuration's loss (mean over seeds at the shared
     rate) beside the bigram's and trigram's on the whole split (T = 512); ``tokens``."""
-    b = ngram_baselines()
-    b = b[(b.eval_set == "full") & (b.context == 512) & (b.source != "all")
-          & (b.first_position == 0) & (b.last_position == 511)]
-    out = b.pivot_table(index="source", columns="model", values="val_loss_nats", sort=False)
-    out = out[["bigram", "trigram"]]
-    out["tokens"] = b[b.model == "bigram"].set_index("source").tokens
+    out = baselines_by_source(512).set_index("source")[["bigram", "trigram", "tokens"]]
     m = main_runs(runs)
     for c in CONFIGS:
         mine = m[m.config == c]

@@ -187,3 +187,41 @@ def embedding_share(runs: pd.DataFrame) -> tuple[float, float]:
     """(min, max) share of the total parameters that the (tied) embedding holds."""
     s = 1 - runs.params_non_embedding / runs.params_total
     return float(s.min()), float(s.max())
+
+
+def labelled(runs: pd.DataFrame) -> pd.DataFrame:
+    """Every run (the Llama-3 style baseline included) with ``config`` and ``size``."""
+    from gqa_lib.evidence.sweep_recipe import _configs
+
+    return runs.assign(config=_configs(runs), size=size_labels(runs))
+
+
+def old_set_sources(n_tokens: int = 65_536, corpus: str = "pd") -> dict[str, float]:
+    """Share of each source among the first ``n_tokens`` validation targets (the set every
+    cpu-v0/v1/v2 and mqar-v1 loss was measured on); tokenises the corpus (cached)."""
+    from gqa_lib.train.evaluate import val_token_sources
+
+    names, index = val_token_sources(corpus)
+    counts = np.bincount(index[1:1 + n_tokens], minlength=len(names))
+    return {n: float(c / counts.sum()) for n, c in zip(names, counts) if c}
+
+
+def train_byte_share(source: str = "engWEB2015eb") -> float:
+    """``source``'s share of the pd training split in UTF-8 bytes (data/corpus/pd.manifest.json)."""
+    import json
+
+    m = json.loads((DATA_DIR / "corpus" / "pd.manifest.json").read_text())["sources"]
+    train = {s["name"]: s["bytes"] - s["val_bytes"] for s in m}
+    return train[source] / sum(train.values())
+
+
+def baselines_by_source(context: int = 512, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The count models on the whole validation split per source: ``source``, ``tokens``
+    and one column per model (nats), at training context ``context``."""
+    b = ngram_baselines() if table is None else table
+    b = b[(b.eval_set == "full") & (b.context == context) & (b.source != "all")
+          & (b.first_position == 0) & (b.last_position == context - 1)]
+    out = b.pivot_table(index="source", columns="model", values="val_loss_nats", sort=False)
+    out = out[[m for m in MODELS if m in out]]
+    out.insert(0, "tokens", b[b.model == b.model.iloc[0]].set_index("source").tokens)
+    return out.reset_index()
