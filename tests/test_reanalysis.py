@@ -87,3 +87,13 @@ def test_what_the_pages_quote_about_cpu_v2():
     assert g["mean"] > 0.15 and g["n_worse"] >= g["n_pairs"] - 2
     both = ra.both_axes(runs[runs.context == 128]).set_index("config")
     assert both.offset_n.idxmin() == "(1,1)" and both.offset_total.idxmin() == "(8,8)"
+
+
+def test_curvature_tells_a_floor_from_a_steepening_curve():
+    runs = planted()
+    N = runs.params_non_embedding
+    floor = runs.assign(val_loss_nats=2.0 + 50 * N ** -0.3)  # flattens toward E = 2
+    steep = runs.assign(val_loss_nats=8.0 - 0.02 * np.log(N) ** 2)  # bends down
+    assert (ra.curvature(floor).curv > 0).all()
+    assert (ra.curvature(steep).curv < 0).all()
+    assert len(ra.curvature(floor)) == 6  # 3 configurations x 2 seeds, 4 sizes each
