@@ -123,3 +123,37 @@ def test_the_results_page_prints_the_rules():
     page = json.loads((ROOT / "notebooks" / "results.ipynb").read_text())
     code = "".join("".join(c["source"]) for c in page["cells"] if c["cell_type"] == "code")
     assert "RULES" in code
+
+
+def test_the_head_count_row_reads_the_equal_size_runs_once_they_are_in(monkeypatch, tmp_path):
+    """With three seeds of every configuration in, models that beat the trigram and use
+    their context, the row's verdict comes from the paired equal-size differences."""
+    import numpy as np
+    import pandas as pd
+
+    from gqa_lib.evidence import equal_size
+    from gqa_lib.evidence import scoreboard as sb
+    from gqa_lib.train.sweep import COLUMNS
+    from test_equal_size import HEADS, _row
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in (0, 1, 2):
+        for c in HEADS:
+            r = _row(c, s)
+            r["val_loss_full_nats"] += 0.005 * rng.normal()
+            rows.append(r)
+    path = tmp_path / "eq.csv"
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(path, index=False)
+    read = equal_size.read
+    monkeypatch.setattr(equal_size, "read", lambda p=path: read(p))
+    sb._our_sweep.cache_clear()
+    try:
+        board = sb.scoreboard()
+    finally:
+        sb._our_sweep.cache_clear()
+    i = int(np.flatnonzero(board.claim.str.startswith("Loss falls with query heads"))[0])
+    row, basis = board.iloc[i], board.attrs["basis"][i]
+    assert "12 of 16 runs" in row.ours and not basis.get("pending")
+    assert basis["beats_trigram"] and basis["uses_context"]
+    assert row.verdict == _by_the_rules(basis) == "reproduced"  # query gain 0.10 > KV 0.05

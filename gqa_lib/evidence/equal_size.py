@@ -240,3 +240,13 @@ def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
 def baseline_full(table: pd.DataFrame | None = None) -> dict[str, float]:
     """The count models on the whole split, T = 512: {model: nats}."""
     return baseline("full", 512, table=table)
+
+
+def fmt(spec: str):
+    """A table formatter that writes a missing value (one seed so far: no spread, no
+    interval) as "needs two seeds"; ``spec`` is a format spec, or "yes/no" for booleans."""
+    def f(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "needs two seeds"
+        return ("yes" if v else "no") if spec == "yes/no" else format(v, spec)
+    return f
