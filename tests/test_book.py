@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from gqa_lib import cost
-from gqa_lib.book import colab, glue, plots, render, sphinx_ext, tables
+from gqa_lib.book import colab, glue, plots, plots_evidence, render, sphinx_ext, tables
 from gqa_lib.evidence import paper, sensitivity, serving, sweep_recipe
 from gqa_lib.fit import recipe, scaling
 from gqa_lib.arch.config import ModelConfig, get_preset, paper_family
@@ -230,6 +230,13 @@ def _recipe_model():
 
 
 BUILDERS = {
+    "loss_vs_baselines": lambda df: plots_evidence.loss_vs_baselines(pd.DataFrame(
+        {"params_non_embedding": [1e4, 1e5], "val_loss_nats": [5.0, 4.0], "context": [128, 512],
+         "config": ["(8,8)", "(1,1)"], "size": ["L1 d32", "L2 d64"], "seed": [0, 0]}),
+        {"bigram": 4.2, "trigram": 3.4}),
+    "loss_by_position": lambda df: plots_evidence.loss_by_position(pd.DataFrame(
+        {"config": ["(8,8)", "(8,8)", "trigram", "trigram"], "first": [0, 1, 0, 1],
+         "last": [0, 1, 0, 1], "nats": [4.5, 3.9, 4.2, 3.6]})),
     "memory_vs_context": lambda df: plots.memory_vs_context(df),
     "flops_vs_context": lambda df: plots.flops_vs_context(df),
     "time_variant_shares": lambda df: plots.time_variant_shares(df),
@@ -320,7 +327,8 @@ def _encodings(spec):
 
 def test_every_chart_builder_is_checked():
     not_builders = {"context_x", "format_context"}
-    public = {n for n, f in vars(plots).items() if inspect.isfunction(f)
+    public = {n for mod in (plots, plots_evidence) for n, f in vars(mod).items()
+              if inspect.isfunction(f) and f.__module__ == mod.__name__
               and not n.startswith("_") and n not in not_builders}
     assert public == set(BUILDERS), "add new chart builders to BUILDERS in this test"
 

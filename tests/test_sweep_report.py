@@ -1,6 +1,7 @@
 """Sweep summaries on a small hand-made sweep whose answers are known."""
 
 import pandas as pd
+import numpy as np
 import pytest
 
 from gqa_lib import GQAError
@@ -143,6 +144,22 @@ def test_mqar_separation_against_seed_noise():
     assert by["pooled_sd"].iloc[0] == pytest.approx(0.01) and by["dof"].iloc[0] == 6
     with pytest.raises(GQAError, match="two or more seeds"):
         mqar_separation(mqar_runs({(8, 8): 0.5, (1, 1): 0.2}, seeds=(0,)))
+
+
+def test_mqar_separation_is_holm_corrected():
+    """Holm: the k-th smallest of m p-values is multiplied by m - k + 1, kept monotone; a
+    pair separated alone (p < 0.05) need not survive the family's correction."""
+    from gqa_lib.evidence.sweep_summary import holm, mqar_separation
+
+    assert holm(np.array([0.01, 0.04, 0.03])) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm(np.array([0.5, 0.9])) == pytest.approx([1.0, 1.0])
+    sep = mqar_separation(mqar_runs({(8, 8): 0.5, (8, 2): 0.478, (8, 1): 0.5, (4, 1): 0.5,
+                                     (1, 1): 0.2}))
+    assert len(sep) == 10 and (sep.p_holm >= sep.p).all()
+    by = sep.set_index("pair")
+    assert by.loc["(8,8) vs (1,1)", "separated"]
+    assert by.loc["(8,8) vs (8,2)", "separated_uncorrected"]  # p ~ 0.02 alone ...
+    assert not by.loc["(8,8) vs (8,2)", "separated"]  # ... not among ten comparisons
 
 
 def test_scoreboard_reads_which_configuration_retrieves_worse():

@@ -1,7 +1,8 @@
 """Stage 3, tiny models trained for real (PyTorch): the GQA transformer
 (:mod:`~gqa_lib.train.model`), the shipped corpus and tokenizer (:mod:`~gqa_lib.train.data`),
 the training loop (:mod:`~gqa_lib.train.loop`), resumable sweeps over grid files
-(:mod:`~gqa_lib.train.sweep`) and the recall probe (:mod:`~gqa_lib.train.probe`).
+(:mod:`~gqa_lib.train.sweep`), the recall probe (:mod:`~gqa_lib.train.probe`) and count-model
+baselines (:mod:`~gqa_lib.train.ngram`, numpy only).
 
 The names below import from here (``from gqa_lib.train import train, TrainConfig``); each
 submodule is imported on first use, so importing the package does not import torch.

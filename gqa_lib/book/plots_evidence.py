@@ -1,0 +1,51 @@
+"""Charts of what the trained models can show (issue 23): losses beside count-model
+baselines, and loss by position within the context. Same conventions as
+:mod:`gqa_lib.book.plots` (titled axes with units; no fixed width for a single view)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from gqa_lib.book.plots import HEIGHT
+
+_LOSS = "validation loss (nats/token)"
+
+
+def loss_vs_baselines(runs: pd.DataFrame, baselines: dict[str, float]) -> alt.LayerChart:
+    """Every run's loss against its non-embedding N (log axis), one colour per training
+    context (``context``), with the count models' losses on the same tokens as horizontal
+    rules (``baselines``: {model: nats})."""
+    pts = runs.assign(T=[f"T = {int(t)}" for t in runs["context"]])
+    base = pd.DataFrame({"model": list(baselines), "nats": list(baselines.values())})
+    points = alt.Chart(pts).mark_point(filled=True, opacity=0.7).encode(
+        x=alt.X("params_non_embedding:Q", title="non-embedding parameters N (log scale)",
+                scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="~s")),
+        y=alt.Y("val_loss_nats:Q", title=_LOSS, scale=alt.Scale(zero=False)),
+        color=alt.Color("T:N", title="training context"),
+        tooltip=["config:N", "size:N", "T:N", "seed:Q",
+                 alt.Tooltip("val_loss_nats:Q", format=".3f")])
+    rules = alt.Chart(base).mark_rule(color="gray").encode(
+        y=alt.Y("nats:Q", title=_LOSS),
+        strokeDash=alt.StrokeDash("model:N", title="count model, same tokens",
+                                  sort=list(baselines)),
+        tooltip=["model:N", alt.Tooltip("nats:Q", format=".3f")])
+    return alt.layer(points, rules).properties(height=HEIGHT)
+
+
+def loss_by_position(df: pd.DataFrame) -> alt.Chart:
+    """Loss by position within the context (log axis of the first position of each bin;
+    ``config``, ``first``, ``last``, ``nats``), one line per configuration or count model:
+    a model that uses its context keeps falling; a count model is flat after position 1."""
+    d = df.assign(position=df["first"].clip(lower=0.5))  # position 0 on a log axis
+    order = list(dict.fromkeys(d["config"]))
+    return alt.Chart(d).mark_line(point=True).encode(
+        x=alt.X("position:Q", title="position within the context (tokens, log scale)",
+                scale=alt.Scale(type="log", base=2, nice=False)),
+        y=alt.Y("nats:Q", title=_LOSS, scale=alt.Scale(zero=False)),
+        color=alt.Color("config:N", title="model", sort=order),
+        strokeDash=alt.StrokeDash("kind:N", title="kind", legend=None),
+        tooltip=["config:N", "first:Q", "last:Q", alt.Tooltip("nats:Q", format=".3f")],
+    ).transform_calculate(
+        kind="indexOf(['bigram', 'trigram'], datum.config) >= 0 ? 'count' : 'trained'"
+    ).properties(height=HEIGHT)

@@ -1,0 +1,252 @@
+"""The equal-size experiment (data/sweeps/cpu-eq-v1): head configurations whose
+non-embedding and total parameters are equal within 1%, one shape, T = 512, three seeds,
+evaluated on the whole validation split by position and by source.
+
+Every function works on any number of finished rows (none included) and says how many of
+the planned runs it rests on:
+
+* :func:`status`: runs finished against planned, seeds per configuration, and whether the
+  comparison is ready (:data:`MIN_SEEDS` seeds of every configuration);
+* :func:`summary`: per configuration mean loss over seeds, seed spread, seeds so far;
+* :func:`paired`: differences from (8, 8) within a seed (all configurations of one seed see
+  the same batches, which depend only on seed and step), with t intervals;
+* :func:`lr_check`: is the shared rate 1.1e-2 within noise of the best of x0.5 and x2?
+* :func:`context_use`: the loss at positions >= 64 against positions 2-3 and the trigram
+  (does a model use more than two or three tokens of context?); :func:`by_position`,
+  :func:`by_source`: the same beside the count models.
+
+Losses are ``val_loss_full_nats`` (the whole split), nats per token; position p of a window
+predicts its token from the p + 1 tokens before it.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from gqa_lib.errors import GQAError
+from gqa_lib.evidence.reanalysis import baseline, baselines_by_source, ngram_baselines
+from gqa_lib.fit.per_head import config_label, read_runs
+from gqa_lib.io import DATA_DIR
+
+EQ_GRID = DATA_DIR / "sweeps" / "cpu-eq-v1.toml"
+EQ_CSV = DATA_DIR / "sweeps" / "cpu-eq-v1.csv"
+MIN_SEEDS = 3
+REFERENCE = "(8,8)"
+CONFIGS = ("(8,8)", "(8,2)", "(8,1)", "(1,1)")
+FAR = 64  # positions >= FAR: "far" context; positions 2-3: the trigram's reach
+
+
+def _grid(path: Path = EQ_GRID) -> dict:
+    return tomllib.loads(Path(path).read_text())
+
+
+def base_lr(path: Path = EQ_GRID) -> float:
+    return float(_grid(path)["train"]["lr"])
+
+
+def planned(path: Path = EQ_GRID) -> int:
+    """Runs the grid file plans (each block a full cross product, lrs included)."""
+    n = 0
+    for b in _grid(path)["block"]:
+        n += (len(b["sizes"]) * len(b["heads"]) * len(b["contexts"]) * len(b["seeds"])
+              * len(b.get("lrs", [None])))
+    return n
+
+
+def read(path: Path = EQ_CSV) -> pd.DataFrame:
+    """The finished rows with ``config``, ``by_position`` and ``by_source`` parsed; an empty
+    frame when none has finished (or the file does not exist yet)."""
+    try:
+        runs = read_runs(path)
+    except GQAError:
+        return pd.DataFrame(columns=["config", "seed", "lr", "val_loss_full_nats",
+                                     "by_position", "by_source", "params_non_embedding",
+                                     "params_total"])
+    runs["config"] = [config_label((int(h), int(k))) for h, k in zip(runs.n_head, runs.n_kv_head)]
+    runs["by_position"] = [json.loads(s) for s in runs.val_loss_by_position]
+    runs["by_source"] = [json.loads(s) for s in runs.val_loss_by_source]
+    return runs.reset_index(drop=True)
+
+
+def main_runs(runs: pd.DataFrame, lr: float | None = None) -> pd.DataFrame:
+    """The runs at the grid's shared learning rate (not the learning-rate check)."""
+    lr = base_lr() if lr is None else lr
+    return runs[np.isclose(runs.lr.astype(float), lr)] if len(runs) else runs
+
+
+def status(runs: pd.DataFrame) -> dict:
+    """``done`` and ``planned`` runs, ``seeds`` per configuration at the shared rate,
+    ``min_seeds`` and ``ready`` (every configuration has :data:`MIN_SEEDS` seeds)."""
+    m = main_runs(runs)
+    seeds = {c: int((m.config == c).sum()) if len(m) else 0 for c in CONFIGS}
+    return {"done": len(runs), "planned": planned(), "seeds": seeds,
+            "min_seeds": min(seeds.values()), "ready": min(seeds.values()) >= MIN_SEEDS}
+
+
+def summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration at the shared rate: ``n_seeds``, ``mean`` and ``sd`` (over seeds;
+    NaN with one), ``lo``/``hi`` (min, max), parameters."""
+    m = main_runs(runs)
+    cols = ["config", "n_seeds", "mean", "sd", "lo", "hi", "params_non_embedding",
+            "params_total"]
+    if not len(m):
+        return pd.DataFrame(columns=cols)
+    g = m.groupby("config", sort=False)
+    out = g.val_loss_full_nats.agg(n_seeds="count", mean="mean", sd="std", lo="min",
+                                   hi="max")
+    out = out.join(g[["params_non_embedding", "params_total"]].first()).reset_index()
+    out["config"] = pd.Categorical(out.config, CONFIGS, ordered=True)
+    return out.sort_values("config").astype({"config": str})[cols].reset_index(drop=True)
+
+
+def paired(runs: pd.DataFrame, reference: str = REFERENCE, level: float = 0.95
+           ) -> pd.DataFrame:
+    """Each configuration minus ``reference`` within a seed: ``n_seeds`` pairs, ``mean``,
+    ``sd`` of the pairs, t interval ``lo``/``hi`` (NaN below two pairs), ``diffs``."""
+    m = main_runs(runs)
+    cols = ["config", "n_seeds", "mean", "sd", "lo", "hi", "diffs"]
+    if not len(m):
+        return pd.DataFrame(columns=cols)
+    wide = m.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
+    rows = []
+    for c in CONFIGS:
+        if c == reference or c not in wide or reference not in wide:
+            continue
+        d = (wide[c] - wide[reference]).dropna().to_numpy()
+        if not len(d):
+            continue
+        sd = float(np.std(d, ddof=1)) if len(d) > 1 else np.nan
+        half = stats.t.ppf((1 + level) / 2, len(d) - 1) * sd / np.sqrt(len(d)) \
+            if len(d) > 1 else np.nan
+        rows.append({"config": c, "n_seeds": len(d), "mean": float(d.mean()), "sd": sd,
+                     "lo": float(d.mean() - half), "hi": float(d.mean() + half),
+                     "diffs": ", ".join(f"{x:+.3f}" for x in d)})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def seed_sd(runs: pd.DataFrame) -> float:
+    """Seed-to-seed standard deviation of one run, pooled over configurations (NaN before
+    any configuration has two seeds)."""
+    s = summary(runs)
+    s = s[s.n_seeds >= 2]
+    if s.empty:
+        return float("nan")
+    dof = (s.n_seeds - 1).sum()
+    return float(np.sqrt(((s.n_seeds - 1) * s.sd.astype(float) ** 2).sum() / dof))
+
+
+def lr_check(runs: pd.DataFrame) -> pd.DataFrame:
+    """For each configuration with learning-rate runs (seed 0): loss per rate, the best
+    rate, ``gap`` = loss at the shared rate minus the best, and ``within_noise``: gap below
+    two standard deviations of a difference of two runs (sqrt(2) :func:`seed_sd`; NaN until
+    a configuration has two seeds)."""
+    cols = ["config", "lr", "loss", "best_lr", "gap", "within_noise"]
+    if not len(runs):
+        return pd.DataFrame(columns=cols)
+    lr0, sd = base_lr(), seed_sd(runs)
+    s0 = runs[runs.seed == 0]
+    rows = []
+    for c, g in s0.groupby("config", sort=False):
+        if g.lr.nunique() < 2 or not np.isclose(g.lr, lr0).any():
+            continue
+        best = g.loc[g.val_loss_full_nats.idxmin()]
+        gap = float(g[np.isclose(g.lr, lr0)].val_loss_full_nats.iloc[0] - best.val_loss_full_nats)
+        for r in g.sort_values("lr").itertuples():
+            rows.append({"config": c, "lr": float(r.lr), "loss": float(r.val_loss_full_nats),
+                         "best_lr": float(best.lr), "gap": gap,
+                         "within_noise": (gap <= 2 * np.sqrt(2) * sd) if np.isfinite(sd)
+                         else np.nan})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def by_position(runs: pd.DataFrame) -> pd.DataFrame:
+    """Long form: ``config``, ``first``/``last`` position of each bin, ``nats`` (mean over
+    the seeds at the shared rate), ``n_seeds``; plus the count models as configs
+    "bigram" and "trigram" (whole split, T = 512)."""
+    m = main_runs(runs)
+    rows = [{"config": r.config, "seed": r.seed, "first": a, "last": b, "nats": x}
+            for r in m.itertuples() for a, b, x in zip(r.by_position["first"],
+                                                         r.by_position["last"],
+                                                         r.by_position["nats"])]
+    cols = ["config", "first", "last", "nats", "n_seeds"]
+    out = (pd.DataFrame(rows).groupby(["config", "first", "last"], sort=False)
+           .agg(nats=("nats", "mean"), n_seeds=("seed", "nunique")).reset_index()
+           if rows else pd.DataFrame(columns=cols))
+    b = ngram_baselines()
+    b = b[(b.eval_set == "full") & (b.context == 512) & (b.source == "all")
+          & ~((b.first_position == 0) & (b.last_position == 511))
+          & b.model.isin(["bigram", "trigram"])]
+    base = pd.DataFrame({"config": b.model, "first": b.first_position,
+                         "last": b.last_position, "nats": b.val_loss_nats, "n_seeds": 0})
+    return pd.concat([out, base], ignore_index=True)[cols]
+
+
+def _span(pos: pd.DataFrame, lo: int, hi: int) -> float:
+    """Mean loss over positions [lo, hi], bins weighted by their number of positions."""
+    w = pos[(pos["first"] >= lo) & (pos["last"] <= hi)]
+    n = w["last"] - w["first"] + 1
+    return float((w.nats * n).sum() / n.sum()) if len(w) else float("nan")
+
+
+def context_use(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration (and the count models): ``near`` = loss at positions 2-3, ``far`` =
+    at positions >= :data:`FAR`, ``gain`` = near - far (> 0: it uses context beyond a few
+    tokens), ``vs_trigram`` = far minus the trigram's far (< 0: better than two tokens of
+    context can be), ``n_seeds``."""
+    pos = by_position(runs)
+    tri = _span(pos[pos.config == "trigram"], FAR, 10**9)
+    rows = []
+    for c, g in pos.groupby("config", sort=False):
+        near, far = _span(g, 2, 3), _span(g, FAR, 10**9)
+        rows.append({"config": c, "near": near, "far": far, "gain": near - far,
+                     "vs_trigram": far - tri, "n_seeds": int(g.n_seeds.max())})
+    return pd.DataFrame(rows)
+
+
+def by_source(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per validation source: each configuration's loss (mean over seeds at the shared
+    rate) beside the bigram's and trigram's on the whole split (T = 512); ``tokens``."""
+    out = baselines_by_source(512).set_index("source")[["bigram", "trigram", "tokens"]]
+    m = main_runs(runs)
+    for c in CONFIGS:
+        mine = m[m.config == c]
+        if len(mine):
+            out[c] = pd.DataFrame(list(mine.by_source)).mean().reindex(out.index)
+    return out.reset_index()
+
+
+def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The paper's App. I comparison at equal size, paired within seeds: ``query`` = loss of
+    (1,1) minus (8,1) (what 1 -> 8 query heads at one KV head gain) and ``kv`` = (8,1)
+    minus (8,8) (1 -> 8 KV heads at eight query heads): mean, sd, n, standard error."""
+    m = main_runs(runs)
+    wide = m.pivot_table(index="seed", columns="config", values="val_loss_full_nats") \
+        if len(m) else pd.DataFrame()
+    out = {}
+    for name, (a, b) in {"query": ("(1,1)", "(8,1)"), "kv": ("(8,1)", "(8,8)")}.items():
+        d = (wide[a] - wide[b]).dropna().to_numpy() if {a, b} <= set(wide) else np.array([])
+        sd = float(np.std(d, ddof=1)) if len(d) > 1 else np.nan
+        out[name] = {"mean": float(d.mean()) if len(d) else np.nan, "sd": sd, "n": len(d),
+                     "se": sd / np.sqrt(len(d)) if len(d) > 1 else np.nan}
+    return out
+
+
+def baseline_full(table: pd.DataFrame | None = None) -> dict[str, float]:
+    """The count models on the whole split, T = 512: {model: nats}."""
+    return baseline("full", 512, table=table)
+
+
+def fmt(spec: str):
+    """A table formatter that writes a missing value (one seed so far: no spread, no
+    interval) as "needs two seeds"; ``spec`` is a format spec, or "yes/no" for booleans."""
+    def f(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return "needs two seeds"
+        return ("yes" if v else "no") if spec == "yes/no" else format(v, spec)
+    return f

@@ -1,0 +1,84 @@
+"""The equal-size experiment's analysis (gqa_lib.evidence.equal_size) on planted rows: it
+works with none to all of the 16 runs, pairs within seeds, and reads context use."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gqa_lib.evidence import equal_size as eq
+from gqa_lib.train.sweep import COLUMNS
+
+HEADS = {"(8,8)": (8, 8, 0.0), "(8,2)": (8, 2, 0.02), "(8,1)": (8, 1, 0.05),
+         "(1,1)": (1, 1, 0.15)}
+SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03}  # shared by every configuration of a seed
+
+
+def _row(cfg, seed, lr=1.1e-2, far_gain=0.3):
+    h, k, off = HEADS[cfg]
+    loss = 3.2 + off + SEED_SHIFT[seed] + (0.01 if lr != 1.1e-2 else 0.0)
+    first = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256]
+    last = [0, 1, 3, 7, 15, 31, 63, 127, 255, 511]
+    nats = [4.3, 3.7, 3.5, 3.4, 3.35, 3.3, 3.3] + [3.5 - far_gain - off] * 3
+    return {"run_id": f"{cfg}-s{seed}-lr{lr}", "status": "ok", "family": "grid",
+            "n_layer": 2, "d_model": 128, "n_head": h, "n_kv_head": k, "d_head": 16,
+            "params_non_embedding": 400_000, "params_total": 662_144, "context": 512,
+            "seed": seed, "lr": lr, "val_loss_nats": loss, "val_loss_full_nats": loss,
+            "val_loss_by_position": json.dumps({"first": first, "last": last, "nats": nats}),
+            "val_loss_by_source": json.dumps({"engWEB2015eb": loss - 0.1, "TDavid": loss + 0.1})}
+
+
+def _write(tmp_path, rows):
+    p = tmp_path / "eq.csv"
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
+    return eq.read(p)
+
+
+def test_no_rows_yet(tmp_path):
+    runs = eq.read(tmp_path / "missing.csv")
+    st = eq.status(runs)
+    assert st["done"] == 0 and st["planned"] == 16 and not st["ready"]
+    assert eq.summary(runs).empty and eq.paired(runs).empty and eq.lr_check(runs).empty
+    use = eq.context_use(runs)
+    assert set(use.config) == {"bigram", "trigram"}  # the count models are always there
+    assert eq.by_source(runs).shape[0] == 9
+    assert np.isnan(eq.head_gains(runs)["query"]["mean"])
+
+
+def test_paired_differences_cancel_the_shared_seed_shift(tmp_path):
+    rows = [_row(c, s) for s in (0, 1, 2) for c in HEADS]
+    runs = _write(tmp_path, rows)
+    st = eq.status(runs)
+    assert st["ready"] and st["done"] == 12 and st["min_seeds"] == 3
+    s = eq.summary(runs).set_index("config")
+    assert s.loc["(8,8)", "sd"] > 0.05  # the seed shift shows in each configuration ...
+    p = eq.paired(runs).set_index("config")
+    assert p.loc["(1,1)", "mean"] == pytest.approx(0.15)
+    assert p.loc["(1,1)", "sd"] == pytest.approx(0.0, abs=1e-9)  # ... and cancels in pairs
+    g = eq.head_gains(runs)
+    assert g["query"]["mean"] == pytest.approx(0.10) and g["kv"]["mean"] == pytest.approx(0.05)
+
+
+def test_partial_rows_say_how_many_seeds(tmp_path):
+    runs = _write(tmp_path, [_row(c, 0) for c in HEADS] + [_row("(8,8)", 1)])
+    st = eq.status(runs)
+    assert st["seeds"]["(8,8)"] == 2 and st["min_seeds"] == 1 and not st["ready"]
+    p = eq.paired(runs)
+    assert (p.n_seeds == 1).all() and p.lo.isna().all()
+
+
+def test_lr_check_and_context_use(tmp_path):
+    rows = [_row(c, s) for s in (0, 1) for c in HEADS]
+    rows += [_row(c, 0, lr) for c in ("(8,8)", "(1,1)") for lr in (5.5e-3, 2.2e-2)]
+    runs = _write(tmp_path, rows)
+    lr = eq.lr_check(runs)
+    assert set(lr.config) == {"(8,8)", "(1,1)"} and len(lr) == 6
+    assert (lr.best_lr == 1.1e-2).all() and (lr.gap == 0).all() and lr.within_noise.all()
+    use = eq.context_use(runs).set_index("config")
+    assert use.loc["(8,8)", "near"] == pytest.approx(3.5)  # the bin of positions 2-3
+    assert use.loc["(8,8)", "far"] == pytest.approx(3.2)
+    assert use.loc["(8,8)", "gain"] == pytest.approx(0.3)
+    assert use.loc["(8,8)", "vs_trigram"] < 0
+    src = eq.by_source(runs).set_index("source")
+    assert src.loc["TDavid", "(8,8)"] == pytest.approx(3.2 + 0.1 - 0.04)  # mean of 2 seeds
