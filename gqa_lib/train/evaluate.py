@@ -2,12 +2,12 @@
 source, so that a small model's loss can be read against what it does with its context.
 
 The validation stream (documents joined by EOS, :func:`gqa_lib.train.data.prepare`) is cut
-into non-overlapping windows of ``context_len`` tokens covering all of it; the token at
-position ``p`` of a window is predicted from the ``p`` tokens before it in that window. A
-model that uses its context has a loss that keeps falling with ``p``; a model that only
-uses the previous token or two flattens after position 2.
+into non-overlapping windows of ``context_len`` tokens covering all of it; the prediction at
+position ``p`` of a window (of the token after it) sees the ``p + 1`` tokens at positions
+0..p of that window. A model that uses its context has a loss that keeps falling with
+``p``; a model that only uses the last token or two flattens after position 2.
 
-Positions are grouped in powers of two: bin 0 is position 0 (no context), bin ``i`` holds
+Positions are grouped in powers of two: bin 0 is position 0 (one token seen), bin ``i`` holds
 positions ``[2**(i-1), 2**i)``. Sources are those of a corpus whose JSONL lines carry a
 ``source`` field (the ``pd`` corpus); any other corpus is one source, ``all``.
 """
