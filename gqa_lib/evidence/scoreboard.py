@@ -23,7 +23,6 @@ are compared without a confound; otherwise it is *not testable here*, with the r
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 import numpy as np
@@ -111,10 +110,35 @@ def _long_context_trend(t4: pd.DataFrame) -> tuple[int, int]:
     return held, len(targets)
 
 
-def _gpu_decode() -> dict[str, Any] | None:
-    """The latest real (not toy) GPU benchmark, if one has been recorded."""
-    real = sorted(p for p in (DATA_DIR / "bench").glob("gpu-*.json") if "toy" not in p.name)
-    return json.loads(real[-1].read_text()) if real else None
+def _serving_row(speedup: float, inf: pd.Series) -> dict[str, Any]:
+    """Judged on the H200's measurement of the equal-loss pair at 128K (an H200, not the
+    paper's A800): the regimes measured there, with the paper's inference rate read as the
+    regime its size allows (a prefill)."""
+    from gqa_lib.evidence.serving import table5_prediction
+    from gqa_lib.evidence.serving_measured import measured_vs_predicted
+
+    m = measured_vs_predicted("h200").set_index("regime")
+    at_128k = m[m.context == 131072]["measured_speedup"]
+    need = table5_prediction("a800").set_index("regime").loc["decode, batch 1",
+                                                             "implied_llama3"]
+    words = {"decode, batch 1, 128K": "decoding at batch 1", "decode, batch 8, 128K":
+             "decoding at batch 8", "prefill, 128K": "prefill"}
+    ours = "measured on one H200 (not the paper's A800): " + "; ".join(
+        f"x{v:.2f} {words[r]}" for r, v in at_128k.items())
+    return _row(
+        "(8, 1) serves faster at 128K (the paper: one A800, batch 1)", f"x{speedup:.2f}",
+        ours, ("reproduced" if any(abs(v - speedup) <= LOSS_GAIN_TOLERANCE * speedup
+                                   for v in at_128k)
+               else "partly" if all(v > 1 for v in at_128k) else "not reproduced"),
+        f"faster in every regime measured at 128K, by x{at_128k.min():.2f} to "
+        f"x{at_128k.max():.2f} depending on the regime, none within 10% of the paper's "
+        f"x{speedup:.2f}; the paper's {inf['llama3_gqa_32_8']:,.0f} tokens/s would need "
+        f"{need:.0f}x the A800's bandwidth as decoding, so it is a prefill-like rate "
+        "(measured x" + f"{m.loc['prefill, 128K', 'measured_speedup']:.2f} on the H200); "
+        "a different GPU, aligned shapes (the paper's d_ff 5,461 slows its (32,8)), "
+        "its batch and kernels unstated",
+        "notebooks/serving", "table-5-measured",
+        basis={"kind": "ratio", "ours": [float(v) for v in at_128k], "paper": float(speedup)})
 
 
 @functools.lru_cache(maxsize=1)
@@ -335,26 +359,7 @@ def scoreboard(model=None) -> pd.DataFrame:
 
     inf = t5.xs("inference_throughput", level="metric").iloc[0]  # at T = 128K
     speedup = inf["cost_optimal_8_1"] / inf["llama3_gqa_32_8"]
-    gpu = _gpu_decode()
-    from gqa_lib.evidence.serving import table5_prediction
-
-    pred = table5_prediction("a800").set_index("regime")
-    decode, prefill = pred.loc["decode, batch 1"], pred.loc["prefill"]
-    ours = (f"roofline on an A800: {decode.predicted_speedup:.2f}x decoding at batch 1, "
-            f"{prefill.predicted_speedup:.2f}x prefill"
-            + ("; no GPU measurement yet" if gpu is None
-               else f"; measured on {gpu.get('device')}"))
-    rows.append(_row(
-        "(8, 1) serves faster at 128K (one A800, batch 1)", f"{speedup:.2f}x", ours,
-        "partly",
-        f"faster in every regime, but by more than the paper's {speedup:.2f}x; its "
-        f"{inf['llama3_gqa_32_8']:,.0f} tokens/s would need {decode.implied_llama3:.0f}x "
-        "the A800's bandwidth as decoding, so it must be prefill"
-        + ("; the GPU benchmark (benchmarks/gpu.py) is ready" if gpu is None else ""),
-        "notebooks/serving", "table-5-as-a-prediction",
-        basis={"kind": "ratio", "ours": [float(decode.predicted_speedup),
-                                         float(prefill.predicted_speedup)],
-               "paper": float(speedup)}))
+    rows.append(_serving_row(speedup, inf))
     board = pd.DataFrame([{k: r[k] for k in COLUMNS} for r in rows], columns=list(COLUMNS))
     board.attrs["basis"] = [r["basis"] for r in rows]
     return board
