@@ -186,7 +186,7 @@ def test_chunk_mask_fallbacks_agree(monkeypatch):
     bias = model_mod.chunk_causal_mask(3, 7)
     want = reference_attention(q, k, v, offset=4)
     torch.testing.assert_close(sdpa_gqa(q, k, v, attn_mask=bias), want, rtol=1e-5, atol=1e-5)
-    monkeypatch.setattr(model_mod, "_causal_lower_right", None)
+    monkeypatch.setattr(model_mod, "_causal_lower_right", lambda: None)
     mask = model_mod.chunk_causal_mask(3, 7)
     assert mask.dtype == torch.bool and mask.tolist() == bias._materialize().tolist()
     monkeypatch.setattr(model_mod, "_HAS_ENABLE_GQA", False)

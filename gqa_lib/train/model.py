@@ -9,6 +9,7 @@ with ``enable_gqa=True``, so K/V are never repeated in memory. `KVCache` holds e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -25,10 +26,17 @@ _IMPLEMENTED = frozenset({"name", "n_layer", "d_model", "n_head", "n_kv_head", "
                           "vocab_size", "ffn", "tie_embeddings", "norm", "qk_norm", "qkv_bias",
                           "rope_theta", "sliding_window"})
 _HAS_ENABLE_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
-try:  # torch >= 2.2: a causal mask aligned to the last key, that SDPA never materialises
-    from torch.nn.attention.bias import causal_lower_right as _causal_lower_right
-except ImportError:  # pragma: no cover - older torch builds the boolean mask instead
-    _causal_lower_right = None
+
+
+@functools.cache
+def _causal_lower_right():
+    """torch's `causal_lower_right` (torch >= 2.2), or None. Imported on first use: the
+    module imports torch._dynamo, seconds that a model without chunked prefill never needs."""
+    try:
+        from torch.nn.attention.bias import causal_lower_right
+    except ImportError:  # pragma: no cover - older torch: the boolean mask instead
+        return None
+    return causal_lower_right
 
 
 def chunk_causal_mask(T: int, T_kv: int, device: torch.device | str = "cpu"):
@@ -40,8 +48,9 @@ def chunk_causal_mask(T: int, T_kv: int, device: torch.device | str = "cpu"):
     materialises only where neither can run; on torch < 2.2, the explicit (T, T_kv) boolean
     mask, which rules out the fused GPU kernels (facts.md: math kernel).
     """
-    if _causal_lower_right is not None:
-        return _causal_lower_right(T, T_kv)
+    lower_right = _causal_lower_right()
+    if lower_right is not None:
+        return lower_right(T, T_kv)
     i = torch.arange(T, device=device)[:, None]
     return torch.arange(T_kv, device=device)[None, :] <= T_kv - T + i
 
