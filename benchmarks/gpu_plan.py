@@ -1,7 +1,7 @@
 """What `benchmarks.gpu` measures, at which sizes, and how long each part should take on one
-H200, sized from the measurements of 2026-12-04 (one H200 SXM, torch 2.11.0+cu130,
-/work/shared/data/h200-2026-12-04/measurements.json; facts.md, "Measured 2026-12-04 on one
-H200"). The estimates are what the plan prints before it starts; the budgets are what the
+H200, sized from the measurements of 2026-12-04 (one H200 SXM, torch 2.11.0+cu130, the
+project's model at commit d91c2f4: h200-2026-12-04/measurements.json, not yet in data/).
+The estimates are what the plan prints before it starts; the budgets are what the
 runner enforces (a part that starts with less than its estimate left is skipped, one that
 runs past its budget is stopped, and the whole run stops at `RUN_BUDGET_S`)."""
 
