@@ -179,17 +179,16 @@ def run(toy: bool, out_dir: Path, *, budget_s: float = gpu_plan.RUN_BUDGET_S,
             t = time.perf_counter()
             try:
                 with hard_deadline(allowed):
-                    info = gpu_parts.PART_FUNCTIONS[name](ctx)
+                    summary = gpu_parts.PART_FUNCTIONS[name](ctx)
                 part["status"] = "ok"
-                if info:
-                    part["info"] = info
+                if summary:
+                    part["info"] = summary
             except OverBudget as e:
                 part["status"] = f"stopped: budget ({e})"
             except Exception as e:  # noqa: BLE001 -- one part failing must not end the run
                 traceback.print_exc()
                 part["status"] = f"failed: {type(e).__name__}: {e}"[:300]
             part["wall_s"] = time.perf_counter() - t
-            part["peak_mem_bytes"] = gpu_parts.peak_memory(device)
             gpu_parts.free_memory(device, collect=True)
             print(f"{name}: {part['status']} in {part['wall_s']:.1f} s")
         res["parts_done"].append(name)

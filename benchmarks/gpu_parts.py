@@ -222,6 +222,21 @@ def decode(ctx) -> dict[str, Any]:
 
 # ----- prefill -----------------------------------------------------------------------------
 @torch.no_grad()
+def chunked_vs_one_pass(ctx, model: GQATransformer, cfg: ModelConfig, n: int = 256
+                        ) -> dict[str, Any]:
+    """Logits of an n-token prompt prefilled in two chunks (the second through the
+    lower-right bias) against one causal pass, on this device and dtype: the largest
+    absolute difference, beside the largest logit."""
+    x = torch.randint(0, cfg.vocab_size, (1, n), device=ctx.device)
+    one = model(x, cache=KVCache.empty(cfg, 1, n, dtype=ctx.dtype, device=ctx.device))[0]
+    cache = KVCache.empty(cfg, 1, n, dtype=ctx.dtype, device=ctx.device)
+    model(x[:, :n // 2], cache=cache)
+    two = model(x[:, n // 2:], cache=cache)[0]
+    return {"tokens": n, "max_abs_diff": float((two - one[:, n // 2:]).abs().max()),
+            "max_abs_logit": float(one.abs().max())}
+
+
+@torch.no_grad()
 def prefill_one(ctx, model: GQATransformer, cfg: ModelConfig, T: int, chunk: int | None
                 ) -> None:
     """Prefill one prompt of T random tokens into an empty KV cache: one causal forward
@@ -257,8 +272,9 @@ def prefill_one(ctx, model: GQATransformer, cfg: ModelConfig, T: int, chunk: int
     else:
         method = (f"{T // chunk} chunks of {chunk} through the KVCache forward: the first "
                   f"causal, the rest with a lower-right causal bias; median of {timed}")
+    extra = {} if chunk is None else {"check": chunked_vs_one_pass(ctx, model, cfg)}
     ctx.add_row(row(ctx, label, cfg, T, 1, s, method, calls, tokens=T, chunk=chunk,
-                    flops=float(cost.prefill_flops(cfg, T, lm_head=True))))
+                    flops=float(cost.prefill_flops(cfg, T, lm_head=True)), **extra))
 
 
 def prefill(ctx) -> dict[str, Any]:

@@ -59,6 +59,7 @@ def test_gpu_script_runs_on_cpu_at_toy_size(tmp_path):
     assert {r["batch"] for r in rows if r["part"] == "decode"} == {1, 4}
     chunked = [r for r in rows if r["regime"] == "prefill_chunked"]
     assert all(r["chunk"] == 64 and r["context"] == 256 for r in chunked)
+    assert all(r["check"]["max_abs_diff"] < 1e-4 * r["check"]["max_abs_logit"] for r in chunked)
     assert [r["part"] for r in rows if r["regime"] == "train_step"] == ["train_pair"] * 2 + [
         "mfu"]
     # the views the book's pages read: per context the pair, with the ratios on the second
