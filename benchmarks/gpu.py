@@ -1,212 +1,219 @@
-"""GPU readiness: one prepared script for a lent GPU, runnable unchanged on CPU at toy size.
+"""GPU benchmark: one call, parts in order of value, each under a time budget, the whole
+JSON rewritten (atomically) after every part and every row, so a run killed at any point
+keeps what it finished.
 
-    python -m benchmarks.gpu --out DIR          # on the GPU (about 5 minutes on an H200)
-    python -m benchmarks.gpu --toy --out DIR    # anywhere, under a minute (tests run this)
+    python -m benchmarks.gpu --out DIR          # one GPU: <= 330 s by construction
+    python -m benchmarks.gpu --toy --out DIR    # toy sizes on the CPU (the tests run this)
 
-It measures, in one process: the matmul peak (bf16 on GPU, fp32 on CPU) and the copy
-bandwidth of device memory; the training MFU of a 75M-parameter (non-embedding) model at
-T = 4K (eager and torch.compile); and, for the recipe's equal-loss pair at long context --
-the paper's Llama-3 GQA point (32, 8), L = 32, d = 2048, against the cost-optimal (8, 1) of
-the same fitted loss -- the decode latency beside the memory-bandwidth bound the cost model
-predicts (weights plus KV cache read once per decoded token) and the throughput of a chunked
-prefill beside its FLOPs (cost.prefill_flops). Results: DIR/gpu-<device>.json.
+Parts (gpu_plan.PARTS; sizes, budgets and the H200 estimates are in gpu_plan.py):
+calibrate (matmul peak, copy bandwidth), decode (the equal-loss pair at batch 1 and at the
+largest batch that fits, each context, as a CUDA graph of one step and eagerly), prefill
+(one causal pass per context and a chunked prefill at the longest, with the SDPA backend
+that ran), train_pair (one training step of each model), mfu (the 75M model's training MFU,
+eager and torch.compile). Results: DIR/gpu-<device>.json, with ``parts`` (status per part:
+ok, skipped: budget, stopped: budget, failed: <error>; running/pending in a killed run),
+``parts_done`` and ``rows`` (one measurement each, with its roofline bound); ``decode`` and
+``training`` are the views the book's pages read (serving.measured_pair, performance).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+T0 = time.perf_counter()  # the run's clock starts with the process (imports included)
 
-from gqa_lib import ModelConfig, cost
-from gqa_lib.io import atomic_write_text
-from gqa_lib.train.model import GQATransformer, KVCache
+import torch  # noqa: E402
 
-from .common import machine, matmul_peak, timeit
-from .steps import model_flops_per_token, step_time
+from gqa_lib import cost  # noqa: E402
+from gqa_lib.io import atomic_write_text  # noqa: E402
+
+from . import gpu_parts, gpu_plan  # noqa: E402
+from .gpu_parts import OverBudget  # noqa: E402
+from .common import machine  # noqa: E402
 
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float32: "fp32"}
 
 
-def copy_bandwidth(device: torch.device, n_bytes: int) -> float:
-    """Bytes/s of a device-to-device copy (read + write counted)."""
-    x = torch.empty(n_bytes // 4, dtype=torch.float32, device=device).fill_(1.0)
-    y = torch.empty_like(x)
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
-    y.copy_(x)
-    t = timeit(lambda: y.copy_(x), repeat=5, number=5, sync=sync)
-    return 2 * n_bytes / t["best_s"]
+@contextmanager
+def hard_deadline(seconds: float) -> Iterator[None]:
+    """Interrupt the enclosed code with OverBudget after ``seconds`` (SIGALRM; Python code
+    only: a kernel already launched finishes first)."""
+    if not hasattr(signal, "setitimer"):  # pragma: no cover - not POSIX
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise OverBudget(f"stopped at its {seconds:.0f} s budget")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.01))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
-def equal_loss_pair(toy: bool) -> tuple[ModelConfig, ModelConfig, dict[str, Any]]:
-    """(baseline, optimum): the paper's (32, 8) point and the recipe's (8, 1) of equal loss
-    at T = 128K (joint loss model fitted to the paper's digitised losses), rounded to whole
-    layers on the d = 64 L family. Toy mode keeps the two head layouts, (32, 8) and (8, 1),
-    in miniature (8x shallower and narrower, d_head 8); the toy pair is not of equal loss."""
-    from gqa_lib.fit.recipe import optimize
-    from gqa_lib.evidence.paper import joint_model
+class Ctx:
+    """What a part sees: device, dtype, sizes, the results so far, its deadline, and a row
+    sink that saves the whole file after each row."""
 
-    rec = optimize(joint_model(), 2.615, 131072, baseline="llama3")
-    row = rec.candidates[(rec.candidates["n_head"] == 8) & (rec.candidates["n_kv_head"] == 1)]
-    L_opt = int(round(float(row["n_layer"].iloc[0])))
-    base = ModelConfig(n_layer=32, d_model=2048, n_head=32, n_kv_head=8, d_head=64,
-                       vocab_size=50_304, name="llama3-gqa-(32,8)")
-    opt = ModelConfig(n_layer=L_opt, d_model=64 * L_opt, n_head=8, n_kv_head=1, d_head=64,
-                      vocab_size=50_304, name="cost-optimal-(8,1)")
-    info = {"recipe_n_layer_continuous": float(row["n_layer"].iloc[0]), "target_loss": 2.615}
-    if toy:  # the same two head layouts in miniature: 8x shallower and narrower, d_head 8
-        L = max(2, L_opt // 8)
-        base = ModelConfig(n_layer=4, d_model=256, n_head=32, n_kv_head=8, d_head=8,
-                           vocab_size=2048, name="toy-(32,8)")
-        opt = ModelConfig(n_layer=L, d_model=64 * L, n_head=8, n_kv_head=1, d_head=8,
-                          vocab_size=2048, name="toy-(8,1)")
-    return base, opt, info
+    def __init__(self, res: dict[str, Any], path: Path, device: torch.device,
+                 dtype: torch.dtype, sizes: gpu_plan.Sizes, toy: bool, t0: float):
+        self.res, self.path, self.device, self.dtype = res, path, device, dtype
+        self.sizes, self.toy, self.t0 = sizes, toy, t0
+        self.part, self.deadline = "", float("inf")
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else None
 
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
 
-@torch.no_grad()
-def decode_latency(cfg: ModelConfig, T: int, device: torch.device, dtype: torch.dtype,
-                   batch: int = 1, tokens: int = 32) -> float:
-    """Seconds per decoded token with T tokens already in the KV cache (the cache is filled
-    with random values: decode cost does not depend on them)."""
-    torch.manual_seed(0)
-    model = GQATransformer(cfg).to(device=device, dtype=dtype).eval()
-    cache = KVCache.empty(cfg, batch, T + tokens + 4, dtype=dtype, device=device)
-    cache.k.normal_()
-    cache.v.normal_()
-    x = torch.zeros(batch, 1, dtype=torch.long, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    def fits(self, estimate_s: float) -> bool:
+        """Whether a step estimated (on one H200) at estimate_s fits in the part's time
+        left; at toy size the estimates do not apply, only the deadline does."""
+        return self.left() > (0.0 if self.toy else estimate_s)
 
-    def step():
-        cache.length = T
-        for _ in range(tokens):
-            model(x, cache=cache)
+    def add_row(self, row: dict[str, Any]) -> None:
+        self.res["rows"].append({"part": self.part, **row})
+        self.save()
 
-    step()  # warm-up
-    return timeit(step, repeat=3, sync=sync)["median_s"] / tokens
+    def note(self, message: str) -> None:
+        self.res["parts"][self.part].setdefault("notes", []).append(message)
+        print(f"  {message}")
+
+    def save(self) -> None:
+        self.res["wall_s"] = time.perf_counter() - self.t0
+        self.res.update(views(self.res, self.sizes))
+        atomic_write_text(self.path, json.dumps(self.res, indent=1) + "\n")
 
 
-@torch.no_grad()
-def prefill_seconds(cfg: ModelConfig, T: int, device: torch.device, dtype: torch.dtype,
-                    chunk: int) -> float:
-    """Seconds to prefill a prompt of T tokens into an empty KV cache, ``chunk`` tokens per
-    forward pass (chunked prefill: the logits of one pass never exceed chunk x vocab)."""
-    torch.manual_seed(0)
-    model = GQATransformer(cfg).to(device=device, dtype=dtype).eval()
-    cache = KVCache.empty(cfg, 1, T, dtype=dtype, device=device)
-    x = torch.randint(0, cfg.vocab_size, (1, T), device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+# ----- the views the book's pages read ------------------------------------------------------
+def views(res: dict[str, Any], sizes: gpu_plan.Sizes) -> dict[str, Any]:
+    """``training``: the MFU rows as the performance page reads them. ``decode``: per context,
+    the pair at batch 1 (CUDA-graph step, else eager; one-pass prefill) beside the bounds,
+    for contexts where both models have both (gqa_lib.evidence.serving.measured_pair)."""
+    rows = res["rows"]
+    train = [{"impl": r["impl"], "step_s": r["seconds"], "tokens_per_s": r["tokens_per_s"],
+              "mfu": r["mfu"]} for r in rows if r["part"] == "mfu"]
+    by = {(r["regime"], r["model"], r["context"], r["batch"]): r for r in rows}
+    decode = []
+    for T in sizes.contexts:
+        pair = []
+        for cfg in sizes.pair:
+            eager = by.get(("decode_step_eager", cfg.name, T, 1))
+            d = by.get(("decode_step", cfg.name, T, 1)) or eager
+            p = by.get(("prefill", cfg.name, T, 1))
+            if d is None or p is None:
+                break
+            pair.append({
+                "model": cfg.name, "n_head": cfg.n_head, "n_kv_head": cfg.n_kv_head,
+                "n_layer": cfg.n_layer, "d_model": cfg.d_model, "context": T,
+                "params_total": int(cost.params_total(cfg)),
+                "kv_cache_bytes": int(cost.kv_cache_bytes(cfg, T, dtype=res["dtype"])),
+                "s_per_token": d["seconds"], "decode_method": d["method"],
+                "s_per_token_eager": eager["seconds"] if eager else None,
+                "tokens_per_s": 1 / d["seconds"], "bound_s_per_token": d.get("bound_s"),
+                "measured_over_bound": d.get("measured_over_bound"),
+                "prefill_s": p["seconds"], "prefill_tokens_per_s": p["tokens_per_s"],
+                "prefill_flops": p["flops"], "prefill_mfu": p.get("mfu"),
+                "prefill_sdpa_backend": p["sdpa_backend"]})
+        if len(pair) == 2:
+            b, o = pair
+            o["speedup_measured"] = b["s_per_token"] / o["s_per_token"]
+            if b["bound_s_per_token"] and o["bound_s_per_token"]:
+                o["speedup_bound"] = b["bound_s_per_token"] / o["bound_s_per_token"]
+            o["prefill_speedup_measured"] = b["prefill_s"] / o["prefill_s"]
+            o["prefill_speedup_flops"] = b["prefill_flops"] / o["prefill_flops"]
+            decode += pair
+    return {"training": {**res["parts"]["mfu"].get("info", {}), "rows": train},
+            "decode": {"pair": [c.to_dict() for c in sizes.pair], "rows": decode}}
 
-    def run():
-        cache.length = 0
-        for i in range(0, T, chunk):
-            model(x[:, i:i + chunk], cache=cache)
 
-    run()  # warm-up
-    return timeit(run, repeat=2, sync=sync)["median_s"]
-
-
-def paper_table5_speedup(metric: str = "inference_throughput") -> float:
-    """The paper's Table 5 ratio of the cost-optimal (8, 1) model's throughput at 128K to the
-    Llama-3 GQA (32, 8) model's (data/paper/table5.csv)."""
-    from gqa_lib.evidence.paper import _read
-
-    row = _read("table5.csv").set_index("metric").loc[metric]
-    return float(row["cost_optimal_8_1"]) / float(row["llama3_gqa_32_8"])
-
-
-def bandwidth_bound(cfg: ModelConfig, T: int, dtype: str, bandwidth: float, batch: int = 1
-                    ) -> float:
-    """Seconds per token if decoding only had to read every weight (embedding matrix included:
-    the LM head reads it) and the whole KV cache once: the cost model's memory term."""
-    weights = cost.inference_memory_bytes(cfg, T, dtype=dtype, batch=batch,
-                                          include_embeddings=True)
-    # `bandwidth` counts a copy's read and write traffic; decoding only reads
-    return float(weights) / bandwidth
-
-
-def run(toy: bool, out_dir: Path) -> dict[str, Any]:
+# ----- the run -------------------------------------------------------------------------------
+def run(toy: bool, out_dir: Path, *, budget_s: float = gpu_plan.RUN_BUDGET_S,
+        commit: str | None = None, hang_in: str | None = None, t0: float = T0
+        ) -> dict[str, Any]:
+    """Run the parts in order; ``budget_s`` counts from ``t0`` (default: process start)."""
     device = torch.device("cuda" if torch.cuda.is_available() and not toy else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    t0 = time.perf_counter()
-    res: dict[str, Any] = {"machine": machine(), "toy": toy, "device": str(device),
-                           "dtype": DTYPE_NAMES[dtype]}
-    res["matmul_peak_flops"] = matmul_peak(device, dtype, n=8192 if device.type == "cuda" else 512)
-    res["copy_bandwidth_bytes_per_s"] = copy_bandwidth(device, 2**30 if device.type == "cuda"
-                                                       else 2**24)
-    print(f"peak {res['matmul_peak_flops'] / 1e12:.1f} TFLOP/s ({res['dtype']}), copy "
-          f"bandwidth {res['copy_bandwidth_bytes_per_s'] / 1e9:.0f} GB/s")
-
-    # training MFU
-    if toy:
-        train_cfg, T, batch_tokens = ModelConfig(n_layer=2, d_model=128, n_head=8, n_kv_head=2,
-                                                 d_head=16, vocab_size=2048), 256, 2048
-    else:
-        train_cfg, T, batch_tokens = ModelConfig(n_layer=12, d_model=768, n_head=12,
-                                                 n_kv_head=4, d_head=64, vocab_size=2048), \
-            4096, 65536
-    train_rows = []
-    for impl in ("gqa_lib", "compiled"):
-        try:
-            s = step_time(train_cfg, T, batch_tokens, impl, 3 if toy else 10, device)
-        except Exception as e:  # report, do not die: the rest of the script still runs
-            train_rows.append({"impl": impl, "error": f"{type(e).__name__}: {e}"[:300]})
-            continue
-        flops = model_flops_per_token(train_cfg, T) * batch_tokens
-        train_rows.append({"impl": impl, "step_s": s, "tokens_per_s": batch_tokens / s,
-                           "mfu": flops / s / res["matmul_peak_flops"]})
-        print(f"train {impl}: {batch_tokens / s:,.0f} tok/s, MFU {train_rows[-1]['mfu']:.1%}")
-    res["training"] = {"config": train_cfg.to_dict(), "context": T, "batch_tokens": batch_tokens,
-                       "params_non_embedding": int(cost.params_non_embedding(train_cfg)),
-                       "rows": train_rows}
-
-    # decode: equal-loss pair at long context
-    base, opt, info = equal_loss_pair(toy)
-    contexts = [512, 2048] if toy else [8192, 32768, 131072]
-    rows = []
-    for T in contexts:
-        for cfg in (base, opt):
-            s = decode_latency(cfg, T, device, dtype, tokens=8 if toy else 32)
-            bound = bandwidth_bound(cfg, T, res["dtype"], res["copy_bandwidth_bytes_per_s"])
-            pre = prefill_seconds(cfg, T, device, dtype, chunk=256 if toy else 16384)
-            pre_flops = float(cost.prefill_flops(cfg, T, lm_head=True))
-            rows.append({"model": cfg.name, "n_head": cfg.n_head, "n_kv_head": cfg.n_kv_head,
-                         "n_layer": cfg.n_layer, "d_model": cfg.d_model, "context": T,
-                         "params_total": int(cost.params_total(cfg)),
-                         "kv_cache_bytes": int(cost.kv_cache_bytes(cfg, T, dtype=res["dtype"])),
-                         "s_per_token": s, "tokens_per_s": 1 / s, "bound_s_per_token": bound,
-                         "measured_over_bound": s / bound,
-                         "prefill_s": pre, "prefill_tokens_per_s": T / pre,
-                         "prefill_flops": pre_flops,
-                         "prefill_mfu": pre_flops / pre / res["matmul_peak_flops"]})
-            print(f"decode {cfg.name} T={T}: {s * 1e3:.2f} ms/token "
-                  f"(bandwidth bound {bound * 1e3:.2f} ms); prefill {T / pre:,.0f} tokens/s "
-                  f"(MFU {rows[-1]['prefill_mfu']:.0%})")
-        b, o = rows[-2], rows[-1]
-        rows[-1]["speedup_measured"] = b["s_per_token"] / o["s_per_token"]
-        rows[-1]["speedup_bound"] = b["bound_s_per_token"] / o["bound_s_per_token"]
-        rows[-1]["prefill_speedup_measured"] = b["prefill_s"] / o["prefill_s"]
-        rows[-1]["prefill_speedup_flops"] = b["prefill_flops"] / o["prefill_flops"]
-    res["decode"] = {"pair": [base.to_dict(), opt.to_dict()], "recipe": info, "rows": rows,
-                     "paper_table5_inference_speedup": paper_table5_speedup()}
-    res["wall_s"] = time.perf_counter() - t0
+    sizes = gpu_plan.TOY if toy else gpu_plan.REAL
+    est = gpu_plan.part_estimates(gpu_plan.REAL)
+    info = machine()
+    if commit:
+        info["commit"] = commit
+    res: dict[str, Any] = {
+        "schema": 2, "machine": info, "toy": toy, "device": str(device),
+        "dtype": DTYPE_NAMES[dtype], "command": "python -m benchmarks.gpu " + " ".join(
+            sys.argv[1:]), "budget_s": budget_s,
+        "parts": {name: {"status": "pending", "budget_s": b, "estimate_h200_s": est[name],
+                         "what": what} for name, b, what in gpu_plan.PARTS},
+        "parts_done": [], "rows": [], "complete": False}
+    slug = "toy-cpu" if toy else info.get("gpu", "cpu").lower().replace(" ", "-")
     out_dir.mkdir(parents=True, exist_ok=True)
-    slug = "toy-cpu" if toy else (res["machine"].get("gpu", "cpu").lower().replace(" ", "-"))
-    path = out_dir / f"gpu-{slug}.json"
-    atomic_write_text(path, json.dumps(res, indent=2) + "\n")
-    print(f"wrote {path} in {res['wall_s']:.0f} s")
+    ctx = Ctx(res, out_dir / f"gpu-{slug}.json", device, dtype, sizes, toy, t0)
+    print(gpu_plan.plan_table(sizes, toy, budget_s))
+    ctx.save()
+    for name, budget, _ in gpu_plan.PARTS:
+        part = res["parts"][name]
+        ctx.part = name
+        allowed = min(budget, budget_s - (time.perf_counter() - t0))
+        if allowed <= (0.0 if toy else est[name]):
+            part["status"] = "skipped: budget"
+            print(f"{name}: skipped: budget ({allowed:.0f} s left, estimate {est[name]:.0f})")
+        else:
+            part.update(status="running", started_s=time.perf_counter() - t0)
+            ctx.save()
+            print(f"{name} (budget {allowed:.0f} s):")
+            if hang_in == name:  # for tests: a run killed in the middle of this part
+                time.sleep(3600)
+            ctx.deadline = time.perf_counter() + allowed
+            t = time.perf_counter()
+            try:
+                with hard_deadline(allowed):
+                    summary = gpu_parts.PART_FUNCTIONS[name](ctx)
+                part["status"] = "ok"
+                if summary:
+                    part["info"] = summary
+            except OverBudget as e:
+                part["status"] = f"stopped: budget ({e})"
+            except Exception as e:  # noqa: BLE001 -- one part failing must not end the run
+                traceback.print_exc()
+                part["status"] = f"failed: {type(e).__name__}: {e}"[:300]
+            part["wall_s"] = time.perf_counter() - t
+            gpu_parts.free_memory(device, collect=True)
+            print(f"{name}: {part['status']} in {part['wall_s']:.1f} s")
+        res["parts_done"].append(name)
+        ctx.save()
+    res["complete"] = True
+    ctx.save()
+    print(f"wrote {ctx.path} in {res['wall_s']:.0f} s")
     return res
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--toy", action="store_true", help="toy sizes on the CPU (for tests)")
     p.add_argument("--out", default="data/bench", help="output folder")
+    p.add_argument("--budget-s", type=float, default=gpu_plan.RUN_BUDGET_S,
+                   help="the whole run's budget from process start (default: %(default)s)")
+    p.add_argument("--commit", help="the commit to record (where the copy has no .git)")
+    p.add_argument("--hang-in", choices=[n for n, _, _ in gpu_plan.PARTS],
+                   help="for tests: sleep when this part starts, to be killed there")
     args = p.parse_args(argv)
-    run(args.toy, Path(args.out))
+    if args.toy:  # two OpenMP threads on two shared, loaded cores run tiny ops ~100x slower
+        torch.set_num_threads(1)
+    run(args.toy, Path(args.out), budget_s=args.budget_s, commit=args.commit,
+        hang_in=args.hang_in)
     return 0
 
 

@@ -4,6 +4,7 @@ function, the MFU count is the cost model's, and the GPU script runs on CPU at t
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -34,18 +35,150 @@ def test_mfu_counts_the_cost_models_training_flops_plus_lm_head():
     assert model_flops_per_token(cfg, 256) == pytest.approx(by_hand)
 
 
+GPU_PARTS = ["calibrate", "decode", "prefill", "train_pair", "mfu"]
+
+
+def run_gpu_toy(out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.gpu", "--toy", "--out", str(out),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def test_gpu_script_runs_on_cpu_at_toy_size(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--toy", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
+    proc = run_gpu_toy(tmp_path)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
     res = json.loads((tmp_path / "gpu-toy-cpu.json").read_text())
+    assert res["complete"] and res["parts_done"] == GPU_PARTS
+    assert all(res["parts"][p]["status"] == "ok" for p in GPU_PARTS)
     assert res["matmul_peak_flops"] > 0 and res["copy_bandwidth_bytes_per_s"] > 0
-    assert any("mfu" in row for row in res["training"]["rows"])
+    rows = res["rows"]
+    assert all(r["seconds"] > 0 and r["bound_s"] > 0 and r["sdpa_backend"] for r in rows)
+    regimes = [r["regime"] for r in rows]  # no CUDA graph on a CPU: eager decode only
+    assert regimes.count("decode_step_eager") == 2 * 3 * 2 and "decode_step" not in regimes
+    assert regimes.count("prefill") == 6 and regimes.count("prefill_chunked") == 2
+    assert {r["batch"] for r in rows if r["part"] == "decode"} == {1, 4}
+    chunked = [r for r in rows if r["regime"] == "prefill_chunked"]
+    assert all(r["chunk"] == 64 and r["context"] == 256 for r in chunked)
+    assert all(r["check"]["max_abs_diff"] < 1e-4 * r["check"]["max_abs_logit"] for r in chunked)
+    assert [r["part"] for r in rows if r["regime"] == "train_step"] == ["train_pair"] * 2 + [
+        "mfu"]
+    # the views the book's pages read: per context the pair, with the ratios on the second
     d = res["decode"]["rows"]
-    assert len(d) == 4 and all(r["s_per_token"] > 0 and r["bound_s_per_token"] > 0 for r in d)
-    assert "speedup_measured" in d[-1] and "speedup_bound" in d[-1]
-    assert all(r["prefill_s"] > 0 and 0 < r["prefill_mfu"] for r in d)
-    assert d[-1]["prefill_speedup_flops"] > 0 and d[-1]["prefill_speedup_measured"] > 0
+    assert len(d) == 6 and all(r["s_per_token"] > 0 and r["prefill_s"] > 0 for r in d)
+    assert all("speedup_measured" in r and "prefill_speedup_flops" in r for r in d[1::2])
+    assert [r["impl"] for r in res["training"]["rows"]] == ["gqa_lib"]
+    assert res["training"]["rows"][0]["mfu"] > 0
+
+
+def test_gpu_script_killed_mid_run_keeps_the_finished_parts(tmp_path):
+    proc = run_gpu_toy(tmp_path, "--hang-in", "prefill")
+    path, deadline = tmp_path / "gpu-toy-cpu.json", time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            # written atomically: every read is a whole file
+            if path.exists() and json.loads(path.read_text())["parts"]["prefill"][
+                    "status"] == "running":
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+    finally:
+        proc.kill()  # SIGKILL: nothing runs after this, so only what was saved is there
+        proc.communicate()
+    res = json.loads(path.read_text())
+    assert res["parts_done"] == ["calibrate", "decode"] and not res["complete"]
+    assert [res["parts"][p]["status"] for p in GPU_PARTS] == [
+        "ok", "ok", "running", "pending", "pending"]
+    assert len([r for r in res["rows"] if r["part"] == "decode"]) == 12
+
+
+def test_gpu_runner_budgets_failures_and_saves(tmp_path, monkeypatch):
+    """The runner with stand-in parts: one over its budget is stopped (its rows kept), one
+    that raises is recorded, the others run; at real sizes a part whose H200 estimate does
+    not fit in the time left is skipped; the file is complete after every part."""
+    from benchmarks import gpu, gpu_parts, gpu_plan
+
+    def calibrate(ctx):
+        ctx.res.update(matmul_peak_flops=1e12, copy_bandwidth_bytes_per_s=1e11)
+
+    def slow(ctx):
+        cfg = ctx.sizes.pair[0]
+        ctx.add_row(gpu_parts.row(ctx, "decode_step", cfg, 8192, 1, 0.5, "stand-in", {},
+                                  tokens=1, bytes_read=1e9))
+        time.sleep(30)
+
+    def broken(ctx):
+        raise ValueError("no kernel")
+
+    saved = []
+    monkeypatch.setattr(gpu.Ctx, "save", lambda self, real=gpu.Ctx.save: (
+        real(self), saved.append(json.loads(self.path.read_text()))))
+    monkeypatch.setattr(gpu_parts, "PART_FUNCTIONS", {
+        "calibrate": calibrate, "decode": slow, "prefill": broken,
+        "train_pair": lambda ctx: None, "mfu": lambda ctx: {"config": "x"}})
+    monkeypatch.setattr(gpu_plan, "PARTS", [("calibrate", 5, ""), ("decode", 0.5, ""),
+                                            ("prefill", 5, ""), ("train_pair", 5, ""),
+                                            ("mfu", 5, "")])
+    res = gpu.run(True, tmp_path, budget_s=60, t0=time.perf_counter())
+    status = {p: res["parts"][p]["status"] for p in GPU_PARTS}
+    assert status["decode"].startswith("stopped: budget") and res["rows"][0]["bound_s"] == 0.01
+    assert status["prefill"] == "failed: ValueError: no kernel"
+    assert status["calibrate"] == status["train_pair"] == status["mfu"] == "ok"
+    assert res["complete"] and res["training"]["config"] == "x"
+    after = [s["parts_done"] for s in saved]
+    assert all(GPU_PARTS[:k] in after for k in range(1, 6))  # saved after every part
+    # real sizes, 15 s left: the parts estimated (on an H200) to take longer are skipped
+    est = gpu_plan.part_estimates(gpu_plan.REAL)
+    assert est["calibrate"] < est["train_pair"] < 14 < est["decode"] < est["prefill"]
+    monkeypatch.setattr(gpu_parts, "PART_FUNCTIONS", dict.fromkeys(GPU_PARTS, calibrate))
+    monkeypatch.setattr(gpu_plan, "PARTS", [(p, 1000, "") for p in GPU_PARTS])
+    res = gpu.run(False, tmp_path, budget_s=15, t0=time.perf_counter())
+    skip = "skipped: budget"
+    assert [res["parts"][p]["status"] for p in GPU_PARTS] == ["ok", skip, skip, "ok", skip]
+
+
+def test_gpu_plan_fits_six_minutes_on_an_h200_and_matches_the_measurements():
+    from benchmarks import gpu_plan as plan
+
+    est = plan.part_estimates(plan.REAL)
+    assert plan.STARTUP_S + sum(est.values()) < 0.6 * plan.RUN_BUDGET_S < 360
+    assert all(est[name] < budget for name, budget, _ in plan.PARTS)
+    # the estimates' step times against the H200 figures they came from (README there):
+    # CUDA-graph decode, aligned (32,8) 8K batch 1 3.63 ms, 128K batch 8 18.65 ms; (8,1) 8K
+    # batch 1 4.41 ms; prefill of 128K 5.89 s and 2.62 s; training step 0.288 s, 0.307 s
+    base, opt = plan.REAL.pair
+    assert plan.decode_step_s(base, 8192, 1)[0] == pytest.approx(3.63e-3, rel=0.1)
+    assert plan.decode_step_s(base, 131072, 8)[0] == pytest.approx(18.65e-3, rel=0.1)
+    assert plan.decode_step_s(opt, 8192, 1)[0] == pytest.approx(4.41e-3, rel=0.1)
+    assert plan.prefill_s(base, 131072) == pytest.approx(5.89, rel=0.1)
+    assert plan.prefill_s(opt, 131072) == pytest.approx(2.62, rel=0.2)
+    assert plan.train_step_s(base, 8192) == pytest.approx(0.288, rel=0.1)
+    assert plan.train_step_s(opt, 8192) == pytest.approx(0.307, rel=0.1)
+
+
+def test_gpu_pair_is_the_recipes_equal_loss_pair_aligned():
+    from benchmarks.gpu_plan import REAL
+    from gqa_lib.arch import aligned
+    from gqa_lib.evidence.serving import equal_loss_pair
+
+    assert REAL.pair == tuple(aligned(c) for c in equal_loss_pair())
+    assert [c.d_ff for c in REAL.pair] == [5632, 6656]
+
+
+def test_sdpa_backend_is_read_from_the_ops_that_ran():
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from benchmarks.gpu_parts import sdpa_calls
+    from gqa_lib.train.model import chunk_causal_mask
+
+    q, k = torch.randn(1, 4, 3, 8), torch.randn(1, 2, 5, 8)
+    bias = chunk_causal_mask(3, 5)
+    sdpa = F.scaled_dot_product_attention
+    assert sdpa_calls(lambda: sdpa(q, k, k, attn_mask=bias, enable_gqa=True)) == {
+        "flash-cpu": 1}
+    with sdpa_kernel(SDPBackend.MATH):
+        assert sdpa_calls(lambda: sdpa(q, k, k, attn_mask=bias, enable_gqa=True)) == {
+            "math": 1}
 
 
 def test_partial_run_keeps_the_other_sections(tmp_path, monkeypatch):

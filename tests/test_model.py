@@ -72,13 +72,15 @@ def test_cached_decode_equals_full_forward(cfg):
     torch.testing.assert_close(torch.cat(parts, 1), full, rtol=1e-5, atol=1e-5)
 
 
-def reference_attention(q, k, v):
-    """Explicit GQA: repeat each KV head over its group, then causal softmax attention."""
+def reference_attention(q, k, v, offset=0):
+    """Explicit GQA: repeat each KV head over its group, then causal softmax attention; the
+    queries are the last of offset + Tq positions (offset > 0: a chunk after a cache)."""
     g = q.shape[1] // k.shape[1]
     k, v = k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1)
     T = q.shape[2]
     scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
-    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    future = torch.ones(T, offset + T, dtype=torch.bool).triu(offset + 1)
+    scores = scores.masked_fill(future, float("-inf"))
     return F.softmax(scores, -1) @ v
 
 
@@ -138,3 +140,55 @@ def test_configs_the_model_does_not_build_are_refused_not_trained_as_dense():
     for name in ("mixtral-8x7b-v0.1", "deepseek-v2-lite", "gemma-2-9b"):
         with pytest.raises(GQAError, match="cost model only"):
             GQATransformer(get_preset(name))
+
+
+@pytest.mark.parametrize("n_head, n_kv_head", [(4, 4), (4, 2), (4, 1)])  # MHA, GQA, MQA
+def test_chunked_prefill_equals_one_pass(n_head, n_kv_head):
+    cfg = ModelConfig(n_layer=2, d_model=32, n_head=n_head, n_kv_head=n_kv_head, d_head=8,
+                      vocab_size=61)
+    m = model_of(cfg)
+    x = torch.randint(0, cfg.vocab_size, (2, 24))
+    full, _ = m(x)
+    cache = KVCache.empty(cfg, 2, 24, dtype=torch.float32)
+    chunks = [m(x[:, i:j], cache=cache)[0] for i, j in ((0, 8), (8, 13), (13, 14), (14, 24))]
+    torch.testing.assert_close(torch.cat(chunks, 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_chunk_after_the_cache_uses_a_lower_right_bias_not_a_mask(monkeypatch):
+    from torch.nn.attention.bias import CausalBias
+
+    from gqa_lib.train import model as model_mod
+
+    seen = []
+    real = model_mod.sdpa_gqa
+
+    def spy(q, k, v, **kw):
+        seen.append((q.shape[2], k.shape[2], kw["is_causal"], kw["attn_mask"]))
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(model_mod, "sdpa_gqa", spy)
+    cfg = CONFIGS["tiny"]
+    m, cache = model_of(cfg), KVCache.empty(cfg, 1, 12, dtype=torch.float32)
+    m(torch.zeros(1, 5, dtype=torch.long), cache=cache)  # prefill: plain causal
+    m(torch.zeros(1, 4, dtype=torch.long), cache=cache)  # a chunk at pos 5
+    m(torch.zeros(1, 1, dtype=torch.long), cache=cache)  # one decoded token: no mask at all
+    first, chunk, token = seen[0], seen[cfg.n_layer], seen[2 * cfg.n_layer]
+    assert first == (5, 5, True, None) and token == (1, 10, False, None)
+    assert chunk[:3] == (4, 9, False) and isinstance(chunk[3], CausalBias)
+
+
+def test_chunk_mask_fallbacks_agree(monkeypatch):
+    """torch < 2.2 gets the explicit boolean mask, torch < 2.5 repeats K/V: same attention."""
+    from gqa_lib.train import model as model_mod
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 6, 3, 8), torch.randn(2, 2, 7, 8), torch.randn(2, 2, 7, 8)
+    bias = model_mod.chunk_causal_mask(3, 7)
+    want = reference_attention(q, k, v, offset=4)
+    torch.testing.assert_close(sdpa_gqa(q, k, v, attn_mask=bias), want, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(model_mod, "_causal_lower_right", lambda: None)
+    mask = model_mod.chunk_causal_mask(3, 7)
+    assert mask.dtype == torch.bool and mask.tolist() == bias._materialize().tolist()
+    monkeypatch.setattr(model_mod, "_HAS_ENABLE_GQA", False)
+    for m in (mask, bias):
+        torch.testing.assert_close(sdpa_gqa(q, k, v, attn_mask=m), want, rtol=1e-5, atol=1e-5)

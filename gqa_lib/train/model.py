@@ -9,6 +9,7 @@ with ``enable_gqa=True``, so K/V are never repeated in memory. `KVCache` holds e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -27,9 +28,37 @@ _IMPLEMENTED = frozenset({"name", "n_layer", "d_model", "n_head", "n_kv_head", "
 _HAS_ENABLE_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
+@functools.cache
+def _causal_lower_right():
+    """torch's `causal_lower_right` (torch >= 2.2), or None. Imported on first use: the
+    module imports torch._dynamo, seconds that a model without chunked prefill never needs."""
+    try:
+        from torch.nn.attention.bias import causal_lower_right
+    except ImportError:  # pragma: no cover - older torch: the boolean mask instead
+        return None
+    return causal_lower_right
+
+
+def chunk_causal_mask(T: int, T_kv: int, device: torch.device | str = "cpu"):
+    """Causal attention of T queries that are the last T of T_kv positions (a prefill chunk
+    after T_kv - T cached tokens): query i sees keys 0 .. T_kv - T + i.
+
+    torch's lower-right `CausalBias`, which SDPA routes to the flash kernel (whose causal
+    flag means lower-right) or the memory-efficient one without building a mask, and
+    materialises only where neither can run; on torch < 2.2, the explicit (T, T_kv) boolean
+    mask, which rules out the fused GPU kernels (facts.md: math kernel).
+    """
+    lower_right = _causal_lower_right()
+    if lower_right is not None:
+        return lower_right(T, T_kv)
+    i = torch.arange(T, device=device)[:, None]
+    return torch.arange(T_kv, device=device)[None, :] <= T_kv - T + i
+
+
 def sdpa_gqa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, is_causal: bool = False,
              attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Grouped-query attention. q: (B, n_h, Tq, d_h); k, v: (B, n_kv, Tk, d_h)."""
+    """Grouped-query attention. q: (B, n_h, Tq, d_h); k, v: (B, n_kv, Tk, d_h). ``attn_mask``
+    may be a boolean mask or a torch `CausalBias` (:func:`chunk_causal_mask`)."""
     if k.shape[1] == q.shape[1]:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
     if _HAS_ENABLE_GQA:
@@ -99,18 +128,17 @@ class Attention(nn.Module):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        mask, causal = None, True
+        mask, causal = None, T > 1
         if cache is not None:
             pos = cache.length
             cache.k[layer, :, :, pos:pos + T] = k
             cache.v[layer, :, :, pos:pos + T] = v
             k, v = cache.k[layer, :, :, :pos + T], cache.v[layer, :, :, :pos + T]
-            if pos > 0:  # queries at pos..pos+T-1 see keys 0..pos+i
+            if pos > 0:  # queries at pos..pos+T-1 see keys 0..pos+i: causal, lower-right
                 causal = False
                 if T > 1:
-                    i = torch.arange(T, device=x.device)[:, None]
-                    mask = torch.arange(pos + T, device=x.device)[None, :] <= pos + i
-        y = sdpa_gqa(q, k, v, is_causal=causal and T > 1, attn_mask=mask)  # (B, n_h, T, d_h)
+                    mask = chunk_causal_mask(T, pos + T, x.device)
+        y = sdpa_gqa(q, k, v, is_causal=causal, attn_mask=mask)  # (B, n_h, T, d_h)
         return self.wo(y.transpose(1, 2).reshape(B, T, self.n_head * self.d_head))
 
 
