@@ -188,7 +188,8 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
         multiple = b.get("d_ff_multiple_of", 1)
         if "d_ff_multiple_of" in b and not equal:
             raise GQAError(f"{where}: d_ff_multiple_of needs equal_params = true")
-        if isinstance(multiple, bool) or not isinstance(multiple, int) or not 1 <= multiple <= 4096:
+        if (isinstance(multiple, bool) or not isinstance(multiple, int)
+                or not 1 <= multiple <= 4096):
             raise GQAError(f"{where}: d_ff_multiple_of must be an integer in 1..4096, "
                            f"got {multiple!r}")
         missing = [k for k in _BLOCK_KEYS if k not in b]
@@ -387,7 +388,8 @@ def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
                    else final.get(c, "")) for c in FULL_EVAL_COLUMNS},
             "train_flops": final["train_flops"], "wall_s": round(final["wall_s"], 2),
             "tokens_per_s": round(final["tokens_per_s"], 1), "device": final["device"],
-            "precision": final.get("precision", ""), "threads": final["threads"], "torch_version": final["torch_version"],
+            "precision": final.get("precision", ""), "threads": final["threads"],
+            "torch_version": final["torch_version"],
         })
     return {k: (int(v) if hasattr(v, "dtype") and v.dtype.kind in "iu" else v)
             for k, v in row.items()}
