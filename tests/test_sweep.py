@@ -405,3 +405,18 @@ d_ff_multiple_of = 2
     for x in got:
         by_size.setdefault((x["d_model"], x["seed"]), []).append(int(x["params_non_embedding"]))
     assert all(max(v) <= 1.01 * min(v) for v in by_size.values())
+
+
+def test_estimate_detects_the_gpu_it_would_run_on(monkeypatch):
+    import torch
+
+    from gqa_lib.train import estimate
+
+    assert estimate.detect_kind("cpu") == ("cpu", "CPU")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name, kind in (("Tesla T4", "t4"), ("NVIDIA H200", "h200"), ("NVIDIA A100", "h200")):
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None, n=name: n)
+        got, note = estimate.detect_kind("auto")
+        assert got == kind and note.startswith(name)
+    assert "not measured" in note  # another GPU is timed as an H200, and says so
+    assert estimate.estimate_sweep([], "h200").total_s == 0

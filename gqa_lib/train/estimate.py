@@ -206,7 +206,7 @@ def estimate_sweep(runs: list[tuple[ModelConfig, Any]], kind: str) -> SweepEstim
     """Estimated seconds of (model, TrainConfig) runs one after another on a device kind."""
     corpora = {tc.data for _, tc in runs}
     return SweepEstimate(kind, tuple(estimate_run(m, tc, kind) for m, tc in runs),
-                         START_S[kind] + PREPARE_COLD_S * len(corpora))
+                         (START_S[kind] + PREPARE_COLD_S * len(corpora)) if runs else 0.0)
 
 
 def detect_kind(device: str = "auto") -> tuple[str, str]:
