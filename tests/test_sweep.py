@@ -3,6 +3,7 @@ failures are recorded and the sweep goes on; shards partition the grid."""
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -117,7 +118,7 @@ def test_shards_partition_the_grid():
     for i in range(3):
         logs = []
         run_sweep(grid, "/nonexistent/x.csv", shard=(i, 3), dry_run=True, log=logs.append)
-        seen.append({line.split()[1] for line in logs[1:]})
+        seen.append({line.split()[1] for line in logs if line.startswith("[")})
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
     assert set.union(*seen) == {s.run_id for s in load_grid(grid)[1]}
     assert parse_shard("1/4") == (1, 4)
@@ -273,3 +274,149 @@ def test_block_sweeps_name_each_run_by_its_exact_setting(tmp_path, small_corpus)
     g.write_text(g.read_text().replace("lrs = [1e-3, 1.6e-2]", "lrs = [true]"))
     with pytest.raises(GQAError, match="lrs must be a non-empty list of numbers"):
         load_grid(g)
+
+
+# ----- the GPU ladder (issue 23): equal sizes, aligned widths, estimated time ---------------
+GPU_GRID = ROOT / "data" / "sweeps" / "gpu-eq-v1.toml"
+PD_TRAIN_TOKENS = 8_489_382  # data/README.md; tests/test_data.py checks the corpus
+
+
+def test_gpu_ladder_is_the_equal_size_design_at_aligned_shapes():
+    _, specs = load_grid(GPU_GRID)
+    assert {(s.model.n_head, s.model.n_kv_head) for s in specs} == {(8, 8), (8, 2), (8, 1),
+                                                                     (1, 1)}
+    assert {s.train.context_len for s in specs} <= {1024, 2048}
+    assert len({s.train.seed for s in specs}) >= 2 and all(s.train.eval_full for s in specs)
+    groups = {}
+    for s in specs:
+        m = s.model
+        assert m.d_model % 64 == 0 and m.d_head % 8 == 0 and m.d_ff % 8 == 0, s.run_id
+        assert s.train.tokens <= 4 * PD_TRAIN_TOKENS, s.run_id  # at most 4 epochs
+        groups.setdefault((m.n_layer, m.d_model, s.train.seed, s.train.lr), []).append(m)
+    sizes = set()
+    for models in groups.values():
+        ref = next(m for m in models if (m.n_head, m.n_kv_head) == (8, 8))
+        for count in (cost.params_non_embedding, cost.params_total):
+            assert all(abs(count(m) / count(ref) - 1) <= 0.01 for m in models)
+        sizes.add(int(cost.params_non_embedding(ref)))
+    assert len(sizes) >= 3 and min(sizes) < 600_000 and max(sizes) > 1_500_000
+    # each seed holds the whole ladder of the four configurations
+    for seed in {s.train.seed for s in specs}:
+        assert len({(s.model.d_model, s.model.n_kv_head, s.model.n_head) for s in specs
+                    if s.train.seed == seed and s.train.lr == 1.1e-2}) == 12
+
+
+def test_gpu_ladder_dry_run_on_cpu_prints_an_h200_estimate_within_6_minutes(tmp_path, capsys):
+    from gqa_lib.cli.main import main
+
+    out = tmp_path / "gpu.csv"
+    assert main(["sweep", str(GPU_GRID), "--out", str(out), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    h200 = float(re.search(r"estimated totals: h200 ([\d,]+) s", text)[1].replace(",", ""))
+    assert 60 < h200 <= 360, text[-2000:]
+    assert "fitted on 6 measured H200 points" in text and "(assumed)" in text
+    assert re.search(r"t4 [\d,]+ s .*\(datasheet ratio\)", text)
+    assert "!git clone" in text and "python -m gqa_lib sweep data/sweeps/gpu-eq-v1.toml" in text
+    assert len(re.findall(r"^\[\d+/28\] .* ~[\d.]+ s$", text, re.M)) == 28
+    assert not out.exists()  # a dry run writes nothing
+    assert main(["sweep", str(GPU_GRID), "--out", str(out), "--dry-run",
+                 "--estimate-for", "h200"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert re.search(r"estimated [\d.]+ min on h200", first)
+
+
+def test_throughput_model_reproduces_the_measured_h200_points():
+    from gqa_lib.arch import ModelConfig
+    from gqa_lib.train import estimate
+
+    measured = json.loads(estimate.H200_MEASURED.read_text())["tiny_training_throughput"]
+    for r in measured:  # the file's FLOP/s are the cost model's FLOPs per token x tokens/s
+        m = ModelConfig(n_layer=r["n_layer"], d_model=r["d_model"], n_head=r["heads"][0],
+                        n_kv_head=r["heads"][1], d_head=r["d_head"], vocab_size=2048)
+        f = estimate.flops_per_token(m, r["context"])
+        assert f * r["tokens_per_s"] == pytest.approx(r["achieved_flops"], rel=1e-9)
+    tp = estimate.throughput("h200")
+    assert len(tp.points) == 6 and max(abs(e) for e in tp.errors()) < 0.10
+    assert estimate.throughput("t4").s_per_token(1e7) == pytest.approx(
+        estimate.T4_SLOWDOWN * tp.s_per_token(1e7))
+    assert len(estimate.throughput("cpu").points) >= 50
+    assert estimate.format_s(42) == "42 s" and estimate.format_s(450) == "7.5 min"
+    with pytest.raises(GQAError, match="device kind='a100' is not allowed"):
+        estimate.throughput("a100")
+
+
+def test_d_ff_multiple_of_aligns_matched_widths_within_the_tolerance(tmp_path, small_corpus):
+    g = write_grid(tmp_path / "g.toml", small_corpus, seeds="[0]", extra="")
+    text = g.read_text().replace("sizes = [[1, 32]]", "sizes = [[1, 32, 4]]")
+    heads = "heads = [[8, 8], [8, 2], [8, 1], [1, 1]]"
+    g.write_text(text.replace("heads = [[4, 4], [4, 1]]", heads + "\nequal_params = true\n"
+                              "d_ff_multiple_of = 2"))
+    _, specs = load_grid(g)
+    assert [s.model.d_ff for s in specs] == [86, 102, 104, 124]  # 85 -> 86 for (8, 8)
+    assert all(s.model.d_head == 4 for s in specs) and specs[0].run_id.endswith("-ff86")
+    g.write_text(g.read_text().replace("d_ff_multiple_of = 2", "d_ff_multiple_of = 8"))
+    with pytest.raises(GQAError, match="heads \\(8, 1\\).*may be too coarse"):
+        load_grid(g)
+    g.write_text(g.read_text().replace("equal_params = true\n", ""))
+    with pytest.raises(GQAError, match="d_ff_multiple_of needs equal_params"):
+        load_grid(g)
+
+
+def test_toy_gpu_style_ladder_runs_on_cpu_without_the_book_packages(tmp_path, small_corpus):
+    """The GPU grid's form (sizes with d_head, equal sizes at aligned widths, two seeds,
+    whole-split evaluation) at toy size, end to end on the CPU, in a process where altair
+    and ipywidgets cannot be imported (the GPU machine has neither)."""
+    grid = tmp_path / "toy.toml"
+    grid.write_text(f"""
+name = "toy-gpu"
+[model]
+vocab_size = 2048
+[train]
+tokens_per_param = 0.1
+batch_tokens = 256
+data = "{small_corpus}"
+eval_every = 4
+eval_tokens = 256
+eval_full = true
+[[block]]
+sizes = [[1, 32, 4], [1, 64, 8]]
+heads = [[8, 8], [1, 1]]
+contexts = [32]
+seeds = [0, 1]
+equal_params = true
+d_ff_multiple_of = 2
+""")
+    out = tmp_path / "toy.csv"
+    code = ("import sys; sys.modules.update(altair=None, ipywidgets=None)\n"
+            "from gqa_lib.cli.main import main\n"
+            f"sys.exit(main(['sweep', {str(grid)!r}, '--out', {str(out)!r}, '--runs-dir', "
+            f"{str(tmp_path / 'runs')!r}, '--threads', '1']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    assert re.search(r"estimated .* on CPU", r.stdout.splitlines()[0])
+    got = rows(out)
+    assert len(got) == 8 and all(x["status"] == "ok" for x in got)
+    assert {x["precision"] for x in got} == {"fp32"} and {x["seed"] for x in got} == {"0", "1"}
+    for x in got:
+        assert int(x["d_ff"]) % 2 == 0 and float(x["val_loss_full_nats"]) > 0
+        assert json.loads(x["val_loss_by_position"])["nats"]
+    by_size = {}
+    for x in got:
+        by_size.setdefault((x["d_model"], x["seed"]), []).append(int(x["params_non_embedding"]))
+    assert all(max(v) <= 1.01 * min(v) for v in by_size.values())
+
+
+def test_estimate_detects_the_gpu_it_would_run_on(monkeypatch):
+    import torch
+
+    from gqa_lib.train import estimate
+
+    assert estimate.detect_kind("cpu") == ("cpu", "CPU")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name, kind in (("Tesla T4", "t4"), ("NVIDIA H200", "h200"), ("NVIDIA A100", "h200")):
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None, n=name: n)
+        got, note = estimate.detect_kind("auto")
+        assert got == kind and note.startswith(name)
+    assert "not measured" in note  # another GPU is timed as an H200, and says so
+    assert estimate.estimate_sweep([], "h200").total_s == 0

@@ -3,6 +3,7 @@ checkpoint format, CLI, and DDP on CPU through torchrun (gloo, 2 processes)."""
 
 import dataclasses
 import json
+import math
 import os
 import random
 import signal
@@ -253,3 +254,46 @@ def test_identity_holds_only_settings_not_fields_a_config_normalises():
     moe = dataclasses.replace(TINY, n_experts=4, n_experts_active=2, d_ff_expert=32)
     extra = set(run_identity(moe, TrainConfig(**FAST))["model"]) - set(_BASE_MODEL_FIELDS)
     assert {"n_experts", "n_experts_active", "d_ff_expert"} <= extra
+
+
+def test_precision_follows_the_device(monkeypatch):
+    from gqa_lib.train.loop import autocast_for, pick_precision
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert pick_precision("auto", cpu) == "fp32" and autocast_for("fp32", cpu) is None
+    for capability, want in (((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")):
+        # a T4 is 7.5: torch.cuda.is_bf16_supported() says yes there (emulated), hence not used
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None, c=capability: c)
+        assert pick_precision("auto", cuda) == want
+    assert pick_precision("fp32", cuda) == "fp32" and pick_precision("fp16", cpu) == "fp16"
+    assert autocast_for("bf16", cpu).fast_dtype == torch.bfloat16
+    assert autocast_for("fp16", cpu).fast_dtype == torch.float16
+    with pytest.raises(GQAError, match="precision='fp8' is not allowed"):
+        TrainConfig(precision="fp8")
+    # where a run executes, not what it is: one grid keeps its keys on an H200 and a T4
+    assert (run_key(run_identity(TINY, TrainConfig(**FAST, precision="fp16")))
+            == run_key(run_identity(TINY, TrainConfig(**FAST))))
+
+
+def test_fp16_with_a_gradient_scaler_resumes_to_the_same_loss(tmp_path):
+    """The fp16 path (autocast + GradScaler, as on a T4) runs on the CPU: its scaler state
+    is checkpointed, so an interrupted run resumes to the loss of an uninterrupted one."""
+    small = dataclasses.replace(TINY, n_layer=1, d_model=64, n_head=4, n_kv_head=1, d_head=16,
+                                d_ff=128)
+    tc = TrainConfig(steps=8, precision="fp16", **{**FAST, "eval_every": 4})
+    ref = train(small, tc, tmp_path / "ref", progress=False)
+    assert ref["precision"] == "fp16" and ref["val_loss"] < math.log(small.vocab_size)  # learns
+    assert train(small, tc, tmp_path / "cut", progress=False, stop_after=5)["interrupted"]
+    state = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=True)
+    assert state["precision"] == "fp16" and state["scaler"]["scale"] > 0
+    again = train(small, tc, tmp_path / "cut", resume=True, progress=False)
+    assert again["val_loss"] == ref["val_loss"] and again["precision"] == "fp16"
+    # resumed in another precision: the same run (same key), and final.json says so
+    train(small, tc, tmp_path / "mixed", progress=False, stop_after=5)
+    mixed = train(small, dataclasses.replace(tc, precision="fp32"), tmp_path / "mixed",
+                  resume=True, progress=False)
+    assert mixed["precision"] == "fp16+fp32" and mixed["run_key"] == ref["run_key"]
+    plain = train(small, dataclasses.replace(tc, precision="auto"), tmp_path / "fp32",
+                  progress=False)
+    assert plain["precision"] == "fp32"
+    assert "scaler" not in torch.load(tmp_path / "fp32" / "ckpt.pt", weights_only=True)

@@ -22,7 +22,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     fields = {f: getattr(args, f) for f in ("steps", "batch_size", "context_len", "lr", "seed",
-                                             "eval_every", "data", "device", "probe_samples")
+                                             "eval_every", "data", "device", "precision",
+                                             "probe_samples")
               if getattr(args, f) is not None}
     fields["compile"] = args.compile
     tc = TrainConfig(**fields)
@@ -60,6 +61,9 @@ def _add_train_parser(sub: Any) -> None:
     p.add_argument("--data", help="a shipped corpus ('web', the default, or 'pd'), a "
                    ".txt/.jsonl file or folder, or hf:NAME")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto (default): bf16 autocast on a GPU with bf16 tensor cores, fp16 "
+                   "with a gradient scaler on an older GPU, fp32 on the CPU")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--probe-samples", type=positive_int("--probe-samples", zero=True, hi=2**20),
                    help="recall-probe samples at the end")
@@ -78,11 +82,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     counts = run_sweep(args.grid, args.out, runs_dir=args.runs_dir, shard=shard,
-                       keep_checkpoints=args.keep_checkpoints, dry_run=args.dry_run)
+                       keep_checkpoints=args.keep_checkpoints, dry_run=args.dry_run,
+                       estimate_for=args.estimate_for)
+    if args.dry_run and not args.json:
+        print(f"on Colab (free tier: a T4, fp16 with a gradient scaler), one cell: "
+              f"{colab_command(args.grid, args.out)}")
     print(json.dumps(counts) if args.json else
           f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
           f"of {counts['total']}")
     return 1 if counts["failed"] else 0
+
+
+def colab_command(grid: str, out: str) -> str:
+    """The Colab cell that runs a grid there: clone the repository and run `gqa sweep` from
+    it (Colab has torch, numpy, scipy, pandas, tokenizers and tqdm; nothing is installed).
+    Paths inside this checkout are given relative to it."""
+    from pathlib import Path
+
+    from gqa_lib.book.colab import REPO_URL
+    from gqa_lib.io import REPO_ROOT
+
+    def rel(path: str) -> str:
+        p = Path(path).resolve()
+        return str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else path
+
+    return (f"!git clone -q --depth=1 {REPO_URL} /content/gqa && cd /content/gqa && "
+            f"python -m gqa_lib sweep {rel(grid)} --out {rel(out)}")
 
 
 def _add_sweep_parser(sub: Any) -> None:
@@ -92,7 +117,11 @@ def _add_sweep_parser(sub: Any) -> None:
     p.add_argument("--shard", default="0/1", help="run every n-th run starting at i: i/n")
     p.add_argument("--runs-dir", help="folder for per-run checkpoints (default runs/GRID)")
     p.add_argument("--keep-checkpoints", action="store_true")
-    p.add_argument("--dry-run", action="store_true", help="list the runs without training")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs and their estimated time without training")
+    p.add_argument("--estimate-for", choices=["auto", "h200", "t4", "cpu"], default="auto",
+                   help="device the time estimate is for (default: the one the runs would "
+                   "use; t4 is a datasheet ratio)")
     p.add_argument("--threads", type=positive_int("--threads"), help="torch CPU threads")
     p.add_argument("--json", action="store_true")
 

@@ -1,8 +1,9 @@
 """Stage 3, tiny models trained for real (PyTorch): the GQA transformer
 (:mod:`~gqa_lib.train.model`), the shipped corpus and tokenizer (:mod:`~gqa_lib.train.data`),
 the training loop (:mod:`~gqa_lib.train.loop`), resumable sweeps over grid files
-(:mod:`~gqa_lib.train.sweep`), the recall probe (:mod:`~gqa_lib.train.probe`) and count-model
-baselines (:mod:`~gqa_lib.train.ngram`, numpy only).
+(:mod:`~gqa_lib.train.sweep`), their estimated time on a device
+(:mod:`~gqa_lib.train.estimate`), the recall probe (:mod:`~gqa_lib.train.probe`) and
+count-model baselines (:mod:`~gqa_lib.train.ngram`, numpy only).
 
 The names below import from here (``from gqa_lib.train import train, TrainConfig``); each
 submodule is imported on first use, so importing the package does not import torch.
@@ -22,10 +23,11 @@ _LAZY = {  # name -> submodule
     "split_documents": "data", "TokenData": "data", "train_tokenizer": "data",
     "VAL_FRACTION": "data",
     "evaluate": "loop", "load_checkpoint": "loop", "lr_at": "loop", "make_optimizer": "loop",
-    "pick_device": "loop", "train": "loop", "TrainConfig": "loop", "TrainingDiverged": "loop",
+    "pick_device": "loop", "pick_precision": "loop", "train": "loop", "TrainConfig": "loop", "TrainingDiverged": "loop",
     "COLUMNS": "sweep", "git_commit": "sweep", "llama3_heads": "sweep", "load_grid": "sweep",
     "parse_shard": "sweep", "record": "sweep", "run_sweep": "sweep", "RunSpec": "sweep",
     "recall_probe": "probe",
+    "estimate_run": "estimate", "estimate_sweep": "estimate",
 }
 __all__ = sorted(_LAZY)
 

@@ -34,6 +34,9 @@ from gqa_lib.train import mqar
 from gqa_lib.train.model import GQATransformer
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 class TrainingDiverged(GQAError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -59,6 +62,9 @@ class TrainConfig:
     seed: int = 0
     data: str = DEFAULT_CORPUS
     device: str = "auto"  # auto | cpu | cuda | mps
+    # auto: bf16 autocast on a GPU with bf16 tensor cores (compute capability >= 8.0), fp16
+    # autocast with a gradient scaler on an older one (Colab's T4), fp32 elsewhere
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
     compile: bool = False
     probe_samples: int = 0  # recall-probe sequences evaluated at the end (0 = off)
     # MQAR (gqa_lib.train.mqar): expected share of training sequences replaced by recall
@@ -92,6 +98,7 @@ class TrainConfig:
         if self.warmup_frac + self.decay_frac > 1:
             raise GQAError("warmup_frac + decay_frac must be <= 1")
         check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
+        check_choice("precision", self.precision, PRECISIONS)
         if not isinstance(self.data, str) or not self.data:
             raise GQAError(f"data must be a corpus name, a path or hf:NAME, got {self.data!r}")
         for f in ("compile", "eval_full"):
@@ -140,8 +147,9 @@ _BASE_TRAIN_FIELDS = ("steps", "batch_size", "context_len", "lr", "min_lr_ratio"
                       "grad_clip", "eval_every", "eval_tokens", "seed", "data",
                       "probe_samples")
 # Where and how a run executes: changes its numbers at the rounding level only; recorded in
-# final.json (device, threads, torch_version), not part of the identity. `name` is a label.
-_NOT_IDENTITY = ("name", "device", "compile")
+# final.json (device, precision, threads, torch_version), not part of the identity (so one
+# grid runs unchanged on an H200 in bf16 and on a T4 in fp16). `name` is a label.
+_NOT_IDENTITY = ("name", "device", "precision", "compile")
 
 
 def _identity_fields(obj: Any, base: tuple[str, ...]) -> dict[str, Any]:
@@ -272,6 +280,26 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def pick_precision(name: str, device: torch.device) -> str:
+    """The precision a run trains in: `name`, or for "auto" bf16 on a CUDA device of compute
+    capability >= 8.0 (bf16 tensor cores; ``torch.cuda.is_bf16_supported()`` also says yes
+    where bf16 is only emulated, e.g. on a T4), fp16 on an older CUDA device, fp32 elsewhere."""
+    check_choice("precision", name, PRECISIONS)
+    if name != "auto":
+        return name
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
+
+
+def autocast_for(precision: str, device: torch.device) -> torch.autocast | None:
+    """The autocast context of a precision (None for fp32)."""
+    if precision == "fp32":
+        return None
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices (dim >= 2) only; norms and biases are not decayed."""
     params = list(dict.fromkeys(p for p in model.parameters() if p.requires_grad))
@@ -381,7 +409,16 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         ddp_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[local_rank] if device.type == "cuda" else None)
     fwd = torch.compile(ddp_model) if tc.compile else ddp_model
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    precision = pick_precision(tc.precision, device)
+    amp = autocast_for(precision, device)
+    # fp16 needs loss scaling (its range underflows small gradients); its state is checkpointed
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    if scaler is not None and state is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    # what final.json records: "fp16+bf16" for a run resumed in another precision
+    used = state.get("precision", precision) if state is not None else precision
+    if used.split("+")[-1] != precision:
+        used = f"{used}+{precision}"
 
     good = {"step": step if state is not None else None}
 
@@ -398,7 +435,10 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
             return
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                  "wall_s": wall, "config_json": config_json,
-                 "history_json": json.dumps(history), "identity_json": json.dumps(identity)}
+                 "history_json": json.dumps(history), "identity_json": json.dumps(identity),
+                 "precision": used}
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
         atomic_write_bytes(ckpt_path, _torch_bytes(state))
 
     t0 = time.perf_counter()
@@ -422,9 +462,16 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
                 f"loss became {loss.item()} at step {step} (lr={lr:.3g}); lower the learning "
                 f"rate or check the data. {_last_good(ckpt_path, good['step'])}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+        else:  # clip the true gradients; a step with inf/NaN gradients is skipped
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            scaler.step(opt)
+            scaler.update()
         step += 1
         last_loss = loss.item()
         bar.update(1)
@@ -449,7 +496,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         checkpoint(wall)
         return {"step": step, "interrupted": True}
     final = _final(model, model_cfg, tc, data, device, history, step, wall, world, amp)
-    final.update(run_key=key, run_identity=identity)
+    final.update(run_key=key, run_identity=identity, precision=used)
     if rank == 0:
         atomic_write_text(out / "final.json", json.dumps(final, indent=2) + "\n")
     if world > 1:

@@ -10,7 +10,7 @@ A grid is a TOML file (parsed as data, never executed)::
     tokens = 786432
     batch_tokens = 8192
     [[block]]          # one or more blocks; each is a full cross product
-    sizes = [[2, 128], [3, 192]]          # (n_layer, d_model)
+    sizes = [[2, 128], [3, 192]]          # (n_layer, d_model), or (n_layer, d_model, d_head)
     heads = [[8, 8], [8, 1], "llama3"]    # (n_head, n_kv_head); "llama3" = (d/d_head, <=8)
     contexts = [256, 1024]
     seeds = [0]
@@ -60,7 +60,8 @@ COLUMNS = [
     "seed", "steps", "batch_size", "lr", "mqar_share", "val_loss_nats", "val_bpb", "best_val_loss_nats",
     "best_val_bpb", "recall_acc", "recall_base_acc", "recall_gain_nats", *MQAR_COLUMNS,
     "train_flops", *FULL_EVAL_COLUMNS,
-    "wall_s", "tokens_per_s", "device", "threads", "torch_version", "git_commit", "finished_utc",
+    "wall_s", "tokens_per_s", "device", "precision", "threads", "torch_version", "git_commit",
+    "finished_utc",
 ]
 _TOP_KEYS = ("name", "description", "model", "train", "block")
 _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
@@ -68,7 +69,13 @@ _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
 # gives it the non-embedding (and so, with the same d_model and vocabulary, the total)
 # parameters of the block's first head configuration at the shape rule's d_ff; refused when
 # they cannot be matched within EQUAL_PARAMS_TOLERANCE. Such runs' ids end in -ff<d_ff>.
+# `d_ff_multiple_of = m` with it aligns the widths for GPU matmuls: the first configuration's
+# d_ff is rounded up to a multiple of m, every other's matched width to the nearest multiple
+# of m, and the tolerance is still checked (m = 64 misses it by up to 6% at d = 128, L = 2:
+# one step of 64 moves 3 x 2 x 128 x 64 parameters; m = 8 stays within 0.6% there).
 EQUAL_PARAMS_TOLERANCE = 0.01
+# A size [n_layer, d_model, d_head] sets the head dimension for that size (e.g. d_model / 8
+# at each size of a ladder, so that (8, 8) is plain multi-head attention at every size).
 # Optional block keys: training settings swept within a block (learning-rate tuning, the MQAR
 # mix); each value also names the run (run_id suffix -lr3e-03, -lr1.6e-02, -mq0.1), exactly:
 # the shortest scientific form that reads back as the same number.
@@ -173,10 +180,18 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
     specs: dict[str, RunSpec] = {}
     for bi, b in enumerate(blocks):
         where = f"{path} block {bi + 1}"
-        _check_keys(where, b, _BLOCK_KEYS + tuple(_BLOCK_SWEEPS) + ("equal_params",))
+        _check_keys(where, b, _BLOCK_KEYS + tuple(_BLOCK_SWEEPS)
+                    + ("equal_params", "d_ff_multiple_of"))
         equal = b.get("equal_params", False)
         if not isinstance(equal, bool):
             raise GQAError(f"{where}: equal_params must be true or false, got {equal!r}")
+        multiple = b.get("d_ff_multiple_of", 1)
+        if "d_ff_multiple_of" in b and not equal:
+            raise GQAError(f"{where}: d_ff_multiple_of needs equal_params = true")
+        if (isinstance(multiple, bool) or not isinstance(multiple, int)
+                or not 1 <= multiple <= 4096):
+            raise GQAError(f"{where}: d_ff_multiple_of must be an integer in 1..4096, "
+                           f"got {multiple!r}")
         missing = [k for k in _BLOCK_KEYS if k not in b]
         if missing:
             raise GQAError(f"{where}: missing {', '.join(missing)}")
@@ -184,8 +199,9 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
             if not isinstance(b[key], list) or not b[key]:
                 raise GQAError(f"{where}: {key} must be a non-empty list, got {b[key]!r}")
         for size in b["sizes"]:
-            if not (isinstance(size, list) and len(size) == 2):
-                raise GQAError(f"{where}: each size is [n_layer, d_model], got {size!r}")
+            if not (isinstance(size, list) and len(size) in (2, 3)):
+                raise GQAError(f"{where}: each size is [n_layer, d_model] or [n_layer, "
+                               f"d_model, d_head], got {size!r}")
             _int_list(f"{where}: size {size!r}", size, lo=1)
         for head in b["heads"]:
             if head != "llama3":
@@ -204,7 +220,7 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
             overrides, suffix = extra
             spec = _spec(where, name, {**model_base}, {**train_base, **overrides},
                          size, head, ctx, seed, budget, batch_tokens, suffix,
-                         match=b["heads"][0] if equal else None)
+                         match=b["heads"][0] if equal else None, multiple_of=multiple)
             prev = specs.get(spec.run_id)
             if prev is None:
                 specs[spec.run_id] = spec
@@ -230,7 +246,9 @@ def _combinations(sweeps: list[list[tuple[str, float, str]]]) -> list[tuple[dict
 
 def _model(where, model_base, size, head) -> tuple[ModelConfig, str]:
     """The model of one (size, heads) entry and its family ("grid" or "llama3")."""
-    n_layer, d_model = size
+    n_layer, d_model = size[:2]
+    if len(size) == 3:
+        model_base = {**model_base, "d_head": size[2]}
     d_head = model_base.get("d_head")
     if head == "llama3":
         if d_head is None:
@@ -250,35 +268,43 @@ def _model(where, model_base, size, head) -> tuple[ModelConfig, str]:
         raise GQAError(f"{where}: {e}") from None
 
 
-def _match_params(where: str, model: ModelConfig, ref: ModelConfig) -> ModelConfig:
-    """`model` with the d_ff that gives it `ref`'s parameters (EQUAL_PARAMS_TOLERANCE)."""
+def _match_params(where: str, model: ModelConfig, ref: ModelConfig,
+                  multiple_of: int = 1) -> ModelConfig:
+    """`model` with the d_ff (a multiple of `multiple_of`, the nearest) that gives it `ref`'s
+    parameters (EQUAL_PARAMS_TOLERANCE)."""
     from gqa_lib import cost
 
     target = int(cost.params_non_embedding(ref))
     try:
-        matched = dataclasses.replace(model, d_ff=cost.d_ff_for_params(model, target))
+        d_ff = cost.d_ff_for_params(model, target)
     except GQAError as e:
         raise GQAError(f"{where}: equal_params: {e}") from None
+    d_ff = max(multiple_of, multiple_of * round(d_ff / multiple_of))
+    matched = dataclasses.replace(model, d_ff=d_ff)
     for what, count in (("non-embedding", cost.params_non_embedding),
                         ("total", cost.params_total)):
         a, b = int(count(matched)), int(count(ref))
         if abs(a - b) > EQUAL_PARAMS_TOLERANCE * b:
             raise GQAError(f"{where}: equal_params: heads ({model.n_head}, {model.n_kv_head}) "
                            f"reach {a:,} {what} parameters against {b:,} (more than "
-                           f"{EQUAL_PARAMS_TOLERANCE:.0%} apart)")
+                           f"{EQUAL_PARAMS_TOLERANCE:.0%} apart"
+                           + (f"; d_ff_multiple_of = {multiple_of} may be too coarse"
+                              if multiple_of > 1 else "") + ")")
     return matched
 
 
 def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, batch_tokens,
-          suffix="", match=None):
+          suffix="", match=None, multiple_of=1):
+    from gqa_lib.arch.config import aligned
     from gqa_lib.train.loop import TrainConfig, run_identity, run_key
 
-    n_layer, d_model = size
+    n_layer, d_model = size[:2]
     model, family = _model(where, model_base, size, head)
     n_head, n_kv_head = model.n_head, model.n_kv_head
     if match is not None:
         default_ff = model.d_ff
-        model = _match_params(where, model, _model(where, model_base, size, match)[0])
+        ref = aligned(_model(where, model_base, size, match)[0], multiple_of)
+        model = _match_params(where, model, ref, multiple_of)
         if model.d_ff != default_ff:
             suffix = f"-ff{model.d_ff}{suffix}"
     if batch_tokens % ctx:
@@ -362,7 +388,8 @@ def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
                    else final.get(c, "")) for c in FULL_EVAL_COLUMNS},
             "train_flops": final["train_flops"], "wall_s": round(final["wall_s"], 2),
             "tokens_per_s": round(final["tokens_per_s"], 1), "device": final["device"],
-            "threads": final["threads"], "torch_version": final["torch_version"],
+            "precision": final.get("precision", ""), "threads": final["threads"],
+            "torch_version": final["torch_version"],
         })
     return {k: (int(v) if hasattr(v, "dtype") and v.dtype.kind in "iu" else v)
             for k, v in row.items()}
@@ -370,8 +397,15 @@ def _row(spec: RunSpec, grid: str, commit: str, final: dict[str, Any] | None,
 
 def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Path | None = None,
               shard: tuple[int, int] = (0, 1), keep_checkpoints: bool = False,
-              dry_run: bool = False, log: Callable[[str], None] = print) -> dict[str, int]:
-    """Run every unfinished run of the grid (this shard's share); return counts by outcome."""
+              dry_run: bool = False, estimate_for: str = "auto",
+              log: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every unfinished run of the grid (this shard's share); return counts by outcome.
+
+    The start message gives the estimated time of the runs to go on the device they will
+    use (:mod:`gqa_lib.train.estimate`), or on `estimate_for` ("h200", "t4", "cpu"); a dry
+    run lists each run's estimate, the total by part, how it is made and the totals on
+    every device kind, and trains nothing."""
+    from gqa_lib.train import estimate
     from gqa_lib.train.loop import train
 
     grid, specs = load_grid(grid_path)
@@ -387,11 +421,22 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
                                     and done[s.run_id].get("run_key") != s.run_key])
     todo = [s for s in mine if s.run_id not in done]
     counts = {"total": len(mine), "skipped": len(mine) - len(todo), "ok": 0, "failed": 0}
+    if estimate_for == "auto":
+        kind, note = estimate.detect_kind(todo[0].train.device if todo else "auto")
+    else:
+        kind, note = estimate.check_kind(estimate_for), f"{estimate_for} (--estimate-for)"
+    est = estimate.estimate_sweep([(s.model, s.train) for s in todo], kind)
     log(f"sweep {grid}: {len(specs)} runs in grid, {len(mine)} in shard {i}/{n}, "
-        f"{counts['skipped']} already done, {len(todo)} to run -> {out_csv}")
+        f"{counts['skipped']} already done, {len(todo)} to run -> {out_csv}; estimated "
+        f"{estimate.format_s(est.total_s)} on {note}")
     for k, spec in enumerate(todo, 1):
-        log(f"[{k}/{len(todo)}] {spec.run_id} ({spec.family}, {spec.train.steps} steps)")
+        log(f"[{k}/{len(todo)}] {spec.run_id} ({spec.family}, {spec.train.steps} steps)"
+            + (f" ~{est.runs[k - 1].total_s:.1f} s" if dry_run else ""))
         if dry_run:
+            if k == len(todo):
+                for line in estimate.sweep_lines([(s.model, s.train) for s in todo], kind,
+                                                 note):
+                    log(line)
             continue
         run_dir = runs_dir / spec.folder
         try:
