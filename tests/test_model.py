@@ -192,3 +192,23 @@ def test_chunk_mask_fallbacks_agree(monkeypatch):
     monkeypatch.setattr(model_mod, "_HAS_ENABLE_GQA", False)
     for m in (mask, bias):
         torch.testing.assert_close(sdpa_gqa(q, k, v, attn_mask=m), want, rtol=1e-5, atol=1e-5)
+
+
+def test_gqa_materialises_shared_heads_on_a_gpu_without_flash(monkeypatch):
+    """On a T4 (compute capability 7.5) SDPA's memory-efficient kernel refuses n_kv != n_h:
+    sdpa_gqa repeats K/V there instead of falling to the math kernel; same numbers."""
+    from gqa_lib.train import model as m
+
+    q, k, v = torch.randn(2, 8, 16, 8), torch.randn(2, 2, 16, 8), torch.randn(2, 2, 16, 8)
+    want = m.sdpa_gqa(q, k, v, is_causal=True)
+    calls = []
+    real = m.F.scaled_dot_product_attention
+
+    def spy(q_, k_, v_, **kw):
+        calls.append((k_.shape[1], kw.get("enable_gqa", False)))
+        return real(q_, k_, v_, **kw)
+
+    monkeypatch.setattr(m, "_no_flash", lambda q_: True)
+    monkeypatch.setattr(m.F, "scaled_dot_product_attention", spy)
+    got = m.sdpa_gqa(q, k, v, is_causal=True)
+    assert calls == [(8, False)] and torch.allclose(got, want, atol=1e-6)

@@ -55,16 +55,24 @@ def chunk_causal_mask(T: int, T_kv: int, device: torch.device | str = "cpu"):
     return torch.arange(T_kv, device=device)[None, :] <= T_kv - T + i
 
 
+def _no_flash(q: torch.Tensor) -> bool:
+    """True on a CUDA GPU older than compute capability 8.0 (no flash attention)."""
+    return q.is_cuda and torch.cuda.get_device_capability(q.device) < (8, 0)
+
+
 def sdpa_gqa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, is_causal: bool = False,
              attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Grouped-query attention. q: (B, n_h, Tq, d_h); k, v: (B, n_kv, Tk, d_h). ``attn_mask``
     may be a boolean mask or a torch `CausalBias` (:func:`chunk_causal_mask`)."""
     if k.shape[1] == q.shape[1]:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
-    if _HAS_ENABLE_GQA:
+    if _HAS_ENABLE_GQA and not _no_flash(q):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal,
                                               enable_gqa=True)
-    g = q.shape[1] // k.shape[1]  # torch < 2.5: materialise the shared heads
+    # torch < 2.5, or a GPU without flash attention (compute capability < 8.0, e.g. Colab's
+    # T4), whose memory-efficient kernel refuses n_kv != n_h and would fall back to the math
+    # kernel (a T x T score matrix per head): materialise the shared heads instead
+    g = q.shape[1] // k.shape[1]
     return F.scaled_dot_product_attention(q, k.repeat_interleave(g, 1), v.repeat_interleave(g, 1),
                                           attn_mask=attn_mask, is_causal=is_causal)
 
