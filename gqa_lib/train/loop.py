@@ -342,7 +342,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         _check_same_run(out, _stored_identity(state), identity, model_cfg, tc,
                         legacy=state.get("config_json"))
     elif resume and (out / "final.json").is_file():
-        final = _read_json(out / "final.json")
+        final = _read_final(out / "final.json")
         _check_same_run(out, final.get("run_identity"), identity, model_cfg, tc)
         return final
     elif resume:
@@ -503,6 +503,29 @@ def _last_good(ckpt_path: Path, step: int | None) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+# What a finished run's final.json must hold (the numbers a sweep's row is made of).
+_FINAL_NUMBERS = ("val_loss", "val_bpb", "best_val_loss", "best_val_bpb", "train_flops",
+                  "wall_s", "tokens_per_s", "threads")
+
+
+def _read_final(path: Path) -> dict[str, Any]:
+    """A finished run's final.json, checked like a checkpoint: one-line GQAError for an
+    empty, truncated or foreign file (not a JSON object with finite numbers)."""
+    try:
+        final = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise GQAError(f"--resume: cannot read {path} ({e.strerror or e})") from None
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        final = None
+    ok = isinstance(final, dict) and all(
+        isinstance(final.get(k), (int, float)) and not isinstance(final.get(k), bool)
+        and math.isfinite(final[k]) for k in _FINAL_NUMBERS)
+    if not ok or not isinstance(final.get("device"), str):
+        raise GQAError(f"--resume: {path} is not a readable final.json of gqa train (empty, "
+                       f"truncated, or missing its results); {_CKPT_ADVICE}")
+    return final
 
 
 def _stored_identity(state: dict[str, Any]) -> dict[str, Any] | None:

@@ -76,11 +76,17 @@ _BLOCK_SWEEPS = {"lrs": ("lr", "lr"), "mqar_shares": ("mqar_share", "mq")}
 
 
 def _label(prefix: str, x: float) -> str:
+    """`prefix` and `x` in the shortest text that reads back as `x`: lr3e-03, mq0.1, and
+    mq0.1234567 where 6 significant digits would round it (`{x:g}` where it does not, so
+    existing run ids keep their names)."""
     import numpy as np
 
-    text = (np.format_float_scientific(x, trim="-", exp_digits=2) if prefix == "lr"
-            else f"{x:g}")
-    assert float(text) == x, (prefix, x, text)
+    if prefix == "lr":
+        text = np.format_float_scientific(x, trim="-", exp_digits=2)
+    else:
+        text = f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
+    if float(text) != x:  # a check of the input, not an assert: python -O keeps it
+        raise GQAError(f"cannot label {prefix}={x!r} exactly (got {text!r})")
     return prefix + text
 _BUDGET_KEYS = ("tokens", "tokens_per_param", "batch_tokens")
 
@@ -208,6 +214,10 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
             prev = specs.get(spec.run_id)
             if prev is None:
                 specs[spec.run_id] = spec
+            elif prev.run_key != spec.run_key:  # one id, two settings: one would be lost
+                raise GQAError(f"{where}: two runs with other settings get the same run id "
+                               f"{spec.run_id!r} (e.g. swept values that differ only past "
+                               "the digits of their label); make the values distinct")
             elif spec.family not in prev.family.split("+"):
                 # e.g. the llama3 baseline coinciding with an explicit (8, 8)
                 specs[spec.run_id] = dataclasses.replace(
