@@ -56,7 +56,7 @@ from gqa_lib.arch.hardware import Accelerator, get_accelerator
 from gqa_lib.cost.counts import (ConfigBatch, _batch_size, _context, _scalar, _values_to_bytes,
                                  inference_flops, kv_cache_bytes, params_active,
                                  params_non_embedding, params_total, prefill_flops)
-from gqa_lib.errors import GQAError
+from gqa_lib.errors import MAX_EXACT, GQAError
 
 # Defaults of the efficiency factors (sources in the module docstring).
 BANDWIDTH_EFFICIENCY = 0.7
@@ -124,16 +124,28 @@ def attention_flops_per_token(cfg: Cfg, T: Any) -> Any:
 # ----- roofline -----------------------------------------------------------------------------
 def _roofline(flops: Any, bytes_: Any, hw: Accelerator, flops_efficiency: float,
               bandwidth_efficiency: float) -> dict[str, Any]:
-    compute_s = np.asarray(flops, np.float64) / (
-        hw.bf16_flops_per_s * _fraction("flops_efficiency", flops_efficiency))
-    memory_s = np.asarray(bytes_, np.float64) / (
-        hw.memory_bandwidth_bytes_per_s * _fraction("bandwidth_efficiency",
-                                                    bandwidth_efficiency))
+    f_eff = _fraction("flops_efficiency", flops_efficiency)
+    bw_eff = _fraction("bandwidth_efficiency", bandwidth_efficiency)
+    with np.errstate(over="ignore"):  # an overflow is refused just below, by name
+        compute_s = np.asarray(flops, np.float64) / (hw.bf16_flops_per_s * f_eff)
+        memory_s = np.asarray(bytes_, np.float64) / (hw.memory_bandwidth_bytes_per_s * bw_eff)
+    _refuse_overflow(compute_s, "bf16_flops_per_s", hw.bf16_flops_per_s, hw, "FLOP/s")
+    _refuse_overflow(memory_s, "memory_bandwidth_bytes_per_s",
+                     hw.memory_bandwidth_bytes_per_s, hw, "bytes/s")
     return {"flops": _scalar(np.asarray(flops, np.float64)),
             "bytes": _scalar(np.asarray(bytes_, np.float64)),
             "compute_s": _scalar(compute_s), "memory_s": _scalar(memory_s),
             "seconds": _scalar(np.maximum(compute_s, memory_s)),
             "memory_bound": _scalar(memory_s >= compute_s)}
+
+
+def _refuse_overflow(seconds: np.ndarray, field: str, value: float, hw: Accelerator,
+                     unit: str) -> None:
+    """GQAError naming the accelerator's figure when a time overflows float64 (inf): an
+    absurdly small rate, whose inf would print as a latency and 0 tokens/s."""
+    if not np.all(np.isfinite(seconds)):
+        raise GQAError(f"hardware {hw.key!r}: {field}={value:g} {unit} makes a step take "
+                       "longer than float64 can hold (inf seconds); give a real rate")
 
 
 def decode_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,
@@ -188,7 +200,12 @@ def max_batch(cfg: Cfg, T: Any, hardware: str | Accelerator, *, dtype: str = "bf
     room = (hw.memory_capacity_bytes * _fraction("memory_fraction", memory_fraction)
             - np.asarray(weights_stored_bytes(s, dtype=dtype), np.float64))
     kv = np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype), np.float64)
-    return _scalar(np.floor(np.maximum(room, 0.0) / kv).astype(np.int64))
+    b = np.floor(np.maximum(room, 0.0) / kv)
+    if not np.all(b <= MAX_EXACT):  # int64 would wrap past 2**63; refused, not capped
+        raise GQAError(f"hardware {hw.key!r}: memory_capacity_bytes="
+                       f"{hw.memory_capacity_bytes:g} holds more than 2**53 sequences; the "
+                       "largest batch is no exact count (give a real memory size)")
+    return _scalar(b.astype(np.int64))
 
 
 def decode_throughput(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = None,
@@ -229,9 +246,13 @@ def cost_per_million_tokens(price_per_hour: float, tokens_per_s: Any) -> Any:
             or not np.isfinite(price_per_hour) or price_per_hour <= 0:
         raise GQAError(f"price_per_hour must be a number > 0, got {price_per_hour!r}")
     rate = np.asarray(tokens_per_s, np.float64)
-    with np.errstate(divide="ignore"):
-        return _scalar(np.where(rate > 0, price_per_hour / 3600.0 * 1e6 / np.where(
-            rate > 0, rate, 1.0), np.inf))
+    with np.errstate(divide="ignore", over="ignore"):
+        usd = np.where(rate > 0, price_per_hour / 3600.0 * 1e6 / np.where(
+            rate > 0, rate, 1.0), np.inf)
+    if np.any(~np.isfinite(usd) & (rate > 0)):  # overflow, not "does not fit"
+        raise GQAError(f"price_per_hour={price_per_hour:g} overflows the cost per million "
+                       "tokens (inf); give a real price per accelerator-hour")
+    return _scalar(usd)
 
 
 def serving_costs(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,
