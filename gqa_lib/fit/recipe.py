@@ -422,6 +422,7 @@ class Recommendation:
     savings: dict | None
     settings: CostSettings
     model: str
+    warnings: tuple[str, ...] = ()  # e.g. the pick far outside the sizes the fit was made on
 
 
 def optimize(model: LossModel, target_loss: float, context: int, *,
@@ -446,7 +447,26 @@ def optimize(model: LossModel, target_loss: float, context: int, *,
         if settings.hardware is not None:
             savings.update(_serving_savings(best, base))
     return Recommendation(float(g.target_loss[0]), int(g.context[0]), best, front, base,
-                          savings, settings, getattr(model, "label", ""))
+                          savings, settings, getattr(model, "label", ""),
+                          _size_warnings(model, best))
+
+
+EXTRAPOLATION_FACTOR = 2.0  # how far past the fitted sizes a pick's N* is worth a warning
+
+
+def _size_warnings(model: LossModel, best: dict) -> tuple[str, ...]:
+    """A warning when the pick's N* lies more than EXTRAPOLATION_FACTOR outside the sizes the
+    model's laws were fitted on (``model.fit.N``, where the model has one)."""
+    N = getattr(getattr(model, "fit", None), "N", None)
+    if N is None or np.size(N) == 0:
+        return ()
+    lo, hi, n = float(np.min(N)), float(np.max(N)), float(best["params_non_embedding"])
+    if lo / EXTRAPOLATION_FACTOR <= n <= hi * EXTRAPOLATION_FACTOR:
+        return ()
+    how = f"{lo / n:.0f}x below the smallest" if n < lo else f"{n / hi:.0f}x above the largest"
+    return (f"N* = {format_count(n)} ({best['n_layer']:.1f} layers) lies outside the sizes "
+            f"the fit was made on ({format_count(lo)} to {format_count(hi)} non-embedding "
+            f"parameters), {how}: the law is extrapolated far beyond its data",)
 
 
 # ----- inverse questions and the bootstrap --------------------------------------------------
