@@ -44,9 +44,11 @@ def cli(*argv: str, capsys) -> tuple[int, str, str]:
 
 
 def refused(rc: int, out: str, err: str, *words: str) -> None:
-    """Exit 2, nothing on stdout, one line on stderr naming the problem, no traceback."""
+    """Exit 2, nothing on stdout, one line on stderr naming the problem, no traceback
+    (after the progress lines of a training run the fault stopped, if any)."""
     assert rc == 2, (rc, out, err)
     assert out == "" and "Traceback" not in err
+    err = "\n".join(x for x in err.splitlines() if not x.startswith("train: step "))
     assert len(err.strip().splitlines()) == 1, err
     for w in words:
         assert w in err, (w, err)

@@ -77,12 +77,47 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    estimate = [_estimate(args.grid, args.out, shard)]
+
+    def log(line: str) -> None:  # the estimate first, once the sweep's own checks passed
+        while estimate:
+            print(estimate.pop(), flush=True)
+        print(line, flush=True)
+
     counts = run_sweep(args.grid, args.out, runs_dir=args.runs_dir, shard=shard,
-                       keep_checkpoints=args.keep_checkpoints, dry_run=args.dry_run)
+                       keep_checkpoints=args.keep_checkpoints, dry_run=args.dry_run, log=log)
     print(json.dumps(counts) if args.json else
           f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
           f"of {counts['total']}")
     return 1 if counts["failed"] else 0
+
+
+# Seconds one sweep run takes on one CPU thread: wall_s ~ SWEEP_S_PER_GFLOP x training GFLOPs
+# + SWEEP_S_PER_MTOKEN x millions of tokens (evaluation and per-token overhead). Least squares
+# over the 206 finished runs of data/sweeps/cpu-v1, cpu-v2 and cpu-v2-lr (1 thread on a
+# 2-core machine): median error 28% per run, totals within 2%.
+SWEEP_S_PER_GFLOP = 0.0136
+SWEEP_S_PER_MTOKEN = 79.4
+
+
+def _estimate(grid: str, out: str, shard: tuple[int, int]) -> str:
+    """One line: the runs still to do in this shard and their time on a CPU thread, from the
+    rates above (a rough figure: GPUs and other CPUs differ)."""
+    from gqa_lib import cost
+    from gqa_lib.train.sweep import is_finished, load_grid, read_sweep_csv
+
+    specs = load_grid(grid)[1]
+    i, n = shard
+    done = {r["run_id"] for r in read_sweep_csv(out)[1] if is_finished(r)}
+    todo = [s for k, s in enumerate(specs) if k % n == i and s.run_id not in done]
+    flops = sum(float(cost.training_flops(s.model, s.train.tokens, s.train.context_len))
+                for s in todo)
+    tokens = sum(s.train.tokens for s in todo)
+    sec = SWEEP_S_PER_GFLOP * flops / 1e9 + SWEEP_S_PER_MTOKEN * tokens / 1e6
+    when = f"{sec / 3600:.1f} CPU-hours" if sec >= 3600 else f"{sec / 60:.0f} CPU-minutes"
+    return (f"estimate: {len(todo)} runs to train, {tokens / 1e6:,.1f} M tokens, about {when} "
+            "at this project's measured single-thread CPU rates (+-30%; --dry-run lists the "
+            "runs without training)")
 
 
 def _add_sweep_parser(sub: Any) -> None:

@@ -335,6 +335,18 @@ def read_sweep_csv(csv_path: str | Path) -> tuple[list[str], list[dict[str, str]
     return header, rows
 
 
+def is_finished(row: dict[str, str | None]) -> bool:
+    """A row of a finished run: status ok and its loss a finite number. A row cut short
+    (a truncated file: status ok, no numbers) is not, so the sweep runs it again and
+    replaces it."""
+    import math
+
+    try:
+        return row.get("status") == "ok" and math.isfinite(float(row.get("val_loss_nats")))
+    except (TypeError, ValueError):
+        return False
+
+
 def record(csv_path: Path, row: dict[str, Any]) -> None:
     """Insert or replace the row of `row['run_id']`, atomically and under a lock. Columns the
     sweep does not own (e.g. a `notes` column a user added) are kept, after COLUMNS."""
@@ -392,7 +404,7 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
         check_writable_dir(runs_dir, "--runs-dir")
     i, n = shard
     mine = [s for k, s in enumerate(specs) if k % n == i]
-    done = {r["run_id"]: r for r in read_sweep_csv(out_csv)[1] if r.get("status") == "ok"}
+    done = {r["run_id"]: r for r in read_sweep_csv(out_csv)[1] if is_finished(r)}
     _refuse_changed(out_csv, grid, [(s, done[s.run_id]) for s in mine if s.run_id in done
                                     and done[s.run_id].get("run_key") != s.run_key])
     todo = [s for s in mine if s.run_id not in done]
