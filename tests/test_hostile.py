@@ -943,6 +943,7 @@ def test_a_write_killed_midway_leaves_no_tmp_file_behind(tmp_path):
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
+        p.stdout.close()
     time.sleep(0.05)
     atomic_write_text(target, "done")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["f.json"]
