@@ -960,3 +960,17 @@ def test_truncated_csv_row_is_not_a_finished_run(tmp_path, capsys):
     rc, text, err = cli("sweep", g, "--out", out, "--runs-dir", tmp_path / "runs",
                         "--dry-run", capsys=capsys)
     assert rc == 0 and "0 already done, 2 to run" in text, text
+
+
+@pytest.mark.parametrize("extra", [
+    ["--memory-gb", "6", "--throughput", "1000", "--price-per-hour", "2"],
+    ["--batch", "1000", "--throughput", "1e6", "--price-per-hour", "2"],
+    ["--objective", "cost", "--price-per-hour", "1e300"],
+])
+def test_optimize_never_prints_inf_or_nan(capsys, extra):
+    import re
+
+    extra = extra if "--objective" in extra else ["--objective", "throughput", *extra]
+    rc, out, err = cli("optimize", "--context", "128k", "--target-loss", "2.615",
+                       "--hardware", "h100", *extra, capsys=capsys)
+    assert rc in (0, 2) and not re.search(r"\b(inf|nan)\b", out + err, re.I), out + err

@@ -8,6 +8,7 @@ which `gqa` prints as one line and exits 2.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -190,6 +191,16 @@ def _latency_cell(r: dict, batch: int) -> str:
     return ms if r["fits"] else f"{ms} no fit"
 
 
+def _money(v: float) -> str:
+    """Cost per million tokens; "no fit" where nothing fits (no tokens: inf)."""
+    return f"{v:.3g}" if math.isfinite(v) else "no fit"
+
+
+def _count_or_none(v: float) -> str:
+    """Accelerators needed; inf (the model fits on none) said in words."""
+    return f"{v:,.0f}" if math.isfinite(v) else "none suffices: it does not fit in memory"
+
+
 def _rate(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 else f"{v:.3g}"
 
@@ -215,7 +226,7 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
                      format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}",
                      f"{r['z']:,.0f}", _rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
                      _latency_cell(r, settings.batch), f"{r['prefill_s']:.3g}"]
-                    + ([f"{r['usd_per_mtok']:.3g}"] if price else [])
+                    + ([_money(r["usd_per_mtok"])] if price else [])
                     + ["<- best" if r["best"] else ""])
     print_table(rows, ["H", "N*", "L", "Z", "tokens/s/GPU", "max B",
                        f"ms/token (B={settings.batch})", "prefill s"]
@@ -241,15 +252,19 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
         print(f"against {baseline} ({_baseline_heads(base)}, N "
               f"{format_count(base['params_non_embedding'])}: "
               f"{_rate(base['tokens_per_s'])} tokens/s per accelerator at batch "
-              f"{base['max_batch']:.0f}): x{s['tokens_per_s_ratio']:.2f} tokens/s per "
-              f"accelerator, {latency}"
+              f"{base['max_batch']:.0f}): "
+              + (f"x{s['tokens_per_s_ratio']:.2f} tokens/s per accelerator"
+                 if math.isfinite(s["tokens_per_s_ratio"]) else
+                 "the baseline does not fit in memory at all")
+              + f", {latency}"
               + (f", cost {s['cost_pct']:.1f}% lower" if "cost_pct" in s else "")
               + f"; paper's units: memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}% lower")
     if needed:
         print(f"accelerators for {needed['target_tokens_per_s']:,.0f} tokens/s: "
-              f"{needed['best']:,.0f}"
-              + (f" (baseline: {needed['baseline']:,.0f})" if "baseline" in needed else ""))
+              f"{_count_or_none(needed['best'])}"
+              + (f" (baseline: {_count_or_none(needed['baseline'])})"
+                 if "baseline" in needed else ""))
 
 
 # ----- gqa hardware -------------------------------------------------------------------------
