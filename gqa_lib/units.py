@@ -82,11 +82,11 @@ def format_bytes(n: float, digits: int = 3) -> str:
 
 
 def format_bound(bound: float, value: float, digits: int = 4) -> str:
-    """`bound` with the fewest significant digits (at least `digits`) that keep `value` on
+    """`bound` with the fewest decimals (at least `digits`) that keep `value` on
     the same side of it, so that a message saying "value is at or below bound" (or above
     it) stays true as printed: E = 2.05997 for a target of 2.06, not E = 2.0600."""
     for d in range(digits, 18):
-        text = f"{bound:.{d}g}"
+        text = f"{bound:.{d}f}"
         if (value <= float(text)) == (value <= bound):
             return text
     return repr(float(bound))

@@ -404,9 +404,10 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
         check_writable_dir(runs_dir, "--runs-dir")
     i, n = shard
     mine = [s for k, s in enumerate(specs) if k % n == i]
-    done = {r["run_id"]: r for r in read_sweep_csv(out_csv)[1] if is_finished(r)}
-    _refuse_changed(out_csv, grid, [(s, done[s.run_id]) for s in mine if s.run_id in done
-                                    and done[s.run_id].get("run_key") != s.run_key])
+    ok = {r["run_id"]: r for r in read_sweep_csv(out_csv)[1] if r.get("status") == "ok"}
+    _refuse_changed(out_csv, grid, [(s, ok[s.run_id]) for s in mine if s.run_id in ok
+                                    and ok[s.run_id].get("run_key") != s.run_key])
+    done = {k for k, r in ok.items() if is_finished(r)}  # a truncated row is run again
     todo = [s for s in mine if s.run_id not in done]
     counts = {"total": len(mine), "skipped": len(mine) - len(todo), "ok": 0, "failed": 0}
     log(f"sweep {grid}: {len(specs)} runs in grid, {len(mine)} in shard {i}/{n}, "
