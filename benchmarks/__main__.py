@@ -1,5 +1,9 @@
 """python -m benchmarks [--quick] [--only NAME ...]: run the benchmarks, print ratios, and
-record the run in data/bench/latest-cpu.json and the table in benchmarks/README.md."""
+record the run in data/bench/latest-cpu.json and the table in benchmarks/README.md.
+
+``--only`` re-measures its sections in that record and keeps the others; ``--quick`` (a
+reduced set) writes latest-cpu-quick.json and leaves the full record and its table alone:
+a partial run never replaces a full record with a subset."""
 
 from __future__ import annotations
 
@@ -179,7 +183,8 @@ def main(argv=None) -> int:
     command = ("python -m benchmarks" + (" --quick" if args.quick else "")
                + (" --only " + " ".join(args.only) if args.only else ""))
     dev = "gpu" if torch.cuda.is_available() else "cpu"
-    path = Path(args.out) / f"latest-{dev}.json"
+    # A quick run measures a reduced set: its own record, never the full one or its table.
+    path = Path(args.out) / f"latest-{dev}{'-quick' if args.quick else ''}.json"
     res = {"machine": machine(), "quick": args.quick, "command": command, "runs": {}}
     if args.only and path.is_file():  # a partial run updates its sections, keeps the others
         old = json.loads(path.read_text())
@@ -200,7 +205,9 @@ def main(argv=None) -> int:
     text = table(res)
     print("\n" + text)
     readme = Path(args.readme)
-    if readme.is_file() and BEGIN in readme.read_text():
+    if args.quick:
+        print(f"\n(quick run: recorded in {path}; {readme.name}'s table keeps the full run)")
+    elif readme.is_file() and BEGIN in readme.read_text():
         body = readme.read_text()
         new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), f"{BEGIN}\n{text}\n{END}", body,
                      flags=re.S)

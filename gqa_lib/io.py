@@ -1,5 +1,6 @@
 """Where the project's files live, and how they are written: the repository root and data/,
-atomic file writes and a locked CSV appender (nothing already written is lost when a process
+atomic file writes (the mode a plain open gives; no temporary file outlives a killed writer)
+and a locked CSV appender (nothing already written is lost when a process
 is killed mid-write), a checked CSV reader, and checks of output paths made before any work."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import csv
 import fcntl
 import io
 import os
+import socket
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
@@ -23,11 +26,19 @@ DATA_DIR = Path(os.environ.get("GQA_DATA_DIR", REPO_ROOT / "data"))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    The file gets the mode a plain ``open`` would give it (0o666 less the umask), or keeps
+    the mode of the file it replaces; the temporary file is named after its writer
+    (``.NAME.HOST-PID.XXXX.tmp``), so one left by a writer killed mid-write on this machine
+    is removed by the next write of `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_owner()}.",
+                               suffix=".tmp")
     try:
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -37,6 +48,63 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"
+
+
+def _owner() -> str:
+    return f"{_HOST}-{os.getpid()}"
+
+
+def _mode_for(path: Path) -> int:
+    """The replaced file's mode, else 0o666 less the process umask (mkstemp's is 0o600)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux >= 4.7: read it without changing it
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files of `path` whose writer, a process on this machine, is gone."""
+    head = f".{path.name}.{_HOST}-"
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(head) and name.endswith(".tmp")):
+            continue
+        pid = name[len(head):].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(path.parent / name)
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

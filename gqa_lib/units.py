@@ -81,6 +81,17 @@ def format_bytes(n: float, digits: int = 3) -> str:
     return f"{_sig(n, digits)} B"
 
 
+def format_bound(bound: float, value: float, digits: int = 4) -> str:
+    """`bound` with the fewest decimals (at least `digits`) that keep `value` on
+    the same side of it, so that a message saying "value is at or below bound" (or above
+    it) stays true as printed: E = 2.05997 for a target of 2.06, not E = 2.0600."""
+    for d in range(digits, 18):
+        text = f"{bound:.{d}f}"
+        if (value <= float(text)) == (value <= bound):
+            return text
+    return repr(float(bound))
+
+
 def _sig(x: float, digits: int) -> str:
     if x == 0 or not math.isfinite(x):
         return str(x)

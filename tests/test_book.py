@@ -59,7 +59,7 @@ def test_notebook_is_clean_and_valid(path):
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
              and (c.outputs or c.execution_count is not None)]
     assert not dirty, (f"{path.name}: cells {dirty} have outputs; clear them "
-                       "(jupyter nbconvert --clear-output --inplace)")
+                       "(python -m gqa_lib.book.colab NOTEBOOK)")
     assert nb.metadata.kernelspec.name == "python3"
 
 

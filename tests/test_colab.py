@@ -128,3 +128,18 @@ def test_a_notebook_runs_on_a_fresh_colab_like_python(tmp_path):
     assert any(line.startswith("gqa_lib==") for line in added)
     located = run(py, "-c", "import gqa_lib; print(gqa_lib.__file__)").stdout.strip()
     assert Path(located).parent == ROOT / "gqa_lib"
+
+
+def test_sync_clears_outputs_without_nbconvert(tmp_path, capsys):
+    nb = tmp_path / "x.ipynb"
+    code = {"cell_type": "code", "execution_count": 3, "metadata": {}, "source": "1 + 1",
+            "outputs": [{"output_type": "execute_result", "execution_count": 3,
+                         "data": {"text/plain": "2"}, "metadata": {}}]}
+    nb.write_text(json.dumps({"cells": [colab.first_cell(), code], "metadata": {},
+                              "nbformat": 4, "nbformat_minor": 5}))
+    assert colab.main(["--check", str(nb)]) == 1
+    assert "has outputs" in capsys.readouterr().out
+    assert colab.main([str(nb)]) == 0
+    cells = json.loads(nb.read_text())["cells"]
+    assert cells[1]["outputs"] == [] and cells[1]["execution_count"] is None
+    assert colab.main(["--check", str(nb)]) == 0

@@ -19,6 +19,8 @@ CONFIGS = {
                        norm="layernorm"),
     "mqa-geglu": ModelConfig(n_layer=3, d_model=64, n_head=4, n_kv_head=1, d_head=8,
                              vocab_size=50, ffn="geglu"),
+    "gqa-reglu": ModelConfig(n_layer=2, d_model=32, n_head=4, n_kv_head=2, d_head=8,
+                             vocab_size=50, ffn="reglu"),
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from gqa_lib.arch.layout import check_extensions, LAYER_TYPES  # noqa: F401 (re-exported)
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, did_you_mean
 
-FFN_KINDS = ("swiglu", "geglu", "gelu", "relu")  # the first two are gated (3 matrices)
+FFN_KINDS = ("swiglu", "geglu", "reglu", "gelu", "relu")  # the first three are gated (3 matrices)
 NORM_KINDS = ("rmsnorm", "layernorm")
 
 PAPER_VOCAB = 50_304  # GPT-2 BPE padded to a multiple of 64 (paper, Sec. 5)
@@ -166,8 +166,9 @@ class ModelConfig:
 
     @property
     def ffn_gated(self) -> bool:
-        """True for SwiGLU/GeGLU (three d_model x d_ff matrices), False for GELU/ReLU (two)."""
-        return self.ffn in ("swiglu", "geglu")
+        """True for SwiGLU/GeGLU/ReGLU (three d_model x d_ff matrices), False for GELU/ReLU
+        (two)."""
+        return self.ffn in ("swiglu", "geglu", "reglu")
 
     @property
     def decoupled(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,9 @@ def _refuse_foreign_fields(r: Reader, fam: hf_families.Family) -> None:
 def _load(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if isinstance(source, Mapping):
         return dict(source), "HF config"
+    if not isinstance(source, (str, os.PathLike)):
+        raise GQAError(f"HF config must be a config.json path, its folder or a dict, got "
+                       f"{type(source).__name__} {source!r:.80}")
     p = Path(source)
     if p.is_dir():
         p = p / "config.json"

@@ -16,7 +16,7 @@ from typing import Any
 from gqa_lib.arch.hf_defaults import ALIASES, DEFAULTS
 
 _GATED = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_new": "geglu",
-          "gelu_pytorch_tanh": "geglu", "gelu_fast": "geglu"}
+          "gelu_pytorch_tanh": "geglu", "gelu_fast": "geglu", "relu": "reglu"}
 _PLAIN = {"gelu": "gelu", "gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu_fast": "gelu",
           "relu": "relu"}
 
@@ -119,10 +119,19 @@ def _qwen_pattern(r, n_layer: int, moe: bool = False) -> dict[str, Any]:
 
 # ----- mixture of experts ----------------------------------------------------------------
 def _moe(r, n_layer: int, experts_key: str, *, width_key: str = "moe_intermediate_size",
-         dense: int = 0, shared: int = 0) -> dict[str, Any]:
+         dense: int = 0, shared: int = 0, zero_is_dense: bool = False) -> dict[str, Any]:
+    """The expert fields; {} (a dense model) for 0 experts where transformers then builds
+    the dense MLP (Qwen MoE, ``zero_is_dense``). Elsewhere 0 experts is refused: transformers
+    builds an empty sparse block, (0, ...) expert tensors and no FFN, whose forward pass
+    fails choosing the top k of 0 experts; it is no model to cost."""
     n = r.int(experts_key, minimum=0)
     if n == 0:
-        return {}
+        if zero_is_dense:
+            return {}
+        raise r.fail(f"{experts_key}=0 is not a model: transformers builds an empty expert "
+                     "block for it (no FFN weights; its forward pass fails choosing the top "
+                     f"k of 0 experts); give {experts_key} >= num_experts_per_tok, or cost "
+                     "the dense model with the shape flags")
     k = r.int("num_experts_per_tok")
     return dict(n_experts=n, n_experts_active=k, d_ff_expert=r.int(width_key),
                 n_dense_layers=dense, d_ff_shared=shared)
@@ -167,7 +176,7 @@ def _qwen3(r) -> dict[str, Any]:
 def _qwen2_moe(r) -> dict[str, Any]:
     f = _core(r)
     moe = _moe(r, f["n_layer"], "num_experts", dense=_qwen_dense_layers(r, f["n_layer"]),
-               shared=r.int("shared_expert_intermediate_size", minimum=0))
+               shared=r.int("shared_expert_intermediate_size", minimum=0), zero_is_dense=True)
     if moe:
         moe["shared_expert_gate"] = moe["d_ff_shared"] > 0
     return {**f, **_qwen_pattern(r, f["n_layer"], moe=True), **moe,
@@ -177,7 +186,8 @@ def _qwen2_moe(r) -> dict[str, Any]:
 def _qwen3_moe(r) -> dict[str, Any]:
     f = _core(r)
     bias = r.bool("attention_bias")
-    moe = _moe(r, f["n_layer"], "num_local_experts", dense=_qwen_dense_layers(r, f["n_layer"]))
+    moe = _moe(r, f["n_layer"], "num_local_experts", dense=_qwen_dense_layers(r, f["n_layer"]),
+               zero_is_dense=True)
     window = r.opt_int("sliding_window") if r.bool("use_sliding_window") else None
     if r.raw("layer_types", None) is not None:
         raise r.fail("layer_types is not read by transformers' qwen3_moe; remove it")

@@ -8,7 +8,8 @@ Colab's own numpy, pandas, torch... are never upgraded or replaced; pip may only
 missing. Everywhere else the cell does nothing.
 
 :data:`FIRST_CELL` is the one definition of that cell; tests/test_book.py checks that every
-notebook starts with it, and ``python -m gqa_lib.book.colab notebooks/*.ipynb`` (re)writes it.
+notebook starts with it, and ``python -m gqa_lib.book.colab notebooks/*.ipynb`` (re)writes it
+and clears the notebooks' outputs (no nbconvert needed).
 The repository URL comes from ``[project.urls]`` in pyproject.toml (:data:`REPO_URL`). For
 tests, the environment variable ``GQA_INSTALL_SOURCE`` replaces the URL with another git
 URL or a local checkout (used in place, not cloned).
@@ -101,17 +102,31 @@ def has_first_cell(nb: dict) -> bool:
     )
 
 
+def has_outputs(nb: dict) -> bool:
+    """True when a code cell holds outputs or an execution count (the repository keeps
+    notebooks without them; tests/test_book.py checks)."""
+    return any(c.get("cell_type") == "code" and (c.get("outputs")
+                                                 or c.get("execution_count") is not None)
+               for c in nb.get("cells") or [])
+
+
 def sync(path: Path) -> bool:
     """Make the notebook at ``path`` start with the canonical cell, replacing an older
-    version of it (recognised by its ``import google.colab``); True if the file changed."""
+    version of it (recognised by its ``import google.colab``), and clear its outputs and
+    execution counts (what `jupyter nbconvert --clear-output` does, without nbconvert);
+    True if the file changed."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    if has_first_cell(nb):
+    if has_first_cell(nb) and not has_outputs(nb):
         return False
     cells = nb.setdefault("cells", [])
-    if cells and "import google.colab" in _source(cells[0]):
-        cells[0] = first_cell()
-    else:
-        cells.insert(0, first_cell())
+    if not has_first_cell(nb):
+        if cells and "import google.colab" in _source(cells[0]):
+            cells[0] = first_cell()
+        else:
+            cells.insert(0, first_cell())
+    for c in cells:
+        if c.get("cell_type") == "code":
+            c["outputs"], c["execution_count"] = [], None
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False)  # as Jupyter writes
     path.write_text(text + "\n", encoding="utf-8")
     return True
@@ -120,17 +135,23 @@ def sync(path: Path) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m gqa_lib.book.colab",
-        description="Check or write the canonical Colab install cell at the top of notebooks.")
+        description="Check or write the canonical Colab install cell at the top of notebooks, "
+        "and clear their outputs.")
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")
     args = ap.parse_args(argv)
-    stale = [p for p in args.notebooks
-             if not has_first_cell(json.loads(p.read_text(encoding="utf-8")))]
+    stale = {}
+    for p in args.notebooks:
+        nb = json.loads(p.read_text(encoding="utf-8"))
+        what = (["first cell differs"] if not has_first_cell(nb) else []) + (
+            ["has outputs"] if has_outputs(nb) else [])
+        if what:
+            stale[p] = what
     if not args.check:
         for p in stale:
             sync(p)
-    for p in stale:
-        print(f"{p}: {'first cell differs' if args.check else 'first cell written'}")
+    for p, what in stale.items():
+        print(f"{p}: {', '.join(what) if args.check else 'first cell written, outputs cleared'}")
     return 1 if args.check and stale else 0
 
 

@@ -93,7 +93,7 @@ def add_model_args(p: argparse.ArgumentParser, *, required: bool = True) -> None
     for flag, (field, typ, hlp) in SHAPE_FLAGS.items():
         parse = positive_int(flag) if typ is int else finite_float(flag, lo=0.0, lo_open=True)
         src.add_argument(flag, dest=field, type=parse, help=hlp)
-    src.add_argument("--ffn", choices=FFN_KINDS, help="FFN kind (swiglu/geglu are gated)")
+    src.add_argument("--ffn", choices=FFN_KINDS, help="FFN kind (swiglu/geglu/reglu are gated)")
     src.add_argument("--norm", choices=NORM_KINDS)
     src.add_argument("--untied", dest="tie_embeddings", action="store_false", default=None,
                      help="separate output embedding")

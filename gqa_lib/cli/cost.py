@@ -56,8 +56,9 @@ def cmd_cost(args: argparse.Namespace) -> int:
         "context", f"KV cache ({args.dtype}, batch {args.batch})", "memory (eq. 4)", "KV share",
         "FLOPs/token 2N", "+ attention", "= C_infer",
     ])
-    print("\nmemory (eq. 4) = non-embedding weights (every expert) + KV cache; 2N counts the "
-          "active matrix parameters;\nattention = 2 n_h (d_k + d_v) per key attended, summed "
+    experts = (" (every expert)", "active ") if cfg.is_moe else ("", "")
+    print(f"\nmemory (eq. 4) = non-embedding weights{experts[0]} + KV cache; 2N counts the "
+          f"{experts[1]}matrix parameters;\nattention = 2 n_h (d_k + d_v) per key attended, summed "
           "over layers (4 T L d_h n_h for full GQA);\nFLOPs exclude the LM head (--json has "
           "both variants).")
     return 0

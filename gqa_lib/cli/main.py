@@ -22,8 +22,26 @@ from gqa_lib.errors import GQAError
 GROUPS = (cost, train, recipe)  # the order of `gqa --help`
 
 
+class _StoreOnce(argparse._StoreAction):
+    """argparse's store, refusing a flag given twice (`--context 128k --context 8k` would
+    otherwise keep the last value silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_given", set())  # dests set in this parse
+        if self.dest in given:
+            parser.error(f"argument {option_string}: given more than once; give it once")
+        given.add(self.dest)
+        super().__call__(parser, namespace, values, option_string)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the usage itself is under --help)."""
+    """argparse, but a usage error is one line (the usage itself is under --help), and a
+    single-value flag given twice is an error."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
@@ -43,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.__dict__.pop("_given", None)
     try:
         return COMMANDS[args.command](args)
     except GQAError as e:

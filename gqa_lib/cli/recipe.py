@@ -8,6 +8,8 @@ which `gqa` prints as one line and exits 2.
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from typing import Any
 
 from gqa_lib import cost
@@ -80,14 +82,19 @@ def _hardware(args: argparse.Namespace):
     return hw.replace(**figures)
 
 
-SERVING_KEYS = ("latency_s", "max_batch", "tokens_per_s", "prefill_s", "usd_per_mtok",
-                "objective")
+SERVING_KEYS = ("latency_s", "fits", "max_batch", "tokens_per_s", "prefill_s",
+                "usd_per_mtok", "objective")
 
 
 def _entry(row: dict[str, Any]) -> dict[str, Any]:
+    """A candidate, the pick or the baseline for --json; ``fits``: whether --batch sequences
+    fit in memory beside the weights (``latency_s`` is for that batch)."""
     keys = ("n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
             "memory_values", "flops", "z", "extrapolated", *SERVING_KEYS)
-    return {k: row[k] for k in keys if k in row}
+    out = {k: row[k] for k in keys if k in row}
+    if "fits" in out:
+        out["fits"] = bool(out["fits"])
+    return out
 
 
 # ----- gqa optimize -------------------------------------------------------------------------
@@ -111,17 +118,22 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         "best": _entry(rec.best),
         "candidates": [_entry(r) for r in rec.candidates.to_dict("records")],
         "note": "n_layer and d_model are the continuous solution; round to a real shape",
+        "warnings": list(rec.warnings),
     }
     if settings.hardware is not None:
         out["hardware"] = _hardware_json(settings)
     if rec.baseline is not None:
-        out["baseline"] = {"name": baseline, **rec.baseline}
+        out["baseline"] = {"name": baseline, **rec.baseline,
+                           **({"fits": bool(rec.baseline["fits"])}
+                              if "fits" in rec.baseline else {})}
         out["savings"] = rec.savings
     if args.throughput is not None and settings.hardware is not None:
         out["accelerators_needed"] = _needed(args.throughput, rec)
     if args.json:
         print_json(out)
         return 0
+    for w in rec.warnings:
+        print(f"gqa optimize: warning: {w}", file=sys.stderr)
     if settings.hardware is not None:
         _print_serving(args, settings, rec, baseline, out.get("accelerators_needed"))
         return 0
@@ -134,14 +146,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
           format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}", f"{r['d_model']:.0f}",
           format_count(r["memory_values"]), format_flops(r["flops"]), f"{r['z']:,.0f}",
           "<- best" if r["best"] else ""] for r in rec.candidates.to_dict("records")],
-        ["H", "N*", "L", "d", "M (values)", "C", "Z", ""])
+        ["H", "N*", "L", "d", "M (values)", "C", "Z", "choice"])
     if any(rec.candidates["extrapolated"]):
-        print("* extrapolated configuration (no measured curve; see gqa_lib/paper.py)")
+        print("* extrapolated configuration (no measured curve; see gqa_lib/evidence/paper.py)")
     if rec.savings:
         s = rec.savings
         base = rec.baseline
-        print(f"\nsavings of ({b['n_head']},{b['n_kv_head']}) over {args.baseline} (n_head "
-              f"{base['n_head']:.1f}, N {format_count(base['params_non_embedding'])}; positive "
+        print(f"\nsavings of ({b['n_head']},{b['n_kv_head']}) over {args.baseline} "
+              f"({_baseline_heads(base)}, N {format_count(base['params_non_embedding'])}; positive "
               f"= cheaper): memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}%")
     return 0
@@ -185,6 +197,29 @@ def _needed(target: float, rec) -> dict[str, Any]:
     return out
 
 
+def _baseline_heads(base: dict) -> str:
+    """The Llama-3 baseline's heads: n_head = d_model / d_head on the continuous shape (so
+    fractional), n_kv_head = 8."""
+    return (f"n_head = d_model / d_head = {base['n_head']:.1f} on the continuous shape, "
+            f"n_kv_head {base['n_kv_head']:.3g}")
+
+
+def _latency_cell(r: dict, batch: int) -> str:
+    """ms per token at --batch; marked where that batch does not fit in memory."""
+    ms = f"{r['latency_s'] * 1e3:.3g}"
+    return ms if r["fits"] else f"{ms} no fit"
+
+
+def _money(v: float) -> str:
+    """Cost per million tokens; "no fit" where nothing fits (no tokens: inf)."""
+    return f"{v:.3g}" if math.isfinite(v) else "no fit"
+
+
+def _count_or_none(v: float) -> str:
+    """Accelerators needed; inf (the model fits on none) said in words."""
+    return f"{v:,.0f}" if math.isfinite(v) else "none suffices: it does not fit in memory"
+
+
 def _rate(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 else f"{v:.3g}"
 
@@ -213,12 +248,15 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
         rows.append([f"({r['n_head']},{r['n_kv_head']})" + ("*" if r["extrapolated"] else ""),
                      format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}",
                      f"{r['z']:,.0f}", _rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
-                     f"{r['latency_s'] * 1e3:.3g}", f"{r['prefill_s']:.3g}"]
-                    + ([f"{r['usd_per_mtok']:.3g}"] if price else [])
+                     _latency_cell(r, settings.batch), f"{r['prefill_s']:.3g}"]
+                    + ([_money(r["usd_per_mtok"])] if price else [])
                     + ["<- best" if r["best"] else ""])
     print_table(rows, ["H", "N*", "L", "Z", "tokens/s/GPU", "max B",
                        f"ms/token (B={settings.batch})", "prefill s"]
-                + (["per 1M tok"] if price else []) + [""])
+                + (["per 1M tok"] if price else []) + ["choice"])
+    if not all(rec.candidates["fits"]):
+        print(f"no fit: {settings.batch} sequences do not fit in memory beside the weights "
+              "(max B is smaller); the latency is the roofline's for a batch that cannot run")
     if any(rec.candidates["extrapolated"]):
         print("* extrapolated configuration (no measured curve; see gqa_lib/evidence/paper.py)")
     b = rec.best
@@ -230,22 +268,31 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
     print(f"pick: H = ({b['n_head']},{b['n_kv_head']}), N* = "
           f"{format_count(b['params_non_embedding'])}: {_rate(b['tokens_per_s'])} tokens/s "
           f"per accelerator at batch {b['max_batch']:.0f}, {b['latency_s'] * 1e3:.3g} ms per "
-          f"token at batch {settings.batch}, prefill of {format_context(T)} tokens in "
-          f"{b['prefill_s']:.3g} s")
+          f"token at batch {settings.batch}"
+          + ("" if b["fits"] else f" (which does not fit in memory: the largest batch is "
+             f"{b['max_batch']:.0f})")
+          + f", prefill of {format_context(T)} tokens in {b['prefill_s']:.3g} s")
     if rec.savings:
         base, s = rec.baseline, rec.savings
-        print(f"against {baseline} (n_head {base['n_head']:.1f}, N "
+        latency = (f"latency {s['latency_pct']:.1f}% lower" if "latency_pct" in s else
+                   f"latency not compared (batch {settings.batch} does not fit in memory "
+                   "for the pick or the baseline)")
+        print(f"against {baseline} ({_baseline_heads(base)}, N "
               f"{format_count(base['params_non_embedding'])}: "
               f"{_rate(base['tokens_per_s'])} tokens/s per accelerator at batch "
-              f"{base['max_batch']:.0f}): x{s['tokens_per_s_ratio']:.2f} tokens/s per "
-              f"accelerator, latency {s['latency_pct']:.1f}% lower"
+              f"{base['max_batch']:.0f}): "
+              + (f"x{s['tokens_per_s_ratio']:.2f} tokens/s per accelerator"
+                 if math.isfinite(s["tokens_per_s_ratio"]) else
+                 "the baseline does not fit in memory at all")
+              + f", {latency}"
               + (f", cost {s['cost_pct']:.1f}% lower" if "cost_pct" in s else "")
               + f"; paper's units: memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}% lower")
     if needed:
         print(f"accelerators for {needed['target_tokens_per_s']:,.0f} tokens/s: "
-              f"{needed['best']:,.0f}"
-              + (f" (baseline: {needed['baseline']:,.0f})" if "baseline" in needed else ""))
+              f"{_count_or_none(needed['best'])}"
+              + (f" (baseline: {_count_or_none(needed['baseline'])})"
+                 if "baseline" in needed else ""))
 
 
 # ----- gqa hardware -------------------------------------------------------------------------

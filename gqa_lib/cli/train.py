@@ -81,9 +81,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    def log(line: str) -> None:
+        print(line, flush=True)
+
     counts = run_sweep(args.grid, args.out, runs_dir=args.runs_dir, shard=shard,
                        keep_checkpoints=args.keep_checkpoints, dry_run=args.dry_run,
-                       estimate_for=args.estimate_for)
+                       estimate_for=args.estimate_for, log=log)
     if args.dry_run and not args.json:
         print(f"on Colab (free tier: a T4, fp16 with a gradient scaler), one cell: "
               f"{colab_command(args.grid, args.out)}")

@@ -349,7 +349,13 @@ def _power(x: np.ndarray, p: float) -> np.ndarray:
 def summary(
     cfg: ModelConfig, T: Any, *, dtype: str = "bf16", batch: int = 1, mla: str = "latent"
 ) -> dict[str, Any]:
-    """Everything `gqa cost` reports for one config at context T, keyed as in its JSON."""
+    """Everything `gqa cost` reports for one config at context T, keyed as in its JSON.
+
+    One context and one batch: arrays are refused (the counts it gathers take them)."""
+    for name, v in (("context_len", T), ("batch", batch)):
+        if np.ndim(v) != 0:
+            raise GQAError(f"summary takes one {name}, got {v!r}; kv_cache_values, "
+                           "inference_flops and the other counts take arrays")
     p = param_counts(cfg)
     f = inference_flops(cfg, T, mla=mla)
     kv = kv_cache_values(cfg, T, batch=batch, mla=mla)

@@ -187,8 +187,9 @@ def _rates(hardware: str | Accelerator, calibration: Any, flops_efficiency: floa
                        source="datasheet"), "datasheet"
 
 
-def _step(w: dict[str, Any], cal: Calibration, basis: str) -> dict[str, Any]:
-    """Seconds of a step from its work (the module's formula); no floor on the datasheet."""
+def _step(w: dict[str, Any], cal: Calibration, basis: str, hw: Accelerator) -> dict[str, Any]:
+    """Seconds of a step from its work (the module's formula); no floor on the datasheet. A
+    time that overflows float64 is refused naming the accelerator's figure."""
     layers = np.asarray(w["layers"], np.float64)
     floor = layers * (cal.layer_floor_s if basis == "calibrated" else 0.0)
     mm = np.asarray(w["matmul_flops"], np.float64)
@@ -197,9 +198,9 @@ def _step(w: dict[str, Any], cal: Calibration, basis: str) -> dict[str, Any]:
         compute_s = mm / cal.matmul_flops_per_s + att / cal.attention_flops_per_s
         memory_s = np.asarray(w["bytes"], np.float64) / cal.bandwidth_bytes_per_s
         seconds = floor + np.maximum(compute_s, memory_s)
-    if not np.all(np.isfinite(seconds)):
-        raise GQAError("the step time is not a finite number of seconds: a rate given is too "
-                       "small (bandwidth, FLOP/s) or a size too large")
+    _refuse_overflow(compute_s, "bf16_flops_per_s", hw.bf16_flops_per_s, hw, "FLOP/s")
+    _refuse_overflow(memory_s, "memory_bandwidth_bytes_per_s",
+                     hw.memory_bandwidth_bytes_per_s, hw, "bytes/s")
     return {"flops": _scalar(mm + att), "bytes": _scalar(np.asarray(w["bytes"], np.float64)),
             "floor_s": _scalar(floor), "compute_s": _scalar(compute_s),
             "memory_s": _scalar(memory_s), "seconds": _scalar(seconds),
@@ -241,6 +242,15 @@ def prefill_work(cfg: Cfg, T: Any, *, batch: Any = 1, dtype: str = "bf16",
             "matmul_flops": B * (mm + head * rows), "attention_flops": B * att}
 
 
+def _refuse_overflow(seconds: np.ndarray, field: str, value: float, hw: Accelerator,
+                     unit: str) -> None:
+    """GQAError naming the accelerator's figure when a time overflows float64 (inf): an
+    absurdly small rate, whose inf would print as a latency and 0 tokens/s."""
+    if not np.all(np.isfinite(seconds)):
+        raise GQAError(f"hardware {hw.key!r}: {field}={value:g} {unit} makes a step take "
+                       "longer than float64 can hold (inf seconds); give a real rate")
+
+
 def decode_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,
                 dtype: str = "bf16", kv_dtype: str | None = None, calibration: Any = "auto",
                 flops_efficiency: float | None = None,
@@ -250,7 +260,8 @@ def decode_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1
     ``memory_bound`` and ``basis`` ("calibrated" or "datasheet"). Formula and constants in
     the module docstring."""
     cal, b = _rates(hardware, calibration, flops_efficiency, bandwidth_efficiency)
-    return _step(decode_work(cfg, T, batch=batch, dtype=dtype, kv_dtype=kv_dtype), cal, b)
+    return _step(decode_work(cfg, T, batch=batch, dtype=dtype, kv_dtype=kv_dtype), cal, b,
+                 _hw(hardware))
 
 
 def decode_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, **kw: Any) -> Any:
@@ -266,7 +277,7 @@ def prefill_step(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 
     :func:`prefill_work`): the same keys as :func:`decode_step`."""
     cal, b = _rates(hardware, calibration, flops_efficiency, bandwidth_efficiency)
     w = prefill_work(cfg, T, batch=batch, dtype=dtype, kv_dtype=kv_dtype, logits=logits)
-    return _step(w, cal, b)
+    return _step(w, cal, b, _hw(hardware))
 
 
 def prefill_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, **kw: Any) -> Any:
@@ -298,9 +309,11 @@ def max_batch(cfg: Cfg, T: Any, hardware: str | Accelerator, *, dtype: str = "bf
     kv = np.asarray(kv_bytes_per_sequence(s, T, kv_dtype=kv_dtype or dtype), np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         b = np.floor(np.maximum(room, 0.0) / kv)
-    if not np.all(np.isfinite(b)) or np.any(b > MAX_EXACT):
-        raise GQAError("max_batch: more than 2**53 sequences would fit beside the weights "
-                       "(the memory capacity given is too large); check --memory-gb")
+    if not np.all(b <= MAX_EXACT):  # int64 would wrap past 2**63; refused, not capped
+        raise GQAError(f"hardware {_hw(hardware).key!r}: memory_capacity_bytes="
+                       f"{memory_capacity_bytes(hardware, calibration):g} holds more than "
+                       "2**53 sequences; the largest batch is no exact count (give a real "
+                       "memory size)")
     return _scalar(b.astype(np.int64))
 
 
@@ -343,9 +356,13 @@ def cost_per_million_tokens(price_per_hour: float, tokens_per_s: Any) -> Any:
             or not np.isfinite(price_per_hour) or price_per_hour <= 0:
         raise GQAError(f"price_per_hour must be a number > 0, got {price_per_hour!r}")
     rate = np.asarray(tokens_per_s, np.float64)
-    with np.errstate(divide="ignore"):
-        return _scalar(np.where(rate > 0, price_per_hour / 3600.0 * 1e6 / np.where(
-            rate > 0, rate, 1.0), np.inf))
+    with np.errstate(divide="ignore", over="ignore"):
+        usd = np.where(rate > 0, price_per_hour / 3600.0 * 1e6 / np.where(
+            rate > 0, rate, 1.0), np.inf)
+    if np.any(~np.isfinite(usd) & (rate > 0)):  # overflow, not "does not fit"
+        raise GQAError(f"price_per_hour={price_per_hour:g} overflows the cost per million "
+                       "tokens (inf); give a real price per accelerator-hour")
+    return _scalar(usd)
 
 
 def serving_costs(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,

@@ -110,7 +110,7 @@ def headline_serving(model=None, *, hardware=("a800", "h100", "h200"), context: 
                          "tokens_per_s_ratio": s["tokens_per_s_ratio"],
                          "latency_ms": 1e3 * b["latency_s"],
                          "baseline_latency_ms": 1e3 * base["latency_s"],
-                         "latency_pct": s["latency_pct"], "memory_pct": s["memory_pct"],
+                         "latency_pct": s.get("latency_pct", float("nan")), "memory_pct": s["memory_pct"],
                          "flops_pct": s["flops_pct"]})
     return pd.DataFrame(rows)
 

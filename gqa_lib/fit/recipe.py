@@ -44,6 +44,7 @@ from gqa_lib.arch.config import (aligned, ASPECT_RULES, FFN_MULTIPLE_OF, ModelCo
                                  PAPER_TABLE9_SHAPES, PAPER_VOCAB)
 from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
+from gqa_lib.units import format_bound, format_count
 
 if TYPE_CHECKING:
     from gqa_lib.fit.scaling import LossFit, PowerLaw
@@ -340,9 +341,7 @@ def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
     ok = np.isfinite(N) & (N > 0)
     dead = ~ok.any(axis=1)
     if dead.any():
-        raise GQAError(f"target_loss={t[dead][0]:g} is at or below the fitted irreducible "
-                       f"loss of every candidate (E = {model_floor(model):.4f} nats); "
-                       f"choose a target above it")
+        _refuse_unreachable(model, float(t[dead][0]))
     # The target must lie within what each law spans: N* has to give back the target (a
     # bisection stopped at its bound, e.g. a target above the loss of the smallest size a
     # law covers, does not), and map to a real shape (at least one layer, under 1e5).
@@ -366,6 +365,20 @@ def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
 
 SPAN_RTOL = 1e-6  # |L(N*) - target| / target above which N* is a bisection bound, not a root
 MAX_LAYERS = 1e5  # the upper bound of shape_for_params' bisection
+
+
+def _refuse_unreachable(model: LossModel, t: float) -> None:
+    """GQAError for a target no candidate reaches: at or below the floor E, or above it but
+    too close for any law to be solved at a size it covers. E is printed with the digits
+    that keep the message true (2.05997, not 2.0600, for a target of 2.06)."""
+    E = model_floor(model)
+    shown = format_bound(E, t)
+    if t <= E:
+        raise GQAError(f"target_loss={t!r} is at or below the fitted irreducible loss of "
+                       f"every candidate (E = {shown} nats); choose a target above it")
+    raise GQAError(f"target_loss={t!r} is above the fitted irreducible loss (E = {shown} "
+                   "nats) but too close to the floors: no candidate's law reaches it at a size "
+                   "it is solved for; choose a higher target")
 
 
 def _refuse_outside(t: np.ndarray, now: np.ndarray, before: np.ndarray, N: np.ndarray,
@@ -419,10 +432,12 @@ def baseline_costs(model: LossModel, target_loss: Any, context: Any, *,
 def _serving_savings(best: dict, base: dict) -> dict[str, float]:
     """The pick against the baseline in serving units: latency and cost saved (%), and how
     many times the baseline's tokens/s per accelerator the pick serves (inf: the baseline
-    does not fit)."""
-    out = {"latency_pct": 100.0 * (1.0 - best["latency_s"] / base["latency_s"]),
-           "tokens_per_s_ratio": (best["tokens_per_s"] / base["tokens_per_s"]
+    does not fit). No ``latency_pct`` where the batch does not fit the pick or the
+    baseline."""
+    out = {"tokens_per_s_ratio": (best["tokens_per_s"] / base["tokens_per_s"]
                                   if base["tokens_per_s"] > 0 else float("inf"))}
+    if best["fits"] and base["fits"]:  # a latency at a batch that cannot run is no saving
+        out["latency_pct"] = 100.0 * (1.0 - best["latency_s"] / base["latency_s"])
     if np.isfinite(best["usd_per_mtok"]) and np.isfinite(base["usd_per_mtok"]):
         out["cost_pct"] = 100.0 * (1.0 - best["usd_per_mtok"] / base["usd_per_mtok"])
     return out
@@ -440,6 +455,7 @@ class Recommendation:
     savings: dict | None
     settings: CostSettings
     model: str
+    warnings: tuple[str, ...] = ()  # e.g. the pick far outside the sizes the fit was made on
 
 
 def optimize(model: LossModel, target_loss: float, context: int, *,
@@ -464,7 +480,26 @@ def optimize(model: LossModel, target_loss: float, context: int, *,
         if settings.hardware is not None:
             savings.update(_serving_savings(best, base))
     return Recommendation(float(g.target_loss[0]), int(g.context[0]), best, front, base,
-                          savings, settings, getattr(model, "label", ""))
+                          savings, settings, getattr(model, "label", ""),
+                          _size_warnings(model, best))
+
+
+EXTRAPOLATION_FACTOR = 2.0  # how far past the fitted sizes a pick's N* is worth a warning
+
+
+def _size_warnings(model: LossModel, best: dict) -> tuple[str, ...]:
+    """A warning when the pick's N* lies more than EXTRAPOLATION_FACTOR outside the sizes the
+    model's laws were fitted on (``model.fit.N``, where the model has one)."""
+    N = getattr(getattr(model, "fit", None), "N", None)
+    if N is None or np.size(N) == 0:
+        return ()
+    lo, hi, n = float(np.min(N)), float(np.max(N)), float(best["params_non_embedding"])
+    if lo / EXTRAPOLATION_FACTOR <= n <= hi * EXTRAPOLATION_FACTOR:
+        return ()
+    how = f"{lo / n:.0f}x below the smallest" if n < lo else f"{n / hi:.0f}x above the largest"
+    return (f"N* = {format_count(n)} ({best['n_layer']:.1f} layers) lies outside the sizes "
+            f"the fit was made on ({format_count(lo)} to {format_count(hi)} non-embedding "
+            f"parameters), {how}: the law is extrapolated far beyond its data",)
 
 
 # ----- inverse questions and the bootstrap --------------------------------------------------

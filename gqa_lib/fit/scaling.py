@@ -33,6 +33,7 @@ import pandas as pd
 from scipy.optimize import least_squares, minimize
 
 from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.units import format_bound
 
 FIT_METHODS = ("huber", "lsq")
 OPTIMIZERS = ("BFGS", "L-BFGS-B")
@@ -55,9 +56,12 @@ class PowerLaw:
     def params_for_loss(self, target: Any) -> Any:
         """N*(L*) = a / (L* - E)^(1/b) (step 3 of the recipe); GQAError when L* <= E."""
         t = np.asarray(target, np.float64)
-        if np.any(~np.isfinite(t)) or np.any(t <= self.E):
+        bad = np.atleast_1d(t)[~(np.atleast_1d(t) > self.E)]  # NaN included
+        if bad.size:
+            shown = (format_bound(self.E, float(bad[0])) if np.isfinite(bad[0])
+                     else f"{self.E:.4f}")
             raise GQAError(f"target_loss must be above the fitted irreducible loss "
-                           f"E = {self.E:.4f} nats, got {target!r}")
+                           f"E = {shown} nats, got {target!r}")
         return self.a / (t - self.E) ** (1.0 / self.b)
 
 

@@ -370,7 +370,7 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         _check_same_run(out, _stored_identity(state), identity, model_cfg, tc,
                         legacy=state.get("config_json"))
     elif resume and (out / "final.json").is_file():
-        final = _read_json(out / "final.json")
+        final = _read_final(out / "final.json")
         _check_same_run(out, final.get("run_identity"), identity, model_cfg, tc)
         return final
     elif resume:
@@ -442,7 +442,8 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
         atomic_write_bytes(ckpt_path, _torch_bytes(state))
 
     t0 = time.perf_counter()
-    bar = _progress(tc.steps, step, progress and rank == 0)
+    bar = _progress(tc.steps, step, progress and rank == 0,
+                    tokens_per_step=tc.batch_size * tc.context_len * world)
     last_loss = float("nan")
     end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
     while step < end:
@@ -552,6 +553,29 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+# What a finished run's final.json must hold (the numbers a sweep's row is made of).
+_FINAL_NUMBERS = ("val_loss", "val_bpb", "best_val_loss", "best_val_bpb", "train_flops",
+                  "wall_s", "tokens_per_s", "threads")
+
+
+def _read_final(path: Path) -> dict[str, Any]:
+    """A finished run's final.json, checked like a checkpoint: one-line GQAError for an
+    empty, truncated or foreign file (not a JSON object with finite numbers)."""
+    try:
+        final = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise GQAError(f"--resume: cannot read {path} ({e.strerror or e})") from None
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        final = None
+    ok = isinstance(final, dict) and all(
+        isinstance(final.get(k), (int, float)) and not isinstance(final.get(k), bool)
+        and math.isfinite(final[k]) for k in _FINAL_NUMBERS)
+    if not ok or not isinstance(final.get("device"), str):
+        raise GQAError(f"--resume: {path} is not a readable final.json of gqa train (empty, "
+                       f"truncated, or missing its results); {_CKPT_ADVICE}")
+    return final
+
+
 def _stored_identity(state: dict[str, Any]) -> dict[str, Any] | None:
     text = state.get("identity_json")
     return json.loads(text) if text else None
@@ -618,11 +642,47 @@ def _torch_bytes(obj: Any) -> bytes:
     return buf.getvalue()
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def _progress(total: int, initial: int, enabled: bool, tokens_per_step: int = 0):
+    """A tqdm bar on a terminal; elsewhere (a log file, a pipe, a notebook's stderr) one
+    line now and then, so a long run is never silent (:class:`_ProgressLines`)."""
     from tqdm.auto import tqdm
 
+    if enabled and not sys.stderr.isatty():
+        return _ProgressLines(total, initial, tokens_per_step)
     return tqdm(total=total, initial=initial, disable=not enabled or not sys.stderr.isatty(),
                 dynamic_ncols=True, desc="train")
+
+
+class _ProgressLines:
+    """tqdm's update/set_postfix/close as plain lines on stderr: after the first step,
+    every PROGRESS_EVERY_S seconds and at the last step, with tokens/s and the time left."""
+
+    PROGRESS_EVERY_S = 10.0
+
+    def __init__(self, total: int, initial: int, tokens_per_step: int):
+        self.total, self.initial, self.step = total, initial, initial
+        self.tokens_per_step = tokens_per_step
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.step += n
+
+    def set_postfix(self, **values: Any) -> None:
+        now = time.perf_counter()
+        done = self.step - self.initial
+        if not (done == 1 or self.step >= self.total or now - self.last >= self.PROGRESS_EVERY_S):
+            return
+        self.last = now
+        per_step = (now - self.t0) / max(done, 1)
+        left = round(per_step * (self.total - self.step))
+        eta = f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+        extra = "".join(f", {k} {v}" for k, v in values.items())
+        print(f"train: step {self.step}/{self.total} ({100 * self.step / self.total:.0f}%)"
+              f"{extra}, {self.tokens_per_step / max(per_step, 1e-9):,.0f} tokens/s, "
+              f"ETA {eta}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> tuple[GQATransformer, dict]:

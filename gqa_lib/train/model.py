@@ -163,6 +163,8 @@ class FeedForward(nn.Module):
             h = F.silu(self.w1(x)) * self.w3(x)
         elif self.kind == "geglu":
             h = F.gelu(self.w1(x), approximate="tanh") * self.w3(x)
+        elif self.kind == "reglu":
+            h = F.relu(self.w1(x)) * self.w3(x)
         elif self.kind == "gelu":
             h = F.gelu(self.w1(x))
         else:

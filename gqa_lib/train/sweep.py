@@ -83,11 +83,17 @@ _BLOCK_SWEEPS = {"lrs": ("lr", "lr"), "mqar_shares": ("mqar_share", "mq")}
 
 
 def _label(prefix: str, x: float) -> str:
+    """`prefix` and `x` in the shortest text that reads back as `x`: lr3e-03, mq0.1, and
+    mq0.1234567 where 6 significant digits would round it (`{x:g}` where it does not, so
+    existing run ids keep their names)."""
     import numpy as np
 
-    text = (np.format_float_scientific(x, trim="-", exp_digits=2) if prefix == "lr"
-            else f"{x:g}")
-    assert float(text) == x, (prefix, x, text)
+    if prefix == "lr":
+        text = np.format_float_scientific(x, trim="-", exp_digits=2)
+    else:
+        text = f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
+    if float(text) != x:  # a check of the input, not an assert: python -O keeps it
+        raise GQAError(f"cannot label {prefix}={x!r} exactly (got {text!r})")
     return prefix + text
 _BUDGET_KEYS = ("tokens", "tokens_per_param", "batch_tokens")
 
@@ -224,6 +230,10 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
             prev = specs.get(spec.run_id)
             if prev is None:
                 specs[spec.run_id] = spec
+            elif prev.run_key != spec.run_key:  # one id, two settings: one would be lost
+                raise GQAError(f"{where}: two runs with other settings get the same run id "
+                               f"{spec.run_id!r} (e.g. swept values that differ only past "
+                               "the digits of their label); make the values distinct")
             elif spec.family not in prev.family.split("+"):
                 # e.g. the llama3 baseline coinciding with an explicit (8, 8)
                 specs[spec.run_id] = dataclasses.replace(
@@ -351,6 +361,18 @@ def read_sweep_csv(csv_path: str | Path) -> tuple[list[str], list[dict[str, str]
     return header, rows
 
 
+def is_finished(row: dict[str, str | None]) -> bool:
+    """A row of a finished run: status ok and its loss a finite number. A row cut short
+    (a truncated file: status ok, no numbers) is not, so the sweep runs it again and
+    replaces it."""
+    import math
+
+    try:
+        return row.get("status") == "ok" and math.isfinite(float(row.get("val_loss_nats")))
+    except (TypeError, ValueError):
+        return False
+
+
 def record(csv_path: Path, row: dict[str, Any]) -> None:
     """Insert or replace the row of `row['run_id']`, atomically and under a lock. Columns the
     sweep does not own (e.g. a `notes` column a user added) are kept, after COLUMNS."""
@@ -416,9 +438,10 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
         check_writable_dir(runs_dir, "--runs-dir")
     i, n = shard
     mine = [s for k, s in enumerate(specs) if k % n == i]
-    done = {r["run_id"]: r for r in read_sweep_csv(out_csv)[1] if r.get("status") == "ok"}
-    _refuse_changed(out_csv, grid, [(s, done[s.run_id]) for s in mine if s.run_id in done
-                                    and done[s.run_id].get("run_key") != s.run_key])
+    ok = {r["run_id"]: r for r in read_sweep_csv(out_csv)[1] if r.get("status") == "ok"}
+    _refuse_changed(out_csv, grid, [(s, ok[s.run_id]) for s in mine if s.run_id in ok
+                                    and ok[s.run_id].get("run_key") != s.run_key])
+    done = {k for k, r in ok.items() if is_finished(r)}  # a truncated row is run again
     todo = [s for s in mine if s.run_id not in done]
     counts = {"total": len(mine), "skipped": len(mine) - len(todo), "ok": 0, "failed": 0}
     if estimate_for == "auto":
