@@ -528,7 +528,7 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
     speedup. Horizontal bars, one group per regime, so that long labels fit a phone."""
     regimes, sources = (list(dict.fromkeys(df[c])) for c in ("regime", "source"))
     bars = alt.Chart(df).mark_bar().encode(
-        y=alt.Y("regime:N", title=None, sort=regimes, axis=alt.Axis(labelLimit=160)),
+        y=alt.Y("regime:N", title="regime", sort=regimes, axis=alt.Axis(labelLimit=160)),
         yOffset=alt.YOffset("source:N", sort=sources),
         x=alt.X("speedup:Q", title="speed-up of (8,1) over (32,8) (x)"),
         color=alt.Color("source:N", title=None, sort=sources,
@@ -536,5 +536,5 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
         tooltip=["regime:N", "source:N", alt.Tooltip("speedup:Q", format=".2f")],
     )
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888"
-                                                          ).encode(x="x:Q")
+                                                          ).encode(x=alt.X("x:Q", title="speed-up of (8,1) over (32,8) (x)"))
     return alt.layer(bars, one).properties(height=alt.Step(9))
