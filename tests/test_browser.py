@@ -187,24 +187,30 @@ _OPTIMUM_TEXT = """
 const [el, mark] = arguments;
 return [...el.querySelectorAll(`g.${mark}_marks text`)].map(t => t.textContent).join(' | ');
 """
+# An explorer's controls: sliders and menus (each moved to both ends).
+_CONTROLS = ".vega-bindings input[type=range], .vega-bindings select"
 _SET_SLIDER = """
 const [el, index, which, done] = arguments;
-const s = el.querySelectorAll('.vega-bindings input[type=range]')[index];
-s.value = which === 'min' ? s.min : s.max;
-s.dispatchEvent(new Event('input', {bubbles: true}));
+const s = el.querySelectorAll('%s')[index];
+if (s.tagName === 'SELECT') {
+  s.selectedIndex = which === 'min' ? 0 : s.options.length - 1;
+} else {
+  s.value = which === 'min' ? s.min : s.max;
+  s.dispatchEvent(new Event('input', {bubbles: true}));
+}
 s.dispatchEvent(new Event('change', {bubbles: true}));
 el.gqaView.runAsync().then(() => done(s.value));
-"""
+""" % _CONTROLS
 
 
 def _slider_changes_optimum(drv, container) -> tuple[bool, str]:
-    """Move each slider of an explorer to both ends; True if the optimum text changes."""
+    """Move each slider or menu of an explorer to both ends; True if the optimum text
+    changes."""
     mark = container.get_attribute("data-gqa-explorer")
     n = drv.execute_script(
-        "return arguments[0].querySelectorAll('.vega-bindings input[type=range]').length",
-        container)
+        "return arguments[0].querySelectorAll(arguments[1]).length", container, _CONTROLS)
     if not n:
-        return False, "no slider"
+        return False, "no slider or menu"
     seen = []
     for i in range(n):
         for which in ("min", "max"):
@@ -241,33 +247,41 @@ def test_static_explorer_sliders_move_the_optimum(html_dir, site, driver):
 
 
 def test_slider_check_on_a_toy_explorer(html_dir, driver, tmp_path):
-    """The explorer check works (and can fail) on a toy chart: argmin of (x - p)^2."""
+    """The explorer check works (and can fail) on a toy chart: argmin of (x - p)^2, with p
+    on a slider or on a menu."""
     import altair as alt
     import pandas as pd
 
-    p = alt.param(name="p", value=3, bind=alt.binding_range(min=1, max=9, step=1))
-    base = alt.Chart(pd.DataFrame({"x": range(1, 11)})).transform_calculate(
-        cost="pow(datum.x - p, 2)")
-    curve = base.mark_line().encode(x=alt.X("x:Q", title="x (units)"),
-                                    y=alt.Y("cost:Q", title="cost (units)")).add_params(p)
-    best = base.transform_window(rank="rank()", sort=[alt.SortField("cost")]).transform_filter(
-        "datum.rank == 1").transform_calculate(label="'optimum x = ' + datum.x").mark_text(
-        dy=-10).encode(x="x:Q", y="cost:Q", text="label:N").properties(name="optimum")
+    def toy(p):
+        base = alt.Chart(pd.DataFrame({"x": range(1, 11)})).transform_calculate(
+            cost="pow(datum.x - p, 2)")
+        curve = base.mark_line().encode(x=alt.X("x:Q", title="x (units)"),
+                                        y=alt.Y("cost:Q", title="cost (units)")).add_params(p)
+        best = base.transform_window(rank="rank()", sort=[alt.SortField("cost")]
+                                     ).transform_filter("datum.rank == 1").transform_calculate(
+            label="'optimum x = ' + datum.x").mark_text(dy=-10).encode(
+            x="x:Q", y="cost:Q", text="label:N").properties(name="optimum")
+        return curve, best
+
+    curve, best = toy(alt.param(name="p", value=3, bind=alt.binding_range(min=1, max=9, step=1)))
     moving = render.mark_explorer(curve + best, "optimum")
+    menu = render.mark_explorer(alt.layer(*toy(alt.param(
+        name="p", value=5, bind=alt.binding_select(options=[1, 5, 9])))), "optimum")
     stuck = alt.Chart(pd.DataFrame({"label": ["optimum x = 5"]})).mark_text().encode(
         text="label:N").properties(name="optimum")  # ignores the slider: the check must fail
     fixed = render.mark_explorer(curve + stuck, "optimum")
     page = "\n".join(["<!doctype html><html><head>",
                       f'<script src="{render.BUNDLE_NAME}"></script></head><body>',
                       render.chart_html(moving.to_dict()), render.chart_html(fixed.to_dict()),
-                      "</body></html>"])
+                      render.chart_html(menu.to_dict()), "</body></html>"])
     (tmp_path / "toy.html").write_text(page)
     shutil.copy(html_dir / "_static" / render.BUNDLE_NAME, tmp_path)
     server = _serve(tmp_path)
     try:
         driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
-        moving_el, fixed_el = _explorers(driver)
+        moving_el, fixed_el, menu_el = _explorers(driver)
         assert _slider_changes_optimum(driver, moving_el) == (True, "")
+        assert _slider_changes_optimum(driver, menu_el) == (True, "")
         ok, why = _slider_changes_optimum(driver, fixed_el)
         assert not ok and "stayed" in why
     finally:

@@ -362,6 +362,22 @@ def test_d_ff_multiple_of_aligns_matched_widths_within_the_tolerance(tmp_path, s
         load_grid(g)
 
 
+def test_equal_params_to_names_a_reference_the_block_does_not_run(tmp_path, small_corpus):
+    g = write_grid(tmp_path / "g.toml", small_corpus, seeds="[0]", extra="")
+    text = g.read_text().replace("sizes = [[1, 32]]", "sizes = [[1, 32, 4]]")
+    g.write_text(text.replace("heads = [[4, 4], [4, 1]]", "heads = [[8, 2], [8, 1]]\n"
+                              "equal_params = true\nequal_params_to = [8, 8]"))
+    _, specs = load_grid(g)  # the widths of the same configurations matched to (8, 8)
+    assert [s.model.d_ff for s in specs] == [101, 104]
+    g.write_text(g.read_text().replace("equal_params_to = [8, 8]", "equal_params_to = 8"))
+    with pytest.raises(GQAError, match="equal_params_to must be \\[n_head, n_kv_head\\]"):
+        load_grid(g)
+    g.write_text(g.read_text().replace("equal_params = true\n", "").replace(
+        "equal_params_to = 8", "equal_params_to = [8, 8]"))
+    with pytest.raises(GQAError, match="equal_params_to needs equal_params = true"):
+        load_grid(g)
+
+
 def test_toy_gpu_style_ladder_runs_on_cpu_without_the_book_packages(tmp_path, small_corpus):
     """The GPU grid's form (sizes with d_head, equal sizes at aligned widths, two seeds,
     whole-split evaluation) at toy size, end to end on the CPU, in a process where altair

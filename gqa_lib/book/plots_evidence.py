@@ -5,6 +5,7 @@ baselines, and loss by position within the context. Same conventions as
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from gqa_lib.book.plots import HEIGHT
@@ -37,7 +38,8 @@ def loss_by_position(df: pd.DataFrame) -> alt.Chart:
     """Loss by position within the context (log axis of the first position of each bin;
     ``config``, ``first``, ``last``, ``nats``), one line per configuration or count model:
     a model that uses its context keeps falling; a count model is flat after position 1."""
-    d = df.assign(position=df["first"].clip(lower=0.5))  # position 0 on a log axis
+    d = df.assign(position=df["first"].clip(lower=0.5),  # position 0 on a log axis
+                  kind=np.where(df["config"].isin(["bigram", "trigram"]), "count", "trained"))
     order = list(dict.fromkeys(d["config"]))
     return alt.Chart(d).mark_line(point=True).encode(
         x=alt.X("position:Q", title="position within the context (tokens, log scale)",
@@ -46,6 +48,4 @@ def loss_by_position(df: pd.DataFrame) -> alt.Chart:
         color=alt.Color("config:N", title="model", sort=order),
         strokeDash=alt.StrokeDash("kind:N", title="kind", legend=None),
         tooltip=["config:N", "first:Q", "last:Q", alt.Tooltip("nats:Q", format=".3f")],
-    ).transform_calculate(
-        kind="indexOf(['bigram', 'trigram'], datum.config) >= 0 ? 'count' : 'trained'"
     ).properties(height=HEIGHT)

@@ -69,6 +69,8 @@ _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
 # gives it the non-embedding (and so, with the same d_model and vocabulary, the total)
 # parameters of the block's first head configuration at the shape rule's d_ff; refused when
 # they cannot be matched within EQUAL_PARAMS_TOLERANCE. Such runs' ids end in -ff<d_ff>.
+# `equal_params_to = [n_head, n_kv_head]` names another reference configuration (one that
+# need not run in the block, e.g. because an earlier grid ran it).
 # `d_ff_multiple_of = m` with it aligns the widths for GPU matmuls: the first configuration's
 # d_ff is rounded up to a multiple of m, every other's matched width to the nearest multiple
 # of m, and the tolerance is still checked (m = 64 misses it by up to 6% at d = 128, L = 2:
@@ -187,10 +189,18 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
     for bi, b in enumerate(blocks):
         where = f"{path} block {bi + 1}"
         _check_keys(where, b, _BLOCK_KEYS + tuple(_BLOCK_SWEEPS)
-                    + ("equal_params", "d_ff_multiple_of"))
+                    + ("equal_params", "equal_params_to", "d_ff_multiple_of"))
         equal = b.get("equal_params", False)
         if not isinstance(equal, bool):
             raise GQAError(f"{where}: equal_params must be true or false, got {equal!r}")
+        ref_heads = b.get("equal_params_to")
+        if ref_heads is not None:
+            if not equal:
+                raise GQAError(f"{where}: equal_params_to needs equal_params = true")
+            if not (isinstance(ref_heads, list) and len(ref_heads) == 2):
+                raise GQAError(f"{where}: equal_params_to must be [n_head, n_kv_head], "
+                               f"got {ref_heads!r}")
+            _int_list(f"{where}: equal_params_to", ref_heads, lo=1)
         multiple = b.get("d_ff_multiple_of", 1)
         if "d_ff_multiple_of" in b and not equal:
             raise GQAError(f"{where}: d_ff_multiple_of needs equal_params = true")
@@ -226,7 +236,7 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
             overrides, suffix = extra
             spec = _spec(where, name, {**model_base}, {**train_base, **overrides},
                          size, head, ctx, seed, budget, batch_tokens, suffix,
-                         match=b["heads"][0] if equal else None, multiple_of=multiple)
+                         match=(ref_heads or b["heads"][0]) if equal else None, multiple_of=multiple)
             prev = specs.get(spec.run_id)
             if prev is None:
                 specs[spec.run_id] = spec
