@@ -450,3 +450,23 @@ def test_glue_shows_name_and_value_outside_the_book(monkeypatch, capsys):
     glue_mod.glue("saving", 0.5)
     assert capsys.readouterr().out == ""
     assert glue_mod.BOOK_ENV == render.RENDERER_ENV and glue_mod.BOOK_VALUE == render.RENDERER
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_chart_builders_make_figures_without_console_warnings(name):
+    """Every builder's chart can be a figure: no discrete (step) height on a single or
+    layered view, which makes Vega-Lite drop the figure's autosize with a console warning."""
+    from gqa_lib.book.figures import figure
+
+    spec = figure(BUILDERS[name](_sample_table()), 1, "a title").to_dict()
+    assert not isinstance(spec.get("height"), dict), spec.get("height")
+
+
+def test_figure_refuses_a_step_height():
+    from gqa_lib.book.figures import figure
+    from gqa_lib.errors import GQAError
+
+    chart = alt.Chart(pd.DataFrame({"a": ["x"]})).mark_bar().encode(y="a:N").properties(
+        height=alt.Step(9))
+    with pytest.raises(GQAError, match="figure 2: a discrete \\(step\\) height"):
+        figure(chart, 2, "a title")

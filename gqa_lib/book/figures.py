@@ -46,7 +46,10 @@ def figure(chart: alt.TopLevelMixin, number: int, title: str, caption: str = "")
         raise GQAError(f"figure number must be a positive integer, got {number!r}")
     if not title.strip():
         raise GQAError("a figure needs a title")
-    if isinstance(chart, _SINGLE):  # fit the width only: a discrete y keeps its step height
+    if isinstance(chart, _SINGLE):  # fit the width; the height is fixed
+        if isinstance(getattr(chart, "height", None), (alt.Step, dict)):
+            raise GQAError(f"figure {number}: a discrete (step) height makes Vega-Lite warn in "
+                           "the console that it drops the autosize; give a fixed height")
         chart = chart.properties(width="container",
                                  autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
     current = getattr(chart, "usermeta", alt.Undefined)

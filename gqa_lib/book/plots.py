@@ -537,4 +537,6 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
     )
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888"
                                                           ).encode(x=alt.X("x:Q", title="speed-up of (8,1) over (32,8) (x)"))
-    return alt.layer(bars, one).properties(height=alt.Step(9))
+    # a fixed height of ~9 px per bar, not alt.Step(9): a discrete height makes Vega-Lite
+    # warn in the console that it drops the figure's autosize
+    return alt.layer(bars, one).properties(height=len(regimes) * (9 * len(sources) + 8))
