@@ -15,9 +15,10 @@ HEADS = {"(8,8)": (8, 8, 0.0), "(8,2)": (8, 2, 0.02), "(8,1)": (8, 1, 0.05),
 SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03}  # shared by every configuration of a seed
 
 
-def _row(cfg, seed, lr=1.1e-2, far_gain=0.3):
+def _row(cfg, seed, lr=None, far_gain=0.3):
     h, k, off = HEADS[cfg]
-    loss = 3.2 + off + SEED_SHIFT[seed] + (0.01 if lr != 1.1e-2 else 0.0)
+    lr = eq.base_lr() if lr is None else lr  # the shared rate unless a check's
+    loss = 3.2 + off + SEED_SHIFT[seed] + (0.01 if lr != eq.base_lr() else 0.0)
     first = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256]
     last = [0, 1, 3, 7, 15, 31, 63, 127, 255, 511]
     nats = [4.3, 3.7, 3.5, 3.4, 3.35, 3.3, 3.3] + [3.5 - far_gain - off] * 3
@@ -38,7 +39,7 @@ def _write(tmp_path, rows):
 def test_no_rows_yet(tmp_path):
     runs = eq.read(tmp_path / "missing.csv")
     st = eq.status(runs)
-    assert st["done"] == 0 and st["planned"] == 16 and not st["ready"]
+    assert st["done"] == 0 and st["planned"] == 16 + 12 and not st["ready"]  # two grids
     assert eq.summary(runs).empty and eq.paired(runs).empty and eq.lr_check(runs).empty
     use = eq.context_use(runs)
     assert set(use.config) == {"bigram", "trigram"}  # the count models are always there
@@ -70,11 +71,12 @@ def test_partial_rows_say_how_many_seeds(tmp_path):
 
 def test_lr_check_and_context_use(tmp_path):
     rows = [_row(c, s) for s in (0, 1) for c in HEADS]
-    rows += [_row(c, 0, lr) for c in ("(8,8)", "(1,1)") for lr in (5.5e-3, 2.2e-2)]
+    base = eq.base_lr()
+    rows += [_row(c, 0, lr) for c in ("(8,8)", "(1,1)") for lr in (base / 2, base * 2)]
     runs = _write(tmp_path, rows)
     lr = eq.lr_check(runs)
     assert set(lr.config) == {"(8,8)", "(1,1)"} and len(lr) == 6
-    assert (lr.best_lr == 1.1e-2).all() and (lr.gap == 0).all() and lr.within_noise.all()
+    assert (lr.best_lr == base).all() and (lr.gap == 0).all() and lr.within_noise.all()
     use = eq.context_use(runs).set_index("config")
     assert use.loc["(8,8)", "near"] == pytest.approx(3.5)  # the bin of positions 2-3
     assert use.loc["(8,8)", "far"] == pytest.approx(3.2)
@@ -82,3 +84,24 @@ def test_lr_check_and_context_use(tmp_path):
     assert use.loc["(8,8)", "vs_trigram"] < 0
     src = eq.by_source(runs).set_index("source")
     assert src.loc["TDavid", "(8,8)"] == pytest.approx(3.2 + 0.1 - 0.04)  # mean of 2 seeds
+
+
+def test_both_grids_are_read_together_and_a_damaged_file_is_an_error(tmp_path, monkeypatch):
+    """The default read pools the grids' CSVs (cpu-eq-v2 does not rerun the two seed-0
+    runs cpu-eq-v1 made at its rate); a file that exists but cannot be read is an error."""
+    from gqa_lib.errors import GQAError
+
+    v1, v2 = tmp_path / "cpu-eq-v1.toml", tmp_path / "cpu-eq-v2.toml"
+    for g in (v1, v2):
+        g.write_text((eq.DATA_DIR / "sweeps" / g.name).read_text())
+    pd.DataFrame([_row("(8,8)", 0), _row("(1,1)", 0), _row("(8,8)", 0, 2.2e-2)],
+                 columns=COLUMNS).to_csv(v1.with_suffix(".csv"), index=False)
+    pd.DataFrame([_row("(8,2)", 0), _row("(8,1)", 0)],
+                 columns=COLUMNS).to_csv(v2.with_suffix(".csv"), index=False)
+    monkeypatch.setattr(eq, "GRIDS", (v1, v2))
+    runs = eq.read()
+    assert sorted(runs.config) == ["(1,1)", "(8,1)", "(8,2)", "(8,8)", "(8,8)"]
+    assert eq.status(runs)["seeds"] == {c: 1 for c in HEADS}  # the 2.2e-2 run is a check
+    v2.with_suffix(".csv").write_text("run_id,status\n")
+    with pytest.raises(GQAError, match="missing column"):
+        eq.read()

@@ -71,12 +71,51 @@ const gqaFit = (el) => {
   const w = parseFloat(svg.getAttribute("width")), h = parseFloat(svg.getAttribute("height"));
   if (w && h && !svg.getAttribute("viewBox")) svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
 };
+// On a narrow screen (a phone) a multi-panel chart is stacked, one panel per row at the
+// column's width, rather than scaled down to unreadable text; long titles wrap and legends
+// take fewer columns.
+const GQA_NARROW = 640, GQA_AXIS_ROOM = 90;
+const gqaWrap = (text, chars) => {
+  const lines = [];
+  for (const word of String(text).split(" ")) {
+    const last = lines.length ? lines[lines.length - 1] : null;
+    if (last !== null && (last + " " + word).length <= chars) lines[lines.length - 1] += " " + word;
+    else lines.push(word);
+  }
+  return lines;
+};
+const gqaPanelWidth = (s, w) => {
+  if (!s || typeof s !== "object") return;
+  if (typeof s.width === "number") s.width = w;
+  for (const key of ["layer", "hconcat", "vconcat", "concat"]) (s[key] || []).forEach((c) => gqaPanelWidth(c, w));
+  if (s.spec) gqaPanelWidth(s.spec, w);
+};
+const gqaNarrowSpec = (spec, avail) => {
+  const s = JSON.parse(JSON.stringify(spec)), w = Math.max(120, avail - GQA_AXIS_ROOM);
+  if (s.hconcat) { s.vconcat = s.hconcat; delete s.hconcat; }
+  if (s.concat) s.columns = 1;
+  if (s.facet && s.facet.column && !s.facet.row) { s.facet = s.facet.column; s.columns = 1; }
+  else if (s.facet && s.facet.field) s.columns = 1;
+  if (s.repeat && s.repeat.column) { s.repeat = s.repeat.column; s.columns = 1; }
+  if (s.vconcat || s.facet || s.concat || s.repeat) gqaPanelWidth(s, w);
+  const chars = Math.floor(avail / 7.5);
+  if (s.title) {
+    const t = typeof s.title === "string" ? {text: s.title} : s.title;
+    if (typeof t.text === "string" && t.text.length > chars) t.text = gqaWrap(t.text, chars);
+    s.title = t;
+  }
+  s.config = s.config || {};
+  s.config.legend = Object.assign({}, s.config.legend, {columns: 1, labelLimit: avail - 40});
+  return s;
+};
 window.gqaEmbed = function (id, spec) {
   const run = () => {
     const el = document.getElementById(id);
     if (el.gqaView) el.gqaView.finalize();
     const opts = {actions: false, renderer: "svg", config: gqaDark() ? GQA_DARK : {}};
-    vegaEmbed(el, spec, opts)
+    const avail = el.clientWidth || (el.parentElement && el.parentElement.clientWidth) || 0;
+    const narrow = avail > 0 && avail < GQA_NARROW;
+    vegaEmbed(el, narrow ? gqaNarrowSpec(spec, avail) : spec, opts)
       .then((result) => {
         el.gqaView = result.view;
         el.dataset.gqaTheme = gqaDark() ? "dark" : "light";

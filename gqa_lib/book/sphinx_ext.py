@@ -2,7 +2,8 @@
 book/_config.yml). The notebook side, :func:`gqa_lib.book.glue`, lives in its own module. It
 
 - ships the Vega JavaScript once, as ``_static/vega-bundle.js``
-  (:func:`gqa_lib.book.render.vega_bundle`, rebuilt only when the versions change), and switches
+  (:func:`gqa_lib.book.render.vega_bundle`, rebuilt only when the versions or the book's
+  own JavaScript change), and switches
   the kernels it starts to the offline chart renderer;
 - sets the repository URL of the launch and repository buttons, and the ``{{ repo_url }}``
   substitution of the pages, from pyproject.toml, its only definition
@@ -154,12 +155,16 @@ def _cache_dir(app) -> Path:
 
 
 def _write_bundle(static_dir: Path) -> None:
-    """Write the Vega bundle into ``static_dir`` unless the one there has these versions."""
+    """Write the Vega bundle into ``static_dir`` unless the one there has these versions and
+    was made from this snippet of the book's own JavaScript."""
+    import hashlib
+
     from gqa_lib.book import render
 
     target = static_dir / render.BUNDLE_NAME
     stamp = static_dir.with_name(static_dir.name + ".versions")  # outside: not shipped
-    versions = repr(sorted(render.bundle_versions().items()))
+    versions = repr(sorted(render.bundle_versions().items())) + " snippet " + hashlib.sha1(
+        render._BUNDLE_SNIPPET.encode()).hexdigest()[:12]
     if target.is_file() and stamp.is_file() and stamp.read_text() == versions:
         return
     static_dir.mkdir(parents=True, exist_ok=True)
