@@ -62,6 +62,13 @@ def format_count(n: float, digits: int = 3) -> str:
     return _sig(n, digits)
 
 
+def format_z(z: float) -> str:
+    """The recipe's cost Z (eq. 5, no unit), one form everywhere (tables, prose, the CLI):
+    56604.8 -> '56,605', 153462.6 -> '153,463'; below 1,000 four significant digits."""
+    z = float(z)
+    return f"{z:,.0f}" if abs(z) >= 1000 else f"{z:.4g}"
+
+
 def format_flops(n: float, digits: int = 3) -> str:
     """4.2e12 -> '4.2 TFLOP' (decimal prefixes)."""
     n = float(n)

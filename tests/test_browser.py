@@ -359,8 +359,17 @@ return [...document.querySelectorAll('.gqa-chart')].map(el => ({
            .find(t => /^Figure \\d+\\./.test(t)) || '',
   caption: (el.closest('figure') && el.closest('figure').querySelector('figcaption'))
            ? el.closest('figure').querySelector('figcaption').textContent : '',
-  theme: el.dataset.gqaTheme || ''}));
+  theme: el.dataset.gqaTheme || '',
+  // drawn width over the SVG's own (a chart wider than its column is scaled down), and the
+  // smallest text as the reader sees it (font size times that scale)
+  scale: (() => { const svg = el.querySelector('svg'); if (!svg) return 1;
+    return svg.getBoundingClientRect().width / parseFloat(svg.getAttribute('width')); })(),
+  min_text_px: Math.min(...[...el.querySelectorAll('svg text')].filter(t => t.textContent.trim())
+    .map(t => parseFloat(getComputedStyle(t).fontSize) * (el.querySelector('svg')
+      .getBoundingClientRect().width / parseFloat(el.querySelector('svg').getAttribute('width')))))
+}));
 """
+MIN_CHART_SCALE, MIN_CHART_TEXT_PX = 0.75, 8  # issue 24: readable charts at 390 px
 
 _SET_DARK = """
 document.documentElement.dataset.theme = 'dark';
@@ -396,14 +405,51 @@ def _reader_problems(drv, page: str, label: str) -> list[str]:
             problems.append(f"{page} ({label}): chart {c['id']} has no 'Figure n.' title")
         if not c["caption"].startswith("Figure "):
             problems.append(f"{page} ({label}): chart {c['id']} has no caption")
+        if c["drawn"] and c["scale"] < MIN_CHART_SCALE:
+            problems.append(f"{page} ({label}): chart {c['id']} scaled to {c['scale']:.0%} "
+                            f"of its width (at least {MIN_CHART_SCALE:.0%})")
+        if c["drawn"] and c["min_text_px"] < MIN_CHART_TEXT_PX:
+            problems.append(f"{page} ({label}): chart {c['id']} has text of "
+                            f"{c['min_text_px']:.1f} px (at least {MIN_CHART_TEXT_PX})")
     return problems
+
+
+def test_chart_scale_check_on_a_toy_page(html_dir, driver, tmp_path):
+    """The phone check can fail: a 1,200 px single view in a 390 px window is scaled down
+    (and its text with it), while a multi-panel chart is stacked at the column's width."""
+    import altair as alt
+    import pandas as pd
+
+    base = alt.Chart(pd.DataFrame({"x": [1, 2], "y": [3, 4]})).mark_line().encode(
+        x=alt.X("x:Q", title="x (units)"), y=alt.Y("y:Q", title="y (units)"))
+    wide = base.properties(width=1200, title="Figure 1. Too wide")
+    panels = alt.hconcat(base.properties(width=300), base.properties(width=300),
+                         title="Figure 2. Two panels")
+    page = "\n".join(["<!doctype html><html><head>",
+                      f'<script src="{render.BUNDLE_NAME}"></script></head><body>',
+                      render.chart_html(wide.to_dict()), render.chart_html(panels.to_dict()),
+                      "</body></html>"])
+    (tmp_path / "toy.html").write_text(page)
+    shutil.copy(html_dir / "_static" / render.BUNDLE_NAME, tmp_path)
+    server = _serve(tmp_path)
+    try:
+        driver.set_window_size(390, 1000)
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
+        driver.execute_async_script(_WAIT_RENDERED)
+        too_wide, stacked = driver.execute_script(_CHARTS)
+        assert too_wide["scale"] < MIN_CHART_SCALE and too_wide["min_text_px"] < 8
+        assert stacked["scale"] >= MIN_CHART_SCALE and stacked["min_text_px"] >= 8
+    finally:
+        driver.set_window_size(1280, 1000)
+        _stop(server)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_pages_read_well_at_each_width(html_dir, site, driver, width):
     """At a desktop and a phone width: nothing sticks out of the column except inside a
     scroll box, no console error or warning, no 0..n-1 index column, no snake_case header,
-    no raw glue or "nan" in prose, every chart titled, captioned and drawn. One screenshot
+    no raw glue or "nan" in prose, every chart titled, captioned and drawn, at >= 75% of its
+    width with no text below 8 px (multi-panel charts stack on a phone). One screenshot
     per page goes to book/_build/screenshots/<width>/."""
     driver.get_log("browser")
     problems = []

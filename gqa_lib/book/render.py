@@ -92,7 +92,15 @@ const gqaPanelWidth = (s, w) => {
 };
 const gqaNarrowSpec = (spec, avail) => {
   const s = JSON.parse(JSON.stringify(spec)), w = Math.max(120, avail - GQA_AXIS_ROOM);
-  if (s.hconcat) { s.vconcat = s.hconcat; delete s.hconcat; }
+  if (s.hconcat) {  // side by side -> stacked: each panel shows its own category labels
+    s.vconcat = s.hconcat; delete s.hconcat;
+    const showY = (c) => {
+      const y = c && c.encoding && c.encoding.y;
+      if (y && y.axis === null && (y.type === "nominal" || y.type === "ordinal")) delete y.axis;
+      (c && c.layer || []).forEach(showY);
+    };
+    s.vconcat.forEach(showY);
+  }
   if (s.concat) s.columns = 1;
   if (s.facet && s.facet.column && !s.facet.row) { s.facet = s.facet.column; s.columns = 1; }
   else if (s.facet && s.facet.field) s.columns = 1;

@@ -120,7 +120,7 @@ _READABLE = {
     "paper_n_kv_head": ("paper's n_kv", str),
     "memory_values": ("M (values)", units.format_count),
     "flops": ("C in Z (FLOPs)", units.format_flops),
-    "z": ("Z", "{:.4g}".format),
+    "z": ("Z", units.format_z),
     "extrapolated": ("extrapolated", {True: "yes", False: "no"}.get),
     "best": ("cheapest", {True: "yes", False: ""}.get),
     "loss_gap": ("loss gap (nats)", "{:.4f}".format),

@@ -28,7 +28,7 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig, get_preset
 from gqa_lib.errors import GQAError, check_choice
-from gqa_lib.units import format_context, format_count, format_flops
+from gqa_lib.units import format_context, format_count, format_flops, format_z
 
 CONTEXTS = tuple(2**k for k in range(12, 21))  # 4K ... 1M
 BASELINES = ("llama3", "none")
@@ -140,8 +140,8 @@ class ExplorerResult:
                 head + f"the Llama-3 GQA baseline (d/64, 8) of the same loss "
                 f"(N = {format_count(base['params_non_embedding'])}, "
                 f"{base['n_head']:.1f} query heads) costs less than every power-of-two "
-                f"candidate (Z = {base['z']:.4g}; the best candidate, "
-                f"H = ({b['n_head']}, {b['n_kv_head']}), has Z = {b['z']:.4g}): "
+                f"candidate (Z = {format_z(base['z'])}; the best candidate, "
+                f"H = ({b['n_head']}, {b['n_kv_head']}), has Z = {format_z(b['z'])}): "
                 "the recipe keeps the baseline here."]
         else:
             lines = [
@@ -149,7 +149,7 @@ class ExplorerResult:
                 f"{b['n_kv_head']}) with N* = {format_count(b['params_non_embedding'])} "
                 f"non-embedding parameters (L = {b['n_layer']:.1f}, d = {b['d_model']:.0f}): "
                 f"memory {format_count(b['memory_values'])} values, compute "
-                f"{format_flops(b['flops'])} ({s.convention}), Z = {b['z']:.4g}."
+                f"{format_flops(b['flops'])} ({s.convention}), Z = {format_z(b['z'])}."
                 + (" (H outside the measured configurations: extrapolated.)"
                    if b.get("extrapolated") else "")]
         sv = self.savings

@@ -17,7 +17,7 @@ from gqa_lib.arch.config import ASPECT_RULES
 from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.cli.common import command, finite_float, positive_int, print_json, print_table
 from gqa_lib.errors import GQAError
-from gqa_lib.units import format_context, format_count, format_flops, parse_context
+from gqa_lib.units import format_context, format_count, format_flops, format_z, parse_context
 
 FIT_SOURCES = ("paper", "paper-measured")
 
@@ -144,7 +144,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     print_table(
         [[f"({r['n_head']},{r['n_kv_head']})" + ("*" if r["extrapolated"] else ""),
           format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}", f"{r['d_model']:.0f}",
-          format_count(r["memory_values"]), format_flops(r["flops"]), f"{r['z']:,.0f}",
+          format_count(r["memory_values"]), format_flops(r["flops"]), format_z(r['z']),
           "<- best" if r["best"] else ""] for r in rec.candidates.to_dict("records")],
         ["H", "N*", "L", "d", "M (values)", "C", "Z", "choice"])
     if any(rec.candidates["extrapolated"]):
@@ -247,7 +247,7 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
     for r in rec.candidates.to_dict("records"):
         rows.append([f"({r['n_head']},{r['n_kv_head']})" + ("*" if r["extrapolated"] else ""),
                      format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}",
-                     f"{r['z']:,.0f}", _rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
+                     format_z(r['z']), _rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
                      _latency_cell(r, settings.batch), f"{r['prefill_s']:.3g}"]
                     + ([_money(r["usd_per_mtok"])] if price else [])
                     + ["<- best" if r["best"] else ""])
