@@ -426,11 +426,13 @@ def test_chart_scale_check_on_a_toy_page(html_dir, driver, tmp_path):
     panels = alt.hconcat(base.properties(width=300), base.properties(width=300),
                          title="Figure 2. Two panels")
     page = "\n".join(["<!doctype html><html><head>",
-                      f'<script src="{render.BUNDLE_NAME}"></script></head><body>',
+                      f'<script src="{render.BUNDLE_NAME}"></script>',
+                      '<link rel="stylesheet" href="gqa.css"></head><body>',  # the book's
                       render.chart_html(wide.to_dict()), render.chart_html(panels.to_dict()),
                       "</body></html>"])
     (tmp_path / "toy.html").write_text(page)
-    shutil.copy(html_dir / "_static" / render.BUNDLE_NAME, tmp_path)
+    for name in (render.BUNDLE_NAME, "gqa.css"):
+        shutil.copy(html_dir / "_static" / name, tmp_path)
     server = _serve(tmp_path)
     try:
         driver.set_window_size(390, 1000)
