@@ -8,7 +8,6 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -20,7 +19,7 @@ from gqa_lib.train.model import GQATransformer, KVCache
 
 from . import gpu_plan as plan
 from .common import matmul_peak, timeit
-from .steps import model_flops_per_token
+from .steps import model_flops_per_token, optimizer_step
 
 # aten ops that say which SDPA kernel ran (each once per call; inner ops are not counted)
 SDPA_OPS = (("aten::_scaled_dot_product_cudnn_attention", "cudnn"),
@@ -305,16 +304,10 @@ def train_row(ctx, cfg: ModelConfig, T: int, batch: int, steps: int, *,
     fwd = torch.compile(model) if compiled else model
     x = torch.randint(0, cfg.vocab_size, (batch, T), device=ctx.device)
     y = torch.randint(0, cfg.vocab_size, (batch, T), device=ctx.device)
-    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if ctx.device.type == "cuda"
-           else nullcontext())
+    one = optimizer_step(model, fwd, opt, ctx.device)
 
     def step() -> None:
-        with amp:
-            _, loss = fwd(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        one(x, y)
 
     step()
     calls = sdpa_calls(step)

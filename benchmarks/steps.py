@@ -23,6 +23,26 @@ def model_flops_per_token(cfg: ModelConfig, T: int) -> float:
     return float(cost.training_flops(cfg, 1, T)) + 6.0 * cfg.d_model * cfg.vocab_size
 
 
+def optimizer_step(model: torch.nn.Module, fwd: Callable, opt: Any, device: torch.device,
+                   sync: bool = False) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """``step(x, y)``: one optimizer step (forward under bf16 autocast on a GPU, fp32
+    elsewhere; backward; gradient clipping at 1.0; the optimizer), synchronised on a GPU
+    after the step when ``sync``."""
+    cuda = device.type == "cuda"
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext():
+            _, loss = fwd(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if sync and cuda:
+            torch.cuda.synchronize()
+
+    return step
+
+
 def make_step(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, device: torch.device
               ) -> tuple[Callable[[int], tuple[torch.Tensor, torch.Tensor]],
                          Callable[[torch.Tensor, torch.Tensor], None]]:
@@ -39,7 +59,6 @@ def make_step(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, device: to
     else:
         opt = make_optimizer(model, TrainConfig())
         fwd = torch.compile(model) if impl == "compiled" else model
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     def batch(s: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch_windows(data.train, B, T, seed=0, step=s)
@@ -48,17 +67,7 @@ def make_step(cfg: ModelConfig, T: int, batch_tokens: int, impl: str, device: to
             torch.cuda.synchronize()
         return x, y
 
-    def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with amp:
-            _, loss = fwd(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    return batch, step
+    return batch, optimizer_step(model, fwd, opt, device, sync=True)
 
 
 def step_times(specs: Sequence[tuple[ModelConfig, int, str]], batch_tokens: int, steps: int,
