@@ -14,7 +14,8 @@ book/_config.yml). The notebook side, :func:`gqa_lib.book.glue`, lives in its ow
   every page again and reports them again: otherwise Sphinx skips the unchanged pages and a
   second ``make book`` "succeeds" over a failing cell;
 - adds the book's style sheet, ``_static/gqa.css`` (:data:`CSS`: charts that fit their
-  column, tables that scroll inside their box, figure captions);
+  column, tables that wrap their headers and scroll inside their box, secondary
+  columns in a toggle, figure captions);
 - leaves one copy of each script on a page: Sphinx 7.4 adds the inline scripts of
   extensions that register them after the builder starts twice (sphinx-thebe's
   ``const THEBE_JS_URL``, a SyntaxError in the console; fixed in Sphinx 8.2, which Jupyter
@@ -82,9 +83,17 @@ figure.gqa-figure figcaption { font-size: 0.9rem; margin-top: 0.4rem; text-align
 .gqa-table table { border-collapse: collapse; font-size: 0.88rem; }
 .gqa-table th, .gqa-table td { padding: 0.25rem 0.6rem; vertical-align: top;
   border-bottom: 1px solid var(--pst-color-border, #ddd); }
-.gqa-table th { text-align: left; font-weight: 600; }
-.gqa-table td.num, .gqa-table th.num { text-align: right; white-space: nowrap; }
+.gqa-table th { text-align: left; font-weight: 600; white-space: normal; }
+.gqa-table td.num { text-align: right; white-space: nowrap; }
+.gqa-table th.num { text-align: right; }
 .gqa-table td.text { min-width: 9rem; white-space: normal; }
+/* Secondary columns of a table (gqa_lib.book.tables.show(details=...)), in a toggle. */
+details.gqa-details { margin: -0.5rem 0 1rem; }
+details.gqa-details > summary { cursor: pointer; font-size: 0.88rem; }
+/* Markdown tables (notation, data/README.md): long code and words wrap inside the column. */
+.bd-article table.table td, .bd-article table.table th { overflow-wrap: anywhere; }
+.bd-article table.table td code.literal, .bd-article table.table td code.literal span.pre {
+  white-space: normal; overflow-wrap: anywhere; }
 .gqa-table caption { caption-side: top; text-align: left; font-size: 0.9rem;
   padding-bottom: 0.3rem; }
 .cell_output .output.text_plain, .cell_output pre { overflow-x: auto; }
