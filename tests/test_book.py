@@ -450,3 +450,17 @@ def test_glue_shows_name_and_value_outside_the_book(monkeypatch, capsys):
     glue_mod.glue("saving", 0.5)
     assert capsys.readouterr().out == ""
     assert glue_mod.BOOK_ENV == render.RENDERER_ENV and glue_mod.BOOK_VALUE == render.RENDERER
+
+
+def test_data_readme_table_reads_as_one_entry_per_file():
+    """The reproducibility page shows data/README.md's table of files as entries
+    (gqa-data-files): every row parses into the four columns, the path first."""
+    from gqa_lib.book.sphinx_ext import DATA_README, readme_files
+
+    header, rows = readme_files(DATA_README.read_text())
+    assert header == ["path", "what", "made by", "licence / source"]
+    assert len(rows) >= 10 and all(len(r) == 4 and r[0].startswith("`") for r in rows)
+    page = (BOOK / "reproducibility.md").read_text()
+    assert "{gqa-data-files}" in page
+    for marker in re.findall(r':(?:start-after|end-before): "([^"]+)"', page):
+        assert marker in DATA_README.read_text(), marker
