@@ -217,8 +217,9 @@ class Table:
             kind = "num" if num else ("text" if len(text) > 40 else "")
             if tag == "th":  # headers wrap, so that words never widen a column of numbers
                 align = f"{'right' if num else 'left'};white-space:normal"
-            else:
-                align = "right;white-space:nowrap" if num else "left;white-space:normal"
+            else:  # numbers and short labels such as "(8, 1)" stay on one line
+                wrap = "nowrap" if num or len(text) <= 10 else "normal"
+                align = f"{'right' if num else 'left'};white-space:{wrap}"
             if href:
                 text = f'<a href="{html.escape(href)}">{text}</a>'
             return f'<{tag} class="{kind}" style="{pad}text-align:{align}">{text}</{tag}>'
