@@ -470,3 +470,17 @@ def test_figure_refuses_a_step_height():
         height=alt.Step(9))
     with pytest.raises(GQAError, match="figure 2: a discrete \\(step\\) height"):
         figure(chart, 2, "a title")
+
+
+def test_data_readme_table_reads_as_one_entry_per_file():
+    """The reproducibility page shows data/README.md's table of files as entries
+    (gqa-data-files): every row parses into the four columns, the path first."""
+    from gqa_lib.book.sphinx_ext import DATA_README, readme_files
+
+    header, rows = readme_files(DATA_README.read_text())
+    assert header == ["path", "what", "made by", "licence / source"]
+    assert len(rows) >= 10 and all(len(r) == 4 and r[0].startswith("`") for r in rows)
+    page = (BOOK / "reproducibility.md").read_text()
+    assert "{gqa-data-files}" in page
+    for marker in re.findall(r':(?:start-after|end-before): "([^"]+)"', page):
+        assert marker in DATA_README.read_text(), marker

@@ -532,3 +532,94 @@ def test_pages_link_the_data_they_use(html_dir):
             assert (html_dir / link).is_file(), f"{nb.name}: {link}"
         checked += len(links)
     assert checked >= 5
+
+
+# ----- tables that fit their column -----------------------------------------------------------
+TABLE_WIDTH = 1400  # the desktop width at which every table must fit the article column
+
+# Every table of the article (those in <details> toggles opened first) against the article's
+# column: its content box, getBoundingClientRect minus padding. A table in a scroll box still
+# counts with its full width: a scroll box at desktop width hides the columns the prose
+# discusses. Each table is named by its caption, else its section and first headers.
+_TABLE_WIDTHS = """
+const art = document.querySelector('article.bd-article');
+if (!art) return null;  // a redirect page
+for (const d of art.querySelectorAll('details')) d.open = true;
+const cs = getComputedStyle(art), box = art.getBoundingClientRect();
+const column = box.width - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+const name = (t) => {
+  const cap = t.caption ? t.caption.textContent.trim() : '';
+  const sec = t.closest('section');
+  const h = sec && sec.querySelector(':scope > h1, :scope > h2, :scope > h3, :scope > h4');
+  const where = h ? h.textContent.replace(/#$/, '').trim() : '';
+  const heads = [...t.querySelectorAll('thead th')].slice(0, 4)
+    .map(th => th.textContent.trim()).join(' | ');
+  return cap ? `"${cap.slice(0, 80)}"` : `in "${where}", headers ${heads}`;
+};
+return {column: Math.round(column), tables: [...art.querySelectorAll('table')].map(t => ({
+  name: name(t), width: Math.round(t.getBoundingClientRect().width),
+  height: Math.round(t.getBoundingClientRect().height)}))};
+"""
+
+
+def _wide_tables(drv, page: str) -> tuple[list[str], list[dict]]:
+    """Problems (tables wider than the column, named) and every table's measurements."""
+    got = drv.execute_script(_TABLE_WIDTHS)
+    if not got:
+        return [], []
+    rows = [{"page": page, "column": got["column"], **t} for t in got["tables"]]
+    return [f"{page}: table {t['name']} is {t['width']} px wide, the column "
+            f"{t['column']} px" for t in rows if t["width"] > t["column"] + 1], rows
+
+
+def test_tables_fit_the_column(html_dir, site, driver):
+    """At 1400 px every table (toggles opened) is no wider than the article's column, so the
+    columns the prose talks about are on screen. The measurements of every table go to
+    book/_build/screenshots/table-widths.json."""
+    problems, rows = [], []
+    driver.set_window_size(TABLE_WIDTH, 1000)
+    for page in _pages(html_dir):
+        if page in ("genindex.html", "search.html"):
+            continue
+        driver.get(f"{site}/{page}")
+        driver.execute_async_script(_WAIT_RENDERED)
+        p, r = _wide_tables(driver, page)
+        problems += p
+        rows += r
+    driver.set_window_size(1280, 1000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "table-widths.json").write_text(json.dumps(rows, indent=1))
+    assert rows, "the book should have tables"
+    assert not problems, f"{len(problems)} of {len(rows)} tables too wide:\n" + "\n".join(problems)
+
+
+def test_table_width_check_on_a_toy_page(html_dir, driver, tmp_path):
+    """The width check works, and can fail, on a toy page: a wide table in a scroll box and a
+    wide table in a closed toggle are caught by name, a narrow one passes."""
+    import pandas as pd
+
+    from gqa_lib.book import tables
+
+    wide = pd.DataFrame({f"a long column header {i}": [123456789.0 * i] for i in range(12)})
+    narrow = pd.DataFrame({"model": ["x"], "value": [1.5]})
+    page = "\n".join([
+        "<!doctype html><html><body>",
+        '<article class="bd-article" style="width:600px;padding:0 20px">',
+        tables.show(wide, caption="Too wide")._repr_html_(),
+        tables.show(narrow, caption="Narrow")._repr_html_(),
+        "<section><h2>Hidden</h2><details><summary>more</summary>",
+        tables.show(wide)._repr_html_(), "</details></section>",
+        "</article></body></html>"])
+    (tmp_path / "toy.html").write_text(page)
+    server = _serve(tmp_path)
+    try:
+        driver.set_window_size(TABLE_WIDTH, 1000)
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
+        problems, rows = _wide_tables(driver, "toy.html")
+    finally:
+        driver.set_window_size(1280, 1000)
+        _stop(server)
+    assert len(rows) == 3 and rows[0]["column"] == 600
+    assert len(problems) == 2, problems
+    assert '"Too wide"' in problems[0]
+    assert 'in "Hidden", headers a long column header 0' in problems[1]

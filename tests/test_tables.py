@@ -1,6 +1,7 @@
 """cost_table agrees with gqa_lib.cost cell by cell; readable() formats with units."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gqa_lib import cost
@@ -83,3 +84,26 @@ def test_readable_formats_with_units(df):
     with pytest.raises(GQAError, match="no display format"):
         tables.readable(df, ["val_loss"])
     assert np.all(tables.readable(df).columns.str.len() > 0)
+
+
+def test_show_moves_secondary_columns_into_a_toggle():
+    df = pd.DataFrame({"model": ["a", "b"], "T": [128, 512], "kv_cache_bytes": [2.0**30, 2.0**31],
+                       "note": ["x", "y"]})
+    t = tables.show(df, ["model", "kv_cache_bytes"], details=["note"])
+    assert list(t.frame.columns) == ["model", "KV cache"]
+    assert list(t.details.frame.columns) == ["model", "note"]  # each row named again
+    assert t.summary == "More columns: note"
+    html = t._repr_html_()
+    assert html.index("</table>") < html.index('<details class="gqa-details">')
+    assert "white-space:normal" in html.split("<th ", 2)[1]  # headers wrap
+    keyed = tables.show(df, ["model", "note"], details=["kv_cache_bytes"], key=["model", "T"],
+                        summary="sizes")
+    assert list(keyed.details.frame.columns) == ["model", "T", "KV cache"]
+    assert "sizes" in repr(keyed) and "KV cache" in repr(keyed)
+
+
+def test_show_can_fold_a_whole_table():
+    t = tables.show(pd.DataFrame({"a": [1, 2]}), fold="All 2 rows")
+    html = t._repr_html_()
+    assert html.startswith('<details class="gqa-details gqa-fold"><summary>All 2 rows</summary>')
+    assert html.endswith("</table></div></details>")

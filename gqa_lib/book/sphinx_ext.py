@@ -15,14 +15,18 @@ book/_config.yml). The notebook side, :func:`gqa_lib.book.glue`, lives in its ow
   every page again and reports them again: otherwise Sphinx skips the unchanged pages and a
   second ``make book`` "succeeds" over a failing cell;
 - adds the book's style sheet, ``_static/gqa.css`` (:data:`CSS`: charts that fit their
-  column, tables that scroll inside their box, figure captions);
+  column, tables that wrap their headers and scroll inside their box, secondary
+  columns in a toggle, figure captions);
 - leaves one copy of each script on a page: Sphinx 7.4 adds the inline scripts of
   extensions that register them after the builder starts twice (sphinx-thebe's
   ``const THEBE_JS_URL``, a SyntaxError in the console; fixed in Sphinx 8.2, which Jupyter
   Book 1 cannot use);
 - puts the executed notebooks behind the pages' ".ipynb" download button (by default it
   serves the sources, stored without outputs);
-- adds the ``gqa-versions`` directive (package versions of the build, for the status page).
+- adds the ``gqa-versions`` directive (package versions of the build, for the status page)
+  and the ``gqa-data-files`` directive (the table of files of data/README.md as one entry
+  per file, its description at the column's full width: a four-column table of long text
+  is a tall and narrow read).
 """
 
 from __future__ import annotations
@@ -46,6 +50,26 @@ VERSIONED = ("gqa_lib", "numpy", "scipy", "pandas", "torch", "altair", "vl-conve
 
 
 # ----- build side -------------------------------------------------------------------------
+DATA_README = ROOT / "data" / "README.md"
+
+
+def readme_files(text: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the first Markdown table of ``text`` (data/README.md's table of
+    files): cells split on unescaped pipes, ``\\|`` read as a pipe."""
+    import re
+
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([c.strip().replace("\\|", "|")
+                      for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])])
+    header, rows = table[0], [r for r in table[1:] if not set("".join(r)) <= set("-: ")]
+    return header, rows
+
+
 def package_versions() -> dict[str, str]:
     """Python and the :data:`VERSIONED` distributions, then the bundled JavaScript."""
     from gqa_lib.book import render
@@ -83,9 +107,23 @@ figure.gqa-figure figcaption { font-size: 0.9rem; margin-top: 0.4rem; text-align
 .gqa-table table { border-collapse: collapse; font-size: 0.88rem; }
 .gqa-table th, .gqa-table td { padding: 0.25rem 0.6rem; vertical-align: top;
   border-bottom: 1px solid var(--pst-color-border, #ddd); }
-.gqa-table th { text-align: left; font-weight: 600; }
-.gqa-table td.num, .gqa-table th.num { text-align: right; white-space: nowrap; }
+.gqa-table th { text-align: left; font-weight: 600; white-space: normal; }
+.gqa-table td.num { text-align: right; white-space: nowrap; }
+.gqa-table th.num { text-align: right; }
 .gqa-table td.text { min-width: 9rem; white-space: normal; }
+/* Secondary columns of a table (gqa_lib.book.tables.show(details=...)), in a toggle. */
+details.gqa-details { margin: -0.5rem 0 1rem; }
+details.gqa-details > summary { cursor: pointer; font-size: 0.88rem; }
+/* data/README.md's files (the gqa-data-files directive): one entry per file. */
+.gqa-data-file { border-bottom: 1px solid var(--pst-color-border, #ddd); padding: 0.4rem 0; }
+.gqa-data-file p { margin: 0 0 0.2rem; }
+.gqa-data-file p + p { font-size: 0.88rem; }
+.gqa-data-file code.literal, .gqa-data-file code.literal span.pre { white-space: normal;
+  overflow-wrap: anywhere; }
+/* Markdown tables (notation, data/README.md): long code and words wrap inside the column. */
+.bd-article table.table td, .bd-article table.table th { overflow-wrap: anywhere; }
+.bd-article table.table td code.literal, .bd-article table.table td code.literal span.pre {
+  white-space: normal; overflow-wrap: anywhere; }
 .gqa-table caption { caption-side: top; text-align: left; font-size: 0.9rem;
   padding-bottom: 0.3rem; }
 .cell_output .output.text_plain, .cell_output pre { overflow-x: auto; }
@@ -266,7 +304,29 @@ def setup(app) -> dict[str, Any]:
                 parent += row
             return [table]
 
+    class DataFilesDirective(SphinxDirective):
+        """``gqa-data-files``: data/README.md's table of files, one entry per file: the path
+        and what it holds, then in smaller type how it is made and its licence."""
+
+        def run(self):
+            from docutils.statemachine import StringList
+
+            self.env.note_dependency(str(DATA_README))
+            header, rows = readme_files(DATA_README.read_text(encoding="utf-8"))
+            out = []
+            for row in rows:
+                entry = nodes.container(classes=["gqa-data-file"])
+                lines = [f"**{row[0]}**: {row[1]}", ""]
+                lines += ["; ".join(f"*{h[:1].upper() + h[1:]}:* {c}"
+                                    for h, c in zip(header[2:], row[2:])
+                                    if c.strip() not in ("", "-"))]
+                self.state.nested_parse(StringList(lines, str(DATA_README)),
+                                        self.content_offset, entry)
+                out.append(entry)
+            return out
+
     app.add_directive("gqa-versions", VersionsDirective)
+    app.add_directive("gqa-data-files", DataFilesDirective)
     app.add_js_file(render.BUNDLE_NAME)
     app.add_css_file(CSS_NAME)
     app.connect("html-page-context", dedupe_scripts, priority=900)  # after the others

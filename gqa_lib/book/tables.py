@@ -112,6 +112,8 @@ _READABLE = {
     "memory_bytes": ("memory (eq. 4)", units.format_bytes),
     "kv_share_of_memory": ("KV share of memory", "{:.0%}".format),
     "flops_per_token": ("FLOPs / token", units.format_flops),
+    "flops_time_invariant": ("weight FLOPs / token", units.format_flops),
+    "flops_time_variant": ("attention FLOPs / token", units.format_flops),
     "attention_share_of_flops": ("attention share of FLOPs", "{:.0%}".format),
     # the recipe's frames (gqa_lib.fit.recipe, reproduce, sensitivity)
     "target_loss": ("L* (nats)", "{:g}".format),
@@ -185,18 +187,26 @@ def _default_format(values: pd.Series):
 
 class Table:
     """A formatted table for display: no index column, headers in words (with units), cells
-    formatted as text, long text wrapped, wide tables scrolling inside their box. Shows as
-    HTML in the book, JupyterLab and Colab (styles inline, so ipywidgets 7 and 8 render it
-    alike) and as plain text elsewhere. ``frame`` holds the formatted cells."""
+    formatted as text, headers and long text wrapped, wide tables scrolling inside their box.
+    Shows as HTML in the book, JupyterLab and Colab (styles inline, so ipywidgets 7 and 8
+    render it alike) and as plain text elsewhere. ``frame`` holds the formatted cells;
+    ``details``, a second :class:`Table` of secondary columns, shows in a toggle below
+    (``summary`` is its label). With ``fold`` (a label), the whole table shows folded in a
+    toggle."""
 
     def __init__(self, frame: pd.DataFrame, numeric: Sequence[bool], caption: str = "",
-                 hrefs: Mapping[str, Sequence[str]] | None = None):
+                 hrefs: Mapping[str, Sequence[str]] | None = None,
+                 details: Table | None = None, summary: str = "", fold: str = ""):
         self.frame, self.numeric, self.caption = frame, list(numeric), caption
         self.hrefs = dict(hrefs or {})  # header -> one link per row ("" for none)
+        self.details, self.summary, self.fold = details, summary, fold
 
     def __repr__(self) -> str:
         text = self.frame.to_string(index=False)
-        return f"{self.caption}\n{text}" if self.caption else text
+        text = f"{self.caption}\n{text}" if self.caption else text
+        if self.details is not None:
+            text += f"\n\n{self.summary}\n{self.details!r}"
+        return text
 
     def _repr_html_(self) -> str:
         import html
@@ -205,7 +215,11 @@ class Table:
         def cell(tag, text, num, href=""):
             text = html.escape(str(text))
             kind = "num" if num else ("text" if len(text) > 40 else "")
-            align = "right;white-space:nowrap" if num else "left"
+            if tag == "th":  # headers wrap, so that words never widen a column of numbers
+                align = f"{'right' if num else 'left'};white-space:normal"
+            else:  # numbers and short labels such as "(8, 1)" stay on one line
+                wrap = "nowrap" if num or len(text) <= 10 else "normal"
+                align = f"{'right' if num else 'left'};white-space:{wrap}"
             if href:
                 text = f'<a href="{html.escape(href)}">{text}</a>'
             return f'<{tag} class="{kind}" style="{pad}text-align:{align}">{text}</{tag}>'
@@ -217,15 +231,24 @@ class Table:
                              for c, v, n in zip(cols, row, self.numeric)) + "</tr>"
             for i, row in enumerate(self.frame.itertuples(index=False)))
         cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
-        return ('<div class="gqa-table" style="max-width:100%;overflow-x:auto">'
-                '<table style="border-collapse:collapse">'
-                f"{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+        out = ('<div class="gqa-table" style="max-width:100%;overflow-x:auto">'
+               '<table style="border-collapse:collapse">'
+               f"{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+        if self.details is not None:
+            out += (f'<details class="gqa-details"><summary>{html.escape(self.summary)}'
+                    f"</summary>{self.details._repr_html_()}</details>")
+        if self.fold:
+            out = (f'<details class="gqa-details gqa-fold"><summary>{html.escape(self.fold)}'
+                   f"</summary>{out}</details>")
+        return out
 
 
 def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
          headers: Mapping[str, str] | None = None, formats: Mapping[str, Any] | None = None,
          caption: str = "", max_rows: int | None = None,
-         links: Mapping[str, Sequence[str]] | None = None) -> Table:
+         links: Mapping[str, Sequence[str]] | None = None,
+         details: Sequence[str] | None = None, key: Sequence[str] | None = None,
+         summary: str = "", fold: str = "") -> Table:
     """The book's one way to display a table.
 
     ``columns``: which columns, in order (default: all). A column known to :func:`readable`
@@ -235,7 +258,24 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
     digits, yes/no). The index is never shown (put what it held in a column first:
     ``df.reset_index()``). ``max_rows`` keeps the first rows only. ``links`` maps a column
     to one URL per row: in HTML its cells link there.
+
+    ``details``: secondary columns, shown in a toggle below the table (``summary`` labels
+    it; by default "More columns: ..."), each row named again by the ``key`` columns (by
+    default the first shown column). A table too wide for the page keeps there what the
+    prose does not discuss. ``fold``: a label; the whole table shows folded under it (a long
+    table whose one fact the page states in a sentence or a smaller table).
     """
+    if details:
+        key = list(key) if key is not None else list(columns or df.columns)[:1]
+        main = show(df, columns, headers=headers, formats=formats, caption=caption,
+                    max_rows=max_rows, links=links)
+        extra = show(df, [*key, *[c for c in details if c not in key]], headers=headers,
+                     formats=formats, max_rows=max_rows)
+        named = list(extra.frame.columns)[len(key):]
+        main.details = extra
+        main.summary = summary or "More columns: " + ", ".join(named)
+        main.fold = fold
+        return main
     columns = list(df.columns) if columns is None else list(columns)
     missing = [c for c in columns if c not in df]
     if missing:
@@ -259,4 +299,4 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
         if c not in columns or len(urls) < len(data):
             raise GQAError(f"links for {c!r}: need a shown column and one URL per row")
         hrefs[list(out)[columns.index(c)]] = list(urls)[:len(data)]
-    return Table(pd.DataFrame(out), numeric, caption, hrefs)
+    return Table(pd.DataFrame(out), numeric, caption, hrefs, fold=fold)
