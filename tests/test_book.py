@@ -484,3 +484,19 @@ def test_data_readme_table_reads_as_one_entry_per_file():
     assert "{gqa-data-files}" in page
     for marker in re.findall(r':(?:start-after|end-before): "([^"]+)"', page):
         assert marker in DATA_README.read_text(), marker
+
+
+MAX_VISIBLE_CODE_LINES = 300  # issue 24: what a reader learns from; the rest is hidden
+_HIDDEN = {"remove-input", "remove-cell", "hide-input"}
+
+
+def test_visible_code_stays_short():
+    """The book is read, not run: at most MAX_VISIBLE_CODE_LINES lines of code show
+    without a click (cells tagged hide-input fold behind 'Show code cell source')."""
+    counts = {}
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(nb.read_text())["cells"]
+        counts[nb.stem] = sum(len("".join(c["source"]).splitlines()) for c in cells
+                              if c["cell_type"] == "code"
+                              and not _HIDDEN & set(c.get("metadata", {}).get("tags", [])))
+    assert sum(counts.values()) <= MAX_VISIBLE_CODE_LINES, counts
