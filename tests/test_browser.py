@@ -468,9 +468,30 @@ def test_pages_read_well_at_each_width(html_dir, site, driver, width):
     assert not problems, "\n".join(problems)
 
 
+# Legend symbols whose visible paint (fill, else stroke) is too dark to see on the dark page
+# (relative luminance < 0.06: contrast below 2:1 on the dark page): [chart id, colour].
+_DARK_SYMBOLS = """
+const lum = (c) => { const m = c.match(/[\\d.]+/g); if (!m) return 1;
+  const [r, g, b] = m.slice(0, 3).map(Number).map(v => v / 255)
+    .map(v => v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4));
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+const seen = (c) => c && c !== 'none' && !/rgba\\(.*, 0\\)$/.test(c);
+const out = [];
+for (const chart of document.querySelectorAll('.gqa-chart')) {
+  for (const p of chart.querySelectorAll('.role-legend-symbol path')) {
+    const st = getComputedStyle(p);
+    const paint = seen(st.fill) ? st.fill : (seen(st.stroke) ? st.stroke : null);
+    if (paint && lum(paint) < 0.06) { out.push([chart.id, paint]); break; }
+  }
+}
+return out;
+"""
+
+
 def test_charts_follow_dark_mode(html_dir, site, driver):
     """Switched to dark, every chart is drawn again with the dark theme's axis colours on
-    its transparent background, with no console error; screenshots in screenshots/dark/."""
+    its transparent background, every legend symbol visible, with no console error;
+    screenshots in screenshots/dark/."""
     driver.get_log("browser")
     problems, n = [], 0
     for page in _pages(html_dir):
@@ -496,6 +517,8 @@ const done = arguments[arguments.length - 1], start = Date.now();
             "getComputedStyle(s).backgroundColor)")
         problems += [f"{page}: a chart has an opaque background {b}" for b in bg
                      if b not in ("rgba(0, 0, 0, 0)", "transparent")]
+        problems += [f"{page}: chart {i} has a legend symbol dark on the dark page ({c})"
+                     for i, c in driver.execute_script(_DARK_SYMBOLS)]
         boxes = driver.execute_script(
             "return [...document.querySelectorAll('.gqa-chart, .gqa-table')].map(el => "
             "getComputedStyle(el.closest('.text_html') || el).backgroundColor)")

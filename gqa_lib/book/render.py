@@ -58,7 +58,9 @@ const GQA_DARK = {
   background: "transparent",
   axis: {labelColor: GQA_FG, titleColor: GQA_FG, domainColor: GQA_MUTED,
          tickColor: GQA_MUTED, gridColor: GQA_GRID},
-  legend: {labelColor: GQA_FG, titleColor: GQA_FG},
+  // symbols not coloured by a scale (a dash or shape legend) would stay black on black
+  legend: {labelColor: GQA_FG, titleColor: GQA_FG, symbolStrokeColor: GQA_FG,
+           symbolFillColor: GQA_FG},
   header: {labelColor: GQA_FG, titleColor: GQA_FG},
   title: {color: GQA_FG, subtitleColor: GQA_MUTED},
   text: {color: GQA_FG},
