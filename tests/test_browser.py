@@ -398,7 +398,13 @@ def _reader_problems(drv, page: str, label: str) -> list[str]:
     problems = [f"{page} ({label}): {p}" for p in drv.execute_script(_OVERFLOW)]
     problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_TABLES)]
     problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_PROSE)]
-    for c in drv.execute_script(_CHARTS):
+    charts = drv.execute_script(_CHARTS)
+    numbers = [int(m.group(1)) for c in charts
+               if (m := re.match(r"Figure (\d+)\.", c["caption"]))]
+    if numbers != list(range(1, len(numbers) + 1)):
+        problems.append(f"{page} ({label}): figures numbered {numbers}, not 1..{len(numbers)} "
+                        "in page order")
+    for c in charts:
         if not c["drawn"]:
             problems.append(f"{page} ({label}): chart {c['id']} not drawn")
         if not c["title"].startswith("Figure "):
