@@ -5,8 +5,11 @@ of a book read offline stay blank. The book build (``gqa_lib.book``) sets
 ``GQA_ALTAIR_RENDERER=gqa-offline`` for the kernels it starts; importing this module then
 enables :func:`offline_renderer`, which emits only a ``<div>`` and a call to ``gqaEmbed``, a
 function defined by :func:`vega_bundle`: the three libraries, bundled by vl-convert from its
-own copy (no network), shipped once per book in ``_static/``. Elsewhere (Jupyter, Colab)
-Altair's default renderer is left alone.
+own copy (no network), shipped once per book in ``_static/``. Each chart output also carries
+its spec as Vega-Lite JSON, which the executed notebook behind the download button keeps
+(:func:`for_jupyter`), so JupyterLab draws it there. Elsewhere, JupyterLab and VS Code get
+:func:`notebook_renderer` (the spec alone, drawn by their own Vega: no CDN); Colab, which draws
+only HTML, keeps Altair's default renderer.
 
 A static explorer (a chart whose Vega-Lite parameters recompute an optimum in the browser)
 is marked with :func:`mark_explorer`; the browser test then moves its sliders and checks that
@@ -20,11 +23,16 @@ import html
 import itertools
 import json
 import os
+import sys
 from typing import Any
 
 import altair as alt
 
 RENDERER = "gqa-offline"
+NOTEBOOK_RENDERER = "gqa-notebook"
+# The Vega-Lite mime type JupyterLab's vega extension draws (vega-lite 5 there; Altair's own
+# mime type for Vega-Lite 6 has no renderer in JupyterLab 4).
+VEGALITE_MIME = "application/vnd.vegalite.v5+json"
 RENDERER_ENV = "GQA_ALTAIR_RENDERER"
 BUNDLE_NAME = "vega-bundle.js"
 EXPLORER_KEY = "gqa_explorer"  # usermeta key: name of the mark that shows the optimum
@@ -127,9 +135,34 @@ def chart_html(spec: dict[str, Any]) -> str:
             f'<figcaption>{caption.strip()}</figcaption>\n</figure>')
 
 
-def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
-    """Altair renderer for the built book: HTML against the bundle in ``_static/``."""
-    return {"text/html": chart_html(spec), "text/plain": "<Altair chart>"}
+def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    """Altair renderer for the built book: HTML against the bundle in ``_static/`` (what
+    the book shows: myst-nb prefers ``text/html``), with the spec under
+    :data:`VEGALITE_MIME` for the executed notebook behind the download button
+    (:func:`for_jupyter`)."""
+    return {"text/html": chart_html(spec), VEGALITE_MIME: spec, "text/plain": "<Altair chart>"}
+
+
+def notebook_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    """Altair renderer for JupyterLab, Notebook 7 and VS Code: the spec alone, which they draw
+    with their own copy of Vega (Altair's default HTML loads it from a CDN)."""
+    return {VEGALITE_MIME: spec, "text/plain": "<Altair chart>"}
+
+
+def for_jupyter(nb: dict[str, Any]) -> int:
+    """Drop the book's HTML from the chart outputs of an executed notebook, in place, so that
+    JupyterLab draws their :data:`VEGALITE_MIME` spec: it ranks ``text/html`` above Vega,
+    and that HTML needs the book's script. Returns the number of charts changed."""
+    changed = 0
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = output.get("data") or {}
+            html_ = data.get("text/html")
+            html_ = "".join(html_) if isinstance(html_, list) else html_ or ""
+            if VEGALITE_MIME in data and "gqaEmbed(" in html_:
+                del data["text/html"]
+                changed += 1
+    return changed
 
 
 def bundle_versions() -> dict[str, str]:
@@ -167,6 +200,13 @@ def vega_bundle() -> str:
     return f"{header}(function () {{\n{js}\n}})();\n"
 
 
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
 alt.renderers.register(RENDERER, offline_renderer)
+alt.renderers.register(NOTEBOOK_RENDERER, notebook_renderer)
 if os.environ.get(RENDERER_ENV) == RENDERER:
     alt.renderers.enable(RENDERER)
+elif alt.renderers.active == "default" and not in_colab():  # Colab draws only Altair's HTML
+    alt.renderers.enable(NOTEBOOK_RENDERER)
