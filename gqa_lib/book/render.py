@@ -6,8 +6,8 @@ of a book read offline stay blank. The book build (``gqa_lib.book``) sets
 enables :func:`offline_renderer`, which emits only a ``<div>`` and a call to ``gqaEmbed``, a
 function defined by :func:`vega_bundle`: the three libraries, bundled by vl-convert from its
 own copy (no network), shipped once per book in ``_static/``. Each chart output also carries
-its spec as Vega-Lite JSON, which the executed notebook behind the download button keeps
-(:func:`for_jupyter`), so JupyterLab draws it there. Elsewhere, JupyterLab and VS Code get
+its spec, which the executed notebook behind the download button gets as Vega-Lite JSON
+instead of the HTML (:func:`for_jupyter`), so JupyterLab draws it there. Elsewhere, JupyterLab and VS Code get
 :func:`notebook_renderer` (the spec alone, drawn by their own Vega: no CDN); Colab, which draws
 only HTML, keeps Altair's default renderer.
 
@@ -23,6 +23,7 @@ import html
 import itertools
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -135,12 +136,12 @@ def chart_html(spec: dict[str, Any]) -> str:
             f'<figcaption>{caption.strip()}</figcaption>\n</figure>')
 
 
-def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
-    """Altair renderer for the built book: HTML against the bundle in ``_static/`` (what
-    the book shows: myst-nb prefers ``text/html``), with the spec under
-    :data:`VEGALITE_MIME` for the executed notebook behind the download button
-    (:func:`for_jupyter`)."""
-    return {"text/html": chart_html(spec), VEGALITE_MIME: spec, "text/plain": "<Altair chart>"}
+def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
+    """Altair renderer for the built book: HTML against the bundle in ``_static/``. Its
+    ``gqaEmbed`` call holds the spec, which :func:`for_jupyter` takes out for JupyterLab
+    (a second mime type here would be one myst-nb warns it cannot render, failing the
+    strict build)."""
+    return {"text/html": chart_html(spec), "text/plain": "<Altair chart>"}
 
 
 def notebook_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
@@ -149,18 +150,30 @@ def notebook_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
     return {VEGALITE_MIME: spec, "text/plain": "<Altair chart>"}
 
 
+_EMBED_CALL = re.compile(r'<script>gqaEmbed\("[^"]+", (\{.*\})\);</script>', re.S)
+
+
+def spec_of(chart_html_: str) -> dict[str, Any] | None:
+    """The Vega-Lite spec inside :func:`chart_html`'s output (None for other HTML). Its
+    ``<\\/`` escapes are JSON's own escape of ``/``."""
+    m = _EMBED_CALL.search(chart_html_)
+    return json.loads(m.group(1)) if m else None
+
+
 def for_jupyter(nb: dict[str, Any]) -> int:
-    """Drop the book's HTML from the chart outputs of an executed notebook, in place, so that
-    JupyterLab draws their :data:`VEGALITE_MIME` spec: it ranks ``text/html`` above Vega,
-    and that HTML needs the book's script. Returns the number of charts changed."""
+    """Replace the book's HTML of each chart output of an executed notebook by its spec as
+    :data:`VEGALITE_MIME`, in place: JupyterLab draws that with its own Vega, while the
+    book's HTML needs the book's script (and JupyterLab would prefer it: it ranks
+    ``text/html`` above Vega). Returns the number of charts changed."""
     changed = 0
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             data = output.get("data") or {}
             html_ = data.get("text/html")
-            html_ = "".join(html_) if isinstance(html_, list) else html_ or ""
-            if VEGALITE_MIME in data and "gqaEmbed(" in html_:
+            spec = spec_of("".join(html_) if isinstance(html_, list) else html_ or "")
+            if spec is not None:
                 del data["text/html"]
+                data[VEGALITE_MIME] = spec
                 changed += 1
     return changed
 
