@@ -52,7 +52,7 @@ def test_notebook_markup_is_current_and_reverses_to_myst(path):
     for text in _markdown(path):
         assert prose.refresh_markdown(text, None) == text
         myst = prose.to_myst(text)
-        assert "<!--" not in myst.replace("<!-- ", ""), myst[:200]
+        assert "data-myst=" not in myst and "<!--:::" not in myst, myst[:200]
     glued = [b for t in _markdown(path) for b in prose.shown_values(t)]
     for body in glued:
         name, _, fmt = body.partition(":")
@@ -86,8 +86,8 @@ def test_the_references_cover_every_cited_key():
 def test_refresh_marks_values_citations_links_and_admonitions():
     marked = prose.refresh_markdown(MYST, VALUES)
     assert not prose.raw_myst(marked) and "{glue" not in prose.MARK.sub("", marked)
-    assert "<!--{glue:text}`saving:.0%`-->53%<!--/-->" in marked
-    assert "-->(8, 1)<!--/-->" in marked  # a glued string without its quotes
+    assert '<span data-myst="{glue:text}`saving:.0%`">53%</span>' in marked
+    assert '">(8, 1)</span>' in marked  # a glued string without its quotes
     assert "([Chen et al., 2025](https://arxiv.org/abs/2503.09579))" in marked
     assert "[table5.csv](https://github.com/" in marked and "/blob/main/data/paper/" in marked
     assert "> **Key takeaways**\n>\n> - The cache" in marked  # a blockquote for Jupyter
@@ -98,7 +98,7 @@ def test_refresh_is_idempotent_and_updates_values():
     once = prose.refresh_markdown(MYST, VALUES)
     assert prose.refresh_markdown(once, VALUES) == once
     newer = prose.refresh_markdown(once, {**VALUES, "saving": "0.61"})
-    assert "-->61%<!--/-->" in newer and "-->53%<!--/-->" not in newer
+    assert '">61%</span>' in newer and '">53%</span>' not in newer
     assert prose.to_myst(newer) == MYST
 
 
@@ -147,7 +147,7 @@ def test_check_detects_a_stale_value_and_refresh_fixes_it(tmp_path, monkeypatch,
     out = capsys.readouterr().out
     assert "saving:.0% shows '53%', the build computed '61%'" in out
     assert prose_refresh.main([str(path)]) == 0  # refresh
-    assert "-->61%<!--/-->" in path.read_text()
+    assert '">61%</span>' in path.read_text()
     before = path.read_text()
     assert prose_refresh.main([str(path)]) == 0 and path.read_text() == before  # idempotent
     assert prose_refresh.main(["--check", str(path)]) == 0
@@ -187,7 +187,7 @@ def _built_pages() -> list[Path]:
 def test_built_pages_show_no_marker():
     for page in _built_pages():
         text = page.read_text(encoding="utf-8")
-        assert "<!--/-->" not in text and "{glue" not in text, page.name
+        assert "data-myst=" not in text and "{glue" not in text, page.name
 
 
 def test_download_draws_charts_in_jupyterlab_and_reads_with_values():
@@ -206,3 +206,25 @@ def test_download_draws_charts_in_jupyterlab_and_reads_with_values():
                 assert not prose.raw_myst(cell.source), path.name
                 prose.refresh_markdown(cell.source, prose.glued_values(nb), missing)
         assert not missing, f"{path.name}: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_markers_stay_inline_markdown_in_jupyter(path):
+    """Parsed as CommonMark (as Jupyter does), a marker never turns a line into a raw HTML
+    block, whose markdown Jupyter would show unrendered: the only HTML blocks are the
+    admonitions' comment lines."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark")
+    for text in _markdown(path):
+        blocks = [t.content for t in md.parse(text) if t.type == "html_block"]
+        assert all(b.startswith("<!--:::") for b in blocks), blocks
+
+
+def test_a_value_at_a_line_start_is_still_inline():
+    from markdown_it import MarkdownIt
+
+    text = prose.refresh_markdown("{glue:text}`best` wins,\n{glue:text}`saving:.0%` less.",
+                                  VALUES)
+    html = MarkdownIt("commonmark").render(text)
+    assert html.startswith("<p><span") and "53%</span> less.</p>" in html

@@ -3,13 +3,15 @@
 The notebooks' markdown quotes computed numbers (myst-nb's ``{glue:text}`` role), cites
 papers (``{cite:p}``), links data files (``{download}``) and boxes its key takeaways
 (``:::{admonition}``). Only the book understands that MyST; Jupyter, Colab and GitHub show
-it raw. So the committed markdown carries each piece twice: the MyST inside an HTML comment,
-which every renderer hides, then what a reader outside the book sees, closed by ``<!--/-->``::
+it raw. So the committed markdown carries each piece twice: the MyST in an attribute of a
+``<span>``, whose content is what a reader outside the book sees::
 
-    the cache shrinks by <!--{glue:text}`kv1_delta_128:.3f`-->0.123<!--/--> nats, as in
-    <!--{cite:p}`chen2025costoptimal`-->([Chen et al., 2025](https://...))<!--/-->
+    the cache shrinks by <span data-myst="{glue:text}`kv1_delta_128:.3f`">0.123</span> nats,
+    as <span data-myst="{cite:p}`chen2025costoptimal`">([Chen et al., 2025](https://...))</span>
 
-and an admonition is a blockquote (a bold title, then its text) between two comments::
+(a span, not an HTML comment: a line that starts with ``<!--`` is a raw HTML block in
+CommonMark, whose markdown Jupyter would no longer render), and an admonition is a
+blockquote (a bold title, then its text) between two comment lines::
 
     <!--:::{admonition} Key takeaways
     :class: tip-->
@@ -19,7 +21,7 @@ and an admonition is a blockquote (a bold title, then its text) between two comm
 
     <!--:::-->
 
-The book never reads the text between the comments: the Sphinx extension
+The book never reads what the spans and blockquotes show: the Sphinx extension
 (:mod:`gqa_lib.book.sphinx_ext`) turns each notebook back into plain MyST with
 :func:`to_myst` as Sphinx reads it, so every number on a page comes from the same build's
 glue. :func:`refresh_markdown` writes that text: glued values from the executed notebook,
@@ -46,12 +48,12 @@ from gqa_lib.io import REPO_ROOT
 BOOK = REPO_ROOT / "book"
 DOC_DIR = "book/notebooks"  # where Sphinx sees the notebooks: {download} paths start here
 BRANCH = "main"  # book/_config.yml's repository.branch
-END = "<!--/-->"
 GLUE_PREFIX = "application/papermill.record/"  # myst_nb.glue's mime prefix
 
 ROLES = ("glue:text", "cite:p", "cite:t", "download")
-# A marked role: the MyST in a comment, what Jupyter shows, the end comment (one line).
-MARK = re.compile(r"<!--\{(?P<role>[\w:]+)\}`(?P<body>[^`\n]*)`-->(?P<shown>.*?)<!--/-->")
+# A marked role: the MyST in the span's attribute, what Jupyter shows inside (one line).
+MARK = re.compile(r'<span data-myst="\{(?P<role>[\w:]+)\}`(?P<body>[^`"\n]*)`">'
+                  r"(?P<shown>.*?)</span>")
 RAW = re.compile(r"\{(?P<role>" + "|".join(map(re.escape, ROLES)) + r")\}`(?P<body>[^`\n]*)`")
 # A MyST directive in colon fences, e.g. an admonition, with its options and body.
 RAW_BLOCK = re.compile(
@@ -149,13 +151,15 @@ def _inline(text: str, values: Mapping[str, str] | None, missing: set[str]) -> s
     """Refresh the marked roles of ``text`` and mark its raw ones."""
 
     def fill(role: str, body: str, old: str | None) -> str:
+        if '"' in body:
+            raise ProseError(f'{{{role}}}`{body}`: a role with " cannot be marked')
         shown = render_role(role, body, values)
         if shown is None:
             missing.add(body.partition(":")[0])
             if old is None:  # a raw role without its value stays raw
                 return f"{{{role}}}`{body}`"
             shown = old
-        return f"<!--{{{role}}}`{body}`-->{shown}{END}"
+        return f'<span data-myst="{{{role}}}`{body}`">{shown}</span>'
 
     def raw(part: str) -> str:
         return RAW.sub(lambda m: fill(m["role"], m["body"], None), part)
