@@ -53,11 +53,12 @@ def test_notebook_markup_is_current_and_reverses_to_myst(path):
         assert prose.refresh_markdown(text, None) == text
         myst = prose.to_myst(text)
         assert "data-myst=" not in myst and "<!--:::" not in myst, myst[:200]
-    glued = [b for t in _markdown(path) for b in prose.shown_values(t)]
-    for body in glued:
-        name, _, fmt = body.partition(":")
-        assert re.fullmatch(r"\w+", name), body
-        format(0.5, fmt) if fmt and fmt[-1] in "efgF%" else None  # a valid format spec
+    for text in _markdown(path):
+        for body, shown in prose.shown_values(text).items():
+            name, _, fmt = body.partition(":")
+            assert re.fullmatch(r"\w+", name) and shown.strip(), body
+            if fmt:  # a format spec myst-nb can apply
+                assert prose.format_value("1" if fmt[-1] in "bcdoxX" else "0.5", fmt), body
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
