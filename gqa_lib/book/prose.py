@@ -47,8 +47,6 @@ from gqa_lib.io import REPO_ROOT
 
 BOOK = REPO_ROOT / "book"
 DOC_DIR = "book/notebooks"  # where Sphinx sees the notebooks: {download} paths start here
-BRANCH = "main"  # book/_config.yml's repository.branch
-GLUE_PREFIX = "application/papermill.record/"  # myst_nb.glue's mime prefix
 
 ROLES = ("glue:text", "cite:p", "cite:t", "download")
 # A marked role: the MyST in the span's attribute, what Jupyter shows inside (one line).
@@ -127,9 +125,18 @@ def _download(body: str) -> str:
     rel = os.path.normpath(os.path.join(DOC_DIR, path)).replace(os.sep, "/")
     if rel.startswith(".."):
         raise ProseError(f"{{download}}`{body}`: outside the repository")
+    return f"[{md_escape(text)}]({_repository_blob()}/{rel})"
+
+
+@functools.lru_cache(maxsize=1)
+def _repository_blob() -> str:
+    """The repository's files on GitHub: pyproject's URL, book/_config.yml's branch."""
+    import yaml
+
     from gqa_lib.book.colab import REPO_URL
 
-    return f"[{md_escape(text)}]({REPO_URL}/blob/{BRANCH}/{rel})"
+    branch = yaml.safe_load((BOOK / "_config.yml").read_text())["repository"]["branch"]
+    return f"{REPO_URL}/blob/{branch}"
 
 
 def render_role(role: str, body: str, values: Mapping[str, str] | None) -> str | None:
