@@ -229,3 +229,27 @@ def test_a_value_at_a_line_start_is_still_inline():
                                   VALUES)
     html = MarkdownIt("commonmark").render(text)
     assert html.startswith("<p><span") and "53%</span> less.</p>" in html
+
+
+def test_the_book_extension_reads_notebooks_as_plain_myst():
+    """sphinx_ext's source-read hook: notebooks become plain MyST, other pages stay."""
+    from types import SimpleNamespace
+
+    from gqa_lib.book import sphinx_ext
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell(prose.refresh_markdown(MYST, VALUES))])
+    app = SimpleNamespace(env=SimpleNamespace(doc2path=lambda d: f"/book/{d}.ipynb"))
+    source = [nbformat.writes(nb)]
+    sphinx_ext._source_read(app, "notebooks/page", source)
+    assert prose._src(json.loads(source[0])["cells"][0]) == MYST
+    page = ["<span data-myst=\"{glue:text}`x`\">1</span>"]
+    app.env.doc2path = lambda d: f"/book/{d}.md"
+    sphinx_ext._source_read(app, "intro", page)
+    assert page == ["<span data-myst=\"{glue:text}`x`\">1</span>"]
+
+
+def test_make_book_refreshes_the_prose_after_building():
+    recipe = (ROOT / "Makefile").read_text().split("\nbook:")[1].split("\n\n")[0]
+    build, refresh = recipe.index("jupyter-book build"), recipe.index("prose_refresh")
+    assert build < refresh and "--check" not in recipe
