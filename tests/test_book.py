@@ -399,6 +399,9 @@ def test_download_drops_the_books_chart_html_for_jupyterlab():
     assert render.for_jupyter(nb) == 1
     assert set(chart["data"]) == {render.VEGALITE_MIME, "text/plain"}
     assert chart["data"][render.VEGALITE_MIME] == spec  # the very spec, "</" included
+    wide = {**spec, "width": "container"}  # a book figure: a fixed width in JupyterLab,
+    assert render.jupyter_spec(wide) == {**spec, "width": render.JUPYTER_WIDTH}  # else
+    assert render.notebook_renderer(wide)[render.VEGALITE_MIME]["width"] == 640  # it hangs
     assert other["data"]["text/html"] == "<table></table>"
 
 

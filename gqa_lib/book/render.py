@@ -34,6 +34,7 @@ NOTEBOOK_RENDERER = "gqa-notebook"
 # The Vega-Lite mime type JupyterLab's vega extension draws (vega-lite 5 there; Altair's own
 # mime type for Vega-Lite 6 has no renderer in JupyterLab 4).
 VEGALITE_MIME = "application/vnd.vegalite.v5+json"
+JUPYTER_WIDTH = 640  # pixels: a book figure's width in JupyterLab (jupyter_spec)
 RENDERER_ENV = "GQA_ALTAIR_RENDERER"
 BUNDLE_NAME = "vega-bundle.js"
 EXPLORER_KEY = "gqa_explorer"  # usermeta key: name of the mark that shows the optimum
@@ -144,10 +145,19 @@ def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
     return {"text/html": chart_html(spec), "text/plain": "<Altair chart>"}
 
 
+def jupyter_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` as JupyterLab can draw it: a chart as wide as its container (the book's
+    figures) gets :data:`JUPYTER_WIDTH` pixels instead, since in JupyterLab's output area
+    a container-wide chart keeps resizing, and the page hangs."""
+    if spec.get("width") != "container":
+        return spec
+    return {**spec, "width": JUPYTER_WIDTH}
+
+
 def notebook_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
     """Altair renderer for JupyterLab, Notebook 7 and VS Code: the spec alone, which they draw
     with their own copy of Vega (Altair's default HTML loads it from a CDN)."""
-    return {VEGALITE_MIME: spec, "text/plain": "<Altair chart>"}
+    return {VEGALITE_MIME: jupyter_spec(spec), "text/plain": "<Altair chart>"}
 
 
 _EMBED_CALL = re.compile(r'<script>gqaEmbed\("[^"]+", (\{.*\})\);</script>', re.S)
@@ -173,7 +183,7 @@ def for_jupyter(nb: dict[str, Any]) -> int:
             spec = spec_of("".join(html_) if isinstance(html_, list) else html_ or "")
             if spec is not None:
                 del data["text/html"]
-                data[VEGALITE_MIME] = spec
+                data[VEGALITE_MIME] = jupyter_spec(spec)
                 changed += 1
     return changed
 
