@@ -60,8 +60,11 @@ test-slow: setup
 # The strict book build: a failing cell, anything a cell writes to stderr, or any Sphinx
 # warning fails it. Notebooks re-execute only when their code, gqa_lib, data/ or the package
 # versions change (execution cache, see gqa_lib/book/sphinx_ext.py): a rebuild of nothing takes seconds.
+# Then the notebooks' markdown gets the values this build computed, for Jupyter and Colab
+# (gqa_lib/book/prose_refresh.py; with `--check` it only reports).
 book: setup
 	$(VENV)/bin/jupyter-book build book -W -n --keep-going
+	$(PY) -m gqa_lib.book.prose_refresh notebooks/*.ipynb
 
 book-clean:
 	rm -rf book/_build

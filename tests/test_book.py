@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from gqa_lib import cost
-from gqa_lib.book import colab, glue, plots, plots_evidence, render, sphinx_ext, tables
+from gqa_lib.book import (colab, glue, plots, plots_evidence, prose, render, sphinx_ext,
+                          tables)
 from gqa_lib.evidence import paper, sensitivity, serving, sweep_recipe
 from gqa_lib.fit import recipe, scaling
 from gqa_lib.arch.config import ModelConfig, get_preset, paper_family
@@ -107,8 +108,10 @@ def test_repository_url_has_one_definition():
         "the repository URL lives in pyproject.toml only; gqa_lib.book sets it for the book")
     for path in [*BOOK.glob("*.md"), *BOOK.glob("*.yml"), *NOTEBOOKS]:
         text = path.read_text()
-        if path.suffix == ".ipynb":  # the first cell is generated from pyproject
-            text = "".join("".join(c["source"]) for c in json.loads(text)["cells"][1:])
+        if path.suffix == ".ipynb":  # the first cell is generated from pyproject, and so
+            # are the links that the markdown shows outside the book (gqa_lib.book.prose)
+            text = "".join(prose.MARK.sub("", "".join(c["source"]))
+                           for c in json.loads(text)["cells"][1:])
         assert url not in text, f"{path.name} repeats the repository URL"
 
 
@@ -362,17 +365,44 @@ def test_offline_renderer_only_in_the_book_build(monkeypatch):
     import importlib
 
     monkeypatch.delenv(render.RENDERER_ENV, raising=False)
-    alt.renderers.enable("default")
-    importlib.reload(render)
-    assert alt.renderers.active == "default"  # Jupyter and Colab keep Altair's renderer
-    monkeypatch.setenv(render.RENDERER_ENV, render.RENDERER)
-    importlib.reload(render)
+    spec = alt.Chart(alt.Data(values=[{"a": 1}])).mark_point().encode(x="a:Q").to_dict()
     try:
+        monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+        alt.renderers.enable("default")
+        importlib.reload(render)
+        assert alt.renderers.active == "default"  # Colab draws only Altair's HTML
+        monkeypatch.delitem(sys.modules, "google.colab")
+        alt.renderers.enable("default")
+        importlib.reload(render)
+        assert alt.renderers.active == render.NOTEBOOK_RENDERER  # JupyterLab: no CDN
+        assert set(alt.renderers.get()(spec)) == {render.VEGALITE_MIME, "text/plain"}
+        monkeypatch.setenv(render.RENDERER_ENV, render.RENDERER)
+        importlib.reload(render)
         assert alt.renderers.active == render.RENDERER
-        spec = alt.Chart(alt.Data(values=[{"a": 1}])).mark_point().encode(x="a:Q").to_dict()
-        assert "gqaEmbed(" in alt.renderers.get()(spec)["text/html"]
+        bundle = alt.renderers.get()(spec)
+        assert "gqaEmbed(" in bundle["text/html"]
+        assert set(bundle) == {"text/html", "text/plain"}  # myst-nb warns on other types
     finally:
         alt.renderers.enable("default")
+
+
+def test_download_drops_the_books_chart_html_for_jupyterlab():
+    """JupyterLab ranks text/html above its Vega renderer, and the book's HTML needs the
+    book's script: the executed download keeps only the Vega-Lite spec of each chart."""
+    spec = alt.Chart(alt.Data(values=[{"a": "</script>"}])).mark_point().encode(
+        x="a:N").properties(title="Figure 1. A").to_dict()
+    chart = {"output_type": "display_data", "metadata": {},
+             "data": render.offline_renderer(spec)}
+    other = {"output_type": "display_data", "metadata": {},
+             "data": {"text/html": "<table></table>", "text/plain": "t"}}
+    nb = {"cells": [{"cell_type": "code", "source": "", "outputs": [chart, other]}]}
+    assert render.for_jupyter(nb) == 1
+    assert set(chart["data"]) == {render.VEGALITE_MIME, "text/plain"}
+    assert chart["data"][render.VEGALITE_MIME] == spec  # the very spec, "</" included
+    wide = {**spec, "width": "container"}  # a book figure: a fixed width in JupyterLab,
+    assert render.jupyter_spec(wide) == {**spec, "width": render.JUPYTER_WIDTH}  # else
+    assert render.notebook_renderer(wide)[render.VEGALITE_MIME]["width"] == 640  # it hangs
+    assert other["data"]["text/html"] == "<table></table>"
 
 
 def test_glue_stores_python_numbers(monkeypatch):
@@ -430,12 +460,21 @@ def test_download_button_serves_the_executed_notebook(tmp_path):
     out = tmp_path / "html"
     src = out / "_sources" / "notebooks" / "x.ipynb"
     src.parent.mkdir(parents=True)
-    src.write_text("no outputs")
+    cells = [nbformat.v4.new_markdown_cell('x = <span data-myst="{glue:text}`x`">1</span>'),
+             nbformat.v4.new_code_cell("glue('x', 2)")]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), src)
     executed = tmp_path / "jupyter_execute" / "notebooks" / "x.ipynb"
     executed.parent.mkdir(parents=True)
-    executed.write_text("with outputs")
+    cells[1].outputs = [nbformat.v4.new_output(
+        "display_data", {"application/papermill.record/text/plain": "2"},
+        metadata={"scrapbook": {"name": "x", "mime_prefix": "application/papermill.record/"}})]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), executed)
     sphinx_ext._ship_executed_notebooks(SimpleNamespace(outdir=str(out)))
-    assert src.read_text() == "with outputs"
+    shipped = nbformat.read(src, as_version=4)
+    assert shipped.cells[1].outputs, "the download has the outputs"
+    # its prose shows the values of its own outputs, readable in JupyterLab too
+    assert shipped.cells[0].source == 'x = <span data-myst="{glue:text}`x`">2</span>'
+    assert shipped.cells[1].outputs[0].data["text/plain"] == "x = 2"
 
 
 def test_glue_shows_name_and_value_outside_the_book(monkeypatch, capsys):

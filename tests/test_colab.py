@@ -143,3 +143,28 @@ def test_sync_clears_outputs_without_nbconvert(tmp_path, capsys):
     cells = json.loads(nb.read_text())["cells"]
     assert cells[1]["outputs"] == [] and cells[1]["execution_count"] is None
     assert colab.main(["--check", str(nb)]) == 0
+
+
+def test_install_output_shows_only_when_it_fails(monkeypatch, tmp_path, capsys):
+    """The build backend's deprecation warnings (9 red lines on Colab) stay hidden; a failing
+    install shows everything pip said."""
+    def run_with(returncode):
+        def fake_run(cmd, **kwargs):
+            out = "numpy==2.0.0\n" if "list" in cmd else "SetuptoolsDeprecationWarning: x\n"
+            return subprocess.CompletedProcess(cmd, returncode if "install" in cmd else 0,
+                                               stdout=out, stderr="")
+        monkeypatch.setattr(subprocess, "run", fake_run)
+        google = types.ModuleType("google")
+        google.colab = types.ModuleType("google.colab")
+        monkeypatch.setitem(sys.modules, "google", google)
+        monkeypatch.setitem(sys.modules, "google.colab", google.colab)
+        monkeypatch.setattr(sys, "path", list(sys.path))
+        monkeypatch.setenv(colab.SOURCE_ENV, str(ROOT))
+        cell = colab.FIRST_CELL.replace(colab.CONSTRAINTS, str(tmp_path / "pins.txt"))
+        exec(compile(cell, "<first cell>", "exec"), {})
+
+    run_with(0)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(RuntimeError, match="could not install"):
+        run_with(1)
+    assert "SetuptoolsDeprecationWarning" in capsys.readouterr().err

@@ -5,7 +5,8 @@ notebooks need both the library and the files in data/. So on Colab (and only th
 test is ``import google.colab``) the first cell clones the repository, then installs it
 editable with ``pip install -e``, constrained to every package's installed version, so that
 Colab's own numpy, pandas, torch... are never upgraded or replaced; pip may only add what is
-missing. Everywhere else the cell does nothing.
+missing. pip's output shows only when the install fails (otherwise the setuptools build
+backend's deprecation warnings fill the cell in red). Everywhere else the cell does nothing.
 
 :data:`FIRST_CELL` is the one definition of that cell; tests/test_book.py checks that every
 notebook starts with it, and ``python -m gqa_lib.book.colab notebooks/*.ipynb`` (re)writes it
@@ -71,7 +72,12 @@ else:
     with open(pins, "w") as f:
         f.write(subprocess.run(pip + ["list", "--format=freeze"], capture_output=True,
                                text=True, check=True).stdout)
-    subprocess.run(pip + ["install", "-q", "-c", pins, "-e", repo], check=True)
+    # pip's output (a build backend's deprecation warnings, in red) only if it fails
+    done = subprocess.run(pip + ["install", "-q", "-c", pins, "-e", repo],
+                          capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise RuntimeError(f"pip could not install {{repo}} (its output above)")
     sys.path.insert(0, repo)  # importable now, without restarting the kernel"""
 
 

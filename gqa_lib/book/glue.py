@@ -3,9 +3,10 @@ number on a page is typed twice.
 
 In the book build (the kernels started by :mod:`gqa_lib.book.sphinx_ext`, which sets
 ``GQA_ALTAIR_RENDERER=gqa-offline``) a glued value is stored and shows nowhere but in the
-prose. Anywhere else (JupyterLab, Colab, a plain ``jupyter nbconvert --execute``) the
-``{glue:text}`` placeholders stay raw, so each glued value is also displayed as
-``name = value`` under the cell that computed it: the notebook reads sensibly on its own.
+prose. Outside the book the markdown shows the values of the last book build
+(:mod:`gqa_lib.book.prose` writes them into the committed notebooks), so each value this
+run computes is also displayed as ``name = value`` under the cell that computed it: a
+reader who changes a cell sees what changed.
 """
 
 from __future__ import annotations

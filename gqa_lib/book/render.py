@@ -5,8 +5,11 @@ of a book read offline stay blank. The book build (``gqa_lib.book``) sets
 ``GQA_ALTAIR_RENDERER=gqa-offline`` for the kernels it starts; importing this module then
 enables :func:`offline_renderer`, which emits only a ``<div>`` and a call to ``gqaEmbed``, a
 function defined by :func:`vega_bundle`: the three libraries, bundled by vl-convert from its
-own copy (no network), shipped once per book in ``_static/``. Elsewhere (Jupyter, Colab)
-Altair's default renderer is left alone.
+own copy (no network), shipped once per book in ``_static/``. Each chart output also carries
+its spec, which the executed notebook behind the download button gets as Vega-Lite JSON
+instead of the HTML (:func:`for_jupyter`), so JupyterLab draws it there. Elsewhere, JupyterLab and VS Code get
+:func:`notebook_renderer` (the spec alone, drawn by their own Vega: no CDN); Colab, which draws
+only HTML, keeps Altair's default renderer.
 
 A static explorer (a chart whose Vega-Lite parameters recompute an optimum in the browser)
 is marked with :func:`mark_explorer`; the browser test then moves its sliders and checks that
@@ -20,11 +23,18 @@ import html
 import itertools
 import json
 import os
+import re
+import sys
 from typing import Any
 
 import altair as alt
 
 RENDERER = "gqa-offline"
+NOTEBOOK_RENDERER = "gqa-notebook"
+# The Vega-Lite mime type JupyterLab's vega extension draws (vega-lite 5 there; Altair's own
+# mime type for Vega-Lite 6 has no renderer in JupyterLab 4).
+VEGALITE_MIME = "application/vnd.vegalite.v5+json"
+JUPYTER_WIDTH = 640  # pixels: a book figure's width in JupyterLab (jupyter_spec)
 RENDERER_ENV = "GQA_ALTAIR_RENDERER"
 BUNDLE_NAME = "vega-bundle.js"
 EXPLORER_KEY = "gqa_explorer"  # usermeta key: name of the mark that shows the optimum
@@ -177,8 +187,54 @@ def chart_html(spec: dict[str, Any]) -> str:
 
 
 def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
-    """Altair renderer for the built book: HTML against the bundle in ``_static/``."""
+    """Altair renderer for the built book: HTML against the bundle in ``_static/``. Its
+    ``gqaEmbed`` call holds the spec, which :func:`for_jupyter` takes out for JupyterLab
+    (a second mime type here would be one myst-nb warns it cannot render, failing the
+    strict build)."""
     return {"text/html": chart_html(spec), "text/plain": "<Altair chart>"}
+
+
+def jupyter_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` as JupyterLab can draw it: a chart as wide as its container (the book's
+    figures) gets :data:`JUPYTER_WIDTH` pixels instead, since in JupyterLab's output area
+    a container-wide chart keeps resizing, and the page hangs."""
+    if spec.get("width") != "container":
+        return spec
+    return {**spec, "width": JUPYTER_WIDTH}
+
+
+def notebook_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:
+    """Altair renderer for JupyterLab, Notebook 7 and VS Code: the spec alone, which they draw
+    with their own copy of Vega (Altair's default HTML loads it from a CDN)."""
+    return {VEGALITE_MIME: jupyter_spec(spec), "text/plain": "<Altair chart>"}
+
+
+_EMBED_CALL = re.compile(r'<script>gqaEmbed\("[^"]+", (\{.*\})\);</script>', re.S)
+
+
+def spec_of(chart_html_: str) -> dict[str, Any] | None:
+    """The Vega-Lite spec inside :func:`chart_html`'s output (None for other HTML). Its
+    ``<\\/`` escapes are JSON's own escape of ``/``."""
+    m = _EMBED_CALL.search(chart_html_)
+    return json.loads(m.group(1)) if m else None
+
+
+def for_jupyter(nb: dict[str, Any]) -> int:
+    """Replace the book's HTML of each chart output of an executed notebook by its spec as
+    :data:`VEGALITE_MIME`, in place: JupyterLab draws that with its own Vega, while the
+    book's HTML needs the book's script (and JupyterLab would prefer it: it ranks
+    ``text/html`` above Vega). Returns the number of charts changed."""
+    changed = 0
+    for cell in nb.get("cells", []):
+        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            data = output.get("data") or {}
+            html_ = data.get("text/html")
+            spec = spec_of("".join(html_) if isinstance(html_, list) else html_ or "")
+            if spec is not None:
+                del data["text/html"]
+                data[VEGALITE_MIME] = jupyter_spec(spec)
+                changed += 1
+    return changed
 
 
 def bundle_versions() -> dict[str, str]:
@@ -216,6 +272,13 @@ def vega_bundle() -> str:
     return f"{header}(function () {{\n{js}\n}})();\n"
 
 
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
 alt.renderers.register(RENDERER, offline_renderer)
+alt.renderers.register(NOTEBOOK_RENDERER, notebook_renderer)
 if os.environ.get(RENDERER_ENV) == RENDERER:
     alt.renderers.enable(RENDERER)
+elif alt.renderers.active == "default" and not in_colab():  # Colab draws only Altair's HTML
+    alt.renderers.enable(NOTEBOOK_RENDERER)

@@ -21,8 +21,12 @@ book/_config.yml). The notebook side, :func:`gqa_lib.book.glue`, lives in its ow
   extensions that register them after the builder starts twice (sphinx-thebe's
   ``const THEBE_JS_URL``, a SyntaxError in the console; fixed in Sphinx 8.2, which Jupyter
   Book 1 cannot use);
+- reads each notebook's markdown as plain MyST (:func:`gqa_lib.book.prose.to_myst`): the
+  committed markdown shows values, citations and admonitions in a form Jupyter renders,
+  which the book replaces with the same build's glue;
 - puts the executed notebooks behind the pages' ".ipynb" download button (by default it
-  serves the sources, stored without outputs);
+  serves the sources, stored without outputs), with their prose refreshed from their own
+  outputs and charts JupyterLab can draw;
 - adds the ``gqa-versions`` directive (package versions of the build, for the status page)
   and the ``gqa-data-files`` directive (the table of files of data/README.md as one entry
   per file, its description at the column's full width: a four-column table of long text
@@ -180,11 +184,26 @@ def _ship_executed_notebooks(app) -> None:
             except KeyError:
                 merged = None
             if merged is not None:
-                nbformat.write(merged, target)
+                nbformat.write(_for_jupyter(merged), target)
                 continue
         copy = executed / target.relative_to(sources)
         if copy.is_file():
-            shutil.copyfile(copy, target)
+            import nbformat
+
+            nbformat.write(_for_jupyter(nbformat.read(copy, as_version=4)), target)
+
+
+def _for_jupyter(nb):
+    """The executed notebook as JupyterLab should show it: its markdown's values from its own
+    outputs (:mod:`gqa_lib.book.prose`), charts drawn from their Vega-Lite spec, glued values
+    readable as ``name = value``."""
+    from gqa_lib.book import prose, render
+
+    values = prose.glued_values(nb)
+    prose.map_markdown(nb, lambda text: prose.refresh_markdown(text, values))
+    render.for_jupyter(nb)
+    prose.readable_records(nb)
+    return nb
 
 
 def _cache_dir(app) -> Path:
@@ -248,6 +267,15 @@ def _env_get_outdated(app, env, added, changed, removed) -> list[str]:
     if app.gqa_inputs_changed:
         redo |= {d for d in env.found_docs if str(env.doc2path(d)).endswith(".ipynb")}
     return sorted(redo - added - changed - removed)
+
+
+def _source_read(app, docname, source) -> None:
+    """A notebook's markdown as plain MyST: the book fills its numbers, citations, links
+    and admonitions itself, never from the text shown outside it (gqa_lib.book.prose)."""
+    if str(app.env.doc2path(docname)).endswith(".ipynb"):
+        from gqa_lib.book import prose
+
+        source[0] = prose.notebook_to_myst(source[0])
 
 
 def _env_purge_doc(app, env, docname) -> None:
@@ -332,6 +360,7 @@ def setup(app) -> dict[str, Any]:
     app.connect("html-page-context", dedupe_scripts, priority=900)  # after the others
     app.connect("config-inited", _config_inited)
     app.connect("env-get-outdated", _env_get_outdated)
+    app.connect("source-read", _source_read)
     app.connect("env-purge-doc", _env_purge_doc)
     app.gqa_warnings = _WarningCounter()
     logging.getLogger("sphinx").addHandler(app.gqa_warnings)  # Sphinx logs under "sphinx.*"
