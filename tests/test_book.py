@@ -539,3 +539,14 @@ def test_visible_code_stays_short():
                               if c["cell_type"] == "code"
                               and not _HIDDEN & set(c.get("metadata", {}).get("tags", [])))
     assert sum(counts.values()) <= MAX_VISIBLE_CODE_LINES, counts
+
+
+def test_grids_the_pages_name_exist():
+    """Every sweep grid a page names (data/sweeps/<name>.toml, in prose or code) is in the
+    repository: a page must not tell the reader to run a grid that was never written."""
+    named = set()
+    for nb in NOTEBOOKS:
+        text = nb.read_text()
+        named |= set(re.findall(r"sweeps/([\w.-]+\.toml)", text))
+        named |= {f"{m}.toml" for m in re.findall(r'SWEEP_DIR / \\"([\w.-]+)\.toml', text)}
+    assert named and all((ROOT / "data" / "sweeps" / n).is_file() for n in named), named
