@@ -550,3 +550,14 @@ def test_grids_the_pages_name_exist():
         named |= set(re.findall(r"sweeps/([\w.-]+\.toml)", text))
         named |= {f"{m}.toml" for m in re.findall(r'SWEEP_DIR / \\"([\w.-]+)\.toml', text)}
     assert named and all((ROOT / "data" / "sweeps" / n).is_file() for n in named), named
+
+
+def test_tables_inside_blocks_are_displayed():
+    """IPython shows only a cell's last top-level expression: a `tables.show(...)` or
+    `figure(...)` indented inside an `if` or a loop is computed and silently dropped
+    (the equal-size tables never showed), so there it must be wrapped in display()."""
+    dropped = [f"{nb.name}: {line.strip()}" for nb in NOTEBOOKS
+               for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"
+               for line in "".join(c["source"]).splitlines()
+               if re.match(r"\s+(tables\.show|figure)\(", line)]
+    assert not dropped, dropped
