@@ -95,6 +95,7 @@ def driver(tmp_path_factory):
     service = Service(executable_path=_find("chromedriver", "chromedriver"))
     drv = webdriver.Chrome(service=service, options=opts)
     drv.set_page_load_timeout(60)
+    drv.set_script_timeout(90)  # the 20 s render poll, with room for a page that blocks
     yield drv
     drv.quit()
 
