@@ -15,14 +15,14 @@ HEADS = {"(8,8)": (8, 8, 0.0), "(8,2)": (8, 2, 0.02), "(8,1)": (8, 1, 0.05),
 SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03}  # shared by every configuration of a seed
 
 
-def _row(cfg, seed, lr=None, far_gain=0.3):
+def _row(cfg, seed, lr=None, far_gain=0.3, grid="cpu-eq-v2"):
     h, k, off = HEADS[cfg]
     lr = eq.base_lr() if lr is None else lr  # the shared rate unless a check's
     loss = 3.2 + off + SEED_SHIFT[seed] + (0.01 if lr != eq.base_lr() else 0.0)
     first = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256]
     last = [0, 1, 3, 7, 15, 31, 63, 127, 255, 511]
     nats = [4.3, 3.7, 3.5, 3.4, 3.35, 3.3, 3.3] + [3.5 - far_gain - off] * 3
-    return {"run_id": f"{cfg}-s{seed}-lr{lr}", "status": "ok", "family": "grid",
+    return {"run_id": f"{cfg}-s{seed}-lr{lr}", "grid": grid, "status": "ok", "family": "grid",
             "n_layer": 2, "d_model": 128, "n_head": h, "n_kv_head": k, "d_head": 16,
             "params_non_embedding": 400_000, "params_total": 662_144, "context": 512,
             "seed": seed, "lr": lr, "val_loss_nats": loss, "val_loss_full_nats": loss,
@@ -39,7 +39,7 @@ def _write(tmp_path, rows):
 def test_no_rows_yet(tmp_path):
     runs = eq.read(tmp_path / "missing.csv")
     st = eq.status(runs)
-    assert st["done"] == 0 and st["planned"] == 16 + 12 and not st["ready"]  # two grids
+    assert st["done"] == 0 and st["planned"] == 12 and not st["ready"]  # cpu-eq-v2's runs
     assert eq.summary(runs).empty and eq.paired(runs).empty and eq.lr_check(runs).empty
     use = eq.context_use(runs)
     assert set(use.config) == {"bigram", "trigram"}  # the count models are always there
@@ -94,14 +94,17 @@ def test_both_grids_are_read_together_and_a_damaged_file_is_an_error(tmp_path, m
     v1, v2 = tmp_path / "cpu-eq-v1.toml", tmp_path / "cpu-eq-v2.toml"
     for g in (v1, v2):
         g.write_text((eq.DATA_DIR / "sweeps" / g.name).read_text())
-    pd.DataFrame([_row("(8,8)", 0), _row("(1,1)", 0), _row("(8,8)", 0, 2.2e-2)],
+    pd.DataFrame([_row("(8,8)", 0, grid="cpu-eq-v1"), _row("(1,1)", 0, grid="cpu-eq-v1"),
+                  _row("(8,8)", 0, 2.2e-2, grid="cpu-eq-v1")],
                  columns=COLUMNS).to_csv(v1.with_suffix(".csv"), index=False)
     pd.DataFrame([_row("(8,2)", 0), _row("(8,1)", 0)],
                  columns=COLUMNS).to_csv(v2.with_suffix(".csv"), index=False)
     monkeypatch.setattr(eq, "GRIDS", (v1, v2))
     runs = eq.read()
     assert sorted(runs.config) == ["(1,1)", "(8,1)", "(8,2)", "(8,8)", "(8,8)"]
-    assert eq.status(runs)["seeds"] == {c: 1 for c in HEADS}  # the 2.2e-2 run is a check
+    st = eq.status(runs)
+    assert st["seeds"] == {c: 1 for c in HEADS}  # the 2.2e-2 run is a check
+    assert st["planned"] == 12 + 3  # the latest grid's runs and what the closed one ran
     v2.with_suffix(".csv").write_text("run_id,status\n")
     with pytest.raises(GQAError, match="missing column"):
         eq.read()

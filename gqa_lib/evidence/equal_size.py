@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from gqa_lib.errors import GQAError
 from gqa_lib.evidence.reanalysis import baseline, baselines_by_source, ngram_baselines
 from gqa_lib.fit.per_head import config_label, read_runs
 from gqa_lib.io import DATA_DIR
@@ -57,14 +56,15 @@ def base_lr(path: Path = EQ_GRID) -> float:
     return float(_grid(path)["train"]["lr"])
 
 
-def planned(paths: tuple[Path, ...] = GRIDS) -> int:
-    """Runs the grid files plan (each block a full cross product, lrs included)."""
-    n = 0
-    for path in paths:
-        for b in _grid(path)["block"]:
-            n += (len(b["sizes"]) * len(b["heads"]) * len(b["contexts"]) * len(b["seeds"])
-                  * len(b.get("lrs", [None])))
-    return n
+def planned(runs: pd.DataFrame, path: Path = EQ_GRID) -> int:
+    """Runs planned: every run of the latest grid (each block a full cross product, lrs
+    included), and of the earlier, closed grids the runs they finished (cpu-eq-v1's seeds
+    1 and 2 at its too-high rate were never run: cpu-eq-v2 replaced them)."""
+    n = sum(len(b["sizes"]) * len(b["heads"]) * len(b["contexts"]) * len(b["seeds"])
+            * len(b.get("lrs", [None])) for b in _grid(path)["block"])
+    latest = _grid(path)["name"]
+    closed = int((runs["grid"] != latest).sum()) if len(runs) and "grid" in runs else 0
+    return n + closed
 
 
 def read(path: Path | None = None) -> pd.DataFrame:
@@ -73,13 +73,8 @@ def read(path: Path | None = None) -> pd.DataFrame:
     finished (or no file exists yet)."""
     found = []
     for p in [Path(path)] if path is not None else [g.with_suffix(".csv") for g in GRIDS]:
-        if not p.is_file():
-            continue
-        try:
-            found.append(read_runs(p))
-        except GQAError as e:
-            if "no rows with status 'ok'" not in str(e):
-                raise  # a damaged file is an error, not "no runs yet"
+        if p.is_file():  # a damaged file is an error, not "no runs yet"
+            found += [r for r in [read_runs(p, allow_empty=True)] if len(r)]
     if not found:
         return pd.DataFrame(columns=["config", "seed", "lr", "val_loss_full_nats",
                                      "by_position", "by_source", "params_non_embedding",
@@ -104,7 +99,7 @@ def status(runs: pd.DataFrame) -> dict:
     ``min_seeds`` and ``ready`` (every configuration has :data:`MIN_SEEDS` seeds)."""
     m = main_runs(runs)
     seeds = {c: int((m.config == c).sum()) if len(m) else 0 for c in CONFIGS}
-    return {"done": len(runs), "planned": planned(), "seeds": seeds,
+    return {"done": len(runs), "planned": planned(runs), "seeds": seeds,
             "min_seeds": min(seeds.values()), "ready": min(seeds.values()) >= MIN_SEEDS}
 
 

@@ -39,8 +39,10 @@ def family_masks(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return fam.str.contains("grid") | ~llama3, llama3
 
 
-def read_runs(path: str | Path) -> pd.DataFrame:
-    """Read a sweep CSV (``gqa sweep``): the ``status == "ok"`` rows, checked column by column."""
+def read_runs(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
+    """Read a sweep CSV (``gqa sweep``): the ``status == "ok"`` rows, checked column by column.
+    A file with none is refused, or with ``allow_empty`` read as an empty frame (a sweep
+    that has not finished a run yet)."""
     p = Path(path)
     if not p.is_file():
         raise GQAError(f"runs CSV {str(p)!r} does not exist")
@@ -54,6 +56,8 @@ def read_runs(path: str | Path) -> pd.DataFrame:
                        f"{', '.join(RUN_COLUMNS)}")
     df = df[df["status"].astype(str) == "ok"].copy()
     if df.empty:
+        if allow_empty:
+            return df.reset_index(drop=True)
         raise GQAError(f"{p}: no rows with status 'ok'")
     for c in RUN_COLUMNS[1:]:
         df[c] = pd.to_numeric(df[c], errors="coerce")
