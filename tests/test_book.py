@@ -142,8 +142,9 @@ def test_book_extension_configures_the_build(tmp_path, monkeypatch):
     js = bundle.read_text()
     assert js.startswith("/*! vega ") and "window.gqaEmbed" in js and len(js) > 500_000
     shipped = sorted(Path(static).iterdir())
-    assert shipped == sorted([bundle, Path(static) / sphinx_ext.CSS_NAME]), \
-        "only the bundle and the style sheet are shipped"
+    assert shipped == sorted([bundle, Path(static) / sphinx_ext.CSS_NAME,
+                              Path(static) / sphinx_ext.TABLES_JS_NAME]), \
+        "only the bundle, the style sheet and the table script are shipped"
     css = (Path(static) / sphinx_ext.CSS_NAME).read_text()
     assert ".gqa-table" in css and "overflow-x: auto" in css and ".gqa-chart svg" in css
     assert app.gqa_inputs_changed  # first build: nothing recorded yet
@@ -497,7 +498,7 @@ def test_chart_builders_make_figures_without_console_warnings(name):
     layered view, which makes Vega-Lite drop the figure's autosize with a console warning."""
     from gqa_lib.book.figures import figure
 
-    spec = figure(BUILDERS[name](_sample_table()), 1, "a title").to_dict()
+    spec = figure(BUILDERS[name](_sample_table()), name, "a title").to_dict()
     assert not isinstance(spec.get("height"), dict), spec.get("height")
 
 
@@ -507,8 +508,31 @@ def test_figure_refuses_a_step_height():
 
     chart = alt.Chart(pd.DataFrame({"a": ["x"]})).mark_bar().encode(y="a:N").properties(
         height=alt.Step(9))
-    with pytest.raises(GQAError, match="figure 2: a discrete \\(step\\) height"):
-        figure(chart, 2, "a title")
+    with pytest.raises(GQAError, match="figure 'steps': a discrete \\(step\\) height"):
+        figure(chart, "steps", "a title")
+
+
+def test_figures_are_numbered_in_the_order_drawn_and_glued_by_name(monkeypatch):
+    """No figure number is typed: a page's figures are numbered as they are first drawn, a
+    cell run twice keeps its number, and each number is glued for the prose."""
+    from gqa_lib.book import figures
+    from gqa_lib.errors import GQAError
+
+    stored = {}
+    monkeypatch.setattr(figures, "_NUMBERS", {})
+    monkeypatch.setattr(figures, "store", lambda name, value: stored.update({name: value}))
+    chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x:Q")
+    titles = [figures.figure(chart, n, "t.").to_dict()["title"]["text"]
+              for n in ("first", "second", "first")]
+    assert titles == ["Figure 1. t", "Figure 2. t", "Figure 1. t"]
+    assert stored == {"fig_first": 1, "fig_second": 2}
+    assert figures.figure_number("second") == 2
+    with pytest.raises(GQAError, match="no figure named 'third'.*drawn: first, second"):
+        figures.figure_number("third")
+    for bad in (3, "Loss vs size", "", "2nd"):
+        with pytest.raises(GQAError, match="figure name must be lower-case"):
+            figures.figure(chart, bad, "t")
+    assert figures.figure_number("second") == 2  # refused figures take no number
 
 
 def test_data_readme_table_reads_as_one_entry_per_file():

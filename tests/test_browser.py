@@ -338,6 +338,24 @@ for (const t of art.querySelectorAll('table')) {
 return out;
 """
 
+# On a phone (< 640 px), a shown table wider than its box: it should have become cards
+# (gqa-tables.js), one per row, so that no column is off-screen.
+_PHONE_TABLES = """
+if (window.innerWidth >= 640) return [];
+const art = document.querySelector('article.bd-article') || document.querySelector('main');
+if (!art) return [];
+const out = [];
+for (const t of art.querySelectorAll('table')) {
+  if (t.closest('.cell_input, .highlight') || !t.offsetParent) continue;  // code; hidden
+  const box = t.parentElement.clientWidth;
+  if (t.scrollWidth > box + 1) {
+    const head = t.tHead ? t.tHead.textContent.trim().replace(/\\s+/g, ' ').slice(0, 60) : '';
+    out.push(`table wider than its box on a phone (${t.scrollWidth} > ${box} px): ${head}`);
+  }
+}
+return out;
+"""
+
 # Prose (paragraphs, list items, captions) with a raw glue role or "nan".
 _PROSE = """
 const art = document.querySelector('article.bd-article') || document.querySelector('main');
@@ -361,6 +379,14 @@ return [...document.querySelectorAll('.gqa-chart')].map(el => ({
   caption: (el.closest('figure') && el.closest('figure').querySelector('figcaption'))
            ? el.closest('figure').querySelector('figcaption').textContent : '',
   theme: el.dataset.gqaTheme || '',
+  legend_titles: [...el.querySelectorAll('.role-legend-title text')].map(t => t.textContent),
+  // legend symbols drawn with no visible paint: no stroke, and no fill or an open path (a
+  // dash "filled" like a point shows nothing)
+  blank_symbols: [...el.querySelectorAll('.role-legend-symbol path')].filter(p => {
+    const st = getComputedStyle(p), seen = (c) => c && c !== 'none' && !/rgba\\(.*, 0\\)$/.test(c);
+    const stroke = seen(st.stroke) && parseFloat(st.strokeWidth) > 0;
+    const fill = seen(st.fill) && /[AaZz]/.test(p.getAttribute('d') || '');
+    return !stroke && !fill; }).length,
   // drawn width over the SVG's own (a chart wider than its column is scaled down), and the
   // smallest text as the reader sees it (font size times that scale)
   scale: (() => { const svg = el.querySelector('svg'); if (!svg) return 1;
@@ -399,6 +425,7 @@ def _reader_problems(drv, page: str, label: str) -> list[str]:
     problems = [f"{page} ({label}): {p}" for p in drv.execute_script(_OVERFLOW)]
     problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_TABLES)]
     problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_PROSE)]
+    problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_PHONE_TABLES)]
     charts = drv.execute_script(_CHARTS)
     numbers = [int(m.group(1)) for c in charts
                if (m := re.match(r"Figure (\d+)\.", c["caption"]))]
@@ -412,6 +439,13 @@ def _reader_problems(drv, page: str, label: str) -> list[str]:
             problems.append(f"{page} ({label}): chart {c['id']} has no 'Figure n.' title")
         if not c["caption"].startswith("Figure "):
             problems.append(f"{page} ({label}): chart {c['id']} has no caption")
+        if c["blank_symbols"]:
+            problems.append(f"{page} ({label}): chart {c['id']} has {c['blank_symbols']} "
+                            "legend symbols drawn invisibly")
+        twice = sorted({t for t in c["legend_titles"] if c["legend_titles"].count(t) > 1})
+        if twice:  # e.g. colour and shape of one field whose scales see different data
+            problems.append(f"{page} ({label}): chart {c['id']} shows two legends titled "
+                            f"{twice}: one field, one legend")
         if c["drawn"] and c["scale"] < MIN_CHART_SCALE:
             problems.append(f"{page} ({label}): chart {c['id']} scaled to {c['scale']:.0%} "
                             f"of its width (at least {MIN_CHART_SCALE:.0%})")
@@ -451,6 +485,90 @@ def test_chart_scale_check_on_a_toy_page(html_dir, driver, tmp_path):
     finally:
         driver.set_window_size(1280, 1000)
         _stop(server)
+
+
+def test_wide_tables_become_cards_on_a_phone(driver, tmp_path):
+    """At 390 px a table wider than its column shows one card per row, each cell under its
+    column's header, and fits; a narrow table stays a table; at 1400 px both are tables.
+    Without the book's table script the wide table sticks out: the phone check catches it."""
+    import pandas as pd
+
+    from gqa_lib.book import sphinx_ext, tables
+
+    wide = pd.DataFrame({f"a long column header {i}": [123456789.0 * i, 2.0] for i in range(8)})
+    narrow = pd.DataFrame({"model": ["x"], "value": [1.5]})
+    (tmp_path / sphinx_ext.CSS_NAME).write_text(sphinx_ext.CSS)
+    (tmp_path / sphinx_ext.TABLES_JS_NAME).write_text(sphinx_ext.TABLES_JS)
+    body = "".join([tables.show(wide)._repr_html_(), tables.show(narrow)._repr_html_()])
+    for name, script in (("toy", sphinx_ext.TABLES_JS_NAME), ("bare", "none.js")):
+        (tmp_path / f"{name}.html").write_text(
+            f'<!doctype html><html><head><meta name="viewport" content="width=device-width">'
+            f'<link rel="stylesheet" href="{sphinx_ext.CSS_NAME}"><script src="{script}">'
+            f'</script></head><body><article class="bd-article">{body}</article></body></html>')
+    server = _serve(tmp_path)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    cards = "return [...document.querySelectorAll('table')].map(t => t.className)"
+    try:
+        driver.set_window_size(390, 1000)
+        driver.get(f"{url}/toy.html")
+        assert driver.execute_script(cards) == ["gqa-cards", ""]
+        assert driver.execute_script(_PHONE_TABLES) == []
+        label = driver.execute_script(
+            "const td = document.querySelector('table.gqa-cards td:nth-child(2)');"
+            "return [td.dataset.label, getComputedStyle(td, '::before').content]")
+        assert label == ["a long column header 1", '"a long column header 1"']
+        driver.get(f"{url}/bare.html")
+        bare = driver.execute_script(_PHONE_TABLES)
+        assert len(bare) == 1 and bare[0].startswith("table wider than its box on a phone")
+        driver.set_window_size(1400, 1000)
+        driver.get(f"{url}/toy.html")
+        assert driver.execute_script(cards) == ["", ""]
+    finally:
+        driver.set_window_size(1280, 1000)
+        _stop(server)
+
+
+def test_legend_check_on_a_toy_page(html_dir, driver, tmp_path):
+    """Colour and shape of one field make one legend only when both scales see the same
+    domain: lines coloured over all rows and points shaped over some give two legends, which
+    the reader check reports; one explicit domain merges them. A dashed line drawn with its
+    points (point=True) gets dash symbols filled like points: invisible, and reported."""
+    import altair as alt
+    import pandas as pd
+
+    df = pd.DataFrame({"x": [1, 2, 1, 2], "y": [1, 2, 2, 3], "H": ["a", "a", "b", "b"],
+                       "kind": ["fit", "fit", "fit", "point"]})
+
+    def chart(domain):
+        scale = alt.Scale(domain=domain) if domain else alt.Undefined
+        base = alt.Chart(df).encode(x="x:Q", y="y:Q", color=alt.Color("H:N", scale=scale),
+                                    shape=alt.Shape("H:N", scale=scale))
+        return alt.layer(base.mark_line(), base.transform_filter("datum.kind == 'point'")
+                         .mark_point()).properties(title="Figure 1. Toy")
+
+    dashed = alt.Chart(df).mark_line(point=True).encode(  # dashes "filled" like points
+        x="x:Q", y="y:Q", color="H:N", strokeDash=alt.StrokeDash("kind:N", legend=alt.Legend(
+            symbolType="stroke"))).properties(title="Figure 2. Dashes")
+    page = "\n".join(["<!doctype html><html><head>",
+                      f'<script src="{render.BUNDLE_NAME}"></script></head><body>',
+                      render.chart_html(chart(None).to_dict()),
+                      render.chart_html(chart(["a", "b"]).to_dict()),
+                      render.chart_html(dashed.to_dict()), "</body></html>"])
+    (tmp_path / "toy.html").write_text(page)
+    shutil.copy(html_dir / "_static" / render.BUNDLE_NAME, tmp_path)
+    server = _serve(tmp_path)
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
+        driver.execute_async_script(_WAIT_RENDERED)
+        split, merged, blank = driver.execute_script(_CHARTS)
+        problems = _reader_problems(driver, "toy.html", "toy")
+    finally:
+        _stop(server)
+    assert split["legend_titles"] == ["H", "H"] and merged["legend_titles"] == ["H"]
+    assert (split["blank_symbols"], merged["blank_symbols"], blank["blank_symbols"]) == (0, 0, 2)
+    assert [p for p in problems if "two legends" in p] == [
+        f"toy.html (toy): chart {split['id']} shows two legends titled ['H']: one field, "
+        "one legend"]
 
 
 @pytest.mark.parametrize("width", WIDTHS)

@@ -45,6 +45,28 @@ def test_notebook_markdown_has_no_raw_myst(path):
     assert not any("{glue" in prose.MARK.sub("", t) for t in _markdown(path))
 
 
+# "Figure 3" typed in prose or in a caption string (the page's own figures; "Fig. 2" is the
+# paper's): a number that goes stale when a figure is added above it
+TYPED_FIGURE = re.compile(r"\bFigures? \d")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figure_references_are_generated(path):
+    """Figures are named, and numbered as they are drawn (gqa_lib.book.figures): the prose
+    refers to one as Figure {glue:text}`fig_<name>`, a caption with figure_number(name)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    typed = [m.group(0) + ": " + line.strip()[:70] for c in nb["cells"]
+             for line in prose._src(c).splitlines()
+             for m in [TYPED_FIGURE.search(prose.MARK.sub("", line))] if m]
+    assert not typed, f"{path.name}: figure numbers typed by hand: {typed[:3]}"
+
+
+def test_the_typed_figure_check_can_fail():
+    assert TYPED_FIGURE.search("as Figure 3 shows") and TYPED_FIGURE.search("Figures 1 and 2")
+    assert not TYPED_FIGURE.search("the paper's Fig. 2") and not TYPED_FIGURE.search(
+        "Figure {glue:text}`fig_memory`")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_markup_is_current_and_reverses_to_myst(path):
     """Refreshing without values changes nothing (citations, links and titles current), and

@@ -168,6 +168,7 @@ def test_readable_formats_the_recipe_frames(model):
 def test_mismatch_causes_use_the_bootstrap_when_given():
     import pandas as pd
 
+    from gqa_lib.evidence import paper
     from gqa_lib.evidence.paper import mismatches
 
     row = {"target_loss": 2.8, "context": 16384, "n_head": 16, "n_kv_head": 2,
@@ -179,6 +180,18 @@ def test_mismatch_causes_use_the_bootstrap_when_given():
     assert "robust" in robust["cause"][0] and "98%" in robust["cause"][0]
     split = mismatches(pd.DataFrame([{**row, "share": 0.55, "paper_share": 0.40}]))
     assert split["cause"][0].startswith("near tie")
+    assert list(pd.concat([tie, robust, split])["cause_kind"]) == [
+        paper.NEAR_TIE, paper.ROBUST_GAP, paper.NEAR_TIE]
+    # each cause has its short name: a measured cell, an extrapolated pick, a query-head
+    # gain, a KV-head gain, and fits that differ otherwise
+    cases = [({"loss_gap": 0.01, "measured_cell": True, "n_head": 32, "n_kv_head": 4},
+              paper.EXTRAPOLATED),
+             ({"loss_gap": 0.01, "n_head": 32, "paper_n_head": 16}, paper.QUERY_GAIN),
+             ({"loss_gap": 0.01, "n_kv_head": 4, "paper_n_kv_head": 2}, paper.KV_GAIN),
+             ({"loss_gap": 0.01, "n_head": 8, "n_kv_head": 1, "paper_n_head": 4,
+               "paper_n_kv_head": 1}, paper.FITS_DIFFER)]
+    got = mismatches(pd.DataFrame([{**row, **change} for change, _ in cases]))
+    assert list(got["cause_kind"]) == [kind for _, kind in cases]
 
 
 def test_kv_rule_alternative_keeps_the_measured_cells():

@@ -67,7 +67,7 @@ def test_live_explorer_recomputes_on_every_change():
     box.your_model.value = "{not json"
     assert "not valid JSON" in box.result.value  # an error is shown, not raised
     box.your_model.value = "llama-3.2-1b"
-    assert "Your model llama-3.2-1b" in box.result.value
+    assert "Your model (llama-3.2-1b)" in box.result.value
 
 
 def test_show_explorer_is_static_in_the_book(monkeypatch):

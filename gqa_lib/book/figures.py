@@ -11,7 +11,13 @@ caption, sized to the page and drawn for both themes.
 - the background is transparent and the axes take the theme's colours (the book's
   renderer switches to light text in dark mode);
 - the title reads "Figure n. title", and in the book a caption below the chart says how to
-  read it (the prose refers to the figure by its number).
+  read it.
+
+A figure is named, not numbered: the page's figures are numbered 1, 2, ... in the order
+they are first drawn, and each number is glued as ``fig_<name>``, so the prose refers to a
+figure as ``Figure {glue:text}`fig_<name>``` and a caption as ``figure_number(name)``; no
+number is typed, and a figure that a page draws only sometimes shifts the rest correctly.
+Drawing the same name again (a cell run twice) keeps its number.
 
 Outside the book (JupyterLab, Colab) the same chart shows its title; the caption is in the
 chart's metadata only.
@@ -19,8 +25,11 @@ chart's metadata only.
 
 from __future__ import annotations
 
+import re
+
 import altair as alt
 
+from gqa_lib.book.glue import store
 from gqa_lib.book.render import FIGURE_KEY
 from gqa_lib.errors import GQAError
 
@@ -34,22 +43,37 @@ CONFIG = {
     "title": {"fontSize": 14, "anchor": "start", "subtitleFontSize": 11, "offset": 10},
 }
 _SINGLE = (alt.Chart, alt.LayerChart)
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# name -> number, in the order this kernel (one page) first drew each figure
+_NUMBERS: dict[str, int] = {}
 
 
-def figure(chart: alt.TopLevelMixin, number: int, title: str, caption: str = "") -> alt.TopLevelMixin:
-    """``chart`` as Figure ``number`` of its page: titled "Figure n. title", captioned in the
-    book, full width when it is a single or layered view, transparent, legends below.
+def figure_number(name: str) -> int:
+    """The number of the page's figure ``name`` (drawn earlier on the page)."""
+    if name not in _NUMBERS:
+        drawn = ", ".join(_NUMBERS) or "none yet"
+        raise GQAError(f"no figure named {name!r} has been drawn on this page (drawn: {drawn})")
+    return _NUMBERS[name]
 
-    ``title`` says what is plotted (no final full stop); ``caption`` how to read it.
+
+def figure(chart: alt.TopLevelMixin, name: str, title: str, caption: str = "") -> alt.TopLevelMixin:
+    """``chart`` as the page's next figure, named ``name``: titled "Figure n. title",
+    captioned in the book, full width when it is a single or layered view, transparent,
+    legends below; its number is glued as ``fig_<name>`` for the prose.
+
+    ``name`` is lower-case letters, digits and underscores; ``title`` says what is plotted
+    (no final full stop); ``caption`` how to read it.
     """
-    if not (isinstance(number, int) and number > 0):
-        raise GQAError(f"figure number must be a positive integer, got {number!r}")
+    if not (isinstance(name, str) and _NAME.fullmatch(name)):
+        raise GQAError(f"figure name must be lower-case letters, digits and underscores "
+                       f"(e.g. 'loss_vs_size'), got {name!r}")
     if not title.strip():
-        raise GQAError("a figure needs a title")
+        raise GQAError(f"figure {name!r} needs a title")
+    if isinstance(chart, _SINGLE) and isinstance(getattr(chart, "height", None), (alt.Step, dict)):
+        raise GQAError(f"figure {name!r}: a discrete (step) height makes Vega-Lite warn in the "
+                       "console that it drops the autosize; give a fixed height")
+    number = _NUMBERS.setdefault(name, len(_NUMBERS) + 1)
     if isinstance(chart, _SINGLE):  # fit the width; the height is fixed
-        if isinstance(getattr(chart, "height", None), (alt.Step, dict)):
-            raise GQAError(f"figure {number}: a discrete (step) height makes Vega-Lite warn in "
-                           "the console that it drops the autosize; give a fixed height")
         chart = chart.properties(width="container",
                                  autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
     current = getattr(chart, "usermeta", alt.Undefined)
@@ -60,4 +84,5 @@ def figure(chart: alt.TopLevelMixin, number: int, title: str, caption: str = "")
     for key, value in CONFIG.items():
         configure = getattr(chart, f"configure_{key}", None)
         chart = configure(**value) if configure else chart.properties(**{key: value})
+    store(f"fig_{name}", number)
     return chart

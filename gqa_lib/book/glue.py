@@ -53,7 +53,9 @@ class GluedValues:
         return f"<div class='gqa-glued' style='font-size:0.85em'>{rows}</div>"
 
 
-def _store(name: str, value: Any) -> None:
+def store(name: str, value: Any) -> None:
+    """Store ``value`` for ``{glue:text}`name``` and display nothing anywhere (for values the
+    page shows anyway, e.g. a figure's number, which its title carries)."""
     try:
         from myst_nb import glue as myst_glue
     except ImportError:  # Colab without myst-nb: nothing to store into
@@ -73,7 +75,7 @@ def glue_all(values: Mapping[str, Any] | None = None, /, **more: Any) -> None:
     items = {**(values or {}), **more}
     items = {k: _plain(v) for k, v in items.items()}
     for k, v in items.items():
-        _store(k, v)
+        store(k, v)
     if items and not in_book_build():
         from IPython.display import display
 

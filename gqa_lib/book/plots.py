@@ -171,8 +171,11 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
                                             "L-0.65,0.9L-0.45,0.15L-1,-0.3L-0.3,-0.3Z",
                                       size=260, filled=True, color="#d62728",
                                       stroke="white", strokeWidth=0.8)
-            layer += stars.mark_text(dy=16, fontSize=11, fontWeight="bold").encode(
-                text="label:N")
+            for i in range(len(highlight)):  # labels alternately above and below their
+                label = alt.Chart(highlight.iloc[[i]]).encode(  # stars: two at one loss
+                    x=hx, y=alt.Y("loss_nats:Q", title=_LOSS_TITLE))  # never overlap
+                layer += label.mark_text(dy=-18 if i % 2 == 0 else 18, fontSize=11,
+                                         fontWeight="bold").encode(text="label:N")
         panels.append(layer.properties(width=620, height=210))
     return alt.vconcat(*panels, spacing=18).resolve_scale(color="shared", shape="shared")
 
@@ -191,10 +194,11 @@ def _context_cells(df: pd.DataFrame, y: str, y_title: str, text: str, color: alt
         x=alt.X("T:O", title="context length T (tokens)",
                 sort=[format_context(t) for t in contexts], axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{y}:O", title=y_title, sort="descending"))
+    two_lines = df[text].astype(str).str.contains("\n").any()  # a cell of two lines
     return (base.mark_rect(stroke="white").encode(color=color, tooltip=tooltip)
-            + base.mark_text(fontSize=11, color="#1b1b1b").encode(  # dark on light cells
-                text=f"{text}:N")).properties(
-        width=cell_width * len(contexts), height=26 * df[y].nunique())
+            + base.mark_text(fontSize=11, color="#1b1b1b", lineBreak="\n").encode(
+                text=f"{text}:N")).properties(  # dark text on light cells
+        width=cell_width * len(contexts), height=(38 if two_lines else 26) * df[y].nunique())
 
 
 TABLE4_STATUS = {"match, measured H": "#4c9a5a", "match, extrapolated H": "#a6d49a",
@@ -209,7 +213,7 @@ def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
                                                         df["paper_n_kv_head"])
     data = df.assign(
         ours=ours, paper=paper,
-        label=[o if m else f"{o} (paper {p})" for o, p, m in zip(ours, paper, df["match"])],
+        label=[o if m else f"{o}\npaper {p}" for o, p, m in zip(ours, paper, df["match"])],
         status=[f"{'match' if m else 'differs'}, {'extrapolated' if e else 'measured'} H"
                 for m, e in zip(df["match"], df["extrapolated"])])
     color = alt.Color("status:N", title="ours vs the paper's",
@@ -220,7 +224,7 @@ def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
            alt.Tooltip("loss_gap:Q", title="loss gap (nats)", format=".4f")]
     tip += [alt.Tooltip(f"{c}:Q", format=".0%") for c in ("share", "paper_share") if c in df]
     return _context_cells(data, "target_loss", "target loss L* (nats/token)", "label", color,
-                          tip, cell_width=118)
+                          tip, cell_width=90)
 
 
 def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
@@ -235,7 +239,7 @@ def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
 
 
 # ----- fits and our sweep -------------------------------------------------------------------
-_N_TITLE = "non-embedding parameters N (values)"
+_N_TITLE = "non-embedding parameters N (log scale)"
 
 
 def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
@@ -247,9 +251,12 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
         x=alt.X("params_non_embedding:Q", title=_N_TITLE,
                 scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="~s")),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
+        # one domain for both channels, so that Vega-Lite merges them into one legend (the
+        # lines' colour scale would otherwise see more data than the points' shape scale)
         color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order,
-                        scale=alt.Scale(scheme="tableau10")),
-        shape=alt.Shape("config:N", title="H = (n_h, n_kv)", sort=order),
+                        scale=alt.Scale(domain=order, scheme="tableau10")),
+        shape=alt.Shape("config:N", title="H = (n_h, n_kv)", sort=order,
+                        scale=alt.Scale(domain=order)),
         tooltip=["config:N", alt.Tooltip("params_non_embedding:Q", title="N", format=".3~s"),
                  alt.Tooltip("loss_nats:Q", format=".3f")])
     layer = alt.layer(
@@ -345,7 +352,7 @@ def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
     heads = base.mark_line(point=True).encode(
         y=alt.Y("H:O", title="cost-optimal H = (n_h, n_kv)", sort=order))
     size = base.mark_line(point=True).encode(
-        y=alt.Y("params_non_embedding:Q", title="its size N* (values)",
+        y=alt.Y("params_non_embedding:Q", title="its size N* (parameters)",
                 scale=alt.Scale(type="log"), axis=alt.Axis(format="~s")))
     return alt.hconcat(heads.properties(width=PANEL, height=HEIGHT - 60),
                        size.properties(width=PANEL, height=HEIGHT - 60))
@@ -367,10 +374,11 @@ def head_count_laws(df: pd.DataFrame) -> alt.Chart:
 def training_curve(metrics: pd.DataFrame) -> alt.Chart:
     """Training and validation loss against tokens seen, from a run's metrics.jsonl rows
     (columns ``tokens``, ``train_loss``, ``val_loss``)."""
-    data = metrics.melt(id_vars="tokens", value_vars=["train_loss", "val_loss"],
-                        var_name="split", value_name="loss_nats")
+    data = metrics.rename(columns={"train_loss": "training", "val_loss": "validation"}).melt(
+        id_vars="tokens", value_vars=["training", "validation"], var_name="split",
+        value_name="loss_nats")
     return alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("tokens:Q", title="training tokens (tokens)", axis=alt.Axis(format="~s")),
+        x=alt.X("tokens:Q", title="tokens seen (count)", axis=alt.Axis(format="~s")),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         color=alt.Color("split:N", title=None),
         tooltip=["split:N", "tokens:Q", alt.Tooltip("loss_nats:Q", format=".3f")],
@@ -470,7 +478,7 @@ def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:
     diag = alt.Chart(pd.DataFrame({"predicted_s": [lo, hi], "step_s": [lo, hi]})).mark_line(
         strokeDash=[4, 3], color="gray").encode(x=x, y=y)
     pts = alt.Chart(df).mark_point(filled=True, size=70).encode(
-        x=x, y=y, color=alt.Color("n_head:O", title="n_head"),
+        x=x, y=y, color=alt.Color("n_head:O", title="query heads n_h"),
         shape=alt.Shape("context:N", title="context T"),
         tooltip=["n_head:O", "context:O", alt.Tooltip("step_s:Q", format=".3f"),
                  alt.Tooltip("predicted_s:Q", format=".3f"),
@@ -487,7 +495,7 @@ SERVING_METRICS = {
 }
 
 
-def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.Chart:
+def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.LayerChart:
     """One serving figure against T from :func:`gqa_lib.evidence.serving.serving_vs_context`:
     a colour per model (Llama-3 GQA, the recipe's picks), a dash per accelerator."""
     if metric not in SERVING_METRICS:
@@ -495,16 +503,19 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.Ch
     data = df.assign(y=df[metric], pick=df.get("pick", pd.Series(index=df.index)).fillna(
         "(d/64, 8)"))
     data = data[np.isfinite(data["y"]) & (data["y"] > 0)]  # nothing fits: no point
-    return alt.Chart(data).mark_line(point=True).encode(
+    base = alt.Chart(data).encode(
         x=context_x(),
         y=alt.Y("y:Q", title=SERVING_METRICS[metric], scale=alt.Scale(type="log")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
-        strokeDash=alt.StrokeDash("hardware:N", title="accelerator", legend=alt.Legend(
-            symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="#888",
-            symbolSize=300)),  # the legend shows the dash, in both themes
         tooltip=["model:N", "hardware:N", "pick:N", "context_len:Q",
-                 alt.Tooltip("y:Q", title=metric, format=".4~s")],
-    ).properties(height=HEIGHT)
+                 alt.Tooltip("y:Q", title=metric, format=".4~s")])
+    # the points are a layer of their own: a line with point=True gets legend symbols
+    # filled like its points, and a dash drawn as a fill is invisible
+    lines = base.mark_line().encode(strokeDash=alt.StrokeDash(
+        "hardware:N", title="accelerator", legend=alt.Legend(
+            symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="#888",
+            symbolSize=300)))  # the legend shows the dash, in both themes
+    return alt.layer(lines, base.mark_point(filled=True, size=25)).properties(height=HEIGHT)
 
 
 def objective_grid(df: pd.DataFrame) -> alt.LayerChart:

@@ -102,6 +102,15 @@ const gqaPanelWidth = (s, w) => {
   for (const key of ["layer", "hconcat", "vconcat", "concat"]) (s[key] || []).forEach((c) => gqaPanelWidth(c, w));
   if (s.spec) gqaPanelWidth(s.spec, w);
 };
+const gqaOneColumnLegends = (s, avail) => {
+  if (!s || typeof s !== "object") return;
+  for (const [key, value] of Object.entries(s)) {
+    if (key === "legend" && value && typeof value === "object") {
+      if ("columns" in value) value.columns = 1;
+      if ("labelLimit" in value) value.labelLimit = avail - 40;
+    } else if (key !== "data" && key !== "datasets") gqaOneColumnLegends(value, avail);
+  }
+};
 const gqaNarrowSpec = (spec, avail) => {
   const s = JSON.parse(JSON.stringify(spec)), w = Math.max(120, avail - GQA_AXIS_ROOM);
   if (s.hconcat) {  // side by side -> stacked: each panel shows its own category labels
@@ -126,6 +135,7 @@ const gqaNarrowSpec = (spec, avail) => {
   }
   s.config = s.config || {};
   s.config.legend = Object.assign({}, s.config.legend, {columns: 1, labelLimit: avail - 40});
+  gqaOneColumnLegends(s, avail);  // a legend's own columns would override the config's
   return s;
 };
 window.gqaEmbed = function (id, spec) {

@@ -16,7 +16,8 @@ book/_config.yml). The notebook side, :func:`gqa_lib.book.glue`, lives in its ow
   second ``make book`` "succeeds" over a failing cell;
 - adds the book's style sheet, ``_static/gqa.css`` (:data:`CSS`: charts that fit their
   column, tables that wrap their headers and scroll inside their box, secondary
-  columns in a toggle, figure captions);
+  columns in a toggle, figure captions) and ``_static/gqa-tables.js`` (on a phone, a table
+  wider than its column shows as one card per row);
 - leaves one copy of each script on a page: Sphinx 7.4 adds the inline scripts of
   extensions that register them after the builder starts twice (sphinx-thebe's
   ``const THEBE_JS_URL``, a SyntaxError in the console; fixed in Sphinx 8.2, which Jupyter
@@ -124,19 +125,75 @@ details.gqa-details > summary { cursor: pointer; font-size: 0.88rem; }
 .gqa-data-file p + p { font-size: 0.88rem; }
 .gqa-data-file code.literal, .gqa-data-file code.literal span.pre { white-space: normal;
   overflow-wrap: anywhere; }
-/* Markdown tables (notation, data/README.md): long code and words wrap inside the column. */
-.bd-article table.table td, .bd-article table.table th { overflow-wrap: anywhere; }
+/* Markdown tables (notation, data/README.md): long code wraps anywhere inside the column;
+   words and numbers only where they must (anywhere would split "1,378" to narrow a column). */
+.bd-article table.table td, .bd-article table.table th { overflow-wrap: break-word; }
 .bd-article table.table td code.literal, .bd-article table.table td code.literal span.pre {
   white-space: normal; overflow-wrap: anywhere; }
 .gqa-table caption { caption-side: top; text-align: left; font-size: 0.9rem;
   padding-bottom: 0.3rem; }
 .cell_output .output.text_plain, .cell_output pre { overflow-x: auto; }
+/* An explorer's menus never wider than the screen (long option names on a phone). */
+.gqa-chart .vega-bindings select, .gqa-chart .vega-bindings input { max-width: 100%; }
+/* Printed sentences (a cell's stdout) wrap at the column, so no answer is off-screen. */
+.cell_output .output.stream pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 /* The theme gives HTML outputs a light box in dark mode, for outputs that assume white;
    the book's charts and tables follow the theme, so they keep the page's background. */
 html[data-theme=dark] .bd-content div.cell_output .text_html:has(.gqa-chart, .gqa-table) {
   background-color: transparent !important; color: inherit !important; }
 /* Lists of glued claims (the results summary) in the prose's weight, not bold. */
 .gqa-claims .pasted-text { font-weight: inherit; }
+/* On a phone, a table wider than its column is shown as one card per row, each cell under
+   its column's header (gqa-tables.js adds the class and the labels). */
+@media (max-width: 639.98px) {
+  table.gqa-cards, table.gqa-cards tbody, table.gqa-cards tr { display: block; width: 100%;
+    box-sizing: border-box; }
+  table.gqa-cards thead { display: none; }
+  table.gqa-cards caption { display: block; }
+  table.gqa-cards tr { border: 1px solid var(--pst-color-border, #ccc); border-radius: 4px;
+    margin: 0 0 0.6rem; padding: 0.3rem 0.6rem; }
+  table.gqa-cards td { display: grid; grid-template-columns: minmax(6.5rem, 38%) 1fr;
+    column-gap: 0.6rem; border: none !important; padding: 0.12rem 0 !important;
+    text-align: left !important; white-space: normal !important; min-width: 0 !important;
+    overflow-wrap: anywhere; }
+  table.gqa-cards td::before { content: attr(data-label); font-weight: 600;
+    overflow-wrap: normal; }
+  table.gqa-cards td:empty { display: none; }
+}
+"""
+
+TABLES_JS_NAME = "gqa-tables.js"
+# Phone tables: below GQA_CARDS px, a table wider than its column (measured, so narrow
+# tables stay tables) becomes cards, each cell labelled with its column's header; again
+# when the window is resized or a toggle opens (a table in a closed toggle has no width).
+TABLES_JS = """/* gqa_lib.book.sphinx_ext: tables that fit a phone */
+(function () {
+  const GQA_CARDS = 640;
+  const labelled = (table) => {
+    const rows = table.tHead ? table.tHead.rows : [];
+    if (rows.length !== 1) return false;  // no header, or a header of two levels
+    const heads = [...rows[0].cells].map((th) => th.textContent.trim());
+    for (const tr of table.tBodies[0] ? table.tBodies[0].rows : []) {
+      if (tr.cells.length !== heads.length) return false;
+      [...tr.cells].forEach((td, i) => { td.dataset.label = heads[i]; });
+    }
+    return true;
+  };
+  const fit = () => {
+    const narrow = window.innerWidth < GQA_CARDS;
+    for (const table of document.querySelectorAll(".bd-article table")) {
+      table.classList.remove("gqa-cards");
+      if (!narrow || table.closest(".cell_input, .highlight")) continue;
+      const box = table.parentElement;
+      if (box.clientWidth > 0 && table.scrollWidth > box.clientWidth + 1 && labelled(table))
+        table.classList.add("gqa-cards");
+    }
+  };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fit);
+  else fit();
+  window.addEventListener("resize", fit);
+  document.addEventListener("toggle", fit, true);  // <details> opened: its tables get a width
+})();
 """
 
 
@@ -230,10 +287,12 @@ def _write_bundle(static_dir: Path) -> None:
 
 
 def _write_css(static_dir: Path) -> None:
+    """The book's style sheet and its table script, into ``_static/`` (when changed)."""
     static_dir.mkdir(parents=True, exist_ok=True)
-    target = static_dir / CSS_NAME
-    if not target.is_file() or target.read_text(encoding="utf-8") != CSS:
-        target.write_text(CSS, encoding="utf-8")
+    for name, text in ((CSS_NAME, CSS), (TABLES_JS_NAME, TABLES_JS)):
+        target = static_dir / name
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
 
 
 
@@ -357,6 +416,7 @@ def setup(app) -> dict[str, Any]:
     app.add_directive("gqa-data-files", DataFilesDirective)
     app.add_js_file(render.BUNDLE_NAME)
     app.add_css_file(CSS_NAME)
+    app.add_js_file(TABLES_JS_NAME)
     app.connect("html-page-context", dedupe_scripts, priority=900)  # after the others
     app.connect("config-inited", _config_inited)
     app.connect("env-get-outdated", _env_get_outdated)

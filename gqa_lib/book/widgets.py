@@ -164,15 +164,21 @@ class ExplorerResult:
             lines.append(_serving_line(self.recommendation))
         y = self.your_model
         if y:
+            same = (y["best_n_head"], y["best_n_kv_head"]) == (y["n_head"], y["n_kv_head"])
+            name = "" if y["name"] == "your config.json" else f" ({y['name']})"
             lines.append(
-                f"Your model {y['name']} (H = ({y['n_head']}, {y['n_kv_head']}), "
-                f"N = {format_count(y['params_non_embedding'])}) sits at loss "
-                f"{y['predicted_loss']:.3f} on the fitted law"
+                f"Your model{name}, H = ({y['n_head']}, {y['n_kv_head']}) with "
+                f"N = {format_count(y['params_non_embedding'])}, would reach loss "
+                f"{y['predicted_loss']:.3f} by the fitted law"
                 + (" (an extrapolation: outside the fitted range or head size)"
                    if y["extrapolated"] else "")
-                + f"; at that loss the recipe picks H = ({y['best_n_head']}, "
-                f"{y['best_n_kv_head']}): {_change(y['memory_pct'], 'memory')} and "
-                f"{_change(y['z_pct'], 'Z')} than your model at T = {format_context(s.context)}.")
+                + ". At that loss (not the target above) the recipe picks H = "
+                f"({y['best_n_head']}, {y['best_n_kv_head']})"
+                + (", your heads" if same else "")
+                + f" at N* = {format_count(y['best_params_non_embedding'])}"
+                + (" (the saving is in the shape, not the heads)" if same else "")
+                + f": {_change(y['memory_pct'], 'memory')} and {_change(y['z_pct'], 'Z')} "
+                f"than your model at T = {format_context(s.context)}.")
         return "\n".join(lines)
 
     def table(self) -> pd.DataFrame:
@@ -449,7 +455,7 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
 
 def static_explorer(table: pd.DataFrame):
     """An Altair chart: Z of every H (and of the Llama-3 baseline) at the chosen context and
-    target, recomputed in the browser from sliders (lambda, log2 T), dropdowns (target,
+    target, recomputed in the browser from a slider (lambda) and menus (context, target,
     alpha, beta, convention); the cheapest is highlighted and named above the bars. Every
     default lies on its control's grid (beta = 1/3 exactly)."""
     import altair as alt
@@ -460,19 +466,22 @@ def static_explorer(table: pd.DataFrame):
     targets = sorted(table["target_loss"].unique())
     if d.target_loss not in targets:
         raise GQAError(f"target_loss={d.target_loss} is not among the table's targets")
-    p_ctx = alt.param("log2T", value=int(np.log2(d.context)), bind=alt.binding_range(
-        min=12, max=20, step=1, name="log2 context T (17 = 128K) "))
+    logs = list(range(12, 21))
+    p_ctx = alt.param("log2T", value=int(np.log2(d.context)), bind=alt.binding_select(
+        options=logs, labels=[format_context(2**k) for k in logs], name="context T "))
     p_target = alt.param("target", value=d.target_loss, bind=alt.binding_select(
         options=targets, labels=[f"{v:g}" for v in targets], name="target loss (nats) "))
-    p_lam = alt.param("lam", value=d.lam, bind=alt.binding_range(min=0, max=1, step=0.05,
-                                                                 name="lambda "))
+    p_lam = alt.param("lam", value=d.lam, bind=alt.binding_range(
+        min=0, max=1, step=0.05, name="weight of memory in Z, λ "))
     exps = list(EXPONENTS)
     p_alpha = alt.param("alpha", value=d.alpha, bind=alt.binding_select(
-        options=exps, labels=[exponent_label(v) for v in exps], name="alpha "))
+        options=exps, labels=[exponent_label(v) for v in exps], name="exponent of memory, α "))
     p_beta = alt.param("beta", value=d.beta, bind=alt.binding_select(
-        options=exps, labels=[exponent_label(v) for v in exps], name="beta "))
+        options=exps, labels=[exponent_label(v) for v in exps], name="exponent of compute, β "))
+    conventions = list(cost.COMPUTE_CONVENTIONS)
     p_conv = alt.param("convention", value=d.convention, bind=alt.binding_select(
-        options=list(cost.COMPUTE_CONVENTIONS), name="compute convention "))
+        options=conventions, labels=[cost.CONVENTION_LABELS[c] for c in conventions],
+        name="compute C counts "))
     flops = ("convention == 'per_token' ? datum.flops_per_token : convention == 'fig1' ? "
              "datum.flops_fig1 : convention == 'prefill' ? datum.flops_prefill : "
              "datum.flops_fig2")

@@ -8,7 +8,7 @@ over layers of each attention kind (full, sliding window, chunked; MLA's two con
 counting conventions)."""
 
 from gqa_lib.cost.counts import (attended_context, bits_per_value, COMPUTE_CONVENTIONS,
-                                 compute_flops, ConfigBatch, DEFAULT_CONVENTION, DTYPE_BITS,
+                                 CONVENTION_LABELS, compute_flops, ConfigBatch, DEFAULT_CONVENTION, DTYPE_BITS,
                                  flops_per_token, hardware_cost, inference_flops,
                                  inference_memory_bytes, inference_memory_values, kv_cache_bytes,
                                  kv_cache_values, layer_summary, matmul_params, MLA_CONVENTIONS,
@@ -26,7 +26,8 @@ from gqa_lib.cost.serving import (accelerators_needed, attention_flops_per_token
                                   weights_read_bytes, weights_stored_bytes)
 
 __all__ = [
-    "attended_context", "bits_per_value", "d_ff_for_params", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
+    "attended_context", "bits_per_value", "d_ff_for_params", "COMPUTE_CONVENTIONS",
+    "CONVENTION_LABELS", "compute_flops", "ConfigBatch",
     "DEFAULT_CONVENTION", "DTYPE_BITS", "flops_per_token", "hardware_cost", "inference_flops",
     "inference_memory_bytes", "inference_memory_values", "kv_cache_bytes", "kv_cache_values",
     "layer_summary", "matmul_params", "MLA_CONVENTIONS", "param_counts", "params_active",

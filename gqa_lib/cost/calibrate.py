@@ -35,7 +35,6 @@ context, batch; both repeats of a repeated point) is predicted by a fit without 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any

@@ -76,6 +76,7 @@ __all__ = [  # the parameter counts and ConfigBatch are re-exported from here as
     "kv_cache_values", "layer_summary", "matmul_params", "MLA_CONVENTIONS", "param_counts",
     "params_active",
     "params_non_embedding", "params_total", "prefill_flops", "summary", "training_flops",
+    "CONVENTION_LABELS",
     "training_memory_values",
 ]
 _scalar = scalar
@@ -86,6 +87,13 @@ DTYPE_BITS: dict[str, int] = {
     "fp8": 8, "int8": 8, "int4": 4,
 }
 COMPUTE_CONVENTIONS = ("per_token", "fig2", "fig1", "prefill")
+# What each convention counts, in words (menus and tables; the module table has the formulas)
+CONVENTION_LABELS = {
+    "per_token": "one generated token (eq. 3)",
+    "fig2": "T/2 tokens at eq. 3's rate (the paper's Fig. 2)",
+    "fig1": "T/2 tokens, attention at T/2 (Fig. 1)",
+    "prefill": "a causal prefill of T tokens",
+}
 DEFAULT_CONVENTION = "fig2"  # the recipe's default: the one that reproduces the paper's Table 4
 
 

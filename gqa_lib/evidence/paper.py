@@ -298,35 +298,48 @@ def table4_summary(df: pd.DataFrame) -> dict[str, int]:
             "extrapolated_cells": int(df["extrapolated"].sum())}
 
 
+# The short names of the causes a mismatch can have (``mismatches``' ``cause_kind``)
+NEAR_TIE, ROBUST_GAP, EXTRAPOLATED = "near tie", "small gap, robust", "extrapolated pick"
+QUERY_GAIN, KV_GAIN, FITS_DIFFER = "query-head gain", "KV-head gain", "fits differ"
+
+
 def mismatches(df: pd.DataFrame, *, noise_nats: float = 0.004) -> pd.DataFrame:
-    """The cells that differ from the paper, each with its most likely cause."""
+    """The cells that differ from the paper, each with its most likely cause: ``cause_kind``
+    (one of the short names above, for a table's column or a count) and ``cause`` (the
+    sentence with this cell's numbers)."""
     out = df[~df["match"]].copy()
-    causes = []
+    kinds, causes = [], []
     for r in out.itertuples():
         ours, theirs = (r.n_head, r.n_kv_head), (r.paper_n_head, r.paper_n_kv_head)
         # with bootstrap shares, a cell whose refits almost never pick the paper's H is not a
         # tie however small the point gap: the fit disagrees with the paper robustly
         robust = getattr(r, "paper_share", 0.0) < 0.05 and getattr(r, "share", 0.0) >= 0.9
         if r.loss_gap <= noise_nats and not robust:
-            why = (f"near tie: the paper's H is only {r.loss_gap:.4f} nats worse at equal Z, "
-                   f"within the +-{noise_nats} digitisation error")
+            kind, why = NEAR_TIE, (f"near tie: the paper's H is only {r.loss_gap:.4f} nats worse "
+                                   f"at equal Z, within the +-{noise_nats} digitisation error")
         elif r.loss_gap <= noise_nats:
-            why = (f"small gap ({r.loss_gap:.4f} nats) but robust: {r.share:.0%} of refits "
-                   f"pick our H, {r.paper_share:.0%} the paper's")
+            kind, why = ROBUST_GAP, (f"small gap ({r.loss_gap:.4f} nats) but robust: "
+                                     f"{r.share:.0%} of refits pick our H, "
+                                     f"{r.paper_share:.0%} the paper's")
         elif r.measured_cell and ours not in MEASURED:
-            why = "extrapolated candidate beats a measured optimum: joint model too optimistic"
+            kind, why = EXTRAPOLATED, ("extrapolated candidate beats a measured optimum: joint "
+                                       "model too optimistic")
         elif ours[0] != theirs[0] and max(ours[0], theirs[0]) > 8:
-            why = (f"query-head gain beyond n_h = 8 (App. I shape scaled to the Llama-3 curve) "
-                   f"{'too strong' if ours[0] > theirs[0] else 'too weak'} at this size")
+            kind, why = QUERY_GAIN, (
+                f"query-head gain beyond n_h = 8 (App. I shape scaled to the Llama-3 curve) "
+                f"{'too strong' if ours[0] > theirs[0] else 'too weak'} at this size")
         elif ours[1] != theirs[1] and max(ours[1], theirs[1]) > 1:
-            why = (f"KV-head gain {'too weak' if ours[1] < theirs[1] else 'too strong'}: n_kv "
-                   f"effect taken from n_h = 8 (log-linear beyond n_kv = 8)")
+            kind, why = KV_GAIN, (f"KV-head gain {'too weak' if ours[1] < theirs[1] else 'too strong'}"
+                                  f": n_kv effect taken from n_h = 8 (log-linear beyond n_kv = 8)")
         else:
-            why = "fits of the measured curves (digitised losses) differ from the paper's"
+            kind, why = FITS_DIFFER, ("fits of the measured curves (digitised losses) differ "
+                                      "from the paper's")
+        kinds.append(kind)
         causes.append(why)
+    out["cause_kind"] = kinds
     out["cause"] = causes
     cols = ["target_loss", "context", "n_head", "n_kv_head", "paper_n_head",
-            "paper_n_kv_head", "extrapolated", "loss_gap", "cause"]
+            "paper_n_kv_head", "extrapolated", "loss_gap", "cause_kind", "cause"]
     boot = [c for c in ("share", "paper_share") if c in out]
     return out[cols + boot].reset_index(drop=True)
 

@@ -33,7 +33,6 @@ from gqa_lib.arch.config import paper_family
 from gqa_lib.evidence.paper import (PAPER_DIR, PAPER_HEADLINE, headline, joint_model,
                                     paper_headcount_laws, table4_comparison, table4_summary)
 from gqa_lib.errors import GQAError
-from gqa_lib.io import DATA_DIR
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here", "pending")
 SAVING_TOLERANCE_PTS = 5.0  # a saving within 5 points of the paper's counts as reproduced
@@ -61,11 +60,34 @@ RULES = {
                 "GPU); the row names what it waits for and fills in when that lands in data/"),
 }
 COLUMNS = ("claim", "paper", "ours", "verdict", "why", "page", "anchor")
+# Each claim in a few words that stand alone, for lists such as the book's opening summary
+# (``board.claim.map(SHORT)``; the ``claim`` column is the table's, read row after row).
+SHORT = {
+    "(8, 1) needs less memory than Llama-3 GQA at 128K, same loss":
+        "(8, 1) needs less memory than Llama-3's GQA at 128K",
+    "... and fewer FLOPs": "(8, 1) needs fewer FLOPs",
+    "At equal cost Z, (8, 1) reaches a lower loss": "(8, 1) reaches a lower loss at equal cost",
+    "Table 4: the cost-optimal H per target loss and context":
+        "the paper's Table 4 of cost-optimal heads",
+    "Longer context: fewer heads and a bigger model":
+        "longer contexts favour fewer heads and bigger models (on the paper's losses)",
+    "Longer context: fewer heads, on models trained here (20 tokens per parameter)":
+        "longer contexts favour fewer heads, on models trained here",
+    "At ~1B parameters and 128K, about 90% of memory is KV cache":
+        "about 90% of memory is KV cache at ~1B parameters and 128K",
+    "Fewer heads do not hurt retrieval (needle in a haystack)":
+        "fewer heads do not hurt retrieval",
+    "Loss falls with query heads, L = a n_h^-b + c, more than with KV heads":
+        "query heads lower the loss more than KV heads do",
+    "(8, 1) serves faster at 128K (the paper: one A800, batch 1)": "(8, 1) serves faster at 128K",
+}
 
 
 def _row(claim, paper, ours, verdict, why, page, anchor="", basis=None) -> dict[str, Any]:
     if not (verdict in VERDICTS or verdict.startswith("pending: ")):
         raise ValueError(f"verdict {verdict!r} is not one of {VERDICTS}")
+    if claim not in SHORT:
+        raise ValueError(f"claim {claim!r} has no short form in SHORT")
     return {**dict(zip(COLUMNS, (claim, paper, ours, verdict, why, page, anchor))),
             "basis": basis or {}}
 
