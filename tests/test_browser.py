@@ -507,11 +507,14 @@ def test_wide_tables_become_cards_on_a_phone(driver, tmp_path):
             f'</script></head><body><article class="bd-article">{body}</article></body></html>')
     server = _serve(tmp_path)
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    cards = "return [...document.querySelectorAll('table')].map(t => t.className)"
+    cards = """const done = arguments[arguments.length - 1];  // once the page has loaded
+    const read = () => done([...document.querySelectorAll('table')].map(t => t.className));
+    if (document.readyState === 'complete') read(); else window.addEventListener('load', read);
+    """
     try:
         driver.set_window_size(390, 1000)
         driver.get(f"{url}/toy.html")
-        assert driver.execute_script(cards) == ["gqa-cards", ""]
+        assert driver.execute_async_script(cards) == ["gqa-cards", ""]
         assert driver.execute_script(_PHONE_TABLES) == []
         label = driver.execute_script(
             "const td = document.querySelector('table.gqa-cards td:nth-child(2)');"
@@ -522,7 +525,7 @@ def test_wide_tables_become_cards_on_a_phone(driver, tmp_path):
         assert len(bare) == 1 and bare[0].startswith("table wider than its box on a phone")
         driver.set_window_size(1400, 1000)
         driver.get(f"{url}/toy.html")
-        assert driver.execute_script(cards) == ["", ""]
+        assert driver.execute_async_script(cards) == ["", ""]
     finally:
         driver.set_window_size(1280, 1000)
         _stop(server)

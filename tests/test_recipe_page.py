@@ -157,10 +157,15 @@ def test_readable_formats_the_recipe_frames(model):
     assert (best["n_h"], best["n_kv"], best["extrapolated"]) == ("8", "1", "no")
     assert best["L"] == "38.9" and best["N (non-embedding)"].endswith(" B")
     assert best["C in Z (FLOPs)"].endswith("FLOP") and best["M (values)"].endswith(" B")
-    var = tables.readable(pd.DataFrame({"field": ["alpha", "aspect"], "value": [1 / 3, "paper"],
-                                        "memory_pct": [52.67, 49.16]}))
-    assert list(var["to"]) == ["0.333", "paper"] and list(var["memory saving"]) == [
-        "52.7%", "49.2%"]
+    var = tables.readable(pd.DataFrame({"field": ["alpha", "aspect", "convention", "lam"],
+                                        "value": [1 / 3, "paper", "fig2", 0.99],
+                                        "memory_pct": [52.67, 49.16, 1.0, 2.0]}))
+    assert list(var["changed"]) == ["α, exponent of memory", "shape rule", "what C counts",
+                                    "λ, weight of memory in Z"]  # settings in words
+    from gqa_lib.cost import CONVENTION_LABELS
+
+    assert list(var["to"]) == ["1/3", "paper", CONVENTION_LABELS["fig2"], "0.99"]
+    assert list(var["memory saving"]) == ["52.7%", "49.2%", "1.0%", "2.0%"]
     # integer shapes print as before
     assert tables._READABLE["d_model"][1](2048) == "2048"
 

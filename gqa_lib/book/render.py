@@ -125,6 +125,10 @@ const gqaNarrowSpec = (spec, avail) => {
   if (s.concat) s.columns = 1;
   if (s.facet && s.facet.column && !s.facet.row) { s.facet = s.facet.column; s.columns = 1; }
   else if (s.facet && s.facet.field) s.columns = 1;
+  if (s.facet) {  // stacked panels: each keeps its own x labels (else only the last has them)
+    s.resolve = s.resolve || {};
+    s.resolve.axis = Object.assign({}, s.resolve.axis, {x: "independent"});
+  }
   if (s.repeat && s.repeat.column) { s.repeat = s.repeat.column; s.columns = 1; }
   if (s.vconcat || s.facet || s.concat || s.repeat) gqaPanelWidth(s, w);
   const chars = Math.floor(avail / 7.5);

@@ -127,12 +127,15 @@ details.gqa-details > summary { cursor: pointer; font-size: 0.88rem; }
   overflow-wrap: anywhere; }
 /* Markdown tables (notation, data/README.md): long code wraps anywhere inside the column;
    words and numbers only where they must (anywhere would split "1,378" to narrow a column). */
-.bd-article table.table td, .bd-article table.table th { overflow-wrap: break-word; }
+.bd-article table.table td, .bd-article table.table th { overflow-wrap: break-word;
+  font-size: 0.88rem; padding: 0.25rem 0.5rem; }  /* the size of the notebooks' tables */
 .bd-article table.table td code.literal, .bd-article table.table td code.literal span.pre {
   white-space: normal; overflow-wrap: anywhere; }
 .gqa-table caption { caption-side: top; text-align: left; font-size: 0.9rem;
   padding-bottom: 0.3rem; }
 .cell_output .output.text_plain, .cell_output pre { overflow-x: auto; }
+/* A display formula wider than the column scrolls inside it (a phone). */
+mjx-container[display="true"] { max-width: 100%; overflow-x: auto; overflow-y: hidden; }
 /* An explorer's menus never wider than the screen (long option names on a phone). */
 .gqa-chart .vega-bindings select, .gqa-chart .vega-bindings input { max-width: 100%; }
 /* Printed sentences (a cell's stdout) wrap at the column, so no answer is off-screen. */
@@ -191,6 +194,11 @@ TABLES_JS = """/* gqa_lib.book.sphinx_ext: tables that fit a phone */
   };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", fit);
   else fit();
+  window.addEventListener("load", () => {  // again once images, fonts and formulas have
+    fit();                                 // their size (MathJax typesets after the load)
+    const mj = window.MathJax && window.MathJax.startup && window.MathJax.startup.promise;
+    if (mj) mj.then(fit);
+  });
   window.addEventListener("resize", fit);
   document.addEventListener("toggle", fit, true);  // <details> opened: its tables get a width
 })();

@@ -88,8 +88,20 @@ def _shape(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{float(v):.1f}"
 
 
+# A cost setting's name and value in words (the sensitivity table's "changed" and "to")
+SETTING_NAMES = {"lam": "λ, weight of memory in Z", "alpha": "α, exponent of memory",
+                 "beta": "β, exponent of compute", "convention": "what C counts",
+                 "aspect": "shape rule"}
+
+
 def _setting(v: Any) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    from fractions import Fraction
+
+    if isinstance(v, float):
+        f = Fraction(v).limit_denominator(12)  # 1/3 reads as 1/3, not 0.333
+        return f"{f.numerator}/{f.denominator}" if abs(float(f) - v) < 1e-12 and \
+            f.denominator > 1 and v < 1 and f.denominator not in (2, 5, 10) else f"{v:.3g}"
+    return cost.CONVENTION_LABELS.get(v, str(v)) if isinstance(v, str) else str(v)
 
 
 def _pct(v: float) -> str:
@@ -131,7 +143,7 @@ _READABLE = {
     "paper_share": ("bootstrap share, paper's", "{:.0%}".format),
     "cause_kind": ("most likely cause", str),
     "cause": ("the cause in full", str),
-    "field": ("changed", str),
+    "field": ("changed", lambda f: SETTING_NAMES.get(f, f)),
     "value": ("to", _setting),
     "memory_pct": ("memory saving", _pct),
     "flops_pct": ("FLOPs saving", _pct),

@@ -382,10 +382,10 @@ def _optimum_label(base: Any, label: str) -> Any:
     read back. ``base``: the explorer's ranked Altair chart."""
     import altair as alt
 
-    return base.transform_filter("datum.rank == 1").mark_text(
-        align="left", x=5, y=-12, fontSize=13, fontWeight="bold"
-    ).encode(text=alt.Text("label:N")).transform_calculate(label=label).properties(
-        name="optimum")
+    return base.transform_filter("datum.rank == 1").mark_text(  # "\n" starts a line; the
+        align="left", baseline="bottom", x=5, y=-6, fontSize=13, fontWeight="bold",  # last
+        lineBreak="\n").encode(text=alt.Text("label:N")).transform_calculate(  # sits above
+        label=label).properties(name="optimum")  # the plot
 
 
 # ----- static: Vega-Lite parameters in the HTML book ------------------------------------------
@@ -585,7 +585,7 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
                  alt.Tooltip("ratio:Q", format=".3~g"), "extrapolated:N"],
     )
     text = _optimum_label(base, "'pick: H = ' + datum.H + ', N* = ' + format("
-                                "datum.params_non_embedding / 1e9, '.3~r') + ' B, ' + format("
+                                "datum.params_non_embedding / 1e9, '.3~r') + ' B\\n' + format("
                                 "datum.tps, ',.0f') + ' tokens/s per accelerator'"
                                 " + (datum.extrapolated ? ' (extrapolated)' : '')")
     chart = alt.layer(bars, text).add_params(p_ctx, p_target, p_obj, p_hw).properties(
