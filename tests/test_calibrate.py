@@ -182,9 +182,9 @@ def test_the_serving_page_glues_every_number_it_quotes():
     code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     sections = {"context_numbers": ("gain_z_8k", "gain_thr_8k", "gain_z_long",
                                     "gain_thr_long"),
-                "objective_numbers": ("lat_agree_upto", "n_differ", "n_cells",
-                                      "h200_lat_short", "h200_lat_short_T", "h200_lat_long",
-                                      "h200_lat_agree")}
+                "objective_numbers": ("lat_agree_upto", "n_differ", "n_cells", "n_thr_differ",
+                                      "n_thr_cells", "h200_lat_short", "h200_lat_short_T",
+                                      "h200_lat_long", "h200_lat_agree")}
     glued = set(numbers) | {n for f, names in sections.items() if f in code for n in names}
     assert quoted <= glued, quoted - glued
     assert "glue(" not in code.replace("glue_all(", "")

@@ -61,6 +61,20 @@ def test_paired_differences_cancel_the_shared_seed_shift(tmp_path):
     assert g["query"]["mean"] == pytest.approx(0.10) and g["kv"]["mean"] == pytest.approx(0.05)
 
 
+def test_the_verdict_follows_the_runs(tmp_path):
+    """Progress until every configuration has three seeds; then the paired gains, and a
+    'not testable' clause only when no configuration beats the trigram."""
+    assert eq.verdict(eq.read(tmp_path / "missing.csv")).startswith("None of the equal-size")
+    partial = _write(tmp_path, [_row(c, 0) for c in HEADS])
+    assert eq.verdict(partial).endswith("3 are needed): no verdict yet.")
+    done = eq.verdict(_write(tmp_path, [_row(c, s) for s in (0, 1, 2) for c in HEADS]))
+    assert "query heads (one KV head) lower the loss by 0.100" in done  # planted: no noise
+    assert "query heads gain more." in done and "not testable" not in done  # 3.2 < trigram
+    real = eq.verdict(eq.read())  # the committed runs: at the trigram's loss
+    assert real.startswith(f"All {eq.status(eq.read())['done']} runs have finished")
+    assert "not testable here" in real and "standard errors of the difference" in real
+
+
 def test_partial_rows_say_how_many_seeds(tmp_path):
     runs = _write(tmp_path, [_row(c, 0) for c in HEADS] + [_row("(8,8)", 1)])
     st = eq.status(runs)

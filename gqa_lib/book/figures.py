@@ -8,6 +8,7 @@ caption, sized to the page and drawn for both themes.
   (concatenated or faceted) keeps its panel widths and is scaled down by the book's
   renderer when the column is narrower (:mod:`gqa_lib.book.render`);
 - legends go below the plot, in as many columns as fit;
+- axis labels write 10^9 as "B" (Vega's SI format says "G"), as the prose does;
 - the background is transparent and the axes take the theme's colours (the book's
   renderer switches to light text in dark mode);
 - the title reads "Figure n. title", and in the book a caption below the chart says how to
@@ -39,7 +40,9 @@ HEIGHT = 300
 CONFIG = {
     "background": "transparent",
     "legend": {"orient": "bottom", "columns": 4, "labelLimit": 260, "symbolLimit": 60},
-    "axis": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 240},
+    # SI "G" (giga) reads as a billion the way the prose writes it: 1B, 2.5B (counts)
+    "axis": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 240,
+             "labelExpr": "replace(datum.label, /^([0-9.]+)G$/, '$1B')"},
     "title": {"fontSize": 14, "anchor": "start", "subtitleFontSize": 11, "offset": 10},
 }
 _SINGLE = (alt.Chart, alt.LayerChart)

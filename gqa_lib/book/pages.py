@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from gqa_lib import cost
+from gqa_lib.book.tables import convention_words
 from gqa_lib.evidence.paper import PAPER_HEADLINE
 from gqa_lib.units import format_count
 
@@ -35,12 +35,8 @@ def headline_rows(h: dict[str, Any]) -> pd.DataFrame:
     convention (with and without the LM head), Z. Columns ``what``, ``ours``, ``paper``
     (text, "not stated" where the paper gives none)."""
     rows = [("memory (eq. 4)", h["memory_pct"], PAPER_HEADLINE["memory_pct"])]
-    def words(conv: str) -> str:  # "fig2+lm_head" -> "FLOPs of T/2 tokens ..., with the LM head"
-        name, _, lm = conv.partition("+")
-        return f"FLOPs of {cost.CONVENTION_LABELS.get(name, name)}" + (
-            ", with the LM head" if lm else "")
-
-    rows += [(words(conv), pct, PAPER_HEADLINE["flops_pct"]) for conv, pct in h["flops_pct"].items()]
+    rows += [(f"FLOPs of {convention_words(conv)}", pct, PAPER_HEADLINE["flops_pct"])
+             for conv, pct in h["flops_pct"].items()]
     rows += [("Z (eq. 5)", h["z_pct"], None)]
     return pd.DataFrame({
         "what": [w for w, _, _ in rows],

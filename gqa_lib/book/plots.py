@@ -501,7 +501,7 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.La
     if metric not in SERVING_METRICS:
         raise GQAError(f"metric={metric!r} is not one of {', '.join(SERVING_METRICS)}")
     data = df.assign(y=df[metric], pick=df.get("pick", pd.Series(index=df.index)).fillna(
-        "(d/64, 8)"))
+        "(d/64, 8)"), hardware=df["hardware"].str.upper())  # H200, L40S, RTX-4090
     data = data[np.isfinite(data["y"]) & (data["y"] > 0)]  # nothing fits: no point
     base = alt.Chart(data).encode(
         x=context_x(),
@@ -521,9 +521,10 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.La
 def objective_grid(df: pd.DataFrame) -> alt.LayerChart:
     """The recipe's pick per context and objective (rows: accelerator / objective) from
     :func:`gqa_lib.evidence.serving.objective_picks`, coloured by agreement with Z's pick."""
-    data = df.assign(row=df["hardware"] + ": " + df["objective"],
-                     agrees=np.where(df["agrees_with_z"].astype(bool), "same as Z's pick",
-                                     "differs from Z's pick"))
+    data = df.assign(
+        row=df["hardware"].str.upper() + ": " + df["objective"].replace({"z": "Z"}),
+        agrees=np.where(df["agrees_with_z"].astype(bool), "same as Z's pick",
+                        "differs from Z's pick"))
     color = alt.Color("agrees:N", title=None, scale=alt.Scale(
         domain=["same as Z's pick", "differs from Z's pick"], range=["#a6d49a", "#f4b183"]),
         legend=alt.Legend(orient="bottom"))

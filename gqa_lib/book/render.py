@@ -111,6 +111,16 @@ const gqaOneColumnLegends = (s, avail) => {
     } else if (key !== "data" && key !== "datasets") gqaOneColumnLegends(value, avail);
   }
 };
+// Slanted axis labels (many categories) stand upright on a phone, so that they do not run
+// into each other.
+const gqaSteepLabels = (s) => {
+  if (!s || typeof s !== "object") return;
+  for (const [key, value] of Object.entries(s)) {
+    if (key === "axis" && value && typeof value === "object") {
+      if (value.labelAngle < 0 && value.labelAngle > -90) value.labelAngle = -90;
+    } else if (key !== "data" && key !== "datasets") gqaSteepLabels(value);
+  }
+};
 const gqaNarrowSpec = (spec, avail) => {
   const s = JSON.parse(JSON.stringify(spec)), w = Math.max(120, avail - GQA_AXIS_ROOM);
   if (s.hconcat) {  // side by side -> stacked: each panel shows its own category labels
@@ -140,6 +150,8 @@ const gqaNarrowSpec = (spec, avail) => {
   s.config = s.config || {};
   s.config.legend = Object.assign({}, s.config.legend, {columns: 1, labelLimit: avail - 40});
   gqaOneColumnLegends(s, avail);  // a legend's own columns would override the config's
+  gqaSteepLabels(s);
+  s.config.axis = Object.assign({}, s.config.axis, {labelOverlap: "greedy"});  // no "100T200T"
   return s;
 };
 window.gqaEmbed = function (id, spec) {

@@ -119,6 +119,8 @@ figure.gqa-figure figcaption { font-size: 0.9rem; margin-top: 0.4rem; text-align
 /* Secondary columns of a table (gqa_lib.book.tables.show(details=...)), in a toggle. */
 details.gqa-details { margin: -0.5rem 0 1rem; }
 details.gqa-details > summary { cursor: pointer; font-size: 0.88rem; }
+details.gqa-fold { margin: 0.5rem 0 1rem; }  /* a whole table folded: no table above it */
+details.gqa-fold > summary { font-weight: 600; }
 /* data/README.md's files (the gqa-data-files directive): one entry per file. */
 .gqa-data-file { border-bottom: 1px solid var(--pst-color-border, #ddd); padding: 0.4rem 0; }
 .gqa-data-file p { margin: 0 0 0.2rem; }
@@ -136,8 +138,13 @@ details.gqa-details > summary { cursor: pointer; font-size: 0.88rem; }
 .cell_output .output.text_plain, .cell_output pre { overflow-x: auto; }
 /* A display formula wider than the column scrolls inside it (a phone). */
 mjx-container[display="true"] { max-width: 100%; overflow-x: auto; overflow-y: hidden; }
+@media (max-width: 639.98px) { mjx-container[display="true"] { font-size: 85% !important; } }
 /* An explorer's menus never wider than the screen (long option names on a phone). */
-.gqa-chart .vega-bindings select, .gqa-chart .vega-bindings input { max-width: 100%; }
+.gqa-chart .vega-bind, .gqa-chart .vega-bind label { max-width: 100%; }
+.gqa-chart .vega-bind label { display: inline-flex; flex-wrap: wrap; align-items: center;
+  column-gap: 0.3em; }
+.gqa-chart .vega-bindings select, .gqa-chart .vega-bindings input { max-width: 100%;
+  min-width: 0; }
 /* Printed sentences (a cell's stdout) wrap at the column, so no answer is off-screen. */
 .cell_output .output.stream pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 /* The theme gives HTML outputs a light box in dark mode, for outputs that assume white;

@@ -94,6 +94,12 @@ SETTING_NAMES = {"lam": "λ, weight of memory in Z", "alpha": "α, exponent of m
                  "aspect": "shape rule"}
 
 
+def convention_words(conv: str) -> str:
+    """A compute convention in words: "fig2+lm_head" -> "T/2 tokens ..., with the LM head"."""
+    name, _, lm = conv.partition("+")
+    return cost.CONVENTION_LABELS.get(name, name) + (", with the LM head" if lm else "")
+
+
 def _setting(v: Any) -> str:
     from fractions import Fraction
 
@@ -101,7 +107,8 @@ def _setting(v: Any) -> str:
         f = Fraction(v).limit_denominator(12)  # 1/3 reads as 1/3, not 0.333
         return f"{f.numerator}/{f.denominator}" if abs(float(f) - v) < 1e-12 and \
             f.denominator > 1 and v < 1 and f.denominator not in (2, 5, 10) else f"{v:.3g}"
-    return cost.CONVENTION_LABELS.get(v, str(v)) if isinstance(v, str) else str(v)
+    return convention_words(v) if isinstance(v, str) and v.split("+")[0] in \
+        cost.CONVENTION_LABELS else str(v)
 
 
 def _pct(v: float) -> str:
@@ -144,6 +151,7 @@ _READABLE = {
     "cause_kind": ("most likely cause", str),
     "cause": ("the cause in full", str),
     "field": ("changed", lambda f: SETTING_NAMES.get(f, f)),
+    "convention": ("compute convention", convention_words),
     "value": ("to", _setting),
     "memory_pct": ("memory saving", _pct),
     "flops_pct": ("FLOPs saving", _pct),

@@ -149,7 +149,8 @@ class ExplorerResult:
                 f"{b['n_kv_head']}) with N* = {format_count(b['params_non_embedding'])} "
                 f"non-embedding parameters (L = {b['n_layer']:.1f}, d = {b['d_model']:.0f}): "
                 f"memory {format_count(b['memory_values'])} values, compute "
-                f"{format_flops(b['flops'])} ({s.convention}), Z = {format_z(b['z'])}."
+                f"{format_flops(b['flops'])} ({cost.CONVENTION_LABELS[s.convention]}), "
+                f"Z = {format_z(b['z'])}."
                 + (" (H outside the measured configurations: extrapolated.)"
                    if b.get("extrapolated") else "")]
         sv = self.savings

@@ -89,9 +89,9 @@ DTYPE_BITS: dict[str, int] = {
 COMPUTE_CONVENTIONS = ("per_token", "fig2", "fig1", "prefill")
 # What each convention counts, in words (menus and tables; the module table has the formulas)
 CONVENTION_LABELS = {
-    "per_token": "one generated token (eq. 3)",
-    "fig2": "T/2 tokens at eq. 3's rate (the paper's Fig. 2)",
-    "fig1": "T/2 tokens, attention at T/2 (Fig. 1)",
+    "per_token": "one generated token, eq. 3",
+    "fig2": "T/2 tokens at eq. 3's rate, Fig. 2",  # the paper's figures
+    "fig1": "T/2 tokens, attention halved, Fig. 1",
     "prefill": "a causal prefill of T tokens",
 }
 DEFAULT_CONVENTION = "fig2"  # the recipe's default: the one that reproduces the paper's Table 4

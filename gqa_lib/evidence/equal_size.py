@@ -264,3 +264,32 @@ def fmt(spec: str):
             return "needs two seeds"
         return ("yes" if v else "no") if spec == "yes/no" else format(v, spec)
     return f
+
+
+def verdict(runs: pd.DataFrame) -> str:
+    """What the equal-size runs say so far, in a sentence or two computed from them: the
+    progress until every configuration has :data:`MIN_SEEDS` seeds; then the paired head
+    gains and whether the models beat the trigram (without that, heads cannot be judged)."""
+    st = status(runs)
+    if not st["done"]:
+        return "None of the equal-size runs has finished yet, so there is nothing to read."
+    if not st["ready"]:
+        return (f"{st['done']} of {st['planned']} runs have finished ({st['min_seeds']} "
+                f"seed(s) of the least-covered configuration; {MIN_SEEDS} are needed): no "
+                "verdict yet.")
+    g = head_gains(runs)
+    q, kv = g["query"], g["kv"]
+    se = float(np.hypot(q["se"], kv["se"]))
+    more = "query" if q["mean"] > kv["mean"] else "KV"
+    text = (f"All {st['done']} runs have finished. Paired within seeds, 1 → 8 query heads "
+            f"(one KV head) lower the loss by {q['mean']:.3f} nats and 1 → 8 KV heads (eight "
+            f"query heads) by {kv['mean']:.3f}: {more} heads gain more"
+            + (f", by {abs(q['mean'] - kv['mean']) / se:.1f} standard errors of the "
+               "difference." if se > 0 else "."))
+    tri, best = baseline_full()["trigram"], float(summary(runs)["mean"].min())
+    if best >= tri - 0.005:
+        text += (f" But the best configuration scores {best:.2f} nats, no better than the "
+                 f"trigram's {tri:.2f}: models that predict no better than the last two "
+                 "tokens cannot show what heads buy at long context, so the results page "
+                 "counts this claim as not testable here.")
+    return text

@@ -77,7 +77,7 @@ SHORT = {
         "about 90% of memory is KV cache at ~1B parameters and 128K",
     "Fewer heads do not hurt retrieval (needle in a haystack)":
         "fewer heads do not hurt retrieval",
-    "Loss falls with query heads, L = a n_h^-b + c, more than with KV heads":
+    "Loss falls with query heads (App. I's power law) more than with KV heads":
         "query heads lower the loss more than KV heads do",
     "(8, 1) serves faster at 128K (the paper: one A800, batch 1)": "(8, 1) serves faster at 128K",
 }
@@ -277,7 +277,7 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
         why = (f"(L, d) = (2, 128), T = 512, n_h <= 8; the trigram scores {tri:.2f} nats on "
                "the whole split; the paper's law is fitted at 470M+ parameters")
     return _row(
-        "Loss falls with query heads, L = a n_h^-b + c, more than with KV heads",
+        "Loss falls with query heads (App. I's power law) more than with KV heads",
         f"App. I: b = {laws.b.min():.3f} to {laws.b.max():.3f} at "
         f"{laws.model_label.iloc[0]} to {laws.model_label.iloc[-1]}", ours_text,
         trained_verdict(basis), why, "notebooks/training", "heads-at-equal-size",
@@ -296,7 +296,7 @@ def scoreboard(model=None) -> pd.DataFrame:
         "(8, 1) needs less memory than Llama-3 GQA at 128K, same loss",
         f"{P['memory_pct']:.1f}% less", f"{h['memory_pct']:.1f}% less", mem_v,
         why + "; baseline: the Llama-3 model of the same loss on the fitted law",
-        "notebooks/recipe", "the-headline-beside-the-paper-s",
+        "notebooks/recipe", "the-headline-beside-the-paper-s-numbers",
         basis={"kind": "saving", "ours": h["memory_pct"], "paper": P["memory_pct"],
                "conventions": [h["memory_pct"]]}))
 
@@ -310,7 +310,7 @@ def scoreboard(model=None) -> pd.DataFrame:
     rows.append(_row(
         "... and fewer FLOPs", f"{P['flops_pct']:.1f}% fewer",
         f"{flops['fig2']:.1f}% fewer ({lo:.1f}% to {hi:.1f}% by convention)", fl_v, why,
-        "notebooks/recipe", "the-headline-beside-the-paper-s",
+        "notebooks/recipe", "the-headline-beside-the-paper-s-numbers",
         basis={"kind": "saving", "ours": flops["fig2"], "paper": P["flops_pct"],
                "conventions": list(flops.values())}))
 
@@ -321,7 +321,7 @@ def scoreboard(model=None) -> pd.DataFrame:
         "reproduced" if abs(gain - pg) <= 0.1 * pg else "partly" if gain > 0 else
         "not reproduced",
         "same sign; the size rests on our fits of digitised losses (+-0.004 nats each)",
-        "notebooks/recipe", "the-headline-beside-the-paper-s",
+        "notebooks/recipe", "the-headline-beside-the-paper-s-numbers",
         basis={"kind": "loss gain", "ours": gain, "paper": pg}))
 
     t4 = table4_comparison(model)
@@ -339,8 +339,8 @@ def scoreboard(model=None) -> pd.DataFrame:
     held, n_targets = _long_context_trend(t4)
     rows.append(_row(
         "Longer context: fewer heads and a bigger model",
-        "read off Table 4", f"holds at {held} of {n_targets} targets of our Table 4 "
-        "(paper's data)",
+        "read off Table 4", f"holds at {held} of {n_targets} targets of the recomputed "
+        "Table 4 (the paper's data)",
         "reproduced" if held == n_targets else "partly",
         "on the paper's losses, fitted by us; on models trained here: the next row",
         "notebooks/recipe", "table-4-cell-by-cell",

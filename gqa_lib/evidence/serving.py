@@ -80,7 +80,7 @@ def serving_vs_context(model=None, *, target_loss: float = 2.615,
             cells = cost_grid(model, target_loss, T, settings=CostSettings(
                 objective=obj, hardware=hw, **settings)).cells()
             frames.append(pd.DataFrame({
-                "hardware": key, "model": f"recipe's pick by {obj}",
+                "hardware": key, "model": f"recipe's pick by {'Z' if obj == 'z' else obj}",
                 "context_len": T.astype(int),
                 "pick": [_h(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])],
                 **{c: cells[c].to_numpy() for c in SERVING_COLUMNS}}))
