@@ -565,6 +565,17 @@ def test_visible_code_stays_short():
     assert sum(counts.values()) <= MAX_VISIBLE_CODE_LINES, counts
 
 
+def test_figure_titles_and_captions_are_not_shown_as_code():
+    """A visible cell builds a chart (what a reader learns from); the figure() call that
+    titles and captions it sits in a hidden cell below, so the page does not show the
+    title and caption twice, once as strings."""
+    shown = [f"{nb.stem}: {''.join(c['source']).strip()[:60]}" for nb in NOTEBOOKS
+             for c in json.loads(nb.read_text())["cells"]
+             if c["cell_type"] == "code" and "figure(" in "".join(c["source"])
+             and not _HIDDEN & set(c.get("metadata", {}).get("tags", []))]
+    assert not shown, shown
+
+
 def test_grids_the_pages_name_exist():
     """Every sweep grid a page names (data/sweeps/<name>.toml, in prose or code) is in the
     repository: a page must not tell the reader to run a grid that was never written."""
