@@ -314,7 +314,8 @@ def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.C
     chart = alt.Chart(df).mark_tick(thickness=2, opacity=0.6).encode(
         x=alt.X("abs_diff_nats:Q", title="|loss difference| (nats/token)"),
         y=alt.Y("kind:N", title="comparison", sort=kinds),
-        color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df)),
+        color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df),
+                        scale=alt.Scale(scheme="tableau10")),  # five sizes told apart
         tooltip=["kind:N", "pair:N", "size:N", "context:O",
                  alt.Tooltip("abs_diff_nats:Q", format=".4f")])
     if threshold is not None and np.isfinite(threshold):
@@ -394,7 +395,8 @@ def head_effect(df: pd.DataFrame) -> alt.Chart:
     return alt.Chart(df).mark_line(point=True).encode(
         x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
         y=alt.Y("delta_nats:Q", title="loss minus reference (nats/token)"),
-        color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df)),
+        color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df),
+                        scale=alt.Scale(scheme="tableau10")),  # five sizes told apart
         tooltip=["config:N", "size:N", "context:O",
                  alt.Tooltip("delta_nats:Q", format="+.3f")],
     ).properties(width=PANEL, height=HEIGHT - 60).facet(
