@@ -49,6 +49,20 @@ def _serve(directory: Path):
     return server
 
 
+def _toy_chart_page(tmp_path: Path, html_dir: Path, charts, *, css: bool = False):
+    """Serve toy.html: Altair ``charts`` drawn by the book's bundle (and, with ``css``, its
+    style sheet), as on a page of the book; the caller stops the server."""
+    static = [render.BUNDLE_NAME] + (["gqa.css"] if css else [])
+    head = [f'<script src="{render.BUNDLE_NAME}"></script>'] + (
+        ['<link rel="stylesheet" href="gqa.css">'] if css else [])
+    (tmp_path / "toy.html").write_text("\n".join(
+        ["<!doctype html><html><head>", *head, "</head><body>",
+         *(render.chart_html(c.to_dict()) for c in charts), "</body></html>"]))
+    for name in static:
+        shutil.copy(html_dir / "_static" / name, tmp_path)
+    return _serve(tmp_path)
+
+
 def _stop(server) -> None:
     server.shutdown()
     server.server_close()
@@ -282,13 +296,7 @@ def test_slider_check_on_a_toy_explorer(html_dir, driver, tmp_path):
     stuck = alt.Chart(pd.DataFrame({"label": ["optimum x = 5"]})).mark_text().encode(
         text="label:N").properties(name="optimum")  # ignores the slider: the check must fail
     fixed = render.mark_explorer(curve + stuck, "optimum")
-    page = "\n".join(["<!doctype html><html><head>",
-                      f'<script src="{render.BUNDLE_NAME}"></script></head><body>',
-                      render.chart_html(moving.to_dict()), render.chart_html(fixed.to_dict()),
-                      render.chart_html(menu.to_dict()), "</body></html>"])
-    (tmp_path / "toy.html").write_text(page)
-    shutil.copy(html_dir / "_static" / render.BUNDLE_NAME, tmp_path)
-    server = _serve(tmp_path)
+    server = _toy_chart_page(tmp_path, html_dir, [moving, fixed, menu])
     try:
         driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
         moving_el, fixed_el, menu_el = _explorers(driver)
@@ -477,15 +485,7 @@ def test_chart_scale_check_on_a_toy_page(html_dir, driver, tmp_path):
     wide = base.properties(width=1200, title="Figure 1. Too wide")
     panels = alt.hconcat(base.properties(width=300), base.properties(width=300),
                          title="Figure 2. Two panels")
-    page = "\n".join(["<!doctype html><html><head>",
-                      f'<script src="{render.BUNDLE_NAME}"></script>',
-                      '<link rel="stylesheet" href="gqa.css"></head><body>',  # the book's
-                      render.chart_html(wide.to_dict()), render.chart_html(panels.to_dict()),
-                      "</body></html>"])
-    (tmp_path / "toy.html").write_text(page)
-    for name in (render.BUNDLE_NAME, "gqa.css"):
-        shutil.copy(html_dir / "_static" / name, tmp_path)
-    server = _serve(tmp_path)
+    server = _toy_chart_page(tmp_path, html_dir, [wide, panels], css=True)
     try:
         driver.set_window_size(390, 1000)
         driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
@@ -563,14 +563,7 @@ def test_legend_check_on_a_toy_page(html_dir, driver, tmp_path):
     dashed = alt.Chart(df).mark_line(point=True).encode(  # dashes "filled" like points
         x="x:Q", y="y:Q", color="H:N", strokeDash=alt.StrokeDash("kind:N", legend=alt.Legend(
             symbolType="stroke"))).properties(title="Figure 2. Dashes")
-    page = "\n".join(["<!doctype html><html><head>",
-                      f'<script src="{render.BUNDLE_NAME}"></script></head><body>',
-                      render.chart_html(chart(None).to_dict()),
-                      render.chart_html(chart(["a", "b"]).to_dict()),
-                      render.chart_html(dashed.to_dict()), "</body></html>"])
-    (tmp_path / "toy.html").write_text(page)
-    shutil.copy(html_dir / "_static" / render.BUNDLE_NAME, tmp_path)
-    server = _serve(tmp_path)
+    server = _toy_chart_page(tmp_path, html_dir, [chart(None), chart(["a", "b"]), dashed])
     try:
         driver.get(f"http://127.0.0.1:{server.server_address[1]}/toy.html")
         driver.execute_async_script(_WAIT_RENDERED)

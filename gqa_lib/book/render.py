@@ -102,23 +102,13 @@ const gqaPanelWidth = (s, w) => {
   for (const key of ["layer", "hconcat", "vconcat", "concat"]) (s[key] || []).forEach((c) => gqaPanelWidth(c, w));
   if (s.spec) gqaPanelWidth(s.spec, w);
 };
-const gqaOneColumnLegends = (s, avail) => {
+// Calls fix(value) on every object under `name` anywhere in a spec (not inside its data):
+// a legend's or an axis's own properties override the config's.
+const gqaEach = (s, name, fix) => {
   if (!s || typeof s !== "object") return;
   for (const [key, value] of Object.entries(s)) {
-    if (key === "legend" && value && typeof value === "object") {
-      if ("columns" in value) value.columns = 1;
-      if ("labelLimit" in value) value.labelLimit = avail - 40;
-    } else if (key !== "data" && key !== "datasets") gqaOneColumnLegends(value, avail);
-  }
-};
-// Slanted axis labels (many categories) stand upright on a phone, so that they do not run
-// into each other.
-const gqaSteepLabels = (s) => {
-  if (!s || typeof s !== "object") return;
-  for (const [key, value] of Object.entries(s)) {
-    if (key === "axis" && value && typeof value === "object") {
-      if (value.labelAngle < 0 && value.labelAngle > -90) value.labelAngle = -90;
-    } else if (key !== "data" && key !== "datasets") gqaSteepLabels(value);
+    if (key === name && value && typeof value === "object") fix(value);
+    else if (key !== "data" && key !== "datasets") gqaEach(value, name, fix);
   }
 };
 const gqaNarrowSpec = (spec, avail) => {
@@ -149,8 +139,13 @@ const gqaNarrowSpec = (spec, avail) => {
   }
   s.config = s.config || {};
   s.config.legend = Object.assign({}, s.config.legend, {columns: 1, labelLimit: avail - 40});
-  gqaOneColumnLegends(s, avail);  // a legend's own columns would override the config's
-  gqaSteepLabels(s);
+  gqaEach(s, "legend", (l) => {  // one column, as in the config
+    if ("columns" in l) l.columns = 1;
+    if ("labelLimit" in l) l.labelLimit = avail - 40;
+  });
+  gqaEach(s, "axis", (a) => {  // slanted labels (many categories) stand upright
+    if (a.labelAngle < 0 && a.labelAngle > -90) a.labelAngle = -90;
+  });
   s.config.axis = Object.assign({}, s.config.axis, {labelOverlap: "greedy"});  // no "100T200T"
   return s;
 };

@@ -10,6 +10,7 @@ display; nothing here prints.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -101,8 +102,6 @@ def convention_words(conv: str) -> str:
 
 
 def _setting(v: Any) -> str:
-    from fractions import Fraction
-
     if isinstance(v, float):
         f = Fraction(v).limit_denominator(12)  # 1/3 reads as 1/3, not 0.333
         return f"{f.numerator}/{f.denominator}" if abs(float(f) - v) < 1e-12 and \

@@ -260,19 +260,16 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
         why = cpu_v2 + "; the equal-size runs remove both"
     else:
         runs = ours["eq_runs"]
-        g = eq.head_gains(runs)
-        tri = eq.baseline_full()["trigram"]
-        s = eq.summary(runs)
+        h = eq.head_comparison(runs)  # the training page's verdict reads the same numbers
+        tri, s = h["trigram"], eq.summary(runs)
         use = eq.context_use(runs).set_index("config")
-        q, kv = g["query"], g["kv"]
-        se = float(np.hypot(q["se"], kv["se"]))
-        basis.update(beats_trigram=bool((s["mean"] < tri).all()),
+        basis.update(beats_trigram=h["beats_trigram"],
                      uses_context=bool((use.loc[list(s.config), "gain"] > 0).all()),
-                     holds=bool(q["mean"] > kv["mean"]),
-                     z=float((q["mean"] - kv["mean"]) / se) if se > 0 else 0.0)
+                     holds=bool(h["query"] > h["kv"]),
+                     z=float(h["z"]) if np.isfinite(h["z"]) else 0.0)
         ours_text = (f"at equal size ({done}, paired within seeds): 1 -> 8 query heads "
-                     f"(1 KV head) lower the loss {q['mean']:.3f} nats, 1 -> 8 KV heads (8 "
-                     f"query heads) {kv['mean']:.3f} (z of the difference "
+                     f"(1 KV head) lower the loss {h['query']:.3f} nats, 1 -> 8 KV heads (8 "
+                     f"query heads) {h['kv']:.3f} (z of the difference "
                      f"{basis['z']:.1f})")
         why = (f"(L, d) = (2, 128), T = 512, n_h <= 8; the trigram scores {tri:.2f} nats on "
                "the whole split; the paper's law is fitted at 470M+ parameters")

@@ -31,6 +31,12 @@ OBJECTIVE_LABELS = {"z": "Z (paper, lambda 0.9)", "latency": "decode latency, ba
 SERVING_COLUMNS = ("tokens_per_s", "max_batch", "latency_s", "prefill_s")
 
 
+def pick_label(objective: str) -> str:
+    """The ``model`` label of the recipe's pick by ``objective`` in
+    :func:`serving_vs_context`: "recipe's pick by Z", "recipe's pick by throughput"."""
+    return f"recipe's pick by {'Z' if objective == 'z' else objective}"
+
+
 def _h(n_head: Any, n_kv_head: Any) -> str:
     return f"({int(n_head)},{int(n_kv_head)})"
 
@@ -80,7 +86,7 @@ def serving_vs_context(model=None, *, target_loss: float = 2.615,
             cells = cost_grid(model, target_loss, T, settings=CostSettings(
                 objective=obj, hardware=hw, **settings)).cells()
             frames.append(pd.DataFrame({
-                "hardware": key, "model": f"recipe's pick by {'Z' if obj == 'z' else obj}",
+                "hardware": key, "model": pick_label(obj),
                 "context_len": T.astype(int),
                 "pick": [_h(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])],
                 **{c: cells[c].to_numpy() for c in SERVING_COLUMNS}}))

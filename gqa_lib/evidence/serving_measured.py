@@ -20,8 +20,8 @@ from gqa_lib.arch.hardware import calibration, get_accelerator
 from gqa_lib.cost.calibrate import MEASUREMENTS, calibrate, error_table, measured_points
 from gqa_lib.errors import GQAError
 from gqa_lib.evidence.paper import PAPER_HEADLINE, _read
-from gqa_lib.evidence.serving import (equal_loss_pair, headline_serving, serving_vs_context,
-                                      table5_prediction)
+from gqa_lib.evidence.serving import (equal_loss_pair, headline_serving, pick_label,
+                                      serving_vs_context, table5_prediction)
 
 # (label, kind, context, batch) of the pair's measured regimes
 MEASURED_REGIMES = (("decode, batch 1, 128K", "decode", 131072, 1),
@@ -159,7 +159,7 @@ def context_numbers(vs_t: pd.DataFrame, hardware: str = "h200") -> dict[str, flo
     tps = vs_t[vs_t.hardware == hardware].pivot(index="context_len", columns="model",
                                                 values="tokens_per_s")
     gain = tps.div(tps["Llama-3 GQA (d/64, 8)"], axis=0)
-    z, thr = "recipe's pick by Z", "recipe's pick by throughput"
+    z, thr = pick_label("z"), pick_label("throughput")
     return {"gain_z_8k": gain.loc[8192, z], "gain_thr_8k": gain.loc[8192, thr],
             "gain_z_long": gain.loc[32768:, z].min(), "gain_thr_long": gain.loc[32768:, thr].max()}
 
@@ -234,8 +234,8 @@ def page_numbers(model) -> dict[str, Any]:
     vs = serving_vs_context(model, target_loss=PAPER_HEADLINE["target_loss"],
                             contexts=(PAPER_HEADLINE["context"],), hardware=("h200",))
     vs = vs.set_index("model")
-    out.update(prefill_z=vs.loc["recipe's pick by Z", "prefill_s"],
-               prefill_thr=vs.loc["recipe's pick by throughput", "prefill_s"])
+    out.update(prefill_z=vs.loc[pick_label("z"), "prefill_s"],
+               prefill_thr=vs.loc[pick_label("throughput"), "prefill_s"])
     return out
 
 
