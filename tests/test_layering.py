@@ -134,3 +134,22 @@ def test_the_checks_can_fail():
     rel = imports("gqa_lib.fit.recipe", "from ..book import plots\n", known)
     assert rel == {"gqa_lib.book.plots"}
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+MAX_MODULE_LINES = 600  # split a module by concept before it passes this (developers' guide)
+
+
+def oversized(paths: dict[str, Path], limit: int = MAX_MODULE_LINES) -> list[str]:
+    sizes = {name: len(p.read_text().splitlines()) for name, p in paths.items()}
+    return sorted(f"{name}: {n} lines" for name, n in sizes.items() if n > limit)
+
+
+@pytest.mark.parametrize("package", ["gqa_lib", "benchmarks"])
+def test_no_module_passes_the_size_limit(package):
+    assert oversized(modules(package)) == []
+
+
+def test_the_size_check_can_fail(tmp_path):
+    big = tmp_path / "big.py"
+    big.write_text("x = 1\n" * (MAX_MODULE_LINES + 1))
+    assert oversized({"big": big}) == [f"big: {MAX_MODULE_LINES + 1} lines"]

@@ -9,7 +9,8 @@ import pytest
 from gqa_lib.evidence import sweep_recipe
 from gqa_lib.errors import GQAError
 from gqa_lib.fit.per_head import fit_curves, fit_runs, interval_table, quality_table, read_runs
-from gqa_lib.fit.recipe import _n_params, bootstrap_choice
+from gqa_lib.fit.recipe import bootstrap_choice
+from gqa_lib.fit.shapes import paper_params
 from gqa_lib.train.sweep import llama3_heads
 
 GRID = ((8, 8), (8, 4), (8, 2), (8, 1), (4, 1), (2, 1), (1, 1))
@@ -31,7 +32,7 @@ def sweep_rows(*, sizes=(2, 3, 4, 5), contexts=(128, 512), noise=0.01, head_effe
 
     def add(L, h, k, fam, T, seed):
         d = 64 * L
-        N = int(_n_params(L, d, h, k, 16))
+        N = int(paper_params(L, d, h, k, 16))
         loss = (planted_a(h, k, head_effect) / N) ** B_TRUE + E_TRUE + 0.1 * (T > 128)
         rows.append({"run_id": f"L{L}-h{h}-kv{k}-T{T}-s{seed}", "status": "ok", "family": fam,
                      "n_layer": L, "d_model": d, "n_head": h, "n_kv_head": k, "d_head": 16,

@@ -10,9 +10,9 @@ from gqa_lib import cost
 from gqa_lib.arch.config import PAPER_TABLE9_SHAPES
 from gqa_lib.errors import GQAError
 from gqa_lib.fit.per_head import fit_runs, read_runs
-from gqa_lib.fit.recipe import (CostSettings, _n_params, baseline_costs, bootstrap_choice,
-                            candidates, config_batch, cost_grid, max_context_for_memory,
-                            min_loss_for_budget, optimize, shape_for_params)
+from gqa_lib.fit.recipe import (CostSettings, baseline_costs, bootstrap_choice, candidates,
+                            cost_grid, max_context_for_memory, min_loss_for_budget, optimize)
+from gqa_lib.fit.shapes import config_batch, paper_params, shape_for_params
 from gqa_lib.evidence.paper import (MEASURED, PAPER_HEADLINE, headline, joint_model, measured_model,
                                mismatches, paper_runs, paper_table4, table4_comparison,
                                table4_summary)
@@ -48,14 +48,14 @@ def test_d64L_shape_has_the_requested_params(N, H):
        st.sampled_from([16, 64, 128]))
 def test_closed_form_params_match_the_cost_model(L, d, H, d_head):
     b = config_batch(L, d, *H, d_head)
-    assert _n_params(L, d, *H, d_head) == pytest.approx(
+    assert paper_params(L, d, *H, d_head) == pytest.approx(
         cost.param_counts(b, include_norms=False)["non_embedding"], rel=1e-12)
 
 
 @pytest.mark.parametrize("H", [(8, 1), (32, 32)])
 def test_paper_aspect_returns_table9_shapes_at_their_sizes(H):
     for L9, d9 in PAPER_TABLE9_SHAPES:
-        L, d = shape_for_params(_n_params(L9, d9, *H, 64), *H, aspect="paper")
+        L, d = shape_for_params(paper_params(L9, d9, *H, 64), *H, aspect="paper")
         assert (L, d) == (pytest.approx(L9, rel=1e-9), pytest.approx(d9, rel=1e-9))
     # beyond the largest shape the last ratio (1536/36) holds; L grows with N throughout
     L, d = shape_for_params(np.geomspace(1e6, 1e11, 40), *H, aspect="paper")
@@ -213,7 +213,7 @@ def write_runs(path, *, sizes=(2, 3, 4, 5), heads=((8, 8), (8, 1), (4, 1)), llam
         if llama3:
             configs.append((d // 16, min(8, d // 16), "llama3"))
         for h, k, fam in configs:
-            N = _n_params(L, d, h, k, 16)
+            N = paper_params(L, d, h, k, 16)
             loss = (4e4 * (1 + 0.3 / h) / N) ** 0.3 + 3.0 + rng.normal(0, noise)
             rows.append({"status": "ok", "family": fam, "n_layer": L, "d_model": d,
                          "n_head": h, "n_kv_head": k, "d_head": 16,

@@ -31,7 +31,8 @@ def test_size_trend():
     t = size_trend(r)
     assert (~t["falls"]).sum() == 2  # (1,1) at both contexts
     bad = t[~t["falls"]]
-    assert (bad["worst_step_to"] == "L4 d256").all() and (bad["worst_step_from"] == "L3 d192").all() and bad["worst_step_nats"].round(6).eq(0.7).all()
+    assert (bad["worst_step_to"] == "L4 d256").all() and (bad["worst_step_from"] == "L3 d192").all()
+    assert bad["worst_step_nats"].round(6).eq(0.7).all()
     assert t.loc[t["falls"], "worst_step_nats"].round(6).eq(-0.3).all()
 
 

@@ -16,8 +16,9 @@ import pytest
 import torch
 
 from gqa_lib import GQAError, get_preset
+from gqa_lib.train.settings import run_identity, run_key
 from gqa_lib.train.loop import (TrainConfig, TrainingDiverged, load_checkpoint, lr_at,
-                                make_optimizer, run_identity, run_key, train)
+                                make_optimizer, train)
 from gqa_lib.train.model import GQATransformer
 
 TINY = get_preset("tiny")
@@ -247,7 +248,7 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path):
 def test_identity_holds_only_settings_not_fields_a_config_normalises():
     """Fields added to ModelConfig later (experts, layer patterns, norms per layer) must not
     enter a dense config's identity: a key computed before they existed still matches."""
-    from gqa_lib.train.loop import _BASE_MODEL_FIELDS
+    from gqa_lib.train.settings import _BASE_MODEL_FIELDS
 
     ident = run_identity(TINY, TrainConfig(**FAST))
     assert set(ident["model"]) == set(_BASE_MODEL_FIELDS)

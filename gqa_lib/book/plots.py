@@ -549,8 +549,8 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
                         legend=alt.Legend(orient="bottom", columns=2, labelLimit=220)),
         tooltip=["regime:N", "source:N", alt.Tooltip("speedup:Q", format=".2f")],
     )
-    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888"
-                                                          ).encode(x=alt.X("x:Q", title="speed-up of (8,1) over (32,8) (x)"))
+    one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888").encode(
+        x=alt.X("x:Q", title="speed-up of (8,1) over (32,8) (x)"))
     # a fixed height of ~9 px per bar, not alt.Step(9): a discrete height makes Vega-Lite
     # warn in the console that it drops the figure's autosize
     return alt.layer(bars, one).properties(height=len(regimes) * (9 * len(sources) + 8))

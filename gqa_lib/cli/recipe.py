@@ -226,7 +226,7 @@ def _rate(v: float) -> str:
 
 def _print_serving(args, settings, rec, baseline, needed) -> None:
     """The readable `gqa optimize --hardware ...`: seconds, tokens/s, accelerators, money."""
-    from gqa_lib.fit.recipe import build_config
+    from gqa_lib.fit.shapes import build_config
 
     hw, T = settings.hardware, rec.context
     goal = {"z": f"Z (lambda {args.lam})", "latency": f"decode latency at batch "

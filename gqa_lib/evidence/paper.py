@@ -34,8 +34,9 @@ from gqa_lib import cost
 from gqa_lib.arch.config import paper_family
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.fit.per_head import PerHeadModel
-from gqa_lib.fit.recipe import (CostSettings, _bisect, affordable_params, bootstrap_choice, candidates,
-                     config_batch, cost_grid, min_loss_for_budget, optimize)
+from gqa_lib.fit.recipe import (CostSettings, affordable_params, bootstrap_choice, candidates,
+                                cost_grid, min_loss_for_budget, optimize)
+from gqa_lib.fit.shapes import bisect_log, config_batch
 from gqa_lib.fit.scaling import LossFit, PowerLaw, fit_power_laws, resample
 from gqa_lib.io import REPO_ROOT
 
@@ -160,7 +161,7 @@ class JointLossModel:
         """N* solving L(N*; H) = target (bisection in ln N); inf when not reachable by 1e15."""
         t, h, k = np.broadcast_arrays(np.asarray(target, np.float64),
                                       np.asarray(n_head, float), np.asarray(n_kv_head, float))
-        N = _bisect(lambda n: -self.loss(n, h, k), -t, np.full(t.shape, 1e4),
+        N = bisect_log(lambda n: -self.loss(n, h, k), -t, np.full(t.shape, 1e4),
                     np.full(t.shape, 1e15))
         return np.where(self.loss(1e15, h, k) < t, N, np.inf)
 

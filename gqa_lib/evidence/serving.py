@@ -150,8 +150,9 @@ def table5_prediction(hardware: str = "a800", *, context: int = 131072,
     Regimes: decode at batch 1 and at the largest batch that fits (generated tokens/s),
     prefill of one T-token prompt (prompt tokens/s, causal attention), training (tokens/s,
     compute-bound: the calibrated training step, or ``flops_efficiency`` of peak on the
-    datasheet). ``basis`` says which model (:func:`gqa_lib.cost.serving.basis`). ``paper_*`` columns: Table 5's inference row
-    (one A800, batch 1) beside every inference regime, its training row beside training.
+    datasheet). ``basis`` says which model (:func:`gqa_lib.cost.serving.basis`).
+    ``paper_*`` columns: Table 5's inference row (one A800, batch 1) beside every inference
+    regime, its training row beside training.
     ``implied_*``: the fraction of the peak rate that bounds the regime (bandwidth for
     decoding, FLOP/s otherwise) that the paper's tokens/s would need per accelerator, with
     ``paper_accelerators`` of them: 1 for inference (stated), 8 for training (the paper's

@@ -391,7 +391,7 @@ def smallest_shape_N(key: tuple[int, int], d_head: int) -> float:
     (L = 1, d = 64; norms left out as in step 3): targets whose N* lies below it have no
     shape, and :func:`gqa_lib.fit.recipe.cost_grid` refuses them."""
     from gqa_lib import cost
-    from gqa_lib.fit.recipe import config_batch
+    from gqa_lib.fit.shapes import config_batch
 
     return float(cost.params_non_embedding(config_batch(1.0, 64.0, key[0], key[1], d_head),
                                            include_norms=False))

@@ -1,7 +1,8 @@
 """Stage 4, from losses to a choice: the loss laws and their robust fits
 (:mod:`~gqa_lib.fit.scaling`), one law per head configuration on a table of runs
 (:mod:`~gqa_lib.fit.per_head`), and the paper's three-step cost-optimal recipe
-(:mod:`~gqa_lib.fit.recipe`). Needs numpy, scipy and pandas, not torch."""
+(:mod:`~gqa_lib.fit.recipe`) with its shapes (:mod:`~gqa_lib.fit.shapes`). Needs numpy,
+scipy and pandas, not torch."""
 
 from gqa_lib.fit.scaling import (Bootstrap, bootstrap_fit, BOOTSTRAP_SCHEMES, fit_head_count_law,
                                  FIT_METHODS, fit_power_laws, FitQuality, HeadCountLaw,
@@ -11,19 +12,19 @@ from gqa_lib.fit.per_head import (config_label, coupling, family_masks, fit_curv
                                   read_runs, RUN_COLUMNS)
 from gqa_lib.fit.recipe import (affordable_params, baseline_costs, BASELINES, bootstrap_choice,
                                 bootstrap_grids, candidates, choice_counts, choice_shares,
-                                config_batch, cost_grid, CostSettings, LossModel,
-                                max_context_for_memory, min_loss_for_budget, model_costs,
-                                model_floor, optimize, RecipeGrid, Recommendation,
-                                shape_for_params)
+                                cost_grid, CostSettings, LossModel, max_context_for_memory,
+                                min_loss_for_budget, model_costs, model_floor, optimize,
+                                RecipeGrid, Recommendation)
+from gqa_lib.fit.shapes import build_config, config_batch, paper_params, shape_for_params
 
 __all__ = [
     "affordable_params", "baseline_costs", "BASELINES", "Bootstrap", "bootstrap_choice",
-    "bootstrap_fit", "bootstrap_grids", "BOOTSTRAP_SCHEMES", "candidates", "choice_counts",
+    "bootstrap_fit", "bootstrap_grids", "build_config", "BOOTSTRAP_SCHEMES", "candidates", "choice_counts",
     "choice_shares", "config_batch", "config_label", "cost_grid", "CostSettings", "coupling",
     "family_masks", "fit_curves", "fit_head_count_law", "FIT_METHODS", "fit_power_laws",
     "fit_runs", "FitQuality", "format_intervals", "HeadCountLaw", "interval_table",
     "loo_unpredictable", "LossFit", "LossModel", "max_context_for_memory",
     "min_loss_for_budget", "model_costs", "model_floor", "optimize", "OPTIMIZERS",
-    "PerHeadModel", "PowerLaw", "quality_table", "read_runs", "RecipeGrid", "Recommendation",
+    "paper_params", "PerHeadModel", "PowerLaw", "quality_table", "read_runs", "RecipeGrid", "Recommendation",
     "resample", "RUN_COLUMNS", "shape_for_params",
 ]

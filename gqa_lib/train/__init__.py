@@ -1,6 +1,7 @@
 """Stage 3, tiny models trained for real (PyTorch): the GQA transformer
 (:mod:`~gqa_lib.train.model`), the shipped corpus and tokenizer (:mod:`~gqa_lib.train.data`),
-the training loop (:mod:`~gqa_lib.train.loop`), resumable sweeps over grid files
+a run's settings and identity (:mod:`~gqa_lib.train.settings`), the training loop
+(:mod:`~gqa_lib.train.loop`), resumable sweeps over grid files
 (:mod:`~gqa_lib.train.sweep`), their estimated time on a device
 (:mod:`~gqa_lib.train.estimate`), the recall probe (:mod:`~gqa_lib.train.probe`) and
 count-model baselines (:mod:`~gqa_lib.train.ngram`, numpy only).
@@ -23,7 +24,9 @@ _LAZY = {  # name -> submodule
     "split_documents": "data", "TokenData": "data", "train_tokenizer": "data",
     "VAL_FRACTION": "data",
     "evaluate": "loop", "load_checkpoint": "loop", "lr_at": "loop", "make_optimizer": "loop",
-    "pick_device": "loop", "pick_precision": "loop", "train": "loop", "TrainConfig": "loop", "TrainingDiverged": "loop",
+    "pick_device": "loop", "pick_precision": "loop", "train": "loop", "TrainConfig": "settings",
+    "TrainingDiverged": "loop",
+    "run_identity": "settings", "run_key": "settings",
     "COLUMNS": "sweep", "git_commit": "sweep", "llama3_heads": "sweep", "load_grid": "sweep",
     "parse_shard": "sweep", "record": "sweep", "run_sweep": "sweep", "RunSpec": "sweep",
     "recall_probe": "probe",

@@ -19,7 +19,7 @@ A grid is a TOML file (parsed as data, never executed)::
 so a killed sweep restarts without losing or duplicating rows; a failed run is recorded as
 failed and retried on the next start; ``shard=(i, n)`` runs every n-th run from i.
 
-Each run has an identity (:func:`gqa_lib.train.loop.run_identity`: shape, training settings,
+Each run has an identity (:func:`gqa_lib.train.settings.run_identity`: shape, training settings,
 corpus and tokenizer content, grid name, code version) whose hash, ``run_key``, is stored in
 its CSV row and names its folder (``runs/GRID/RUN_ID-KEY``). A row is skipped only when its
 ``run_key`` matches; a finished row of the same run id with another key (an edited grid, a
@@ -106,7 +106,7 @@ class RunSpec:
     family: str  # "grid" (explicit heads), "llama3" (the baseline), or "grid+llama3" (both)
     model: ModelConfig
     train: Any  # TrainConfig (imported lazily: torch)
-    run_key: str = ""  # hash of the run's identity (loop.run_key)
+    run_key: str = ""  # hash of the run's identity (settings.run_key)
 
     @property
     def folder(self) -> str:
@@ -316,7 +316,8 @@ def _match_params(where: str, model: ModelConfig, ref: ModelConfig,
 def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, batch_tokens,
           suffix="", match=None, multiple_of=1):
     from gqa_lib.arch.config import aligned
-    from gqa_lib.train.loop import TrainConfig, run_identity, run_key
+    from gqa_lib.train.settings import run_identity, run_key
+    from gqa_lib.train.loop import TrainConfig
 
     n_layer, d_model = size[:2]
     model, family = _model(where, model_base, size, head)
