@@ -82,8 +82,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     from gqa_lib.evidence.paper import joint_model, paper_table4
 
     def fresh_fit():  # joint_model() is cached per process: time a real fit
-        paper._joint_model.cache_clear()
-        paper._paper_fit.cache_clear()
+        paper.clear_fit_cache()
         return joint_model()
 
     fit = timeit(fresh_fit, repeat=1 if quick else 3)["best_s"]

@@ -25,9 +25,9 @@ PAIR_LAYERS = (32, 39)
 # ----- measured on one H200 (2026-12-04), each with where it comes from ------------------
 STARTUP_S = 10.0            # python + torch import + CUDA context (not measured: assumed)
 DECODE_FLOOR_S_PER_LAYER = 0.11e-3   # CUDA-graph decode at batch 1: 3.6 ms / 32, 4.4 ms / 39
-DECODE_BYTES_PER_S = 3.85e12         # (32,8) batch 8 at 128K: 71.7 GB per step in 18.6 ms
+DECODE_BYTES_PER_S = 3.85e12         # (32, 8) batch 8 at 128K: 71.7 GB per step in 18.6 ms
 EAGER_S_PER_LAYER = 1.2e-3           # slowest eager decode: 45.9 ms / 39 layers
-PREFILL_FLOPS_PER_S = 420e12         # aligned (32,8) 8K: 421 TFLOP/s ((8,1) and 128K: 450-495)
+PREFILL_FLOPS_PER_S = 420e12         # aligned (32, 8) 8K: 421 TFLOP/s ((8, 1) and 128K: 450-495)
 FLASH_FLOPS_PER_S = 270e12           # causal SDPA on flash alone at 8K (cuDNN: 408-432)
 TRAIN_FLOPS_PER_S = 350e12           # aligned pair, 1 x 8192 tokens: 355 and 376 TFLOP/s
 MFU_EAGER_TOKENS_PER_S = 372_615     # the 75M model at T = 4K, eager

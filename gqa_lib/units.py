@@ -53,6 +53,12 @@ def format_context(tokens: int) -> str:
     return str(tokens)
 
 
+def format_heads(n_head: int, n_kv_head: int) -> str:
+    """A head configuration H = (n_head, n_kv_head), one form everywhere (tables, prose,
+    charts, the CLI): (8, 1) -> '(8, 1)'."""
+    return f"({int(n_head)}, {int(n_kv_head)})"
+
+
 def format_count(n: float, digits: int = 3) -> str:
     """1_235_814_400 -> '1.24 B' (decimal prefixes K, M, B, T), keeping `digits` significant."""
     n = float(n)

@@ -143,7 +143,7 @@ def test_gpu_plan_fits_six_minutes_on_an_h200_and_matches_the_measurements():
     assert plan.STARTUP_S + sum(est.values()) < 0.6 * plan.RUN_BUDGET_S < 360
     assert all(est[name] < budget for name, budget, _ in plan.PARTS)
     # the estimates' step times against the H200 figures they came from (README there):
-    # CUDA-graph decode, aligned (32,8) 8K batch 1 3.63 ms, 128K batch 8 18.65 ms; (8,1) 8K
+    # CUDA-graph decode, aligned (32, 8) 8K batch 1 3.63 ms, 128K batch 8 18.65 ms; (8, 1) 8K
     # batch 1 4.41 ms; prefill of 128K 5.89 s and 2.62 s; training step 0.288 s, 0.307 s
     base, opt = plan.REAL.pair
     assert plan.decode_step_s(base, 8192, 1)[0] == pytest.approx(3.63e-3, rel=0.1)

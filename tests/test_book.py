@@ -236,10 +236,10 @@ def _recipe_model():
 BUILDERS = {
     "loss_vs_baselines": lambda df: plots_evidence.loss_vs_baselines(pd.DataFrame(
         {"params_non_embedding": [1e4, 1e5], "val_loss_nats": [5.0, 4.0], "context": [128, 512],
-         "config": ["(8,8)", "(1,1)"], "size": ["L1 d32", "L2 d64"], "seed": [0, 0]}),
+         "config": ["(8, 8)", "(1, 1)"], "size": ["L1 d32", "L2 d64"], "seed": [0, 0]}),
         {"bigram": 4.2, "trigram": 3.4}),
     "loss_by_position": lambda df: plots_evidence.loss_by_position(pd.DataFrame(
-        {"config": ["(8,8)", "(8,8)", "trigram", "trigram"], "first": [0, 1, 0, 1],
+        {"config": ["(8, 8)", "(8, 8)", "trigram", "trigram"], "first": [0, 1, 0, 1],
          "last": [0, 1, 0, 1], "nats": [4.5, 3.9, 4.2, 3.6]})),
     "memory_vs_context": lambda df: plots.memory_vs_context(df),
     "flops_vs_context": lambda df: plots.flops_vs_context(df),
@@ -265,17 +265,17 @@ BUILDERS = {
     "training_curve": lambda df: plots.training_curve(pd.DataFrame(
         {"tokens": [1000, 2000], "train_loss": [6.0, 5.0], "val_loss": [5.9, 5.1]})),
     "head_effect": lambda df: plots.head_effect(pd.DataFrame(
-        {"config": ["(8,8)", "(1,1)"], "n_layer": [2, 2], "d_model": [64, 64],
+        {"config": ["(8, 8)", "(1, 1)"], "n_layer": [2, 2], "d_model": [64, 64],
          "size": ["L2 d64", "L2 d64"], "context": [128, 128], "delta_nats": [0.0, -0.02]})),
     "lr_tuning": lambda df: plots.lr_tuning(pd.DataFrame(
-        {"lr": [1e-3, 4e-3], "val_loss_nats": [5.0, 4.8], "config": ["(8,8)", "(8,8)"],
+        {"lr": [1e-3, 4e-3], "val_loss_nats": [5.0, 4.8], "config": ["(8, 8)", "(8, 8)"],
          "n_layer": [2, 2], "d_model": [64, 64], "size": ["L2 d64", "L2 d64"]}), chosen=2e-3),
     "mqar_accuracy": lambda df: plots.mqar_accuracy(pd.DataFrame(
-        {"config": ["(8,8)"] * 3, "seed": [0, 0, 0], "context": [64] * 3,
+        {"config": ["(8, 8)"] * 3, "seed": [0, 0, 0], "context": [64] * 3,
          "by": ["all", "pairs", "distance"], "level": ["all", "2", "near"],
          "accuracy": [0.5, 0.9, 0.6]})),
     "recall_probe": lambda df: plots.recall_probe(pd.DataFrame(
-        {"config": ["(8,8)", "(1,1)"], "n_layer": [2, 2], "context": [128, 128],
+        {"config": ["(8, 8)", "(1, 1)"], "n_layer": [2, 2], "context": [128, 128],
          "recall_acc": [0.2, 0.1], "recall_base_acc": [0.1, 0.1]})),
     "step_time_vs_prediction": lambda df: plots.step_time_vs_prediction(pd.DataFrame(
         {"predicted_s": [0.1, 0.2], "step_s": [0.1, 0.3], "n_head": [1, 16],
@@ -535,6 +535,19 @@ def test_figures_are_numbered_in_the_order_drawn_and_glued_by_name(monkeypatch):
     assert figures.figure_number("second") == 2  # refused figures take no number
 
 
+def test_a_figure_states_its_number_once(monkeypatch):
+    """The chart's title reads "Figure n. title"; the caption below says how to read it
+    without repeating the number; the <figure> is labelled with both for screen readers."""
+    from gqa_lib.book import figures, render
+
+    monkeypatch.setattr(figures, "_NUMBERS", {})
+    monkeypatch.setattr(figures, "store", lambda name, value: None)
+    chart = alt.Chart(pd.DataFrame({"x": [1]})).mark_point().encode(x="x:Q")
+    out = render.chart_html(figures.figure(chart, "one", "Loss <b>", "Read it so.").to_dict())
+    caption = re.search(r"<figcaption>(.*)</figcaption>", out).group(1)
+    assert caption == "Read it so." and 'aria-label="Figure 1. Loss &lt;b&gt;"' in out
+
+
 def test_data_readme_table_reads_as_one_entry_per_file():
     """The reproducibility page shows data/README.md's table of files as entries
     (gqa-data-files): every row parses into the four columns, the path first."""
@@ -596,3 +609,14 @@ def test_tables_inside_blocks_are_displayed():
                for line in "".join(c["source"]).splitlines()
                if re.match(r"\s+(tables\.show|figure)\(", line)]
     assert not dropped, dropped
+
+
+def test_head_configurations_read_one_way():
+    """H is written "(8, 1)" (gqa_lib.units.format_heads) in prose, code and captions, never
+    "(8,1)" beside it; a model's short name (L2 d64 H(4,2) dh16) is a name, not prose."""
+    compact = re.compile(r"(?<![A-Za-z])\(\d+,\d+\)")
+    found = [f"{p.relative_to(ROOT)}: {m}" for p in [*NOTEBOOKS, *(ROOT / "book").glob("*.md"),
+                                                      ROOT / "README.md"]
+             for m in compact.findall(p.read_text())]
+    assert not found, found
+    assert compact.findall("(8,1) and (8, 1) and H(4,2)") == ["(8,1)"]

@@ -670,6 +670,17 @@ def test_download_button_gives_the_executed_notebook(html_dir):
         assert outputs > 0, f"{nb.name}: the download button serves a notebook without outputs"
 
 
+def test_build_status_is_in_words(html_dir):
+    """The status page's execution table says "passed" for each page, not MyST-NB's emoji
+    (an empty box without an emoji font)."""
+    from gqa_lib.book.sphinx_ext import EXEC_STATUS_WORDS
+
+    text = (html_dir / "status.html").read_text()
+    assert not any(mark in text for mark in EXEC_STATUS_WORDS), "emoji status marks"
+    pages = len(list((ROOT / "notebooks").glob("*.ipynb")))
+    assert text.count(">passed<") >= pages, "a page without its status"
+
+
 def test_each_page_has_one_copy_of_each_script(html_dir):
     for page in _pages(html_dir):
         text = (html_dir / page).read_text()

@@ -96,7 +96,7 @@ def test_prefill_and_max_batch_defaults():
 
 
 def test_unaligned_shapes_are_outside_the_calibration():
-    """The calibration is fitted on aligned shapes; the measured unaligned (32,8) is slower
+    """The calibration is fitted on aligned shapes; the measured unaligned (32, 8) is slower
     than it predicts (the 2.8x of d_ff = 5461), which the docstring says."""
     pts = cb.measured_points(cb.MEASUREMENTS["h200"], aligned_only=False)
     c = calibration("h200")

@@ -92,8 +92,8 @@ def test_hardware_cost():
 
 def test_kv_share_of_memory_at_1b_128k():
     # The paper says ~90% of memory is KV cache at ~1B parameters and 128K. By eq. 4 that holds
-    # for multi-head attention at the "1.2B" shape (L=32, d=2048, H=(32,32)); its Llama-3 GQA
-    # baseline H=(32,8) is at 75%. Hand-derived: KV = 2 L n_kv d_h T, N = 1,409,286,144 + norms.
+    # for multi-head attention at the "1.2B" shape (L=32, d=2048, H=(32, 32)); its Llama-3 GQA
+    # baseline H=(32, 8) is at 75%. Hand-derived: KV = 2 L n_kv d_h T, N = 1,409,286,144 + norms.
     T = 131_072
     gqa = get_preset("paper-d64L-L32")
     mha = dataclasses.replace(gqa, n_kv_head=32)

@@ -10,8 +10,8 @@ import pytest
 from gqa_lib.evidence import equal_size as eq
 from gqa_lib.train.sweep import COLUMNS
 
-HEADS = {"(8,8)": (8, 8, 0.0), "(8,2)": (8, 2, 0.02), "(8,1)": (8, 1, 0.05),
-         "(1,1)": (1, 1, 0.15)}
+HEADS = {"(8, 8)": (8, 8, 0.0), "(8, 2)": (8, 2, 0.02), "(8, 1)": (8, 1, 0.05),
+         "(1, 1)": (1, 1, 0.15)}
 SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03}  # shared by every configuration of a seed
 
 
@@ -53,10 +53,10 @@ def test_paired_differences_cancel_the_shared_seed_shift(tmp_path):
     st = eq.status(runs)
     assert st["ready"] and st["done"] == 12 and st["min_seeds"] == 3
     s = eq.summary(runs).set_index("config")
-    assert s.loc["(8,8)", "sd"] > 0.05  # the seed shift shows in each configuration ...
+    assert s.loc["(8, 8)", "sd"] > 0.05  # the seed shift shows in each configuration ...
     p = eq.paired(runs).set_index("config")
-    assert p.loc["(1,1)", "mean"] == pytest.approx(0.15)
-    assert p.loc["(1,1)", "sd"] == pytest.approx(0.0, abs=1e-9)  # ... and cancels in pairs
+    assert p.loc["(1, 1)", "mean"] == pytest.approx(0.15)
+    assert p.loc["(1, 1)", "sd"] == pytest.approx(0.0, abs=1e-9)  # ... and cancels in pairs
     g = eq.head_gains(runs)
     assert g["query"]["mean"] == pytest.approx(0.10) and g["kv"]["mean"] == pytest.approx(0.05)
 
@@ -76,9 +76,9 @@ def test_the_verdict_follows_the_runs(tmp_path):
 
 
 def test_partial_rows_say_how_many_seeds(tmp_path):
-    runs = _write(tmp_path, [_row(c, 0) for c in HEADS] + [_row("(8,8)", 1)])
+    runs = _write(tmp_path, [_row(c, 0) for c in HEADS] + [_row("(8, 8)", 1)])
     st = eq.status(runs)
-    assert st["seeds"]["(8,8)"] == 2 and st["min_seeds"] == 1 and not st["ready"]
+    assert st["seeds"]["(8, 8)"] == 2 and st["min_seeds"] == 1 and not st["ready"]
     p = eq.paired(runs)
     assert (p.n_seeds == 1).all() and p.lo.isna().all()
 
@@ -86,18 +86,18 @@ def test_partial_rows_say_how_many_seeds(tmp_path):
 def test_lr_check_and_context_use(tmp_path):
     rows = [_row(c, s) for s in (0, 1) for c in HEADS]
     base = eq.base_lr()
-    rows += [_row(c, 0, lr) for c in ("(8,8)", "(1,1)") for lr in (base / 2, base * 2)]
+    rows += [_row(c, 0, lr) for c in ("(8, 8)", "(1, 1)") for lr in (base / 2, base * 2)]
     runs = _write(tmp_path, rows)
     lr = eq.lr_check(runs)
-    assert set(lr.config) == {"(8,8)", "(1,1)"} and len(lr) == 6
+    assert set(lr.config) == {"(8, 8)", "(1, 1)"} and len(lr) == 6
     assert (lr.best_lr == base).all() and (lr.gap == 0).all() and lr.within_noise.all()
     use = eq.context_use(runs).set_index("config")
-    assert use.loc["(8,8)", "near"] == pytest.approx(3.5)  # the bin of positions 2-3
-    assert use.loc["(8,8)", "far"] == pytest.approx(3.2)
-    assert use.loc["(8,8)", "gain"] == pytest.approx(0.3)
-    assert use.loc["(8,8)", "vs_trigram"] < 0
+    assert use.loc["(8, 8)", "near"] == pytest.approx(3.5)  # the bin of positions 2-3
+    assert use.loc["(8, 8)", "far"] == pytest.approx(3.2)
+    assert use.loc["(8, 8)", "gain"] == pytest.approx(0.3)
+    assert use.loc["(8, 8)", "vs_trigram"] < 0
     src = eq.by_source(runs).set_index("source")
-    assert src.loc["TDavid", "(8,8)"] == pytest.approx(3.2 + 0.1 - 0.04)  # mean of 2 seeds
+    assert src.loc["TDavid", "(8, 8)"] == pytest.approx(3.2 + 0.1 - 0.04)  # mean of 2 seeds
 
 
 def test_both_grids_are_read_together_and_a_damaged_file_is_an_error(tmp_path, monkeypatch):
@@ -108,14 +108,14 @@ def test_both_grids_are_read_together_and_a_damaged_file_is_an_error(tmp_path, m
     v1, v2 = tmp_path / "cpu-eq-v1.toml", tmp_path / "cpu-eq-v2.toml"
     for g in (v1, v2):
         g.write_text((eq.DATA_DIR / "sweeps" / g.name).read_text())
-    pd.DataFrame([_row("(8,8)", 0, grid="cpu-eq-v1"), _row("(1,1)", 0, grid="cpu-eq-v1"),
-                  _row("(8,8)", 0, 2.2e-2, grid="cpu-eq-v1")],
+    pd.DataFrame([_row("(8, 8)", 0, grid="cpu-eq-v1"), _row("(1, 1)", 0, grid="cpu-eq-v1"),
+                  _row("(8, 8)", 0, 2.2e-2, grid="cpu-eq-v1")],
                  columns=COLUMNS).to_csv(v1.with_suffix(".csv"), index=False)
-    pd.DataFrame([_row("(8,2)", 0), _row("(8,1)", 0)],
+    pd.DataFrame([_row("(8, 2)", 0), _row("(8, 1)", 0)],
                  columns=COLUMNS).to_csv(v2.with_suffix(".csv"), index=False)
     monkeypatch.setattr(eq, "GRIDS", (v1, v2))
     runs = eq.read()
-    assert sorted(runs.config) == ["(1,1)", "(8,1)", "(8,2)", "(8,8)", "(8,8)"]
+    assert sorted(runs.config) == ["(1, 1)", "(8, 1)", "(8, 2)", "(8, 8)", "(8, 8)"]
     st = eq.status(runs)
     assert st["seeds"] == {c: 1 for c in HEADS}  # the 2.2e-2 run is a check
     assert st["planned"] == 12 + 3  # the latest grid's runs and what the closed one ran

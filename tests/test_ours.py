@@ -87,17 +87,17 @@ def test_planned_runs_expand_the_real_grid_file():
     at = {T: set(zip(g["n_head"], g["n_kv_head"], g["n_layer"])) for T, g in seed1.groupby("context")}
     assert at[128] == {(h, k, L) for h, k in ((8, 8), (8, 1)) for L in (2, 3, 4, 5)}
     assert at[512] == {(h, k, L) for h, k in ((8, 8), (8, 4), (8, 1), (1, 1)) for L in (4, 5)}
-    assert (v1["family"] == "grid+llama3").sum() == 2   # (8,8) is the baseline at d = 128
+    assert (v1["family"] == "grid+llama3").sum() == 2   # (8, 8) is the baseline at d = 128
 
 
 def test_progress_names_what_is_missing(runs):
     plan = runs[["family", "n_layer", "d_model", "n_head", "n_kv_head", "context", "seed"]]
     partial = runs[~((runs["n_layer"] == 5) & (runs["n_head"] == 4))]
     p = sweep_recipe.progress(partial, plan).set_index(["config", "context", "seed"])
-    assert p.loc[("(4,1)", 512, 0), "missing"] == "L5 d320"
-    assert p.loc[("(4,1)", 512, 0), ["done", "planned"]].tolist() == [3, 4]
-    assert p.loc[("(8,1)", 128, 1), "missing"] == ""
-    assert p.loc[("Llama-3 style", 128, 0), "planned"] == 3  # L = 2 is the grid's (8,8)
+    assert p.loc[("(4, 1)", 512, 0), "missing"] == "L5 d320"
+    assert p.loc[("(4, 1)", 512, 0), ["done", "planned"]].tolist() == [3, 4]
+    assert p.loc[("(8, 1)", 128, 1), "missing"] == ""
+    assert p.loc[("Llama-3 style", 128, 0), "planned"] == 3  # L = 2 is the grid's (8, 8)
 
 
 # ----- step 2 -----------------------------------------------------------------------------------
@@ -107,8 +107,8 @@ def test_fit_context_recovers_the_planted_laws(fit512):
     iv = interval_table(fit512.boot).set_index("config")
     assert list(iv.columns) == ["a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "E", "E_lo", "E_hi"]
     assert (iv["E_lo"] <= iv["E"]).all() and (iv["E"] <= iv["E_hi"]).all()
-    assert iv.loc["(8,1)", "E"] == pytest.approx(E_TRUE + 0.1, abs=0.3)
-    assert iv.loc["(8,1)", "b"] == pytest.approx(B_TRUE, rel=0.5)
+    assert iv.loc["(8, 1)", "E"] == pytest.approx(E_TRUE + 0.1, abs=0.3)
+    assert iv.loc["(8, 1)", "b"] == pytest.approx(B_TRUE, rel=0.5)
 
 
 def test_fit_context_on_a_partial_sweep_says_what_waits(runs):
@@ -116,7 +116,7 @@ def test_fit_context_on_a_partial_sweep_says_what_waits(runs):
     cf = sweep_recipe.fit_context(partial, 128, n_boot=5)
     assert cf.model is not None
     assert sorted(cf.model.configs()) == [(8, 1), (8, 2), (8, 4), (8, 8)]
-    assert cf.note.startswith("not fitted yet at T = 128") and "(4,1) (2 sizes)" in cf.note
+    assert cf.note.startswith("not fitted yet at T = 128") and "(4, 1) (2 sizes)" in cf.note
     nothing = sweep_recipe.fit_context(runs[runs["n_layer"] <= 3], 128, n_boot=5)
     assert nothing.model is None and nothing.boot is None
     assert "no configuration has the 3 or more sizes" in nothing.note
@@ -131,7 +131,7 @@ def test_fit_reports(fit512):
     fit = fit512.model.fit
     curves = fit_curves(fit, n=11)
     assert set(curves["source"]) == {"measured", "fitted"}
-    assert set(curves["config"]) == {*(f"({h},{k})" for h, k in GRID), "Llama-3 style"}
+    assert set(curves["config"]) == {*(f"({h}, {k})" for h, k in GRID), "Llama-3 style"}
     assert (curves["source"] == "measured").sum() == fit.N.size
     q = quality_table({"T = 512": fit}).iloc[0]
     assert q["dof"] == fit.N.size - fit.theta.size > 0
@@ -149,7 +149,7 @@ def test_seed_noise_recovers_the_planted_noise():
     assert noise.lo < 0.02 < noise.hi and noise.lo < noise.sd < noise.hi
     assert noise.diff_sd == pytest.approx(np.sqrt(2) * noise.sd)
     groups = sweep_recipe.seed_groups(many)
-    assert set(groups["config"]) == {"(8,8)", "(8,1)"} and (groups["n_seeds"] == 6).all()
+    assert set(groups["config"]) == {"(8, 8)", "(8, 1)"} and (groups["n_seeds"] == 6).all()
 
 
 def test_seed_noise_without_repeats_says_so(runs):
@@ -161,7 +161,7 @@ def test_differences_between_heads_against_seed_noise():
     df = sweep_rows(contexts=(128,), noise=0.005, head_effect=0.5, n_seeds=3)
     d = sweep_recipe.loss_differences(df, 128)
     heads, seeds = d[d["kind"] == sweep_recipe.HEAD_KIND], d[d["kind"] == sweep_recipe.SEED_KIND]
-    assert len(heads) == 4 * (21 + 2)          # 7 grid H per size; (8,8), (8,1) at seeds 1, 2
+    assert len(heads) == 4 * (21 + 2)          # 7 grid H per size; (8, 8), (8, 1) at seeds 1, 2
     assert len(seeds) == 4 * 2 * 3              # two configurations, 3 pairs of 3 seeds, 4 sizes
     s = sweep_recipe.noise_summary(d, sweep_recipe.seed_noise(df))
     assert s["share_resolved"] > 0.8 and s["ratio"] > 5

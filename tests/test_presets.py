@@ -49,7 +49,7 @@ def test_gemma_is_decoupled():
 
 def test_paper_family_matches_brief():
     # The paper's figures: N = L (2 d d_h (n_h + n_kv) + 3 d d_ff), norms ignored; the
-    # largest Llama-3 GQA point (L=32, H=(32,8)) is 1.409B by this formula ("1.2B" in the paper).
+    # largest Llama-3 GQA point (L=32, H=(32, 8)) is 1.409B by this formula ("1.2B" in the paper).
     cfg = paper_family(32)
     n = cost.params_non_embedding(cfg, include_norms=False)
     L, d, dff = 32, 2048, int(8 * 2048 / 3)

@@ -32,7 +32,7 @@ VALUES = {"saving": "0.532", "best": "'(8, 1)'"}
 
 def _markdown(path: Path) -> list[str]:
     nb = json.loads(path.read_text(encoding="utf-8"))
-    return [prose._src(c) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    return [prose.cell_source(c) for c in nb["cells"] if c["cell_type"] == "markdown"]
 
 
 # ----- the committed notebooks ------------------------------------------------------------
@@ -56,7 +56,7 @@ def test_figure_references_are_generated(path):
     refers to one as Figure {glue:text}`fig_<name>`, a caption with figure_number(name)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     typed = [m.group(0) + ": " + line.strip()[:70] for c in nb["cells"]
-             for line in prose._src(c).splitlines()
+             for line in prose.cell_source(c).splitlines()
              for m in [TYPED_FIGURE.search(prose.MARK.sub("", line))] if m]
     assert not typed, f"{path.name}: figure numbers typed by hand: {typed[:3]}"
 
@@ -151,7 +151,7 @@ def test_the_book_reads_plain_myst_from_a_notebook():
         nbformat.v4.new_markdown_cell(prose.refresh_markdown(MYST, VALUES)),
         nbformat.v4.new_code_cell("x = 1")])
     read = json.loads(prose.notebook_to_myst(nbformat.writes(nb)))
-    assert prose._src(read["cells"][0]) == MYST and prose._src(read["cells"][1]) == "x = 1"
+    assert prose.cell_source(read["cells"][0]) == MYST and prose.cell_source(read["cells"][1]) == "x = 1"
 
 
 def _notebook_with_glue(tmp_path: Path, shown: str) -> Path:
@@ -264,7 +264,7 @@ def test_the_book_extension_reads_notebooks_as_plain_myst():
     app = SimpleNamespace(env=SimpleNamespace(doc2path=lambda d: f"/book/{d}.ipynb"))
     source = [nbformat.writes(nb)]
     sphinx_ext._source_read(app, "notebooks/page", source)
-    assert prose._src(json.loads(source[0])["cells"][0]) == MYST
+    assert prose.cell_source(json.loads(source[0])["cells"][0]) == MYST
     page = ["<span data-myst=\"{glue:text}`x`\">1</span>"]
     app.env.doc2path = lambda d: f"/book/{d}.md"
     sphinx_ext._source_read(app, "intro", page)

@@ -32,13 +32,13 @@ def test_common_slope_recovers_planted_offsets_and_slope():
     fit = ra.common_slope(planted()).set_index("config")
     assert fit.slope.iloc[0] == pytest.approx(-0.5)
     for (h, k), off in OFFSETS.items():
-        assert fit.loc[f"({h},{k})", "offset"] == pytest.approx(off, abs=1e-9)
+        assert fit.loc[f"({h}, {k})", "offset"] == pytest.approx(off, abs=1e-9)
     covered = 0
     for s in range(40):  # the 95% intervals cover the planted offset about 95% of the time
         noisy = planted()
         noisy["val_loss_nats"] += 0.02 * np.random.default_rng(s).normal(size=len(noisy))
         f = ra.common_slope(noisy).set_index("config")
-        covered += f.loc["(8,1)", "lo"] < 0.1 < f.loc["(8,1)", "hi"]
+        covered += f.loc["(8, 1)", "lo"] < 0.1 < f.loc["(8, 1)", "hi"]
     assert covered >= 34
     both = ra.both_axes(planted())
     assert list(both.columns[:4]) == ["config", "offset_n", "lo_n", "hi_n"]
@@ -49,8 +49,8 @@ def test_common_slope_recovers_planted_offsets_and_slope():
 def test_size_predicted_deltas_split_size_from_heads():
     d = ra.size_predicted_deltas(planted())
     d = d.groupby("config")[["delta", "predicted", "residual"]].mean()
-    assert d.loc["(8,1)", "residual"] == pytest.approx(0.1)
-    assert d.loc["(1,1)", "residual"] == pytest.approx(-0.05)
+    assert d.loc["(8, 1)", "residual"] == pytest.approx(0.1)
+    assert d.loc["(1, 1)", "residual"] == pytest.approx(-0.05)
     assert (d.delta - d.predicted - d.residual).abs().max() < 1e-12
 
 
@@ -86,7 +86,7 @@ def test_what_the_pages_quote_about_cpu_v2():
     g = ra.context_gap(runs)
     assert g["mean"] > 0.15 and g["n_worse"] >= g["n_pairs"] - 2
     both = ra.both_axes(runs[runs.context == 128]).set_index("config")
-    assert both.offset_n.idxmin() == "(1,1)" and both.offset_total.idxmin() == "(8,8)"
+    assert both.offset_n.idxmin() == "(1, 1)" and both.offset_total.idxmin() == "(8, 8)"
 
 
 def test_curvature_tells_a_floor_from_a_steepening_curve():

@@ -33,7 +33,7 @@ def test_fig2_points_are_the_digitised_runs_at_their_shapes(fig2):
     assert len(pts) == len(runs)
     assert np.array_equal(pts["loss_nats"], runs["loss_nats"])
     assert np.array_equal(pts["params_non_embedding"], runs["params_non_embedding"])
-    assert set(pts["config"]) == {f"({h},{k})" for h, k in MEASURED} | {LLAMA3_LABEL}
+    assert set(pts["config"]) == {f"({h}, {k})" for h, k in MEASURED} | {LLAMA3_LABEL}
 
 
 def test_fig2_axes_follow_the_figure_conventions(fig2):
@@ -61,7 +61,7 @@ def test_fig2_curves_fit_the_points_and_reach_the_headline_target(fig2, model):
         assert (np.diff(curve["params_non_embedding"]) > 0).all()
         assert (np.diff(curve["loss_nats"]) < 0).all(), name  # loss falls with size
         assert (np.diff(curve["memory_values"]) > 0).all() and (np.diff(curve["z"]) > 0).all()
-    best = fig2[(fig2["config"] == "(8,1)") & (fig2["source"] == "fitted")]
+    best = fig2[(fig2["config"] == "(8, 1)") & (fig2["source"] == "fitted")]
     assert best["loss_nats"].min() < PAPER_HEADLINE["target_loss"] < best["loss_nats"].max()
 
 

@@ -267,7 +267,7 @@ def test_table5_decode_rate_by_hand_and_regimes():
     from gqa_lib.evidence import serving as sv
 
     df = sv.table5_prediction("a800").set_index("regime")
-    # (32,8), L = 32, d = 2048, d_ff = 5632 (int(8d/3) = 5461 rounded up to a multiple of
+    # (32, 8), L = 32, d = 2048, d_ff = 5632 (int(8d/3) = 5461 rounded up to a multiple of
     # 256: the shape the H200 measured), V = 50,304, bf16, T = 128K, batch 1:
     weights = 2 * (32 * 2048 * 64 * 80 + 3 * 32 * 2048 * 5632 + 65 * 2048 + 50_304 * 2048)
     kv = 2 * 32 * 8 * 64 * 131072 * 2
@@ -307,7 +307,7 @@ def test_objective_picks_and_measured_pair(tmp_path):
 
     df = sv.objective_picks(contexts=(131072,), hardware=("h200",))
     z = df[df["objective"] == "z"].iloc[0]
-    assert z["pick"] == "(8,1)" and bool(z["agrees_with_z"])
+    assert z["pick"] == "(8, 1)" and bool(z["agrees_with_z"])
     assert set(df["objective"]) == {"z", "latency", "throughput"}
     assert sv.measured_pair(tmp_path) is None
     rows = [{"context": 131072, "s_per_token": 0.02, "tokens_per_s": 50.0, "prefill_s": 10.0,
@@ -357,7 +357,7 @@ def test_static_serving_explorer_table_and_chart():
     spec = widgets.static_serving_explorer(table, ("h200", "rtx-4090")).to_dict()
     text = str(spec)
     assert "datum.tps_rtx_4090" in text and "'throughput'" in text and "'h200'" in text
-    row = table[(table["H"] == "(8,1)") & (table["log2_context"] == 17)
+    row = table[(table["H"] == "(8, 1)") & (table["log2_context"] == 17)
                 & (table["target_loss"] == 2.6)].iloc[0]
     from gqa_lib.fit.recipe import CostSettings, optimize
 

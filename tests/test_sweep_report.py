@@ -29,7 +29,7 @@ def test_size_trend():
     r = runs()
     r.loc[(r.n_layer == 4) & (r.n_head == 1), "val_loss_nats"] += 1.0
     t = size_trend(r)
-    assert (~t["falls"]).sum() == 2  # (1,1) at both contexts
+    assert (~t["falls"]).sum() == 2  # (1, 1) at both contexts
     bad = t[~t["falls"]]
     assert (bad["worst_step_to"] == "L4 d256").all() and (bad["worst_step_from"] == "L3 d192").all()
     assert bad["worst_step_nats"].round(6).eq(0.7).all()
@@ -61,29 +61,29 @@ def test_size_trend_mean_over_seeds():
     assert (~per_seed["falls"]).sum() == 2 and len(per_seed) == 6  # seed-1 rows: one size only
     mean = size_trend(r, mean_over_seeds=True)
     assert len(mean) == 6 and mean["falls"].all() and (mean["seed"] == -1).all()
-    one = mean[(mean.config == "(1,1)") & (mean.context == 128)].iloc[0]
+    one = mean[(mean.config == "(1, 1)") & (mean.context == 128)].iloc[0]
     assert one.max_seeds == 2 and one.worst_step_nats == pytest.approx(-0.2)  # steps -0.3, -0.2
 
 
 def test_head_deltas_against_reference():
     d = head_deltas(runs())
-    assert set(d["config"]) == {"(8,8)", "(8,1)", "(1,1)"}  # the llama3-only row is left out
-    assert d.loc[d.config == "(1,1)", "delta_nats"].round(6).eq(-0.05).all()
-    assert d.loc[d.config == "(8,8)", "delta_nats"].eq(0).all()
+    assert set(d["config"]) == {"(8, 8)", "(8, 1)", "(1, 1)"}  # the llama3-only row is left out
+    assert d.loc[d.config == "(1, 1)", "delta_nats"].round(6).eq(-0.05).all()
+    assert d.loc[d.config == "(8, 8)", "delta_nats"].eq(0).all()
     with pytest.raises(GQAError, match="reference configuration"):
         head_deltas(runs(), reference=(4, 2))
 
 
 def test_head_effect_summary_in_units_of_seed_noise():
     s = head_effect_summary(head_deltas(runs()), noise_sd=0.01)
-    row = s[(s.config == "(1,1)") & (s.context == 128)].iloc[0]
+    row = s[(s.config == "(1, 1)") & (s.context == 128)].iloc[0]
     assert row.n_sizes == 3 and row.mean_delta_nats == pytest.approx(-0.05)
     assert row.se_nats == pytest.approx(2**0.5 * 0.01 / 3**0.5)
     assert row.z == pytest.approx(-0.05 / row.se_nats)
     # one noise level per training context
     s = head_effect_summary(head_deltas(runs()), noise_sd={128: 0.01, 512: 0.04})
     by = s.set_index(["config", "context"])
-    assert by.loc[("(1,1)", 512), "se_nats"] == pytest.approx(4 * by.loc[("(1,1)", 128), "se_nats"])
+    assert by.loc[("(1, 1)", 512), "se_nats"] == pytest.approx(4 * by.loc[("(1, 1)", 128), "se_nats"])
     with pytest.raises(GQAError, match=r"no value for context\(s\) \[512\]"):
         head_effect_summary(head_deltas(runs()), noise_sd={128: 0.01})
 
@@ -126,10 +126,10 @@ def test_mqar_long_and_summary():
     long = mqar_long(r)
     assert len(long) == 6 * 8 and set(long["by"]) == {"all", "pairs", "distance"}
     s = mqar_summary(r).set_index(["config", "by", "level"])
-    assert s.loc[("(8,8)", "all", "all"), "mean"] == pytest.approx(0.5)
-    assert s.loc[("(1,1)", "all", "all"), "sd"] == pytest.approx(0.01)
-    assert s.loc[("(1,1)", "pairs", "16"), "mean"] == pytest.approx(0.1)
-    assert list(dict.fromkeys(s.index.get_level_values(0))) == ["(8,8)", "(1,1)"]
+    assert s.loc[("(8, 8)", "all", "all"), "mean"] == pytest.approx(0.5)
+    assert s.loc[("(1, 1)", "all", "all"), "sd"] == pytest.approx(0.01)
+    assert s.loc[("(1, 1)", "pairs", "16"), "mean"] == pytest.approx(0.1)
+    assert list(dict.fromkeys(s.index.get_level_values(0))) == ["(8, 8)", "(1, 1)"]
     with pytest.raises(GQAError, match="no MQAR accuracy"):
         mqar_long(r.drop(columns=[c for c in r if c.startswith("mqar")]))
 
@@ -139,9 +139,9 @@ def test_mqar_separation_against_seed_noise():
 
     sep = mqar_separation(mqar_runs({(8, 8): 0.5, (8, 1): 0.49, (1, 1): 0.2}))
     by = sep.set_index("pair")
-    assert by.loc["(8,8) vs (1,1)", "separated"] and by.loc["(8,8) vs (1,1)", "diff"] == \
+    assert by.loc["(8, 8) vs (1, 1)", "separated"] and by.loc["(8, 8) vs (1, 1)", "diff"] == \
         pytest.approx(0.3)
-    assert not by.loc["(8,8) vs (8,1)", "separated"]  # 0.01 apart, sd 0.01 with 3 seeds
+    assert not by.loc["(8, 8) vs (8, 1)", "separated"]  # 0.01 apart, sd 0.01 with 3 seeds
     assert by["pooled_sd"].iloc[0] == pytest.approx(0.01) and by["dof"].iloc[0] == 6
     with pytest.raises(GQAError, match="two or more seeds"):
         mqar_separation(mqar_runs({(8, 8): 0.5, (1, 1): 0.2}, seeds=(0,)))
@@ -158,18 +158,18 @@ def test_mqar_separation_is_holm_corrected():
                                      (1, 1): 0.2}))
     assert len(sep) == 10 and (sep.p_holm >= sep.p).all()
     by = sep.set_index("pair")
-    assert by.loc["(8,8) vs (1,1)", "separated"]
-    assert by.loc["(8,8) vs (8,2)", "separated_uncorrected"]  # p ~ 0.02 alone ...
-    assert not by.loc["(8,8) vs (8,2)", "separated"]  # ... not among ten comparisons
+    assert by.loc["(8, 8) vs (1, 1)", "separated"]
+    assert by.loc["(8, 8) vs (8, 2)", "separated_uncorrected"]  # p ~ 0.02 alone ...
+    assert not by.loc["(8, 8) vs (8, 2)", "separated"]  # ... not among ten comparisons
 
 
 def test_scoreboard_reads_which_configuration_retrieves_worse():
     from gqa_lib.evidence.scoreboard import _fewer_heads_worse
 
-    assert _fewer_heads_worse("(8,8) vs (1,1)", +0.3)      # (1,1) worse: fewer heads hurt
-    assert not _fewer_heads_worse("(8,8) vs (1,1)", -0.3)
-    assert _fewer_heads_worse("(4,1) vs (8,2)", -0.1)      # fewer KV heads first, and worse
-    assert not _fewer_heads_worse("(8,1) vs (4,1)", -0.1)  # equal KV: fewer query heads is (4,1)
+    assert _fewer_heads_worse("(8, 8) vs (1, 1)", +0.3)      # (1, 1) worse: fewer heads hurt
+    assert not _fewer_heads_worse("(8, 8) vs (1, 1)", -0.3)
+    assert _fewer_heads_worse("(4, 1) vs (8, 2)", -0.1)      # fewer KV heads first, and worse
+    assert not _fewer_heads_worse("(8, 1) vs (4, 1)", -0.1)  # equal KV: fewer query heads is (4, 1)
 
 
 def test_sweep_charts_are_valid_vega_lite():
@@ -183,7 +183,7 @@ def test_sweep_charts_are_valid_vega_lite():
     spec = plots.head_effect(d).to_dict()
     assert spec["spec"]["encoding"]["color"]["sort"] == ["L2 d128", "L3 d192", "L4 d256"]
     lr = pd.DataFrame({"lr": [1e-3, 4e-3, 1e-3, 4e-3], "val_loss_nats": [5.0, 4.8, 5.1, 4.9],
-                       "config": ["(8,8)", "(8,8)", "(1,1)", "(1,1)"], "n_layer": 2,
+                       "config": ["(8, 8)", "(8, 8)", "(1, 1)", "(1, 1)"], "n_layer": 2,
                        "d_model": 64, "size": "L2 d64"})
     assert "facet" in plots.lr_tuning(lr, chosen=2e-3).to_dict()
     plots.mqar_accuracy(mqar_long(mqar_runs({(8, 8): 0.5, (1, 1): 0.2}))).to_dict()

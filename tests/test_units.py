@@ -5,3 +5,11 @@ def test_z_has_one_form():
 
     assert format_z(56604.8) == "56,605" and format_z(153462.6) == "153,463"
     assert format_z(12.3456) == "12.35"
+
+
+def test_heads_have_one_form():
+    from gqa_lib.fit.per_head import config_label
+    from gqa_lib.units import format_heads
+
+    assert format_heads(8, 1) == "(8, 1)" == config_label((8, 1))
+    assert format_heads(32.0, 8.0) == "(32, 8)"

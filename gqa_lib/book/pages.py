@@ -15,7 +15,7 @@ import pandas as pd
 
 from gqa_lib.book.tables import convention_words
 from gqa_lib.evidence.paper import PAPER_HEADLINE
-from gqa_lib.units import format_count
+from gqa_lib.units import format_count, format_heads
 
 
 def headline_points(rec) -> pd.DataFrame:
@@ -23,7 +23,7 @@ def headline_points(rec) -> pd.DataFrame:
     ``optimize(..., baseline="llama3")``): one row each, with the columns of the Fig. 2
     frame (``memory_values``, ``flops``, ``z``, ``loss_nats``) and a ``label``."""
     best, base = rec.best, rec.baseline
-    rows = [{"label": f"pick ({int(best['n_head'])}, {int(best['n_kv_head'])})", **best},
+    rows = [{"label": f"pick {format_heads(best['n_head'], best['n_kv_head'])}", **best},
             {"label": "Llama-3 GQA", **base}]
     keep = ["label", "memory_values", "flops", "z", "params_non_embedding"]
     return pd.DataFrame([{k: r[k] for k in keep} for r in rows]).assign(
@@ -96,7 +96,7 @@ def regime_table(sweeps: Mapping[str, pd.DataFrame], *, context: int = 128) -> p
         top = at[(at[["n_layer", "d_model"]].apply(tuple, axis=1) == largest)
                  & (at["seed"] == 0)]
         d = head_deltas(at)
-        kv1 = d[(d["config"] == "(8,1)") & (d["seed"] == 0)]["delta_nats"]
+        kv1 = d[(d["config"] == "(8, 1)") & (d["seed"] == 0)]["delta_nats"]
         n = seed_noise(at)
         out[name] = {
             "runs": f"{len(r)}",

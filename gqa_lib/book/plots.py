@@ -19,6 +19,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from gqa_lib import cost
 from gqa_lib.book import render  # noqa: F401 registers the book's offline renderer
 from gqa_lib.errors import GQAError
 from gqa_lib.units import format_context
@@ -122,7 +123,7 @@ _FIG2_PANELS = (("memory_values", "memory M at {T} (values)"),
 _LOSS_TITLE = "loss (nats/token)"
 
 
-# Fig. 2's configurations: colours far apart (the recipe's pick (8,1) red, the Llama-3
+# Fig. 2's configurations: colours far apart (the recipe's pick (8, 1) red, the Llama-3
 # baseline grey), a marker shape each, the two compared configurations drawn thicker.
 _FIG2_COLORS = ("#4c78a8", "#72b7b2", "#54a24b", "#e45756", "#f58518", "#b279a2",
                 "#9d755d", "#8c8c8c")
@@ -139,7 +140,7 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
     the target, e.g. the recipe's pick and the Llama-3 baseline, with a star and a label."""
     order = list(dict.fromkeys(df["config"]))
     T = format_context(df["context"].iloc[0])
-    strong = [c for c in order if c == "(8,1)" or str(c).startswith("Llama-3")]
+    strong = [c for c in order if c == "(8, 1)" or str(c).startswith("Llama-3")]
     color = alt.Color("config:N", title="H = (n_h, n_kv)", sort=order,
                       scale=alt.Scale(domain=order, range=list(_FIG2_COLORS[:len(order)])),
                       legend=alt.Legend(orient="bottom", columns=4))
@@ -524,7 +525,7 @@ def objective_grid(df: pd.DataFrame) -> alt.LayerChart:
     """The recipe's pick per context and objective (rows: accelerator / objective) from
     :func:`gqa_lib.evidence.serving.objective_picks`, coloured by agreement with Z's pick."""
     data = df.assign(
-        row=df["hardware"].str.upper() + ": " + df["objective"].replace({"z": "Z"}),
+        row=df["hardware"].str.upper() + ": " + df["objective"].map(cost.OBJECTIVE_SHORT),
         agrees=np.where(df["agrees_with_z"].astype(bool), "same as Z's pick",
                         "differs from Z's pick"))
     color = alt.Color("agrees:N", title=None, scale=alt.Scale(
@@ -544,13 +545,13 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
     bars = alt.Chart(df).mark_bar().encode(
         y=alt.Y("regime:N", title="regime", sort=regimes, axis=alt.Axis(labelLimit=160)),
         yOffset=alt.YOffset("source:N", sort=sources),
-        x=alt.X("speedup:Q", title="speed-up of (8,1) over (32,8) (x)"),
+        x=alt.X("speedup:Q", title="speed-up of (8, 1) over (32, 8) (x)"),
         color=alt.Color("source:N", title=None, sort=sources,
                         legend=alt.Legend(orient="bottom", columns=2, labelLimit=220)),
         tooltip=["regime:N", "source:N", alt.Tooltip("speedup:Q", format=".2f")],
     )
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888").encode(
-        x=alt.X("x:Q", title="speed-up of (8,1) over (32,8) (x)"))
+        x=alt.X("x:Q", title="speed-up of (8, 1) over (32, 8) (x)"))
     # a fixed height of ~9 px per bar, not alt.Step(9): a discrete height makes Vega-Lite
     # warn in the console that it drops the figure's autosize
     return alt.layer(bars, one).properties(height=len(regimes) * (9 * len(sources) + 8))

@@ -244,7 +244,8 @@ def raw_myst(text: str) -> list[str]:
 
 
 # ----- notebooks --------------------------------------------------------------------------
-def _src(cell: Mapping[str, Any]) -> str:
+def cell_source(cell: Mapping[str, Any]) -> str:
+    """A notebook cell's source as one string (nbformat stores a string or a list of lines)."""
     s = cell.get("source", "")
     return "".join(s) if isinstance(s, list) else s
 
@@ -255,7 +256,7 @@ def map_markdown(nb: dict, fn: Callable[[str], str]) -> bool:
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "markdown":
             continue
-        old = _src(cell)
+        old = cell_source(cell)
         new = fn(old)
         if new != old:
             cell["source"] = new.splitlines(keepends=True) if isinstance(

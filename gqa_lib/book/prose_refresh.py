@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gqa_lib.book import sphinx_ext
-from gqa_lib.book.prose import (BOOK, ProseError, _src, glued_values, map_markdown,
+from gqa_lib.book.prose import (BOOK, ProseError, cell_source, glued_values, map_markdown,
                                 raw_myst, refresh_markdown, shown_values, write_notebook)
 
 CACHE_DIR = BOOK / "_build" / ".jupyter_cache"
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed = True
             continue
         raw = [r for c in new["cells"] if c["cell_type"] == "markdown"
-               for r in raw_myst(_src(c))]
+               for r in raw_myst(cell_source(c))]
         problems = [f"raw MyST: {r}" for r in raw[:3]]
         if len(raw) > 3:
             problems.append(f"... and {len(raw) - 3} more lines of raw MyST")
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"not glued by the notebook: {', '.join(sorted(missing))}")
         if args.check and changed:
             for c_old, c_new in zip(nb["cells"], new["cells"]):
-                old, now = shown_values(_src(c_old)), shown_values(_src(c_new))
+                old, now = shown_values(cell_source(c_old)), shown_values(cell_source(c_new))
                 problems += [f"{k} shows {old.get(k)!r}, the build computed {v!r}"
                              for k, v in now.items() if old.get(k) != v]
             problems = problems or ["markup out of date (run --refresh)"]

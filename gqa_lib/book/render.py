@@ -200,11 +200,13 @@ def chart_html(spec: dict[str, Any]) -> str:
     fig = meta.get(FIGURE_KEY)
     if not fig:
         return chart
-    # the chart shows the title; the caption says how to read it (the title if none)
-    caption = (f'<strong>Figure {int(fig["number"])}.</strong> '
-               + html.escape(fig.get("caption") or fig["title"] + "."))
-    return (f'<figure class="gqa-figure" id="figure-{int(fig["number"])}">\n{chart}\n'
-            f'<figcaption>{caption.strip()}</figcaption>\n</figure>')
+    # the chart's title carries "Figure n." (figures.figure); the caption says how to read
+    # it (the title if none), without repeating the number; the figure's label names both
+    number = int(fig["number"])
+    caption = html.escape((fig.get("caption") or fig["title"] + ".").strip())
+    label = html.escape(f"Figure {number}. {fig['title']}", quote=True)
+    return (f'<figure class="gqa-figure" id="figure-{number}" aria-label="{label}">\n'
+            f'{chart}\n<figcaption>{caption}</figcaption>\n</figure>')
 
 
 def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
@@ -256,6 +258,15 @@ def for_jupyter(nb: dict[str, Any]) -> int:
                 data[VEGALITE_MIME] = jupyter_spec(spec)
                 changed += 1
     return changed
+
+
+def bundle_fingerprint() -> str:
+    """What the shipped bundle is made from: the library versions and a hash of the book's own
+    JavaScript snippet in it; a bundle made from another fingerprint is rebuilt."""
+    import hashlib
+
+    snippet = hashlib.sha1(_BUNDLE_SNIPPET.encode()).hexdigest()[:12]
+    return repr(sorted(bundle_versions().items())) + " snippet " + snippet
 
 
 def bundle_versions() -> dict[str, str]:

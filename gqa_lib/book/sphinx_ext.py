@@ -49,6 +49,9 @@ from gqa_lib.io import REPO_ROOT
 
 ROOT = REPO_ROOT
 FINGERPRINT_FILE = "gqa-inputs.sha256"
+# MyST-NB's status marks in the execution table, in words (ExecStatusInWords in setup).
+EXEC_STATUS_WORDS = {"\u2705": "passed", "\u274c": "failed"}
+
 # Distributions whose versions the status page lists (and whose change re-executes the book).
 VERSIONED = ("gqa_lib", "numpy", "scipy", "pandas", "torch", "altair", "vl-convert-python",
              "jupyter-book", "myst-nb", "sphinx", "sphinx-book-theme", "sphinxcontrib-bibtex")
@@ -286,14 +289,11 @@ def _cache_dir(app) -> Path:
 def _write_bundle(static_dir: Path) -> None:
     """Write the Vega bundle into ``static_dir`` unless the one there has these versions and
     was made from this snippet of the book's own JavaScript."""
-    import hashlib
-
     from gqa_lib.book import render
 
     target = static_dir / render.BUNDLE_NAME
     stamp = static_dir.with_name(static_dir.name + ".versions")  # outside: not shipped
-    versions = repr(sorted(render.bundle_versions().items())) + " snippet " + hashlib.sha1(
-        render._BUNDLE_SNIPPET.encode()).hexdigest()[:12]
+    versions = render.bundle_fingerprint()
     if target.is_file() and stamp.is_file() and stamp.read_text() == versions:
         return
     static_dir.mkdir(parents=True, exist_ok=True)
@@ -381,6 +381,7 @@ def _build_finished(app, exception) -> None:
 
 def setup(app) -> dict[str, Any]:
     from docutils import nodes
+    from sphinx.transforms.post_transforms import SphinxPostTransform
     from sphinx.util.docutils import SphinxDirective
 
     from gqa_lib.book import render
@@ -427,8 +428,21 @@ def setup(app) -> dict[str, Any]:
                 out.append(entry)
             return out
 
+    class ExecStatusInWords(SphinxPostTransform):
+        """MyST-NB's execution table marks a page's status with the emoji ✅ or ❌, which a
+        reader without an emoji font sees as an empty box: say "passed" or "failed"."""
+
+        default_priority = 20  # after MyST-NB builds the table (8)
+
+        def run(self, **kwargs) -> None:
+            for table in self.document.findall(nodes.table):
+                for text in list(table.findall(nodes.Text)):
+                    if str(text) in EXEC_STATUS_WORDS:
+                        text.parent.replace(text, nodes.Text(EXEC_STATUS_WORDS[str(text)]))
+
     app.add_directive("gqa-versions", VersionsDirective)
     app.add_directive("gqa-data-files", DataFilesDirective)
+    app.add_post_transform(ExecStatusInWords)
     app.add_js_file(render.BUNDLE_NAME)
     app.add_css_file(CSS_NAME)
     app.add_js_file(TABLES_JS_NAME)

@@ -28,7 +28,7 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig, get_preset
 from gqa_lib.errors import GQAError, check_choice
-from gqa_lib.units import format_context, format_count, format_flops, format_z
+from gqa_lib.units import format_context, format_count, format_flops, format_heads, format_z
 
 CONTEXTS = tuple(2**k for k in range(12, 21))  # 4K ... 1M
 BASELINES = ("llama3", "none")
@@ -126,8 +126,8 @@ class ExplorerResult:
         s, b = self.state, self.best
         head = f"At T = {format_context(s.context)} and target loss {s.target_loss:.3f}, "
         if s.objective != "z":  # a serving objective: name it, report it, not Z
-            lines = [head + f"the pick by {OBJECTIVE_NAMES[s.objective]} is H = "
-                     f"({b['n_head']}, {b['n_kv_head']}) with N* = "
+            lines = [head + f"the pick by {cost.OBJECTIVE_NAMES[s.objective]} is H = "
+                     f"{format_heads(b['n_head'], b['n_kv_head'])} with N* = "
                      f"{format_count(b['params_non_embedding'])} non-embedding parameters "
                      f"(L = {b['n_layer']:.1f}, d = {b['d_model']:,.0f})"
                      + (" (H outside the measured configurations: extrapolated.)"
@@ -141,12 +141,12 @@ class ExplorerResult:
                 f"(N = {format_count(base['params_non_embedding'])}, "
                 f"{base['n_head']:.1f} query heads) costs less than every power-of-two "
                 f"candidate (Z = {format_z(base['z'])}; the best candidate, "
-                f"H = ({b['n_head']}, {b['n_kv_head']}), has Z = {format_z(b['z'])}): "
+                f"H = {format_heads(b['n_head'], b['n_kv_head'])}, has Z = {format_z(b['z'])}): "
                 "the recipe keeps the baseline here."]
         else:
             lines = [
-                head + f"the cost-optimal configuration is H = ({b['n_head']}, "
-                f"{b['n_kv_head']}) with N* = {format_count(b['params_non_embedding'])} "
+                head + "the cost-optimal configuration is H = "
+                f"{format_heads(b['n_head'], b['n_kv_head'])} with N* = {format_count(b['params_non_embedding'])} "
                 f"non-embedding parameters (L = {b['n_layer']:.1f}, d = {b['d_model']:.0f}): "
                 f"memory {format_count(b['memory_values'])} values, compute "
                 f"{format_flops(b['flops'])} ({cost.CONVENTION_LABELS[s.convention]}), "
@@ -168,13 +168,13 @@ class ExplorerResult:
             same = (y["best_n_head"], y["best_n_kv_head"]) == (y["n_head"], y["n_kv_head"])
             name = "" if y["name"] == "your config.json" else f" ({y['name']})"
             lines.append(
-                f"Your model{name}, H = ({y['n_head']}, {y['n_kv_head']}) with "
+                f"Your model{name}, H = {format_heads(y['n_head'], y['n_kv_head'])} with "
                 f"N = {format_count(y['params_non_embedding'])}, would reach loss "
                 f"{y['predicted_loss']:.3f} by the fitted law"
                 + (" (an extrapolation: outside the fitted range or head size)"
                    if y["extrapolated"] else "")
                 + ". At that loss (not the target above) the recipe picks H = "
-                f"({y['best_n_head']}, {y['best_n_kv_head']})"
+                f"{format_heads(y['best_n_head'], y['best_n_kv_head'])}"
                 + (", your heads" if same else "")
                 + f" at N* = {format_count(y['best_params_non_embedding'])}"
                 + (" (the saving is in the shape, not the heads)" if same else "")
@@ -195,11 +195,6 @@ def _hardware_label(key: str) -> str:
     from gqa_lib.arch.hardware import get_accelerator
 
     return f"{get_accelerator(key).name} ({cost.basis(key)})"
-
-
-OBJECTIVE_NAMES = {"z": "the paper's Z", "latency": "decode latency at batch 1",
-                   "throughput": "tokens/s per accelerator at the largest batch",
-                   "cost": "cost per million tokens"}
 
 
 def _serving_line(rec) -> str:
@@ -356,7 +351,7 @@ def result_html(res: ExplorerResult) -> str:
     cols = ["n_head", "n_kv_head", "params_non_embedding", "n_layer", "d_model",
             "memory_values", "flops", "z", *serving, "extrapolated"]
     df = res.table()[cols].head(8).copy()
-    df["H"] = [f"({h}, {k})" + (" (pick)" if i == 0 else "")
+    df["H"] = [format_heads(h, k) + (" (pick)" if i == 0 else "")
                for i, (h, k) in enumerate(zip(df.n_head, df.n_kv_head))]
     base = res.recommendation.baseline
     if base is not None:
@@ -436,7 +431,7 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
             base_serving[f"{name}_{key}"] = np.asarray(bs[col]).ravel()
             serving_cols.append(f"{name}_{key}")
     df = df[np.isfinite(df["memory_values"])]
-    df["H"] = "(" + df["n_head"].astype(str) + "," + df["n_kv_head"].astype(str) + ")"
+    df["H"] = [format_heads(h, k) for h, k in zip(df["n_head"], df["n_kv_head"])]
     df["baseline"] = 0
     bi, bj = np.meshgrid(np.arange(len(t)), np.arange(len(T)), indexing="ij")
     base = pd.DataFrame({
@@ -552,7 +547,7 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
         options=targets, labels=[f"{t:.3f}" for t in targets], name="target loss (nats) "))
     objectives = ["z", "latency", "throughput"]
     p_obj = alt.param("objective", value="throughput", bind=alt.binding_select(
-        options=objectives, labels=[OBJECTIVE_NAMES[o] for o in objectives],
+        options=objectives, labels=[cost.OBJECTIVE_NAMES[o] for o in objectives],
         name="minimise "))
     p_hw = alt.param("hw", value=keys[0], bind=alt.binding_select(
         options=keys, labels=[_hardware_label(h) for h in hardware], name="accelerator "))

@@ -17,7 +17,8 @@ from gqa_lib.arch.config import ASPECT_RULES
 from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.cli.common import command, finite_float, positive_int, print_json, print_table
 from gqa_lib.errors import GQAError
-from gqa_lib.units import format_context, format_count, format_flops, format_z, parse_context
+from gqa_lib.units import (format_context, format_count, format_flops, format_heads, format_z,
+                           parse_context)
 
 FIT_SOURCES = ("paper", "paper-measured")
 
@@ -142,7 +143,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
           f"M^{args.alpha:.3g} + {1 - args.lam:.3g} C^{args.beta:.3g}, C convention "
           f"'{args.convention}', aspect '{args.aspect}'; fit: {rec.model}")
     print_table(
-        [[f"({r['n_head']},{r['n_kv_head']})" + ("*" if r["extrapolated"] else ""),
+        [[format_heads(r['n_head'], r['n_kv_head']) + ("*" if r["extrapolated"] else ""),
           format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}", f"{r['d_model']:.0f}",
           format_count(r["memory_values"]), format_flops(r["flops"]), format_z(r['z']),
           "<- best" if r["best"] else ""] for r in rec.candidates.to_dict("records")],
@@ -152,7 +153,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if rec.savings:
         s = rec.savings
         base = rec.baseline
-        print(f"\nsavings of ({b['n_head']},{b['n_kv_head']}) over {args.baseline} "
+        print(f"\nsavings of {format_heads(b['n_head'], b['n_kv_head'])} over {args.baseline} "
               f"({_baseline_heads(base)}, N {format_count(base['params_non_embedding'])}; positive "
               f"= cheaper): memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}%")
@@ -245,7 +246,7 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
     price = settings.price_per_hour is not None
     rows = []
     for r in rec.candidates.to_dict("records"):
-        rows.append([f"({r['n_head']},{r['n_kv_head']})" + ("*" if r["extrapolated"] else ""),
+        rows.append([format_heads(r['n_head'], r['n_kv_head']) + ("*" if r["extrapolated"] else ""),
                      format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}",
                      format_z(r['z']), _rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
                      _latency_cell(r, settings.batch), f"{r['prefill_s']:.3g}"]
@@ -262,10 +263,10 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
     b = rec.best
     built = build_config(b, aspect=settings.aspect)
     print(f"\nwhat to build: {built.n_layer} layers, d_model {built.d_model:,}, "
-          f"({built.n_head},{built.n_kv_head}) heads of {built.d_head}, d_ff {built.d_ff:,} "
+          f"{format_heads(built.n_head, built.n_kv_head)} heads of {built.d_head}, d_ff {built.d_ff:,} "
           f"(int(8d/3) rounded up to a multiple of 256), {format_count(cost.params_total(built))}"
           " parameters")
-    print(f"pick: H = ({b['n_head']},{b['n_kv_head']}), N* = "
+    print(f"pick: H = {format_heads(b['n_head'], b['n_kv_head'])}, N* = "
           f"{format_count(b['params_non_embedding'])}: {_rate(b['tokens_per_s'])} tokens/s "
           f"per accelerator at batch {b['max_batch']:.0f}, {b['latency_s'] * 1e3:.3g} ms per "
           f"token at batch {settings.batch}"

@@ -22,6 +22,7 @@ from gqa_lib.cost.serving import (accelerators_needed, attention_flops_per_token
                                   decode_seconds, decode_step, decode_throughput,
                                   FLOPS_EFFICIENCY, kv_bytes_per_sequence, matmul_flops_per_token,
                                   max_batch, MEMORY_FRACTION, objective_value, OBJECTIVES,
+                                  OBJECTIVE_NAMES, OBJECTIVE_SHORT,
                                   prefill_seconds, prefill_step, serving_costs,
                                   weights_read_bytes, weights_stored_bytes)
 
@@ -39,6 +40,7 @@ __all__ = [
     "resolve_calibration",
     "cost_per_million_tokens", "decode_seconds", "decode_step", "decode_throughput",
     "FLOPS_EFFICIENCY", "kv_bytes_per_sequence", "matmul_flops_per_token", "max_batch",
-    "MEMORY_FRACTION", "objective_value", "OBJECTIVES", "prefill_seconds", "prefill_step",
+    "MEMORY_FRACTION", "objective_value", "OBJECTIVES", "OBJECTIVE_NAMES",
+    "OBJECTIVE_SHORT", "prefill_seconds", "prefill_step",
     "serving_costs", "weights_read_bytes", "weights_stored_bytes",
 ]

@@ -3,7 +3,7 @@ whose non-embedding and total parameters are equal within 1%, one shape, T = 512
 seeds, evaluated on the whole validation split by position and by source.
 
 cpu-eq-v1 trained at 1.1e-2 (cpu-v2's rate), which its learning-rate check found too high
-for (8,8) (x0.5 lowered its loss by 0.157 nats, (1,1)'s by 0.017). cpu-eq-v2 repeats the
+for (8, 8) (x0.5 lowered its loss by 0.157 nats, (1, 1)'s by 0.017). cpu-eq-v2 repeats the
 comparison at 5.5e-3, the *shared rate* here (:func:`base_lr`: the latest grid's), and does
 not rerun the two seed-0 runs that cpu-eq-v1's check already made at that rate with the
 same settings and batches: the rows of both files are read together (:data:`GRIDS`), and
@@ -43,8 +43,8 @@ from gqa_lib.io import DATA_DIR
 GRIDS = tuple(DATA_DIR / "sweeps" / f"cpu-eq-v{i}.toml" for i in (1, 2))  # in run order
 EQ_GRID = GRIDS[-1]  # the shared learning rate's grid
 MIN_SEEDS = 3
-REFERENCE = "(8,8)"
-CONFIGS = ("(8,8)", "(8,2)", "(8,1)", "(1,1)")
+REFERENCE = "(8, 8)"
+CONFIGS = ("(8, 8)", "(8, 2)", "(8, 1)", "(1, 1)")
 FAR = 64  # positions >= FAR: "far" context; positions 2-3: the trigram's reach
 
 
@@ -225,8 +225,9 @@ def context_use(runs: pd.DataFrame) -> pd.DataFrame:
 
 def by_source(runs: pd.DataFrame) -> pd.DataFrame:
     """Per validation source: each configuration's loss (mean over seeds at the shared
-    rate) beside the bigram's and trigram's on the whole split (T = 512); ``tokens``."""
-    out = baselines_by_source(512).set_index("source")[["bigram", "trigram", "tokens"]]
+    rate) beside the bigram's and trigram's on the whole split (T = 512); ``title`` (what
+    the source is) and ``tokens``."""
+    out = baselines_by_source(512).set_index("source")[["title", "bigram", "trigram", "tokens"]]
     m = main_runs(runs)
     for c in CONFIGS:
         mine = m[m.config == c]
@@ -237,13 +238,13 @@ def by_source(runs: pd.DataFrame) -> pd.DataFrame:
 
 def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
     """The paper's App. I comparison at equal size, paired within seeds: ``query`` = loss of
-    (1,1) minus (8,1) (what 1 -> 8 query heads at one KV head gain) and ``kv`` = (8,1)
-    minus (8,8) (1 -> 8 KV heads at eight query heads): mean, sd, n, standard error."""
+    (1, 1) minus (8, 1) (what 1 -> 8 query heads at one KV head gain) and ``kv`` = (8, 1)
+    minus (8, 8) (1 -> 8 KV heads at eight query heads): mean, sd, n, standard error."""
     m = main_runs(runs)
     wide = m.pivot_table(index="seed", columns="config", values="val_loss_full_nats") \
         if len(m) else pd.DataFrame()
     out = {}
-    for name, (a, b) in {"query": ("(1,1)", "(8,1)"), "kv": ("(8,1)", "(8,8)")}.items():
+    for name, (a, b) in {"query": ("(1, 1)", "(8, 1)"), "kv": ("(8, 1)", "(8, 8)")}.items():
         d = (wide[a] - wide[b]).dropna().to_numpy() if {a, b} <= set(wide) else np.array([])
         sd = float(np.std(d, ddof=1)) if len(d) > 1 else np.nan
         out[name] = {"mean": float(d.mean()) if len(d) else np.nan, "sd": sd, "n": len(d),

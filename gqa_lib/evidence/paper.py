@@ -39,6 +39,7 @@ from gqa_lib.fit.recipe import (CostSettings, affordable_params, bootstrap_choic
 from gqa_lib.fit.shapes import bisect_log, config_batch
 from gqa_lib.fit.scaling import LossFit, PowerLaw, fit_power_laws, resample
 from gqa_lib.io import REPO_ROOT
+from gqa_lib.units import format_heads
 
 PAPER_DIR = REPO_ROOT / "data" / "paper"
 MEASURED = ((8, 8), (8, 4), (8, 2), (8, 1), (4, 1), (2, 1), (1, 1))
@@ -47,13 +48,14 @@ TABLE4_CONTEXTS = (8192, 16384, 32768, 65536, 131072)
 PAPER_HEADLINE = {
     "context": 131072, "target_loss": 2.615,          # loss of the largest Llama-3 GQA point
     "best": (8, 1), "baseline": (32, 8),
-    "memory_pct": 50.8, "flops_pct": 57.8,            # savings of (8,1) "1.8B" vs (32,8) "1.2B"
+    "memory_pct": 50.8, "flops_pct": 57.8,            # savings of (8, 1) "1.8B" vs (32, 8) "1.2B"
     "equal_z_loss_gain": 0.117,
 }
 
 
 # ----- the paper's data ---------------------------------------------------------------------
-def _read(name: str) -> pd.DataFrame:
+def read_paper_table(name: str) -> pd.DataFrame:
+    """One of the paper's tables as digitised in data/paper/ (``name``: its file name)."""
     path = PAPER_DIR / name
     if not path.is_file():
         raise GQAError(f"paper data file {str(path)!r} is missing (see data/paper/README.md)")
@@ -66,7 +68,7 @@ def paper_runs() -> pd.DataFrame:
     The Llama-3 rows with n_head = 12, 20, 28 over 8 KV heads are no valid GQA grouping; they
     are costed through ConfigBatch, never as ModelConfigs.
     """
-    df = _read("fig2_losses.csv")
+    df = read_paper_table("fig2_losses.csv")
     batch = cost.ConfigBatch.from_arrays(
         n_layer=df["n_layer"], d_model=df["d_model"], n_head=df["n_head"],
         n_kv_head=df["n_kv_head"], d_head=df["d_head"], d_ff=(8 * df["d_model"]) // 3)
@@ -76,12 +78,12 @@ def paper_runs() -> pd.DataFrame:
 
 def paper_table4() -> pd.DataFrame:
     """Table 4: cost-optimal (n_head, n_kv_head) per target loss and context (tokens)."""
-    return _read("table4.csv")
+    return read_paper_table("table4.csv")
 
 
 def paper_headcount_laws(c_fixed: bool = False) -> pd.DataFrame:
     """App. I's fits L(n_h) = a n_h^-b + c, with N the labelled size (470M -> 4.7e8)."""
-    df = _read("headcount_law.csv")
+    df = read_paper_table("headcount_law.csv")
     df = df[df["c_fixed"].astype(str).str.lower() == str(c_fixed).lower()].copy()
     scale = {"M": 1e6, "B": 1e9}
     df["params_label"] = [float(s[:-1]) * scale[s[-1]] for s in df["model_label"]]
@@ -205,6 +207,13 @@ def joint_model(method: str = "huber", kv_rule: str = "absolute") -> JointLossMo
     recipe page reports as a sensitivity check)."""
     check_choice("kv_rule", kv_rule, KV_RULES)
     return _joint_model(method, kv_rule)
+
+
+def clear_fit_cache() -> None:
+    """Forget the cached fits (:func:`joint_model` fits once per process): a benchmark that
+    times a real fit calls this first."""
+    _paper_fit.cache_clear()
+    _joint_model.cache_clear()
 
 
 @lru_cache(maxsize=4)
@@ -441,7 +450,7 @@ def fig2_frame(model=None, *, context: int = 131072, settings: CostSettings = Co
     extends the fits to the sizes where they reach its headline target. Costs as in the
     figure: ``memory_values`` M = N + 2 T L d_h n_kv (eq. 4, values), ``flops`` C under
     ``settings.convention`` (``"fig2"``: T (N + 2 T L d_h n_h)), ``z`` = lam M^alpha +
-    (1 - lam) C^beta. ``config`` labels the curve ("(8,1)", or :data:`LLAMA3_LABEL` for
+    (1 - lam) C^beta. ``config`` labels the curve ("(8, 1)", or :data:`LLAMA3_LABEL` for
     H = (d/64, 8)); losses in nats (training loss at T = 8K).
     """
     if not 0 < n_layer[0] < n_layer[1] or n_curve < 2:
@@ -454,7 +463,7 @@ def fig2_frame(model=None, *, context: int = 131072, settings: CostSettings = Co
         n_layer=runs["n_layer"], d_model=runs["d_model"], n_head=runs["n_head"],
         n_kv_head=runs["n_kv_head"], d_head=runs["d_head"], d_ff=(8 * runs["d_model"]) // 3)
     frames = [_fig2_costs(pts, context, settings).assign(
-        config=np.where(llama, LLAMA3_LABEL, [f"({h},{k})" for h, k in
+        config=np.where(llama, LLAMA3_LABEL, [format_heads(h, k) for h, k in
                                               zip(runs["n_head"], runs["n_kv_head"])]),
         loss_nats=runs["loss_nats"].to_numpy(), source="digitised")]
     L = np.linspace(n_layer[0], n_layer[1], n_curve)
@@ -464,7 +473,7 @@ def fig2_frame(model=None, *, context: int = 131072, settings: CostSettings = Co
         df = _fig2_costs(curve, context, settings)
         N = df["params_non_embedding"].to_numpy()
         loss = model.baseline.loss(N) if H is None else model.loss(N, h, k)
-        frames.append(df.assign(config=LLAMA3_LABEL if H is None else f"({h},{k})",
+        frames.append(df.assign(config=LLAMA3_LABEL if H is None else format_heads(h, k),
                                 loss_nats=loss, source="fitted"))
     return pd.concat(frames, ignore_index=True)
 

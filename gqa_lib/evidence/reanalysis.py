@@ -20,6 +20,8 @@ whole split. The baselines are given on that set (``first-65536``) and on the wh
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -107,7 +109,7 @@ def seed_offset(runs: pd.DataFrame, a: int = 0, b: int = 1) -> dict[str, float]:
 
 
 def common_slope(runs: pd.DataFrame, axis: str = "params_non_embedding", *,
-                 reference: str = "(8,8)", level: float = 0.95) -> pd.DataFrame:
+                 reference: str = "(8, 8)", level: float = 0.95) -> pd.DataFrame:
     """Least squares L = a_H + b log N + c_seed over the grid runs of one context, one
     slope b for every head configuration H (``axis``: a column of :data:`AXES`). One row
     per H: ``offset`` = a_H - a_reference (nats at equal size on that axis; negative =
@@ -158,7 +160,7 @@ def both_axes(runs: pd.DataFrame, **kw) -> pd.DataFrame:
     return out.reset_index()
 
 
-def size_predicted_deltas(runs: pd.DataFrame, *, reference: str = "(8,8)") -> pd.DataFrame:
+def size_predicted_deltas(runs: pd.DataFrame, *, reference: str = "(8, 8)") -> pd.DataFrame:
     """Each grid configuration's loss minus the reference's at the same shape, context and
     seed (``delta``), beside ``predicted``: what the size difference alone gives through
     the common slope on non-embedding N (at 20 tokens per parameter, tokens scale with N,
@@ -206,25 +208,38 @@ def old_set_sources(n_tokens: int = 65_536, corpus: str = "pd") -> dict[str, flo
     return {n: float(c / counts.sum()) for n, c in zip(names, counts) if c}
 
 
-def train_byte_share(source: str = "engWEB2015eb") -> float:
-    """``source``'s share of the pd training split in UTF-8 bytes (data/corpus/pd.manifest.json)."""
+def _pd_sources() -> list[dict[str, Any]]:
+    """The pd corpus's sources as its build recorded them (data/corpus/pd.manifest.json)."""
     import json
 
-    m = json.loads((DATA_DIR / "corpus" / "pd.manifest.json").read_text())["sources"]
-    train = {s["name"]: s["bytes"] - s["val_bytes"] for s in m}
+    return json.loads((DATA_DIR / "corpus" / "pd.manifest.json").read_text())["sources"]
+
+
+def train_byte_share(source: str = "engWEB2015eb") -> float:
+    """``source``'s share of the pd training split in UTF-8 bytes (data/corpus/pd.manifest.json)."""
+    train = {s["name"]: s["bytes"] - s["val_bytes"] for s in _pd_sources()}
     return train[source] / sum(train.values())
 
 
+def source_titles() -> dict[str, str]:
+    """Each pd source's module name (engWEB2015eb) -> what it is, in words ("World English
+    Bible with Deuterocanon"), from the corpus manifest: what a table shows a reader."""
+    return {s["name"]: s["what"] for s in _pd_sources()}
+
+
 def baselines_by_source(context: int = 512, table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The count models on the whole validation split per source: ``source``, ``tokens``
-    and one column per model (nats), at training context ``context``."""
+    """The count models on the whole validation split per source: ``source`` (the module
+    name), ``title`` (what it is, :func:`source_titles`), ``tokens`` and one column per
+    model (nats), at training context ``context``."""
     b = ngram_baselines() if table is None else table
     b = b[(b.eval_set == "full") & (b.context == context) & (b.source != "all")
           & (b.first_position == 0) & (b.last_position == context - 1)]
     out = b.pivot_table(index="source", columns="model", values="val_loss_nats", sort=False)
     out = out[[m for m in MODELS if m in out]]
     out.insert(0, "tokens", b[b.model == b.model.iloc[0]].set_index("source").tokens)
-    return out.reset_index()
+    out = out.reset_index()
+    out.insert(1, "title", out.source.map(source_titles()).fillna(out.source))
+    return out
 
 
 def curvature(runs: pd.DataFrame) -> pd.DataFrame:

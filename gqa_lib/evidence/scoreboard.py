@@ -33,6 +33,7 @@ from gqa_lib.arch.config import paper_family
 from gqa_lib.evidence.paper import (PAPER_DIR, PAPER_HEADLINE, headline, joint_model,
                                     paper_headcount_laws, table4_comparison, table4_summary)
 from gqa_lib.errors import GQAError
+from gqa_lib.units import format_heads
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here", "pending")
 SAVING_TOLERANCE_PTS = 5.0  # a saving within 5 points of the paper's counts as reproduced
@@ -157,7 +158,7 @@ def _serving_row(speedup: float, inf: pd.Series) -> dict[str, Any]:
         f"x{speedup:.2f}; the paper's {inf['llama3_gqa_32_8']:,.0f} tokens/s would need "
         f"{need:.0f}x the A800's bandwidth as decoding, so it is a prefill-like rate "
         "(measured x" + f"{m.loc['prefill, 128K', 'measured_speedup']:.2f} on the H200); "
-        "a different GPU, aligned shapes (the paper's d_ff 5,461 slows its (32,8)), "
+        "a different GPU, aligned shapes (the paper's d_ff 5,461 slows its (32, 8)), "
         "its batch and kernels unstated",
         "notebooks/serving", "table-5-measured",
         basis={"kind": "ratio", "ours": [float(v) for v in at_128k], "paper": float(speedup)})
@@ -176,7 +177,7 @@ def _our_sweep() -> dict[str, Any]:
     runs = read_runs(sr.SWEEP_CSV)
     at = runs[runs.context == 128]
     deltas = ra.size_predicted_deltas(at)
-    d81 = deltas[deltas.config == "(8,1)"]
+    d81 = deltas[deltas.config == "(8, 1)"]
     axes = ra.both_axes(at).set_index("config")
     mq_csv = sr.SWEEP_DIR / "mqar-v1.csv"
     mq = read_runs(mq_csv) if mq_csv.is_file() else None
@@ -213,7 +214,7 @@ def _retrieval_row(ours: dict[str, Any], nih: pd.Series) -> dict[str, Any]:
                     "pending: data/sweeps/mqar-v1 (MQAR runs, two seeds or more)",
                     "the grid is committed; its seed repeats are not", *page,
                     basis={"kind": "trained", "pending": "data/sweeps/mqar-v1"})
-    acc = mq.assign(cfg=[f"({h},{k})" for h, k in zip(mq["n_head"], mq["n_kv_head"])]) \
+    acc = mq.assign(cfg=[format_heads(h, k) for h, k in zip(mq["n_head"], mq["n_kv_head"])]) \
         .groupby("cfg", sort=False)["mqar_acc"].mean()
     hit = sep[sep["separated"]]
     text = (f"MQAR at (L, d) = (2, 64), {int(mq['tokens'].iloc[0]) / 1e6:.1f}M tokens, "
@@ -245,8 +246,8 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
               f"at equal non-embedding N, {ours['best_total']} at equal total parameters "
               f"({ours['best_n']} {ax.loc[ours['best_n'], 'offset_total']:+.3f} nats there; "
               f"the tied embedding is {ours['embedding'][0]:.0%}-{ours['embedding'][1]:.0%} "
-              f"of the parameters); (8,8) trains {lo - 1:.0%}-{hi - 1:.0%} more tokens than "
-              f"(8,1), which alone predicts {ours['d81_size']:.2f} of its "
+              f"of the parameters); (8, 8) trains {lo - 1:.0%}-{hi - 1:.0%} more tokens than "
+              f"(8, 1), which alone predicts {ours['d81_size']:.2f} of its "
               f"{ours['d81']:.2f}-nat lead")
     done = f"{st['done']} of {st['planned']} runs"
     basis = {"kind": "trained", "confounded": "", "uses_context": True,

@@ -22,23 +22,18 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.arch.config import aligned, FFN_MULTIPLE_OF, ModelConfig, paper_family
 from gqa_lib.arch.hardware import get_accelerator
-from gqa_lib.evidence.paper import _read, joint_model
+from gqa_lib.evidence.paper import read_paper_table, joint_model
 from gqa_lib.fit.recipe import CostSettings, baseline_costs, cost_grid, optimize
 from gqa_lib.io import DATA_DIR
+from gqa_lib.units import format_heads
 
-OBJECTIVE_LABELS = {"z": "Z (paper, lambda 0.9)", "latency": "decode latency, batch 1",
-                    "throughput": "tokens/s per accelerator, largest batch"}
 SERVING_COLUMNS = ("tokens_per_s", "max_batch", "latency_s", "prefill_s")
 
 
 def pick_label(objective: str) -> str:
     """The ``model`` label of the recipe's pick by ``objective`` in
     :func:`serving_vs_context`: "recipe's pick by Z", "recipe's pick by throughput"."""
-    return f"recipe's pick by {'Z' if objective == 'z' else objective}"
-
-
-def _h(n_head: Any, n_kv_head: Any) -> str:
-    return f"({int(n_head)},{int(n_kv_head)})"
+    return f"recipe's pick by {cost.OBJECTIVE_SHORT[objective]}"
 
 
 def objective_picks(model=None, *, targets=(2.615,), contexts=(8192, 32768, 131072),
@@ -55,7 +50,7 @@ def objective_picks(model=None, *, targets=(2.615,), contexts=(8192, 32768, 1310
             s = CostSettings(objective=obj, hardware=hw, **settings)
             cells = cost_grid(model, np.asarray(targets, float), np.asarray(contexts, float),
                               settings=s).cells().drop(columns="objective", errors="ignore")
-            cells["pick"] = [_h(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])]
+            cells["pick"] = [format_heads(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])]
             if obj == "z":
                 z_pick = cells["pick"].to_numpy()
             cells["agrees_with_z"] = (cells["pick"].to_numpy() == z_pick
@@ -88,7 +83,7 @@ def serving_vs_context(model=None, *, target_loss: float = 2.615,
             frames.append(pd.DataFrame({
                 "hardware": key, "model": pick_label(obj),
                 "context_len": T.astype(int),
-                "pick": [_h(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])],
+                "pick": [format_heads(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])],
                 **{c: cells[c].to_numpy() for c in SERVING_COLUMNS}}))
     df = pd.concat(frames, ignore_index=True)
     df["latency_ms"] = 1e3 * df["latency_s"]
@@ -108,7 +103,7 @@ def headline_serving(model=None, *, hardware=("a800", "h100", "h200"), context: 
             b, base, s = rec.best, rec.baseline, rec.savings
             rows.append({"hardware": get_accelerator(hw).key, "objective": obj,
                          "basis": cost.basis(hw, settings.get("calibration", "auto")),
-                         "pick": _h(b["n_head"], b["n_kv_head"]),
+                         "pick": format_heads(b["n_head"], b["n_kv_head"]),
                          "extrapolated": bool(b["extrapolated"]),
                          "params_non_embedding": b["params_non_embedding"],
                          "tokens_per_s": b["tokens_per_s"],
@@ -160,7 +155,7 @@ def table5_prediction(hardware: str = "a800", *, context: int = 131072,
     paper measured."""
     hw = get_accelerator(hardware)
     base, opt = equal_loss_pair(context=context)
-    t5 = _read("table5.csv").set_index("metric")
+    t5 = read_paper_table("table5.csv").set_index("metric")
     eff = {"flops_efficiency": flops_efficiency, "bandwidth_efficiency": bandwidth_efficiency,
            "calibration": calibration}
     cal = cost.resolve_calibration(hw, calibration)
@@ -252,7 +247,7 @@ def efficiency_sensitivity(model=None, *, hardware: str = "h200", context: int =
                                                  bandwidth_efficiency=e_bw,
                                                  flops_efficiency=e_f))
             rows.append({"bandwidth_efficiency": e_bw, "flops_efficiency": e_f,
-                         "pick": _h(rec.best["n_head"], rec.best["n_kv_head"]),
+                         "pick": format_heads(rec.best["n_head"], rec.best["n_kv_head"]),
                          "tokens_per_s": rec.best["tokens_per_s"],
                          "tokens_per_s_ratio": rec.savings["tokens_per_s_ratio"]})
     return pd.DataFrame(rows)
@@ -265,7 +260,7 @@ def table5_efficiency_split(hardware: str = "a800", *, context: int = 131072
     1 / rate = (F_mm / e_mm + F_att / e_att) / peak per prompt token, two equations in two
     unknowns (the rest of a step, norms and RoPE, counted as free)."""
     hw = get_accelerator(hardware)
-    rates = _read("table5.csv").set_index("metric").loc["inference_throughput"]
+    rates = read_paper_table("table5.csv").set_index("metric").loc["inference_throughput"]
     A, b = [], []
     for cfg, col in zip(equal_loss_pair(context=context), ("llama3_gqa_32_8",
                                                            "cost_optimal_8_1")):

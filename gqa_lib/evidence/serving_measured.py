@@ -19,7 +19,7 @@ from gqa_lib.arch.config import ModelConfig
 from gqa_lib.arch.hardware import calibration, get_accelerator
 from gqa_lib.cost.calibrate import MEASUREMENTS, calibrate, error_table, measured_points
 from gqa_lib.errors import GQAError
-from gqa_lib.evidence.paper import PAPER_HEADLINE, _read
+from gqa_lib.evidence.paper import PAPER_HEADLINE, read_paper_table
 from gqa_lib.evidence.serving import (equal_loss_pair, headline_serving, pick_label,
                                       serving_vs_context, table5_prediction)
 
@@ -137,7 +137,7 @@ def speedup_sources(mvp: pd.DataFrame) -> pd.DataFrame:
     """Tidy (regime, source, speedup) rows for the speed-up chart: the paper's Table 5 (one
     A800, 128K; inference beside prefill and batch-1 decoding, training beside training)
     and the H200's datasheet roofline, calibrated model and measurement."""
-    t5 = _read("table5.csv").set_index("metric")
+    t5 = read_paper_table("table5.csv").set_index("metric")
     paper = {m: float(t5.loc[m, "cost_optimal_8_1"]) / float(t5.loc[m, "llama3_gqa_32_8"])
              for m in ("inference_throughput", "training_throughput")}
     rows = []

@@ -57,7 +57,7 @@ LLAMA3 = "Llama-3 style"
 
 
 def _configs(df: pd.DataFrame) -> list[str]:
-    """Label per row: "(8,1)" for the grid, "Llama-3 style" for baseline-only rows."""
+    """Label per row: "(8, 1)" for the grid, "Llama-3 style" for baseline-only rows."""
     in_grid, _ = family_masks(df)
     return [config_label((int(h), int(k))) if g else LLAMA3
             for g, h, k in zip(in_grid, df["n_head"], df["n_kv_head"])]
@@ -93,7 +93,7 @@ def progress(runs: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
 
 # ----- step 2 per training context ----------------------------------------------------------
 def _size_counts(at: pd.DataFrame) -> pd.DataFrame:
-    """Distinct sizes (N) per grid H and for the Llama-3 family (whose (8,8) point at the
+    """Distinct sizes (N) per grid H and for the Llama-3 family (whose (8, 8) point at the
     smallest size is also a grid run: family "grid+llama3"), as fits.fit_runs splits them."""
     in_grid, in_llama3 = family_masks(at)
     N = "params_non_embedding"

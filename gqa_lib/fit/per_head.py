@@ -24,7 +24,7 @@ import pandas as pd
 
 from gqa_lib.errors import GQAError
 from gqa_lib.fit.scaling import Bootstrap, LossFit, PowerLaw, fit_power_laws, resample
-from gqa_lib.units import format_count
+from gqa_lib.units import format_count, format_heads
 
 RUN_COLUMNS = ("status", "n_layer", "d_model", "n_head", "n_kv_head", "d_head",
                "params_non_embedding", "context", "seed", "val_loss_nats")
@@ -175,8 +175,9 @@ def size_labels(df: pd.DataFrame) -> list[str]:
 
 
 def config_label(key: Any, llama3: str = "Llama-3 style") -> str:
-    """(8, 1) -> "(8,1)"; the baseline family's key "llama3" -> ``llama3``."""
-    return f"({key[0]},{key[1]})" if isinstance(key, tuple) else llama3 if key == "llama3" \
+    """(8, 1) -> "(8, 1)" (:func:`gqa_lib.units.format_heads`); the baseline family's key
+    "llama3" -> ``llama3``."""
+    return format_heads(*key) if isinstance(key, tuple) else llama3 if key == "llama3" \
         else str(key)
 
 

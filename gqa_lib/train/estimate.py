@@ -45,6 +45,7 @@ from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.io import REPO_ROOT, read_csv_table
+from gqa_lib.units import format_heads
 
 H200_MEASURED = REPO_ROOT / "data" / "bench" / "h200-2026-12-04.json"
 CPU_MEASURED = REPO_ROOT / "data" / "sweeps" / "cpu-v2.csv"
@@ -107,7 +108,7 @@ def _h200_points() -> tuple[list, list]:
     meas = json.loads(H200_MEASURED.read_text())["tiny_training_throughput"]
     fitted, other = [], []
     for r in meas:
-        label = (f"L{r['n_layer']} d{r['d_model']} ({r['heads'][0]},{r['heads'][1]}) "
+        label = (f"L{r['n_layer']} d{r['d_model']} {format_heads(*r['heads'])} "
                  f"{r['params_non_embedding'] / 1e6:.2f}M")
         point = (label, r["achieved_flops"] / r["tokens_per_s"], 1.0 / r["tokens_per_s"])
         (fitted if r["params_non_embedding"] <= H200_FIT_MAX_PARAMS else other).append(point)
