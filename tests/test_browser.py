@@ -397,6 +397,7 @@ return [...document.querySelectorAll('.gqa-chart')].map(el => ({
            .find(t => /^Figure \\d+\\./.test(t)) || '',
   caption: (el.closest('figure') && el.closest('figure').querySelector('figcaption'))
            ? el.closest('figure').querySelector('figcaption').textContent : '',
+  label: el.closest('figure') ? (el.closest('figure').getAttribute('aria-label') || '') : '',
   theme: el.dataset.gqaTheme || '',
   legend_titles: [...el.querySelectorAll('.role-legend-title text')].map(t => t.textContent),
   // legend symbols drawn with no visible paint: no stroke, and no fill or an open path (a
@@ -447,7 +448,7 @@ def _reader_problems(drv, page: str, label: str) -> list[str]:
     problems += [f"{page} ({label}): {p}" for p in drv.execute_script(_PHONE_TABLES)]
     charts = drv.execute_script(_CHARTS)
     numbers = [int(m.group(1)) for c in charts
-               if (m := re.match(r"Figure (\d+)\.", c["caption"]))]
+               if (m := re.match(r"Figure (\d+)\.", c["label"]))]
     if numbers != list(range(1, len(numbers) + 1)):
         problems.append(f"{page} ({label}): figures numbered {numbers}, not 1..{len(numbers)} "
                         "in page order")
@@ -456,8 +457,10 @@ def _reader_problems(drv, page: str, label: str) -> list[str]:
             problems.append(f"{page} ({label}): chart {c['id']} not drawn")
         if not c["title"].startswith("Figure "):
             problems.append(f"{page} ({label}): chart {c['id']} has no 'Figure n.' title")
-        if not c["caption"].startswith("Figure "):
+        if not c["label"].startswith("Figure ") or not c["caption"].strip():
             problems.append(f"{page} ({label}): chart {c['id']} has no caption")
+        elif re.match(r"Figure \d+\.", c["caption"]):
+            problems.append(f"{page} ({label}): chart {c['id']}'s caption repeats its number")
         if c["blank_symbols"]:
             problems.append(f"{page} ({label}): chart {c['id']} has {c['blank_symbols']} "
                             "legend symbols drawn invisibly")
