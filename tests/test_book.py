@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from gqa_lib import cost
+from gqa_lib.errors import GQAError
 from gqa_lib.book import (colab, glue, plots, plots_evidence, prose, render, sphinx_ext,
                           tables)
 from gqa_lib.evidence import paper, sensitivity, serving, sweep_recipe
@@ -504,7 +505,6 @@ def test_chart_builders_make_figures_without_console_warnings(name):
 
 def test_figure_refuses_a_step_height():
     from gqa_lib.book.figures import figure
-    from gqa_lib.errors import GQAError
 
     chart = alt.Chart(pd.DataFrame({"a": ["x"]})).mark_bar().encode(y="a:N").properties(
         height=alt.Step(9))
@@ -620,3 +620,14 @@ def test_head_configurations_read_one_way():
              for m in compact.findall(p.read_text())]
     assert not found, found
     assert compact.findall("(8,1) and (8, 1) and H(4,2)") == ["(8,1)"]
+
+
+def test_a_tooltip_is_titled_in_words():
+    """figures.tip titles a tooltip from FIELD_WORDS, or from the title given; a column with
+    neither is refused, so no chart shows a column name on hover."""
+    from gqa_lib.book.figures import tip
+
+    assert tip("context_len:Q").to_dict()["title"] == "context T (tokens)"
+    assert tip("ratio:Q", "objective relative to the pick").to_dict()["title"].startswith("obj")
+    with pytest.raises(GQAError, match="tooltip field 'tps' has no words"):
+        tip("tps:Q")

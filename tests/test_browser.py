@@ -684,6 +684,37 @@ def test_build_status_is_in_words(html_dir):
     assert text.count(">passed<") >= pages, "a page without its status"
 
 
+def _tooltips(spec):
+    """Every tooltip entry (a dict with a field) anywhere in a Vega-Lite spec."""
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            if key == "tooltip":
+                yield from (t for t in (value if isinstance(value, list) else [value])
+                            if isinstance(t, dict) and "field" in t)
+            else:
+                yield from _tooltips(value)
+    elif isinstance(spec, list):
+        for value in spec:
+            yield from _tooltips(value)
+
+
+def test_chart_tooltips_name_their_values_in_words(html_dir):
+    """A hovered point names each value in words ("context T (tokens)"), never by its
+    column ("context_len", "loss_nats"): every tooltip entry of every chart has a title
+    (figures.tip) without an underscore."""
+    bad, seen = [], 0
+    for page in _pages(html_dir):
+        text = (html_dir / page).read_text()
+        for m in re.finditer(r'gqaEmbed\("[^"]+", (\{.*?\})\);</script>', text, re.S):
+            for t in _tooltips(json.loads(m.group(1))):
+                seen += 1
+                title = t.get("title")
+                if not title or "_" in str(title):
+                    bad.append(f"{page}: {t['field']} titled {title!r}")
+    assert seen > 50, f"only {seen} tooltip entries found"
+    assert not bad, "\n".join(sorted(set(bad)))
+
+
 def test_each_page_has_one_copy_of_each_script(html_dir):
     for page in _pages(html_dir):
         text = (html_dir / page).read_text()

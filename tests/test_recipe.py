@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from gqa_lib import cost
 from gqa_lib.arch.config import PAPER_TABLE9_SHAPES
 from gqa_lib.errors import GQAError
+from gqa_lib.units import format_heads
 from gqa_lib.fit.per_head import fit_runs, read_runs
 from gqa_lib.fit.recipe import (CostSettings, baseline_costs, bootstrap_choice, candidates,
                             cost_grid, max_context_for_memory, min_loss_for_budget, optimize)
@@ -153,7 +154,7 @@ def test_the_nine_measured_cells_match(table4):
     cells = table4[table4["measured_cell"]]
     assert set(zip(cells["paper_n_head"], cells["paper_n_kv_head"])) <= set(MEASURED)
     # the seven measured curves alone (no extrapolation) get the same nine right
-    paper = [f"{h},{k}" for h, k in zip(cells["paper_n_head"], cells["paper_n_kv_head"])]
+    paper = [format_heads(h, k) for h, k in zip(cells["paper_n_head"], cells["paper_n_kv_head"])]
     assert list(cells["measured_only"]) == paper
 
 

@@ -107,3 +107,15 @@ def test_show_can_fold_a_whole_table():
     html = t._repr_html_()
     assert html.startswith('<details class="gqa-details gqa-fold"><summary>All 2 rows</summary>')
     assert html.endswith("</table></div></details>")
+
+
+def test_show_writes_a_head_configuration_in_one_column():
+    df = pd.DataFrame({"n_head": [8, 32], "n_kv_head": [1, 8], "paper_n_head": [8, 16],
+                       "paper_n_kv_head": [2, 8], "z": [1.0, 2.0]})
+    t = tables.show(df, ["heads", "paper_heads"])
+    assert list(t.frame.columns) == ["H = (n_h, n_kv)", "paper's H"]
+    assert t.frame.iloc[:, 0].tolist() == ["(8, 1)", "(32, 8)"]
+    assert t.frame.iloc[:, 1].tolist() == ["(8, 2)", "(16, 8)"]
+    assert tables.readable(df, ["heads"]).iloc[0, 0] == "(8, 1)"
+    with pytest.raises(GQAError, match="'heads' is derived from 'n_head' and 'n_kv_head'"):
+        tables.show(df[["z"]], ["heads", "z"])

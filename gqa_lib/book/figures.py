@@ -51,6 +51,37 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _NUMBERS: dict[str, int] = {}
 
 
+# Words for the columns a chart's tooltip shows (Vega-Lite would title each by its column
+# name: "context_len", "loss_nats"); :func:`tip` reads them
+FIELD_WORDS = {
+    "config": "H = (n_h, n_kv)", "H": "H = (n_h, n_kv)", "fit": "fit",
+    "model": "model", "part": "part", "hardware": "accelerator", "regime": "regime",
+    "source": "source", "pick": "the recipe's pick",
+    "context": "context T (tokens)", "context_len": "context T (tokens)", "T": "context T",
+    "target_loss": "target loss L* (nats)", "n_head": "n_h (query heads)",
+    "n_layer": "L (layers)", "size": "size (L, d)", "seed": "seed",
+    "params_non_embedding": "N (non-embedding)", "memory_values": "M (values)",
+    "flops": "C (FLOPs)", "Z": "Z", "z": "Z", "extrapolated": "extrapolated",
+    "share": "bootstrap share", "paper_share": "bootstrap share, paper's",
+    "in_range": "N* within measured sizes",
+    "loss_nats": "loss (nats/token)", "val_loss_nats": "validation loss (nats/token)",
+    "delta_nats": "loss minus reference (nats)", "abs_diff_nats": "|loss difference| (nats)",
+    "accuracy": "accuracy", "lr": "peak learning rate", "tokens": "tokens seen",
+    "split": "split", "step_s": "measured step (s)", "predicted_s": "predicted step (s)",
+    "measured_over_predicted": "measured / predicted", "speedup": "speed-up (x)",
+}
+
+
+def tip(shorthand: str, title: str | None = None, **kwargs) -> alt.Tooltip:
+    """A tooltip entry (``"field:type"``, as Altair writes it) titled in words: ``title``,
+    else the field's words in :data:`FIELD_WORDS`; a field with neither is refused."""
+    field = shorthand.split(":")[0]
+    if title is None and field not in FIELD_WORDS:
+        raise GQAError(f"tooltip field {field!r} has no words in figures.FIELD_WORDS; "
+                       "pass title=")
+    return alt.Tooltip(shorthand, title=FIELD_WORDS[field] if title is None else title, **kwargs)
+
+
 def figure_number(name: str) -> int:
     """The number of the page's figure ``name`` (drawn earlier on the page)."""
     if name not in _NUMBERS:

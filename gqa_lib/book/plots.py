@@ -21,6 +21,7 @@ import pandas as pd
 
 from gqa_lib import cost
 from gqa_lib.book import render  # noqa: F401 registers the book's offline renderer
+from gqa_lib.book.figures import tip
 from gqa_lib.errors import GQAError
 from gqa_lib.units import format_context
 
@@ -49,7 +50,7 @@ def _lines(df: pd.DataFrame, field: str, scale: float, y_title: str, log_y: bool
         x=context_x(),
         y=alt.Y("y:Q", title=y_title, scale=alt.Scale(type="log" if log_y else "linear")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
-        tooltip=["model:N", "context_len:Q", alt.Tooltip("y:Q", title=y_title, format=".3~s")],
+        tooltip=[tip("model:N"), tip("context_len:Q"), tip("y:Q", y_title, format=".3~s")],
     ).properties(height=HEIGHT)
 
 
@@ -80,7 +81,8 @@ def time_variant_shares(df: pd.DataFrame) -> alt.FacetChart:
         y=alt.Y("share:Q", title="time-variant share (%)", axis=alt.Axis(format="%"),
                 scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
-        tooltip=["model:N", "context_len:Q", alt.Tooltip("share:Q", format=".1%")],
+        tooltip=[tip("model:N"), tip("context_len:Q"), tip("part:N"),
+                 tip("share:Q", "share", format=".1%")],
     ).properties(width=PANEL, height=HEIGHT - 80).facet(
         column=alt.Column("part:N", title=None, sort=list(SHARES.values()))
     )
@@ -110,7 +112,7 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
         y=alt.Y("model:N", title="model", sort=list(dict.fromkeys(at["model"]))),
         color=alt.Color("part:N", title="part", sort=list(parts.values())),
         order=alt.Order("part_order:Q"),
-        tooltip=["model:N", "part:N", alt.Tooltip("v:Q", title=unit, format=".3~s")],
+        tooltip=[tip("model:N"), tip("part:N"), tip("v:Q", unit, format=".3~s")],
     ).transform_calculate(
         part_order=f"indexof({json.dumps(list(parts.values()))}, datum.part)"
     ).properties(height=32 * at["model"].nunique())  # a fixed height: the width may fit
@@ -153,10 +155,10 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
         x = alt.X(f"{field}:Q", title=title.format(T=T), scale=alt.Scale(type="log"),
                   axis=alt.Axis(format="~s", tickCount=6))
         y = alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False))
-        tip = ["config:N", alt.Tooltip("n_layer:Q", format=".3~r"),
-               alt.Tooltip("params_non_embedding:Q", title="N", format=".3~s"),
-               alt.Tooltip(f"{field}:Q", format=".3~s"), alt.Tooltip("loss_nats:Q", format=".3f")]
-        base = alt.Chart(df).encode(x=x, y=y, color=color, tooltip=tip)
+        tips = [tip("config:N"), tip("n_layer:Q", format=".3~r"),
+                tip("params_non_embedding:Q", format=".3~s"),
+                tip(f"{field}:Q", format=".3~s"), tip("loss_nats:Q", format=".3f")]
+        base = alt.Chart(df).encode(x=x, y=y, color=color, tooltip=tips)
         layer = (base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.8)
                  .encode(strokeWidth=width)
                  + base.transform_filter("datum.source == 'digitised'").mark_point(
@@ -221,11 +223,12 @@ def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
                       scale=alt.Scale(domain=list(TABLE4_STATUS),
                                       range=list(TABLE4_STATUS.values())),
                       legend=alt.Legend(orient="bottom", columns=2))
-    tip = ["target_loss:O", "T:O", "ours:N", "paper:N", "measured_only:N",
-           alt.Tooltip("loss_gap:Q", title="loss gap (nats)", format=".4f")]
-    tip += [alt.Tooltip(f"{c}:Q", format=".0%") for c in ("share", "paper_share") if c in df]
+    tips = [tip("target_loss:O"), tip("T:O"), tip("ours:N", "our H"), tip("paper:N", "paper's H"),
+            tip("measured_only:N", "our H, measured curves only"),
+            tip("loss_gap:Q", "loss gap (nats)", format=".4f")]
+    tips += [tip(f"{c}:Q", format=".0%") for c in ("share", "paper_share") if c in df]
     return _context_cells(data, "target_loss", "target loss L* (nats/token)", "label", color,
-                          tip, cell_width=90)
+                          tips, cell_width=90)
 
 
 def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
@@ -258,8 +261,8 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
                         scale=alt.Scale(domain=order, scheme="tableau10")),
         shape=alt.Shape("config:N", title="H = (n_h, n_kv)", sort=order,
                         scale=alt.Scale(domain=order)),
-        tooltip=["config:N", alt.Tooltip("params_non_embedding:Q", title="N", format=".3~s"),
-                 alt.Tooltip("loss_nats:Q", format=".3f")])
+        tooltip=[tip("config:N"), tip("params_non_embedding:Q", format=".3~s"),
+                 tip("loss_nats:Q", format=".3f")])
     layer = alt.layer(
         base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.7),
         base.transform_filter("datum.source != 'fitted'").mark_point(filled=True),
@@ -288,11 +291,12 @@ def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
         enc["yOffset"] = alt.YOffset("fit:N")
     panels = []
     for p, title, scale in _FIT_PARAMS:
-        tip = ["config:N", *(["fit:N"] if by_fit else []),
-               *(alt.Tooltip(f"{p}{s}:Q", format=".4~g") for s in ("", "_lo", "_hi"))]
+        tips = [tip("config:N"), *([tip("fit:N")] if by_fit else []),
+                *(tip(f"{p}{s}:Q", f"{p}{words}", format=".4~g")
+                  for s, words in (("", ""), ("_lo", ", 95% low"), ("_hi", ", 95% high")))]
         y = enc["y"] if not panels else alt.Y("config:N", title="H = (n_h, n_kv)", sort=order,
                                               axis=None)  # one y axis, on the left panel
-        base = alt.Chart(df).encode(**{**enc, "y": y}, tooltip=tip)
+        base = alt.Chart(df).encode(**{**enc, "y": y}, tooltip=tips)
         sc = alt.Scale(type="log") if scale == "log" else alt.Scale(zero=False)
         x = alt.X(f"{p}_lo:Q", title=title, scale=sc,
                   axis=alt.Axis(format="~s" if scale == "log" else "~g", tickCount=3))
@@ -317,8 +321,8 @@ def noise_vs_heads(df: pd.DataFrame, *, threshold: float | None = None) -> alt.C
         y=alt.Y("kind:N", title="comparison", sort=kinds),
         color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df),
                         scale=alt.Scale(scheme="tableau10")),  # five sizes told apart
-        tooltip=["kind:N", "pair:N", "size:N", "context:O",
-                 alt.Tooltip("abs_diff_nats:Q", format=".4f")])
+        tooltip=[tip("kind:N", "comparison"), tip("pair:N", "runs compared"), tip("size:N"),
+                 tip("context:O"), tip("abs_diff_nats:Q", format=".4f")])
     if threshold is not None and np.isfinite(threshold):
         chart += alt.Chart(pd.DataFrame({"t": [threshold]})).mark_rule(
             strokeDash=[4, 3], color="gray").encode(
@@ -334,10 +338,10 @@ def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
     order = list(dict.fromkeys(data.sort_values(["n_head", "n_kv_head"])["H"]))
     color = alt.Color("H:N", title="H = (n_h, n_kv)", sort=order,
                       scale=alt.Scale(scheme="tableau20"))
-    tip = ["target_loss:O", "T:O", "H:N", alt.Tooltip("share:Q", format=".0%"),
-           alt.Tooltip("params_non_embedding:Q", title="N*", format=".3~s"), "in_range:N"]
+    tips = [tip("target_loss:O"), tip("T:O"), tip("H:N"), tip("share:Q", format=".0%"),
+            tip("params_non_embedding:Q", "N*", format=".3~s"), tip("in_range:N")]
     return _context_cells(data, "target_loss", "target loss L* (nats/token)", "label", color,
-                          tip)
+                          tips)
 
 
 def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
@@ -348,9 +352,9 @@ def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
                      heads=df["n_head"] * df["n_kv_head"])
     order = list(dict.fromkeys(data.sort_values("heads", ascending=False)["H"]))
     color = alt.Color("target_loss:O", title="target L* (nats)", sort="descending")
-    tip = ["target_loss:O", "context_len:Q", "H:N",
-           alt.Tooltip("params_non_embedding:Q", title="N*", format=".3~s")]
-    base = alt.Chart(data).encode(x=context_x(tick_every=4), color=color, tooltip=tip)
+    tips = [tip("target_loss:O"), tip("context_len:Q"), tip("H:N"),
+            tip("params_non_embedding:Q", "N*", format=".3~s")]
+    base = alt.Chart(data).encode(x=context_x(tick_every=4), color=color, tooltip=tips)
     heads = base.mark_line(point=True).encode(
         y=alt.Y("H:O", title="cost-optimal H = (n_h, n_kv)", sort=order))
     size = base.mark_line(point=True).encode(
@@ -368,7 +372,7 @@ def head_count_laws(df: pd.DataFrame) -> alt.Chart:
                 scale=alt.Scale(type="log", base=2)),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
-        tooltip=["model:N", "n_head:Q", alt.Tooltip("loss_nats:Q", format=".3f")],
+        tooltip=[tip("model:N"), tip("n_head:Q"), tip("loss_nats:Q", format=".3f")],
     ).properties(height=HEIGHT - 60)
 
 
@@ -383,7 +387,7 @@ def training_curve(metrics: pd.DataFrame) -> alt.Chart:
         x=alt.X("tokens:Q", title="tokens seen (count)", axis=alt.Axis(format="~s")),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         color=alt.Color("split:N", title=None),
-        tooltip=["split:N", "tokens:Q", alt.Tooltip("loss_nats:Q", format=".3f")],
+        tooltip=[tip("split:N"), tip("tokens:Q"), tip("loss_nats:Q", format=".3f")],
     ).properties(height=HEIGHT - 80)
 
 
@@ -398,8 +402,8 @@ def head_effect(df: pd.DataFrame) -> alt.Chart:
         y=alt.Y("delta_nats:Q", title="loss minus reference (nats/token)"),
         color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df),
                         scale=alt.Scale(scheme="tableau10")),  # five sizes told apart
-        tooltip=["config:N", "size:N", "context:O",
-                 alt.Tooltip("delta_nats:Q", format="+.3f")],
+        tooltip=[tip("config:N"), tip("size:N"), tip("context:O"),
+                 tip("delta_nats:Q", format="+.3f")],
     ).properties(width=PANEL, height=HEIGHT - 60).facet(
         column=alt.Column("context:O", title="training context T (tokens)"))
 
@@ -417,7 +421,8 @@ def recall_probe(df: pd.DataFrame) -> alt.Chart:
         x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
         y=alt.Y("accuracy:Q", title="top-1 accuracy on needle tokens (fraction)"),
         color=alt.Color("where:N", title=None), shape=alt.Shape("n_layer:N", title="layers L"),
-        tooltip=["config:N", "n_layer:O", "where:N", alt.Tooltip("accuracy:Q", format=".3f")],
+        tooltip=[tip("config:N"), tip("n_layer:O"), tip("where:N", "tokens"),
+                 tip("accuracy:Q", format=".3f")],
     ).properties(width=PANEL, height=HEIGHT - 60).facet(
         column=alt.Column("context:O", title="training context T (tokens)"))
 
@@ -433,8 +438,8 @@ def lr_tuning(df: pd.DataFrame, chosen: float | None = None) -> alt.Chart:
     line = alt.Chart().mark_line(point=True).encode(
         x=x, y=alt.Y("val_loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order),
-        tooltip=["config:N", "size:N", alt.Tooltip("lr:Q", format=".2e"),
-                 alt.Tooltip("val_loss_nats:Q", format=".3f")])
+        tooltip=[tip("config:N"), tip("size:N"), tip("lr:Q", format=".2e"),
+                 tip("val_loss_nats:Q", format=".3f")])
     layers = [line]
     if chosen is not None:  # a facet needs one data set: the rule reads a column of it
         df = df.assign(chosen=float(chosen))
@@ -463,8 +468,8 @@ def mqar_accuracy(long: pd.DataFrame) -> alt.HConcatChart:
                                                        scale=y_scale))
                        + base.mark_point(filled=True, opacity=0.6).encode(
                            y=alt.Y("accuracy:Q", title=y_title, scale=y_scale),
-                           tooltip=["config:N", "seed:O", "level:N",
-                                         alt.Tooltip("accuracy:Q", format=".3f")])
+                           tooltip=[tip("config:N"), tip("seed:O"), tip("level:N", title),
+                                    tip("accuracy:Q", format=".3f")])
                        ).properties(width=PANEL, height=HEIGHT - 60))
     return alt.hconcat(*panels, spacing=12)
 
@@ -483,9 +488,9 @@ def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:
     pts = alt.Chart(df).mark_point(filled=True, size=70).encode(
         x=x, y=y, color=alt.Color("n_head:O", title="query heads n_h"),
         shape=alt.Shape("context:N", title="context T"),
-        tooltip=["n_head:O", "context:O", alt.Tooltip("step_s:Q", format=".3f"),
-                 alt.Tooltip("predicted_s:Q", format=".3f"),
-                 alt.Tooltip("measured_over_predicted:Q", format=".2f")])
+        tooltip=[tip("n_head:O"), tip("context:O"), tip("step_s:Q", format=".3f"),
+                 tip("predicted_s:Q", format=".3f"),
+                 tip("measured_over_predicted:Q", format=".2f")])
     return alt.layer(diag, pts).properties(height=HEIGHT)
 
 
@@ -510,8 +515,8 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.La
         x=context_x(),
         y=alt.Y("y:Q", title=SERVING_METRICS[metric], scale=alt.Scale(type="log")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
-        tooltip=["model:N", "hardware:N", "pick:N", "context_len:Q",
-                 alt.Tooltip("y:Q", title=metric, format=".4~s")])
+        tooltip=[tip("model:N"), tip("hardware:N"), tip("pick:N"), tip("context_len:Q"),
+                 tip("y:Q", SERVING_METRICS[metric], format=".4~s")])
     # the points are a layer of their own: a line with point=True gets legend symbols
     # filled like its points, and a dash drawn as a fill is invisible
     lines = base.mark_line().encode(strokeDash=alt.StrokeDash(
@@ -532,8 +537,8 @@ def objective_grid(df: pd.DataFrame) -> alt.LayerChart:
         domain=["same as Z's pick", "differs from Z's pick"], range=["#a6d49a", "#f4b183"]),
         legend=alt.Legend(orient="bottom"))
     return _context_cells(data, "row", "accelerator: objective", "pick", color,
-                          ["row:N", "T:O", "pick:N",
-                           alt.Tooltip("tokens_per_s:Q", title="tokens/s", format=",.0f")],
+                          [tip("row:N", "accelerator: objective"), tip("T:O"), tip("pick:N"),
+                           tip("tokens_per_s:Q", "tokens/s", format=",.0f")],
                           cell_width=64)
 
 
@@ -548,7 +553,7 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
         x=alt.X("speedup:Q", title="speed-up of (8, 1) over (32, 8) (x)"),
         color=alt.Color("source:N", title=None, sort=sources,
                         legend=alt.Legend(orient="bottom", columns=2, labelLimit=220)),
-        tooltip=["regime:N", "source:N", alt.Tooltip("speedup:Q", format=".2f")],
+        tooltip=[tip("regime:N"), tip("source:N"), tip("speedup:Q", format=".2f")],
     )
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888").encode(
         x=alt.X("x:Q", title="speed-up of (8, 1) over (32, 8) (x)"))

@@ -8,6 +8,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from gqa_lib.book.figures import tip
 from gqa_lib.book.plots import HEIGHT
 
 _LOSS = "validation loss (nats/token)"
@@ -24,13 +25,13 @@ def loss_vs_baselines(runs: pd.DataFrame, baselines: dict[str, float]) -> alt.La
                 scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="~s")),
         y=alt.Y("val_loss_nats:Q", title=_LOSS, scale=alt.Scale(zero=False)),
         color=alt.Color("T:N", title="training context"),
-        tooltip=["config:N", "size:N", "T:N", "seed:Q",
-                 alt.Tooltip("val_loss_nats:Q", format=".3f")])
+        tooltip=[tip("config:N"), tip("size:N"), tip("T:N", "training context"), tip("seed:Q"),
+                 tip("val_loss_nats:Q", format=".3f")])
     rules = alt.Chart(base).mark_rule(color="gray").encode(
         y=alt.Y("nats:Q", title=_LOSS),
         strokeDash=alt.StrokeDash("model:N", title="count model, same tokens",
                                   sort=list(baselines)),
-        tooltip=["model:N", alt.Tooltip("nats:Q", format=".3f")])
+        tooltip=[tip("model:N", "count model"), tip("nats:Q", "loss (nats/token)", format=".3f")])
     return alt.layer(points, rules).properties(height=HEIGHT)
 
 
@@ -47,5 +48,6 @@ def loss_by_position(df: pd.DataFrame) -> alt.Chart:
         y=alt.Y("nats:Q", title=_LOSS, scale=alt.Scale(zero=False)),
         color=alt.Color("config:N", title="model", sort=order),
         strokeDash=alt.StrokeDash("kind:N", title="kind", legend=None),
-        tooltip=["config:N", "first:Q", "last:Q", alt.Tooltip("nats:Q", format=".3f")],
+        tooltip=[tip("config:N", "model"), tip("first:Q", "from position"),
+                 tip("last:Q", "to position"), tip("nats:Q", "loss (nats/token)", format=".3f")],
     ).properties(height=HEIGHT)

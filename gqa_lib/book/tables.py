@@ -118,6 +118,7 @@ def _pct(v: float) -> str:
 _READABLE = {
     "model": ("model", str),
     "context_len": ("T", units.format_context),
+    "heads": ("H = (n_h, n_kv)", str),
     "n_head": ("n_h", str),
     "n_kv_head": ("n_kv", str),
     "d_head": ("d_h", str),
@@ -136,6 +137,7 @@ _READABLE = {
     # the recipe's frames (gqa_lib.fit.recipe, reproduce, sensitivity)
     "target_loss": ("L* (nats)", "{:g}".format),
     "context": ("T", units.format_context),
+    "paper_heads": ("paper's H", str),
     "paper_n_head": ("paper's n_h", str),
     "paper_n_kv_head": ("paper's n_kv", str),
     "memory_values": ("M (values)", units.format_count),
@@ -169,9 +171,32 @@ def readable(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataF
     unknown = [c for c in columns if c not in _READABLE]
     if unknown:
         raise GQAError(f"no display format for column(s) {unknown}; known: {list(_READABLE)}")
+    df = _derive(df, columns)
     return pd.DataFrame(
         {_READABLE[c][0]: [_READABLE[c][1](v) for v in df[c]] for c in columns}
     )
+
+
+# columns a frame need not hold: derived from two it does, in the one form of a head
+# configuration, "(8, 1)" (units.format_heads)
+_DERIVED = {
+    "heads": ("n_head", "n_kv_head"),
+    "paper_heads": ("paper_n_head", "paper_n_kv_head"),
+}
+
+
+def _derive(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    wanted = [c for c in columns if c not in df and c in _DERIVED]
+    if not wanted:
+        return df
+    out = {}
+    for c in wanted:
+        h, k = _DERIVED[c]
+        if h not in df or k not in df:
+            raise GQAError(f"column {c!r} is derived from {h!r} and {k!r}; the table has "
+                           f"{list(df.columns)}")
+        out[c] = [units.format_heads(int(a), int(b)) for a, b in zip(df[h], df[k])]
+    return df.assign(**out)
 
 
 # ----- display: the one table helper of the book ------------------------------------------
@@ -276,7 +301,9 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
     format string such as ``"{:.1%}"``) override or add to them; any other column gets its
     name in words and a format by kind (integers with separators, floats to 4 significant
     digits, yes/no). The index is never shown (put what it held in a column first:
-    ``df.reset_index()``). ``max_rows`` keeps the first rows only. ``links`` maps a column
+    ``df.reset_index()``). ``"heads"`` (and ``"paper_heads"``) shows a head configuration
+    H = (n_h, n_kv) in one column, from the ``n_head`` and ``n_kv_head`` columns
+    (``paper_n_head``, ``paper_n_kv_head``). ``max_rows`` keeps the first rows only. ``links`` maps a column
     to one URL per row: in HTML its cells link there.
 
     ``details``: secondary columns, shown in a toggle below the table (``summary`` labels
@@ -297,6 +324,7 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
         main.fold = fold
         return main
     columns = list(df.columns) if columns is None else list(columns)
+    df = _derive(df, columns)
     missing = [c for c in columns if c not in df]
     if missing:
         raise GQAError(f"columns {missing} are not in the table; it has {list(df.columns)}")

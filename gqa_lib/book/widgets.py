@@ -27,6 +27,7 @@ import pandas as pd
 
 from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig, get_preset
+from gqa_lib.book.figures import tip
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.units import format_context, format_count, format_flops, format_heads, format_z
 
@@ -495,11 +496,9 @@ def static_explorer(table: pd.DataFrame):
         y=alt.Y("Z:Q", title="Z = λ M^α + (1-λ) C^β (no unit)", scale=alt.Scale(zero=False)),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(
             domain=list(kinds), range=list(kinds.values())), legend=alt.Legend(orient="top")),
-        tooltip=["H:N", alt.Tooltip("params_non_embedding:Q", title="N* (params)",
-                                    format=".3~s"),
-                 alt.Tooltip("memory_values:Q", title="M (values)", format=".3~s"),
-                 alt.Tooltip("C:Q", title="C (FLOPs)", format=".3~s"),
-                 alt.Tooltip("Z:Q", format=".5~g"), "extrapolated:N"],
+        tooltip=[tip("H:N"), tip("params_non_embedding:Q", "N* (params)", format=".3~s"),
+                 tip("memory_values:Q", format=".3~s"), tip("C:Q", "C (FLOPs)", format=".3~s"),
+                 tip("Z:Q", format=".5~g"), tip("extrapolated:N")],
     )
     text = _optimum_label(base, "'optimum: ' + (datum.baseline ? 'the baseline' : datum.H)"
                                 " + ', N* = ' + format(datum.params_non_embedding / 1e9, "
@@ -574,11 +573,11 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
         # bars rise from below 1 (a log axis has no 0), so the pick's bar has a height
         y2=alt.datum(_BAR_FLOOR),
         color=alt.condition("datum.rank == 1", alt.value("#d62728"), alt.value("#9ecae1")),
-        tooltip=["H:N", alt.Tooltip("params_non_embedding:Q", title="N* (params)",
-                                    format=".3~s"),
-                 alt.Tooltip("tps:Q", title="tokens/s per accelerator", format=",.0f"),
-                 alt.Tooltip("lat_ms:Q", title="ms/token, batch 1", format=".3~g"),
-                 alt.Tooltip("ratio:Q", format=".3~g"), "extrapolated:N"],
+        tooltip=[tip("H:N"), tip("params_non_embedding:Q", "N* (params)", format=".3~s"),
+                 tip("tps:Q", "tokens/s per accelerator", format=",.0f"),
+                 tip("lat_ms:Q", "ms/token, batch 1", format=".3~g"),
+                 tip("ratio:Q", "objective relative to the pick", format=".3~g"),
+                 tip("extrapolated:N")],
     )
     text = _optimum_label(base, "'pick: H = ' + datum.H + ', N* = ' + format("
                                 "datum.params_non_embedding / 1e9, '.3~r') + ' B\\n' + format("

@@ -263,7 +263,7 @@ def table4_comparison(model=None, *, settings: CostSettings = CostSettings(),
     g = cost_grid(model, targets, contexts, settings=settings)
     cells = g.cells()
     meas = cost_grid(measured_model(model.fit.method), targets, contexts, settings=settings)
-    cells["measured_only"] = [f"{h},{k}" for h, k in
+    cells["measured_only"] = [format_heads(h, k) for h, k in
                               zip(meas.cells()["n_head"], meas.cells()["n_kv_head"])]
     df = paper.rename(columns={"n_head": "paper_n_head", "n_kv_head": "paper_n_kv_head"}) \
         .merge(cells, on=["target_loss", "context"], how="left")
