@@ -631,3 +631,15 @@ def test_a_tooltip_is_titled_in_words():
     assert tip("ratio:Q", "objective relative to the pick").to_dict()["title"].startswith("obj")
     with pytest.raises(GQAError, match="tooltip field 'tps' has no words"):
         tip("tps:Q")
+
+
+def test_charts_write_a_head_configuration_as_the_prose_does():
+    """The recipe's grids and choice charts label H "(8, 1)", as the prose and tables do
+    (they once wrote "8,1")."""
+    df = pd.DataFrame({"n_head": [8, 16], "n_kv_head": [1, 2], "context": [8192, 131072],
+                       "lam": [0.9, 0.9], "params_non_embedding": [1e9, 2e9],
+                       "target_loss": [2.6, 2.6], "share": [1.0, 0.5], "in_range": [True, False]})
+    for chart in (plots.choice_heatmap(df, "lam", "λ"), plots.recipe_choices(df),
+                  plots.choice_vs_context(df)):
+        text = json.dumps(chart.to_dict())
+        assert '"(8, 1)"' in text and '"(16, 2)"' in text and '"8,1"' not in text

@@ -12,7 +12,9 @@ caption, sized to the page and drawn for both themes.
 - the background is transparent and the axes take the theme's colours (the book's
   renderer switches to light text in dark mode);
 - the title reads "Figure n. title", and in the book a caption below the chart says how to
-  read it.
+  read it;
+- a hovered mark names each value in words (:func:`tip`, :data:`FIELD_WORDS`), not by the
+  column that holds it.
 
 A figure is named, not numbered: the page's figures are numbered 1, 2, ... in the order
 they are first drawn, and each number is glued as ``fig_<name>``, so the prose refers to a
@@ -56,7 +58,7 @@ _NUMBERS: dict[str, int] = {}
 FIELD_WORDS = {
     "config": "H = (n_h, n_kv)", "H": "H = (n_h, n_kv)", "fit": "fit",
     "model": "model", "part": "part", "hardware": "accelerator", "regime": "regime",
-    "source": "source", "pick": "the recipe's pick",
+    "source": "source", "pick": "the recipe's pick", "objective": "objective",
     "context": "context T (tokens)", "context_len": "context T (tokens)", "T": "context T",
     "target_loss": "target loss L* (nats)", "n_head": "n_h (query heads)",
     "n_layer": "L (layers)", "size": "size (L, d)", "seed": "seed",

@@ -495,7 +495,7 @@ def static_explorer(table: pd.DataFrame):
                 sort=alt.SortField("n_head"), axis=alt.Axis(labelAngle=-40)),
         y=alt.Y("Z:Q", title="Z = λ M^α + (1-λ) C^β (no unit)", scale=alt.Scale(zero=False)),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(
-            domain=list(kinds), range=list(kinds.values())), legend=alt.Legend(orient="top")),
+            domain=list(kinds), range=list(kinds.values())), legend=alt.Legend(orient="bottom")),
         tooltip=[tip("H:N"), tip("params_non_embedding:Q", "N* (params)", format=".3~s"),
                  tip("memory_values:Q", format=".3~s"), tip("C:Q", "C (FLOPs)", format=".3~s"),
                  tip("Z:Q", format=".5~g"), tip("extrapolated:N")],

@@ -300,10 +300,13 @@ def _loss_gap(model, df: pd.DataFrame, settings: CostSettings) -> np.ndarray:
 
 
 def table4_summary(df: pd.DataFrame) -> dict[str, int]:
-    """Match counts: overall, in the 9 measured cells, in the cells resting on extrapolation."""
+    """Match counts: overall, in the 9 measured cells (and there by the measured curves alone,
+    ``measured_only``), in the cells resting on extrapolation."""
     m = df["measured_cell"]
+    paper_h = [format_heads(h, k) for h, k in zip(df["paper_n_head"], df["paper_n_kv_head"])]
     return {"matches": int(df["match"].sum()), "cells": len(df),
             "measured_matches": int(df.loc[m, "match"].sum()), "measured_cells": int(m.sum()),
+            "measured_only_matches": int((m & (df["measured_only"] == paper_h)).sum()),
             "extrapolated_matches": int(df.loc[df["extrapolated"], "match"].sum()),
             "extrapolated_cells": int(df["extrapolated"].sum())}
 
