@@ -22,8 +22,8 @@ import yaml
 
 from gqa_lib import cost
 from gqa_lib.errors import GQAError
-from gqa_lib.book import (colab, glue, plots, plots_evidence, prose, render, sphinx_ext,
-                          tables)
+from gqa_lib.book import (colab, glue, plots, plots_evidence, plots_grids, prose, render,
+                          sphinx_ext, tables)
 from gqa_lib.evidence import paper, sensitivity, serving, sweep_recipe
 from gqa_lib.fit import recipe, scaling
 from gqa_lib.arch.config import ModelConfig, get_preset, paper_family
@@ -250,8 +250,8 @@ BUILDERS = {
     # the recipe's charts read the recipe's frames, not the cost table
     "loss_vs_cost": lambda df: plots.loss_vs_cost(
         paper.fig2_frame(_recipe_model(), n_curve=5), target_loss=2.615),
-    "table4_grid": lambda df: plots.table4_grid(paper.table4_comparison(_recipe_model())),
-    "choice_heatmap": lambda df: plots.choice_heatmap(sensitivity.choice_across(
+    "table4_grid": lambda df: plots_grids.table4_grid(paper.table4_comparison(_recipe_model())),
+    "choice_heatmap": lambda df: plots_grids.choice_heatmap(sensitivity.choice_across(
         _recipe_model(), 2.6, [8192, 131072], "lam", [0.5, 0.9]), "lam", "λ"),
     # the fitting page's charts: fits, seed noise and our Table 4 on a synthetic sweep
     "loss_vs_params": lambda df: plots.loss_vs_params(
@@ -260,7 +260,7 @@ BUILDERS = {
         sweep_recipe.fit_tables({512: _sweep_fit()})["intervals"]),
     "noise_vs_heads": lambda df: plots.noise_vs_heads(
         sweep_recipe.loss_differences(_sweep()), threshold=0.05),
-    "recipe_choices": lambda df: plots.recipe_choices(_sweep_evidence().table()),
+    "recipe_choices": lambda df: plots_grids.recipe_choices(_sweep_evidence().table()),
     "choice_vs_context": lambda df: plots.choice_vs_context(_sweep_evidence().table()),
     # the training and performance pages
     "training_curve": lambda df: plots.training_curve(pd.DataFrame(
@@ -285,7 +285,7 @@ BUILDERS = {
     "serving_vs_context": lambda df: plots.serving_vs_context(
         _serving_frame(), "tokens_per_s") & plots.serving_vs_context(_serving_frame(),
                                                                      "latency_ms"),
-    "objective_grid": lambda df: plots.objective_grid(serving.objective_picks(
+    "objective_grid": lambda df: plots_grids.objective_grid(serving.objective_picks(
         _recipe_model(), contexts=(8192, 131072), hardware=("h200",))),
     "table5_speedups": lambda df: plots.table5_speedups(pd.DataFrame(
         {"regime": ["prefill", "prefill"], "source": ["roofline", "paper"],
@@ -331,8 +331,8 @@ def _encodings(spec):
 
 
 def test_every_chart_builder_is_checked():
-    not_builders = {"context_x", "format_context"}
-    public = {n for mod in (plots, plots_evidence) for n, f in vars(mod).items()
+    not_builders = {"context_x", "format_context", "ink"}
+    public = {n for mod in (plots, plots_evidence, plots_grids) for n, f in vars(mod).items()
               if inspect.isfunction(f) and f.__module__ == mod.__name__
               and not n.startswith("_") and n not in not_builders}
     assert public == set(BUILDERS), "add new chart builders to BUILDERS in this test"
@@ -639,7 +639,30 @@ def test_charts_write_a_head_configuration_as_the_prose_does():
     df = pd.DataFrame({"n_head": [8, 16], "n_kv_head": [1, 2], "context": [8192, 131072],
                        "lam": [0.9, 0.9], "params_non_embedding": [1e9, 2e9],
                        "target_loss": [2.6, 2.6], "share": [1.0, 0.5], "in_range": [True, False]})
-    for chart in (plots.choice_heatmap(df, "lam", "λ"), plots.recipe_choices(df),
+    for chart in (plots_grids.choice_heatmap(df, "lam", "λ"), plots_grids.recipe_choices(df),
                   plots.choice_vs_context(df)):
         text = json.dumps(chart.to_dict())
         assert '"(8, 1)"' in text and '"(16, 2)"' in text and '"8,1"' not in text
+
+
+def test_cell_text_takes_the_ink_that_reads_on_its_colour():
+    """White on the dark blue of (1, 1), near-black on light and mid colours; each grid
+    cell's text carries its ink, whose contrast ratio on the cell is >= 4.5 (WCAG AA) on
+    every colour the grids use up to the 18th category (tableau20's 19th, a brown, 4.3)."""
+    assert plots_grids.ink("#4c78a8") == plots_grids.ink("#000000") == "#ffffff"
+    assert plots_grids.ink("#ffbf79") == plots_grids.ink("#ffffff") == "#1b1b1b"
+
+    def luminance(fill):
+        c = [int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        c = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] + 0.05
+    fills = [*plots_grids.TABLEAU20[:18], *plots_grids.TABLE4_STATUS.values(), "#a6d49a",
+             "#f4b183"]
+    for fill in fills:
+        a, b = sorted((luminance(fill), luminance(plots_grids.ink(fill))))
+        assert b / a >= 4.5, fill
+    df = pd.DataFrame({"n_head": [1, 8], "n_kv_head": [1, 1], "context": [8192, 8192],
+                       "lam": [0.5, 0.9]})
+    data = plots_grids.choice_heatmap(df, "lam", "λ").to_dict()["datasets"]
+    rows = next(iter(data.values()))
+    assert {r["H"]: r["ink"] for r in rows} == {"(1, 1)": "#ffffff", "(8, 1)": "#1b1b1b"}
