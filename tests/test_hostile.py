@@ -97,6 +97,19 @@ def test_parameter_totals_are_exact_or_refused(c):
     assert int(got) == want and want <= MAX_EXACT
 
 
+def test_keys_over_layers_never_wrap():
+    """Found by the property below: L = 2,142 layers at T = 4.3e15 (< 2**53) made L T pass
+    2**63, and the int64 sum of keys over layers wrapped, so the KV cache read 3,008 values
+    and the attention FLOPs went negative. Now the cache is refused, the FLOPs are right."""
+    c = dataclasses.replace(get_preset("llama-3.2-1b"), n_layer=2142)
+    T = 4_309_092_002_268_116
+    with pytest.raises(GQAError, match="2\\*\\*53"):
+        cost.kv_cache_values(c, T)
+    flops = cost.inference_flops(c, T)["time_variant"]
+    assert flops == pytest.approx(4.0 * c.n_head * c.d_head * c.n_layer * T, rel=1e-12)
+    assert cost.attended_context(c, T) == pytest.approx(T, rel=1e-12)
+
+
 @given(shapes(), st.integers(1, 2**60) | st.integers(1, 2**20),
        st.integers(1, 2**60) | st.integers(1, 64))
 def test_kv_cache_is_exact_or_refused(c, T, batch):

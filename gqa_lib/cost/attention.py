@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from gqa_lib.cost.batch import ConfigBatch, product
-from gqa_lib.errors import check_choice
+from gqa_lib.errors import MAX_EXACT, check_choice
 
 MLA_CONVENTIONS = ("latent", "decompressed")
 KEY_SUMS = ("decode", "causal", "full", "half")
@@ -93,13 +93,24 @@ def layer_key_sum(s: ConfigBatch, t: np.ndarray, how: str = "decode") -> Any:
     check_choice("how", how, KEY_SUMS)
     nw, nc = s.n_window_layers, s.n_chunk_layers
     if not np.any(nw) and not np.any(nc):
-        return s.n_layer * _per_layer(t, np.inf, how)
+        return _layers_times(s.n_layer, _per_layer(t, np.inf, how))
     if not np.any(nc) and np.all(nw == s.n_layer):
-        return s.n_layer * _per_layer(t, s.window, how)
-    out = s.n_full_layers * _per_layer(t, np.inf, how) + nw * _per_layer(t, s.window, how)
+        return _layers_times(s.n_layer, _per_layer(t, s.window, how))
+    out = _layers_times(s.n_full_layers, _per_layer(t, np.inf, how)) + \
+        _layers_times(nw, _per_layer(t, s.window, how))
     if np.any(nc):
-        out = out + nc * _per_layer(t, s.chunk, how, chunked=True)
+        out = out + _layers_times(nc, _per_layer(t, s.chunk, how, chunked=True))
     return out
+
+
+def _layers_times(n: Any, keys: Any) -> Any:
+    """n layers times the keys of one: integers while the product is exact (<= 2**53), else
+    float64, never a wrapped int64 (the callers refuse counts beyond 2**53)."""
+    n, keys = np.asarray(n), np.asarray(keys)
+    if n.dtype.kind in "iu" and keys.dtype.kind in "iu" and \
+            float(n.max(initial=0)) * float(keys.max(initial=0)) > MAX_EXACT:
+        return n.astype(np.float64) * keys
+    return n * keys
 
 
 def _mla(s: ConfigBatch) -> np.ndarray:
