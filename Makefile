@@ -15,10 +15,10 @@ TORCH_INDEX ?=
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-slow test-browser test-all book book-clean lab bench bench-quick clean help
+.PHONY: setup test test-slow test-explore test-browser test-all book book-clean lab bench bench-quick clean help
 
 help:
-	@echo "make book | test | test-slow | test-browser | test-all | lab | bench | bench-quick | clean"
+	@echo "make book | test | test-slow | test-explore | test-browser | test-all | lab | bench | bench-quick | clean"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+
+test-explore: setup  # the property tests with 2,000 fresh random examples each (~minutes)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q $(PYTEST_ARGS) \
+		$$(grep -l "@given" tests/*.py)
 
 # The strict book build: a failing cell, anything a cell writes to stderr, or any Sphinx
 # warning fails it. Notebooks re-execute only when their code, gqa_lib, data/ or the package

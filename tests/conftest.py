@@ -1,4 +1,9 @@
-"""Shared test settings: hypothesis profile sized for 2 CPU cores; GPU marker skips cleanly."""
+"""Shared test settings: hypothesis profiles sized for 2 CPU cores; GPU marker skips cleanly.
+
+The default profile is derandomized: every run tries the same examples, so `make test` and
+CI pass or fail reproducibly. `make test-explore` runs the property tests with fresh random
+examples, many more of them: a search for new failures (each one found becomes a plain
+regression test, as tests/test_hostile.py's test_keys_over_layers_never_wrap did)."""
 
 import os
 
@@ -6,8 +11,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "default", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+    "default", max_examples=60, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "explore", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
