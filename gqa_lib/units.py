@@ -9,6 +9,7 @@ import math
 import numbers
 import re
 from fractions import Fraction
+from typing import Any
 
 from gqa_lib.errors import MAX_EXACT, GQAError
 
@@ -57,6 +58,12 @@ def format_heads(n_head: int, n_kv_head: int) -> str:
     """A head configuration H = (n_head, n_kv_head), one form everywhere (tables, prose,
     charts, the CLI): (8, 1) -> '(8, 1)'."""
     return f"({int(n_head)}, {int(n_kv_head)})"
+
+
+def format_heads_each(n_head: Any, n_kv_head: Any) -> list[str]:
+    """:func:`format_heads` for each pair of two equal-length columns (a table's n_head and
+    n_kv_head)."""
+    return [format_heads(h, k) for h, k in zip(n_head, n_kv_head)]
 
 
 def format_count(n: float, digits: int = 3) -> str:

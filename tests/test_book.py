@@ -656,8 +656,8 @@ def test_cell_text_takes_the_ink_that_reads_on_its_colour():
         c = [int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5)]
         c = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
         return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] + 0.05
-    fills = [*plots_grids.TABLEAU20[:18], *plots_grids.TABLE4_STATUS.values(), "#a6d49a",
-             "#f4b183"]
+    fills = [*plots_grids.TABLEAU20[:18], *plots_grids.TABLE4_STATUS.values(),
+             *plots_grids.OBJECTIVE_AGREEMENT.values()]
     for fill in fills:
         a, b = sorted((luminance(fill), luminance(plots_grids.ink(fill))))
         assert b / a >= 4.5, fill

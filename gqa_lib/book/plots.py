@@ -22,7 +22,7 @@ import pandas as pd
 from gqa_lib.book import render  # noqa: F401 registers the book's offline renderer
 from gqa_lib.book.figures import tip
 from gqa_lib.errors import GQAError
-from gqa_lib.units import format_context, format_heads
+from gqa_lib.units import format_context, format_heads_each
 
 HEIGHT = 300
 PANEL = 250  # width of one panel of a two-panel chart (pixels)
@@ -182,10 +182,6 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
     return alt.vconcat(*panels, spacing=18).resolve_scale(color="shared", shape="shared")
 
 
-def _h(n_head, n_kv_head) -> list[str]:
-    return [format_heads(h, k) for h, k in zip(n_head, n_kv_head)]
-
-
 # ----- fits and our sweep -------------------------------------------------------------------
 _N_TITLE = "non-embedding parameters N (log scale)"
 
@@ -278,7 +274,7 @@ def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
     """The recipe's choice against the context at each target (from
     :meth:`gqa_lib.evidence.sweep_recipe.RecipeEvidence.table`): the chosen H (fewest heads at the bottom)
     and its size N*, one line per target loss."""
-    data = df.assign(context_len=df["context"], H=_h(df["n_head"], df["n_kv_head"]),
+    data = df.assign(context_len=df["context"], H=format_heads_each(df["n_head"], df["n_kv_head"]),
                      heads=df["n_head"] * df["n_kv_head"])
     order = list(dict.fromkeys(data.sort_values("heads", ascending=False)["H"]))
     color = alt.Color("target_loss:O", title="target L* (nats)", sort="descending")

@@ -16,11 +16,7 @@ import pandas as pd
 
 from gqa_lib import cost
 from gqa_lib.book.figures import tip
-from gqa_lib.units import format_context, format_heads
-
-
-def _h(n_head, n_kv_head) -> list[str]:
-    return [format_heads(h, k) for h, k in zip(n_head, n_kv_head)]
+from gqa_lib.units import format_context, format_heads_each
 
 
 # Vega's "tableau20" scheme, in its order: one colour per head configuration of a grid
@@ -100,8 +96,8 @@ def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
     """Table 4 from :func:`gqa_lib.evidence.paper.table4_comparison`: our (n_h, n_kv) per target
     loss and context, the paper's beside it where they differ, coloured by match and by
     whether the cell rests on an extrapolated configuration."""
-    ours, paper = _h(df["n_head"], df["n_kv_head"]), _h(df["paper_n_head"],
-                                                        df["paper_n_kv_head"])
+    ours = format_heads_each(df["n_head"], df["n_kv_head"])
+    paper = format_heads_each(df["paper_n_head"], df["paper_n_kv_head"])
     data = df.assign(
         ours=ours, paper=paper,
         # the paper's choice on lines of its own: a cell is narrow on a phone
@@ -124,7 +120,7 @@ def table4_grid(df: pd.DataFrame) -> alt.LayerChart:
 def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
     """The recipe's choice (n_h, n_kv) per context and per value of ``y`` (e.g. ``lam`` from
     :func:`gqa_lib.evidence.sensitivity.choice_across`), one colour per configuration."""
-    data = df.assign(H=_h(df["n_head"], df["n_kv_head"]))
+    data = df.assign(H=format_heads_each(df["n_head"], df["n_kv_head"]))
     color = _heads_colors(data)
     return _context_cells(data, y, y_title, "H", color,
                           [tip(f"{y}:O", y_title), tip("T:O"), tip("H:N")], cell_width=72,
@@ -134,7 +130,7 @@ def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
 def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
     """Our Table 4 from :meth:`gqa_lib.evidence.sweep_recipe.RecipeEvidence.table`: the chosen (n_h, n_kv)
     per target loss and context with the bootstrap share of that choice, coloured by H."""
-    data = df.assign(H=_h(df["n_head"], df["n_kv_head"]))
+    data = df.assign(H=format_heads_each(df["n_head"], df["n_kv_head"]))
     data["label"] = [f"{h}\n{s:.0%}" for h, s in zip(data["H"], data["share"])]  # narrow cells
     color = _heads_colors(data)
     tips = [tip("target_loss:O"), tip("T:O"), tip("H:N"), tip("share:Q", format=".0%"),
@@ -143,19 +139,21 @@ def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
                           tips)
 
 
+# the serving grid's colours: the pick under an objective agrees with Z's, or not
+OBJECTIVE_AGREEMENT = {"same as Z's pick": "#a6d49a", "differs from Z's pick": "#f4b183"}
+
+
 def objective_grid(df: pd.DataFrame) -> alt.FacetChart:
     """The recipe's pick per context (rows) and objective (columns), one grid per accelerator,
     from :func:`gqa_lib.evidence.serving.objective_picks`, coloured by agreement with Z's
     pick."""
     data = df.assign(
         hardware=df["hardware"].str.upper(), objective=df["objective"].map(cost.OBJECTIVE_SHORT),
-        agrees=np.where(df["agrees_with_z"].astype(bool), "same as Z's pick",
-                        "differs from Z's pick"))
+        agrees=np.where(df["agrees_with_z"].astype(bool), *OBJECTIVE_AGREEMENT))
     color = alt.Color("agrees:N", title=None, scale=alt.Scale(
-        domain=["same as Z's pick", "differs from Z's pick"], range=["#a6d49a", "#f4b183"]),
+        domain=list(OBJECTIVE_AGREEMENT), range=list(OBJECTIVE_AGREEMENT.values())),
         legend=alt.Legend(orient="bottom", symbolType="square"))
     return _context_cells(data, "objective", "objective", "pick", color,
                           [tip("hardware:N"), tip("objective:N"), tip("T:O"), tip("pick:N"),
                            tip("tokens_per_s:Q", "tokens/s", format=",.0f")],
                           cell_width=76, context_down=True, facet="hardware")
-

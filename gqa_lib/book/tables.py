@@ -195,7 +195,7 @@ def _derive(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         if h not in df or k not in df:
             raise GQAError(f"column {c!r} is derived from {h!r} and {k!r}; the table has "
                            f"{list(df.columns)}")
-        out[c] = [units.format_heads(int(a), int(b)) for a, b in zip(df[h], df[k])]
+        out[c] = units.format_heads_each(df[h], df[k])
     return df.assign(**out)
 
 
@@ -303,8 +303,8 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
     digits, yes/no). The index is never shown (put what it held in a column first:
     ``df.reset_index()``). ``"heads"`` (and ``"paper_heads"``) shows a head configuration
     H = (n_h, n_kv) in one column, from the ``n_head`` and ``n_kv_head`` columns
-    (``paper_n_head``, ``paper_n_kv_head``). ``max_rows`` keeps the first rows only. ``links`` maps a column
-    to one URL per row: in HTML its cells link there.
+    (``paper_n_head``, ``paper_n_kv_head``). ``max_rows`` keeps the first rows only.
+    ``links`` maps a column to one URL per row: in HTML its cells link there.
 
     ``details``: secondary columns, shown in a toggle below the table (``summary`` labels
     it; by default "More columns: ..."), each row named again by the ``key`` columns (by

@@ -29,7 +29,8 @@ from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig, get_preset
 from gqa_lib.book.figures import tip
 from gqa_lib.errors import GQAError, check_choice
-from gqa_lib.units import format_context, format_count, format_flops, format_heads, format_z
+from gqa_lib.units import (format_context, format_count, format_flops, format_heads,
+                           format_heads_each, format_z)
 
 CONTEXTS = tuple(2**k for k in range(12, 21))  # 4K ... 1M
 BASELINES = ("llama3", "none")
@@ -432,7 +433,7 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
             base_serving[f"{name}_{key}"] = np.asarray(bs[col]).ravel()
             serving_cols.append(f"{name}_{key}")
     df = df[np.isfinite(df["memory_values"])]
-    df["H"] = [format_heads(h, k) for h, k in zip(df["n_head"], df["n_kv_head"])]
+    df["H"] = format_heads_each(df["n_head"], df["n_kv_head"])
     df["baseline"] = 0
     bi, bj = np.meshgrid(np.arange(len(t)), np.arange(len(T)), indexing="ij")
     base = pd.DataFrame({

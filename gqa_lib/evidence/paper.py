@@ -39,7 +39,7 @@ from gqa_lib.fit.recipe import (CostSettings, affordable_params, bootstrap_choic
 from gqa_lib.fit.shapes import bisect_log, config_batch
 from gqa_lib.fit.scaling import LossFit, PowerLaw, fit_power_laws, resample
 from gqa_lib.io import REPO_ROOT
-from gqa_lib.units import format_heads
+from gqa_lib.units import format_heads, format_heads_each
 
 PAPER_DIR = REPO_ROOT / "data" / "paper"
 MEASURED = ((8, 8), (8, 4), (8, 2), (8, 1), (4, 1), (2, 1), (1, 1))
@@ -263,8 +263,8 @@ def table4_comparison(model=None, *, settings: CostSettings = CostSettings(),
     g = cost_grid(model, targets, contexts, settings=settings)
     cells = g.cells()
     meas = cost_grid(measured_model(model.fit.method), targets, contexts, settings=settings)
-    cells["measured_only"] = [format_heads(h, k) for h, k in
-                              zip(meas.cells()["n_head"], meas.cells()["n_kv_head"])]
+    measured = meas.cells()
+    cells["measured_only"] = format_heads_each(measured["n_head"], measured["n_kv_head"])
     df = paper.rename(columns={"n_head": "paper_n_head", "n_kv_head": "paper_n_kv_head"}) \
         .merge(cells, on=["target_loss", "context"], how="left")
     df["match"] = (df["n_head"] == df["paper_n_head"]) & \
@@ -303,7 +303,7 @@ def table4_summary(df: pd.DataFrame) -> dict[str, int]:
     """Match counts: overall, in the 9 measured cells (and there by the measured curves alone,
     ``measured_only``), in the cells resting on extrapolation."""
     m = df["measured_cell"]
-    paper_h = [format_heads(h, k) for h, k in zip(df["paper_n_head"], df["paper_n_kv_head"])]
+    paper_h = format_heads_each(df["paper_n_head"], df["paper_n_kv_head"])
     return {"matches": int(df["match"].sum()), "cells": len(df),
             "measured_matches": int(df.loc[m, "match"].sum()), "measured_cells": int(m.sum()),
             "measured_only_matches": int((m & (df["measured_only"] == paper_h)).sum()),
@@ -466,8 +466,7 @@ def fig2_frame(model=None, *, context: int = 131072, settings: CostSettings = Co
         n_layer=runs["n_layer"], d_model=runs["d_model"], n_head=runs["n_head"],
         n_kv_head=runs["n_kv_head"], d_head=runs["d_head"], d_ff=(8 * runs["d_model"]) // 3)
     frames = [_fig2_costs(pts, context, settings).assign(
-        config=np.where(llama, LLAMA3_LABEL, [format_heads(h, k) for h, k in
-                                              zip(runs["n_head"], runs["n_kv_head"])]),
+        config=np.where(llama, LLAMA3_LABEL, format_heads_each(runs["n_head"], runs["n_kv_head"])),
         loss_nats=runs["loss_nats"].to_numpy(), source="digitised")]
     L = np.linspace(n_layer[0], n_layer[1], n_curve)
     for H in (*MEASURED, None):

@@ -33,7 +33,7 @@ from gqa_lib.arch.config import paper_family
 from gqa_lib.evidence.paper import (PAPER_DIR, PAPER_HEADLINE, headline, joint_model,
                                     paper_headcount_laws, table4_comparison, table4_summary)
 from gqa_lib.errors import GQAError
-from gqa_lib.units import format_heads
+from gqa_lib.units import format_heads_each
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here", "pending")
 SAVING_TOLERANCE_PTS = 5.0  # a saving within 5 points of the paper's counts as reproduced
@@ -214,7 +214,7 @@ def _retrieval_row(ours: dict[str, Any], nih: pd.Series) -> dict[str, Any]:
                     "pending: data/sweeps/mqar-v1 (MQAR runs, two seeds or more)",
                     "the grid is committed; its seed repeats are not", *page,
                     basis={"kind": "trained", "pending": "data/sweeps/mqar-v1"})
-    acc = mq.assign(cfg=[format_heads(h, k) for h, k in zip(mq["n_head"], mq["n_kv_head"])]) \
+    acc = mq.assign(cfg=format_heads_each(mq["n_head"], mq["n_kv_head"])) \
         .groupby("cfg", sort=False)["mqar_acc"].mean()
     hit = sep[sep["separated"]]
     text = (f"MQAR at (L, d) = (2, 64), {int(mq['tokens'].iloc[0]) / 1e6:.1f}M tokens, "
