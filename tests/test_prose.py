@@ -125,6 +125,19 @@ def test_refresh_is_idempotent_and_updates_values():
     assert prose.to_myst(newer) == MYST
 
 
+def test_a_measured_time_keeps_its_text_within_the_slack():
+    """A wall-clock time (a name ending in _wall) is not rewritten by the build's noise,
+    but is by a real change; any other value is rewritten on any change."""
+    text = prose.refresh_markdown("about {glue:text}`run_wall` and {glue:text}`est`",
+                                  {"run_wall": "'15 s'", "est": "'15 s'"})
+    noisy = prose.refresh_markdown(text, {"run_wall": "'19 s'", "est": "'16 s'"})
+    assert '">15 s</span> and' in noisy and '">16 s</span>' in noisy
+    slower = prose.refresh_markdown(text, {"run_wall": "'2.1 min'", "est": "'15 s'"})
+    assert '">2.1 min</span>' in slower
+    assert prose.same_timing("90 s", "1.5 min") and not prose.same_timing("15 s", "23 s")
+    assert not prose.same_timing("15 s", "15 tokens") and not prose.same_timing("0 s", "0 s")
+
+
 def test_refresh_without_values_keeps_what_is_shown():
     once = prose.refresh_markdown(MYST, VALUES)
     missing: set[str] = set()

@@ -27,7 +27,10 @@ The book never reads what the spans and blockquotes show: the Sphinx extension
 glue. :func:`refresh_markdown` writes that text: glued values from the executed notebook,
 citations from book/references.bib, links to the files in the repository. It also converts
 MyST an author types (a new ``{glue:text}`name:fmt``` or ``:::{admonition}``) into the
-marked form, and it is idempotent.
+marked form, and it is idempotent. A wall-clock time the build measured (a glue name ending in
+``_wall``, a duration such as "15 s") keeps the text it shows while the build's value is
+within x1.5 of it (:data:`TIMING_SLACK`): machine noise would otherwise rewrite a committed
+notebook on every build; the book's page always shows the build's own value.
 
 ``make book`` runs ``python -m gqa_lib.book.prose_refresh notebooks/*.ipynb`` after the build
 (:mod:`gqa_lib.book.prose_refresh`: values from the build's execution cache).
@@ -63,6 +66,10 @@ MARKED_BLOCK = re.compile(
     r"(?P<opts>(?:\n:[\w-]+:[^\n]*?)*))-->\n(?P<quote>(?:>[^\n]*\n)*)\n?<!--(?P=fence)-->$",
     re.M)
 # MyST Jupyter would show raw; a marked block's comment left over is a broken marked block
+# A duration as units.format_s writes one; the factor within which a shown one stays
+DURATION = re.compile(r"(?P<value>\d+(?:\.\d+)?)\s*(?P<unit>µs|ms|s|min|h)")
+SECONDS = {"µs": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+TIMING_SLACK = 1.5
 RAW_MYST = re.compile(r"\{(?:glue|cite|download)[\w:]*\}`|^:{3,}\{|<!--:{3,}", re.M)
 
 
@@ -153,6 +160,19 @@ def render_role(role: str, body: str, values: Mapping[str, str] | None) -> str |
     raise ProseError(f"{{{role}}}`{body}`: no Jupyter form for this role")
 
 
+def _seconds(text: str) -> float | None:
+    m = DURATION.fullmatch(text.strip())
+    return float(m["value"]) * SECONDS[m["unit"]] if m else None
+
+
+def same_timing(old: str, new: str) -> bool:
+    """Whether two shown durations agree within :data:`TIMING_SLACK` (False if either is
+    not a duration). Only for measured wall-clock times (glue names ending in ``_wall``)."""
+    a, b = _seconds(old), _seconds(new)
+    return a is not None and b is not None and a > 0 and b > 0 and (
+        max(a, b) / min(a, b) <= TIMING_SLACK)
+
+
 # ----- refresh and reverse ----------------------------------------------------------------
 def _inline(text: str, values: Mapping[str, str] | None, missing: set[str]) -> str:
     """Refresh the marked roles of ``text`` and mark its raw ones."""
@@ -166,6 +186,9 @@ def _inline(text: str, values: Mapping[str, str] | None, missing: set[str]) -> s
             if old is None:  # a raw role without its value stays raw
                 return f"{{{role}}}`{body}`"
             shown = old
+        elif old is not None and body.partition(":")[0].endswith("_wall") and same_timing(
+                old, shown):
+            shown = old  # the build's noise, not a change
         return f'<span data-myst="{{{role}}}`{body}`">{shown}</span>'
 
     def raw(part: str) -> str:
