@@ -49,6 +49,32 @@ def test_optimize_table_and_options(capsys):
     assert code == 0 and len(json.loads(out)["candidates"]) == 7
 
 
+@pytest.mark.parametrize("aspect", ["d64L", "paper"])
+def test_optimize_build_is_a_real_shape_counted_exactly(capsys, aspect):
+    """'build': whole layers, aligned d_ff, exact counts of that shape (the cost model's), and
+    the fit's loss for it near the target (the continuous N* is what the fit needs)."""
+    from gqa_lib import cost
+    from gqa_lib.arch import ModelConfig
+
+    code, out, _ = run(capsys, "optimize", "--context", "32k", "--target-loss", "2.7",
+                       "--aspect", aspect, "--json")
+    d = json.loads(out)
+    b, best = d["build"], d["best"]
+    cfg = ModelConfig(n_layer=b["n_layer"], d_model=b["d_model"], n_head=b["n_head"],
+                      n_kv_head=b["n_kv_head"], d_head=b["d_head"], d_ff=b["d_ff"],
+                      vocab_size=b["vocab_size"])
+    assert b["params_non_embedding"] == cost.params_non_embedding(cfg)
+    assert b["params_total"] == cost.params_total(cfg) > b["params_non_embedding"]
+    assert b["d_ff"] % 256 == 0 and b["d_ff"] >= 8 * b["d_model"] // 3
+    assert b["n_layer"] == round(best["n_layer"]) and (b["n_head"], b["n_kv_head"]) == (
+        best["n_head"], best["n_kv_head"])
+    assert b["fitted_loss"] == pytest.approx(2.7, abs=0.02) and b["fitted_loss"] != 2.7
+    code, text, _ = run(capsys, "optimize", "--context", "32k", "--target-loss", "2.7",
+                        "--aspect", aspect)
+    assert f"{b['params_non_embedding']:,} non-embedding parameters" in text
+    assert f"fitted loss {b['fitted_loss']:.4f} against the target 2.7" in text
+
+
 def test_optimize_on_a_runs_csv(capsys, tmp_path):
     path = write_runs(tmp_path / "runs.csv")
     code, out, _ = run(capsys, "optimize", "--context", "4k", "--target-loss", "3.6", "--fit",

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from gqa_lib import cost
-from gqa_lib.arch.config import ASPECT_RULES
+from gqa_lib.arch.config import ASPECT_RULES, FFN_MULTIPLE_OF
 from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.cli.common import command, finite_float, positive_int, print_json, print_table
 from gqa_lib.errors import GQAError
@@ -98,6 +98,34 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _build(best: dict[str, Any], aspect: str, model) -> dict[str, Any]:
+    """The model one would build for the pick (whole layers, aligned d_ff), exactly counted,
+    with the loss the fit predicts for it (the paper's N: norms excluded): the continuous
+    solution's N* is what the fit needs, this is what the shape has."""
+    from gqa_lib.fit.shapes import build_config
+
+    c = build_config(best, aspect=aspect)
+    n_paper = cost.params_non_embedding(c, include_norms=False)
+    return {"n_layer": c.n_layer, "d_model": c.d_model, "n_head": c.n_head,
+            "n_kv_head": c.n_kv_head, "d_head": c.d_head, "d_ff": c.d_ff,
+            "vocab_size": c.vocab_size, "tie_embeddings": c.tie_embeddings,
+            "params_non_embedding": int(cost.params_non_embedding(c)),
+            "params_total": int(cost.params_total(c)),
+            "d_ff_rule": f"int(8d/3) rounded up to a multiple of {FFN_MULTIPLE_OF}",
+            "fitted_loss": float(model.loss(n_paper, c.n_head, c.n_kv_head))}
+
+
+def _print_build(built: dict[str, Any], best: dict[str, Any], target: float) -> None:
+    n = built["params_non_embedding"]
+    print(f"\nwhat to build: {built['n_layer']} layers, d_model {built['d_model']:,}, "
+          f"{format_heads(built['n_head'], built['n_kv_head'])} heads of {built['d_head']}, "
+          f"d_ff {built['d_ff']:,} ({built['d_ff_rule']})\n  {n:,} non-embedding parameters "
+          f"({built['params_total']:,} with the tied {built['vocab_size']:,}-token embedding); "
+          f"fitted loss {built['fitted_loss']:.4f} against the target {target:g} (the "
+          f"continuous solution: N* {format_count(best['params_non_embedding'])}, "
+          f"L {best['n_layer']:.1f})")
+
+
 # ----- gqa optimize -------------------------------------------------------------------------
 @command
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -116,9 +144,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         "context": T, "target_loss": args.target_loss, "convention": args.convention,
         "aspect": args.aspect, "lambda": args.lam, "alpha": args.alpha, "beta": args.beta,
         "fit": args.fit, "model": rec.model, "objective": settings.objective,
-        "best": _entry(rec.best),
+        "best": _entry(rec.best), "build": _build(rec.best, args.aspect, model),
         "candidates": [_entry(r) for r in rec.candidates.to_dict("records")],
-        "note": "n_layer and d_model are the continuous solution; round to a real shape",
+        "note": "n_layer and d_model are the continuous solution; 'build' is a real shape",
         "warnings": list(rec.warnings),
     }
     if settings.hardware is not None:
@@ -136,7 +164,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     for w in rec.warnings:
         print(f"gqa optimize: warning: {w}", file=sys.stderr)
     if settings.hardware is not None:
-        _print_serving(args, settings, rec, baseline, out.get("accelerators_needed"))
+        _print_serving(args, settings, rec, baseline, out.get("accelerators_needed"),
+                       out["build"])
         return 0
     b = rec.best
     print(f"T = {format_context(T)}, target loss {args.target_loss} nats, Z = {args.lam} "
@@ -157,6 +186,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
               f"({_baseline_heads(base)}, N {format_count(base['params_non_embedding'])}; positive "
               f"= cheaper): memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}%")
+    _print_build(out["build"], b, args.target_loss)
     return 0
 
 
@@ -225,10 +255,8 @@ def _rate(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 else f"{v:.3g}"
 
 
-def _print_serving(args, settings, rec, baseline, needed) -> None:
+def _print_serving(args, settings, rec, baseline, needed, built) -> None:
     """The readable `gqa optimize --hardware ...`: seconds, tokens/s, accelerators, money."""
-    from gqa_lib.fit.shapes import build_config
-
     hw, T = settings.hardware, rec.context
     goal = {"z": f"Z (lambda {args.lam})", "latency": f"decode latency at batch "
             f"{settings.batch}", "throughput": "tokens/s per accelerator at the largest batch",
@@ -261,11 +289,7 @@ def _print_serving(args, settings, rec, baseline, needed) -> None:
     if any(rec.candidates["extrapolated"]):
         print("* extrapolated configuration (no measured curve; see gqa_lib/evidence/paper.py)")
     b = rec.best
-    built = build_config(b, aspect=settings.aspect)
-    print(f"\nwhat to build: {built.n_layer} layers, d_model {built.d_model:,}, "
-          f"{format_heads(built.n_head, built.n_kv_head)} heads of {built.d_head}, d_ff {built.d_ff:,} "
-          f"(int(8d/3) rounded up to a multiple of 256), {format_count(cost.params_total(built))}"
-          " parameters")
+    _print_build(built, b, args.target_loss)
     print(f"pick: H = {format_heads(b['n_head'], b['n_kv_head'])}, N* = "
           f"{format_count(b['params_non_embedding'])}: {_rate(b['tokens_per_s'])} tokens/s "
           f"per accelerator at batch {b['max_batch']:.0f}, {b['latency_s'] * 1e3:.3g} ms per "
