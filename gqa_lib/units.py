@@ -54,6 +54,9 @@ def format_context(tokens: int) -> str:
     return str(tokens)
 
 
+HEADS_TITLE = "H = (n_h, n_kv)"  # a column or axis of head configurations, in words
+
+
 def format_heads(n_head: int, n_kv_head: int) -> str:
     """A head configuration H = (n_head, n_kv_head), one form everywhere (tables, prose,
     charts, the CLI): (8, 1) -> '(8, 1)'."""

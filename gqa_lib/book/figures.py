@@ -35,6 +35,7 @@ import altair as alt
 from gqa_lib.book.glue import store
 from gqa_lib.book.render import FIGURE_KEY
 from gqa_lib.errors import GQAError
+from gqa_lib.units import HEADS_TITLE
 
 HEIGHT = 300
 # Chart-wide settings of every figure: transparent background, readable fonts, legends that
@@ -56,7 +57,7 @@ _NUMBERS: dict[str, int] = {}
 # Words for the columns a chart's tooltip shows (Vega-Lite would title each by its column
 # name: "context_len", "loss_nats"); :func:`tip` reads them
 FIELD_WORDS = {
-    "config": "H = (n_h, n_kv)", "H": "H = (n_h, n_kv)", "fit": "fit",
+    "config": HEADS_TITLE, "H": HEADS_TITLE, "fit": "fit",
     "model": "model", "part": "part", "hardware": "accelerator", "regime": "regime",
     "source": "source", "pick": "the recipe's pick", "objective": "objective",
     "context": "context T (tokens)", "context_len": "context T (tokens)", "T": "context T",

@@ -15,7 +15,7 @@ import pandas as pd
 
 from gqa_lib.book.tables import convention_words
 from gqa_lib.evidence.paper import PAPER_HEADLINE
-from gqa_lib.units import format_count, format_heads
+from gqa_lib.units import format_count, format_heads, HEADS_TITLE
 
 
 def headline_points(rec) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def falls_table(trend: pd.DataFrame, mean_trend: pd.DataFrame) -> pd.DataFrame:
             out[f"{label}, T = {T}"] = [word.get(v, "") if isinstance(v, bool) else
                                         word.get(bool(v), "") if pd.notna(v) else ""
                                         for v in col]
-    return out.rename(columns={"config": "H = (n_h, n_kv)"})
+    return out.rename(columns={"config": HEADS_TITLE})
 
 
 def progress_table(status: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def progress_table(status: pd.DataFrame) -> pd.DataFrame:
     wide = status.pivot(index="config", columns=["context", "seed"], values="runs").fillna("")
     wide.columns = [f"T = {T}, seed {s}" for T, s in wide.columns]
     order = list(dict.fromkeys(status["config"]))
-    return wide.reindex(order).rename_axis("H = (n_h, n_kv)").reset_index()
+    return wide.reindex(order).rename_axis(HEADS_TITLE).reset_index()
 
 
 def regime_table(sweeps: Mapping[str, pd.DataFrame], *, context: int = 128) -> pd.DataFrame:

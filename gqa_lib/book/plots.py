@@ -22,7 +22,7 @@ import pandas as pd
 from gqa_lib.book import render  # noqa: F401 registers the book's offline renderer
 from gqa_lib.book.figures import tip
 from gqa_lib.errors import GQAError
-from gqa_lib.units import format_context, format_heads_each
+from gqa_lib.units import format_context, format_heads_each, HEADS_TITLE
 
 HEIGHT = 300
 PANEL = 250  # width of one panel of a two-panel chart (pixels)
@@ -142,10 +142,10 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
     order = list(dict.fromkeys(df["config"]))
     T = format_context(df["context"].iloc[0])
     strong = [c for c in order if c == "(8, 1)" or str(c).startswith("Llama-3")]
-    color = alt.Color("config:N", title="H = (n_h, n_kv)", sort=order,
+    color = alt.Color("config:N", title=HEADS_TITLE, sort=order,
                       scale=alt.Scale(domain=order, range=list(_FIG2_COLORS[:len(order)])),
                       legend=alt.Legend(orient="bottom", columns=4))
-    shape = alt.Shape("config:N", title="H = (n_h, n_kv)", sort=order,
+    shape = alt.Shape("config:N", title=HEADS_TITLE, sort=order,
                       scale=alt.Scale(domain=order, range=list(_FIG2_SHAPES[:len(order)])))
     width = alt.condition(alt.FieldOneOfPredicate(field="config", oneOf=strong),
                           alt.value(3), alt.value(1.4))
@@ -197,9 +197,9 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         # one domain for both channels, so that Vega-Lite merges them into one legend (the
         # lines' colour scale would otherwise see more data than the points' shape scale)
-        color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order,
+        color=alt.Color("config:N", title=HEADS_TITLE, sort=order,
                         scale=alt.Scale(domain=order, scheme="tableau10")),
-        shape=alt.Shape("config:N", title="H = (n_h, n_kv)", sort=order,
+        shape=alt.Shape("config:N", title=HEADS_TITLE, sort=order,
                         scale=alt.Scale(domain=order)),
         tooltip=[tip("config:N"), tip("params_non_embedding:Q", format=".3~s"),
                  tip("loss_nats:Q", format=".3f")])
@@ -224,7 +224,7 @@ def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
     the training context) colours the points and offsets them within a row."""
     order = list(dict.fromkeys(df["config"]))
     by_fit = "fit" in df
-    enc = {"y": alt.Y("config:N", title="H = (n_h, n_kv)", sort=order),
+    enc = {"y": alt.Y("config:N", title=HEADS_TITLE, sort=order),
            "color": (alt.Color("fit:N", title="fit", legend=alt.Legend(orient="bottom"))
                      if by_fit else alt.value("#4c78a8"))}
     if by_fit:
@@ -234,7 +234,7 @@ def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
         tips = [tip("config:N"), *([tip("fit:N")] if by_fit else []),
                 *(tip(f"{p}{s}:Q", f"{p}{words}", format=".4~g")
                   for s, words in (("", ""), ("_lo", ", 95% low"), ("_hi", ", 95% high")))]
-        y = enc["y"] if not panels else alt.Y("config:N", title="H = (n_h, n_kv)", sort=order,
+        y = enc["y"] if not panels else alt.Y("config:N", title=HEADS_TITLE, sort=order,
                                               axis=None)  # one y axis, on the left panel
         base = alt.Chart(df).encode(**{**enc, "y": y}, tooltip=tips)
         sc = alt.Scale(type="log") if scale == "log" else alt.Scale(zero=False)
@@ -282,7 +282,7 @@ def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
             tip("params_non_embedding:Q", "N*", format=".3~s")]
     base = alt.Chart(data).encode(x=context_x(tick_every=4), color=color, tooltip=tips)
     heads = base.mark_line(point=True).encode(
-        y=alt.Y("H:O", title="cost-optimal H = (n_h, n_kv)", sort=order))
+        y=alt.Y("H:O", title=f"cost-optimal {HEADS_TITLE}", sort=order))
     size = base.mark_line(point=True).encode(
         y=alt.Y("params_non_embedding:Q", title="its size N* (parameters)",
                 scale=alt.Scale(type="log"), axis=alt.Axis(format="~s")))
@@ -324,7 +324,7 @@ def head_effect(df: pd.DataFrame) -> alt.Chart:
     context."""
     order = list(dict.fromkeys(df["config"]))
     return alt.Chart(df).mark_line(point=True).encode(
-        x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
+        x=alt.X("config:N", title=HEADS_TITLE, sort=order),
         y=alt.Y("delta_nats:Q", title="loss minus reference (nats/token)"),
         color=alt.Color("size:O", title="size (L, d)", sort=_sizes(df),
                         scale=alt.Scale(scheme="tableau10")),  # five sizes told apart
@@ -344,7 +344,7 @@ def recall_probe(df: pd.DataFrame) -> alt.Chart:
     data["where"] = data["where"].map({"recall_acc": "copy (retrievable)",
                                        "recall_base_acc": "first occurrence"})
     return alt.Chart(data).mark_point(filled=True).encode(
-        x=alt.X("config:N", title="H = (n_h, n_kv)", sort=order),
+        x=alt.X("config:N", title=HEADS_TITLE, sort=order),
         y=alt.Y("accuracy:Q", title="top-1 accuracy on needle tokens (fraction)"),
         color=alt.Color("where:N", title=None), shape=alt.Shape("n_layer:N", title="layers L"),
         tooltip=[tip("config:N"), tip("n_layer:O"), tip("where:N", "tokens"),
@@ -363,7 +363,7 @@ def lr_tuning(df: pd.DataFrame, chosen: float | None = None) -> alt.Chart:
               axis=alt.Axis(format="~e", tickCount=4))
     line = alt.Chart().mark_line(point=True).encode(
         x=x, y=alt.Y("val_loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
-        color=alt.Color("config:N", title="H = (n_h, n_kv)", sort=order),
+        color=alt.Color("config:N", title=HEADS_TITLE, sort=order),
         tooltip=[tip("config:N"), tip("size:N"), tip("lr:Q", format=".2e"),
                  tip("val_loss_nats:Q", format=".3f")])
     layers = [line]
@@ -380,7 +380,7 @@ def mqar_accuracy(long: pd.DataFrame) -> alt.HConcatChart:
     query distance (right), from :func:`gqa_lib.evidence.sweep_summary.mqar_long`: one point
     per run (seed), a line through the seed means; configurations in the frame's order."""
     order = list(dict.fromkeys(long["config"]))
-    color = alt.Color("config:N", title="H = (n_h, n_kv)", sort=order)
+    color = alt.Color("config:N", title=HEADS_TITLE, sort=order)
     panels = []
     for by, title, sort in (("pairs", "key-value pairs in the sequence (count)",
                              ["2", "4", "8", "16"]),

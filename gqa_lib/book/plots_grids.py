@@ -16,7 +16,7 @@ import pandas as pd
 
 from gqa_lib import cost
 from gqa_lib.book.figures import tip
-from gqa_lib.units import format_context, format_heads_each
+from gqa_lib.units import format_context, format_heads_each, HEADS_TITLE
 
 
 # Vega's "tableau20" scheme, in its order: one colour per head configuration of a grid
@@ -37,7 +37,7 @@ def ink(fill: str) -> str:
     return "#ffffff" if 1.05 / fl > fl / dark else _DARK_INK
 
 
-def _heads_colors(data: pd.DataFrame, title: str = "H = (n_h, n_kv)") -> alt.Color:
+def _heads_colors(data: pd.DataFrame, title: str = HEADS_TITLE) -> alt.Color:
     """A colour per head configuration (column ``H``, ordered by n_h then n_kv), and in
     ``data`` the ``ink`` that reads on each."""
     order = list(dict.fromkeys(data.sort_values(["n_head", "n_kv_head"])["H"]))

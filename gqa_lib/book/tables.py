@@ -118,7 +118,7 @@ def _pct(v: float) -> str:
 _READABLE = {
     "model": ("model", str),
     "context_len": ("T", units.format_context),
-    "heads": ("H = (n_h, n_kv)", str),
+    "heads": (units.HEADS_TITLE, str),
     "n_head": ("n_h", str),
     "n_kv_head": ("n_kv", str),
     "d_head": ("d_h", str),

@@ -30,7 +30,7 @@ from gqa_lib.arch.config import ModelConfig, get_preset
 from gqa_lib.book.figures import tip
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.units import (format_context, format_count, format_flops, format_heads,
-                           format_heads_each, format_z)
+                           format_heads_each, format_z, HEADS_TITLE)
 
 CONTEXTS = tuple(2**k for k in range(12, 21))  # 4K ... 1M
 BASELINES = ("llama3", "none")
@@ -366,7 +366,7 @@ def result_html(res: ExplorerResult) -> str:
         df["latency_s"] = 1e3 * df["latency_s"]
     table = show(df, ["H", "params_non_embedding", "n_layer", "d_model", "memory_values",
                       "flops", "z", *serving, "extrapolated"],
-                 headers={"H": "H = (n_h, n_kv)", "tokens_per_s": "tokens/s per accelerator",
+                 headers={"H": HEADS_TITLE, "tokens_per_s": "tokens/s per accelerator",
                           "latency_s": "ms/token (batch 1)"},
                  formats={"z": "{:.5g}".format, "tokens_per_s": "{:,.0f}".format,
                           "latency_s": "{:.3g}".format})
@@ -492,7 +492,7 @@ def static_explorer(table: pd.DataFrame):
     bars = base.transform_calculate(
         kind="datum.rank == 1 ? 'cheapest' : datum.baseline ? 'Llama-3 baseline' : 'candidate'"
     ).mark_bar().encode(
-        x=alt.X("H:N", title="H = (n_h, n_kv), and the baseline",
+        x=alt.X("H:N", title=f"{HEADS_TITLE}, and the baseline",
                 sort=alt.SortField("n_head"), axis=alt.Axis(labelAngle=-40)),
         y=alt.Y("Z:Q", title="Z = λ M^α + (1-λ) C^β (no unit)", scale=alt.Scale(zero=False)),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(
