@@ -5,6 +5,7 @@ CI pass or fail reproducibly. `make test-explore` runs the property tests with f
 examples, many more of them: a search for new failures (each one found becomes a plain
 regression test, as tests/test_hostile.py's test_keys_over_layers_never_wrap did)."""
 
+import json
 import os
 
 import pytest
@@ -31,3 +32,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    """A corpus file of 60 WEB chapters: sweeps and the GPU session at toy size."""
+    from gqa_lib.train import data
+
+    path = tmp_path_factory.mktemp("corpus") / "small.jsonl"
+    docs = data.load_documents("web")[:60]
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    return path

@@ -1,6 +1,7 @@
 """The benchmarks measure what they claim: the reference implementation computes the same
 function, the MFU count is the cost model's, and the GPU script runs on CPU at toy size."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -216,3 +217,38 @@ def test_profile_groups_ops_and_accounts_for_all_time():
     assert p["share"]["matmul"] > 0 and p["share"]["attention"] > 0
     k = causal_kernel_probe(n_head=4, T=256, d_head=16, batch=1, repeat=2)
     assert k["causal_s"] > 0 and k["full_s"] > 0 and k["full_flops_per_s"] > 0
+
+
+# ----- the one call a lent GPU gets (benchmarks.gpu_session) --------------------------------
+def run_session(tmp_path, corpus, *extra):
+    from test_sweep import write_grid
+
+    grid = write_grid(tmp_path / "ladder.toml", corpus, seeds="[0]")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "benchmarks.gpu_session", "--toy", "--grid",
+                        str(grid), "--out", str(out), "--commit", "abc123", *extra],
+                       capture_output=True, text=True, timeout=600)
+    return r, out, json.loads((out / "session.json").read_text())
+
+
+def test_gpu_session_runs_the_ladder_then_the_benchmark_and_records_both(tmp_path,
+                                                                         small_corpus):
+    r, out, rec = run_session(tmp_path, small_corpus)
+    assert r.returncode == 0, r.stdout[-1500:] + r.stderr[-1500:]
+    # data/bench holds an H200 measurement, so the ladder goes first (issue 26)
+    assert rec["order"] == ["ladder", "benchmark"] and rec["commit"] == "abc123"
+    assert [s["status"] for s in rec["steps"]] == ["ok", "ok"] and rec["wall_s"] > 0
+    with open(out / "ladder.csv", newline="") as f:
+        ladder = list(csv.DictReader(f))
+    assert len(ladder) == 2 and {x["git_commit"] for x in ladder} == {"abc123"}
+    bench = json.loads((out / "gpu-toy-cpu.json").read_text())
+    assert bench["complete"] and bench["machine"]["commit"] == "abc123"
+    assert (out / "ladder.log").read_text() and (out / "benchmark.log").read_text()
+
+
+def test_gpu_session_caps_a_step_and_skips_what_has_no_time(tmp_path, small_corpus):
+    r, out, rec = run_session(tmp_path, small_corpus, "--ladder-cap-s", "1", "--limit-s", "2")
+    assert r.returncode == 1
+    (ladder, bench) = rec["steps"]
+    assert ladder["status"] == "stopped: cap" and ladder["wall_s"] < 15
+    assert bench["status"].startswith("skipped: ") and bench["status"].endswith(" s left")

@@ -13,19 +13,10 @@ from pathlib import Path
 import pytest
 
 from gqa_lib import GQAError, cost
-from gqa_lib.train import data
 from gqa_lib.train.sweep import COLUMNS, llama3_heads, load_grid, parse_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 GQA = str(Path(sys.executable).parent / "gqa")
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "small.jsonl"
-    docs = data.load_documents("web")[:60]
-    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
-    return path
 
 
 def write_grid(path, corpus, *, contexts="[16]", seeds="[0, 1]", extra=""):

@@ -35,6 +35,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
+import os
 import subprocess
 import traceback
 from collections.abc import Callable, Iterable
@@ -342,6 +343,10 @@ def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, ba
 
 
 def git_commit() -> str:
+    """The checkout's commit (``-dirty`` with uncommitted changes to tracked files);
+    ``$GQA_COMMIT`` where set (a copy of the repository without ``.git``, e.g. on a lent GPU)."""
+    if os.environ.get("GQA_COMMIT"):
+        return os.environ["GQA_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT,
                              capture_output=True, text=True, timeout=10).stdout.strip()
