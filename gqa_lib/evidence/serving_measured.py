@@ -3,8 +3,11 @@ the calibrated model (:mod:`gqa_lib.cost.calibrate`), the speed-ups per regime b
 paper's Table 5, what aligned shapes change, and the serving page's numbers.
 
 Every ratio here is (32, 8) seconds over (8, 1) seconds: how much faster the recipe's
-(8, 1) runs. "Measured" numbers come from data/bench/h200-2026-12-04.json (mean of the
-repeats); "calibrated" ones from a fit that left the predicted configuration out.
+(8, 1) runs. "Measured" numbers come from data/bench/h200-2026-12-04.json (each point the
+median of its repeats); a measured ratio divides two step times taken on the same machine
+(the file's two calls ran on two H200 machines of the same kind: the (8, 1) was timed on
+both, and the spread between them is reported beside the ratio as its noise). "Calibrated"
+ones come from a fit that left the predicted configuration out.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ def _shape(cfg: ModelConfig) -> tuple[int, ...]:
 
 def measured_vs_predicted(hardware: str = "h200") -> pd.DataFrame:
     """Per measured regime of the equal-loss pair (aligned shapes): each model's measured
-    seconds per step, the datasheet roofline's and the calibrated model's (leave-one-out)
-    predictions and errors, and the (8, 1)'s speed-up by each. Prefill is timed and
-    predicted as measured: logits for every position."""
+    seconds per step on one machine (``measured_on``: the call that timed both), the
+    datasheet roofline's and the calibrated model's (leave-one-out) predictions and errors,
+    the (8, 1)'s speed-up by each, and ``machine_spread``: how far one model's step time
+    differed between the two machines that timed it (NaN where one did). Prefill is timed
+    and predicted as measured: logits for every position."""
     key = get_accelerator(hardware).key
     if key not in MEASUREMENTS:
         raise GQAError(f"hardware={hardware!r} has no measurements; measured: "
@@ -48,12 +53,25 @@ def measured_vs_predicted(hardware: str = "h200") -> pd.DataFrame:
     rows = []
     for label, kind, T, B in MEASURED_REGIMES:
         r: dict[str, Any] = {"regime": label, "context": T, "batch": B}
+        found = {}
         for tag, cfg in zip(("llama3", "optimum"), equal_loss_pair()):
-            pts = [p for p in loo if p["shape"] == _shape(cfg) and p["kind"] == kind
-                   and p["context"] == T and p["batch"] == B]
-            if not pts:
+            found[tag] = [p for p in loo if p["shape"] == _shape(cfg) and p["kind"] == kind
+                          and p["context"] == T and p["batch"] == B]
+            if not found[tag]:
                 raise GQAError(f"{MEASUREMENTS[key].name}: no {kind} of {cfg.name} at "
                                f"T={T}, batch {B}")
+        # one machine for both: the last source (call) that timed both models
+        common = sorted({p["source"] for p in found["llama3"]}
+                        & {p["source"] for p in found["optimum"]})
+        if not common:
+            raise GQAError(f"{MEASUREMENTS[key].name}: no machine timed both models' "
+                           f"{kind} at T={T}, batch {B}")
+        r["measured_on"] = common[-1]
+        spreads = [max(v) / min(v) - 1 for v in (
+            [p["seconds"] for p in pts] for pts in found.values()) if len(v) > 1]
+        r["machine_spread"] = max(spreads) if spreads else float("nan")
+        for tag, cfg in zip(("llama3", "optimum"), equal_loss_pair()):
+            pts = [p for p in found[tag] if p["source"] == r["measured_on"]]
             meas = float(np.mean([p["seconds"] for p in pts]))
             pred = float(np.mean([p["predicted_s"] for p in pts]))
             sheet = float(pts[0]["datasheet_s"])
