@@ -166,6 +166,37 @@ def test_optimize_throughput_on_h200_prints_pick_rate_and_saving(capsys):
     assert "what to build:" in out and "multiple of 256" in out
 
 
+def test_optimize_output_tokens_counts_the_prompt_and_says_so(capsys):
+    base = ("optimize", "--context", "128k", "--target-loss", "2.615", "--objective",
+            "throughput", "--hardware", "h200")
+    code, out, _ = run(capsys, *base)
+    assert code == 0 and "(decode only)" in out and "tokens/s/GPU: decode only" in out
+    code, out, _ = run(capsys, *base, "--output-tokens", "1000")
+    assert code == 0 and "128K prompt + 1,000 generated tokens" in out
+    code, out, _ = run(capsys, *base, "--output-tokens", "1000", "--json")
+    d = json.loads(out)
+    assert d["hardware"]["output_tokens"] == 1000
+    assert d["hardware"]["tokens_per_s_counts"].startswith("requests")
+    b = d["best"]
+    assert b["tokens_per_s"] < b["max_batch"] / b["latency_s"]  # below the decode rate
+    serving = d["build"]["serving"]  # the built shape costed on the same basis
+    assert serving["tokens_per_s"] == pytest.approx(b["tokens_per_s"], rel=0.05)
+    code, _, err = run(capsys, *base, "--output-tokens", "0")
+    assert code == 2 and "--output-tokens" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_extrapolated_pick_is_warned_about_naming_a_measured_alternative(capsys):
+    code, out, _ = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615",
+                       "--objective", "throughput", "--hardware", "h200", "--json")
+    d = json.loads(out)
+    assert d["best"]["extrapolated"] and (d["best"]["n_head"], d["best"]["n_kv_head"]) == (32, 1)
+    assert any("(32, 1) has no measured loss curve" in w and "measured curve is (8, 1)" in w
+               for w in d["warnings"])
+    code, out, _ = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615",
+                       "--json")
+    assert not any("no measured loss curve" in w for w in json.loads(out)["warnings"])
+
+
 def test_optimize_datasheet_flag_gives_the_plain_roofline(capsys):
     args = ("optimize", "--context", "128k", "--target-loss", "2.615", "--objective",
             "throughput", "--hardware", "h200", "--json")
@@ -221,11 +252,13 @@ def test_optimize_custom_hardware_flags_and_file(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--objective", "throughput"], "needs hardware"),
-    (["--objective", "cost", "--hardware", "h100"], "price_per_hour"),
+    (["--objective", "throughput"], "needs --hardware NAME"),
+    (["--objective", "cost", "--hardware", "h100"], "needs --price-per-hour"),
     (["--hardware", "h10"], "did you mean"),
     (["--flops-per-s", "1e14"], "--bandwidth, --memory-gb"),
-    (["--hardware", "h100", "--bandwidth-efficiency", "1.5"], "bandwidth_efficiency"),
+    (["--hardware", "h100", "--bandwidth-efficiency", "1.5"], "--bandwidth-efficiency must be a "
+                                                              "fraction"),
+    (["--hardware", "h100", "--memory-fraction", "0"], "--memory-fraction must be > 0"),
 ])
 def test_optimize_serving_errors_exit_2_in_one_line(capsys, argv, message):
     code, _, err = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615", *argv)

@@ -246,6 +246,46 @@ def test_cost_objective_is_throughput_at_a_price():
     assert rec.best["usd_per_mtok"] == pytest.approx(2.5 / 3600 * 1e6 / rec.best["tokens_per_s"])
 
 
+def test_a_request_pays_its_prefill_and_its_share_of_the_decode_steps():
+    """request_seconds = t_prefill(T) + G t_step(B_max) / B_max, by the module's formula on a
+    toy accelerator; serving_costs' tokens/s is G over that with output_tokens, the decode
+    rate without; more generated tokens per request tend to the decode rate."""
+    hw, T, G = toy(flops=1e12, bw=1e9, mem=2e6), 256, 64
+    B = cost.max_batch(CFG, T, hw)
+    step = cost.decode_seconds(CFG, T, hw, batch=B)
+    pre = cost.prefill_seconds(CFG, T, hw)
+    assert B >= 2 and pre > 0
+    req = cost.request_seconds(CFG, T, hw, output_tokens=G)
+    assert req == pytest.approx(pre + G * step / B)
+    c = cost.serving_costs(CFG, T, hw, output_tokens=G)
+    assert c["tokens_per_s"] == pytest.approx(G / req)
+    assert c["decode_tokens_per_s"] == pytest.approx(B / step)
+    assert c["decode_tokens_per_s"] > c["tokens_per_s"]
+    assert cost.serving_costs(CFG, T, hw)["tokens_per_s"] == c["decode_tokens_per_s"]
+    rates = [G / cost.request_seconds(CFG, T, hw, output_tokens=G) for G in (1, 100, 10**7)]
+    assert rates[0] < rates[1] < rates[2] == pytest.approx(B / step, rel=1e-3)
+    for bad in (0, 1.5, -3, float("nan")):
+        with pytest.raises(GQAError, match="output_tokens must be a whole number"):
+            cost.request_seconds(CFG, T, hw, output_tokens=bad)
+    assert cost.request_seconds(CFG, T, toy(mem=1e3), output_tokens=G) == math.inf
+
+
+def test_counting_the_prompt_moves_the_throughput_pick_to_fewer_query_heads():
+    """At 128K a prompt's prefill is attention-bound (query heads cost FLOPs) and each
+    request's share of decode is small: with 1,000 generated tokens per request the
+    throughput pick has fewer query heads than the decode-only pick, and a smaller lead
+    over the Llama-3 baseline."""
+    model, CostSettings, optimize = _recipe()
+    runs = {G: optimize(model, 2.615, 131072, baseline="llama3", settings=CostSettings(
+        objective="throughput", hardware="h200", output_tokens=G)) for G in (None, 1000)}
+    decode, req = runs[None], runs[1000]
+    assert req.best["n_head"] < decode.best["n_head"]
+    assert 1 < req.savings["tokens_per_s_ratio"] < decode.savings["tokens_per_s_ratio"]
+    assert req.best["tokens_per_s"] < req.best["decode_tokens_per_s"]
+    with pytest.raises(GQAError, match="output_tokens must be a positive integer"):
+        CostSettings(objective="throughput", hardware="h200", output_tokens=0)
+
+
 def test_serving_objective_refusals():
     model, CostSettings, optimize = _recipe()
     with pytest.raises(GQAError, match="needs hardware"):

@@ -45,9 +45,16 @@ def _settings(args: argparse.Namespace):
 
     serving = {}
     hw = _hardware(args)
+    objective = getattr(args, "objective", "z")
+    if objective != "z" and hw is None:  # the library's message names its arguments
+        raise GQAError(f"--objective {objective} needs --hardware NAME (e.g. --hardware h100;"
+                       " gqa hardware lists them)")
+    if objective == "cost" and args.price_per_hour is None:
+        raise GQAError("--objective cost needs --price-per-hour P (your price per "
+                       "accelerator-hour: no default)")
     if hw is not None:
         serving = {"hardware": hw, "batch": args.batch, "price_per_hour": args.price_per_hour,
-                   "calibration": "datasheet" if args.datasheet else "auto",
+                   "output_tokens": args.output_tokens, "calibration": "datasheet" if args.datasheet else "auto",
                    "flops_efficiency": args.flops_efficiency,
                    "bandwidth_efficiency": args.bandwidth_efficiency,
                    "memory_fraction": args.memory_fraction}
@@ -98,7 +105,7 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _build(best: dict[str, Any], aspect: str, model) -> dict[str, Any]:
+def _build(best: dict[str, Any], aspect: str, model, settings) -> dict[str, Any]:
     """The model one would build for the pick (whole layers, aligned d_ff), exactly counted,
     with the loss the fit predicts for it (the paper's N: norms excluded): the continuous
     solution's N* is what the fit needs, this is what the shape has."""
@@ -112,7 +119,11 @@ def _build(best: dict[str, Any], aspect: str, model) -> dict[str, Any]:
             "params_non_embedding": int(cost.params_non_embedding(c)),
             "params_total": int(cost.params_total(c)),
             "d_ff_rule": f"int(8d/3) rounded up to a multiple of {FFN_MULTIPLE_OF}",
-            "fitted_loss": float(model.loss(n_paper, c.n_head, c.n_kv_head))}
+            "fitted_loss": float(model.loss(n_paper, c.n_head, c.n_kv_head)),
+            **({} if settings.hardware is None else {"serving": {
+                k: (bool(v) if k == "fits" else float(v)) for k, v in cost.serving_costs(
+                    c, best["context"], settings.hardware, **settings.serving_kwargs()
+                ).items()}})}
 
 
 def _print_build(built: dict[str, Any], best: dict[str, Any], target: float) -> None:
@@ -144,7 +155,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         "context": T, "target_loss": args.target_loss, "convention": args.convention,
         "aspect": args.aspect, "lambda": args.lam, "alpha": args.alpha, "beta": args.beta,
         "fit": args.fit, "model": rec.model, "objective": settings.objective,
-        "best": _entry(rec.best), "build": _build(rec.best, args.aspect, model),
+        "best": _entry(rec.best), "build": _build({**rec.best, "context": T}, args.aspect, model, settings),
         "candidates": [_entry(r) for r in rec.candidates.to_dict("records")],
         "note": "n_layer and d_model are the continuous solution; 'build' is a real shape",
         "warnings": list(rec.warnings),
@@ -196,8 +207,18 @@ def _hardware_json(settings) -> dict[str, Any]:
             "memory_bandwidth_bytes_per_s": hw.memory_bandwidth_bytes_per_s,
             "memory_capacity_bytes": hw.memory_capacity_bytes, "source": hw.source,
             "batch": settings.batch, "price_per_hour": settings.price_per_hour,
+            "output_tokens": settings.output_tokens, "tokens_per_s_counts": _rate_basis(settings),
             "memory_fraction": settings.memory_fraction, **_basis_json(settings),
             "note": "peak figures transcribed from the vendor's datasheet, not measured"}
+
+
+def _rate_basis(settings) -> str:
+    """What a tokens/s figure counts, in words (also the throughput objective's)."""
+    if settings.output_tokens is None:
+        return ("decode only: every prompt already in the cache (--output-tokens G counts "
+                "each request's prefill)")
+    return (f"requests of a prompt of the context's length and {settings.output_tokens:,} "
+            "generated tokens: prefill + decode, not overlapped")
 
 
 def _basis_json(settings) -> dict[str, Any]:
@@ -261,6 +282,10 @@ def _print_serving(args, settings, rec, baseline, needed, built) -> None:
     goal = {"z": f"Z (lambda {args.lam})", "latency": f"decode latency at batch "
             f"{settings.batch}", "throughput": "tokens/s per accelerator at the largest batch",
             "cost": "cost per million tokens"}[settings.objective]
+    if settings.objective in ("throughput", "cost"):
+        goal += (" (decode only)" if settings.output_tokens is None else
+                 f" (requests of {format_context(T)} prompt + {settings.output_tokens:,} "
+                 "generated tokens)")
     print(f"T = {format_context(T)}, target loss {args.target_loss} nats; objective: {goal}; "
           f"fit: {rec.model}")
     b = _basis_json(settings)
@@ -269,8 +294,10 @@ def _print_serving(args, settings, rec, baseline, needed, built) -> None:
           f"{cost.memory_capacity_bytes(hw, settings.calibration) / 1e9:,.1f} GB"
           + (" as measured" if b["basis"] == "calibrated" else "") + ", "
           f"{settings.memory_fraction:.0%} of it for weights + KV cache)")
-    print(f"serving figures: {b['basis_note']}"
-          + ("; shapes with d_ff rounded up to a multiple of 256, as one would build them"))
+    print(f"serving figures: {b['basis_note']}; costed on each candidate's continuous shape "
+          f"(fractional L) with d_ff rounded up to a multiple of {FFN_MULTIPLE_OF} (the shape "
+          "to build, whole layers, is costed below)")
+    print(f"tokens/s/GPU: {_rate_basis(settings)}; prefill s: one {format_context(T)} prompt")
     price = settings.price_per_hour is not None
     rows = []
     for r in rec.candidates.to_dict("records"):
@@ -290,6 +317,12 @@ def _print_serving(args, settings, rec, baseline, needed, built) -> None:
         print("* extrapolated configuration (no measured curve; see gqa_lib/evidence/paper.py)")
     b = rec.best
     _print_build(built, b, args.target_loss)
+    if "serving" in built:
+        v = built["serving"]
+        print(f"  on the {hw.name}: {_rate(v['tokens_per_s'])} tokens/s per accelerator at "
+              f"batch {v['max_batch']:.0f}, {v['latency_s'] * 1e3:.3g} ms per token at batch "
+              f"{settings.batch}" + ("" if v["fits"] else " (no fit)")
+              + f", prefill of {format_context(T)} tokens in {v['prefill_s']:.3g} s")
     print(f"pick: H = {format_heads(b['n_head'], b['n_kv_head'])}, N* = "
           f"{format_count(b['params_non_embedding'])}: {_rate(b['tokens_per_s'])} tokens/s "
           f"per accelerator at batch {b['max_batch']:.0f}, {b['latency_s'] * 1e3:.3g} ms per "
@@ -417,6 +450,16 @@ def _positive_float(flag: str):
     return parse
 
 
+def _fraction(flag: str):
+    def parse(text: str) -> float:
+        v = _positive_float(flag)(text)
+        if v > 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a fraction in (0, 1], got {text!r}")
+        return v
+
+    return parse
+
+
 def _add_serving_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("serving (a roofline on a named accelerator; gqa hardware "
                              "lists them)")
@@ -436,6 +479,10 @@ def _add_serving_args(p: argparse.ArgumentParser) -> None:
                    help="device memory in GB (1e9 bytes)")
     g.add_argument("--price-per-hour", type=_positive_float("--price-per-hour"),
                    metavar="P", help="your price per accelerator-hour (no default)")
+    g.add_argument("--output-tokens", type=positive_int("--output-tokens"), metavar="G",
+                   help="tokens generated per request: tokens/s, throughput and cost then "
+                        "count each request's prefill of a --context-long prompt (default: "
+                        "decode only, prompts already cached)")
     g.add_argument("--batch", type=positive_int("--batch"), default=1,
                    help="sequences per decode step for the latency figures (default 1)")
     g.add_argument("--throughput", type=_positive_float("--throughput"), metavar="TOK_S",
@@ -444,14 +491,15 @@ def _add_serving_args(p: argparse.ArgumentParser) -> None:
                    help="the plain datasheet roofline even where the accelerator has been "
                         "measured (default: a measured accelerator, e.g. h200, uses its "
                         "calibrated constants; gqa hardware says which are)")
-    g.add_argument("--flops-efficiency", type=float, default=None,
+    g.add_argument("--flops-efficiency", type=_fraction("--flops-efficiency"), default=None,
                    metavar="E", help="datasheet roofline: achieved fraction of peak FLOP/s "
                    f"(default {cost.FLOPS_EFFICIENCY}: an assumption near published MFU)")
-    g.add_argument("--bandwidth-efficiency", type=float, default=None,
+    g.add_argument("--bandwidth-efficiency", type=_fraction("--bandwidth-efficiency"), default=None,
                    metavar="E", help="datasheet roofline: achieved fraction of peak bandwidth "
                    f"(default {cost.BANDWIDTH_EFFICIENCY}: gpt-fast's batch-1 decoding on an "
                    "A100)")
-    g.add_argument("--memory-fraction", type=float, default=cost.MEMORY_FRACTION,
+    g.add_argument("--memory-fraction", type=_fraction("--memory-fraction"),
+                   default=cost.MEMORY_FRACTION,
                    metavar="F", help="share of memory for weights + KV cache (default "
                    f"{cost.MEMORY_FRACTION}, vLLM's gpu_memory_utilization)")
 

@@ -22,7 +22,12 @@ prefill            T tokens of B prompts: F_mm = B (2 N_mm T + 2 d V) (one row o
                    read, cache written); the same formula
 largest batch      B_max = floor((mem f_mem - S) / K(T)), S = all parameters stored (tied
                    embedding once); 0 when the weights alone do not fit
-tokens/s           B / t per accelerator; latency per token = t
+tokens/s           B / t per accelerator (decode only: every prompt already in the
+                   cache); latency per token = t
+requests           with G generated tokens per request of a T-token prompt: one accelerator
+                   spends t_prefill(T) + G t(B_max, T) / B_max seconds per request, so it
+                   serves G / that tokens/s (prefill and decode not overlapped; decode priced
+                   at context T, though it runs from T to T + G)
 accelerators       ceil(target tokens/s / (tokens/s per accelerator))
 cost               price per hour / 3600 / (tokens/s) x 1e6 per million generated tokens
 =================  ===========================================================================
@@ -342,6 +347,31 @@ def decode_throughput(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: A
     return _scalar(np.where(B >= 1, B / np.asarray(t), 0.0))
 
 
+def request_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, *, output_tokens: Any,
+                    dtype: str = "bf16", kv_dtype: str | None = None,
+                    memory_fraction: float = MEMORY_FRACTION, calibration: Any = "auto",
+                    flops_efficiency: float | None = None,
+                    bandwidth_efficiency: float | None = None) -> Any:
+    """Accelerator-seconds one request costs: the prefill of its T-token prompt plus its
+    share of G = ``output_tokens`` decode steps at the largest batch, t_prefill(T) +
+    G t_step(B_max, T) / B_max (inf where nothing fits). A long prompt and a short answer
+    make this prefill-bound, where :func:`decode_throughput` alone would say decode."""
+    G = np.asarray(output_tokens, np.float64)
+    if G.dtype.kind not in "iuf" or np.any(~np.isfinite(G)) or np.any(G < 1) or np.any(
+            G != np.floor(G)):
+        raise GQAError(f"output_tokens must be a whole number of tokens >= 1, got "
+                       f"{output_tokens!r}")
+    kv = {"dtype": dtype, "kv_dtype": kv_dtype}
+    eff = {"calibration": calibration, "flops_efficiency": flops_efficiency,
+           "bandwidth_efficiency": bandwidth_efficiency}
+    decode = np.asarray(decode_throughput(cfg, T, hardware, memory_fraction=memory_fraction,
+                                          **kv, **eff), np.float64)
+    prefill = np.asarray(prefill_seconds(cfg, T, hardware, **kv, **eff), np.float64)
+    with np.errstate(divide="ignore"):
+        return _scalar(np.where(decode > 0, prefill + G / np.where(decode > 0, decode, 1.0),
+                                np.inf))
+
+
 def accelerators_needed(target_tokens_per_s: Any, tokens_per_s_per_accelerator: Any) -> Any:
     """ceil(target / per-accelerator rate): replicas for a throughput (inf where the rate is
     0, i.e. the model does not fit)."""
@@ -371,25 +401,34 @@ def cost_per_million_tokens(price_per_hour: float, tokens_per_s: Any) -> Any:
 
 
 def serving_costs(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any = 1,
-                  price_per_hour: float | None = None, dtype: str = "bf16",
+                  price_per_hour: float | None = None, output_tokens: int | None = None,
+                  dtype: str = "bf16",
                   kv_dtype: str | None = None, memory_fraction: float = MEMORY_FRACTION,
                   calibration: Any = "auto", flops_efficiency: float | None = None,
                   bandwidth_efficiency: float | None = None) -> dict[str, Any]:
     """Everything the serving objectives use, as arrays broadcast over cfg and T:
-    ``latency_s`` (decode step at ``batch``), ``max_batch``, ``tokens_per_s`` (per
-    accelerator at the largest batch), ``prefill_s`` (one prompt of T tokens),
-    ``usd_per_mtok`` (NaN without a price; currency = the price's), ``fits`` (1.0 where
-    ``batch`` sequences fit in memory beside the weights, else 0.0)."""
+    ``latency_s`` (decode step at ``batch``), ``max_batch``, ``decode_tokens_per_s`` (per
+    accelerator at the largest batch, prompts already cached), ``tokens_per_s`` (the rate
+    the throughput and cost objectives use: with ``output_tokens`` = G, generated tokens/s
+    with each request's prompt prefilled, G / :func:`request_seconds`; without, the decode
+    rate), ``prefill_s`` (one prompt of T tokens), ``usd_per_mtok`` (per million generated
+    tokens at ``tokens_per_s``; NaN without a price; currency = the price's), ``fits`` (1.0
+    where ``batch`` sequences fit in memory beside the weights, else 0.0)."""
     eff = {"flops_efficiency": flops_efficiency, "bandwidth_efficiency": bandwidth_efficiency,
            "calibration": calibration}
     kv = {"dtype": dtype, "kv_dtype": kv_dtype}
     B_max = max_batch(cfg, T, hardware, memory_fraction=memory_fraction,
                       calibration=calibration, **kv)
-    tps = decode_throughput(cfg, T, hardware, batch=B_max, **kv, **eff)
+    decode = decode_throughput(cfg, T, hardware, batch=B_max, **kv, **eff)
+    prefill = prefill_seconds(cfg, T, hardware, **kv, **eff)
+    tps = decode
+    if output_tokens is not None:
+        tps = output_tokens / np.asarray(request_seconds(
+            cfg, T, hardware, output_tokens=output_tokens, memory_fraction=memory_fraction,
+            **kv, **eff), np.float64)
     out = {"latency_s": decode_seconds(cfg, T, hardware, batch=batch, **kv, **eff),
-           "max_batch": B_max, "tokens_per_s": tps,
-           "prefill_s": prefill_seconds(cfg, T, hardware, **kv, **eff),
-           "fits": np.asarray(B_max) >= np.asarray(batch)}
+           "max_batch": B_max, "decode_tokens_per_s": decode, "tokens_per_s": tps,
+           "prefill_s": prefill, "fits": np.asarray(B_max) >= np.asarray(batch)}
     out["usd_per_mtok"] = (np.full(np.shape(tps), np.nan) if price_per_hour is None
                            else cost_per_million_tokens(price_per_hour, tps))
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))

@@ -43,7 +43,7 @@ from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.arch.config import ASPECT_RULES, FFN_MULTIPLE_OF
 from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
-from gqa_lib.units import format_bound, format_count
+from gqa_lib.units import format_bound, format_count, format_heads
 from gqa_lib.fit.shapes import bisect_log, config_batch, shape_for_params
 
 if TYPE_CHECKING:
@@ -88,7 +88,10 @@ class CostSettings:
     costed by :mod:`gqa_lib.cost.serving`: ``"latency"`` = seconds per generated token at
     ``batch`` sequences (default 1), ``"throughput"`` = accelerator-seconds per token at the
     largest batch that fits (i.e. maximum tokens/s per accelerator), ``"cost"`` = money per
-    million tokens at ``price_per_hour`` (a user input, no default). With hardware given and
+    million tokens at ``price_per_hour`` (a user input, no default). Throughput and cost
+    count decode only (prompts already cached) unless ``output_tokens`` = G is given: then
+    each request prefills its T-token prompt and generates G tokens
+    (:func:`gqa_lib.cost.request_seconds`). With hardware given and
     objective "z", the serving columns are reported beside Z without changing the choice.
     ``calibration`` (:mod:`gqa_lib.cost.serving`): "auto" uses a measured accelerator's
     fitted constants (the datasheet roofline otherwise), "datasheet" the plain roofline at
@@ -104,6 +107,7 @@ class CostSettings:
     hardware: Any = None
     batch: int = 1
     price_per_hour: float | None = None
+    output_tokens: int | None = None
     calibration: Any = "auto"
     flops_efficiency: float | None = None
     bandwidth_efficiency: float | None = None
@@ -126,6 +130,12 @@ class CostSettings:
                 raise GQAError(f"batch must be a positive integer, got {self.batch!r}")
             if self.price_per_hour is not None:
                 cost.cost_per_million_tokens(self.price_per_hour, 1.0)  # validates it
+            if self.output_tokens is not None and (
+                    isinstance(self.output_tokens, bool)
+                    or not isinstance(self.output_tokens, (int, np.integer))
+                    or self.output_tokens < 1):
+                raise GQAError(f"output_tokens must be a positive integer, got "
+                               f"{self.output_tokens!r}")
             cost.serving_costs(cost.ConfigBatch.from_arrays(
                 n_layer=1, d_model=64, n_head=1, n_kv_head=1, d_head=64, d_ff=128), 1,
                 self.hardware, **self.serving_kwargs())  # validates the efficiencies
@@ -133,7 +143,7 @@ class CostSettings:
     def serving_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`gqa_lib.cost.serving_costs` these settings imply."""
         return {"batch": self.batch, "price_per_hour": self.price_per_hour,
-                "calibration": self.calibration,
+                "output_tokens": self.output_tokens, "calibration": self.calibration,
                 "flops_efficiency": self.flops_efficiency,
                 "bandwidth_efficiency": self.bandwidth_efficiency,
                 "memory_fraction": self.memory_fraction}
@@ -378,7 +388,7 @@ def optimize(model: LossModel, target_loss: float, context: int, *,
             savings.update(_serving_savings(best, base))
     return Recommendation(float(g.target_loss[0]), int(g.context[0]), best, front, base,
                           savings, settings, getattr(model, "label", ""),
-                          _size_warnings(model, best))
+                          _size_warnings(model, best) + _extrapolated_pick(front))
 
 
 EXTRAPOLATION_FACTOR = 2.0  # how far past the fitted sizes a pick's N* is worth a warning
@@ -397,6 +407,24 @@ def _size_warnings(model: LossModel, best: dict) -> tuple[str, ...]:
     return (f"N* = {format_count(n)} ({best['n_layer']:.1f} layers) lies outside the sizes "
             f"the fit was made on ({format_count(lo)} to {format_count(hi)} non-embedding "
             f"parameters), {how}: the law is extrapolated far beyond its data",)
+
+
+def _extrapolated_pick(front: pd.DataFrame) -> tuple[str, ...]:
+    """A warning when the pick has no measured loss curve (its loss is the head-count law
+    carried past the measured heads), naming the best measured configuration."""
+    best = front[front["best"]].iloc[0]
+    if "extrapolated" not in front or not bool(best["extrapolated"]):
+        return ()
+    key = "objective" if "objective" in front else "z"
+    measured = front[~front["extrapolated"].astype(bool)]
+    alt = ""
+    if len(measured):
+        m = measured.loc[measured[key].idxmin()]
+        alt = (f"; the best configuration with a measured curve is "
+               f"{format_heads(m['n_head'], m['n_kv_head'])}")
+    return (f"the pick {format_heads(best['n_head'], best['n_kv_head'])} has no measured loss "
+            "curve: its size comes from the head-count law extrapolated past the measured "
+            f"heads, whose error is unknown{alt}",)
 
 
 # ----- inverse questions and the bootstrap --------------------------------------------------
