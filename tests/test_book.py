@@ -63,6 +63,8 @@ def test_notebook_is_clean_and_valid(path):
     assert not dirty, (f"{path.name}: cells {dirty} have outputs; clear them "
                        "(python -m gqa_lib.book.colab NOTEBOOK)")
     assert nb.metadata.kernelspec.name == "python3"
+    ids = [c["id"] for c in json.loads(path.read_text())["cells"]]  # nbformat would fix them
+    assert len(ids) == len(set(ids)), f"{path.name}: cell ids repeat (a copied cell)"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

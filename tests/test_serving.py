@@ -433,3 +433,14 @@ def test_moe_decode_reads_the_active_experts_at_batch_1_and_all_of_them_at_large
     assert two == pytest.approx(one + frac * routed)
     dense = get_preset("llama-3.2-1b")
     assert cost.weights_read_bytes(dense, batch=64) == cost.weights_read_bytes(dense, batch=1)
+
+
+def test_prompt_counted_starts_at_the_decode_headline_and_falls_with_shorter_answers():
+    from gqa_lib.evidence import serving
+
+    pc = serving.prompt_counted(outputs=(None, 16384, 1024, 256))
+    hl = serving.headline_serving(hardware=("h200",)).set_index("objective")
+    assert pc.z_ratio.iloc[0] == pytest.approx(hl.loc["z", "tokens_per_s_ratio"])
+    assert pc.thr_pick.iloc[0] == hl.loc["throughput", "pick"]
+    assert list(pc.z_ratio) == sorted(pc.z_ratio, reverse=True)  # shorter answers: less gain
+    assert (pc.thr_ratio >= pc.z_ratio - 1e-9).all()  # the throughput pick is at least as good

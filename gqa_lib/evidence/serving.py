@@ -116,6 +116,28 @@ def headline_serving(model=None, *, hardware=("a800", "h100", "h200"), context: 
     return pd.DataFrame(rows)
 
 
+def prompt_counted(model=None, *, outputs=(None, 131072, 16384, 4096, 1024, 256),
+                   hardware: str = "h200", context: int = 131072,
+                   target_loss: float = 2.615) -> pd.DataFrame:
+    """The headline with each request's prompt counted: for G generated tokens per request
+    of a ``context``-token prompt (``output_tokens``; None: decode only, every prompt already
+    cached), Z's pick and the throughput objective's pick against Llama-3 GQA of the same
+    fitted loss, in generated tokens/s per accelerator (prefill + decode, not overlapped:
+    :func:`gqa_lib.cost.request_seconds`)."""
+    rows = []
+    for G in outputs:
+        h = headline_serving(model, hardware=(hardware,), context=context,
+                             target_loss=target_loss, output_tokens=G).set_index("objective")
+        rows.append({"output_tokens": G, "z_pick": h.loc["z", "pick"],
+                     "z_ratio": h.loc["z", "tokens_per_s_ratio"],
+                     "thr_pick": h.loc["throughput", "pick"],
+                     "thr_extrapolated": bool(h.loc["throughput", "extrapolated"]),
+                     "thr_ratio": h.loc["throughput", "tokens_per_s_ratio"],
+                     "thr_tokens_per_s": h.loc["throughput", "tokens_per_s"],
+                     "baseline_tokens_per_s": h.loc["throughput", "baseline_tokens_per_s"]})
+    return pd.DataFrame(rows)
+
+
 # ----- Table 5 as a prediction --------------------------------------------------------------
 def equal_loss_pair(model=None, *, target_loss: float = 2.615, context: int = 131072,
                     multiple_of: int = FFN_MULTIPLE_OF) -> tuple[ModelConfig, ModelConfig]:

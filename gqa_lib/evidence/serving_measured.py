@@ -24,7 +24,7 @@ from gqa_lib.cost.calibrate import MEASUREMENTS, calibrate, error_table, measure
 from gqa_lib.errors import GQAError
 from gqa_lib.evidence.paper import PAPER_HEADLINE, read_paper_table
 from gqa_lib.evidence.serving import (equal_loss_pair, headline_serving, pick_label,
-                                      serving_vs_context, table5_prediction)
+                                      prompt_counted, serving_vs_context, table5_prediction)
 
 # (label, kind, context, batch) of the pair's measured regimes
 MEASURED_REGIMES = (("decode, batch 1, 128K", "decode", 131072, 1),
@@ -103,7 +103,8 @@ def constants_table(hardware: str = "h200") -> pd.DataFrame:
              "kernel latency no bandwidth hides"),
             ("bandwidth, BW", f"{c.bandwidth_bytes_per_s / 1e12:.2f} TB/s "
              f"({c.bandwidth_bytes_per_s / bw:.0%})", f"{bw * e_bw / 1e12:.2f} TB/s ({e_bw:.0%})",
-             "weights and KV cache read"),
+             "weights and KV cache read; an effective constant, fitted beside the floor: "
+             f"a device copy measured {copy_bandwidth_text(hw.key)}"),
             ("matmul rate, R_mm", f"{c.matmul_flops_per_s / 1e12:,.0f} TFLOP/s "
              f"({c.matmul_flops_per_s / f:.0%})", f"{f * e_f / 1e12:,.0f} TFLOP/s ({e_f:.0%})",
              "projections, FFN, LM head"),
@@ -115,6 +116,15 @@ def constants_table(hardware: str = "h200") -> pd.DataFrame:
             ("memory", f"{c.memory_capacity_bytes / 1e9:,.1f} GB (as exposed)",
              f"{hw.memory_capacity_bytes / 1e9:,.0f} GB (datasheet)", "weights and KV caches")]
     return pd.DataFrame(rows, columns=["constant", "calibrated", "datasheet", "meaning"])
+
+
+def copy_bandwidth_text(hardware: str = "h200") -> str:
+    """The device-copy bandwidth the measurement file records (read + write), as a range."""
+    import json
+
+    m = json.loads(MEASUREMENTS[get_accelerator(hardware).key].read_text(encoding="utf-8"))
+    v = sorted(m["machine"]["device_copy_bytes_per_s_read_plus_write"])
+    return f"{v[0] / 1e12:.2f}-{v[-1] / 1e12:.2f} TB/s"
 
 
 def _measured_s(cfg: ModelConfig, kind: str, T: int) -> float:
@@ -218,6 +228,14 @@ def page_numbers(model) -> dict[str, Any]:
                         ("pre", "prefill, 128K")):
         out[f"m_{key}"] = mvp.loc[regime, "measured_speedup"]
         out[f"d_{key}"] = mvp.loc[regime, "datasheet_speedup"]
+    out.update(copy_bw=copy_bandwidth_text("h200"),
+               mem_sheet_gb=hw.memory_capacity_bytes / 1e9,
+               mem_exposed_gb=c.memory_capacity_bytes / 1e9)
+    pc = prompt_counted(model)
+    g1k, g16k = (pc[pc.output_tokens == g].iloc[0] for g in (1024, 16384))
+    out.update(pc_thr_pick=g1k["thr_pick"], pc_thr_ratio=g1k["thr_ratio"],
+               pc_z_ratio=g1k["z_ratio"], pc_thr_ratio_16k=g16k["thr_ratio"],
+               pc_z_ratio_16k=g16k["z_ratio"])
     out.update(floor_ms=c.layer_floor_s * 1e3, r_mm=c.matmul_flops_per_s / 1e12,
                r_att=c.attention_flops_per_s / 1e12, bw_tb=c.bandwidth_bytes_per_s / 1e12,
                bw_frac=c.bandwidth_bytes_per_s / hw.memory_bandwidth_bytes_per_s,
