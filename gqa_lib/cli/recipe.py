@@ -373,7 +373,10 @@ def cmd_hardware(args: argparse.Namespace) -> int:
     print("\nPeak figures transcribed from vendor datasheets, not measured; each one's source "
           "is in " + (args.file or "data/hardware/accelerators.toml") + " (--json shows them). "
           "'calibrated': the serving model uses constants fitted on measured step times "
-          "(data/hardware/calibration.toml); 'datasheet only': peaks x assumed efficiencies.")
+          "(data/hardware/calibration.toml); 'datasheet only': peaks x assumed efficiencies. "
+          "GB: the vendor's memory figure read as 1e9 bytes, which is conservative: devices "
+          "expose about that many GiB (an H200 sold as 141 GB: 139.8 GiB = 150.1e9 bytes, "
+          "measured), so a datasheet-only largest batch is up to ~7% low.")
     return 0
 
 

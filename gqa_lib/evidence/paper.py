@@ -328,8 +328,13 @@ def mismatches(df: pd.DataFrame, *, noise_nats: float = 0.004) -> pd.DataFrame:
         # tie however small the point gap: the fit disagrees with the paper robustly
         robust = getattr(r, "paper_share", 0.0) < 0.05 and getattr(r, "share", 0.0) >= 0.9
         if r.loss_gap <= noise_nats and not robust:
-            kind, why = NEAR_TIE, (f"near tie: the paper's H is only {r.loss_gap:.4f} nats worse "
-                                   f"at equal Z, within the +-{noise_nats} digitisation error")
+            extrapolated = ours not in MEASURED or theirs not in MEASURED
+            kind, why = NEAR_TIE, (
+                f"near tie: the paper's H is only {r.loss_gap:.4f} nats worse at equal Z, within "
+                f"the +-{noise_nats} digitisation error"
+                + ("; but an H rests on the extrapolation, whose error is larger and unknown"
+                   if extrapolated else "")
+                + ("" if hasattr(r, "share") else " (untested: --bootstrap N refits it)"))
         elif r.loss_gap <= noise_nats:
             kind, why = ROBUST_GAP, (f"small gap ({r.loss_gap:.4f} nats) but robust: "
                                      f"{r.share:.0%} of refits pick our H, "
