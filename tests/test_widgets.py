@@ -39,6 +39,24 @@ def test_your_model_from_hf_config_and_preset():
     assert "Your model" in res.summary()
 
 
+def test_your_model_with_other_head_sizes_is_not_credited_to_the_shape():
+    """Qwen3-8B's heads have 128 dimensions, the law's 64: where the recipe keeps its head
+    counts, the summary says the saving comes from the head size."""
+    import json
+
+    qwen3 = {"model_type": "qwen3", "hidden_size": 4096, "num_hidden_layers": 36,
+             "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+             "intermediate_size": 12288, "vocab_size": 151936, "tie_word_embeddings": False}
+    res = explore(ExplorerState(your_model=parse_your_model(json.dumps(qwen3)), context=32768))
+    y, text = res.your_model, res.summary()
+    assert (y["d_head"], y["law_d_head"]) == (128, 64) and y["extrapolated"]
+    if (y["best_n_head"], y["best_n_kv_head"]) == (32, 8):
+        assert "of 64 dimensions" in text and "mostly from the head size" in text
+        assert "the saving is in the shape" not in text
+    inside = dataclasses.replace(get_preset("paper-d64L-L24"), n_head=8, n_kv_head=8)
+    assert "of 64 dimensions" not in explore(ExplorerState(your_model=inside)).summary()
+
+
 def test_your_model_is_extrapolated_outside_the_measured_sizes():
     """Inside the fit's measured sizes and heads: not extrapolated; 1.5x its largest: it is."""
     model = loss_model("paper")

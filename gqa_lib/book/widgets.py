@@ -168,6 +168,7 @@ class ExplorerResult:
         y = self.your_model
         if y:
             same = (y["best_n_head"], y["best_n_kv_head"]) == (y["n_head"], y["n_kv_head"])
+            heads_differ = y.get("d_head", y.get("law_d_head")) != y.get("law_d_head")
             name = "" if y["name"] == "your config.json" else f" ({y['name']})"
             lines.append(
                 f"Your model{name}, H = {format_heads(y['n_head'], y['n_kv_head'])} with "
@@ -177,9 +178,12 @@ class ExplorerResult:
                    if y["extrapolated"] else "")
                 + ". At that loss (not the target above) the recipe picks H = "
                 f"{format_heads(y['best_n_head'], y['best_n_kv_head'])}"
-                + (", your heads" if same else "")
+                + (f" of {y['law_d_head']} dimensions" if heads_differ else "")
+                + (", your head counts" if same else "")
                 + f" at N* = {format_count(y['best_params_non_embedding'])}"
-                + (" (the saving is in the shape, not the heads)" if same else "")
+                + ((f" (yours are of {y['d_head']} dimensions: the saving comes mostly from "
+                    "the head size)") if same and heads_differ else
+                   " (the saving is in the shape, not the heads)" if same else "")
                 + f": {_change(y['memory_pct'], 'memory')} and {_change(y['z_pct'], 'Z')} "
                 f"than your model at T = {format_context(s.context)}.")
         return "\n".join(lines)
@@ -247,6 +251,7 @@ def _your_model(model, state: ExplorerState) -> dict[str, Any]:
     lo, hi = float(np.min(model.fit.N)), float(np.max(model.fit.N))  # sizes the fit measured
     return {
         "name": m.name or "custom", "n_head": m.n_head, "n_kv_head": m.n_kv_head,
+        "d_head": m.d_head, "law_d_head": model.d_head,
         "params_non_embedding": N, "predicted_loss": loss, "memory_values": M, "flops": C,
         "z": Z, "best_n_head": int(b["n_head"]), "best_n_kv_head": int(b["n_kv_head"]),
         "best_params_non_embedding": float(b["params_non_embedding"]),

@@ -188,6 +188,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
           format_count(r["memory_values"]), format_flops(r["flops"]), format_z(r['z']),
           "<- best" if r["best"] else ""] for r in rec.candidates.to_dict("records")],
         ["H", "N*", "L", "d", "M (values)", "C", "Z", "choice"])
+    print(f"N*: non-embedding parameters that reach the target; L, d: the continuous shape; "
+          f"M: weights + one sequence's KV cache at T, in stored values (bytes = values x 2 "
+          f"in bf16; eq. 4); C: the FLOPs of {cost.CONVENTION_LABELS[args.convention]}; Z = "
+          f"{args.lam} M^{args.alpha:.3g} + {1 - args.lam:.3g} C^{args.beta:.3g} (eq. 5)")
     if any(rec.candidates["extrapolated"]):
         print("* extrapolated configuration (no measured curve; see gqa_lib/evidence/paper.py)")
     if rec.savings:
@@ -514,7 +518,11 @@ def add_parsers(sub: Any) -> None:
                    help="context length: 131072, 128k, 128K, 1M")
     p.add_argument("--target-loss", required=True, metavar="L",
                    type=finite_float("--target-loss", lo=0.0, lo_open=True),
-                   help="target loss in nats per token")
+                   help="target loss in nats per token, on the fit's scale: with --fit "
+                        "paper, the paper's models at T = 8K (SlimPajama, GPT-2 BPE of 50,304 "
+                        "tokens; its Llama-3 GQA 1B / 3B / 8B reach about 2.615 / 2.448 / "
+                        "2.362), not your own model's loss; with a runs .csv, that CSV's "
+                        "validation loss")
     p.add_argument("--fit", default="paper", metavar="SOURCE",
                    help="'paper' (joint extrapolation of the digitised losses, default), "
                         "'paper-measured' (the seven measured curves), or a runs .csv")
