@@ -422,7 +422,7 @@ def step_time_vs_prediction(df: pd.DataFrame) -> alt.LayerChart:
 
 # ----- serving: the roofline of gqa_lib.cost.serving ------------------------------------------
 SERVING_METRICS = {
-    "tokens_per_s": "generated tokens/s per accelerator at the largest batch (tokens/s)",
+    "tokens_per_s": "decode tokens/s per accelerator at the largest batch (tokens/s)",
     "latency_ms": "latency per generated token at batch 1 (ms)",
     "prefill_s": "prefill of one T-token prompt (s)",
     "max_batch": "largest batch that fits (sequences)",

@@ -473,6 +473,7 @@ def _add_serving_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--objective", default="z", choices=list(cost.OBJECTIVES),
                    help="what step 3 minimises: the paper's Z (default), decode latency "
                         "at --batch, tokens/s per accelerator at the largest batch that fits "
+                        "(decode only unless --output-tokens) "
                         "(throughput), or cost per million tokens (needs --price-per-hour)")
     g.add_argument("--hardware", metavar="NAME", help="accelerator key or alias (h100, h200, "
                    "a800, ...), or a .toml file with one")

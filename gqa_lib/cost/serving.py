@@ -93,7 +93,7 @@ MEMORY_FRACTION = 0.9
 OBJECTIVES = ("z", "latency", "throughput", "cost")
 # What a reader sees for each objective: in a sentence or a menu (NAMES), in a label (SHORT).
 OBJECTIVE_NAMES = {"z": "the paper's Z", "latency": "decode latency at batch 1",
-                   "throughput": "tokens/s per accelerator at the largest batch",
+                   "throughput": "decode tokens/s per accelerator at the largest batch",
                    "cost": "cost per million tokens"}
 OBJECTIVE_SHORT = {"z": "Z", "latency": "latency", "throughput": "throughput", "cost": "cost"}
 Cfg = ModelConfig | ConfigBatch
