@@ -386,15 +386,30 @@ def test_live_explorer_has_the_two_dropdowns():
     assert "H100" in box.result.value and "color:#b00" not in box.result.value
 
 
-def test_static_serving_explorer_table_and_chart():
+def test_live_explorer_counts_each_prompt_when_asked():
+    pytest.importorskip("ipywidgets")
     from gqa_lib.book import widgets
 
-    table = widgets.static_explorer_table(contexts=(8192, 131072), targets=(2.6, 2.7),
-                                          hardware=("h200", "rtx-4090"))
+    box = widgets.explorer()  # the H200, calibrated
+    assert box.controls["output_tokens"].value is None
+    box.controls["objective"].value = "throughput"
+    assert "decode tokens/s (prompts already cached)" in box.result.value
+    assert "H = (32, 1)" in box.result.value
+    box.controls["output_tokens"].value = 1024
+    text = box.result.value
+    assert "prefill counted" in text and "1,024 tokens out" in text and "H = (4, 1)" in text
+    assert "color:#b00" not in text
+
+
+def test_static_serving_explorer_table_and_chart():
+    from gqa_lib.book import explorer_html, widgets
+
+    table = explorer_html.static_explorer_table(contexts=(8192, 131072), targets=(2.6, 2.7),
+                                                hardware=("h200", "rtx-4090"))
     assert {"tps_h200", "lat_h200", "tps_rtx_4090", "lat_rtx_4090"} <= set(table.columns)
-    plain = widgets.static_explorer_table(contexts=(8192,), targets=(2.6,))
+    plain = explorer_html.static_explorer_table(contexts=(8192,), targets=(2.6,))
     assert not any(c.startswith("tps_") for c in plain.columns)
-    spec = widgets.static_serving_explorer(table, ("h200", "rtx-4090")).to_dict()
+    spec = explorer_html.static_serving_explorer(table, ("h200", "rtx-4090")).to_dict()
     text = str(spec)
     assert "datum.tps_rtx_4090" in text and "'throughput'" in text and "'h200'" in text
     row = table[(table["H"] == "(8, 1)") & (table["log2_context"] == 17)
@@ -405,7 +420,7 @@ def test_static_serving_explorer_table_and_chart():
     want = rec.candidates[(rec.candidates["n_head"] == 8) & (rec.candidates["n_kv_head"] == 1)]
     assert row["tps_h200"] == pytest.approx(float(want["tokens_per_s"].iloc[0]), rel=1e-4)
     with pytest.raises(GQAError, match="serving columns"):
-        widgets.static_serving_explorer(plain, ("h200",))
+        explorer_html.static_serving_explorer(plain, ("h200",))
 
 
 def test_latency_objective_refuses_what_does_not_fit():

@@ -12,8 +12,9 @@ from gqa_lib import GQAError, cost, get_preset
 from gqa_lib.fit.recipe import CostSettings, cost_grid
 from gqa_lib.book import widgets
 from gqa_lib.units import format_heads
+from gqa_lib.book.explorer_html import static_explorer, static_explorer_table
 from gqa_lib.book.widgets import (ExplorerState, explore, explorer, parse_your_model, show_explorer,
-                             static_explorer, static_explorer_table, loss_model)
+                                  loss_model)
 
 HF = Path(__file__).parent / "data" / "hf"
 
