@@ -69,10 +69,31 @@ def test_the_verdict_follows_the_runs(tmp_path):
     assert eq.verdict(partial).endswith("3 are needed): no verdict yet.")
     done = eq.verdict(_write(tmp_path, [_row(c, s) for s in (0, 1, 2) for c in HEADS]))
     assert "query heads (one KV head) lower the loss by 0.100" in done  # planted: no noise
-    assert "query heads gain more." in done and "not testable" not in done  # 3.2 < trigram
-    real = eq.verdict(eq.read())  # the committed runs: at the trigram's loss
-    assert real.startswith(f"All {eq.status(eq.read())['done']} runs have finished")
-    assert "not testable here" in real and "standard errors of the difference" in real
+    assert "query heads gain more, by 0.050 nats" in done and "beyond seed noise" in done
+    assert "not testable" not in done and "use their context" in done  # far 3.2 < trigram
+    flat = eq.verdict(_write(tmp_path, [_row(c, s, far_gain=0.0) for s in (0, 1, 2)
+                                        for c in HEADS]))
+    assert "not testable here" in flat  # no gain beyond position 64: cannot show it
+    runs = eq.read()  # the committed runs
+    real, h = eq.verdict(runs), eq.head_comparison(runs)
+    assert real.startswith(f"All {eq.status(runs)['done']} runs have finished")
+    assert f"p = {h['difference']['p']:.2f}" in real
+    assert ("within seed noise" in real) == (h["difference"]["p"] >= eq.ALPHA)
+    assert ("not testable here" in real) == (not (h["uses_context"] and h["beats_trigram"]))
+
+
+def test_the_paired_contrast_is_not_two_independent_means():
+    """query - kv per seed is (1, 1) - 2 (8, 1) + (8, 8): its spread is that of the
+    contrast, smaller or larger than hypot of the two se's; by hand on the committed runs."""
+    runs = eq.read()
+    w = eq.main_runs(runs).pivot_table(index="seed", columns="config",
+                                       values="val_loss_full_nats")
+    d = (w["(1, 1)"] - 2 * w["(8, 1)"] + w["(8, 8)"]).to_numpy()
+    g = eq.head_gains(runs)["difference"]
+    assert g["mean"] == pytest.approx(d.mean()) and g["n"] == len(d)
+    assert g["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(len(d)))
+    from scipy import stats
+    assert g["p"] == pytest.approx(2 * stats.t.sf(abs(d.mean() / g["se"]), len(d) - 1))
 
 
 def test_partial_rows_say_how_many_seeds(tmp_path):

@@ -95,7 +95,11 @@ def _by_the_rules(b: dict) -> str:
     if not (b["uses_context"] and b["beats_trigram"] and b.get("solved", True)) \
             or b.get("confounded"):
         return "not testable here"
-    return "reproduced" if b["holds"] and b["z"] > 2 else "not reproduced"
+    assert "within seed noise" in rules["partly"] and "p < 0.05" in rules["reproduced"]
+    beyond_noise = b["p"] < 0.05 if "p" in b else b["z"] > 2
+    if b["holds"]:
+        return "reproduced" if beyond_noise else "partly"
+    return "not reproduced"
 
 
 def test_every_verdict_follows_the_books_rules(board):

@@ -163,6 +163,22 @@ def test_mqar_separation_is_holm_corrected():
     assert not by.loc["(8, 8) vs (8, 2)", "separated"]  # ... not among ten comparisons
 
 
+def test_the_separation_sentence_claims_no_best_the_test_does_not_give():
+    from gqa_lib.evidence.sweep_summary import separation_sentence
+
+    means = pd.Series({"(8, 8)": 0.19, "(8, 2)": 0.24, "(8, 1)": 0.14, "(1, 1)": 0.05})
+    sep = pd.DataFrame({"pair": ["(8, 8) vs (1, 1)", "(8, 2) vs (1, 1)", "(8, 2) vs (8, 8)",
+                                 "(8, 1) vs (1, 1)"], "separated": [True, True, False, False]})
+    text = separation_sentence(sep, means)
+    assert text.startswith("2 of 4 pairs") and "each with (1, 1)" in text
+    assert "retrieves worse than (8, 8), (8, 2)" in text and "cannot be told apart" in text
+    assert "best" not in text
+    sep["separated"] = [False, False, True, True]  # no configuration common to both
+    assert "highest mean (8, 2), lowest (1, 1)" in separation_sentence(sep, means)
+    sep["separated"] = False
+    assert separation_sentence(sep, means).startswith("no two head configurations")
+
+
 def test_scoreboard_reads_which_configuration_retrieves_worse():
     from gqa_lib.evidence.scoreboard import _fewer_heads_worse
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,7 @@ MIN_SEEDS = 3
 REFERENCE = "(8, 8)"
 CONFIGS = ("(8, 8)", "(8, 2)", "(8, 1)", "(1, 1)")
 FAR = 64  # positions >= FAR: "far" context; positions 2-3: the trigram's reach
+ALPHA = 0.05  # a paired difference is beyond seed noise at two-sided p < ALPHA
 
 
 def _grid(path: Path = EQ_GRID) -> dict:
@@ -236,20 +238,41 @@ def by_source(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def paired_t(d: np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """One-sample t on per-seed differences ``d``: ``mean``, ``sd``, ``n``, ``se``, ``t``,
+    two-sided ``p`` on n - 1 degrees of freedom and the ``level`` interval ``lo``/``hi``
+    (NaN below two differences)."""
+    d = np.asarray(d, float)
+    n = len(d)
+    out = {"mean": float(d.mean()) if n else np.nan, "n": n, "sd": np.nan, "se": np.nan,
+           "t": np.nan, "p": np.nan, "lo": np.nan, "hi": np.nan}
+    if n < 2:
+        return out
+    sd = float(np.std(d, ddof=1))
+    se = sd / np.sqrt(n)
+    half = float(stats.t.ppf((1 + level) / 2, n - 1) * se)
+    t = out["mean"] / se if se > 0 else np.copysign(np.inf, out["mean"])
+    out.update(sd=sd, se=se, t=float(t), p=float(2 * stats.t.sf(abs(t), n - 1)),
+               lo=out["mean"] - half, hi=out["mean"] + half)
+    return out
+
+
 def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
     """The paper's App. I comparison at equal size, paired within seeds: ``query`` = loss of
-    (1, 1) minus (8, 1) (what 1 -> 8 query heads at one KV head gain) and ``kv`` = (8, 1)
-    minus (8, 8) (1 -> 8 KV heads at eight query heads): mean, sd, n, standard error."""
+    (1, 1) minus (8, 1) (what 1 -> 8 query heads at one KV head gain), ``kv`` = (8, 1)
+    minus (8, 8) (1 -> 8 KV heads at eight query heads), and ``difference`` = query - kv per
+    seed, i.e. (1, 1) - 2 (8, 1) + (8, 8): the two gains share (8, 1) and the seeds, so they
+    are compared in one paired contrast, not as independent means. Each: :func:`paired_t`."""
     m = main_runs(runs)
     wide = m.pivot_table(index="seed", columns="config", values="val_loss_full_nats") \
         if len(m) else pd.DataFrame()
-    out = {}
-    for name, (a, b) in {"query": ("(1, 1)", "(8, 1)"), "kv": ("(8, 1)", "(8, 8)")}.items():
-        d = (wide[a] - wide[b]).dropna().to_numpy() if {a, b} <= set(wide) else np.array([])
-        sd = float(np.std(d, ddof=1)) if len(d) > 1 else np.nan
-        out[name] = {"mean": float(d.mean()) if len(d) else np.nan, "sd": sd, "n": len(d),
-                     "se": sd / np.sqrt(len(d)) if len(d) > 1 else np.nan}
-    return out
+    need = {"(1, 1)", "(8, 1)", "(8, 8)"}
+    if need <= set(wide):
+        w = wide[list(need)].dropna()
+        q, kv = (w["(1, 1)"] - w["(8, 1)"]).to_numpy(), (w["(8, 1)"] - w["(8, 8)"]).to_numpy()
+    else:
+        q = kv = np.array([])
+    return {"query": paired_t(q), "kv": paired_t(kv), "difference": paired_t(q - kv)}
 
 
 def baseline_full(table: pd.DataFrame | None = None) -> dict[str, float]:
@@ -267,18 +290,30 @@ def fmt(spec: str):
     return f
 
 
-def head_comparison(runs: pd.DataFrame) -> dict[str, float | bool]:
-    """The numbers the verdict on heads rests on (this page's and the scoreboard's):
-    ``query`` and ``kv`` gains (:func:`head_gains` means), ``z`` of their difference (NaN
-    without seed noise), ``best`` configuration's mean loss, the ``trigram``'s, and
-    ``beats_trigram``: every configuration below the trigram."""
+def head_comparison(runs: pd.DataFrame) -> dict[str, Any]:
+    """The numbers the verdict on heads rests on (this page's and the scoreboard's): the
+    ``query`` and ``kv`` gains and their paired ``difference`` (:func:`head_gains`: mean,
+    interval, t, p), whether the models ``use_context`` (every configuration's loss at
+    positions >= :data:`FAR` below its loss at positions 2-3), and whether the best
+    configuration ``beats_trigram`` where context can help (positions >= FAR: ``far_best``
+    against ``far_trigram``); ``best`` and ``trigram`` are whole-split means, for context
+    (positions 0-3, where no model has context to use, favour the count model)."""
     g = head_gains(runs)
-    q, kv = g["query"]["mean"], g["kv"]["mean"]
-    se = float(np.hypot(g["query"]["se"], g["kv"]["se"]))
     tri, means = baseline_full()["trigram"], summary(runs)["mean"]
-    return {"query": q, "kv": kv, "z": (q - kv) / se if se > 0 else np.nan,
-            "best": float(means.min()) if len(means) else np.nan, "trigram": tri,
-            "beats_trigram": bool(len(means) and (means < tri).all())}
+    use = context_use(runs).set_index("config")
+    mine = use.drop(index=[c for c in ("bigram", "trigram") if c in use.index])
+    far_tri = float(use.loc["trigram", "far"]) if "trigram" in use.index else np.nan
+    far_best = float(mine["far"].min()) if len(mine) else np.nan
+    pen = {}  # (1, 1) minus (8, 8) near (positions 2-3) and far (>= FAR): where heads matter
+    if {"(1, 1)", REFERENCE} <= set(mine.index):
+        pen = {k: float(mine.loc["(1, 1)", k] - mine.loc[REFERENCE, k]) for k in ("near", "far")}
+    return {"query": g["query"], "kv": g["kv"], "difference": g["difference"],
+            "uses_context": bool(len(mine) and (mine["gain"] > 0).all()),
+            "gain_range": (float(mine["gain"].min()), float(mine["gain"].max())) if len(mine)
+            else (np.nan, np.nan), "one_head_penalty": pen,
+            "far_best": far_best, "far_best_config": str(mine["far"].idxmin()) if len(mine)
+            else "", "far_trigram": far_tri, "beats_trigram": bool(far_best < far_tri),
+            "best": float(means.min()) if len(means) else np.nan, "trigram": tri}
 
 
 def verdict(runs: pd.DataFrame) -> str:
@@ -293,14 +328,35 @@ def verdict(runs: pd.DataFrame) -> str:
                 f"seed(s) of the least-covered configuration; {MIN_SEEDS} are needed): no "
                 "verdict yet.")
     h = head_comparison(runs)
-    text = (f"All {st['done']} runs have finished. Paired within seeds, 1 → 8 query heads "
-            f"(one KV head) lower the loss by {h['query']:.3f} nats and 1 → 8 KV heads (eight "
-            f"query heads) by {h['kv']:.3f}: {'query' if h['query'] > h['kv'] else 'KV'} heads "
-            "gain more" + (f", by {abs(h['z']):.1f} standard errors of the difference."
-                           if np.isfinite(h["z"]) else "."))
-    if not h["beats_trigram"]:  # the scoreboard's rule (evidence.scoreboard.RULES)
-        text += (f" But not every configuration beats the trigram (best {h['best']:.2f} "
-                 f"nats, trigram {h['trigram']:.2f}): models that predict no better than the "
-                 "last two tokens cannot show what heads buy at long context, so the results "
-                 "page counts this claim as not testable here.")
+    q, kv, d = h["query"], h["kv"], h["difference"]
+    text = (f"All {st['done']} runs have finished. Paired within seeds ({d['n']}), 1 → 8 "
+            f"query heads (one KV head) lower the loss by {q['mean']:.3f} nats and 1 → 8 KV "
+            f"heads (eight query heads) by {kv['mean']:.3f}"
+            + (f" (95% interval {kv['lo']:+.3f} to {kv['hi']:+.3f})" if np.isfinite(kv["lo"])
+               else "")
+            + f": {'query' if d['mean'] > 0 else 'KV'} heads gain more")
+    if np.isfinite(d["p"]):
+        text += (f", by {abs(d['mean']):.3f} nats (95% interval {d['lo']:+.3f} to "
+                 f"{d['hi']:+.3f}; t = {d['t']:.1f} on {d['n'] - 1} degrees of freedom, p = "
+                 f"{d['p']:.2f})" + (": beyond seed noise." if d["p"] < ALPHA else
+                                     ": the paper's direction, within seed noise."))
+    else:
+        text += "."
+    if not h["uses_context"] or not h["beats_trigram"]:  # the scoreboard's rule (RULES)
+        text += (f" But beyond position {FAR} the best configuration scores "
+                 f"{h['far_best']:.3f} nats against the trigram's {h['far_trigram']:.3f}: "
+                 "models that predict no better than the last two tokens where context could "
+                 "help cannot show what heads buy at long context, so the results page counts "
+                 "this claim as not testable here.")
+    else:
+        lo, hi = h["gain_range"]
+        text += (f" The models use their context: beyond position {FAR} every configuration's "
+                 f"loss is {lo:.2f}-{hi:.2f} nats below its loss at positions 2-3, and "
+                 f"{h['far_best_config']} matches the trigram there ({h['far_best']:.3f} against "
+                 f"{h['far_trigram']:.3f} nats).")
+        pen = h["one_head_penalty"]
+        if pen:
+            text += (f" (1, 1)'s deficit against {REFERENCE} grows with position, from "
+                     f"{pen['near']:+.3f} nats at positions 2-3 to {pen['far']:+.3f} beyond "
+                     f"{FAR}: what the query heads buy is long-range.")
     return text

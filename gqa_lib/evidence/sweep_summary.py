@@ -217,3 +217,26 @@ def holm(p: np.ndarray) -> np.ndarray:
     out = np.empty(m)
     out[order] = np.minimum(adj, 1.0)
     return out
+
+
+def separation_sentence(sep: pd.DataFrame, means: pd.Series) -> str:
+    """What :func:`mqar_separation` decides, in one sentence that claims no more: how many
+    pairs differ beyond the seed noise (Holm), and, when every such pair involves one
+    configuration, which ones it differs from and that the others cannot be told apart.
+    ``means``: accuracy per configuration (names the highest and lowest otherwise)."""
+    hit = sep[sep["separated"]]
+    if hit.empty:
+        return "no two head configurations retrieve differently beyond their seed noise."
+    head = (f"{len(hit)} of {len(sep)} pairs of head configurations retrieve differently "
+            "beyond their seed noise")
+    pairs = [p.split(" vs ") for p in hit["pair"]]
+    common = set(pairs[0]).intersection(*map(set, pairs[1:]))
+    if len(common) == 1:
+        c = common.pop()
+        others = [b if a == c else a for a, b in pairs]
+        rank = "worse" if all(means[c] < means[o] for o in others) else (
+            "better" if all(means[c] > means[o] for o in others) else "differently")
+        return (f"{head}, each with {c}: it retrieves {rank} than {', '.join(others)}; the "
+                "other configurations cannot be told apart.")
+    return (f"{head} (highest mean {means.idxmax()}, lowest {means.idxmin()}; the table "
+            "lists which).")

@@ -32,7 +32,7 @@ import numpy as np
 
 from gqa_lib.errors import GQAError
 
-OLD_EVAL_TOKENS = 65_536  # cpu-v1/v2 and mqar-v1's eval_tokens: the first 65,536 targets
+OLD_EVAL_TOKENS = 65_536  # cpu-v2 and cpu-v2-lr's eval_tokens (cpu-v0/v1, mqar-v1: 32,768)
 BASELINE_CONTEXTS = (128, 512)
 ORDERS = {1: "unigram", 2: "bigram", 3: "trigram"}
 BASELINE_COLUMNS = ["model", "eval_set", "context", "source", "first_position",
