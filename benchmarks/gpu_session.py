@@ -12,15 +12,15 @@ finishes, so a capped sweep keeps its finished runs (the run it was in is lost, 
 session resumes the grid from the CSV); the benchmark gets what is left of the limit as its
 own budget, stops itself and rewrites its JSON after every part. ``OUT/session.json``
 records the order, the commands, each step's wall time and status (``ok``, ``stopped:
-cap``, ``failed: exit N``, ``skipped: N s left``), the commit, device and torch, and is
-rewritten after each step; each step's output is in ``OUT/<step>.log``. The commit is passed
-to both (``GQA_COMMIT``, ``--commit``): the device's copy of the repository has no ``.git``.
+cap``, ``failed: exit N``, ``skipped: N s left``), the commit and the machine (start time,
+device, torch, CUDA), and is rewritten after each step; each step's output is in
+``OUT/<step>.log``. The commit is passed to both (``GQA_COMMIT``, ``--commit``): the
+device's copy of the repository has no ``.git``.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import signal
@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from gqa_lib.io import REPO_ROOT, atomic_write_text
+
+from .common import machine
+from .gpu_plan import RUN_BUDGET_S
 
 T0 = time.monotonic()
 LADDER_GRID = REPO_ROOT / "data" / "sweeps" / "gpu-eq-v1.toml"
@@ -65,17 +68,6 @@ def run_capped(cmd: list[str], cap_s: float, log: Path, env: dict[str, str]) -> 
     return status, round(time.monotonic() - t, 1)
 
 
-def device() -> dict[str, Any]:
-    import torch
-
-    out = {"torch": torch.__version__, "cuda": torch.version.cuda,
-           "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
-    if torch.cuda.is_available():
-        out["driver_visible_gib"] = round(torch.cuda.get_device_properties(0).total_memory
-                                          / 2**30, 1)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_session",
                                 description=__doc__.split("\n")[0])
@@ -98,21 +90,24 @@ def main(argv: list[str] | None = None) -> int:
               + (["--threads", "1"] if args.toy else []))
     order = ["ladder", "benchmark"] if h200_measured() else ["benchmark", "ladder"]
     record: dict[str, Any] = {
-        "started_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": " ".join(["python", "-m", "benchmarks.gpu_session", *(argv or sys.argv[1:])]),
-        "commit": commit, **device(), "limit_s": args.limit_s, "order": order,
+        **machine(), "commit": commit, "limit_s": args.limit_s, "order": order,
         "why_this_order": ("data/bench holds an H200 measurement: the ladder first"
                            if order[0] == "ladder" else "no H200 measurement: the benchmark"
                            " first"), "steps": []}
     path = args.out / "session.json"
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+    def save() -> None:
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+    save()
     for i, name in enumerate(order):
         left = args.limit_s - (time.monotonic() - T0)
         last = i == len(order) - 1
         if name == "ladder":
             cmd, cap = py + ladder, left if last else min(args.ladder_cap_s, left)
         else:
-            budget = left - STOP_GRACE_S if last else min(left, 330.0)
+            budget = left - STOP_GRACE_S if last else min(left, RUN_BUDGET_S)
             cmd = py + ["-m", "benchmarks.gpu", "--out", str(args.out), "--budget-s",
                         f"{budget:.0f}", "--commit", commit] + (["--toy"] if args.toy else [])
             cap = budget + STOP_GRACE_S
@@ -122,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             status, wall = run_capped(cmd, cap, args.out / f"{name}.log", env)
         record["steps"].append({"name": name, "command": " ".join(cmd[1:]), "cap_s": round(cap),
                                 "wall_s": wall, "status": status})
-        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+        save()
         print(f"{name}: {status} after {wall:.0f} s", flush=True)
     record["wall_s"] = round(time.monotonic() - T0, 1)
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    save()
     return 0 if all(s["status"] == "ok" for s in record["steps"]) else 1
 
 

@@ -252,3 +252,25 @@ def test_gpu_session_caps_a_step_and_skips_what_has_no_time(tmp_path, small_corp
     (ladder, bench) = rec["steps"]
     assert ladder["status"] == "stopped: cap" and ladder["wall_s"] < 15
     assert bench["status"].startswith("skipped: ") and bench["status"].endswith(" s left")
+
+
+def test_the_readme_quotes_the_cost_models_largest_batches():
+    """benchmarks/README.md's largest batches of the pair are cost.max_batch's (calibrated,
+    then datasheet), so a change of the serving model cannot leave them stale."""
+    import re
+    from pathlib import Path
+
+    from gqa_lib import cost
+    from gqa_lib.evidence.serving import equal_loss_pair
+
+    text = " ".join((Path(__file__).parents[1] / "benchmarks" / "README.md").read_text().split())
+    m = re.search(r"90% of memory\): ([\d, ]+?) sequences of the \(32, 8\) at 8K, 32K, 128K "
+                  r"and ([\d, ]+?) of the \(8, 1\) .*?; ([\d, ]+?) and ([\d, ]+?) with the", text)
+    assert m, "the sentence on the largest batches moved"
+    nums = [[int(x.replace(",", "")) for x in re.findall(r"\d[\d,]*", g)] for g in m.groups()]
+    pair = equal_loss_pair()
+    for cal, (a, b) in (("auto", nums[:2]), ("datasheet", nums[2:])):
+        for cfg, want in zip(pair, (a, b)):
+            got = [int(cost.max_batch(cfg, T, "h200", calibration=cal))
+                   for T in (8192, 32768, 131072)]
+            assert got == want, (cal, cfg.name)

@@ -261,8 +261,9 @@ def test_optimize_custom_hardware_flags_and_file(capsys, tmp_path):
     (["--hardware", "h10"], "did you mean"),
     (["--flops-per-s", "1e14"], "--bandwidth, --memory-gb"),
     (["--hardware", "h100", "--bandwidth-efficiency", "1.5"], "--bandwidth-efficiency must be a "
-                                                              "fraction"),
-    (["--hardware", "h100", "--memory-fraction", "0"], "--memory-fraction must be > 0"),
+                                                              "finite number > 0 and <= 1"),
+    (["--hardware", "h100", "--memory-fraction", "0"], "--memory-fraction must be a finite "
+                                                       "number > 0 and <= 1"),
 ])
 def test_optimize_serving_errors_exit_2_in_one_line(capsys, argv, message):
     code, _, err = run(capsys, "optimize", "--context", "128k", "--target-loss", "2.615", *argv)

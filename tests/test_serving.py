@@ -282,7 +282,7 @@ def test_counting_the_prompt_moves_the_throughput_pick_to_fewer_query_heads():
     assert req.best["n_head"] < decode.best["n_head"]
     assert 1 < req.savings["tokens_per_s_ratio"] < decode.savings["tokens_per_s_ratio"]
     assert req.best["tokens_per_s"] < req.best["decode_tokens_per_s"]
-    with pytest.raises(GQAError, match="output_tokens must be a positive integer"):
+    with pytest.raises(GQAError, match="output_tokens must be a whole number"):
         CostSettings(objective="throughput", hardware="h200", output_tokens=0)
 
 

@@ -173,7 +173,7 @@ class ExplorerResult:
         y = self.your_model
         if y:
             same = (y["best_n_head"], y["best_n_kv_head"]) == (y["n_head"], y["n_kv_head"])
-            heads_differ = y.get("d_head", y.get("law_d_head")) != y.get("law_d_head")
+            heads_differ = y["d_head"] != y["law_d_head"]
             name = "" if y["name"] == "your config.json" else f" ({y['name']})"
             lines.append(
                 f"Your model{name}, H = {format_heads(y['n_head'], y['n_kv_head'])} with "

@@ -379,9 +379,23 @@ def cmd_hardware(args: argparse.Namespace) -> int:
           "'calibrated': the serving model uses constants fitted on measured step times "
           "(data/hardware/calibration.toml); 'datasheet only': peaks x assumed efficiencies. "
           "GB: the vendor's memory figure read as 1e9 bytes, which is conservative: devices "
-          "expose about that many GiB (an H200 sold as 141 GB: 139.8 GiB = 150.1e9 bytes, "
-          "measured), so a datasheet-only largest batch is up to ~7% low.")
+          "expose about that many GiB (" + _exposed_note() + "), so a datasheet-only largest "
+          "batch is up to that much too small.")
     return 0
+
+
+def _exposed_note() -> str:
+    """'an H200 sold as 141 GB exposes 139.8 GiB = 150.1e9 bytes (measured)', from the
+    calibration of the measured accelerator(s)."""
+    from gqa_lib.arch.hardware import calibration, get_accelerator
+
+    hw = get_accelerator("h200")
+    got = cost.memory_capacity_bytes(hw)
+    if calibration(hw) is None or got == hw.memory_capacity_bytes:
+        return "no accelerator measured yet"
+    return (f"an {hw.key.upper()} sold as {hw.memory_capacity_bytes / 1e9:g} GB exposes "
+            f"{got / 2**30:.1f} GiB = {got / 1e9:.1f}e9 bytes, measured: "
+            f"{got / hw.memory_capacity_bytes - 1:.0%} more")
 
 
 # ----- gqa table4 ---------------------------------------------------------------------------
@@ -458,13 +472,8 @@ def _positive_float(flag: str):
 
 
 def _fraction(flag: str):
-    def parse(text: str) -> float:
-        v = _positive_float(flag)(text)
-        if v > 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be a fraction in (0, 1], got {text!r}")
-        return v
-
-    return parse
+    """argparse type: a share in (0, 1]."""
+    return finite_float(flag, lo=0.0, hi=1.0, lo_open=True)
 
 
 def _add_serving_args(p: argparse.ArgumentParser) -> None:
@@ -521,9 +530,9 @@ def add_parsers(sub: Any) -> None:
                    type=finite_float("--target-loss", lo=0.0, lo_open=True),
                    help="target loss in nats per token, on the fit's scale: with --fit "
                         "paper, the paper's models at T = 8K (SlimPajama, GPT-2 BPE of 50,304 "
-                        "tokens; its Llama-3 GQA 1B / 3B / 8B reach about 2.615 / 2.448 / "
-                        "2.362), not your own model's loss; with a runs .csv, that CSV's "
-                        "validation loss")
+                        "tokens; its headline target, 2.615, is the loss of its largest "
+                        "Llama-3 GQA model), not your own model's loss; with a runs .csv, that "
+                        "CSV's validation loss")
     p.add_argument("--fit", default="paper", metavar="SOURCE",
                    help="'paper' (joint extrapolation of the digitised losses, default), "
                         "'paper-measured' (the seven measured curves), or a runs .csv")

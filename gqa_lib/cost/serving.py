@@ -356,20 +356,33 @@ def request_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, *, output_tok
     share of G = ``output_tokens`` decode steps at the largest batch, t_prefill(T) +
     G t_step(B_max, T) / B_max (inf where nothing fits). A long prompt and a short answer
     make this prefill-bound, where :func:`decode_throughput` alone would say decode."""
-    G = np.asarray(output_tokens, np.float64)
+    G = check_output_tokens(output_tokens)
+    kv = {"dtype": dtype, "kv_dtype": kv_dtype}
+    eff = {"calibration": calibration, "flops_efficiency": flops_efficiency,
+           "bandwidth_efficiency": bandwidth_efficiency}
+    return _request_seconds(prefill_seconds(cfg, T, hardware, **kv, **eff),
+                            decode_throughput(cfg, T, hardware, memory_fraction=memory_fraction,
+                                              **kv, **eff), G)
+
+
+def check_output_tokens(output_tokens: Any) -> np.ndarray:
+    """``output_tokens`` as float64, or GQAError unless every value is a whole number >= 1."""
+    G = np.asarray(output_tokens, np.float64) if not isinstance(output_tokens, bool) \
+        else np.asarray(np.nan)
     if G.dtype.kind not in "iuf" or np.any(~np.isfinite(G)) or np.any(G < 1) or np.any(
             G != np.floor(G)):
         raise GQAError(f"output_tokens must be a whole number of tokens >= 1, got "
                        f"{output_tokens!r}")
-    kv = {"dtype": dtype, "kv_dtype": kv_dtype}
-    eff = {"calibration": calibration, "flops_efficiency": flops_efficiency,
-           "bandwidth_efficiency": bandwidth_efficiency}
-    decode = np.asarray(decode_throughput(cfg, T, hardware, memory_fraction=memory_fraction,
-                                          **kv, **eff), np.float64)
-    prefill = np.asarray(prefill_seconds(cfg, T, hardware, **kv, **eff), np.float64)
+    return G
+
+
+def _request_seconds(prefill_s: Any, decode_tokens_per_s: Any, G: np.ndarray) -> Any:
+    """t_prefill + G / (decode tokens/s): the module's request formula (inf where nothing
+    fits, i.e. no decode rate)."""
+    decode = np.asarray(decode_tokens_per_s, np.float64)
     with np.errstate(divide="ignore"):
-        return _scalar(np.where(decode > 0, prefill + G / np.where(decode > 0, decode, 1.0),
-                                np.inf))
+        return _scalar(np.where(decode > 0, np.asarray(prefill_s, np.float64)
+                                + G / np.where(decode > 0, decode, 1.0), np.inf))
 
 
 def accelerators_needed(target_tokens_per_s: Any, tokens_per_s_per_accelerator: Any) -> Any:
@@ -422,10 +435,9 @@ def serving_costs(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: Any =
     decode = decode_throughput(cfg, T, hardware, batch=B_max, **kv, **eff)
     prefill = prefill_seconds(cfg, T, hardware, **kv, **eff)
     tps = decode
-    if output_tokens is not None:
-        tps = output_tokens / np.asarray(request_seconds(
-            cfg, T, hardware, output_tokens=output_tokens, memory_fraction=memory_fraction,
-            **kv, **eff), np.float64)
+    if output_tokens is not None:  # the request formula on the figures just computed
+        G = check_output_tokens(output_tokens)
+        tps = G / np.asarray(_request_seconds(prefill, decode, G), np.float64)
     out = {"latency_s": decode_seconds(cfg, T, hardware, batch=batch, **kv, **eff),
            "max_batch": B_max, "decode_tokens_per_s": decode, "tokens_per_s": tps,
            "prefill_s": prefill, "fits": np.asarray(B_max) >= np.asarray(batch)}

@@ -137,11 +137,9 @@ def paired(runs: pd.DataFrame, reference: str = REFERENCE, level: float = 0.95
         d = (wide[c] - wide[reference]).dropna().to_numpy()
         if not len(d):
             continue
-        sd = float(np.std(d, ddof=1)) if len(d) > 1 else np.nan
-        half = stats.t.ppf((1 + level) / 2, len(d) - 1) * sd / np.sqrt(len(d)) \
-            if len(d) > 1 else np.nan
-        rows.append({"config": c, "n_seeds": len(d), "mean": float(d.mean()), "sd": sd,
-                     "lo": float(d.mean() - half), "hi": float(d.mean() + half),
+        t = paired_t(d, level)
+        rows.append({"config": c, "n_seeds": t["n"], "mean": t["mean"], "sd": t["sd"],
+                     "lo": t["lo"], "hi": t["hi"],
                      "diffs": ", ".join(f"{x:+.3f}" for x in d)})
     return pd.DataFrame(rows, columns=cols)
 

@@ -33,6 +33,7 @@ from gqa_lib.arch.config import paper_family
 from gqa_lib.evidence.paper import (PAPER_DIR, PAPER_HEADLINE, headline, joint_model,
                                     paper_headcount_laws, table4_comparison, table4_summary)
 from gqa_lib.errors import GQAError
+from gqa_lib.evidence.equal_size import ALPHA as SEED_ALPHA
 from gqa_lib.units import format_heads_each
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here", "pending")
@@ -45,7 +46,7 @@ RULES = {
                    f"gain or a speed-up within {LOSS_GAIN_TOLERANCE:.0%} of it, every cell "
                    "matching (Table 4), a share within 5 points by the paper's formula; for "
                    "models trained here, the direction beyond seed noise (a paired test "
-                   "across seeds at p < 0.05, or z > 2 with many pairs) in models that can "
+                   f"across seeds at p < {SEED_ALPHA:g}, or z > 2 with many pairs) in models that can "
                    "show it (see not testable here)"),
     "partly": ("the direction agrees but not the number (a saving whose counting conventions "
                "straddle the paper's figure, none within a point, counts here), only some "
@@ -104,7 +105,7 @@ def trained_verdict(b: dict[str, Any]) -> str:
     if (not b["uses_context"] or not b["beats_trigram"] or not b.get("solved", True)
             or b.get("confounded")):
         return "not testable here"
-    beyond_noise = b["p"] < 0.05 if "p" in b else b["z"] > 2
+    beyond_noise = b["p"] < SEED_ALPHA if "p" in b else b["z"] > 2
     if b["holds"]:
         return "reproduced" if beyond_noise else "partly"
     return "not reproduced"
@@ -278,7 +279,7 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
                      f"{d['p']:.2f})")
         pen = h["one_head_penalty"]
         why = (f"(L, d) = (2, 128), T = 512, n_h <= 8, {d['n']} seeds: the paper's direction, "
-               + ("beyond" if basis["p"] < 0.05 else "within") + " seed noise; the models use "
+               + ("beyond" if basis["p"] < SEED_ALPHA else "within") + " seed noise; the models use "
                f"their context (beyond position {eq.FAR}: {h['far_best']:.3f} nats at best, "
                f"the trigram {h['far_trigram']:.3f})"
                + (f", and (1, 1)'s deficit grows with position ({pen['near']:+.3f} -> "

@@ -50,11 +50,12 @@ def measured_vs_predicted(hardware: str = "h200") -> pd.DataFrame:
         raise GQAError(f"hardware={hardware!r} has no measurements; measured: "
                        f"{', '.join(MEASUREMENTS)}")
     _, loo = calibrate(key)
+    pair = dict(zip(("llama3", "optimum"), equal_loss_pair()))  # one optimize, not ten
     rows = []
     for label, kind, T, B in MEASURED_REGIMES:
         r: dict[str, Any] = {"regime": label, "context": T, "batch": B}
         found = {}
-        for tag, cfg in zip(("llama3", "optimum"), equal_loss_pair()):
+        for tag, cfg in pair.items():
             found[tag] = [p for p in loo if p["shape"] == _shape(cfg) and p["kind"] == kind
                           and p["context"] == T and p["batch"] == B]
             if not found[tag]:
@@ -70,7 +71,7 @@ def measured_vs_predicted(hardware: str = "h200") -> pd.DataFrame:
         spreads = [max(v) / min(v) - 1 for v in (
             [p["seconds"] for p in pts] for pts in found.values()) if len(v) > 1]
         r["machine_spread"] = max(spreads) if spreads else float("nan")
-        for tag, cfg in zip(("llama3", "optimum"), equal_loss_pair()):
+        for tag in pair:
             pts = [p for p in found[tag] if p["source"] == r["measured_on"]]
             meas = float(np.mean([p["seconds"] for p in pts]))
             pred = float(np.mean([p["predicted_s"] for p in pts]))

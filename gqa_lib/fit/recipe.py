@@ -130,12 +130,8 @@ class CostSettings:
                 raise GQAError(f"batch must be a positive integer, got {self.batch!r}")
             if self.price_per_hour is not None:
                 cost.cost_per_million_tokens(self.price_per_hour, 1.0)  # validates it
-            if self.output_tokens is not None and (
-                    isinstance(self.output_tokens, bool)
-                    or not isinstance(self.output_tokens, (int, np.integer))
-                    or self.output_tokens < 1):
-                raise GQAError(f"output_tokens must be a positive integer, got "
-                               f"{self.output_tokens!r}")
+            if self.output_tokens is not None:
+                cost.check_output_tokens(self.output_tokens)
             cost.serving_costs(cost.ConfigBatch.from_arrays(
                 n_layer=1, d_model=64, n_head=1, n_kv_head=1, d_head=64, d_ff=128), 1,
                 self.hardware, **self.serving_kwargs())  # validates the efficiencies
