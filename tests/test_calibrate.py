@@ -37,6 +37,19 @@ def test_leave_one_out_error_per_regime_is_within_the_goal(h200):
     assert table[0]["datasheet_max_error"] > 0.5
 
 
+def test_readme_quotes_the_leave_one_out_errors_of_today(h200):
+    """README's "<= X% per regime, against up to Y% for the datasheet roofline" is the
+    error table's largest calibrated and datasheet errors."""
+    from pathlib import Path
+
+    table = cb.error_table(h200[1])
+    cal = max(t["max_error"] for t in table)
+    sheet = max(t["datasheet_max_error"] for t in table)
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    want = (f"<= {cal:.1%} per regime, against up to {sheet:.0%} for the datasheet roofline")
+    assert want in readme, want
+
+
 def test_the_shipped_calibration_is_the_fit_of_the_shipped_measurements(h200):
     fitted, _ = h200
     shipped = calibration("h200")
