@@ -20,6 +20,36 @@ def board():
     return scoreboard()
 
 
+def test_headline_rows_show_the_spread_of_the_refits_and_where_the_paper_lies(board):
+    """The memory, FLOPs and equal-Z rows carry the bootstrap spread of our fits (the
+    digitised losses' noise): it brackets our point value, and the why column says on which
+    side of it the paper's figure lies, as the numbers do."""
+    for i, key in ((0, "memory_pct"), (2, "equal_z_loss_gain")):
+        row, basis = board.iloc[i], board.attrs["basis"][i]
+        lo, hi = basis["refits"]
+        assert lo < basis["ours"] < hi, row.claim
+        where = "inside" if lo <= basis["paper"] <= hi else "outside"
+        assert f"the paper's figure lies {where} the spread of 100 refits" in row.why
+        fmt = "{:.1f}%" if i == 0 else "{:.3f}"
+        assert f"(refits: {fmt.format(lo)} to {fmt.format(hi)})" in row.ours
+    lo, hi = board.attrs["basis"][1]["refits"]
+    assert lo < board.attrs["basis"][1]["ours"] < hi
+
+
+def test_headline_intervals_refuse_bad_input_and_repeat_with_a_seed():
+    from gqa_lib.errors import GQAError
+    from gqa_lib.evidence.paper import headline_intervals
+
+    model = joint_model()
+    for bad in (1, 0, 2.5, True, "10"):
+        with pytest.raises(GQAError, match="n_boot must be an integer of at least 2"):
+            headline_intervals(model, n_boot=bad)
+    with pytest.raises(GQAError, match="level must be in"):
+        headline_intervals(model, n_boot=3, level=95)
+    a, b = (headline_intervals(model, n_boot=4, seed=3) for _ in range(2))
+    assert a == b and a["n_boot"] + a["n_failed"] == 4
+
+
 def test_every_row_has_a_verdict_and_a_reason(board):
     assert tuple(board.columns) == COLUMNS and len(board) >= 8
     for r in board.itertuples():
@@ -34,7 +64,7 @@ def test_the_headline_is_the_one_the_explorers_show(board):
     assert res.savings["memory_pct"] == pytest.approx(h["memory_pct"])
     assert res.savings["flops_pct"] == pytest.approx(h["flops_pct"]["fig2"])
     mem = board.iloc[0]
-    assert mem.ours == f"{h['memory_pct']:.1f}% less" and mem.paper == "50.8% less"
+    assert mem.ours.startswith(f"{h['memory_pct']:.1f}% less (refits: ") and mem.paper == "50.8% less"
     assert board.iloc[1].ours.startswith(f"{h['flops_pct']['fig2']:.1f}% fewer")
 
 
@@ -154,7 +184,7 @@ def test_the_head_count_row_reads_the_equal_size_runs_once_they_are_in(monkeypat
     monkeypatch.setattr(equal_size, "read", lambda p=path: read(p))
     sb._our_sweep.cache_clear()
     try:
-        board = sb.scoreboard()
+        board = sb.scoreboard(n_boot=5)
     finally:
         sb._our_sweep.cache_clear()
     i = int(np.flatnonzero(board.claim.str.startswith("Loss falls with query heads"))[0])
