@@ -422,13 +422,17 @@ def test_static_serving_explorer_table_and_chart():
     from gqa_lib.book import explorer_html, widgets
 
     table = explorer_html.static_explorer_table(contexts=(8192, 131072), targets=(2.6, 2.7),
-                                                hardware=("h200", "rtx-4090"))
-    assert {"tps_h200", "lat_h200", "tps_rtx_4090", "lat_rtx_4090"} <= set(table.columns)
+                                                hardware=("h200", "rtx-4090"),
+                                                output_tokens=(1024,))
+    assert {"tps_h200", "lat_h200", "tps_rtx_4090", "lat_rtx_4090", "tps_h200_out1024",
+            "tps_rtx_4090_out1024"} <= set(table.columns)
     plain = explorer_html.static_explorer_table(contexts=(8192,), targets=(2.6,))
     assert not any(c.startswith("tps_") for c in plain.columns)
     spec = explorer_html.static_serving_explorer(table, ("h200", "rtx-4090")).to_dict()
     text = str(spec)
     assert "datum.tps_rtx_4090" in text and "'throughput'" in text and "'h200'" in text
+    assert "out == 1024 ? datum.tps_h200_out1024 : datum.tps_h200" in text
+    assert "1,024 per request, prompt prefilled" in text
     row = table[(table["H"] == "(8, 1)") & (table["log2_context"] == 17)
                 & (table["target_loss"] == 2.6)].iloc[0]
     from gqa_lib.fit.recipe import CostSettings, optimize
@@ -436,6 +440,21 @@ def test_static_serving_explorer_table_and_chart():
     rec = optimize(widgets.loss_model(), 2.6, 131072, settings=CostSettings(hardware="h200"))
     want = rec.candidates[(rec.candidates["n_head"] == 8) & (rec.candidates["n_kv_head"] == 1)]
     assert row["tps_h200"] == pytest.approx(float(want["tokens_per_s"].iloc[0]), rel=1e-4)
+    rec = optimize(widgets.loss_model(), 2.6, 131072,
+                   settings=CostSettings(hardware="h200", output_tokens=1024))
+    want = rec.candidates[(rec.candidates["n_head"] == 8) & (rec.candidates["n_kv_head"] == 1)]
+    assert row["tps_h200_out1024"] == pytest.approx(float(want["tokens_per_s"].iloc[0]),
+                                                    rel=1e-4)
+    assert row["tps_h200_out1024"] < row["tps_h200"]  # the prompt's prefill costs time
+    base = table[(table["baseline"] == 1) & (table["log2_context"] == 17)]
+    assert (base["tps_h200_out1024"] < base["tps_h200"]).all()
+    # decode only: no tokens-out menu, and no expression that reads one
+    decode = explorer_html.static_serving_explorer(
+        table.drop(columns=["tps_h200_out1024", "tps_rtx_4090_out1024"]), ("h200", "rtx-4090"))
+    assert "out ==" not in str(decode.to_dict()) and "tokens out" not in str(decode.to_dict())
+    with pytest.raises(GQAError, match="tokens-out columns differ"):
+        explorer_html.static_serving_explorer(table.drop(columns=["tps_h200_out1024"]),
+                                              ("h200", "rtx-4090"))
     with pytest.raises(GQAError, match="serving columns"):
         explorer_html.static_serving_explorer(plain, ("h200",))
 

@@ -36,16 +36,19 @@ def _optimum_label(base: Any, label: str) -> Any:
 
 
 # ----- static: Vega-Lite parameters in the HTML book ------------------------------------------
-def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
-                          targets=STATIC_TARGETS, hardware=()) -> pd.DataFrame:
+def static_explorer_table(fit: str = "paper", contexts=CONTEXTS, targets=STATIC_TARGETS,
+                          hardware=(), output_tokens=()) -> pd.DataFrame:
     """Every (context, target, H) with N*, memory (values) and C under each convention, to 5
     significant digits: what the static explorer recomputes Z from in the browser.
     Unreachable H (target at or below their floor) are dropped. The Llama-3 baseline of the
     same loss is a row of its own (``H`` = :data:`BASELINE_LABEL`, ``baseline`` = 1), so the
     chart can never recommend something dearer than the baseline it is compared with. For
     each accelerator in ``hardware``, also ``tps_<key>`` (tokens/s per accelerator at the
-    largest batch) and ``lat_<key>`` (seconds per token at batch 1), keys with '-' as '_'
-    (:func:`static_serving_explorer` reads them)."""
+    largest batch, decode only) and ``lat_<key>`` (seconds per token at batch 1), keys with
+    '-' as '_', and for each G in ``output_tokens`` ``tps_<key>_out<G>``: generated tokens/s
+    per accelerator when each request prefills its context-long prompt and generates G
+    tokens (:func:`gqa_lib.cost.request_seconds`); :func:`static_serving_explorer` reads
+    them."""
     from gqa_lib.fit.recipe import CostSettings, baseline_costs, cost_grid
 
     model = loss_model(fit)
@@ -73,14 +76,18 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS,
     })
     serving_cols, base_serving = [], {}
     for hw in hardware:  # the serving figures on each accelerator (independent of convention)
-        s = CostSettings(hardware=hw)
-        g = cost_grid(model, t, T, settings=s)
-        bs = baseline_costs(model, t, T, settings=s)
-        key = _column_key(g.settings.hardware.key)
-        for name, col in (("tps", "tokens_per_s"), ("lat", "latency_s")):
-            df[f"{name}_{key}"] = g.values[col].ravel()
-            base_serving[f"{name}_{key}"] = np.asarray(bs[col]).ravel()
-            serving_cols.append(f"{name}_{key}")
+        for G in (None, *output_tokens):  # decode only, then with each request's prompt
+            s = CostSettings(hardware=hw, output_tokens=G)
+            g = cost_grid(model, t, T, settings=s)
+            bs = baseline_costs(model, t, T, settings=s)
+            key = _column_key(g.settings.hardware.key)
+            names = ((("tps", "tokens_per_s"), ("lat", "latency_s")) if G is None else
+                     ((f"tps_{key}_out{G}", "tokens_per_s"),))
+            for name, col in names:
+                name = f"{name}_{key}" if G is None else name
+                df[name] = g.values[col].ravel()
+                base_serving[name] = np.asarray(bs[col]).ravel()
+                serving_cols.append(name)
     df = df[np.isfinite(df["memory_values"])]
     df["H"] = format_heads_each(df["n_head"], df["n_kv_head"])
     df["baseline"] = 0
@@ -166,12 +173,21 @@ def _column_key(key: str) -> str:
 _BAR_FLOOR = 0.8  # where the static explorer's bars start on its log axis
 
 
+def _outputs(table: pd.DataFrame, key: str) -> list[int]:
+    """The G of the table's ``tps_<key>_out<G>`` columns, ascending."""
+    pre = f"tps_{key}_out"
+    return sorted(int(c[len(pre):]) for c in table.columns
+                  if c.startswith(pre) and c[len(pre):].isdigit())
+
+
 def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     """The static explorer with an objective and an accelerator dropdown: each H's objective
     relative to the best one (1 = the pick) at the chosen context and target, from a
     :func:`static_explorer_table` built with the same ``hardware``. Objectives: Z (fig2
     convention, lambda 0.9, the paper's exponents), decode latency at batch 1, tokens/s per
-    accelerator at the largest batch."""
+    accelerator at the largest batch. Where the table has ``tps_<key>_out<G>`` columns (the
+    same G for every accelerator), a "tokens out" menu chooses the rate: decode only (prompts
+    cached) or G generated tokens per request with its prompt prefilled."""
     import altair as alt
 
     from gqa_lib.book.render import mark_explorer
@@ -188,17 +204,37 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     headline = min(targets, key=lambda t: abs(t - 2.615))  # the paper's headline target
     p_target = alt.param("target", value=headline, bind=alt.binding_select(
         options=targets, labels=[f"{t:.3f}" for t in targets], name="target loss (nats) "))
+    outs = _outputs(table, keys[0])
+    if any(_outputs(table, k) != outs for k in keys):
+        raise GQAError("the table's tokens-out columns differ between accelerators: build it "
+                       "with one static_explorer_table(hardware=..., output_tokens=...)")
     objectives = ["z", "latency", "throughput"]
+    names = {**cost.OBJECTIVE_NAMES, "z": "the paper's Z (lowest)",
+             "latency": f"{cost.OBJECTIVE_NAMES['latency']} (lowest)"}
+    names["throughput"] = (  # the rate the tokens-out menu chooses, highest
+        "tokens/s per accelerator at the largest batch (highest)" if outs else
+        f"{cost.OBJECTIVE_NAMES['throughput']} (highest)")
     p_obj = alt.param("objective", value="throughput", bind=alt.binding_select(
-        options=objectives, labels=[cost.OBJECTIVE_NAMES[o] for o in objectives],
-        name="minimise "))
+        options=objectives, labels=[names[o] for o in objectives], name="pick by "))
     p_hw = alt.param("hw", value=keys[0], bind=alt.binding_select(
         options=keys, labels=[_hardware_label(h) for h in hardware], name="accelerator "))
+    p_out = alt.param("out", value=0, bind=alt.binding_select(
+        options=[0, *outs], labels=["decode only (prompts cached)",
+                                    *(f"{g:,} per request, prompt prefilled" for g in outs)],
+        name="tokens out "))
+
+    def column(prefix, k):  # the rate the menus choose: decode only, or G tokens out
+        if prefix != "tps" or not outs:
+            return f"datum.{prefix}_{k}"
+        expr = f"datum.tps_{k}"
+        for g in reversed(outs):
+            expr = f"out == {g} ? datum.tps_{k}_out{g} : {expr}"
+        return f"({expr})"
 
     def pick(prefix):
-        expr = f"datum.{prefix}_{keys[-1]}"
+        expr = column(prefix, keys[-1])
         for k in reversed(keys[:-1]):
-            expr = f"hw == '{k}' ? datum.{prefix}_{k} : {expr}"
+            expr = f"hw == '{k}' ? {column(prefix, k)} : {expr}"
         return f"({expr})"
 
     z = "0.9 * pow(datum.memory_values, 0.5) + 0.1 * pow(datum.flops_fig2, 1 / 3)"
@@ -211,22 +247,26 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
         best="min(score)").transform_calculate(ratio="datum.score / datum.best"
     ).transform_window(rank="rank()", sort=[alt.SortField("score", order="ascending")])
     bars = base.mark_bar().encode(
-        x=alt.X("H:N", title="query and KV heads (n_h, n_kv)", sort=alt.SortField("n_head")),
+        x=alt.X("H:N", title=f"{HEADS_TITLE}, and the baseline", sort=alt.SortField("n_head")),
         y=alt.Y("ratio:Q", title="objective relative to the pick (1 = best)",
                 scale=alt.Scale(type="log", domainMin=_BAR_FLOOR)),
         # bars rise from below 1 (a log axis has no 0), so the pick's bar has a height
         y2=alt.datum(_BAR_FLOOR),
         color=alt.condition("datum.rank == 1", alt.value("#d62728"), alt.value("#9ecae1")),
         tooltip=[tip("H:N"), tip("params_non_embedding:Q", "N* (params)", format=".3~s"),
-                 tip("tps:Q", "tokens/s per accelerator", format=",.0f"),
+                 tip("tps:Q", "generated tokens/s per accelerator" if outs else
+                     "decode tokens/s per accelerator", format=",.0f"),
                  tip("lat_ms:Q", "ms/token, batch 1", format=".3~g"),
                  tip("ratio:Q", "objective relative to the pick", format=".3~g"),
                  tip("extrapolated:N")],
     )
+    decode, counted = "' decode tokens/s per accelerator'", "' tokens/s per accelerator, " \
+        "prompts counted'"
+    rate = f"(out == 0 ? {decode} : {counted})" if outs else decode
     text = _optimum_label(base, "'pick: H = ' + datum.H + ', N* = ' + format("
                                 "datum.params_non_embedding / 1e9, '.3~r') + ' B\\n' + format("
-                                "datum.tps, ',.0f') + ' tokens/s per accelerator'"
+                                f"datum.tps, ',.0f') + {rate}"
                                 " + (datum.extrapolated ? ' (extrapolated)' : '')")
-    chart = alt.layer(bars, text).add_params(p_ctx, p_target, p_obj, p_hw).properties(
-        width=560, height=280)
+    params = (p_ctx, p_target, p_obj, p_hw, *((p_out,) if outs else ()))
+    chart = alt.layer(bars, text).add_params(*params).properties(width=560, height=280)
     return mark_explorer(chart, "optimum")
