@@ -32,8 +32,11 @@ def test_headline_rows_show_the_spread_of_the_refits_and_where_the_paper_lies(bo
         assert f"the paper's figure lies {where} the spread of 100 refits" in row.why
         fmt = "{:.1f}%" if i == 0 else "{:.3f}"
         assert f"(refits: {fmt.format(lo)} to {fmt.format(hi)})" in row.ours
-    lo, hi = board.attrs["basis"][1]["refits"]
-    assert lo < board.attrs["basis"][1]["ours"] < hi
+    row, basis = board.iloc[1], board.attrs["basis"][1]
+    lo, hi = basis["refits"]
+    assert lo < basis["ours"] < hi
+    where = "inside" if lo <= basis["paper"] <= hi else "outside"
+    assert f"by Fig. 2's count, the paper's figure lies {where} the spread" in row.why
 
 
 def test_headline_intervals_refuse_bad_input_and_repeat_with_a_seed():
@@ -44,8 +47,10 @@ def test_headline_intervals_refuse_bad_input_and_repeat_with_a_seed():
     for bad in (1, 0, 2.5, True, "10"):
         with pytest.raises(GQAError, match="n_boot must be an integer of at least 2"):
             headline_intervals(model, n_boot=bad)
-    with pytest.raises(GQAError, match="level must be in"):
+    with pytest.raises(GQAError, match="level must be a number in"):
         headline_intervals(model, n_boot=3, level=95)
+    with pytest.raises(GQAError, match="level must be"):
+        headline_intervals(model, n_boot=3, level="0.9")
     a, b = (headline_intervals(model, n_boot=4, seed=3) for _ in range(2))
     assert a == b and a["n_boot"] + a["n_failed"] == 4
 

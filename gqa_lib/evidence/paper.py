@@ -458,8 +458,8 @@ def headline_intervals(model=None, *, n_boot: int = HEADLINE_BOOT, seed: int = 0
     the extrapolation or a bias in the digitisation. ``kwargs``: :func:`headline`'s."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise GQAError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
-    if not 0 < level < 1:
-        raise GQAError(f"level must be in (0, 1), got {level!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise GQAError(f"level must be a number in (0, 1), got {level!r}")
     model = joint_model() if model is None else model
     rng = np.random.default_rng(seed)
     rows, failed = [], 0
