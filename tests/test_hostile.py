@@ -870,6 +870,17 @@ def test_far_extrapolation_is_warned(capsys):
     assert rc == 0 and err == ""
 
 
+def test_a_context_beyond_the_losses_contexts_is_warned(capsys):
+    """The paper's losses speak for 8K to 128K: at 1M the recipe still answers, and says in
+    one line (and in --json) that it carries them there unchecked."""
+    rc, out, err = cli("optimize", "--context", "1m", "--target-loss", "2.615", capsys=capsys)
+    lines = [w for w in err.splitlines() if "outside the contexts the losses come from" in w]
+    assert rc == 0 and len(lines) == 1 and "T = 1M" in lines[0] and "8K to 128K" in lines[0]
+    rc, out, _ = cli("optimize", "--context", "1m", "--target-loss", "2.615", "--json",
+                     capsys=capsys)
+    assert any("T = 1M lies outside" in w for w in json.loads(out)["warnings"])
+
+
 def test_cost_says_every_expert_only_for_moe(capsys):
     rc, out, _ = cli("cost", "--model", "llama-3.2-1b", "--context", "1k", capsys=capsys)
     assert rc == 0 and "every expert" not in out

@@ -233,6 +233,28 @@ def test_fit_runs_on_a_sweep_csv(tmp_path):
     assert set(rec.candidates["n_head"]) <= {4, 8} and rec.savings is not None
 
 
+def test_a_context_outside_the_losses_contexts_is_warned(tmp_path):
+    """The recipe carries losses measured at some contexts to any T; outside them it says
+    so, naming where the losses come from: the paper's (8K to 128K) and a sweep's own
+    training context (here 512), kept by the bootstrap's refits."""
+    def context_warnings(rec):
+        return [w for w in rec.warnings if "outside the contexts the losses come from" in w]
+
+    paper = joint_model()
+    assert paper.loss_contexts == (8192, K128) == measured_model().loss_contexts
+    for T in (8192, 32768, K128):
+        assert not context_warnings(optimize(paper, 2.615, T))
+    for T, name in ((4096, "4K"), (2**20, "1M")):
+        (w,) = context_warnings(optimize(paper, 2.615, T))
+        assert f"T = {name} lies outside" in w and "from T = 8K to 128K" in w
+    runs = fit_runs(read_runs(write_runs(tmp_path / "runs.csv")))
+    assert runs.loss_contexts == (512, 512)
+    assert runs.resample(np.random.default_rng(0)).loss_contexts == (512, 512)
+    assert not context_warnings(optimize(runs, 3.6, 512))
+    (w,) = context_warnings(optimize(runs, 3.6, 4096))
+    assert "T = 4K lies outside" in w and "(at T = 512)" in w
+
+
 @pytest.mark.parametrize("content, msg", [
     ("", "not a readable CSV"),
     ("status,n_layer\nok,2\n", "missing column"),

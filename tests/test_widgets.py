@@ -26,6 +26,15 @@ def test_default_is_the_papers_headline_choice():
     assert "H = (8, 1)" in res.summary() and "less memory" in res.summary()
 
 
+def test_the_summary_carries_the_recipes_cautions():
+    """Beyond the contexts the paper's losses come from (8K to 128K) the explorer still
+    answers, and says, as gqa optimize does, that the losses are carried there unchecked."""
+    far = explore(ExplorerState(context=2**20)).summary()
+    assert "Caution: T = 1M lies outside the contexts the losses come from" in far
+    assert "Caution" not in explore(ExplorerState()).summary()
+    assert "fewer FLOPs" in explore(ExplorerState()).summary()
+
+
 def test_your_model_from_hf_config_and_preset():
     cfg = parse_your_model((HF / "llama-3.2-1b.json").read_text())
     assert cfg == get_preset("llama-3.2-1b")

@@ -140,7 +140,7 @@ class ExplorerResult:
                      + (" (H outside the measured configurations: extrapolated.)"
                         if b.get("extrapolated") else ".")]
             lines.append(_serving_line(self.recommendation))
-            return "\n".join(lines)
+            return "\n".join(lines + self._cautions())
         if self.baseline_wins:
             base = self.recommendation.baseline
             lines = [
@@ -191,7 +191,12 @@ class ExplorerResult:
                    " (the saving is in the shape, not the heads)" if same else "")
                 + f": {_change(y['memory_pct'], 'memory')} and {_change(y['z_pct'], 'Z')} "
                 f"than your model at T = {format_context(s.context)}.")
-        return "\n".join(lines)
+        return "\n".join(lines + self._cautions())
+
+    def _cautions(self) -> list[str]:
+        """The recipe's warnings (a context outside its losses', a size or a pick far from
+        the data), one line each, as `gqa optimize` prints them."""
+        return [f"Caution: {w[0].upper()}{w[1:]}." for w in self.recommendation.warnings]
 
     def table(self) -> pd.DataFrame:
         """The frontier: every reachable H with N*, shape, M, C, Z; best first by the
@@ -228,8 +233,9 @@ def _serving_line(rec) -> str:
 
 
 def _change(saving_pct: float, noun: str) -> str:
-    """12.3 -> '12.3% less memory'; -4.0 -> '4.0% more memory'."""
-    return f"{abs(saving_pct):.1f}% {'less' if saving_pct >= 0 else 'more'} {noun}"
+    """12.3 -> '12.3% less memory'; -4.0 -> '4.0% more memory'; 'fewer FLOPs' (a count)."""
+    fewer = "fewer" if noun == "FLOPs" else "less"
+    return f"{abs(saving_pct):.1f}% {fewer if saving_pct >= 0 else 'more'} {noun}"
 
 
 def explore(state: ExplorerState) -> ExplorerResult:

@@ -72,11 +72,14 @@ def read_runs(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
 class PerHeadModel:
     """Step 2's result: one fitted power law per measured H (keys ``(n_head, n_kv_head)``),
     optionally the baseline family's law (key ``"llama3"``). Nothing is extrapolated: only
-    the fitted configurations are candidates."""
+    the fitted configurations are candidates. ``loss_contexts``: (shortest, longest) context
+    its losses were measured at (:func:`fit_runs`: the runs' training context), so that the
+    recipe can say when it carries them to another T; None: not known."""
 
     fit: LossFit
     d_head: int = 64
     label: str = ""
+    loss_contexts: tuple[int, int] | None = None
 
     def configs(self) -> list[tuple[int, int]]:
         return [k for k in self.fit.laws if isinstance(k, tuple)]
@@ -116,7 +119,7 @@ class PerHeadModel:
         y = resample(self.fit, rng, "residual")
         f = fit_power_laws(self.fit.N, y, self.fit.keys, shared_E=self.fit.shared_E,
                            method=self.fit.method, loo=False, start=self.fit, min_sizes=1)
-        return PerHeadModel(f, self.d_head, self.label)
+        return PerHeadModel(f, self.d_head, self.label, self.loss_contexts)
 
 
 def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: str = "huber",
@@ -162,7 +165,7 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
     if not keys:
         raise GQAError(f"no configuration has the 3 or more sizes needed for a fit (context {T})")
     f = fit_power_laws(N, y, keys, shared_E=shared_E, method=method, loo=loo)
-    return PerHeadModel(f, d_heads[0], label or f"fits of our runs at T = {T}")
+    return PerHeadModel(f, d_heads[0], label or f"fits of our runs at T = {T}", (T, T))
 
 
 # ----- reporting a fit -------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.arch.config import ASPECT_RULES, FFN_MULTIPLE_OF
 from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
-from gqa_lib.units import format_bound, format_count, format_heads
+from gqa_lib.units import format_bound, format_context, format_count, format_heads
 from gqa_lib.fit.shapes import bisect_log, config_batch, shape_for_params
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ BASELINES = ("llama3",)
 
 class LossModel(Protocol):
     """What step 3 needs from a loss model (:class:`gqa_lib.fit.per_head.PerHeadModel`,
-    :class:`gqa_lib.evidence.paper.JointLossModel`). Arrays broadcast; losses in nats."""
+    :class:`gqa_lib.evidence.paper.JointLossModel`). Arrays broadcast; losses in nats. A
+    model may also carry ``loss_contexts``, the (shortest, longest) context its losses were
+    measured at: :func:`optimize` warns when T lies outside it."""
 
     fit: LossFit
     d_head: int
@@ -384,7 +386,8 @@ def optimize(model: LossModel, target_loss: float, context: int, *,
             savings.update(_serving_savings(best, base))
     return Recommendation(float(g.target_loss[0]), int(g.context[0]), best, front, base,
                           savings, settings, getattr(model, "label", ""),
-                          _size_warnings(model, best) + _extrapolated_pick(front))
+                          _size_warnings(model, best) + _extrapolated_pick(front)
+                          + _context_warnings(model, int(g.context[0])))
 
 
 EXTRAPOLATION_FACTOR = 2.0  # how far past the fitted sizes a pick's N* is worth a warning
@@ -403,6 +406,21 @@ def _size_warnings(model: LossModel, best: dict) -> tuple[str, ...]:
     return (f"N* = {format_count(n)} ({best['n_layer']:.1f} layers) lies outside the sizes "
             f"the fit was made on ({format_count(lo)} to {format_count(hi)} non-embedding "
             f"parameters), {how}: the law is extrapolated far beyond its data",)
+
+
+def _context_warnings(model: LossModel, context: int) -> tuple[str, ...]:
+    """A warning when T lies outside the contexts the model's losses were measured at
+    (``model.loss_contexts``, where the model has them): the recipe then carries the
+    configurations' relative losses to T unchanged, an assumption nothing here checks."""
+    span = getattr(model, "loss_contexts", None)
+    if span is None or span[0] <= context <= span[1]:
+        return ()
+    lo, hi = (format_context(t) for t in span)
+    where = f"at T = {lo}" if lo == hi else f"from T = {lo} to {hi}"
+    return (f"T = {format_context(context)} lies outside the contexts the losses come from "
+            f"({where}): the recipe assumes the configurations' relative losses do not move "
+            "with context (the paper reports < 1% for T > 8K; its Table 4 stops at 128K), "
+            "unchecked at this T",)
 
 
 def _extrapolated_pick(front: pd.DataFrame) -> tuple[str, ...]:
