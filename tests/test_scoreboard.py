@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from docutils.nodes import make_id
 
@@ -78,6 +79,23 @@ def test_table4_row_is_computed(board):
     row = board[board.claim.str.startswith("Table 4")].iloc[0]
     assert row.ours.startswith(f"{s['matches']} of {s['cells']} match")
     assert row.verdict == ("reproduced" if s["matches"] == s["cells"] else "partly")
+
+
+def test_the_long_context_row_counts_the_refits_where_the_trend_holds(board, monkeypatch):
+    """The trend on the paper's data comes with the share of bootstrap refits in which it
+    holds at every target, judged by the rule the fit itself is judged by: a refit grid
+    whose heads rise with context is not counted."""
+    from gqa_lib.evidence import scoreboard as sb
+
+    row = board[board.claim == "Longer context: fewer heads and a bigger model"].iloc[0]
+    held, n = sb._trend_refits(joint_model(), [2.6, 2.8], 10)
+    assert n == 10 and 0 <= held <= n
+    assert re.search(r"and at all of them in \d+ of 100 refits", row.ours)
+    assert "not the extrapolation to unmeasured heads on which 31 of the 40 cells" in row.why
+    rising = pd.DataFrame({"target_loss": [2.6, 2.6], "context": [8192, 16384],
+                           "n_head": [8, 16], "n_kv_head": [1, 1],
+                           "params_non_embedding": [2e9, 2e9]})
+    assert sb._long_context_trend(rising) == (0, 1)
 
 
 def test_links_land_on_a_section_of_an_existing_page(board):
@@ -169,7 +187,6 @@ def test_the_head_count_row_reads_the_equal_size_runs_once_they_are_in(monkeypat
     """With three seeds of every configuration in, models that beat the trigram and use
     their context, the row's verdict comes from the paired equal-size differences."""
     import numpy as np
-    import pandas as pd
 
     from gqa_lib.evidence import equal_size
     from gqa_lib.evidence import scoreboard as sb
