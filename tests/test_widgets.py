@@ -145,6 +145,10 @@ def test_static_chart_is_a_marked_explorer_with_small_data():
     names = {p["name"] for p in spec["params"]}
     assert {"log2T", "target", "lam", "alpha", "beta", "convention"} <= names
     assert len(json.dumps(spec)) < 1_000_000
+    # outside 8K to 128K the pick's label says the paper's losses are carried there unchecked
+    text = json.dumps(spec)
+    assert "log2T < 13 || log2T > 17 ?" in text
+    assert "(the losses cover 8K to 128K: carried here unchecked)" in text
 
 
 def test_every_default_lies_on_its_controls_grid():

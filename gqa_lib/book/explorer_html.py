@@ -23,6 +23,17 @@ from gqa_lib.errors import GQAError
 from gqa_lib.units import format_context, format_heads_each, HEADS_TITLE
 
 
+def _context_caution() -> str:
+    """A Vega expression: a second line for the optimum's label where the chosen context
+    (parameter ``log2T``) lies outside the contexts the paper's losses come from (both
+    explorer fits are the paper's), '' inside them."""
+    from gqa_lib.evidence.paper import PAPER_LOSS_CONTEXTS
+
+    lo, hi = PAPER_LOSS_CONTEXTS
+    return (f"(log2T < {int(np.log2(lo))} || log2T > {int(np.log2(hi))} ? '\\n(the losses "
+            f"cover {format_context(lo)} to {format_context(hi)}: carried here unchecked)' : '')")
+
+
 def _optimum_label(base: Any, label: str) -> Any:
     """The text layer naming the ranked-first row of an explorer (Vega expression ``label``),
     named "optimum": what :func:`~gqa_lib.book.render.mark_explorer` and the browser tests
@@ -159,7 +170,8 @@ def static_explorer(table: pd.DataFrame):
     )
     text = _optimum_label(base, "'optimum: ' + (datum.baseline ? 'the baseline' : datum.H)"
                                 " + ', N* = ' + format(datum.params_non_embedding / 1e9, "
-                                "'.3~r') + ' B' + (datum.extrapolated ? ' (extrap.)' : '')")
+                                "'.3~r') + ' B' + (datum.extrapolated ? ' (extrap.)' : '') + "
+                                + _context_caution())
     chart = alt.layer(bars, text).add_params(
         p_ctx, p_target, p_lam, p_alpha, p_beta, p_conv).properties(height=280)
     return mark_explorer(chart, "optimum")
@@ -266,7 +278,8 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     text = _optimum_label(base, "'pick: H = ' + datum.H + ', N* = ' + format("
                                 "datum.params_non_embedding / 1e9, '.3~r') + ' B\\n' + format("
                                 f"datum.tps, ',.0f') + {rate}"
-                                " + (datum.extrapolated ? ' (extrapolated)' : '')")
+                                " + (datum.extrapolated ? ' (extrapolated)' : '') + "
+                                + _context_caution())
     params = (p_ctx, p_target, p_obj, p_hw, *((p_out,) if outs else ()))
     chart = alt.layer(bars, text).add_params(*params).properties(width=560, height=280)
     return mark_explorer(chart, "optimum")
