@@ -73,7 +73,8 @@ class PerHeadModel:
     """Step 2's result: one fitted power law per measured H (keys ``(n_head, n_kv_head)``),
     optionally the baseline family's law (key ``"llama3"``). Nothing is extrapolated: only
     the fitted configurations are candidates. ``loss_contexts``: (shortest, longest) context
-    its losses were measured at (:func:`fit_runs`: the runs' training context), so that the
+    its losses speak for (:func:`fit_runs`: the runs' training context; the paper's: 8K,
+    where they were measured, to 128K, where the paper reports them to hold), so that the
     recipe can say when it carries them to another T; None: not known."""
 
     fit: LossFit

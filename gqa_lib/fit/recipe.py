@@ -55,8 +55,8 @@ BASELINES = ("llama3",)
 class LossModel(Protocol):
     """What step 3 needs from a loss model (:class:`gqa_lib.fit.per_head.PerHeadModel`,
     :class:`gqa_lib.evidence.paper.JointLossModel`). Arrays broadcast; losses in nats. A
-    model may also carry ``loss_contexts``, the (shortest, longest) context its losses were
-    measured at: :func:`optimize` warns when T lies outside it."""
+    model may also carry ``loss_contexts``, the (shortest, longest) context its losses speak
+    for (measured there, or reported to hold there): :func:`optimize` warns outside it."""
 
     fit: LossFit
     d_head: int
@@ -409,7 +409,7 @@ def _size_warnings(model: LossModel, best: dict) -> tuple[str, ...]:
 
 
 def _context_warnings(model: LossModel, context: int) -> tuple[str, ...]:
-    """A warning when T lies outside the contexts the model's losses were measured at
+    """A warning when T lies outside the contexts the model's losses speak for
     (``model.loss_contexts``, where the model has them): the recipe then carries the
     configurations' relative losses to T unchanged, an assumption nothing here checks."""
     span = getattr(model, "loss_contexts", None)
