@@ -68,11 +68,11 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS, targets=STATIC_
     for conv in cost.COMPUTE_CONVENTIONS:
         s = CostSettings(convention=conv)
         g = cost_grid(model, t, T, settings=s)
+        bc = baseline_costs(model, t, T, settings=s)
         if not frames:
-            grid = g
-            b = baseline_costs(model, t, T, settings=s)
+            grid, b = g, bc
         frames.append(g.values["flops"])
-        base_flops[conv] = baseline_costs(model, t, T, settings=s)["flops"]
+        base_flops[conv] = bc["flops"]
     i, j, c = np.meshgrid(np.arange(len(t)), np.arange(len(T)),
                           np.arange(len(grid.configs)), indexing="ij")
     df = pd.DataFrame({

@@ -386,16 +386,18 @@ def cmd_hardware(args: argparse.Namespace) -> int:
 
 def _exposed_note() -> str:
     """'an H200 sold as 141 GB exposes 139.8 GiB = 150.1e9 bytes (measured)', from the
-    calibration of the measured accelerator(s)."""
-    from gqa_lib.arch.hardware import calibration, get_accelerator
+    calibration of each measured accelerator."""
+    from gqa_lib.arch.hardware import calibrations, get_accelerator
 
-    hw = get_accelerator("h200")
-    got = cost.memory_capacity_bytes(hw)
-    if calibration(hw) is None or got == hw.memory_capacity_bytes:
-        return "no accelerator measured yet"
-    return (f"an {hw.key.upper()} sold as {hw.memory_capacity_bytes / 1e9:g} GB exposes "
-            f"{got / 2**30:.1f} GiB = {got / 1e9:.1f}e9 bytes, measured: "
-            f"{got / hw.memory_capacity_bytes - 1:.0%} more")
+    notes = []
+    for key in calibrations():
+        hw = get_accelerator(key)
+        got = cost.memory_capacity_bytes(hw)
+        if got != hw.memory_capacity_bytes:
+            notes.append(f"an {hw.key.upper()} sold as {hw.memory_capacity_bytes / 1e9:g} GB "
+                         f"exposes {got / 2**30:.1f} GiB = {got / 1e9:.1f}e9 bytes, measured: "
+                         f"{got / hw.memory_capacity_bytes - 1:.0%} more")
+    return "; ".join(notes) or "no accelerator measured yet"
 
 
 # ----- gqa table4 ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from gqa_lib.arch.config import paper_family
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.fit.per_head import PerHeadModel
 from gqa_lib.fit.recipe import (CostSettings, affordable_params, bootstrap_choice, candidates,
-                                cost_grid, min_loss_for_budget, optimize)
+                                cost_grid, min_loss_for_budget, on_refits, optimize)
 from gqa_lib.fit.shapes import bisect_log, config_batch
 from gqa_lib.fit.scaling import LossFit, PowerLaw, fit_power_laws, resample
 from gqa_lib.io import REPO_ROOT
@@ -455,28 +455,22 @@ def headline_intervals(model=None, *, n_boot: int = HEADLINE_BOOT, seed: int = 0
                        level: float = 0.95, settings: CostSettings = CostSettings(),
                        **kwargs: Any) -> dict[str, Any]:
     """The spread of :func:`headline` (``baseline="fit"``) over ``n_boot`` residual-bootstrap
-    refits of the loss model (drawn as :func:`gqa_lib.fit.recipe.bootstrap_grids` draws
-    them, from ``seed``): for ``memory_pct``, ``z_pct``, ``equal_z_loss_gain`` and each
-    ``flops_pct`` convention (keys ``flops_pct:<convention>``), the central ``level``
-    percentile interval (lo, hi). ``n_boot`` and ``n_failed`` (refits that failed, left
-    out). The refits resample the noise of the digitised losses only: not the law's form,
-    the extrapolation or a bias in the digitisation. ``kwargs``: :func:`headline`'s."""
+    refits of the loss model (:func:`gqa_lib.fit.recipe.on_refits`, from ``seed``): for
+    ``memory_pct``, ``z_pct``, ``equal_z_loss_gain`` and each ``flops_pct`` convention (keys
+    ``flops_pct:<convention>``), the central ``level`` percentile interval (lo, hi).
+    ``n_boot`` and ``n_failed`` (refits that failed, left out). The refits resample the
+    noise of the digitised losses only: not the law's form, the extrapolation or a bias in
+    the digitisation. ``kwargs``: :func:`headline`'s."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise GQAError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
         raise GQAError(f"level must be a number in (0, 1), got {level!r}")
     model = joint_model() if model is None else model
-    rng = np.random.default_rng(seed)
-    rows, failed = [], 0
-    for _ in range(n_boot):
-        try:
-            h = headline(model.resample(rng), settings=settings, baseline="fit", **kwargs)
-        except GQAError:  # a refit that failed, or a target below its floor
-            failed += 1
-            continue
-        rows.append({"memory_pct": h["memory_pct"], "z_pct": h["z_pct"],
-                     "equal_z_loss_gain": h["equal_z_loss_gain"],
-                     **{f"flops_pct:{c}": v for c, v in h["flops_pct"].items()}})
+    heads, failed = on_refits(model, lambda m: headline(m, settings=settings, baseline="fit",
+                                                        **kwargs), n_boot=n_boot, seed=seed)
+    rows = [{"memory_pct": h["memory_pct"], "z_pct": h["z_pct"],
+             "equal_z_loss_gain": h["equal_z_loss_gain"],
+             **{f"flops_pct:{c}": v for c, v in h["flops_pct"].items()}} for h in heads]
     if len(rows) < 2:
         raise GQAError(f"{failed} of {n_boot} bootstrap refits failed: no interval")
     frame = pd.DataFrame(rows)

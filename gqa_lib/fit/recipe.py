@@ -516,15 +516,24 @@ def bootstrap_grids(model: LossModel, target_loss: Any, context: Any, *, n_boot:
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise GQAError(f"n_boot must be a positive integer, got {n_boot!r}")
     point = cost_grid(model, target_loss, context, settings=settings)
+    reps, failed = on_refits(model, lambda m: cost_grid(
+        m, target_loss, context, configs=point.configs, settings=settings),
+        n_boot=n_boot, seed=seed)
+    return point, reps, failed
+
+
+def on_refits(model: LossModel, fn: Any, *, n_boot: int, seed: int = 0) -> tuple[list, int]:
+    """``fn`` applied to ``n_boot`` residual-bootstrap refits of ``model`` (``model.resample``),
+    drawn in order from ``seed``: (the results of the refits that succeeded, how many failed:
+    a GQAError from the refit or from ``fn``, e.g. a target below a refit's floor)."""
     rng = np.random.default_rng(seed)
-    reps, failed = [], 0
+    out, failed = [], 0
     for _ in range(n_boot):
         try:
-            reps.append(cost_grid(model.resample(rng), target_loss, context,
-                                  configs=point.configs, settings=settings))
-        except GQAError:  # a refit that failed, or a target below every refit floor
+            out.append(fn(model.resample(rng)))
+        except GQAError:
             failed += 1
-    return point, reps, failed
+    return out, failed
 
 
 def choice_counts(point: RecipeGrid, replicates: Sequence[RecipeGrid]) -> np.ndarray:
