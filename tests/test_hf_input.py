@@ -161,3 +161,58 @@ def test_mla_decompressed_cache_is_per_head():
     assert cost.kv_cache_values(c, T, mla="decompressed") == 27 * T * 16 * (192 + 128)
     with pytest.raises(GQAError, match="mla='compressed' is not allowed"):
         cost.kv_cache_values(c, T, mla="compressed")
+
+
+# ----- fields transformers reads, or builds without reading (review 1) -----------------------
+@pytest.mark.parametrize("name, total, kv_32k", [
+    # FalconConfig: num_kv_heads = num_attention_heads when omitted (not Falcon-7B's 71)
+    ("falcon-new-architecture-kv-heads-omitted.json", 997_976, 2 * 1 * 142 * 2 * T),
+    # FalconConfig: n_embed is hidden_size (not the default 4544); multi-query, one KV head
+    ("falcon-n-embed.json", 92_800, 2 * 2 * 1 * 16 * T),
+    # Qwen2-MoE builds the shared expert's d -> 1 gate even at width 0
+    ("qwen2-moe-shared-expert-0.json", 162_624, 2 * 4 * 2 * 16 * T),
+    # Cohere2 reads an explicit head_dim (8, not 64 / 4); windows of 8 on 3 layers of 4
+    ("cohere2-head-dim.json", 105_024, (3 * 8 + T) * 2 * 2 * 8),
+    # Llama 4 as transformers saves it, with moe_layers; 3 of 4 layers chunked at 8192
+    ("llama-4-moe-layers.json", 278_080, (3 * 8192 + T) * 2 * 2 * 16),
+])
+def test_counts_of_what_transformers_builds(name, total, kv_32k):
+    # the totals are transformers' own (tests/test_hf_oracle.py checks them on the meta device)
+    cfg = from_hf_config(HF / "oracle" / name)
+    assert cost.params_total(cfg) == total
+    assert cost.kv_cache_values(cfg, T) == kv_32k
+
+
+@pytest.mark.parametrize("name, change, msg", [
+    # builds (ln_attn, ln_mlp) but its forward pass reads input_layernorm
+    ("oracle/falcon-7b.json", {"num_ln_in_parallel_attn": 2},
+     "num_ln_in_parallel_attn=2 with new_decoder_architecture=false: transformers builds"),
+    ("oracle/falcon-40b.json", {"parallel_attn": False},
+     "parallel_attn=false with new_decoder_architecture=true: transformers builds"),
+    ("oracle/falcon-40b.json", {"num_ln_in_parallel_attn": 3},
+     "num_ln_in_parallel_attn=3 with new_decoder_architecture=true"),
+    # look-alike keys transformers does not read: it builds its default instead
+    ("oracle/granite-3.1-1b-a400m.json", {"num_experts": 4},
+     "num_experts=4 is not read by transformers' granitemoe, which reads 'num_local_experts' "
+     r"instead \(here 32\)"),
+    ("oracle/falcon-7b.json", {"n_head": 4}, "n_head=4 is not read .* 'num_attention_heads'"),
+    ("oracle/falcon-7b.json", {"n_layer": 2}, "n_layer=2 is not read .* 'num_hidden_layers'"),
+    ("oracle/falcon-40b.json", {"num_attention_heads_kv": 4},
+     r"num_attention_heads_kv=4 is not read .* 'num_kv_heads' instead \(here 8\)"),
+    # Cohere's attention builds n_head * head_dim: an explicit null fails there
+    ("oracle/c4ai-command-r7b-12-2024.json", {"head_dim": None},
+     "'head_dim' must be an integer, got None"),
+])
+def test_what_transformers_cannot_run_or_does_not_read_is_refused(name, change, msg):
+    cfg = base(name)
+    cfg.update(change)
+    with pytest.raises(GQAError, match=msg) as e:
+        from_hf_config(cfg)
+    assert "\n" not in str(e.value)
+
+
+def test_look_alike_keys_that_agree_are_harmless():
+    g = base("oracle/granite-3.1-1b-a400m.json")
+    assert from_hf_config(g | {"num_experts": 32}) == from_hf_config(g)
+    f = base("oracle/falcon-40b.json")
+    assert from_hf_config(f | {"n_layer": 60, "num_attention_heads_kv": 8}) == from_hf_config(f)

@@ -12,6 +12,7 @@ import pytest
 from gqa_lib import GQAError, cost
 from gqa_lib.arch import hf_families
 from gqa_lib.arch.hf import SUPPORTED, from_hf_config
+from gqa_lib.arch.hf_defaults import NOT_READ
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -60,6 +61,8 @@ def _check(raw):
     assert cfg.layer_windows == windows
 
 
+# torch warns while initialising a 0-wide layer (Qwen2-MoE's shared expert of width 0)
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
 def test_config_files_match_transformers(path):
     _check(json.loads(path.read_text()))
@@ -81,6 +84,44 @@ def test_every_supported_type_has_a_config_file():
     types = {json.loads(p.read_text())["model_type"] for p in FILES}
     types = {hf_families.TEXT_CONFIGS.get(t, t) for t in types}
     assert set(SUPPORTED) <= types
+
+
+# ----- what gqa refuses: transformers builds it but cannot run it, or does not read it ---------
+_SMALL = dict(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_hidden_layers=2,
+              vocab_size=100)
+
+
+@pytest.mark.parametrize("change", [
+    dict(num_ln_in_parallel_attn=2),  # old architecture: builds ln_attn, ln_mlp, reads neither
+    dict(new_decoder_architecture=True, parallel_attn=False),
+    dict(new_decoder_architecture=True, num_ln_in_parallel_attn=3),
+])
+def test_falcon_blocks_transformers_cannot_run_are_refused(change):
+    raw = {"model_type": "falcon", **_SMALL, **change}
+    with pytest.raises(GQAError, match="its forward pass fails|its forward pass reads"):
+        from_hf_config(raw)
+    model = transformers.AutoModelForCausalLM.from_config(_hf_config(raw)).eval()
+    with torch.no_grad(), pytest.raises((AttributeError, UnboundLocalError)):
+        model(torch.zeros(1, 3, dtype=torch.long))
+
+
+@pytest.mark.parametrize("model_type", ["cohere", "cohere2"])
+def test_null_head_dim_of_cohere_is_refused(model_type):
+    raw = {"model_type": model_type, **_SMALL, "head_dim": None}
+    with pytest.raises(GQAError, match="'head_dim' must be an integer, got None"):
+        from_hf_config(raw)
+    with torch.device("meta"), pytest.raises(TypeError):  # n_head * None, None ** -0.5
+        transformers.AutoModelForCausalLM.from_config(_hf_config(raw))
+
+
+@pytest.mark.parametrize("model_type, key, read",
+                         [(t, k, f) for t, keys in NOT_READ.items() for k, f in keys.items()])
+def test_look_alike_keys_transformers_does_not_read_are_refused(model_type, key, read):
+    built = getattr(transformers.AutoConfig.for_model(model_type), read)
+    assert getattr(transformers.AutoConfig.for_model(model_type, **{key: 2}), read) == built != 2
+    with pytest.raises(GQAError, match=f"{key}=2 is not read by transformers' {model_type}, "
+                                       f"which reads '{read}' instead"):
+        from_hf_config({"model_type": model_type, key: 2})
 
 
 # ----- the cache a real forward pass allocates ------------------------------------------------

@@ -182,8 +182,19 @@ _STRUCTURAL = ("num_local_experts", "num_experts", "n_routed_experts", "moe_inte
 def _refuse_foreign_fields(r: Reader, fam: hf_families.Family) -> None:
     """A mixture-of-experts or latent-attention field in a family that has none (a llama
     config with num_local_experts) would be ignored by transformers too, but it says the file
-    describes another architecture: refuse it rather than cost a dense model."""
-    known = set(fam.defaults) | set(fam.aliases)
+    describes another architecture: refuse it rather than cost a dense model. A look-alike
+    key the family's config class does not read (granitemoe's num_experts) is refused where
+    it differs from the field transformers builds from: the file means one, transformers
+    builds the other."""
+    for k, read in fam.not_read.items():
+        v = r.cfg.get(k)
+        if v is not None and v != r.raw(read, None):
+            here = (f"here {_show(r.cfg[read])}" if read in r.cfg else
+                    f"default {_show(r.raw(read))}" if r.raw(read, None) is not None else
+                    "absent")
+            raise r.fail(f"{k}={_show(v)} is not read by transformers' {r.model_type}, which "
+                         f"reads {read!r} instead ({here}); rename the field")
+    known = set(fam.defaults) | set(fam.aliases) | set(fam.not_read)
     for k in _STRUCTURAL:
         if k not in known and r.cfg.get(k) not in (None, 0, [], False):
             kind = ("mixture-of-experts" if "expert" in k or "moe" in k else

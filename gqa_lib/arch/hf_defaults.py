@@ -1,7 +1,8 @@
-"""transformers' defaults for the fields a config.json may omit, per model type, and the key
-aliases its configuration classes accept (``attribute_map``). Copied from the
-``configuration_*.py`` files of transformers 5.24; tests/test_hf_oracle.py builds each type from
-a config.json holding nothing but its ``model_type`` and checks the result against these.
+"""transformers' defaults for the fields a config.json may omit, per model type, the key
+aliases its configuration classes accept (``attribute_map``) and the look-alike keys they do
+not read. Copied from the ``configuration_*.py`` files of transformers 5.24;
+tests/test_hf_oracle.py builds each type from a config.json holding nothing but its
+``model_type`` and checks the result against these.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         num_hidden_layers=12, num_attention_heads=12, n_inner=None,
         activation_function="gelu_new", tie_word_embeddings=True),
     "falcon": dict(vocab_size=65_024, hidden_size=4544, num_hidden_layers=32,
-        num_attention_heads=71, num_kv_heads=71, alibi=False,
+        num_attention_heads=71, num_kv_heads=None, alibi=False,
         new_decoder_architecture=False, multi_query=True,
         parallel_attn=True, bias=False, ffn_hidden_size=None,
         activation="gelu", tie_word_embeddings=True,
@@ -115,7 +116,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         num_hidden_layers=48, num_attention_heads=40,
         num_key_value_heads=8, head_dim=128,
         num_experts_per_tok=1, num_local_experts=16,
-        interleave_moe_layer_step=1, no_rope_layer_interval=4,
+        interleave_moe_layer_step=1, moe_layers=None, no_rope_layer_interval=4,
         attention_chunk_size=8192, rope_theta=500_000.0),
     "glm4": dict(_BASE, vocab_size=151_552, hidden_size=4096,
         intermediate_size=13_696, num_hidden_layers=40,
@@ -134,13 +135,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 ALIASES: dict[str, dict[str, str]] = {
     "mixtral": {"num_experts": "num_local_experts"},
     "qwen3_moe": {"num_experts": "num_local_experts"},
-    "granitemoe": {"num_experts": "num_local_experts"},
     "gpt2": {"n_embd": "hidden_size", "n_layer": "num_hidden_layers",
         "n_head": "num_attention_heads", "max_position_embeddings": "n_positions"},
-    "falcon": {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
-        "num_attention_heads_kv": "num_kv_heads"},
     "deepseek_v2": {"num_experts": "n_routed_experts"},
     "deepseek_v3": {"num_local_experts": "n_routed_experts"},
     "gpt_oss": {"num_experts": "num_local_experts"},
     "exaone": {"num_layers": "num_hidden_layers", "activation_function": "hidden_act"},
+}
+
+# Keys that look like aliases but that the type's configuration class does not read (no
+# attribute_map entry, no __post_init__ rename): transformers keeps them as inert attributes
+# and builds the named field's value instead. hf.py refuses them where the two differ.
+NOT_READ: dict[str, dict[str, str]] = {
+    "granitemoe": {"num_experts": "num_local_experts"},
+    "falcon": {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
+        "num_attention_heads_kv": "num_kv_heads"},
 }

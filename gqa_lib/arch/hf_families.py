@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gqa_lib.arch.hf_defaults import ALIASES, DEFAULTS
+from gqa_lib.arch.hf_defaults import ALIASES, DEFAULTS, NOT_READ
 
 _GATED = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_new": "geglu",
           "gelu_pytorch_tanh": "geglu", "gelu_fast": "geglu", "relu": "reglu"}
@@ -26,6 +26,7 @@ class Family:
     build: Callable[[Any], dict[str, Any]]
     defaults: Mapping[str, Any]
     aliases: Mapping[str, str] = field(default_factory=dict)
+    not_read: Mapping[str, str] = field(default_factory=dict)  # look-alike key -> field read
 
 
 def _act(r, gated: bool = True) -> str:
@@ -47,10 +48,15 @@ def _refuse_true(r, *keys: str, why: str = "") -> None:
 
 
 def _core(r, *, head_dim: str = "config", gated: bool = True) -> dict[str, Any]:
-    """The fields every decoder has: shape, vocabulary, tying, FFN kind, RoPE base."""
+    """The fields every decoder has: shape, vocabulary, tying, FFN kind, RoPE base.
+
+    ``head_dim``: "config" reads it (null: d_model / n_head), "given" reads it where the file
+    has it (null refused), "derived" ignores it (d_model / n_head).
+    """
     n_head = r.int("num_attention_heads")
     d_model = r.int("hidden_size")
-    dh = r.int("head_dim", null=None, default=None) if head_dim == "config" else None
+    dh = (r.int("head_dim", null=None, default=None) if head_dim == "config" else
+          r.int("head_dim") if head_dim == "given" and r.has("head_dim") else None)
     return dict(
         n_layer=r.int("num_hidden_layers"), d_model=d_model, n_head=n_head,
         n_kv_head=r.int("num_key_value_heads", null=n_head, default=None),
@@ -177,8 +183,8 @@ def _qwen2_moe(r) -> dict[str, Any]:
     f = _core(r)
     moe = _moe(r, f["n_layer"], "num_experts", dense=_qwen_dense_layers(r, f["n_layer"]),
                shared=r.int("shared_expert_intermediate_size", minimum=0), zero_is_dense=True)
-    if moe:
-        moe["shared_expert_gate"] = moe["d_ff_shared"] > 0
+    if moe:  # Qwen2MoeSparseMoeBlock builds its Linear(d, 1) gate even for a 0-wide shared expert
+        moe["shared_expert_gate"] = True
     return {**f, **_qwen_pattern(r, f["n_layer"], moe=True), **moe,
             "qkv_bias": r.bool("qkv_bias")}
 
@@ -267,7 +273,11 @@ def _olmo3(r) -> dict[str, Any]:
 
 
 def _cohere(r, pattern: bool = False) -> dict[str, Any]:
-    f = _core(r, head_dim="derived" if pattern else "config")
+    # Neither config class has a head_dim field (Cohere2Config's __post_init__ sets it to
+    # d / n_head, then a head_dim from the file overrides it); the attention reads
+    # getattr(config, "head_dim", d / n_head), so a given head_dim counts and an explicit
+    # null fails there (None ** -0.5): refused rather than read as d / n_head.
+    f = _core(r, head_dim="given")
     bias = r.bool("attention_bias")
     out = {**f, "norm": "layernorm", "norm_vectors": 1, "n_norms": 1, "qkv_bias": bias,
            "o_bias": bias}
@@ -321,18 +331,37 @@ def _gpt2(r) -> dict[str, Any]:
 
 
 def _falcon(r) -> dict[str, Any]:
-    d = r.int("hidden_size")
+    # FalconConfig: n_embed, unless null, replaces hidden_size (even where both are given)
+    d = r.int("n_embed" if r.cfg.get("n_embed") is not None else "hidden_size")
     n_head = r.int("num_attention_heads")
     new = r.bool("new_decoder_architecture")
-    if new:
+    if new:  # FalconConfig: num_kv_heads = num_attention_heads when it is null or omitted
         n_kv = r.int("num_kv_heads", null=n_head)
     else:
         n_kv = 1 if r.bool("multi_query") else n_head
     parallel = r.bool("parallel_attn")
     n_ln = r.int("num_ln_in_parallel_attn", null=None, default=None)
     if new and n_ln is None:
-        n_ln = 2
-    n_norms = 2 if (not parallel or (new and n_ln == 2)) else 1
+        n_ln = 2  # as FalconDecoderLayer sets it
+    # FalconDecoderLayer builds ln_attn and ln_mlp for a parallel block with n_ln == 2, else
+    # input_layernorm, and input_ and post_attention_layernorm for a sequential block; but
+    # its forward pass reads ln_attn/ln_mlp only in the new architecture, input_layernorm
+    # otherwise, and has no sequential block in the new one. Those other combinations build
+    # and cannot run: no model to cost, refused.
+    if new and not parallel:
+        raise r.fail("parallel_attn=false with new_decoder_architecture=true: transformers "
+                     "builds it but its forward pass fails (the new architecture has only a "
+                     "parallel block); no model to cost")
+    if new and n_ln not in (1, 2):
+        raise r.fail(f"num_ln_in_parallel_attn={n_ln} with new_decoder_architecture=true: "
+                     "transformers builds it but its forward pass fails (it reads 1 or 2); no "
+                     "model to cost")
+    if not new and parallel and n_ln == 2:
+        raise r.fail("num_ln_in_parallel_attn=2 with new_decoder_architecture=false: "
+                     "transformers builds ln_attn and ln_mlp but its forward pass reads "
+                     "input_layernorm, which it does not build; no model to cost (the old "
+                     "parallel block has one norm: omit the field)")
+    n_norms = 2 if (not parallel or n_ln == 2) else 1
     act = r.str("activation")
     if act not in _PLAIN:
         raise r.fail(f"activation={act!r} is not supported; supported: {', '.join(_PLAIN)}")
@@ -458,7 +487,8 @@ _BUILDERS = {
     "exaone": _exaone,
 }
 FAMILIES: dict[str, Family] = {
-    t: Family(b, DEFAULTS[t], ALIASES.get(t, {})) for t, b in _BUILDERS.items()
+    t: Family(b, DEFAULTS[t], ALIASES.get(t, {}), NOT_READ.get(t, {}))
+    for t, b in _BUILDERS.items()
 }
 
 # Multimodal configs costed through their language model.
