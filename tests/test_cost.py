@@ -40,6 +40,17 @@ def test_llama32_1b_at_128k_by_hand():
     assert s["flops_lm_head"] == 2 * 2048 * 128_256
 
 
+@pytest.mark.parametrize("kw, field", [({"T": 0.5}, "context_len"), ({"T": 1.5}, "context_len"),
+                                       ({"T": 1024, "batch": 0.5}, "batch"),
+                                       ({"T": 1024, "batch": 0}, "batch")])
+def test_summary_counts_whole_tokens_and_sequences(kw, field):
+    """One model's summary is for a real context and batch: half a token or half a sequence
+    is refused naming the field (the vectorised counts keep taking continuous values)."""
+    with pytest.raises(GQAError, match=f"{field} must be an integer"):
+        cost.summary(get_preset("llama-3.2-1b"), kw.pop("T"), **kw)
+    assert cost.summary(get_preset("llama-3.2-1b"), 1024.0)["context_len"] == 1024
+
+
 def test_mistral_window_caps_cache():
     m = get_preset("mistral-7b-v0.1")
     assert cost.kv_cache_values(m, 32_768) == cost.kv_cache_values(m, 4096)

@@ -487,16 +487,16 @@ seeds = [0]
 
 
 @pytest.mark.parametrize("old, new, words", [
-    ("contexts = [16]", "contexts = [0]", ["positive integers"]),
+    ("contexts = [16]", "contexts = [0]", ["integers in 1..2**53"]),
     ("tokens = 1024", 'tokens = "1024"', ["tokens must be a positive integer"]),
     ("lr = 1e-3", 'lr = "0.01"', ["lr must be > 0"]),
     ("lr = 1e-3", "lr = nan", ["non-finite"]),
     ("lr = 1e-3", "lr = inf", ["non-finite"]),
     ("lr = 1e-3", "lr = true", ["lr must be > 0"]),
     ("heads = [[4, 4], [4, 1]]", "heads = 8", ["heads must be a non-empty list"]),
-    ("heads = [[4, 4], [4, 1]]", "heads = [[4, 0]]", ["positive integers"]),
-    ("sizes = [[1, 32]]", 'sizes = [[1, "32"]]', ["positive integers"]),
-    ("seeds = [0]", "seeds = [-1]", ["non-negative integers"]),
+    ("heads = [[4, 4], [4, 1]]", "heads = [[4, 0]]", ["integers in 1..2**53"]),
+    ("sizes = [[1, 32]]", 'sizes = [[1, "32"]]', ["integers in 1..2**53"]),
+    ("seeds = [0]", "seeds = [-1]", ["integers in 0..2**53"]),
     ("[model]\nd_head = 8\nvocab_size = 2048\n", "model = 5\n", ["[model] must be a table"]),
     ("eval_every = 2", "eval_every = 2.5", ["eval_every"]),
     ("eval_every = 2", "eval_every = 2\nprobe_samples = 4", ["recall probe", ">= 36"]),

@@ -265,6 +265,10 @@ def test_block_sweeps_name_each_run_by_its_exact_setting(tmp_path, small_corpus)
     g.write_text(g.read_text().replace("lrs = [1e-3, 1.6e-2]", "lrs = [true]"))
     with pytest.raises(GQAError, match="lrs must be a non-empty list of numbers"):
         load_grid(g)
+    g.write_text(g.read_text().replace("lrs = [true]", "lrs = [1e-3]").replace(
+        "seeds = [0]", f"seeds = [{2**63 - 1}]"))
+    with pytest.raises(GQAError, match=r"seeds must be a non-empty list of integers in 0\.\.2\*\*53"):
+        load_grid(g)  # the message names the range, not just "non-negative"
 
 
 # ----- the GPU ladder (issue 23): equal sizes, aligned widths, estimated time ---------------
@@ -314,6 +318,16 @@ def test_gpu_ladder_dry_run_on_cpu_prints_an_h200_estimate_within_6_minutes(tmp_
                  "--estimate-for", "h200"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert re.search(r"estimated [\d.]+ min on h200", first)
+
+
+def test_colab_cell_names_a_grid_outside_the_repository_as_an_upload(tmp_path):
+    from gqa_lib.cli.train import colab_command
+
+    inside = colab_command(str(GPU_GRID), str(tmp_path / "out.csv"))
+    assert "sweep data/sweeps/gpu-eq-v1.toml --out out.csv" in inside and "upload" not in inside
+    outside = colab_command(str(tmp_path / "g1.toml"), str(tmp_path / "g1.csv"))
+    assert "sweep g1.toml --out g1.csv" in outside and str(tmp_path) not in outside
+    assert "upload g1.toml to /content/gqa first" in outside
 
 
 def test_throughput_model_reproduces_the_measured_h200_points():

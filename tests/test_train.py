@@ -50,6 +50,9 @@ def test_budget():
     assert tc.with_budget(TINY, tokens_per_param=20).steps == round(20 * n / 1024)
     with pytest.raises(GQAError, match="exactly one"):
         tc.with_budget(TINY)
+    # a budget under one token names tokens_per_param and its range, not a "tokens" not given
+    with pytest.raises(GQAError, match=r"tokens_per_param=1e-09 gives .* choose 2\.9e-06 to"):
+        tc.with_budget(TINY, tokens_per_param=1e-9)
 
 
 @pytest.mark.parametrize("kw, msg", [

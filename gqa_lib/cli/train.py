@@ -99,18 +99,25 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def colab_command(grid: str, out: str) -> str:
     """The Colab cell that runs a grid there: clone the repository and run `gqa sweep` from
     it (Colab has torch, numpy, scipy, pandas, tokenizers and tqdm; nothing is installed).
-    Paths inside this checkout are given relative to it."""
+    Paths inside this checkout are given relative to it; a grid outside it is named by its
+    file name, with a note to upload it, and an output outside it lands in the clone."""
     from pathlib import Path
 
     from gqa_lib.book.colab import REPO_URL
     from gqa_lib.io import REPO_ROOT
 
+    def inside(path: str) -> bool:
+        return Path(path).resolve().is_relative_to(REPO_ROOT)
+
     def rel(path: str) -> str:
         p = Path(path).resolve()
-        return str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else path
+        return str(p.relative_to(REPO_ROOT)) if inside(path) else p.name
 
-    return (f"!git clone -q --depth=1 {REPO_URL} /content/gqa && cd /content/gqa && "
+    cell = (f"!git clone -q --depth=1 {REPO_URL} /content/gqa && cd /content/gqa && "
             f"python -m gqa_lib sweep {rel(grid)} --out {rel(out)}")
+    if not inside(grid):
+        cell += f"  (upload {rel(grid)} to /content/gqa first: it is not in the repository)"
+    return cell
 
 
 def _add_sweep_parser(sub: Any) -> None:

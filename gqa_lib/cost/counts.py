@@ -67,7 +67,7 @@ from gqa_lib.cost.attention import (attention_flops, KEY_SUMS, kv_width, layer_k
 from gqa_lib.cost.batch import ConfigBatch, product, scalar
 from gqa_lib.cost.params import (matmul_params, param_counts, params_active,
                                  params_non_embedding, params_total)
-from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_real
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, check_real
 
 __all__ = [  # the parameter counts and ConfigBatch are re-exported from here as before
     "attended_context", "bits_per_value", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
@@ -359,11 +359,13 @@ def summary(
 ) -> dict[str, Any]:
     """Everything `gqa cost` reports for one config at context T, keyed as in its JSON.
 
-    One context and one batch: arrays are refused (the counts it gathers take them)."""
+    One context and one batch, whole numbers of tokens and sequences: arrays are refused (the
+    counts it gathers take them, and fractional values for continuous shapes)."""
     for name, v in (("context_len", T), ("batch", batch)):
         if np.ndim(v) != 0:
             raise GQAError(f"summary takes one {name}, got {v!r}; kv_cache_values, "
                            "inference_flops and the other counts take arrays")
+    T, batch = check_int("context_len", T), check_int("batch", batch)
     p = param_counts(cfg)
     f = inference_flops(cfg, T, mla=mla)
     kv = kv_cache_values(cfg, T, batch=batch, mla=mla)

@@ -264,7 +264,7 @@ def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
     vals = {key: np.where(shaped[:, None, :], np.broadcast_to(v, shape), np.inf)
             for key, v in vals.items()}
     if "objective" in vals:
-        _check_serveable(vals["objective"], t, T, settings)
+        _check_serveable(vals["objective"], vals["max_batch"], t, T, settings)
     return RecipeGrid(t, T, configs, np.asarray(model.extrapolated(h, k), bool), vals, settings)
 
 
@@ -300,16 +300,23 @@ def _refuse_outside(t: np.ndarray, now: np.ndarray, before: np.ndarray, N: np.nd
                        + "): outside what the law can say; choose a target within it")
 
 
-def _check_serveable(objective: np.ndarray, t: np.ndarray, T: np.ndarray,
-                     settings: CostSettings) -> None:
-    """GQAError where no candidate has a finite serving objective (none fits in memory)."""
+def _check_serveable(objective: np.ndarray, max_batch: np.ndarray, t: np.ndarray,
+                     T: np.ndarray, settings: CostSettings) -> None:
+    """GQAError where no candidate has a finite serving objective: none fits in memory, or
+    none fits the ``batch`` asked for (then the message names it and the largest that fits)."""
     dead = ~np.isfinite(objective).any(axis=-1)
     if dead.any():
         i, j = np.argwhere(dead)[0]
-        raise GQAError(f"hardware={settings.hardware.key!r}: no candidate reaching target_loss="
-                       f"{t[i]:g} fits in its memory at context {T[j]:g} "
-                       f"({settings.hardware.memory_capacity_bytes / 1e9:g} GB); choose "
-                       "larger hardware, a shorter context or a higher target")
+        where = (f"hardware={settings.hardware.key!r}: no candidate reaching target_loss="
+                 f"{t[i]:g} fits")
+        mem = f"at context {T[j]:g} ({settings.hardware.memory_capacity_bytes / 1e9:g} GB)"
+        most = np.max(np.where(np.isfinite(max_batch[i, j]), max_batch[i, j], 0))
+        if settings.batch > 1 and most >= 1:
+            raise GQAError(f"{where} batch={settings.batch} in its memory {mem}: the largest "
+                           f"batch any fits is {int(most)}; choose a smaller batch, larger "
+                           "hardware or a shorter context")
+        raise GQAError(f"{where} in its memory {mem}; choose larger hardware, a shorter "
+                       "context or a higher target")
 
 
 def model_floor(model: LossModel) -> float:

@@ -105,9 +105,11 @@ class TrainConfig:
         if tokens is None:
             tpp = check_real("tokens_per_param", tokens_per_param, lo=0.0, lo_open=True)
             tokens = tpp * float(cost.params_non_embedding(model_cfg))
-            if tokens > MAX_EXACT:
+            if not 1 <= tokens <= MAX_EXACT:
+                n = float(cost.params_non_embedding(model_cfg))
                 raise GQAError(f"tokens_per_param={tokens_per_param!r} gives {tokens:.3g} "
-                               "tokens, above 2**53")
+                               f"tokens for N = {n:,.0f}; choose {1 / n:.3g} to "
+                               f"{MAX_EXACT / n:.3g} tokens per parameter (1 to 2**53 tokens)")
             tokens = int(tokens)
         tokens = check_int("tokens", tokens, lo=1, hi=MAX_EXACT)
         steps = max(1, round(tokens / (self.batch_size * self.context_len)))

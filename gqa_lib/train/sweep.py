@@ -133,10 +133,10 @@ def _check_keys(where: str, got: Iterable[str], allowed: Iterable[str]) -> None:
 
 
 def _int_list(where: str, v: Any, lo: int = 0) -> list[int]:
-    kind = "positive" if lo == 1 else "non-negative"
     if not isinstance(v, list) or not v or not all(
             isinstance(x, int) and not isinstance(x, bool) and lo <= x <= MAX_EXACT for x in v):
-        raise GQAError(f"{where} must be a non-empty list of {kind} integers, got {v!r}")
+        # 2**53: the largest whole number a CSV column read as float keeps exactly
+        raise GQAError(f"{where} must be a non-empty list of integers in {lo}..2**53, got {v!r}")
     return v
 
 
