@@ -54,6 +54,17 @@ def format_context(tokens: int) -> str:
     return str(tokens)
 
 
+def format_tokens(tokens: float, digits: int = 3) -> str:
+    """A context length in the book's units (K = 1,024 tokens, M = 1,024 K), also where it is
+    not a whole number of them: 131072 -> '128K', 1_480_000 -> '1.41M', 921_600 -> '900K';
+    below 1,024 the count itself."""
+    n = float(tokens)
+    for unit, scale in (("M", 1024**2), ("K", 1024)):
+        if abs(n) >= scale:
+            return f"{_sig(n / scale, digits)}{unit}"
+    return f"{n:.0f}"
+
+
 HEADS_TITLE = "H = (n_h, n_kv)"  # a column or axis of head configurations, in words
 
 
@@ -67,6 +78,14 @@ def format_heads_each(n_head: Any, n_kv_head: Any) -> list[str]:
     """:func:`format_heads` for each pair of two equal-length columns (a table's n_head and
     n_kv_head)."""
     return [format_heads(h, k) for h, k in zip(n_head, n_kv_head)]
+
+
+def format_list(items: Any) -> str:
+    """Items in words: [] -> 'none', ['a'] -> 'a', ['a', 'b', 'c'] -> 'a, b and c'."""
+    items = [str(i) for i in items]
+    if len(items) < 2:
+        return items[0] if items else "none"
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def format_count(n: float, digits: int = 3) -> str:

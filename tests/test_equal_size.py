@@ -110,7 +110,9 @@ def test_lr_check_and_context_use(tmp_path):
     rows += [_row(c, 0, lr) for c in ("(8, 8)", "(1, 1)") for lr in (base / 2, base * 2)]
     runs = _write(tmp_path, rows)
     lr = eq.lr_check(runs)
-    assert set(lr.config) == {"(8, 8)", "(1, 1)"} and len(lr) == 6
+    assert list(lr.config) == ["(8, 8)", "(1, 1)"]  # one row per configuration
+    assert [c for c in lr if c.startswith("loss at ")] == [
+        f"loss at {r:g}" for r in (base / 2, base, base * 2)]  # a column per rate, ascending
     assert (lr.best_lr == base).all() and (lr.gap == 0).all() and lr.within_noise.all()
     use = eq.context_use(runs).set_index("config")
     assert use.loc["(8, 8)", "near"] == pytest.approx(3.5)  # the bin of positions 2-3

@@ -272,13 +272,13 @@ def test_a_request_pays_its_prefill_and_its_share_of_the_decode_steps():
 
 def test_counting_the_prompt_moves_the_throughput_pick_to_fewer_query_heads():
     """At 128K a prompt's prefill is attention-bound (query heads cost FLOPs) and each
-    request's share of decode is small: with 1,000 generated tokens per request the
+    request's share of decode is small: with 1,024 generated tokens per request the
     throughput pick has fewer query heads than the decode-only pick, and a smaller lead
     over the Llama-3 baseline."""
-    model, CostSettings, optimize = _recipe()
+    model, CostSettings, optimize = _recipe()  # G = 1,024 generated tokens, as the serving page
     runs = {G: optimize(model, 2.615, 131072, baseline="llama3", settings=CostSettings(
-        objective="throughput", hardware="h200", output_tokens=G)) for G in (None, 1000)}
-    decode, req = runs[None], runs[1000]
+        objective="throughput", hardware="h200", output_tokens=G)) for G in (None, 1024)}
+    decode, req = runs[None], runs[1024]
     assert req.best["n_head"] < decode.best["n_head"]
     assert 1 < req.savings["tokens_per_s_ratio"] < decode.savings["tokens_per_s_ratio"]
     assert req.best["tokens_per_s"] < req.best["decode_tokens_per_s"]
@@ -291,15 +291,15 @@ def test_readme_states_the_prompt_counted_throughput_pick_it_computes():
     over Llama-3 GQA from x7.1 to x3.3) is what the recipe computes today."""
     from pathlib import Path
 
-    model, CostSettings, optimize = _recipe()
+    model, CostSettings, optimize = _recipe()  # G = 1,024 generated tokens, as the serving page
     runs = {G: optimize(model, 2.615, 131072, baseline="llama3", settings=CostSettings(
-        objective="throughput", hardware="h200", output_tokens=G)) for G in (None, 1000)}
+        objective="throughput", hardware="h200", output_tokens=G)) for G in (None, 1024)}
     heads = {G: (r.best["n_head"], r.best["n_kv_head"]) for G, r in runs.items()}
     ratio = {G: r.savings["tokens_per_s_ratio"] for G, r in runs.items()}
     readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
     want = (f"moves the throughput pick from ({heads[None][0]}, {heads[None][1]}) to "
-            f"({heads[1000][0]}, {heads[1000][1]}) and its lead over Llama-3 GQA from "
-            f"x{ratio[None]:.1f} to x{ratio[1000]:.1f}")
+            f"({heads[1024][0]}, {heads[1024][1]}) and its lead over Llama-3 GQA from "
+            f"x{ratio[None]:.1f} to x{ratio[1024]:.1f}")
     assert want in readme, want
 
 
@@ -317,6 +317,10 @@ def test_serving_objective_refusals():
     with pytest.raises(GQAError, match="fits in its memory"):
         optimize(model, 2.615, 131072, settings=CostSettings(objective="throughput",
                                                              hardware=tiny))
+    # a batch that no candidate fits is named, with the largest that fits, not blamed on size
+    with pytest.raises(GQAError, match=r"fits batch=200 .*largest batch any fits is \d+"):
+        optimize(model, 2.615, 131072, settings=CostSettings(objective="latency",
+                                                             hardware="h100", batch=200))
 
 
 # ----- the evidence: Table 5 as a prediction, picks by objective ------------------------------
@@ -495,3 +499,15 @@ def test_prompt_counted_starts_at_the_decode_headline_and_falls_with_shorter_ans
     assert pc.thr_pick.iloc[0] == hl.loc["throughput", "pick"]
     assert list(pc.z_ratio) == sorted(pc.z_ratio, reverse=True)  # shorter answers: less gain
     assert (pc.thr_ratio >= pc.z_ratio - 1e-9).all()  # the throughput pick is at least as good
+
+
+def test_serving_vs_context_blanks_latency_where_nothing_fits():
+    """A model that does not fit at batch 1 has no latency or prefill time to plot (the RTX
+    4090's 24 GB against Llama-3's 1M-token cache); those that fit keep theirs."""
+    from gqa_lib.evidence import serving as sv
+
+    df = sv.serving_vs_context(contexts=(8192, 1048576), hardware=("rtx-4090",))
+    none = df["max_batch"] < 1
+    assert none.any() and (~none).any()
+    assert df.loc[none, ["latency_ms", "prefill_s"]].isna().all().all()
+    assert np.isfinite(df.loc[~none, ["latency_ms", "prefill_s"]]).all().all()

@@ -14,3 +14,18 @@ def test_heads_have_one_form():
     assert format_heads(8, 1) == "(8, 1)" == config_label((8, 1))
     assert format_heads(32.0, 8.0) == "(32, 8)"
     assert format_heads_each((8, 16), [1, 2]) == ["(8, 1)", "(16, 2)"]
+
+
+def test_lists_read_as_words():
+    from gqa_lib.units import format_list
+
+    assert format_list([]) == "none" and format_list(["(4, 1)"]) == "(4, 1)"
+    assert format_list(["(4, 1)", "(2, 1)", "(1, 1)"]) == "(4, 1), (2, 1) and (1, 1)"
+
+
+def test_token_counts_use_the_books_k_of_1024():
+    from gqa_lib.units import format_context, format_tokens
+
+    assert format_tokens(131072) == "128K" == format_context(131072)
+    assert format_tokens(1_480_000) == "1.41M" and format_tokens(921_600) == "900K"
+    assert format_tokens(1000) == "1000"

@@ -156,13 +156,13 @@ def seed_sd(runs: pd.DataFrame) -> float:
 
 
 def lr_check(runs: pd.DataFrame) -> pd.DataFrame:
-    """For each configuration with learning-rate runs (seed 0): loss per rate, the best
-    rate, ``gap`` = loss at the shared rate minus the best, and ``within_noise``: gap below
-    two standard deviations of a difference of two runs (sqrt(2) :func:`seed_sd`; NaN until
-    a configuration has two seeds)."""
-    cols = ["config", "lr", "loss", "best_lr", "gap", "within_noise"]
+    """For each configuration with learning-rate runs (seed 0), one row: its loss at each
+    rate tried (a column ``loss at <rate>`` per rate any configuration tried, ascending; NaN
+    where it did not run), the ``best_lr``, ``gap`` = loss at the shared rate minus the best,
+    and ``within_noise``: gap below two standard deviations of a difference of two runs
+    (sqrt(2) :func:`seed_sd`; NaN until a configuration has two seeds)."""
     if not len(runs):
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=["config", "best_lr", "gap", "within_noise"])
     lr0, sd = base_lr(), seed_sd(runs)
     s0 = runs[runs.seed == 0]
     rows = []
@@ -171,12 +171,15 @@ def lr_check(runs: pd.DataFrame) -> pd.DataFrame:
             continue
         best = g.loc[g.val_loss_full_nats.idxmin()]
         gap = float(g[np.isclose(g.lr, lr0)].val_loss_full_nats.iloc[0] - best.val_loss_full_nats)
-        for r in g.sort_values("lr").itertuples():
-            rows.append({"config": c, "lr": float(r.lr), "loss": float(r.val_loss_full_nats),
-                         "best_lr": float(best.lr), "gap": gap,
-                         "within_noise": (gap <= 2 * np.sqrt(2) * sd) if np.isfinite(sd)
-                         else np.nan})
-    return pd.DataFrame(rows, columns=cols)
+        rows.append({"config": c, **{f"loss at {r.lr:g}": float(r.val_loss_full_nats)
+                                     for r in g.itertuples()},
+                     "best_lr": float(best.lr), "gap": gap,
+                     "within_noise": (gap <= 2 * np.sqrt(2) * sd) if np.isfinite(sd) else np.nan})
+    out = pd.DataFrame(rows)
+    if not len(out):
+        return pd.DataFrame(columns=["config", "best_lr", "gap", "within_noise"])
+    rates = sorted((c for c in out if c.startswith("loss at ")), key=lambda c: float(c[8:]))
+    return out[["config", *rates, "best_lr", "gap", "within_noise"]]
 
 
 def by_position(runs: pd.DataFrame) -> pd.DataFrame:

@@ -66,7 +66,8 @@ def serving_vs_context(model=None, *, target_loss: float = 2.615,
                        picks=("z", "throughput"), **settings: Any) -> pd.DataFrame:
     """Tidy rows (hardware, model, context_len) with tokens/s per accelerator at the largest
     batch, latency per token at batch 1, prefill seconds and the largest batch, for the
-    Llama-3 GQA family sized to the target and the recipe's pick by each of ``picks``."""
+    Llama-3 GQA family sized to the target and the recipe's pick by each of ``picks``.
+    Where a model does not fit at batch 1 (``max_batch`` 0) its latency and prefill are NaN."""
     model = joint_model() if model is None else model
     T = np.asarray(contexts, float)
     frames = []
@@ -86,6 +87,9 @@ def serving_vs_context(model=None, *, target_loss: float = 2.615,
                 "pick": [format_heads(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])],
                 **{c: cells[c].to_numpy() for c in SERVING_COLUMNS}}))
     df = pd.concat(frames, ignore_index=True)
+    # a model whose weights and one sequence's cache do not fit has no batch-1 latency or
+    # prefill time on that accelerator: blank, never a number beside those that fit
+    df.loc[df["max_batch"] < 1, ["latency_s", "prefill_s"]] = np.nan
     df["latency_ms"] = 1e3 * df["latency_s"]
     return df
 
@@ -109,6 +113,10 @@ def headline_serving(model=None, *, hardware=("a800", "h100", "h200"), context: 
                          "tokens_per_s": b["tokens_per_s"],
                          "baseline_tokens_per_s": base["tokens_per_s"],
                          "tokens_per_s_ratio": s["tokens_per_s_ratio"],
+                         "max_batch": b["max_batch"], "baseline_max_batch": base["max_batch"],
+                         # both families share the head size: the cache scales as n_kv L
+                         "kv_per_sequence_ratio": (base["n_kv_head"] * base["n_layer"])
+                         / (b["n_kv_head"] * b["n_layer"]),
                          "latency_ms": 1e3 * b["latency_s"],
                          "baseline_latency_ms": 1e3 * base["latency_s"],
                          "latency_pct": s.get("latency_pct", float("nan")), "memory_pct": s["memory_pct"],

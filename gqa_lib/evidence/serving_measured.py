@@ -242,8 +242,7 @@ def page_numbers(model) -> dict[str, Any]:
                bw_frac=c.bandwidth_bytes_per_s / hw.memory_bandwidth_bytes_per_s,
                n_points=c.points, loo_worst=errs["max_error"].max(),
                ds_worst=errs["datasheet_max_error"].max())
-    base, _ = equal_loss_pair()
-    out["w_ms"] = 1e3 * float(cost.weights_read_bytes(base)) / c.bandwidth_bytes_per_s
+    out.update(batch1_account(*equal_loss_pair()))
     # aligned shapes: the (32, 8) with d_ff 5,461 against 5,632, as measured
     from gqa_lib.arch.config import aligned, paper_family
 
@@ -258,7 +257,12 @@ def page_numbers(model) -> dict[str, Any]:
                thr_ratio=cal.loc["throughput", "tokens_per_s_ratio"],
                hl_ratio_z_ds=ds.loc["z", "tokens_per_s_ratio"],
                thr_ratio_ds=ds.loc["throughput", "tokens_per_s_ratio"],
-               lat_cal=cal.loc["z", "latency_pct"], lat_ds=ds.loc["z", "latency_pct"])
+               lat_cal=cal.loc["z", "latency_pct"], lat_ds=ds.loc["z", "latency_pct"],
+               rise=" to ".join(f"{r - 1:.0%}" for r in sorted(  # calibrated over datasheet
+                   cal.loc["z", c] / ds.loc["z", c] for c in ("tokens_per_s",
+                                                              "baseline_tokens_per_s"))),
+               kv_ratio_z=cal.loc["z", "kv_per_sequence_ratio"],
+               batch_ratio_z=cal.loc["z", "max_batch"] / cal.loc["z", "baseline_max_batch"])
     # Table 5: the paper's rates, and what they would need on an A800
     t5 = table5_prediction("a800").set_index("regime")
     out.update(t5_rate=f"{t5.loc['prefill', 'paper_llama3_tokens_per_s']:,.0f}",
@@ -274,6 +278,28 @@ def page_numbers(model) -> dict[str, Any]:
     out.update(prefill_z=vs.loc[pick_label("z"), "prefill_s"],
                prefill_thr=vs.loc[pick_label("throughput"), "prefill_s"])
     return out
+
+
+def batch1_account(base: ModelConfig, opt: ModelConfig, context: int = 131072,
+                   hardware: str = "h200") -> dict[str, float]:
+    """The calibrated model's account of a batch-1 decode step of the equal-loss pair (ms):
+    the (32, 8)'s step, its per-layer floor, KV-cache and weight reads; the cache the (8, 1)
+    saves, the floor its extra layers add, the weights its larger size adds; the predicted
+    speed-up. Bandwidth-bound at batch 1, so step = floor + (weights + cache) / bandwidth."""
+    c = calibration(hardware)
+    ms = 1e3 / c.bandwidth_bytes_per_s
+
+    def parts(cfg):
+        step = cost.decode_step(cfg, context, hardware)
+        return {"step": 1e3 * float(step["seconds"]), "floor": 1e3 * float(step["floor_s"]),
+                "kv": ms * float(cost.kv_bytes_per_sequence(cfg, context)),
+                "w": ms * float(cost.weights_read_bytes(cfg))}
+
+    b, o = parts(base), parts(opt)
+    return {"b1_step": b["step"], "b1_floor": b["floor"], "b1_kv": b["kv"], "b1_w": b["w"],
+            "b1_kv_saved": b["kv"] - o["kv"], "b1_floor_added": o["floor"] - b["floor"],
+            "b1_w_added": o["w"] - b["w"], "b1_layers_added": opt.n_layer - base.n_layer,
+            "b1_predicted": b["step"] / o["step"]}
 
 
 def alignment_ratios(paper_shape: ModelConfig, built: ModelConfig) -> dict[str, float]:
