@@ -103,3 +103,9 @@ def test_console_script_end_to_end():
     r = subprocess.run([sys.executable, "-m", "gqa_lib.cli", "cost", "--model", "nope",
                         "--context", "8k"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown model 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_tiny_runs_rate_is_not_printed_as_zero():
+    from gqa_lib.cli.train import _rate
+
+    assert _rate(0.103) == "0.103" and _rate(92145.4) == "92,145" and _rate(100) == "100"

@@ -366,6 +366,13 @@ def test_new_fields_are_validated():
     for kw, msg in bad:
         with pytest.raises(GQAError, match=msg):
             ModelConfig(**base, **kw)
+    # whole numbers written as floats are read as n_layer reads them (a TOML's 8.0)
+    mla = dict(kv_lora_rank=8.0, qk_rope_dim=4, qk_nope_dim=12, v_head_dim=8, n_kv_head=4)
+    assert ModelConfig(**(base | mla)).kv_lora_rank == 8
+    moe = dict(n_experts=4, n_experts_active=2, d_ff_expert=32)
+    assert ModelConfig(**base, **moe, n_dense_layers=1.0).n_dense_layers == 1
+    with pytest.raises(GQAError, match="kv_lora_rank must be a non-negative integer, got 8.5"):
+        ModelConfig(**(base | mla | {"kv_lora_rank": 8.5}))
     # canonical forms: a uniform pattern is the plain field
     lt = ModelConfig(**base, sliding_window=8, layer_types=["sliding_attention"] * 4)
     assert lt == ModelConfig(**base, sliding_window=8)

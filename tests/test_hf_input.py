@@ -199,6 +199,10 @@ def test_counts_of_what_transformers_builds(name, total, kv_32k):
     ("oracle/falcon-7b.json", {"n_layer": 2}, "n_layer=2 is not read .* 'num_hidden_layers'"),
     ("oracle/falcon-40b.json", {"num_attention_heads_kv": 4},
      r"num_attention_heads_kv=4 is not read .* 'num_kv_heads' instead \(here 8\)"),
+    # a field given under two names that disagree: transformers keeps the alias for exaone,
+    # the field for gpt2; refused rather than guessed
+    ("oracle/exaone-3.5-2.4b-instruct.json", {"num_layers": 3, "num_hidden_layers": 4},
+     "num_layers=3 and num_hidden_layers=4 name the same field and disagree; keep one"),
     # Cohere's attention builds n_head * head_dim: an explicit null fails there
     ("oracle/c4ai-command-r7b-12-2024.json", {"head_dim": None},
      "'head_dim' must be an integer, got None"),

@@ -165,6 +165,12 @@ def from_hf_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
         )
     fam = hf_families.FAMILIES[model_type]
     reader = Reader(cfg, origin, model_type, fam.defaults, fam.aliases)
+    for alias, key in fam.aliases.items():
+        # which of the two transformers keeps differs by family (gpt2 the field, exaone the
+        # alias): a file that gives both, differently, is refused rather than guessed
+        if alias in cfg and key in cfg and cfg[alias] != cfg[key]:
+            raise reader.fail(f"{alias}={_show(cfg[alias])} and {key}={_show(cfg[key])} name the "
+                              "same field and disagree; keep one")
     _refuse_foreign_fields(reader, fam)
     fields = fam.build(reader)
     fields.setdefault("name", str(cfg.get("_name_or_path") or origin))

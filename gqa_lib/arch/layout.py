@@ -6,10 +6,11 @@ block; :class:`gqa_lib.arch.config.ModelConfig` calls :func:`check_extensions` l
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
-from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
 
 # Attention kinds of a layer, named as transformers' `layer_types`: every earlier key
 # ("full"), the last `sliding_window` keys ("sliding"), or the keys of the current block of
@@ -23,6 +24,16 @@ def _positive(param: str, value: Any) -> int:
     return int(value)
 
 
+def _whole(v: Any) -> int | None:
+    """``v`` as an int where it is a whole number (8 or 8.0, as n_layer takes them; never a
+    bool), else None."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return None
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    return int(v) if math.isfinite(v) and v == int(v) and abs(v) <= MAX_EXACT else None
+
+
 def check_extensions(c: Any) -> None:
     """Validate the per-layer, MoE, MLA and small-part fields (all default to the plain block)."""
     def setf(f, v):
@@ -30,9 +41,10 @@ def check_extensions(c: Any) -> None:
 
     def nonneg(f):
         v = getattr(c, f)
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+        n = _whole(v)
+        if n is None or n < 0:
             raise GQAError(f"{f} must be a non-negative integer, got {v!r}")
-        setf(f, int(v))
+        setf(f, n)
 
     for f in ("n_norms", "n_positions", "n_experts", "n_experts_active", "d_ff_shared",
               "kv_lora_rank", "q_lora_rank", "qk_rope_dim", "qk_nope_dim", "v_head_dim"):
@@ -67,11 +79,11 @@ def check_extensions(c: Any) -> None:
         setf("n_dense_layers", None)
         dense = None
     if dense is not None:
-        if isinstance(dense, bool) or not isinstance(dense, numbers.Integral) or not (
-                0 <= dense <= c.n_layer):
+        n = _whole(dense)
+        if n is None or not 0 <= n <= c.n_layer:
             raise GQAError(f"n_dense_layers must be an integer in 0..n_layer={c.n_layer}, "
                            f"got {c.n_dense_layers!r}")
-        setf("n_dense_layers", int(dense))
+        setf("n_dense_layers", n)
     # multi-head latent attention
     if c.kv_lora_rank:
         for f in ("qk_rope_dim", "qk_nope_dim", "v_head_dim"):

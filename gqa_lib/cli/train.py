@@ -39,7 +39,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{cfg.name or 'model'} {cfg.label}: val loss {final['val_loss']:.4f} nats/token "
               f"({final['val_bpb']:.4f} bits/byte; unigram entropy "
               f"{final['unigram_entropy']:.3f}) after {final['tokens']:,} tokens in "
-              f"{final['wall_s']:.1f} s ({final['tokens_per_s']:,.0f} tokens/s) -> {args.out}")
+              f"{final['wall_s']:.1f} s ({_rate(final['tokens_per_s'])} tokens/s) -> {args.out}")
     return 0
 
 
@@ -94,6 +94,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
           f"of {counts['total']}")
     return 1 if counts["failed"] else 0
+
+
+def _rate(tokens_per_s: float) -> str:
+    """92,145 -> '92,145'; a tiny run's 0.103 -> '0.103' (not '0')."""
+    return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.3g}"
 
 
 def colab_command(grid: str, out: str) -> str:
