@@ -70,7 +70,7 @@ def test_the_verdict_follows_the_runs(tmp_path):
     done = eq.verdict(_write(tmp_path, [_row(c, s) for s in (0, 1, 2) for c in HEADS]))
     assert "query heads (one KV head) lower the loss by 0.100" in done  # planted: no noise
     assert "query heads gain more, by 0.050 nats" in done and "beyond seed noise" in done
-    assert "not testable" not in done and "use their context" in done  # far 3.2 < trigram
+    assert "not testable" not in done and "it beats the trigram" in done  # far 3.2 < trigram
     flat = eq.verdict(_write(tmp_path, [_row(c, s, far_gain=0.0) for s in (0, 1, 2)
                                         for c in HEADS]))
     assert "not testable here" in flat  # no gain beyond position 64: cannot show it
@@ -80,6 +80,11 @@ def test_the_verdict_follows_the_runs(tmp_path):
     assert f"p = {h['difference']['p']:.2f}" in real
     assert ("within seed noise" in real) == (h["difference"]["p"] >= eq.ALPHA)
     assert ("not testable here" in real) == (not (h["uses_context"] and h["beats_trigram"]))
+    # beating the trigram means by more than seed noise: a tie is no evidence of long context
+    margin = h["far_trigram"] - h["far_best"]
+    assert h["beats_trigram"] == bool(margin > h["trigram_noise"])
+    assert h["trigram_noise"] > 0 and set(h["one_head_penalty"]) == {"near", "mid", "far"}
+    assert ("only ties" in eq.trigram_sentence(h)) == (not h["beats_trigram"])
 
 
 def test_the_paired_contrast_is_not_two_independent_means():

@@ -212,17 +212,18 @@ def _span(pos: pd.DataFrame, lo: int, hi: int) -> float:
 
 
 def context_use(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration (and the count models): ``near`` = loss at positions 2-3, ``far`` =
-    at positions >= :data:`FAR`, ``gain`` = near - far (> 0: it uses context beyond a few
-    tokens), ``vs_trigram`` = far minus the trigram's far (< 0: better than two tokens of
-    context can be), ``n_seeds``."""
+    """Per configuration (and the count models): ``near`` = loss at positions 2-3, ``mid`` =
+    at positions 8-15, ``far`` = at positions >= :data:`FAR`, ``gain`` = near - far (> 0: it
+    uses context beyond a few tokens), ``vs_trigram`` = far minus the trigram's far (< 0:
+    better than two tokens of context can be), ``n_seeds``."""
     pos = by_position(runs)
     tri = _span(pos[pos.config == "trigram"], FAR, 10**9)
     rows = []
     for c, g in pos.groupby("config", sort=False):
         near, far = _span(g, 2, 3), _span(g, FAR, 10**9)
-        rows.append({"config": c, "near": near, "far": far, "gain": near - far,
-                     "vs_trigram": far - tri, "n_seeds": int(g.n_seeds.max())})
+        rows.append({"config": c, "near": near, "mid": _span(g, 8, 15), "far": far,
+                     "gain": near - far, "vs_trigram": far - tri,
+                     "n_seeds": int(g.n_seeds.max())})
     return pd.DataFrame(rows)
 
 
@@ -296,25 +297,47 @@ def head_comparison(runs: pd.DataFrame) -> dict[str, Any]:
     ``query`` and ``kv`` gains and their paired ``difference`` (:func:`head_gains`: mean,
     interval, t, p), whether the models ``use_context`` (every configuration's loss at
     positions >= :data:`FAR` below its loss at positions 2-3), and whether the best
-    configuration ``beats_trigram`` where context can help (positions >= FAR: ``far_best``
-    against ``far_trigram``); ``best`` and ``trigram`` are whole-split means, for context
-    (positions 0-3, where no model has context to use, favour the count model)."""
+    configuration ``beats_trigram`` where context can help: ``far_best`` below
+    ``far_trigram`` (positions >= FAR) by more than ``trigram_noise``, two standard errors
+    of a mean over its seeds (:func:`seed_sd`, whole-split); ``best`` and ``trigram`` are
+    whole-split means, for context (positions 0-3, where no model has context to use,
+    favour the count model). ``one_head_penalty``: (1, 1) minus (8, 8) at positions 2-3
+    (``near``), 8-15 (``mid``) and >= FAR (``far``)."""
     g = head_gains(runs)
     tri, means = baseline_full()["trigram"], summary(runs)["mean"]
     use = context_use(runs).set_index("config")
     mine = use.drop(index=[c for c in ("bigram", "trigram") if c in use.index])
     far_tri = float(use.loc["trigram", "far"]) if "trigram" in use.index else np.nan
     far_best = float(mine["far"].min()) if len(mine) else np.nan
-    pen = {}  # (1, 1) minus (8, 8) near (positions 2-3) and far (>= FAR): where heads matter
+    best_config = str(mine["far"].idxmin()) if len(mine) else ""
+    n = int(mine.loc[best_config, "n_seeds"]) if len(mine) else 0
+    sd = seed_sd(runs)
+    noise = 2 * sd / np.sqrt(n) if n >= 2 and np.isfinite(sd) else np.nan
+    margin = far_tri - far_best  # > noise: better than the trigram beyond seed noise
+    pen = {}  # (1, 1) minus (8, 8) at positions 2-3, 8-15 and >= FAR: where heads matter
     if {"(1, 1)", REFERENCE} <= set(mine.index):
-        pen = {k: float(mine.loc["(1, 1)", k] - mine.loc[REFERENCE, k]) for k in ("near", "far")}
+        pen = {k: float(mine.loc["(1, 1)", k] - mine.loc[REFERENCE, k])
+               for k in ("near", "mid", "far")}
     return {"query": g["query"], "kv": g["kv"], "difference": g["difference"],
             "uses_context": bool(len(mine) and (mine["gain"] > 0).all()),
             "gain_range": (float(mine["gain"].min()), float(mine["gain"].max())) if len(mine)
             else (np.nan, np.nan), "one_head_penalty": pen,
-            "far_best": far_best, "far_best_config": str(mine["far"].idxmin()) if len(mine)
-            else "", "far_trigram": far_tri, "beats_trigram": bool(far_best < far_tri),
+            "far_best": far_best, "far_best_config": best_config, "far_trigram": far_tri,
+            "trigram_noise": noise,
+            "beats_trigram": bool(margin > (noise if np.isfinite(noise) else 0.0)),
             "best": float(means.min()) if len(means) else np.nan, "trigram": tri}
+
+
+def trigram_sentence(h: dict[str, Any]) -> str:
+    """Whether the best model beats the trigram where context could help, in a sentence for
+    a page's takeaways (``h`` from :func:`head_comparison`)."""
+    nums = (f"{h['far_best']:.3f} against {h['far_trigram']:.3f} nats, seed noise "
+            f"{h['trigram_noise']:.3f}")
+    if h["beats_trigram"]:
+        return (f"Beyond position {FAR} the best model beats a trigram count model ({nums}): "
+                "it uses context a count model cannot.")
+    return (f"Beyond position {FAR} the best model only ties a trigram count model ({nums}): "
+            "these models cannot show what heads buy at long context.")
 
 
 def verdict(runs: pd.DataFrame) -> str:
@@ -343,21 +366,24 @@ def verdict(runs: pd.DataFrame) -> str:
                                      ": the paper's direction, within seed noise."))
     else:
         text += "."
+    lo, hi = h["gain_range"]
+    if h["uses_context"]:
+        text += (f" Each model's loss falls with position (beyond position {FAR} it is "
+                 f"{lo:.2f}-{hi:.2f} nats below its loss at positions 2-3): they read more than "
+                 "the last two tokens, if only to reach what a trigram does with two.")
+    pen = h["one_head_penalty"]
+    if pen:
+        text += (f" (1, 1)'s deficit against {REFERENCE} is {pen['near']:+.3f} nats at "
+                 f"positions 2-3, {pen['mid']:+.3f} at 8-15 and {pen['far']:+.3f} beyond {FAR}: "
+                 "what the query heads buy here is reached within the first 16 tokens.")
+    tri = (f"{h['far_best_config']}, scores {h['far_best']:.3f} nats against the trigram's "
+           f"{h['far_trigram']:.3f}" + (f" (seed noise {h['trigram_noise']:.3f})"
+                                        if np.isfinite(h["trigram_noise"]) else ""))
     if not h["uses_context"] or not h["beats_trigram"]:  # the scoreboard's rule (RULES)
-        text += (f" But beyond position {FAR} the best configuration scores "
-                 f"{h['far_best']:.3f} nats against the trigram's {h['far_trigram']:.3f}: "
-                 "models that predict no better than the last two tokens where context could "
-                 "help cannot show what heads buy at long context, so the results page counts "
-                 "this claim as not testable here.")
+        text += (f" But beyond position {FAR} the best configuration, {tri}: models that "
+                 "predict no better than the last two tokens where context could help cannot "
+                 "show what heads buy at long context, so the results page counts this claim "
+                 "as not testable here.")
     else:
-        lo, hi = h["gain_range"]
-        text += (f" The models use their context: beyond position {FAR} every configuration's "
-                 f"loss is {lo:.2f}-{hi:.2f} nats below its loss at positions 2-3, and "
-                 f"{h['far_best_config']} matches the trigram there ({h['far_best']:.3f} against "
-                 f"{h['far_trigram']:.3f} nats).")
-        pen = h["one_head_penalty"]
-        if pen:
-            text += (f" (1, 1)'s deficit against {REFERENCE} grows with position, from "
-                     f"{pen['near']:+.3f} nats at positions 2-3 to {pen['far']:+.3f} beyond "
-                     f"{FAR}: what the query heads buy is long-range.")
+        text += f" Beyond position {FAR} the best configuration, {tri}: it beats the trigram."
     return text

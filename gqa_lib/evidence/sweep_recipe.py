@@ -184,8 +184,9 @@ def leave_one_size_out(runs: pd.DataFrame, context: int, *, method: str = "huber
 
 def floor_check(fit: ContextFit, runs: pd.DataFrame) -> dict[str, Any]:
     """Is the sweep still data-limited? The fitted floor E (with its bootstrap interval)
-    against the best run's loss at that context, and the spread of the head configurations
-    at the largest size (seed 0, grid runs: best - worst). ``margin`` = best loss - E;
+    against the best run's loss at that context and the spread of the head configurations
+    at the largest size, both over the same runs (seed 0, the grid's configurations: the
+    Llama-3-style family is fitted apart): ``margin`` = best loss - E;
     ``hugs`` when the margin is not larger than the spread (a floor at the data: the curves
     have flattened, as cpu-v1's did); ``at_bound`` when E sits at its lower bound 0 (the
     data want no floor at all: E is not identified, the laws are pure power laws)."""
@@ -198,7 +199,7 @@ def floor_check(fit: ContextFit, runs: pd.DataFrame) -> dict[str, Any]:
     largest = top.groupby("size")["params_non_embedding"].median().idxmax()
     big = top[top["size"] == largest]["val_loss_nats"]
     iv = interval_table(fit.boot, llama3=LLAMA3).iloc[0]
-    E, best = float(iv["E"]), float(at["val_loss_nats"].min())
+    E, best = float(iv["E"]), float(g["val_loss_nats"].min())
     spread = float(big.max() - big.min())
     return {"E": E, "E_lo": float(iv["E_lo"]), "E_hi": float(iv["E_hi"]), "best_loss": best,
             "margin": best - E, "largest": largest, "spread_largest": spread,
