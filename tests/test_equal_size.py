@@ -85,6 +85,8 @@ def test_the_verdict_follows_the_runs(tmp_path):
     assert h["beats_trigram"] == bool(margin > h["trigram_noise"])
     assert h["trigram_noise"] > 0 and set(h["one_head_penalty"]) == {"near", "mid", "far"}
     assert ("only ties" in eq.trigram_sentence(h)) == (not h["beats_trigram"])
+    assert eq.short_range({"near": 0.0, "mid": 0.08, "far": 0.095})
+    assert not eq.short_range({"near": 0.0, "mid": 0.02, "far": 0.095})
 
 
 def test_the_paired_contrast_is_not_two_independent_means():

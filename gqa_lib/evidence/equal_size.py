@@ -328,6 +328,12 @@ def head_comparison(runs: pd.DataFrame) -> dict[str, Any]:
             "best": float(means.min()) if len(means) else np.nan, "trigram": tri}
 
 
+def short_range(pen: dict[str, float]) -> bool:
+    """Is (1, 1)'s deficit (``one_head_penalty``) mostly there by positions 8-15 (at least
+    3/4 of what it is beyond :data:`FAR`)?"""
+    return bool(pen["far"] > 0 and pen["mid"] >= 0.75 * pen["far"])
+
+
 def trigram_sentence(h: dict[str, Any]) -> str:
     """Whether the best model beats the trigram where context could help, in a sentence for
     a page's takeaways (``h`` from :func:`head_comparison`)."""
@@ -375,7 +381,8 @@ def verdict(runs: pd.DataFrame) -> str:
     if pen:
         text += (f" (1, 1)'s deficit against {REFERENCE} is {pen['near']:+.3f} nats at "
                  f"positions 2-3, {pen['mid']:+.3f} at 8-15 and {pen['far']:+.3f} beyond {FAR}: "
-                 "what the query heads buy here is reached within the first 16 tokens.")
+                 + ("what the query heads buy here is mostly reached within the first 16 "
+                    "tokens." if short_range(pen) else "it keeps growing with position."))
     tri = (f"{h['far_best_config']}, scores {h['far_best']:.3f} nats against the trigram's "
            f"{h['far_trigram']:.3f}" + (f" (seed noise {h['trigram_noise']:.3f})"
                                         if np.isfinite(h["trigram_noise"]) else ""))

@@ -289,7 +289,9 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
                + f"({h['far_best']:.3f} nats against {h['far_trigram']:.3f}, seed noise "
                f"{h['trigram_noise']:.3f})" + (": it cannot show long-context effects" if tie
                                                else "")
-               + (f"; (1, 1)'s deficit is short-range ({pen['near']:+.3f} at positions 2-3, "
+               + ("; (1, 1)'s deficit is "
+                  + ("mostly short-range" if eq.short_range(pen) else "growing with position")
+                  + f" ({pen['near']:+.3f} at positions 2-3, "
                   f"{pen['mid']:+.3f} at 8-15, {pen['far']:+.3f} beyond {eq.FAR})" if pen else "")
                + "; the paper's law is fitted at 470M+ parameters")
     return _row(
