@@ -70,7 +70,7 @@ def test_the_verdict_follows_the_runs(tmp_path):
     done = eq.verdict(_write(tmp_path, [_row(c, s) for s in (0, 1, 2) for c in HEADS]))
     assert "query heads (one KV head) lower the loss by 0.100" in done  # planted: no noise
     assert "query heads gain more, by 0.050 nats" in done and "beyond seed noise" in done
-    assert "not testable" not in done and "it beats the trigram" in done  # far 3.2 < trigram
+    assert "not testable" not in done and "beats the trigram" in done  # far 3.2 < trigram
     flat = eq.verdict(_write(tmp_path, [_row(c, s, far_gain=0.0) for s in (0, 1, 2)
                                         for c in HEADS]))
     assert "not testable here" in flat  # no gain beyond position 64: cannot show it

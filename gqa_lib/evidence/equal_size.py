@@ -334,11 +334,18 @@ def short_range(pen: dict[str, float]) -> bool:
     return bool(pen["far"] > 0 and pen["mid"] >= 0.75 * pen["far"])
 
 
+def vs_trigram(h: dict[str, Any]) -> str:
+    """'3.492 against 3.495 nats, seed noise 0.015': the best model beyond :data:`FAR`
+    against the trigram (``h`` from :func:`head_comparison`; no noise before two seeds)."""
+    return (f"{h['far_best']:.3f} against {h['far_trigram']:.3f} nats"
+            + (f", seed noise {h['trigram_noise']:.3f}" if np.isfinite(h["trigram_noise"])
+               else ""))
+
+
 def trigram_sentence(h: dict[str, Any]) -> str:
     """Whether the best model beats the trigram where context could help, in a sentence for
     a page's takeaways (``h`` from :func:`head_comparison`)."""
-    nums = (f"{h['far_best']:.3f} against {h['far_trigram']:.3f} nats, seed noise "
-            f"{h['trigram_noise']:.3f}")
+    nums = vs_trigram(h)
     if h["beats_trigram"]:
         return (f"Beyond position {FAR} the best model beats a trigram count model ({nums}): "
                 "it uses context a count model cannot.")
@@ -383,14 +390,13 @@ def verdict(runs: pd.DataFrame) -> str:
                  f"positions 2-3, {pen['mid']:+.3f} at 8-15 and {pen['far']:+.3f} beyond {FAR}: "
                  + ("what the query heads buy here is mostly reached within the first 16 "
                     "tokens." if short_range(pen) else "it keeps growing with position."))
-    tri = (f"{h['far_best_config']}, scores {h['far_best']:.3f} nats against the trigram's "
-           f"{h['far_trigram']:.3f}" + (f" (seed noise {h['trigram_noise']:.3f})"
-                                        if np.isfinite(h["trigram_noise"]) else ""))
+    tri = (f"the best configuration, {h['far_best_config']}, "
+           f"{'beats' if h['beats_trigram'] else 'only ties'} the trigram ({vs_trigram(h)})")
     if not h["uses_context"] or not h["beats_trigram"]:  # the scoreboard's rule (RULES)
-        text += (f" But beyond position {FAR} the best configuration, {tri}: models that "
+        text += (f" But beyond position {FAR} {tri}: models that "
                  "predict no better than the last two tokens where context could help cannot "
                  "show what heads buy at long context, so the results page counts this claim "
                  "as not testable here.")
     else:
-        text += f" Beyond position {FAR} the best configuration, {tri}: it beats the trigram."
+        text += f" Beyond position {FAR} {tri}."
     return text

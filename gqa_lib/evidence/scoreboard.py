@@ -286,9 +286,8 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
                + ("beyond" if basis["p"] < SEED_ALPHA else "within") + " seed noise; "
                + (f"but beyond position {eq.FAR} the best model only ties the trigram "
                   if tie else f"beyond position {eq.FAR} the best model beats the trigram ")
-               + f"({h['far_best']:.3f} nats against {h['far_trigram']:.3f}, seed noise "
-               f"{h['trigram_noise']:.3f})" + (": it cannot show long-context effects" if tie
-                                               else "")
+               + f"({eq.vs_trigram(h)})" + (": it cannot show long-context effects" if tie
+                                             else "")
                + ("; (1, 1)'s deficit is "
                   + ("mostly short-range" if eq.short_range(pen) else "growing with position")
                   + f" ({pen['near']:+.3f} at positions 2-3, "

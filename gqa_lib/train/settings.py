@@ -104,9 +104,9 @@ class TrainConfig:
             raise GQAError("give exactly one of tokens or tokens_per_param")
         if tokens is None:
             tpp = check_real("tokens_per_param", tokens_per_param, lo=0.0, lo_open=True)
-            tokens = tpp * float(cost.params_non_embedding(model_cfg))
+            n = float(cost.params_non_embedding(model_cfg))
+            tokens = tpp * n
             if not 1 <= tokens <= MAX_EXACT:
-                n = float(cost.params_non_embedding(model_cfg))
                 raise GQAError(f"tokens_per_param={tokens_per_param!r} gives {tokens:.3g} "
                                f"tokens for N = {n:,.0f}; choose {1 / n:.3g} to "
                                f"{MAX_EXACT / n:.3g} tokens per parameter (1 to 2**53 tokens)")
