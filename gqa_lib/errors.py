@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class GQAError(ValueError):
@@ -72,3 +73,14 @@ def check_real(param: str, value: object, *, lo: float | None = None, hi: float 
             or (hi is not None and (v >= hi if hi_open else v > hi))):
         raise GQAError(f"{param} must be {what}, got {value!r}")
     return v
+
+
+def check_numbers(param: str, value: object, what: str = "a number") -> Any:
+    """`value` (a number or an array of them) as a float64 array; never a bool, a string,
+    None or an object array (GQAError naming `param`, saying it wants `what`)."""
+    import numpy as np
+
+    a = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray(None)
+    if a.dtype.kind not in "iuf" or a.size == 0:
+        raise GQAError(f"{param} must be {what} or an array of them, got {value!r}")
+    return a.astype(np.float64)

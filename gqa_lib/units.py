@@ -90,37 +90,38 @@ def format_list(items: Any) -> str:
 
 def format_count(n: float, digits: int = 3) -> str:
     """1_235_814_400 -> '1.24 B' (decimal prefixes K, M, B, T), keeping `digits` significant."""
-    n = float(n)
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{_sig(n / scale, digits)} {unit}"
-    return _sig(n, digits)
+    return _prefixed(n, (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)), digits, "")
 
 
 def format_z(z: float) -> str:
     """The recipe's cost Z (eq. 5, no unit), one form everywhere (tables, prose, the CLI):
-    56604.8 -> '56,605', 153462.6 -> '153,463'; below 1,000 four significant digits."""
+    56604.8 -> '56,605', 153462.6 -> '153,463'; below 1,000 four significant digits; from
+    1e12 (other exponents than the paper's) four significant digits, 3.813e+74."""
     z = float(z)
-    return f"{z:,.0f}" if abs(z) >= 1000 else f"{z:.4g}"
+    return f"{z:,.0f}" if 1000 <= abs(z) < 1e12 else f"{z:.4g}"
 
 
 def format_flops(n: float, digits: int = 3) -> str:
     """4.2e12 -> '4.2 TFLOP' (decimal prefixes)."""
-    n = float(n)
-    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
-                        ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{_sig(n / scale, digits)} {unit}FLOP"
-    return f"{_sig(n, digits)} FLOP"
+    return _prefixed(n, (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
+                         ("K", 1e3)), digits, "FLOP", bare=" FLOP")
 
 
 def format_bytes(n: float, digits: int = 3) -> str:
     """4294967296 -> '4 GiB' (binary prefixes)."""
+    return _prefixed(n, (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)),
+                     digits, "", bare=" B")
+
+
+def _prefixed(n: float, scales: tuple[tuple[str, float], ...], digits: int, suffix: str,
+              bare: str = "") -> str:
+    """`n` in the largest unit in which it shows as >= 1 once rounded to `digits`
+    significant digits (999,616 -> '1 M', not '1000 K'); below the smallest, bare."""
     n = float(n)
-    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= scale:
-            return f"{_sig(n / scale, digits)} {unit}"
-    return f"{_sig(n, digits)} B"
+    for unit, scale in scales:
+        if math.isfinite(n) and abs(float(_sig(n / scale, digits))) >= 1:
+            return f"{_sig(n / scale, digits)} {unit}{suffix}"
+    return f"{_sig(n, digits)}{bare}"
 
 
 def format_bound(bound: float, value: float, digits: int = 4) -> str:

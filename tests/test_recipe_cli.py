@@ -1,6 +1,7 @@
 """`gqa optimize` and `gqa table4`: JSON contract, readable output, one-line failures (exit 2)."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -66,9 +67,9 @@ def test_optimize_build_is_a_real_shape_counted_exactly(capsys, aspect):
     assert b["params_non_embedding"] == cost.params_non_embedding(cfg)
     assert b["params_total"] == cost.params_total(cfg) > b["params_non_embedding"]
     assert b["d_ff"] % 256 == 0 and b["d_ff"] >= 8 * b["d_model"] // 3
-    assert b["n_layer"] == round(best["n_layer"]) and (b["n_head"], b["n_kv_head"]) == (
-        best["n_head"], best["n_kv_head"])
-    assert b["fitted_loss"] == pytest.approx(2.7, abs=0.02) and b["fitted_loss"] != 2.7
+    assert b["n_layer"] in (math.floor(best["n_layer"]), math.ceil(best["n_layer"])) and (
+        b["n_head"], b["n_kv_head"]) == (best["n_head"], best["n_kv_head"])
+    assert b["fitted_loss"] == pytest.approx(2.7, abs=0.02) and b["fitted_loss"] <= 2.7
     code, text, _ = run(capsys, "optimize", "--context", "32k", "--target-loss", "2.7",
                         "--aspect", aspect)
     assert f"{b['params_non_embedding']:,} non-embedding parameters" in text

@@ -322,9 +322,10 @@ def _llama(name, n_layer, d_model, n_head, n_kv_head, d_ff, vocab, tied, theta, 
 FFN_MULTIPLE_OF = 256
 
 
-def round_up(x: int, multiple_of: int) -> int:
-    """The smallest multiple of `multiple_of` that is >= x (x and multiple_of positive)."""
-    x = check_positive_int("x", x)
+def round_up(x: int, multiple_of: int, *, name: str = "x") -> int:
+    """The smallest multiple of `multiple_of` that is >= x (x and multiple_of positive; a
+    bad x is named `name` in the error)."""
+    x = check_positive_int(name, x)
     m = check_positive_int("multiple_of", multiple_of)
     return -(-x // m) * m
 
@@ -332,7 +333,8 @@ def round_up(x: int, multiple_of: int) -> int:
 def ffn_width(d_model: int, multiple_of: int = 1) -> int:
     """The SwiGLU width of the paper's shape rule, int(8 d / 3), rounded up to `multiple_of`
     (1: the paper's own rule; FFN_MULTIPLE_OF: Llama's, the width one would build)."""
-    return round_up(int(8 * check_positive_int("d_model", d_model) / 3), multiple_of)
+    d = check_positive_int("d_model", d_model)
+    return round_up(int(8 * d / 3), multiple_of, name=f"d_ff = int(8 d_model / 3) of d_model={d}")
 
 
 def aligned(cfg: ModelConfig, multiple_of: int = FFN_MULTIPLE_OF) -> ModelConfig:

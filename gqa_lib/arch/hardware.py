@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gqa_lib.arch.config import read_data_file
-from gqa_lib.errors import GQAError, did_you_mean
+from gqa_lib.errors import GQAError, check_real, did_you_mean
 from gqa_lib.io import DATA_DIR
 
 HARDWARE_FILE = DATA_DIR / "hardware" / "accelerators.toml"
@@ -47,11 +47,12 @@ class Accelerator:
         if not isinstance(self.key, str) or not self.key:
             raise GQAError(f"accelerator key must be a non-empty string, got {self.key!r}")
         for f in _RATES:
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or v <= 0:
-                raise GQAError(f"{self.key}: {f} must be a finite number > 0, got {v!r}")
-            object.__setattr__(self, f, float(v))
+            object.__setattr__(self, f, check_real(f"{self.key}: {f}", getattr(self, f),
+                                                   lo=0.0, lo_open=True))
+        if not 0 < self.ridge_flops_per_byte < math.inf:  # 1e308 FLOP/s over 1e-308 B/s
+            raise GQAError(f"{self.key}: bf16_flops_per_s / memory_bandwidth_bytes_per_s "
+                           f"({self.bf16_flops_per_s:g} / {self.memory_bandwidth_bytes_per_s:g}) "
+                           "is not a finite ridge point; give real figures")
         object.__setattr__(self, "aliases", tuple(self.aliases))
 
     @property
@@ -158,11 +159,8 @@ class Calibration:
             v = getattr(self, f)
             if v is None and f == "memory_capacity_bytes":
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                    or v <= 0:
-                raise GQAError(f"calibration {self.accelerator}: {f} must be a finite number "
-                               f"> 0, got {v!r}")
-            object.__setattr__(self, f, float(v))
+            object.__setattr__(self, f, check_real(f"calibration {self.accelerator}: {f}", v,
+                                                   lo=0.0, lo_open=True))
 
 
 @functools.lru_cache(maxsize=1)

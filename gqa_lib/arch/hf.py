@@ -219,7 +219,9 @@ def _load(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
     if p.is_dir():
         p = p / "config.json"
     if not p.is_file():
-        raise GQAError(f"HF config {str(source)!r} not found (give a config.json or its folder)")
+        raise GQAError(f"HF config {str(source)!r}: " + (
+            "the folder has no config.json" if Path(source).is_dir() else "not found")
+            + " (give a config.json or its folder)")
     try:
         data = json.loads(p.read_bytes().decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:

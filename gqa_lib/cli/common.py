@@ -128,6 +128,18 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig | None:
     if overrides and "d_head" not in overrides and ("d_model" in overrides or "n_head" in
                                                     overrides):
         overrides.setdefault("d_head", base.d_head)
+    if base.is_mla and "n_head" in overrides:  # latent attention: one K/V per query head
+        overrides.setdefault("n_kv_head", overrides["n_head"])
+    name = base.name or "the model"
+    if "d_ff" in overrides and base.is_moe and base.n_dense_layers == 0:
+        raise GQAError(f"--d-ff sets the width of dense FFN layers, which {name} has none of "
+                       f"(a mixture of experts of width {base.d_ff_expert:,} in every layer; no "
+                       "flag changes it: edit a --config file's d_ff_expert)")
+    if ("n_layer" in overrides and base.layer_types is not None
+            and len(base.layer_types) != overrides["n_layer"]):
+        raise GQAError(f"--n-layer {overrides['n_layer']}: {name} has a per-layer attention "
+                       f"pattern (layer_types) of {len(base.layer_types)} layers that no flag "
+                       "changes; give a --config file with its own layer_types")
     return dataclasses.replace(base, **overrides) if overrides else base
 
 

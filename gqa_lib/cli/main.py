@@ -4,8 +4,8 @@
 Every subcommand prints a readable table by default and JSON with ``--json``. Bad input exits
 with status 2 and a one-line message, never a traceback: every flag and file is validated
 (types, ranges, encodings, sizes) by argparse types here and by the library's checks, which
-raise GQAError; an OSError (disk full, no permission) is one line with exit 2 too. Any other
-exception is a bug and keeps its traceback.
+raise GQAError; an OSError (disk full, no permission) or running out of memory is one line
+with exit 2 too. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.__dict__.pop("_given", None)
+    args.flags_given = frozenset(args.__dict__.pop("_given", ()))  # dests given on the line
     try:
         return COMMANDS[args.command](args)
     except GQAError as e:
@@ -71,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as e:  # the machine, not the code: disk full, permissions, a vanished path
         print(f"gqa {args.command}: error: {os_error_text(e)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # the machine too: out of (GPU) memory
+        if not isinstance(e, MemoryError) and type(e).__name__ != "OutOfMemoryError":
+            raise
+        print(f"gqa {args.command}: error: out of memory: {_one_line(str(e))[:200]} (a "
+              "smaller batch, context or model)", file=sys.stderr)
         return 2
     # Anything else is a bug in gqa_lib and keeps its traceback: inputs are validated before
     # they reach the library, so a ValueError or TypeError from inside is worth a report.

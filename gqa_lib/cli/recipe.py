@@ -28,6 +28,9 @@ def _model(args: argparse.Namespace):
     from gqa_lib.fit import per_head
     from gqa_lib.evidence import paper
 
+    if args.fit in FIT_SOURCES and (args.train_context is not None or args.allow_partial):
+        raise GQAError(f"--{'train-context' if args.train_context is not None else 'allow-partial'}"
+                       f" applies to a runs .csv (--fit runs.csv), not to --fit {args.fit}")
     if args.fit == "paper":
         return paper.joint_model(args.method, args.kv_rule)
     if args.fit == "paper-measured":
@@ -40,12 +43,24 @@ def _model(args: argparse.Namespace):
                            allow_partial=args.allow_partial)
 
 
+# flags that only a named accelerator gives a meaning (refused without one, not ignored)
+SERVING_ONLY = {d: "--" + d.replace("_", "-") for d in (
+    "throughput", "batch", "datasheet", "price_per_hour", "output_tokens", "memory_fraction",
+    "flops_efficiency", "bandwidth_efficiency")}
+
+
 def _settings(args: argparse.Namespace):
     from gqa_lib.fit.recipe import CostSettings
 
     serving = {}
     hw = _hardware(args)
     objective = getattr(args, "objective", "z")
+    given = getattr(args, "flags_given", frozenset()) | (
+        {"datasheet"} if getattr(args, "datasheet", False) else set())
+    unused = [f for dest, f in SERVING_ONLY.items() if dest in given]
+    if hw is None and unused:
+        raise GQAError(f"{unused[0]} applies to the serving figures only: give --hardware "
+                       "NAME too (gqa hardware lists them)")
     if objective != "z" and hw is None:  # the library's message names its arguments
         raise GQAError(f"--objective {objective} needs --hardware NAME (e.g. --hardware h100;"
                        " gqa hardware lists them)")
@@ -105,21 +120,21 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _build(best: dict[str, Any], aspect: str, model, settings) -> dict[str, Any]:
-    """The model one would build for the pick (whole layers, aligned d_ff), exactly counted,
-    with the loss the fit predicts for it (the paper's N: norms excluded): the continuous
-    solution's N* is what the fit needs, this is what the shape has."""
-    from gqa_lib.fit.shapes import build_config
+def _build(best: dict[str, Any], aspect: str, model, settings, target: float) -> dict[str, Any]:
+    """The model one would build for the pick (the fewest whole layers that reach the target,
+    aligned d_ff, the fit's head size and vocabulary), exactly counted, with the loss the fit
+    predicts for it (the paper's N: norms excluded): the continuous solution's N* is what the
+    fit needs, this is what the shape has."""
+    from gqa_lib.fit.shapes import build_for_target
 
-    c = build_config(best, aspect=aspect)
-    n_paper = cost.params_non_embedding(c, include_norms=False)
+    c, loss = build_for_target({**best, "d_head": model.d_head}, model, target, aspect=aspect)
     return {"n_layer": c.n_layer, "d_model": c.d_model, "n_head": c.n_head,
             "n_kv_head": c.n_kv_head, "d_head": c.d_head, "d_ff": c.d_ff,
             "vocab_size": c.vocab_size, "tie_embeddings": c.tie_embeddings,
             "params_non_embedding": int(cost.params_non_embedding(c)),
             "params_total": int(cost.params_total(c)),
             "d_ff_rule": f"int(8d/3) rounded up to a multiple of {FFN_MULTIPLE_OF}",
-            "fitted_loss": float(model.loss(n_paper, c.n_head, c.n_kv_head)),
+            "fitted_loss": loss,
             **({} if settings.hardware is None else {"serving": {
                 k: (bool(v) if k == "fits" else float(v)) for k, v in cost.serving_costs(
                     c, best["context"], settings.hardware, **settings.serving_kwargs()
@@ -134,7 +149,9 @@ def _print_build(built: dict[str, Any], best: dict[str, Any], target: float) -> 
           f"({built['params_total']:,} with the tied {built['vocab_size']:,}-token embedding); "
           f"fitted loss {built['fitted_loss']:.4f} against the target {target:g} (the "
           f"continuous solution: N* {format_count(best['params_non_embedding'])}, "
-          f"L {best['n_layer']:.1f})")
+          f"L {best['n_layer']:.1f})"
+          + ("; it misses the target: no whole-layer shape within three layers of L reaches "
+             "it" if built["fitted_loss"] > target else ""))
 
 
 # ----- gqa optimize -------------------------------------------------------------------------
@@ -155,7 +172,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         "context": T, "target_loss": args.target_loss, "convention": args.convention,
         "aspect": args.aspect, "lambda": args.lam, "alpha": args.alpha, "beta": args.beta,
         "fit": args.fit, "model": rec.model, "objective": settings.objective,
-        "best": _entry(rec.best), "build": _build({**rec.best, "context": T}, args.aspect, model, settings),
+        "best": _entry(rec.best), "build": _build({**rec.best, "context": T}, args.aspect, model, settings,
+                        args.target_loss),
         "candidates": [_entry(r) for r in rec.candidates.to_dict("records")],
         "note": "n_layer and d_model are the continuous solution; 'build' is a real shape",
         "warnings": list(rec.warnings),
@@ -213,7 +231,9 @@ def _hardware_json(settings) -> dict[str, Any]:
             "batch": settings.batch, "price_per_hour": settings.price_per_hour,
             "output_tokens": settings.output_tokens, "tokens_per_s_counts": _rate_basis(settings),
             "memory_fraction": settings.memory_fraction, **_basis_json(settings),
-            "note": "peak figures transcribed from the vendor's datasheet, not measured"}
+            "note": ("peak figures transcribed from the vendor's datasheet, not measured"
+                     if _figures_from(hw) == "datasheet" else
+                     f"peak figures: {_figures_from(hw)} ({hw.source})")}
 
 
 def _rate_basis(settings) -> str:
@@ -246,10 +266,13 @@ def _basis_json(settings) -> dict[str, Any]:
 
 
 def _needed(target: float, rec) -> dict[str, Any]:
-    out = {"target_tokens_per_s": target,
-           "best": cost.accelerators_needed(target, rec.best["tokens_per_s"])}
-    if rec.baseline is not None:
-        out["baseline"] = cost.accelerators_needed(target, rec.baseline["tokens_per_s"])
+    try:
+        out = {"target_tokens_per_s": target,
+               "best": cost.accelerators_needed(target, rec.best["tokens_per_s"])}
+        if rec.baseline is not None:
+            out["baseline"] = cost.accelerators_needed(target, rec.baseline["tokens_per_s"])
+    except GQAError as e:
+        raise GQAError(f"--throughput {target:g}: {e}") from None
     return out
 
 
@@ -276,6 +299,20 @@ def _count_or_none(v: float) -> str:
     return f"{v:,.0f}" if math.isfinite(v) else "none suffices: it does not fit in memory"
 
 
+def _tera(v: float, decimals: int = 1) -> str:
+    """A rate in units of 1e12 with thousands separators ('989.4'); a figure of more than
+    nine digits (a user's absurd file) in four significant digits, not 300."""
+    t = v / 1e12
+    return f"{t:,.{decimals}f}" if t < 1e9 else f"{t:.4g}"
+
+
+def _figures_from(hw) -> str:
+    """'datasheet', or what the user overrode (Accelerator.replace records it in source)."""
+    if hw.key == "custom" or "overridden by the user" in hw.source:
+        return "datasheet figures overridden by the user" if hw.key != "custom" else "user figures"
+    return "datasheet"
+
+
 def _rate(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 else f"{v:.3g}"
 
@@ -293,7 +330,7 @@ def _print_serving(args, settings, rec, baseline, needed, built) -> None:
     print(f"T = {format_context(T)}, target loss {args.target_loss} nats; objective: {goal}; "
           f"fit: {rec.model}")
     b = _basis_json(settings)
-    print(f"hardware: {hw.name} (datasheet: {hw.bf16_flops_per_s / 1e12:,.1f} TFLOP/s dense "
+    print(f"hardware: {hw.name} ({_figures_from(hw)}: {_tera(hw.bf16_flops_per_s)} TFLOP/s dense "
           f"bf16, {hw.memory_bandwidth_bytes_per_s / 1e12:.3g} TB/s, "
           f"{cost.memory_capacity_bytes(hw, settings.calibration) / 1e9:,.1f} GB"
           + (" as measured" if b["basis"] == "calibrated" else "") + ", "
@@ -351,7 +388,7 @@ def _print_serving(args, settings, rec, baseline, needed, built) -> None:
               + f"; paper's units: memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}% lower")
     if needed:
-        print(f"accelerators for {needed['target_tokens_per_s']:,.0f} tokens/s: "
+        print(f"accelerators for {_rate(needed['target_tokens_per_s'])} tokens/s: "
               f"{_count_or_none(needed['best'])}"
               + (f" (baseline: {_count_or_none(needed['baseline'])})"
                  if "baseline" in needed else ""))
@@ -367,9 +404,9 @@ def cmd_hardware(args: argparse.Namespace) -> int:
         print_json({k: {f: getattr(a, f) for f in a.__dataclass_fields__}
                     for k, a in table.items()})
         return 0
-    print_table([[k, a.name, f"{a.bf16_flops_per_s / 1e12:,.1f}",
+    print_table([[k, a.name, _tera(a.bf16_flops_per_s),
                   f"{a.memory_bandwidth_bytes_per_s / 1e12:.3g}",
-                  f"{a.memory_capacity_bytes / 1e9:g}", f"{a.ridge_flops_per_byte:.0f}",
+                  f"{a.memory_capacity_bytes / 1e9:g}", _tera(a.ridge_flops_per_byte * 1e12, 0),
                   "calibrated" if cost.basis(a) == "calibrated" else "datasheet only"]
                  for k, a in table.items()],
                 ["key", "accelerator", "TFLOP/s bf16", "TB/s", "GB", "FLOP/byte ridge",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from gqa_lib.cli.common import (add_model_args, command, context_arg, finite_float,
@@ -81,8 +82,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    def log(line: str) -> None:
-        print(line, flush=True)
+
+    def log(line: str) -> None:  # with --json, stdout holds only the JSON
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     counts = run_sweep(args.grid, args.out, runs_dir=args.runs_dir, shard=shard,
                        keep_checkpoints=args.keep_checkpoints, dry_run=args.dry_run,

@@ -83,7 +83,7 @@ from gqa_lib.arch.hardware import calibration as measured_calibration
 from gqa_lib.cost.counts import (ConfigBatch, _batch_size, _context, _scalar, _values_to_bytes,
                                  inference_flops, kv_cache_bytes, matmul_params, params_active,
                                  params_non_embedding, params_total, prefill_flops)
-from gqa_lib.errors import MAX_EXACT, GQAError
+from gqa_lib.errors import MAX_EXACT, GQAError, check_numbers, check_real
 
 # Defaults of the datasheet roofline's efficiency factors (sources in the module docstring).
 BANDWIDTH_EFFICIENCY = 0.7
@@ -100,7 +100,9 @@ Cfg = ModelConfig | ConfigBatch
 
 
 def _fraction(name: str, v: float) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+    import numbers
+
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v <= 1:
         raise GQAError(f"{name} must be a fraction in (0, 1], got {v!r}")
     return float(v)
 
@@ -337,8 +339,8 @@ def decode_throughput(cfg: Cfg, T: Any, hardware: str | Accelerator, *, batch: A
     if batch is None:
         batch = max_batch(cfg, T, hardware, dtype=dtype, kv_dtype=kv_dtype,
                           memory_fraction=memory_fraction, calibration=calibration)
-    B = np.asarray(batch, np.float64)
-    if B.dtype.kind not in "iuf" or np.any(B < 0):
+    B = check_numbers("batch", batch, "a non-negative number of sequences")
+    if np.any(~(B >= 0)):
         raise GQAError(f"batch must be a non-negative number of sequences, got {batch!r}")
     t = decode_seconds(cfg, T, hardware, batch=np.maximum(B, 1.0), dtype=dtype,
                        kv_dtype=kv_dtype, calibration=calibration,
@@ -367,10 +369,9 @@ def request_seconds(cfg: Cfg, T: Any, hardware: str | Accelerator, *, output_tok
 
 def check_output_tokens(output_tokens: Any) -> np.ndarray:
     """``output_tokens`` as float64, or GQAError unless every value is a whole number >= 1."""
-    G = np.asarray(output_tokens, np.float64) if not isinstance(output_tokens, bool) \
-        else np.asarray(np.nan)
-    if G.dtype.kind not in "iuf" or np.any(~np.isfinite(G)) or np.any(G < 1) or np.any(
-            G != np.floor(G)):
+    what = "a whole number of tokens >= 1"
+    G = check_numbers("output_tokens", output_tokens, what)
+    if np.any(~np.isfinite(G)) or np.any(G < 1) or np.any(G != np.floor(G)):
         raise GQAError(f"output_tokens must be a whole number of tokens >= 1, got "
                        f"{output_tokens!r}")
     return G
@@ -387,22 +388,27 @@ def _request_seconds(prefill_s: Any, decode_tokens_per_s: Any, G: np.ndarray) ->
 
 def accelerators_needed(target_tokens_per_s: Any, tokens_per_s_per_accelerator: Any) -> Any:
     """ceil(target / per-accelerator rate): replicas for a throughput (inf where the rate is
-    0, i.e. the model does not fit)."""
-    target = np.asarray(target_tokens_per_s, np.float64)
-    rate = np.asarray(tokens_per_s_per_accelerator, np.float64)
+    0, i.e. the model does not fit); a count above 2**53 (no exact integer) is refused."""
+    target = check_numbers("target_tokens_per_s", target_tokens_per_s, "a number of tokens/s")
+    rate = check_numbers("tokens_per_s_per_accelerator", tokens_per_s_per_accelerator,
+                         "a number of tokens/s")
     if np.any(~np.isfinite(target)) or np.any(target <= 0):
         raise GQAError(f"target throughput must be > 0 tokens/s, got {target_tokens_per_s!r}")
-    with np.errstate(divide="ignore"):
-        return _scalar(np.where(rate > 0, np.ceil(target / np.where(rate > 0, rate, 1.0)),
-                                np.inf))
+    if np.any(~(rate >= 0)) or np.any(np.isinf(rate)):
+        raise GQAError(f"tokens_per_s_per_accelerator must be finite numbers >= 0 (0: does "
+                       f"not fit), got {tokens_per_s_per_accelerator!r}")
+    with np.errstate(divide="ignore", over="ignore"):
+        n = np.where(rate > 0, np.ceil(target / np.where(rate > 0, rate, 1.0)), np.inf)
+    if np.any((rate > 0) & ~(n <= MAX_EXACT)):
+        raise GQAError(f"a target of {np.max(target):g} tokens/s needs more than 2**53 "
+                       "accelerators (no exact count); give a real target throughput")
+    return _scalar(n)
 
 
 def cost_per_million_tokens(price_per_hour: float, tokens_per_s: Any) -> Any:
     """price per accelerator-hour / 3600 / (tokens/s) x 1e6: money per million generated
     tokens, in the price's currency (inf where the rate is 0). The price is a user input."""
-    if isinstance(price_per_hour, bool) or not isinstance(price_per_hour, (int, float)) \
-            or not np.isfinite(price_per_hour) or price_per_hour <= 0:
-        raise GQAError(f"price_per_hour must be a number > 0, got {price_per_hour!r}")
+    price_per_hour = check_real("price_per_hour", price_per_hour, lo=0.0, lo_open=True)
     rate = np.asarray(tokens_per_s, np.float64)
     with np.errstate(divide="ignore", over="ignore"):
         usd = np.where(rate > 0, price_per_hour / 3600.0 * 1e6 / np.where(

@@ -15,11 +15,13 @@ from gqa_lib.fit.recipe import (affordable_params, baseline_costs, BASELINES, bo
                                 cost_grid, CostSettings, LossModel, max_context_for_memory,
                                 min_loss_for_budget, model_costs, model_floor, optimize,
                                 RecipeGrid, Recommendation)
-from gqa_lib.fit.shapes import build_config, config_batch, paper_params, shape_for_params
+from gqa_lib.fit.shapes import (build_config, build_for_target, config_batch, paper_params,
+                                shape_for_params)
 
 __all__ = [
     "affordable_params", "baseline_costs", "BASELINES", "Bootstrap", "bootstrap_choice",
-    "bootstrap_fit", "bootstrap_grids", "build_config", "BOOTSTRAP_SCHEMES", "candidates", "choice_counts",
+    "bootstrap_fit", "bootstrap_grids", "build_config", "build_for_target", "BOOTSTRAP_SCHEMES",
+    "candidates", "choice_counts",
     "choice_shares", "config_batch", "config_label", "cost_grid", "CostSettings", "coupling",
     "family_masks", "fit_curves", "fit_head_count_law", "FIT_METHODS", "fit_power_laws",
     "fit_runs", "FitQuality", "format_intervals", "HeadCountLaw", "interval_table",

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gqa_lib.arch.config import PAPER_VOCAB
 from gqa_lib.errors import GQAError
 from gqa_lib.fit.scaling import Bootstrap, LossFit, PowerLaw, fit_power_laws, resample
 from gqa_lib.units import format_count, format_heads
@@ -75,12 +76,15 @@ class PerHeadModel:
     the fitted configurations are candidates. ``loss_contexts``: (shortest, longest) context
     its losses speak for (:func:`fit_runs`: the runs' training context; the paper's: 8K,
     where they were measured, to 128K, where the paper reports them to hold), so that the
-    recipe can say when it carries them to another T; None: not known."""
+    recipe can say when it carries them to another T; None: not known. ``vocab_size``: the
+    runs' vocabulary (their losses are per token of it; the serving costs and the shape to
+    build use it)."""
 
     fit: LossFit
     d_head: int = 64
     label: str = ""
     loss_contexts: tuple[int, int] | None = None
+    vocab_size: int = PAPER_VOCAB
 
     def configs(self) -> list[tuple[int, int]]:
         return [k for k in self.fit.laws if isinstance(k, tuple)]
@@ -120,7 +124,7 @@ class PerHeadModel:
         y = resample(self.fit, rng, "residual")
         f = fit_power_laws(self.fit.N, y, self.fit.keys, shared_E=self.fit.shared_E,
                            method=self.fit.method, loo=False, start=self.fit, min_sizes=1)
-        return PerHeadModel(f, self.d_head, self.label, self.loss_contexts)
+        return PerHeadModel(f, self.d_head, self.label, self.loss_contexts, self.vocab_size)
 
 
 def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: str = "huber",
@@ -144,6 +148,13 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
     d_heads = sorted(set(df["d_head"].astype(int)))
     if len(d_heads) != 1:
         raise GQAError(f"the runs mix head sizes d_head={d_heads}; fit one d_head at a time")
+    vocab = PAPER_VOCAB
+    if "vocab_size" in df.columns:  # losses per token compare only within one tokenizer
+        vocabs = sorted(set(pd.to_numeric(df["vocab_size"], errors="coerce").dropna().astype(int)))
+        if len(vocabs) > 1:
+            raise GQAError(f"the runs mix vocabularies vocab_size={vocabs}: losses per token "
+                           "are not comparable across tokenizers; fit one vocabulary at a time")
+        vocab = vocabs[0] if vocabs else PAPER_VOCAB
     in_grid, in_llama3 = family_masks(df)
     grid, base = df[in_grid], df[in_llama3]
     keys = [(int(h), int(k)) for h, k in zip(grid["n_head"], grid["n_kv_head"])]
@@ -166,7 +177,8 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
     if not keys:
         raise GQAError(f"no configuration has the 3 or more sizes needed for a fit (context {T})")
     f = fit_power_laws(N, y, keys, shared_E=shared_E, method=method, loo=loo)
-    return PerHeadModel(f, d_heads[0], label or f"fits of our runs at T = {T}", (T, T))
+    return PerHeadModel(f, d_heads[0], label or f"fits of our runs at T = {T}", (T, T),
+                        vocab)
 
 
 # ----- reporting a fit -------------------------------------------------------------------------

@@ -40,10 +40,12 @@ import pandas as pd
 
 from gqa_lib import cost
 from gqa_lib.cost import DEFAULT_CONVENTION
-from gqa_lib.arch.config import ASPECT_RULES, FFN_MULTIPLE_OF
+from gqa_lib.arch.config import ASPECT_RULES, FFN_MULTIPLE_OF, PAPER_VOCAB
 from gqa_lib.arch.hardware import get_accelerator
-from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_numbers
 from gqa_lib.units import format_bound, format_context, format_count, format_heads
+from gqa_lib.fit.inputs import (budgets, check_configs, check_model, check_settings, contexts,
+                                targets)
 from gqa_lib.fit.shapes import bisect_log, config_batch, shape_for_params
 
 if TYPE_CHECKING:
@@ -147,9 +149,10 @@ class CostSettings:
                 "memory_fraction": self.memory_fraction}
 
 
-def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
-                ) -> dict[str, np.ndarray]:
-    """Shape, M (values), C (FLOPs, ``settings.convention``) and Z of size-N models at T."""
+def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings,
+                vocab_size: int = PAPER_VOCAB) -> dict[str, np.ndarray]:
+    """Shape, M (values), C (FLOPs, ``settings.convention``) and Z of size-N models at T (the
+    embedding, ``vocab_size``, counts only in the serving figures: M and C leave it out)."""
     L, d = shape_for_params(N, n_head, n_kv_head, d_head=d_head, aspect=settings.aspect)
     batch = config_batch(L, d, n_head, n_kv_head, d_head)
     M = cost.inference_memory_values(batch, T, include_norms=False)
@@ -159,7 +162,8 @@ def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
            "z": np.asarray(cost.hardware_cost(M, C, lam=settings.lam, alpha=settings.alpha,
                                               beta=settings.beta), float)}
     if settings.hardware is not None:  # seconds, tokens/s, money, on the aligned shape
-        built = config_batch(L, d, n_head, n_kv_head, d_head, ffn_multiple_of=FFN_MULTIPLE_OF)
+        built = config_batch(L, d, n_head, n_kv_head, d_head, ffn_multiple_of=FFN_MULTIPLE_OF,
+                             vocab_size=vocab_size)
         serving = cost.serving_costs(built, T, settings.hardware, **settings.serving_kwargs())
         out.update({k: np.asarray(v, float) for k, v in serving.items()})
         if settings.objective != "z":
@@ -168,27 +172,9 @@ def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings
     return out
 
 
-def _numbers(name: str, value: Any, what: str) -> np.ndarray:
-    """A 1-d float array of numbers (no strings, bools or None), or a GQAError."""
-    a = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray(None)
-    if a.dtype.kind not in "iuf":
-        raise GQAError(f"{name} must be {what} or a list of them, got {value!r}")
-    return np.atleast_1d(a.astype(np.float64))
-
-
-def _contexts(context) -> np.ndarray:
-    t = _numbers("context", context, "a number of tokens")
-    if (t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)) or np.any(t <= 0)
-            or np.any(t > MAX_EXACT)):
-        raise GQAError(f"context must be > 0 and at most 2**53 tokens, got {context!r}")
-    return t
-
-
-def _targets(target_loss: Any) -> np.ndarray:
-    t = _numbers("target_loss", target_loss, "a number of nats")
-    if t.ndim != 1 or t.size == 0 or np.any(~np.isfinite(t)) or np.any(t <= 0):
-        raise GQAError(f"target_loss must be a finite number of nats > 0, got {target_loss!r}")
-    return t
+def _family(model: LossModel) -> dict[str, int]:
+    """The head size and vocabulary a loss model's runs had (the paper's: 64, 50,304)."""
+    return {"d_head": model.d_head, "vocab_size": int(getattr(model, "vocab_size", PAPER_VOCAB))}
 
 
 # ----- step 3: the grid, the argmin, the baseline ---------------------------------------------
@@ -236,8 +222,9 @@ class RecipeGrid:
 def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
               settings: CostSettings = CostSettings()) -> RecipeGrid:
     """Steps 3a-c for every target x context x candidate in one vectorised pass."""
-    t, T = _targets(target_loss), _contexts(context)
-    configs = tuple(model.configs() if configs is None else configs)
+    model, settings = check_model(model), check_settings(settings, CostSettings)
+    t, T = targets(target_loss), contexts(context)
+    configs = check_configs(model, configs)
     if not configs:
         raise GQAError("no candidate configurations to cost")
     h = np.array([c[0] for c in configs], float)
@@ -256,7 +243,7 @@ def cost_grid(model: LossModel, target_loss: Any, context: Any, *, configs=None,
     _refuse_outside(t, spans, ok, N, "above the loss of the smallest model the fit spans "
                     "for every candidate")
     vals = model_costs(np.where(spans, N, 1.0)[:, None, :], h, k, T[None, :, None],
-                       d_head=model.d_head, settings=settings)
+                       **_family(model), settings=settings)
     shaped = spans & (vals["n_layer"][:, 0, :] >= 1.0) & (vals["n_layer"][:, 0, :] < MAX_LAYERS)
     _refuse_outside(t, shaped, spans, N, f"reached by no candidate with between 1 and "
                     f"{MAX_LAYERS:g} layers")
@@ -309,7 +296,10 @@ def _check_serveable(objective: np.ndarray, max_batch: np.ndarray, t: np.ndarray
         i, j = np.argwhere(dead)[0]
         where = (f"hardware={settings.hardware.key!r}: no candidate reaching target_loss="
                  f"{t[i]:g} fits")
-        mem = f"at context {T[j]:g} ({settings.hardware.memory_capacity_bytes / 1e9:g} GB)"
+        cap = cost.memory_capacity_bytes(settings.hardware, settings.calibration)
+        measured = cost.basis(settings.hardware, settings.calibration) == "calibrated"
+        mem = (f"at context {T[j]:g} (memory_fraction {settings.memory_fraction:g} of "
+               f"{cap / 1e9:,.1f} GB{' as measured' if measured else ''})")
         most = np.max(np.where(np.isfinite(max_batch[i, j]), max_batch[i, j], 0))
         if settings.batch > 1 and most >= 1:
             raise GQAError(f"{where} batch={settings.batch} in its memory {mem}: the largest "
@@ -328,14 +318,15 @@ def baseline_costs(model: LossModel, target_loss: Any, context: Any, *,
                    baseline: str = "llama3", settings: CostSettings = CostSettings()
                    ) -> dict[str, np.ndarray]:
     """The Llama-3 GQA family, (d/d_h, 8), sized to reach the target: (n_target, n_context)."""
+    model, settings = check_model(model), check_settings(settings, CostSettings)
     check_choice("baseline", baseline, BASELINES)
     law = model.baseline
     if law is None:
         raise GQAError("this fit has no Llama-3 family (rows with family 'llama3'), so "
                        "--baseline llama3 cannot be costed")
-    t, T = _targets(target_loss), _contexts(context)
+    t, T = targets(target_loss), contexts(context)
     N = law.params_for_loss(t)[:, None]
-    out = model_costs(N, np.nan, np.nan, T[None, :], d_head=model.d_head, settings=settings)
+    out = model_costs(N, np.nan, np.nan, T[None, :], **_family(model), settings=settings)
     out["n_head"] = out["d_model"] / model.d_head
     out["n_kv_head"] = np.minimum(8.0, out["n_head"])
     return {key: np.broadcast_to(v, (t.size, T.size)) for key, v in out.items()}
@@ -457,13 +448,17 @@ def max_context_for_memory(model: LossModel, target_loss: float, memory_values: 
     M(T) = N* + 2 T L d_h n_kv (eq. 4) <= budget gives T_max = (budget - N*) / (2 L d_h n_kv);
     0 where the weights alone exceed the budget. ``best`` marks the largest T_max.
     """
-    if not np.isfinite(memory_values) or memory_values <= 0:
-        raise GQAError(f"memory_values must be > 0, got {memory_values!r}")
+    if np.ndim(memory_values) != 0:
+        raise GQAError(f"memory_values must be one number of values, got {memory_values!r}")
+    memory_values = float(budgets("memory_values", memory_values)[0])
     g = cost_grid(model, target_loss, 1.0, configs=configs, settings=settings)
     df = g.frontier()
     per_token = df["memory_values"] - df["params_non_embedding"]      # KV values at T = 1
-    df["max_context"] = np.maximum(0.0, (memory_values - df["params_non_embedding"])
-                                   / per_token).round().astype(int)
+    longest = np.maximum(0.0, (memory_values - df["params_non_embedding"]) / per_token).round()
+    if longest.max() > MAX_EXACT:
+        raise GQAError(f"memory budget {memory_values:.3g} values holds contexts above 2**53 "
+                       "tokens (no exact count); give a real memory budget")
+    df["max_context"] = longest.astype(np.int64)
     df = df.drop(columns=["memory_values", "flops", "z", "best"])
     if not (df["max_context"] > 0).any():
         raise GQAError(f"memory budget {memory_values:.3g} values is below the weights of every "
@@ -480,17 +475,21 @@ def affordable_params(model: LossModel, n_head: Any, n_kv_head: Any, context: An
     N). NaN where even N = 1e3 is over budget."""
     check_choice("kind", kind, ("z", "memory"))
     key = "z" if kind == "z" else "memory_values"
-    h, k, T, B = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in
-                                       (n_head, n_kv_head, context, budget)))
-    if np.any(~np.isfinite(B)) or np.any(B <= 0):
-        raise GQAError(f"budget must be > 0, got {budget!r}")
-    _contexts(T.ravel())
+    model, settings = check_model(model), check_settings(settings, CostSettings)
+    contexts(np.ravel(check_numbers("context", context, "a number of tokens")))
+    budgets("budget", np.ravel(check_numbers("budget", budget, "a number > 0")))
+    h, k, T, B = np.broadcast_arrays(*(check_numbers(n, v, w) for n, v, w in (
+        ("n_head", n_head, "a number of heads"), ("n_kv_head", n_kv_head, "a number of heads"),
+        ("context", context, "a number of tokens"), ("budget", budget, "a number > 0"))))
 
     def spend(N):
-        return model_costs(N, h, k, T, d_head=model.d_head, settings=settings)[key]
+        return model_costs(N, h, k, T, **_family(model), settings=settings)[key]
 
-    lo = np.full(h.shape, 1e3)
-    N = bisect_log(spend, B, lo, np.full(h.shape, 1e15))
+    lo, hi = np.full(h.shape, 1e3), np.full(h.shape, 1e15)
+    if np.any(spend(hi) < B):  # the bisection would stop at its bound, not at the budget
+        raise GQAError(f"{kind} budget {np.max(B):.4g} affords more than 1e15 non-embedding "
+                       "parameters, beyond the sizes this search covers; give a real budget")
+    N = bisect_log(spend, B, lo, hi)
     return np.where(spend(lo) <= B, N, np.nan)
 
 
@@ -499,7 +498,7 @@ def min_loss_for_budget(model: LossModel, context: int, budget: float, *, kind: 
                         ) -> pd.DataFrame:
     """Lowest loss each H reaches at context T with its cost (``kind``: z or memory) at most
     ``budget``: the largest affordable N (:func:`affordable_params`), then L(N; H)."""
-    configs = tuple(model.configs() if configs is None else configs)
+    configs = check_configs(check_model(model), configs)
     h = np.array([c[0] for c in configs], float)
     k = np.array([c[1] for c in configs], float)
     N = affordable_params(model, h, k, context, budget, kind=kind, settings=settings)
@@ -507,7 +506,7 @@ def min_loss_for_budget(model: LossModel, context: int, budget: float, *, kind: 
     if not feasible.any():
         raise GQAError(f"{kind} budget {budget:.4g} is below the cost of the smallest model")
     h, k, N = h[feasible], k[feasible], N[feasible]
-    vals = model_costs(N, h, k, _contexts(context)[0], d_head=model.d_head, settings=settings)
+    vals = model_costs(N, h, k, contexts(context)[0], **_family(model), settings=settings)
     df = pd.DataFrame({"n_head": h.astype(int), "n_kv_head": k.astype(int),
                        "loss_nats": model.loss(N, h, k), **vals,
                        "extrapolated": model.extrapolated(h, k)})

@@ -91,9 +91,10 @@ def shape_for_params(N: Any, n_head: Any, n_kv_head: Any, *, d_head: int = 64,
     return L, ratio * L
 
 
-def config_batch(n_layer, d_model, n_head, n_kv_head, d_head, *, ffn_multiple_of: int = 1
-                 ) -> cost.ConfigBatch:
-    """The paper's family on continuous shapes: SwiGLU, d_ff = 8 d / 3, tied, V = 50,304.
+def config_batch(n_layer, d_model, n_head, n_kv_head, d_head, *, ffn_multiple_of: int = 1,
+                 vocab_size: int = PAPER_VOCAB) -> cost.ConfigBatch:
+    """The paper's family on continuous shapes: SwiGLU, d_ff = 8 d / 3, tied, V = 50,304
+    (or ``vocab_size``: a sweep's own).
     ``ffn_multiple_of`` > 1 rounds d_ff up to a multiple (the shape one would build,
     :func:`gqa_lib.arch.aligned`); 1 keeps the paper's rule, on which Z and its numbers
     depend."""
@@ -104,23 +105,45 @@ def config_batch(n_layer, d_model, n_head, n_kv_head, d_head, *, ffn_multiple_of
         d_ff = np.ceil(d_ff / ffn_multiple_of) * ffn_multiple_of
     return cost.ConfigBatch.from_arrays(
         n_layer=n_layer, d_model=d_model, n_head=nh, n_kv_head=nkv, d_head=d_head,
-        d_ff=d_ff, vocab_size=PAPER_VOCAB)
+        d_ff=d_ff, vocab_size=vocab_size)
 
 
 def build_config(row: dict[str, Any], *, aspect: str = "d64L",
-                 multiple_of: int = FFN_MULTIPLE_OF) -> ModelConfig:
+                 multiple_of: int = FFN_MULTIPLE_OF, n_layer: int | None = None,
+                 vocab_size: int = PAPER_VOCAB) -> ModelConfig:
     """The model one would build for a recipe row (``n_layer``, ``d_model``, ``n_head``,
-    ``n_kv_head``, ``d_head``): whole layers, d = 64 L (aspect d64L) or d rounded to a
-    multiple of 64 (aspect paper), d_ff = int(8 d / 3) rounded up to ``multiple_of``
-    (aligned shapes: :func:`gqa_lib.arch.aligned`). A Llama-3 row (n_head NaN) takes
-    d / d_head query heads."""
+    ``n_kv_head``, ``d_head``): whole layers (``n_layer``, default the row's rounded), d =
+    64 L (aspect d64L) or the row's d/L times L rounded to a multiple of 64 (aspect paper),
+    d_ff = int(8 d / 3) rounded up to ``multiple_of`` (aligned shapes:
+    :func:`gqa_lib.arch.aligned`), a tied ``vocab_size`` embedding. A Llama-3 row (n_head
+    NaN) takes d / d_head query heads."""
     check_choice("aspect", aspect, ASPECT_RULES)
-    L = max(1, int(round(float(row["n_layer"]))))
-    d = 64 * L if aspect == "d64L" else max(64, int(round(float(row["d_model"]) / 64)) * 64)
-    d_head = int(row.get("d_head", 64) or 64)
+    L = max(1, int(round(float(row["n_layer"])))) if n_layer is None else int(n_layer)
+    ratio = float(row["d_model"]) / float(row["n_layer"])
+    d = 64 * L if aspect == "d64L" else max(64, int(round(ratio * L / 64)) * 64)
+    d_head = int(row["d_head"])
     nh, nkv = row["n_head"], row["n_kv_head"]
     if not np.isfinite(float(nh)):
         nh, nkv = d // d_head, min(8, d // d_head)
     cfg = ModelConfig(n_layer=L, d_model=d, n_head=int(nh), n_kv_head=int(nkv), d_head=d_head,
-                      vocab_size=PAPER_VOCAB, name=f"build-L{L}-d{d}-h{int(nh)}-kv{int(nkv)}")
+                      vocab_size=vocab_size, name=f"build-L{L}-d{d}-h{int(nh)}-kv{int(nkv)}")
     return aligned(cfg, multiple_of)
+
+
+def build_for_target(row: dict[str, Any], model: Any, target_loss: float, *,
+                     aspect: str = "d64L", multiple_of: int = FFN_MULTIPLE_OF
+                     ) -> tuple[ModelConfig, float]:
+    """(config, fitted loss): the smallest whole-layer :func:`build_config` of a recipe row
+    whose loss by ``model`` (on the paper's N: norms excluded) reaches ``target_loss``,
+    trying floor(L*) upwards (rounding L* to the nearest can fall short of the target);
+    the last tried, and its loss, if three layers past L* still do not reach it."""
+    L_star = float(row["n_layer"])
+    vocab = int(getattr(model, "vocab_size", PAPER_VOCAB))
+    for L in range(max(1, int(np.floor(L_star))), int(np.ceil(L_star)) + 3):
+        cfg = build_config(row, aspect=aspect, multiple_of=multiple_of, n_layer=L,
+                           vocab_size=vocab)
+        n_paper = cost.params_non_embedding(cfg, include_norms=False)
+        loss = float(model.loss(n_paper, cfg.n_head, cfg.n_kv_head))
+        if loss <= target_loss:
+            break
+    return cfg, loss

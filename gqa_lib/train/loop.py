@@ -162,6 +162,11 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     if rank == 0:  # before the data are prepared: an uncreatable --out fails in seconds
         out.mkdir(parents=True, exist_ok=True)
     data = prepare(tc.data)
+    if tc.batch_size * tc.context_len * world > len(data.train):
+        raise GQAError(f"batch_size={tc.batch_size:,} x context_len={tc.context_len:,}"
+                       + (f" x {world} processes" if world > 1 else "")
+                       + f" tokens per step is more than the training corpus holds "
+                       f"({len(data.train):,} tokens); choose a smaller batch_size (--batch-size)")
     if data.vocab_size > model_cfg.vocab_size:
         raise GQAError(f"vocab_size={model_cfg.vocab_size} is smaller than the tokenizer's "
                        f"{data.vocab_size}")
