@@ -229,6 +229,7 @@ def page_numbers(model) -> dict[str, Any]:
                         ("pre", "prefill, 128K")):
         out[f"m_{key}"] = mvp.loc[regime, "measured_speedup"]
         out[f"d_{key}"] = mvp.loc[regime, "datasheet_speedup"]
+    out["b1_predicted_loo"] = mvp.loc["decode, batch 1, 128K", "calibrated_speedup"]
     out.update(copy_bw=copy_bandwidth_text("h200"),
                mem_sheet_gb=hw.memory_capacity_bytes / 1e9,
                mem_exposed_gb=c.memory_capacity_bytes / 1e9)

@@ -281,7 +281,8 @@ _SHAPE = ["n_layer", "d_model", "n_head", "n_kv_head", "d_head", "context"]
 
 
 def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration trained with two or more seeds: ``config``, ``n_layer``,
+    """One row per configuration trained with two or more seeds: ``config`` (its heads;
+    "Llama-3 style (2, 2)" for a run of the baseline family only), ``n_layer``,
     ``d_model``, ``size``,
     ``params_non_embedding``, ``context``, ``seeds``, ``n_seeds``, ``loss_min``, ``loss_max``,
     ``spread`` (max - min, nats) and ``var`` (sample variance, nats^2)."""
@@ -290,7 +291,9 @@ def seed_groups(runs: pd.DataFrame) -> pd.DataFrame:
         if g["seed"].nunique() < 2:
             continue
         y = g["val_loss_nats"].to_numpy(float)
-        rows.append({"config": config_label((int(shape[2]), int(shape[3]))),
+        in_grid, _ = family_masks(g)
+        label = config_label((int(shape[2]), int(shape[3])))
+        rows.append({"config": label if in_grid.any() else f"Llama-3 style {label}",
                      "n_layer": int(shape[0]), "d_model": int(shape[1]),
                      "size": f"L{int(shape[0])} d{int(shape[1])}",
                      "params_non_embedding": int(g["params_non_embedding"].iloc[0]),
