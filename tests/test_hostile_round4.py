@@ -80,6 +80,16 @@ def test_overridden_datasheet_figures_are_not_called_the_datasheet(capsys):
     assert "overridden by the user" in json.loads(out)["hardware"]["note"]
 
 
+def test_a_users_file_is_not_called_the_datasheet(tmp_path, capsys):
+    f = tmp_path / "mine.toml"
+    f.write_text('[accelerators.mine]\nname = "mine"\nbf16_flops_per_s = 5e14\n'
+                 'memory_bandwidth_bytes_per_s = 2e12\nmemory_capacity_bytes = 8e10\n')
+    rc, out, _ = cli(*SERVE[:-1], f, capsys=capsys)
+    assert rc == 0 and "(figures from a user's file: 500.0 TFLOP/s" in out
+    rc, out, _ = cli(*SERVE[:-1], "h100", capsys=capsys)
+    assert "(datasheet: 989.4 TFLOP/s" in out
+
+
 # ----- flags that would be ignored are refused ----------------------------------------------
 @pytest.mark.parametrize("flags", [("--throughput", "100"), ("--batch", "4"), ("--datasheet",),
                                    ("--price-per-hour", "2"), ("--output-tokens", "10"),

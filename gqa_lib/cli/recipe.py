@@ -172,8 +172,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         "context": T, "target_loss": args.target_loss, "convention": args.convention,
         "aspect": args.aspect, "lambda": args.lam, "alpha": args.alpha, "beta": args.beta,
         "fit": args.fit, "model": rec.model, "objective": settings.objective,
-        "best": _entry(rec.best), "build": _build({**rec.best, "context": T}, args.aspect, model, settings,
-                        args.target_loss),
+        "best": _entry(rec.best),
+        "build": _build({**rec.best, "context": T}, args.aspect, model, settings, args.target_loss),
         "candidates": [_entry(r) for r in rec.candidates.to_dict("records")],
         "note": "n_layer and d_model are the continuous solution; 'build' is a real shape",
         "warnings": list(rec.warnings),
@@ -307,10 +307,16 @@ def _tera(v: float, decimals: int = 1) -> str:
 
 
 def _figures_from(hw) -> str:
-    """'datasheet', or what the user overrode (Accelerator.replace records it in source)."""
-    if hw.key == "custom" or "overridden by the user" in hw.source:
-        return "datasheet figures overridden by the user" if hw.key != "custom" else "user figures"
-    return "datasheet"
+    """Whose peak figures these are: the shipped datasheet's, a user's file's, the figure
+    flags' alone, or the datasheet's with some overridden (Accelerator.replace says so in
+    its source)."""
+    from gqa_lib.arch.hardware import accelerators
+
+    if hw.key == "custom":
+        return "user figures"
+    if "overridden by the user" in hw.source:
+        return "datasheet figures overridden by the user"
+    return "datasheet" if accelerators().get(hw.key) == hw else "figures from a user's file"
 
 
 def _rate(v: float) -> str:
