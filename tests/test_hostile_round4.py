@@ -206,8 +206,10 @@ def test_numpy_numbers_are_numbers():
                             flops_efficiency=np.float32(0.5))["seconds"] > 0
 
 
-def test_optimize_takes_a_list_of_candidate_pairs(paper):
-    rec = optimize(paper, 2.615, 131072, configs=[(32, 8), (8, 1)])
+@pytest.mark.parametrize("configs", [[(32, 8), (8, 1)], ((32, 8), (8, 1)),
+                                     np.array([[32, 8], [8, 1]])])
+def test_optimize_takes_a_list_of_candidate_pairs(paper, configs):
+    rec = optimize(paper, 2.615, 131072, configs=configs)
     assert {(r["n_head"], r["n_kv_head"]) for r in rec.candidates.to_dict("records")} == {
         (32, 8), (8, 1)}
 

@@ -33,6 +33,8 @@ def check_configs(model: Any, configs: Any) -> tuple[tuple[int, int], ...]:
     positive whole numbers, n_kv_head dividing n_head."""
     if configs is None:
         return tuple(model.configs())
+    if isinstance(configs, np.ndarray) and configs.ndim == 2:
+        configs = configs.tolist()  # an (n, 2) array of pairs
     ok = isinstance(configs, (list, tuple)) and len(configs) > 0 and all(
         isinstance(c, (list, tuple)) and len(c) == 2 for c in configs)
     if ok:
