@@ -144,30 +144,54 @@ def test_parse_context_keeps_every_digit():
             parse_context(bad)
 
 
-@given(st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2**70, 2**70),
-       st.floats(allow_nan=True, allow_infinity=True) | st.integers(0, 2**70),
-       st.floats(-1, 2) | st.just(float("nan")), st.floats(0, 1e7) | st.just(float("inf")),
-       st.floats(0, 1e7) | st.just(float("inf")))
+def _z_oracle(m, c, lam, alpha, beta) -> float | None:
+    """Z in Python floats; None where an input is out of range (NaN, negative, lam outside
+    [0, 1], an exponent <= 0 or infinite); inf where it overflows."""
+    import math
+
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (m, c, lam, alpha, beta)):
+        return None
+    if m < 0 or c < 0 or not 0 <= lam <= 1 or alpha <= 0 or beta <= 0:
+        return None
+    try:
+        return lam * float(m) ** alpha + (1 - lam) * float(c) ** beta
+    except OverflowError:
+        return math.inf
+
+
+@given(st.floats(0, 1e30) | st.floats(allow_nan=True, allow_infinity=True)
+       | st.integers(-2**70, 2**70),
+       st.floats(0, 1e30) | st.floats(allow_nan=True, allow_infinity=True)
+       | st.integers(0, 2**70),
+       st.floats(0, 1) | st.floats(-1, 2) | st.just(float("nan")),
+       st.floats(0.01, 3) | st.floats(0, 1e7) | st.just(float("inf")),
+       st.floats(0.01, 3) | st.floats(0, 1e7) | st.just(float("inf")))
 def test_hardware_cost_is_finite_or_refused(m, c, lam, alpha, beta):
+    """Z matches a Python-float oracle, or is refused exactly where the oracle has no finite
+    answer (an input out of range, or an overflow)."""
+    want = _z_oracle(m, c, lam, alpha, beta)
     try:
         z = cost.hardware_cost(m, c, lam=lam, alpha=alpha, beta=beta)
-    except GQAError:
+    except GQAError as e:
+        assert want is None or want == float("inf"), (want, str(e))
         return
-    assert np.isfinite(z) and z >= 0
+    assert want is not None and np.isfinite(z) and z == pytest.approx(want, rel=1e-9)
 
 
-@pytest.mark.parametrize("kw", [dict(alpha=float("inf")), dict(beta=float("nan")),
-                                dict(lam="0.5"), dict(lam=None), dict(alpha=True)])
-def test_hardware_cost_bad_weights(kw):
-    with pytest.raises(GQAError):
+@pytest.mark.parametrize("kw, word", [(dict(alpha=float("inf")), "alpha"),
+                                      (dict(beta=float("nan")), "beta"), (dict(lam="0.5"), "lam"),
+                                      (dict(lam=None), "lam"), (dict(alpha=True), "alpha")])
+def test_hardware_cost_bad_weights(kw, word):
+    with pytest.raises(GQAError, match=f"^{word}"):
         cost.hardware_cost(1e6, 1e9, **kw)
 
 
-@pytest.mark.parametrize("memory, flops", [(float("nan"), 1.0), (1.0, float("inf")),
-                                           (None, 1.0), ("big", 1.0), (-1.0, 1.0),
-                                           ([1.0, float("nan")], 1.0)])
-def test_hardware_cost_bad_inputs(memory, flops):
-    with pytest.raises(GQAError):
+@pytest.mark.parametrize("memory, flops, word", [
+    (float("nan"), 1.0, "memory"), (1.0, float("inf"), "Z overflows"), (None, 1.0, "memory"),
+    ("big", 1.0, "memory"), (-1.0, 1.0, "memory"), ([1.0, float("nan")], 1.0, "memory"),
+    (1.0, -2.0, "flops")])
+def test_hardware_cost_bad_inputs(memory, flops, word):
+    with pytest.raises(GQAError, match=f"^{word}"):
         cost.hardware_cost(memory, flops)
 
 
