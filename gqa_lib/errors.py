@@ -78,8 +78,13 @@ def check_real(param: str, value: object, *, lo: float | None = None, hi: float 
 def check_numbers(param: str, value: object, what: str = "a number") -> Any:
     """`value` (a number or an array of them) as a float64 array; never a bool, a string,
     None or an object array (GQAError naming `param`, saying it wants `what`)."""
+    import numbers
+
     import numpy as np
 
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+            and abs(int(value)) >= 2**63:  # a Python int past int64: a number all the same
+        value = float(value)
     a = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray(None)
     if a.dtype.kind not in "iuf" or a.size == 0:
         raise GQAError(f"{param} must be {what} or an array of them, got {value!r}")

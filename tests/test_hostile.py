@@ -294,14 +294,48 @@ def test_config_file_is_a_folder(tmp_path, capsys):
             "is a folder")
 
 
-@given(st.binary(max_size=200))
+_json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**60, 2**60)
+                            | st.floats(allow_nan=False) | st.text(max_size=8),
+                            lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                            max_leaves=8)
+
+
+@given(st.binary(max_size=200) | _json_values.map(lambda v: json.dumps(v).encode())
+       | st.dictionaries(st.text(max_size=8), _json_values, max_size=4).map(
+           lambda v: json.dumps(v).encode()))
 def test_any_bytes_as_a_config_file_parse_or_refuse(tmp_path_factory, raw):
+    """Any file: its JSON object back exactly, or one line naming the file (random bytes,
+    any JSON value, JSON objects); a plain UTF-8 JSON object of finite numbers is never
+    refused."""
     p = tmp_path_factory.mktemp("cfg") / "x.json"
     p.write_bytes(raw)
     try:
-        assert isinstance(read_data_file(p), dict)
+        got = read_data_file(p)
     except GQAError as e:
-        assert "\n" not in str(e)
+        assert "\n" not in str(e) and str(p) in str(e)
+        assert not _plain_json_object(raw), str(e)
+        return
+    assert got == json.loads(raw)  # json detects UTF-8/16/32 and a BOM itself
+
+
+def _plain_json_object(raw: bytes) -> bool:
+    """UTF-8 text without NUL holding a JSON object, its numbers finite, nested <= 32."""
+    def no_constant(name):  # NaN and Infinity parse in Python, but are no config numbers
+        raise ValueError(name)
+
+    def plain(v, depth=0):
+        if depth > 32 or isinstance(v, float) and not np.isfinite(v):
+            return False
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        return all(plain(x, depth + 1) for x in items)
+
+    try:
+        text = raw.decode("utf-8")
+        v = json.loads(text, parse_constant=no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(v, dict) and "\x00" not in text and plain(v)
 
 
 # ----- 3. CLI flags: wrong numbers refused, never wrapped ------------------------------------

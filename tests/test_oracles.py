@@ -160,3 +160,9 @@ def test_the_headline_savings_follow_from_its_two_shapes():
 def test_z_refusals_name_the_argument(kwargs, word):
     with pytest.raises(GQAError, match=f"^{word}"):
         cost.hardware_cost(**kwargs)
+
+
+def test_a_python_integer_past_int64_is_a_number():
+    """Was: 'flops must be a number or array of numbers, got 18446744073709551616' (found by
+    the property test with 2,000 examples)."""
+    assert cost.hardware_cost(0.0, 2**64, lam=0.0, alpha=1.0, beta=1.0) == float(2**64)

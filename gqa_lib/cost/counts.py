@@ -67,7 +67,7 @@ from gqa_lib.cost.attention import (attention_flops, KEY_SUMS, kv_width, layer_k
 from gqa_lib.cost.batch import ConfigBatch, product, scalar
 from gqa_lib.cost.params import (matmul_params, param_counts, params_active,
                                  params_non_embedding, params_total)
-from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, check_real
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, check_numbers, check_real
 
 __all__ = [  # the parameter counts and ConfigBatch are re-exported from here as before
     "attended_context", "bits_per_value", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
@@ -336,10 +336,7 @@ def hardware_cost(
 
 
 def _nonneg(name: str, x: Any) -> np.ndarray:
-    a = np.asarray(x) if not isinstance(x, (str, bytes)) else np.asarray(None)
-    if a.dtype.kind not in "iuf" or a.size == 0:
-        raise GQAError(f"{name} must be a number or array of numbers, got {x!r}")
-    a = a.astype(np.float64, copy=False)
+    a = check_numbers(name, x, "a number")
     if not a.min() >= 0:  # also false for NaN
         raise GQAError(f"{name} must be non-negative numbers (no NaN), got {x!r}")
     return a
