@@ -166,3 +166,18 @@ def test_a_python_integer_past_int64_is_a_number():
     """Was: 'flops must be a number or array of numbers, got 18446744073709551616' (found by
     the property test with 2,000 examples)."""
     assert cost.hardware_cost(0.0, 2**64, lam=0.0, alpha=1.0, beta=1.0) == float(2**64)
+
+
+def test_a_pick_far_above_the_fitted_sizes_is_warned_about():
+    """The paper's fit spans 63M to 1.4B non-embedding parameters: a target far below its
+    largest model's loss needs an N* more than twice the largest (2.30 nats: 71B), and says
+    so; the headline's 2.615 (the largest model's own loss) does not."""
+    from gqa_lib.fit.recipe import EXTRAPOLATION_FACTOR, optimize
+
+    m = joint_model()
+    top = float(np.max(m.fit.N))
+    for target, warned in ((2.615, False), (2.30, True)):
+        rec = optimize(m, target, 131072)
+        far = rec.best["params_non_embedding"] > EXTRAPOLATION_FACTOR * top
+        assert far == warned
+        assert any("above the largest" in w for w in rec.warnings) == warned
