@@ -58,11 +58,7 @@ def format_tokens(tokens: float, digits: int = 3) -> str:
     """A context length in the book's units (K = 1,024 tokens, M = 1,024 K), also where it is
     not a whole number of them: 131072 -> '128K', 1_480_000 -> '1.41M', 921_600 -> '900K';
     below 1,024 the count itself."""
-    n = float(tokens)
-    for unit, scale in (("M", 1024**2), ("K", 1024)):
-        if abs(n) >= scale:
-            return f"{_sig(n / scale, digits)}{unit}"
-    return f"{n:.0f}"
+    return _prefixed(tokens, (("M", 1024**2), ("K", 1024)), digits, "", sep="")
 
 
 HEADS_TITLE = "H = (n_h, n_kv)"  # a column or axis of head configurations, in words
@@ -113,14 +109,20 @@ def format_bytes(n: float, digits: int = 3) -> str:
                      digits, "", bare=" B")
 
 
+def format_rate(per_s: float) -> str:
+    """A rate (tokens/s) in the CLI's tables: 92,145.4 -> '92,145'; below 100 three
+    significant digits, so that a tiny run's 0.103 is not printed as '0'."""
+    return f"{per_s:,.0f}" if per_s >= 100 else f"{per_s:.3g}"
+
+
 def _prefixed(n: float, scales: tuple[tuple[str, float], ...], digits: int, suffix: str,
-              bare: str = "") -> str:
+              bare: str = "", sep: str = " ") -> str:
     """`n` in the largest unit in which it shows as >= 1 once rounded to `digits`
     significant digits (999,616 -> '1 M', not '1000 K'); below the smallest, bare."""
     n = float(n)
     for unit, scale in scales:
         if math.isfinite(n) and abs(float(_sig(n / scale, digits))) >= 1:
-            return f"{_sig(n / scale, digits)} {unit}{suffix}"
+            return f"{_sig(n / scale, digits)}{sep}{unit}{suffix}"
     return f"{_sig(n, digits)}{bare}"
 
 

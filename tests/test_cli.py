@@ -106,6 +106,7 @@ def test_console_script_end_to_end():
 
 
 def test_a_tiny_runs_rate_is_not_printed_as_zero():
-    from gqa_lib.cli.train import _rate
+    from gqa_lib.units import format_rate
 
-    assert _rate(0.103) == "0.103" and _rate(92145.4) == "92,145" and _rate(100) == "100"
+    assert format_rate(0.103) == "0.103" and format_rate(92145.4) == "92,145"
+    assert format_rate(100) == "100"

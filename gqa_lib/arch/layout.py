@@ -6,11 +6,10 @@ block; :class:`gqa_lib.arch.config.ModelConfig` calls :func:`check_extensions` l
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
-from gqa_lib.errors import MAX_EXACT, GQAError, check_choice
+from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int
 
 # Attention kinds of a layer, named as transformers' `layer_types`: every earlier key
 # ("full"), the last `sliding_window` keys ("sliding"), or the keys of the current block of
@@ -25,13 +24,12 @@ def _positive(param: str, value: Any) -> int:
 
 
 def _whole(v: Any) -> int | None:
-    """``v`` as an int where it is a whole number (8 or 8.0, as n_layer takes them; never a
-    bool), else None."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+    """``v`` as an int where it is a whole number of at most 2**53 in size (8 or 8.0, as
+    n_layer takes them; never a bool: :func:`gqa_lib.errors.check_int`), else None."""
+    try:
+        return check_int("v", v, lo=-MAX_EXACT)
+    except GQAError:
         return None
-    if isinstance(v, numbers.Integral):
-        return int(v)
-    return int(v) if math.isfinite(v) and v == int(v) and abs(v) <= MAX_EXACT else None
 
 
 def check_extensions(c: Any) -> None:

@@ -12,7 +12,7 @@ from gqa_lib import cost
 from gqa_lib.arch.config import FFN_MULTIPLE_OF
 from gqa_lib.cli.common import print_table
 from gqa_lib.errors import GQAError
-from gqa_lib.units import format_context, format_count, format_heads, format_z
+from gqa_lib.units import format_context, format_count, format_heads, format_rate, format_z
 
 
 def hardware_json(settings) -> dict[str, Any]:
@@ -111,10 +111,6 @@ def _figures_from(hw) -> str:
     return "datasheet" if accelerators().get(hw.key) == hw else "figures from a user's file"
 
 
-def _rate(v: float) -> str:
-    return f"{v:,.0f}" if v >= 10 else f"{v:.3g}"
-
-
 def print_serving(args, settings, rec, baseline, needed, built) -> None:
     """The readable `gqa optimize --hardware ...`: seconds, tokens/s, accelerators, money."""
     hw, T = settings.hardware, rec.context
@@ -142,7 +138,7 @@ def print_serving(args, settings, rec, baseline, needed, built) -> None:
     for r in rec.candidates.to_dict("records"):
         rows.append([format_heads(r['n_head'], r['n_kv_head']) + ("*" if r["extrapolated"] else ""),
                      format_count(r["params_non_embedding"]), f"{r['n_layer']:.1f}",
-                     format_z(r['z']), _rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
+                     format_z(r['z']), format_rate(r["tokens_per_s"]), f"{r['max_batch']:.0f}",
                      _latency_cell(r, settings.batch), f"{r['prefill_s']:.3g}"]
                     + ([_money(r["usd_per_mtok"])] if price else [])
                     + ["<- best" if r["best"] else ""])
@@ -158,12 +154,12 @@ def print_serving(args, settings, rec, baseline, needed, built) -> None:
     print_build(built, b, args.target_loss)
     if "serving" in built:
         v = built["serving"]
-        print(f"  on the {hw.name}: {_rate(v['tokens_per_s'])} tokens/s per accelerator at "
+        print(f"  on the {hw.name}: {format_rate(v['tokens_per_s'])} tokens/s per accelerator at "
               f"batch {v['max_batch']:.0f}, {v['latency_s'] * 1e3:.3g} ms per token at batch "
               f"{settings.batch}" + ("" if v["fits"] else " (no fit)")
               + f", prefill of {format_context(T)} tokens in {v['prefill_s']:.3g} s")
     print(f"pick: H = {format_heads(b['n_head'], b['n_kv_head'])}, N* = "
-          f"{format_count(b['params_non_embedding'])}: {_rate(b['tokens_per_s'])} tokens/s "
+          f"{format_count(b['params_non_embedding'])}: {format_rate(b['tokens_per_s'])} tokens/s "
           f"per accelerator at batch {b['max_batch']:.0f}, {b['latency_s'] * 1e3:.3g} ms per "
           f"token at batch {settings.batch}"
           + ("" if b["fits"] else f" (which does not fit in memory: the largest batch is "
@@ -176,7 +172,7 @@ def print_serving(args, settings, rec, baseline, needed, built) -> None:
                    "for the pick or the baseline)")
         print(f"against {baseline} ({baseline_heads(base)}, N "
               f"{format_count(base['params_non_embedding'])}: "
-              f"{_rate(base['tokens_per_s'])} tokens/s per accelerator at batch "
+              f"{format_rate(base['tokens_per_s'])} tokens/s per accelerator at batch "
               f"{base['max_batch']:.0f}): "
               + (f"x{s['tokens_per_s_ratio']:.2f} tokens/s per accelerator"
                  if math.isfinite(s["tokens_per_s_ratio"]) else
@@ -186,7 +182,7 @@ def print_serving(args, settings, rec, baseline, needed, built) -> None:
               + f"; paper's units: memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
               f"('{args.convention}'), Z {s['z_pct']:.1f}% lower")
     if needed:
-        print(f"accelerators for {_rate(needed['target_tokens_per_s'])} tokens/s: "
+        print(f"accelerators for {format_rate(needed['target_tokens_per_s'])} tokens/s: "
               f"{_count_or_none(needed['best'])}"
               + (f" (baseline: {_count_or_none(needed['baseline'])})"
                  if "baseline" in needed else ""))

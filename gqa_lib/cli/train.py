@@ -11,6 +11,7 @@ from typing import Any
 from gqa_lib.cli.common import (add_model_args, command, context_arg, finite_float,
                                 model_from_args, positive_int, print_json)
 from gqa_lib.errors import GQAError
+from gqa_lib.units import format_rate
 
 
 @command
@@ -40,7 +41,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{cfg.name or 'model'} {cfg.label}: val loss {final['val_loss']:.4f} nats/token "
               f"({final['val_bpb']:.4f} bits/byte; unigram entropy "
               f"{final['unigram_entropy']:.3f}) after {final['tokens']:,} tokens in "
-              f"{final['wall_s']:.1f} s ({_rate(final['tokens_per_s'])} tokens/s) -> {args.out}")
+              f"{final['wall_s']:.1f} s ({format_rate(final['tokens_per_s'])} tokens/s) "
+              f"-> {args.out}")
     return 0
 
 
@@ -96,11 +98,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
           f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
           f"of {counts['total']}")
     return 1 if counts["failed"] else 0
-
-
-def _rate(tokens_per_s: float) -> str:
-    """92,145 -> '92,145'; a tiny run's 0.103 -> '0.103' (not '0')."""
-    return f"{tokens_per_s:,.0f}" if tokens_per_s >= 100 else f"{tokens_per_s:.3g}"
 
 
 def colab_command(grid: str, out: str) -> str:

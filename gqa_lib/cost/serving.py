@@ -100,11 +100,7 @@ Cfg = ModelConfig | ConfigBatch
 
 
 def _fraction(name: str, v: float) -> float:
-    import numbers
-
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v <= 1:
-        raise GQAError(f"{name} must be a fraction in (0, 1], got {v!r}")
-    return float(v)
+    return check_real(name, v, lo=0.0, hi=1.0, lo_open=True)
 
 
 def _hw(hardware: str | Accelerator) -> Accelerator:

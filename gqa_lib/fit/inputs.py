@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from gqa_lib.arch.config import PAPER_VOCAB
 from gqa_lib.errors import MAX_EXACT, GQAError, check_numbers
 
 _MODEL_NEEDS = ("loss", "params_for_loss", "configs", "extrapolated", "d_head")
@@ -20,6 +21,12 @@ def check_model(model: Any) -> Any:
                        f"gqa_lib.evidence.paper.joint_model()), got {type(model).__name__} "
                        f"{model!r:.60}")
     return model
+
+
+def vocab_of(model: Any) -> int:
+    """The vocabulary a loss model's losses are per token of (a runs fit carries its runs';
+    the paper's models the paper's 50,304)."""
+    return int(getattr(model, "vocab_size", PAPER_VOCAB))
 
 
 def check_settings(settings: Any, kind: type) -> Any:

@@ -45,7 +45,7 @@ from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_numbers
 from gqa_lib.units import format_bound, format_context, format_count, format_heads
 from gqa_lib.fit.inputs import (budgets, check_configs, check_model, check_settings, contexts,
-                                targets)
+                                targets, vocab_of)
 from gqa_lib.fit.shapes import bisect_log, config_batch, shape_for_params
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def model_costs(N, n_head, n_kv_head, T, *, d_head: int, settings: CostSettings,
 
 def _family(model: LossModel) -> dict[str, int]:
     """The head size and vocabulary a loss model's runs had (the paper's: 64, 50,304)."""
-    return {"d_head": model.d_head, "vocab_size": int(getattr(model, "vocab_size", PAPER_VOCAB))}
+    return {"d_head": model.d_head, "vocab_size": vocab_of(model)}
 
 
 # ----- step 3: the grid, the argmin, the baseline ---------------------------------------------
@@ -476,11 +476,11 @@ def affordable_params(model: LossModel, n_head: Any, n_kv_head: Any, context: An
     check_choice("kind", kind, ("z", "memory"))
     key = "z" if kind == "z" else "memory_values"
     model, settings = check_model(model), check_settings(settings, CostSettings)
-    contexts(np.ravel(check_numbers("context", context, "a number of tokens")))
-    budgets("budget", np.ravel(check_numbers("budget", budget, "a number > 0")))
     h, k, T, B = np.broadcast_arrays(*(check_numbers(n, v, w) for n, v, w in (
         ("n_head", n_head, "a number of heads"), ("n_kv_head", n_kv_head, "a number of heads"),
         ("context", context, "a number of tokens"), ("budget", budget, "a number > 0"))))
+    contexts(T.ravel())
+    budgets("budget", B.ravel())
 
     def spend(N):
         return model_costs(N, h, k, T, **_family(model), settings=settings)[key]

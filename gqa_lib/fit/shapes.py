@@ -19,6 +19,7 @@ from gqa_lib import cost
 from gqa_lib.arch.config import (aligned, ASPECT_RULES, FFN_MULTIPLE_OF, ModelConfig,
                                  PAPER_TABLE9_SHAPES, PAPER_VOCAB)
 from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.fit.inputs import vocab_of
 
 
 def paper_params(n_layer, d_model, n_head, n_kv_head, d_head):
@@ -138,7 +139,7 @@ def build_for_target(row: dict[str, Any], model: Any, target_loss: float, *,
     trying floor(L*) upwards (rounding L* to the nearest can fall short of the target);
     the last tried, and its loss, if three layers past L* still do not reach it."""
     L_star = float(row["n_layer"])
-    vocab = int(getattr(model, "vocab_size", PAPER_VOCAB))
+    vocab = vocab_of(model)
     for L in range(max(1, int(np.floor(L_star))), int(np.ceil(L_star)) + 3):
         cfg = build_config(row, aspect=aspect, multiple_of=multiple_of, n_layer=L,
                            vocab_size=vocab)
