@@ -12,7 +12,7 @@ from gqa_lib.train.sweep import COLUMNS
 
 HEADS = {"(8, 8)": (8, 8, 0.0), "(8, 2)": (8, 2, 0.02), "(8, 1)": (8, 1, 0.05),
          "(1, 1)": (1, 1, 0.15)}
-SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03}  # shared by every configuration of a seed
+SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03, 3: 0.01}  # shared by every configuration of a seed
 
 
 def _row(cfg, seed, lr=None, far_gain=0.3, grid="cpu-eq-v2"):
@@ -39,7 +39,7 @@ def _write(tmp_path, rows):
 def test_no_rows_yet(tmp_path):
     runs = eq.read(tmp_path / "missing.csv")
     st = eq.status(runs)
-    assert st["done"] == 0 and st["planned"] == 12 and not st["ready"]  # cpu-eq-v2's runs
+    assert st["done"] == 0 and st["planned"] == 8 and not st["ready"]  # cpu-eq-v3's runs
     assert eq.summary(runs).empty and eq.paired(runs).empty and eq.lr_check(runs).empty
     use = eq.context_use(runs)
     assert set(use.config) == {"bigram", "trigram"}  # the count models are always there
@@ -70,15 +70,26 @@ def test_the_verdict_follows_the_runs(tmp_path):
     done = eq.verdict(_write(tmp_path, [_row(c, s) for s in (0, 1, 2) for c in HEADS]))
     assert "query heads (one KV head) lower the loss by 0.100" in done  # planted: no noise
     assert "query heads gain more, by 0.050 nats" in done and "beyond seed noise" in done
+    assert "the paper's direction, beyond" in done
+    d = {"mean": -0.02, "p": 0.3}  # KV heads gaining more is not the paper's direction
+    assert eq.direction(d) == "against the paper's direction, but within seed noise"
+    assert eq.direction({"mean": 0.05, "p": float("nan")}).endswith("no noise estimate)")
     assert "not testable" not in done and "beats the trigram" in done  # far 3.2 < trigram
     flat = eq.verdict(_write(tmp_path, [_row(c, s, far_gain=0.0) for s in (0, 1, 2)
                                         for c in HEADS]))
     assert "not testable here" in flat  # no gain beyond position 64: cannot show it
+    # a verdict while the seeds beyond three are still running says so, and what it rests on
+    more = eq.verdict(_write(tmp_path, [_row(c, s) for s in (0, 1, 2) for c in HEADS]
+                             + [_row("(8, 8)", 3, grid="cpu-eq-v3")]))
+    assert more.startswith("13 of 20 runs have finished (every configuration has 3 seeds")
+    assert "Paired within seeds (3)" in more  # seed 3 has no (1, 1), (8, 1) to pair with
     runs = eq.read()  # the committed runs
-    real, h = eq.verdict(runs), eq.head_comparison(runs)
-    assert real.startswith(f"All {eq.status(runs)['done']} runs have finished")
+    real, h, st = eq.verdict(runs), eq.head_comparison(runs), eq.status(runs)
+    assert real.startswith(f"All {st['done']} runs have finished" if st["done"] >= st["planned"]
+                           else f"{st['done']} of {st['planned']} runs have finished")
     assert f"p = {h['difference']['p']:.2f}" in real
     assert ("within seed noise" in real) == (h["difference"]["p"] >= eq.ALPHA)
+    assert eq.direction(h["difference"]) in real
     assert ("not testable here" in real) == (not (h["uses_context"] and h["beats_trigram"]))
     # beating the trigram means by more than seed noise: a tie is no evidence of long context
     margin = h["far_trigram"] - h["far_best"]
@@ -144,6 +155,7 @@ def test_both_grids_are_read_together_and_a_damaged_file_is_an_error(tmp_path, m
     pd.DataFrame([_row("(8, 2)", 0), _row("(8, 1)", 0)],
                  columns=COLUMNS).to_csv(v2.with_suffix(".csv"), index=False)
     monkeypatch.setattr(eq, "GRIDS", (v1, v2))
+    monkeypatch.setattr(eq, "EQ_GRID", v2)
     runs = eq.read()
     assert sorted(runs.config) == ["(1, 1)", "(8, 1)", "(8, 2)", "(8, 8)", "(8, 8)"]
     st = eq.status(runs)

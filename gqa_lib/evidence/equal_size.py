@@ -1,13 +1,15 @@
-"""The equal-size experiment (data/sweeps/cpu-eq-v1 and cpu-eq-v2): head configurations
-whose non-embedding and total parameters are equal within 1%, one shape, T = 512, three
-seeds, evaluated on the whole validation split by position and by source.
+"""The equal-size experiment (data/sweeps/cpu-eq-v1, v2 and v3): head configurations whose
+non-embedding and total parameters are equal within 1%, one shape, T = 512, three seeds
+at least (five once cpu-eq-v3 has run), evaluated on the whole validation split by position
+and by source.
 
 cpu-eq-v1 trained at 1.1e-2 (cpu-v2's rate), which its learning-rate check found too high
 for (8, 8) (x0.5 lowered its loss by 0.157 nats, (1, 1)'s by 0.017). cpu-eq-v2 repeats the
 comparison at 5.5e-3, the *shared rate* here (:func:`base_lr`: the latest grid's), and does
 not rerun the two seed-0 runs that cpu-eq-v1's check already made at that rate with the
-same settings and batches: the rows of both files are read together (:data:`GRIDS`), and
-cpu-eq-v1's runs at 1.1e-2 and 2.2e-2 become points of the learning-rate check.
+same settings and batches: the rows of every file are read together (:data:`GRIDS`), and
+cpu-eq-v1's runs at 1.1e-2 and 2.2e-2 become points of the learning-rate check. cpu-eq-v3
+adds seeds 3 and 4 at the same rate (three seeds left the paired head contrast at p = 0.09).
 
 Every function works on any number of finished rows (none included) and says how many of
 the planned runs it rests on:
@@ -41,8 +43,8 @@ from gqa_lib.evidence.reanalysis import baseline, baselines_by_source, ngram_bas
 from gqa_lib.fit.per_head import config_label, read_runs
 from gqa_lib.io import DATA_DIR
 
-GRIDS = tuple(DATA_DIR / "sweeps" / f"cpu-eq-v{i}.toml" for i in (1, 2))  # in run order
-EQ_GRID = GRIDS[-1]  # the shared learning rate's grid
+GRIDS = tuple(DATA_DIR / "sweeps" / f"cpu-eq-v{i}.toml" for i in (1, 2, 3))  # in run order
+EQ_GRID = GRIDS[-1]  # the latest grid: its rate is the shared one, its runs the ones planned
 MIN_SEEDS = 3
 REFERENCE = "(8, 8)"
 CONFIGS = ("(8, 8)", "(8, 2)", "(8, 1)", "(1, 1)")
@@ -50,15 +52,15 @@ FAR = 64  # positions >= FAR: "far" context; positions 2-3: the trigram's reach
 ALPHA = 0.05  # a paired difference is beyond seed noise at two-sided p < ALPHA
 
 
-def _grid(path: Path = EQ_GRID) -> dict:
-    return tomllib.loads(Path(path).read_text())
+def _grid(path: Path | None = None) -> dict:
+    return tomllib.loads(Path(EQ_GRID if path is None else path).read_text())
 
 
-def base_lr(path: Path = EQ_GRID) -> float:
+def base_lr(path: Path | None = None) -> float:
     return float(_grid(path)["train"]["lr"])
 
 
-def planned(runs: pd.DataFrame, path: Path = EQ_GRID) -> int:
+def planned(runs: pd.DataFrame, path: Path | None = None) -> int:
     """Runs planned: every run of the latest grid (each block a full cross product, lrs
     included), and of the earlier, closed grids the runs they finished (cpu-eq-v1's seeds
     1 and 2 at its too-high rate were never run: cpu-eq-v2 replaced them)."""
@@ -353,6 +355,16 @@ def trigram_sentence(h: dict[str, Any]) -> str:
             "these models cannot show what heads buy at long context.")
 
 
+def direction(diff: dict[str, float]) -> str:
+    """How the paired query-minus-KV contrast (``difference`` of :func:`head_gains`) reads:
+    "the paper's direction" when query heads gain more, else "against the paper's
+    direction", and whether beyond seed noise (p < :data:`ALPHA`) or not."""
+    side = "the paper's direction" if diff["mean"] > 0 else "against the paper's direction"
+    if not np.isfinite(diff["p"]):
+        return side + " (one seed so far: no noise estimate)"
+    return side + (", beyond seed noise" if diff["p"] < ALPHA else ", but within seed noise")
+
+
 def verdict(runs: pd.DataFrame) -> str:
     """What the equal-size runs say so far, in a sentence or two computed from them: the
     progress until every configuration has :data:`MIN_SEEDS` seeds; then the paired head
@@ -366,7 +378,9 @@ def verdict(runs: pd.DataFrame) -> str:
                 "verdict yet.")
     h = head_comparison(runs)
     q, kv, d = h["query"], h["kv"], h["difference"]
-    text = (f"All {st['done']} runs have finished. Paired within seeds ({d['n']}), 1 → 8 "
+    text = ((f"All {st['done']} runs have finished." if st["done"] >= st["planned"] else
+             f"{st['done']} of {st['planned']} runs have finished (every configuration has "
+             f"{st['min_seeds']} seeds or more; the rest add seeds).") + f" Paired within seeds ({d['n']}), 1 → 8 "
             f"query heads (one KV head) lower the loss by {q['mean']:.3f} nats and 1 → 8 KV "
             f"heads (eight query heads) by {kv['mean']:.3f}"
             + (f" (95% interval {kv['lo']:+.3f} to {kv['hi']:+.3f})" if np.isfinite(kv["lo"])
@@ -375,8 +389,7 @@ def verdict(runs: pd.DataFrame) -> str:
     if np.isfinite(d["p"]):
         text += (f", by {abs(d['mean']):.3f} nats (95% interval {d['lo']:+.3f} to "
                  f"{d['hi']:+.3f}; t = {d['t']:.1f} on {d['n'] - 1} degrees of freedom, p = "
-                 f"{d['p']:.2f})" + (": beyond seed noise." if d["p"] < ALPHA else
-                                     ": the paper's direction, within seed noise."))
+                 f"{d['p']:.2f}): {direction(d)}.")
     else:
         text += "."
     lo, hi = h["gain_range"]

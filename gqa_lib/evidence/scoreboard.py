@@ -177,7 +177,7 @@ def _serving_row(speedup: float, inf: pd.Series) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _our_sweep() -> dict[str, Any]:
-    """What our sweeps can say (data/sweeps/cpu-v2.csv, mqar-v1.csv, cpu-eq-v1/v2.csv): do the
+    """What our sweeps can say (data/sweeps/cpu-v2.csv, mqar-v1.csv, cpu-eq-v1 to v3.csv): do the
     models use their context and beat the count models; the equal-shape confound; MQAR."""
     from gqa_lib.evidence import equal_size as eq
     from gqa_lib.evidence import reanalysis as ra
@@ -246,7 +246,7 @@ def _retrieval_row(ours: dict[str, Any], nih: pd.Series) -> dict[str, Any]:
 
 
 def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
-    """App. I's query heads against KV heads: tested at equal size (cpu-eq-v1, v2) once every
+    """App. I's query heads against KV heads: tested at equal size (cpu-eq-v1 to v3) once every
     configuration has three seeds and the models beat the trigram; cpu-v2's equal-shape
     comparison is confounded by size and tokens."""
     from gqa_lib.evidence import equal_size as eq
@@ -264,7 +264,7 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
     basis = {"kind": "trained", "confounded": "", "uses_context": True,
              "beats_trigram": True, "holds": False, "z": 0.0, "pending": ""}
     if not st["ready"]:
-        basis["pending"] = (f"data/sweeps/cpu-eq-v1 and v2 (equal size, {done}; "
+        basis["pending"] = (f"data/sweeps/cpu-eq-v1 to v3 (equal size, {done}; "
                             f"{eq.MIN_SEEDS} seeds of each configuration)")
         ours_text = (f"equal-size runs: {done} finished"
                      + (f", {st['min_seeds']} to {max(st['seeds'].values())} seeds per "
