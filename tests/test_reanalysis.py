@@ -97,3 +97,7 @@ def test_curvature_tells_a_floor_from_a_steepening_curve():
     assert (ra.curvature(floor).curv > 0).all()
     assert (ra.curvature(steep).curv < 0).all()
     assert len(ra.curvature(floor)) == 6  # 3 configurations x 2 seeds, 4 sizes each
+    # a Llama-3 style ladder (its own family, d_head 64) is a ladder too, labelled apart
+    llama = floor[floor.n_head == 8].assign(family="llama3", n_kv_head=2)
+    both = ra.curvature(pd.concat([floor, llama], ignore_index=True))
+    assert len(both) == 8 and (both.config == "Llama-3 style").sum() == 2

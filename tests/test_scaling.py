@@ -128,3 +128,33 @@ def test_loo_names_the_configuration_it_cannot_predict():
     assert f.quality.loo_rmse is None and loo_unpredictable(f) == ["b"]
     g = fit_power_laws(N[:4], a + np.array([1, -1, 1, -1]) * 1e-3, ["a"] * 4)
     assert g.quality.loo_rmse is not None and loo_unpredictable(g) == []
+
+
+def test_coupling_reads_how_the_refits_trade_E_against_b():
+    """per_head.coupling on refits built by hand: E = 2.5 - b exactly gives a correlation
+    of -1; the spreads are those of E and of (a / N)^b + E over the refits, worked out here
+    without the library's law; an unknown configuration is refused naming the fitted ones."""
+    from types import SimpleNamespace
+
+    from gqa_lib.fit.per_head import coupling
+    from gqa_lib.fit.scaling import Bootstrap
+
+    bs = [0.20, 0.25, 0.30, 0.35]
+    refits = tuple(SimpleNamespace(law=lambda key, b=b: PowerLaw(a=1e6, b=b, E=2.5 - b)
+                                   if key == (8, 1) else (_ for _ in ()).throw(
+                                       GQAError(f"no fitted law for {key!r}; fitted: (8, 1)")))
+                   for b in bs)
+    boot = Bootstrap(intervals=None, fits=refits, level=0.95, scheme="residual", n_failed=0)
+    N = 5e5  # a / N = 2: a larger b raises the power term about as much as it lowers E
+    out = coupling(boot, (8, 1), N)
+    assert out["corr_E_b"] == pytest.approx(-1.0)
+    Es = [2.5 - b for b in bs]
+    mean_E = sum(Es) / 4
+    assert out["E_sd"] == pytest.approx((sum((e - mean_E) ** 2 for e in Es) / 3) ** 0.5)
+    losses = [2.0 ** b + 2.5 - b for b in bs]  # (1e6 / 5e5)^b + E
+    mean_l = sum(losses) / 4
+    assert out["loss_sd"] == pytest.approx((sum((x - mean_l) ** 2 for x in losses) / 3) ** 0.5)
+    # E and the power term move against each other: the loss is far better known than E
+    assert out["loss_sd"] < 0.25 * out["E_sd"]
+    with pytest.raises(GQAError, match=r"\(8, 1\)"):
+        coupling(boot, (4, 1), N)

@@ -34,6 +34,13 @@ def test_size_trend():
     assert (bad["worst_step_to"] == "L4 d256").all() and (bad["worst_step_from"] == "L3 d192").all()
     assert bad["worst_step_nats"].round(6).eq(0.7).all()
     assert t.loc[t["falls"], "worst_step_nats"].round(6).eq(-0.3).all()
+    # the Llama-3 style family on its own shapes is one more configuration: its one-size
+    # "ladder" is none, a second size makes it one (not folded into a grid configuration)
+    two = pd.concat([r, r[r.family == "llama3"].assign(n_layer=3, d_model=192,
+                                                       params_non_embedding=3e5,
+                                                       val_loss_nats=4.0)], ignore_index=True)
+    ll = size_trend(two).set_index("config").loc["Llama-3 style"]
+    assert ll.n_sizes == 2 and bool(ll.falls) and ll.worst_step_nats == pytest.approx(4.0 - 4.4)
 
 
 def test_sizes_that_share_a_layer_count_are_separate_steps():

@@ -243,12 +243,13 @@ def baselines_by_source(context: int = 512, table: pd.DataFrame | None = None) -
 
 
 def curvature(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per grid configuration, context and seed with >= 3 sizes: ``curv``, the quadratic
-    coefficient of log loss against log N (least squares). A power law is straight here; a
-    floor E > 0 bends it upward (curv > 0, flattening); curv < 0 means the curve steepens
-    with size, the wrong way for a floor, so a fitted floor sits at its bound."""
+    """Per configuration (the Llama-3 style family on its own shapes included), context and
+    seed with >= 3 sizes: ``curv``, the quadratic coefficient of log loss against log N
+    (least squares). A power law is straight here; a floor E > 0 bends it upward (curv > 0,
+    flattening); curv < 0 means the curve steepens with size, the wrong way for a floor, so
+    a fitted floor sits at its bound."""
     rows = []
-    for (c, T, s), d in grid_runs(runs).groupby(["config", "context", "seed"], sort=False):
+    for (c, T, s), d in labelled(runs).groupby(["config", "context", "seed"], sort=False):
         if d[SIZE].drop_duplicates().shape[0] >= 3:
             x, y = np.log(d.params_non_embedding.to_numpy(float)), np.log(d.val_loss_nats)
             rows.append({"config": c, "context": int(T), "seed": int(s), "n_sizes": len(d),

@@ -31,7 +31,8 @@ def _grid(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def size_trend(runs: pd.DataFrame, *, mean_over_seeds: bool = False) -> pd.DataFrame:
-    """Per (config, context, seed) with >= 2 sizes (L, d): ``n_sizes``; ``falls``, whether
+    """Per (config, context, seed) with >= 2 sizes (L, d), the Llama-3 style family on its
+    own shapes as one more configuration: ``n_sizes``; ``falls``, whether
     the loss strictly decreases at every step up in size (sizes ordered by N); ``n_steps``
     and ``n_rises``, the steps and those that rose; ``worst_step_nats``, the largest change
     between neighbouring sizes (positive = a rise), from size ``worst_step_from`` to
@@ -40,7 +41,9 @@ def size_trend(runs: pd.DataFrame, *, mean_over_seeds: bool = False) -> pd.DataF
     With ``mean_over_seeds``, one ladder per (config, context) of each size's loss averaged
     over the seeds it was trained with (``seed`` is then -1 and ``max_seeds`` says how many
     seeds the best-covered size had)."""
-    g = _grid(runs)
+    from gqa_lib.evidence.reanalysis import labelled
+
+    g = labelled(runs)
     if mean_over_seeds:
         g = (g.groupby(["config", "context", *SIZE, "size"], sort=False)
              .agg(val_loss_nats=("val_loss_nats", "mean"), n_seeds=("seed", "nunique"),
