@@ -16,18 +16,10 @@ import numpy as np
 import pandas as pd
 
 from gqa_lib.errors import GQAError
-from gqa_lib.fit.per_head import SIZE, config_label, family_masks, size_labels
+from gqa_lib.evidence.reanalysis import grid_runs as _grid, labelled
+from gqa_lib.fit.per_head import SIZE, config_label
 
 _KEY = [*SIZE, "context", "seed"]  # one run shape but its heads
-
-
-def _grid(runs: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the explicit head grid (the Llama-3 baseline appears only where it coincides
-    with a grid configuration), labelled ``config``."""
-    g = runs[family_masks(runs)[0]].copy()
-    g["config"] = [config_label((int(h), int(k))) for h, k in zip(g["n_head"], g["n_kv_head"])]
-    g["size"] = size_labels(g)
-    return g
 
 
 def size_trend(runs: pd.DataFrame, *, mean_over_seeds: bool = False) -> pd.DataFrame:
@@ -41,8 +33,6 @@ def size_trend(runs: pd.DataFrame, *, mean_over_seeds: bool = False) -> pd.DataF
     With ``mean_over_seeds``, one ladder per (config, context) of each size's loss averaged
     over the seeds it was trained with (``seed`` is then -1 and ``max_seeds`` says how many
     seeds the best-covered size had)."""
-    from gqa_lib.evidence.reanalysis import labelled
-
     g = labelled(runs)
     if mean_over_seeds:
         g = (g.groupby(["config", "context", *SIZE, "size"], sort=False)
