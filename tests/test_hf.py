@@ -36,7 +36,7 @@ def base():
         ({"kv_lora_rank": 512}, "latent-attention field"),
         ({"num_hidden_layers": None}, "num_hidden_layers' must be an integer"),
         ({"hidden_act": "tanh"}, "hidden_act='tanh' is not supported"),
-        ({"num_key_value_heads": 7}, "n_head=32 is not a multiple of n_kv_head=7"),
+        ({"num_key_value_heads": 7}, "num_attention_heads=32 is not a multiple of num_key_value_heads=7"),
         ({"layer_types": ["sliding_attention", "full_attention"]},
          "layer_types=.* is not supported for llama"),
         ({"sliding_window": 4096}, "sliding_window=4096 is not supported for llama"),

@@ -7,9 +7,16 @@ honoured, ``rope_parameters`` (transformers 5) or ``rope_theta`` gives the RoPE 
 per-layer attention pattern is ``layer_types`` or the architecture's rule for deriving it.
 Every value is type-checked: a string where a boolean belongs, a zero or a huge head count, a
 list where a name belongs is refused in one line naming the field, never read as something
-else. Anything the cost model cannot represent exactly is refused the same way. The oracle is
-tests/test_hf_oracle.py: transformers builds each type on the meta device and its parameter
-count and cache windows must equal ours.
+else. Anything the cost model cannot represent exactly is refused the same way, and so is
+what transformers itself refuses to build where a count would not notice: a whole number
+written as a float (64.0) in an integer field, an explicit null where its field takes none, a
+pad_token_id outside the vocabulary, a hidden size its check wants divisible by the head count.
+Refusals name the config.json's fields (num_key_value_heads, not n_kv_head) and say when a
+value is transformers' default for a field the file omits. Fields that change no count
+(initializer_range, rms_norm_eps, a RoPE scaling's keys) are not checked. The oracles are
+tests/test_hf_oracle.py (transformers builds each type on the meta device and its parameter
+count and cache windows must equal ours) and tests/test_hf_refusals.py (what transformers
+refuses, gqa refuses).
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ import json
 import math
 import numbers
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gqa_lib.arch import hf_families
 from gqa_lib.arch.config import ModelConfig
+from gqa_lib.arch.hf_defaults import HIDDEN_DIVISIBLE, NO_PADDING_IDX, NULL_REFUSED
 from gqa_lib.errors import GQAError
 
 SUPPORTED: tuple[str, ...] = tuple(sorted(hf_families.FAMILIES))
@@ -63,7 +72,8 @@ class Reader:
         if v is None and null is not _MISSING:
             return null
         if isinstance(v, float) and math.isfinite(v) and v == int(v):
-            v = int(v)  # 4096.0: a whole number written as a float
+            raise self.fail(f"field {key!r} must be an integer, got {v!r} (transformers "
+                            "refuses a float in an integer field; write it without .0)")
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.fail(f"field {key!r} must be an integer, got {_show(v)}")
         if not minimum <= v <= MAX_INT:
@@ -151,7 +161,13 @@ def from_hf_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
         sub = cfg.get("text_config")
         if not isinstance(sub, Mapping):
             raise GQAError(f"{origin}: model_type={model_type!r} needs a 'text_config' object")
+        top = cfg
         cfg = {"model_type": text, **sub}
+        if model_type in hf_families.TIED_BY_WRAPPER:
+            # transformers builds the whole multimodal model, whose LM head is tied by the
+            # wrapper's own tie_word_embeddings (default true), not by text_config's
+            cfg["tie_word_embeddings"] = top.get("tie_word_embeddings",
+                                                 hf_families.TIED_BY_WRAPPER[model_type])
         model_type = cfg["model_type"]
         if model_type != text:
             raise GQAError(f"{origin}: text_config.model_type={model_type!r}, expected {text!r}")
@@ -172,12 +188,71 @@ def from_hf_config(source: str | Path | Mapping[str, Any]) -> ModelConfig:
             raise reader.fail(f"{alias}={_show(cfg[alias])} and {key}={_show(cfg[key])} name the "
                               "same field and disagree; keep one")
     _refuse_foreign_fields(reader, fam)
-    fields = fam.build(reader)
-    fields.setdefault("name", str(cfg.get("_name_or_path") or origin))
+    _refuse_what_transformers_refuses(reader)
     try:
+        fields = fam.build(reader)
+        fields.setdefault("name", str(cfg.get("_name_or_path") or origin))
         return ModelConfig(**fields)
     except GQAError as e:
-        raise GQAError(f"{origin}: {e}") from None
+        message = str(e)
+        if not message.startswith(origin):  # ModelConfig's own words, in its field names
+            message = f"{origin}: {_in_hf_names(reader, message)}"
+        raise GQAError(message) from None
+
+
+# ModelConfig's field names in a refusal, as a config.json names them (longest first)
+_HF_NAMES = {"n_experts_active": "num_experts_per_tok", "n_kv_head": "num_key_value_heads",
+             "n_head": "num_attention_heads", "n_layer": "num_hidden_layers",
+             "d_model": "hidden_size", "d_head": "head_dim", "d_ff": "intermediate_size"}
+_EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts")
+
+
+def _in_hf_names(r: Reader, message: str) -> str:
+    """A ModelConfig refusal in the file's field names, with a note for each named field the
+    file omits whose value is transformers' default for the type."""
+    names = dict(_HF_NAMES)
+    if r.model_type == "falcon":
+        names.update(n_kv_head="num_kv_heads", d_ff="ffn_hidden_size")
+    elif r.model_type == "gpt2":
+        names.update(d_ff="n_inner")
+    names["n_experts"] = next((k for k in _EXPERT_KEYS if k in r.cfg),  # the file's name
+                              next((k for k in _EXPERT_KEYS if k in r.defaults), "num_experts"))
+    pattern = re.compile(r"\b(" + "|".join(sorted(names, key=len, reverse=True)) + r")\b")
+    used = dict.fromkeys(names[m] for m in pattern.findall(message))
+    out = pattern.sub(lambda m: names[m.group(1)], message)
+    out = out.replace("pass head_dim explicitly", "give head_dim")
+    notes = [f"{k} omitted: transformers' {r.model_type} default is {r.defaults[k]}"
+             for k in used if not r.has(k) and r.defaults.get(k) is not None]
+    return out + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _refuse_what_transformers_refuses(r: Reader) -> None:
+    """What transformers will not build though a count would not notice: an explicit null in
+    a field that takes none, a hidden size its check wants divisible by the head count, a
+    pad_token_id outside the vocabulary (nn.Embedding's padding_idx)."""
+    for key, v in r.cfg.items():  # also where gqa does not read it (a window left unused)
+        if isinstance(r.defaults.get(key), int) and not isinstance(r.defaults[key], bool):
+            if isinstance(v, float) and math.isfinite(v) and v == int(v):
+                r.int(key)  # refused as a float, by name
+    for key, types in NULL_REFUSED.items():
+        if r.model_type in types and r.has(key) and r.raw(key) is None:
+            raise r.fail(f"field {key!r} is null, which transformers' {r.model_type} refuses; "
+                         "give a value or omit the field for its default")
+    if r.model_type in HIDDEN_DIVISIBLE:
+        d, h = r.int("hidden_size"), r.int("num_attention_heads")
+        if d % h:
+            raise r.fail(f"hidden_size={d} is not a multiple of num_attention_heads={h}, which "
+                         f"transformers' {r.model_type} refuses (even with head_dim given)")
+    if r.model_type not in NO_PADDING_IDX:
+        pad = r.raw("pad_token_id", None)
+        if pad is not None:
+            pad = r.int("pad_token_id", minimum=-MAX_INT)
+            vocab = r.int("vocab_size")
+            if not -vocab <= pad < vocab:
+                source = "" if r.has("pad_token_id") else f" (transformers' {r.model_type} default)"
+                raise r.fail(f"pad_token_id={pad}{source} is outside the vocabulary of "
+                             f"vocab_size={vocab}: transformers refuses it (the embedding's "
+                             "padding index); give a pad_token_id below vocab_size, or null")
 
 
 # Fields that change the counts; read only by the families whose defaults name them.

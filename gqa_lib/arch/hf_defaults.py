@@ -1,8 +1,12 @@
 """transformers' defaults for the fields a config.json may omit, per model type, the key
 aliases its configuration classes accept (``attribute_map``) and the look-alike keys they do
-not read. Copied from the ``configuration_*.py`` files of transformers 5.24;
+not read, and what transformers refuses that a count would not notice: an explicit null where
+its field takes none (:data:`NULL_REFUSED`), a hidden size its check wants divisible by the
+head count (:data:`HIDDEN_DIVISIBLE`), a pad token outside the vocabulary. Copied from the
+``configuration_*.py`` files of transformers 5.24 and checked against 5.25;
 tests/test_hf_oracle.py builds each type from a config.json holding nothing but its
-``model_type`` and checks the result against these.
+``model_type`` (and the cases of tests/test_hf_refusals.py) and checks the result against
+these.
 """
 
 from __future__ import annotations
@@ -13,16 +17,19 @@ _BASE = dict(hidden_act="silu", tie_word_embeddings=False, rope_theta=10_000.0,
              attention_bias=False, mlp_bias=False, num_key_value_heads=None, head_dim=None)
 _LLAMA = dict(_BASE, vocab_size=32_000, hidden_size=4096, intermediate_size=11_008,
               num_hidden_layers=32, num_attention_heads=32)
+# num_key_value_heads: None means "num_attention_heads"; a number is the class's own default,
+# kept by a file that omits the field whatever its head count (Qwen2Config's 32)
 _QWEN = dict(_BASE, vocab_size=151_936, hidden_size=4096, intermediate_size=22_016,
-             num_hidden_layers=32, num_attention_heads=32, use_sliding_window=False,
+             num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
+             use_sliding_window=False,
              sliding_window=4096, max_window_layers=28)
 _QWEN_MOE = dict(_QWEN, hidden_size=2048, num_hidden_layers=24, decoder_sparse_step=1,
                  moe_intermediate_size=1408, mlp_only_layers=[])
 _GEMMA2 = dict(_BASE, vocab_size=256_000, hidden_size=2304, intermediate_size=9216,
                num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4,
                head_dim=256, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
-               sliding_window=4096)
-_OLMO = dict(_LLAMA, vocab_size=50_304)
+               sliding_window=4096, pad_token_id=0)
+_OLMO = dict(_LLAMA, vocab_size=50_304, pad_token_id=1)
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "llama": _LLAMA,
@@ -35,22 +42,22 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "qwen2": _QWEN,
     "qwen3": dict(_QWEN, head_dim=128),
     "qwen2_moe": dict(_QWEN_MOE, intermediate_size=5632,
-        num_attention_heads=16,
+        num_attention_heads=16, num_key_value_heads=16,
         shared_expert_intermediate_size=5632,
         num_experts_per_tok=4, num_experts=60, qkv_bias=True),
     "qwen3_moe": dict(_QWEN_MOE, intermediate_size=6144,
         num_attention_heads=32, num_key_value_heads=4,
         moe_intermediate_size=768, num_experts_per_tok=8,
-        num_local_experts=128, sliding_window=None),
+        num_local_experts=128, sliding_window=4096),
     "gemma": dict(_BASE, vocab_size=256_000, hidden_size=3072,
         intermediate_size=24_576, num_hidden_layers=28,
-        num_attention_heads=16, head_dim=256,
-        hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True),
+        num_attention_heads=16, num_key_value_heads=16, head_dim=256,
+        hidden_act="gelu_pytorch_tanh", tie_word_embeddings=True, pad_token_id=0),
     "gemma2": _GEMMA2,
     "gemma3_text": dict(_GEMMA2, vocab_size=262_208),
     "phi3": dict(_BASE, vocab_size=32_064, hidden_size=3072,
         intermediate_size=8192, num_hidden_layers=32,
-        num_attention_heads=32, sliding_window=None),
+        num_attention_heads=32, sliding_window=None, pad_token_id=32_000),
     "phi": dict(_BASE, vocab_size=51_200, hidden_size=2048, intermediate_size=8192,
         num_hidden_layers=24, num_attention_heads=32,
         hidden_act="gelu_new", qk_layernorm=False),
@@ -60,18 +67,18 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         num_attention_heads=16, num_key_value_heads=4,
         rope_theta=2e6, use_sliding_window=False,
         sliding_window=None, no_rope_layer_interval=4,
-        tie_word_embeddings=True),
+        tie_word_embeddings=True, pad_token_id=128_004),
     "olmo": _OLMO,
     "olmo2": _OLMO,
     "olmo3": dict(_OLMO, rope_theta=500_000.0, sliding_window=4096),
     "cohere": dict(_BASE, vocab_size=256_000, hidden_size=8192,
         intermediate_size=22_528, num_hidden_layers=40,
         num_attention_heads=64, tie_word_embeddings=True,
-        rope_theta=500_000.0, use_qk_norm=False),
+        rope_theta=500_000.0, use_qk_norm=False, pad_token_id=0),
     "cohere2": dict(_BASE, vocab_size=256_000, hidden_size=8192,
         intermediate_size=22_528, num_hidden_layers=40,
         num_attention_heads=64, tie_word_embeddings=True,
-        sliding_window=4096),
+        sliding_window=4096, pad_token_id=0),
     "starcoder2": dict(_BASE, vocab_size=49_152, hidden_size=3072,
         intermediate_size=12_288, num_hidden_layers=30,
         num_attention_heads=24, num_key_value_heads=2,
@@ -79,7 +86,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         use_bias=True, tie_word_embeddings=True),
     "stablelm": dict(_BASE, vocab_size=50_304, intermediate_size=6912,
         hidden_size=2560, num_hidden_layers=32,
-        num_attention_heads=32, use_qkv_bias=False,
+        num_attention_heads=32, num_key_value_heads=32, use_qkv_bias=False,
         qk_layernorm=False, use_parallel_residual=False),
     "gpt_neox": dict(_BASE, vocab_size=50_432, hidden_size=6144,
         num_hidden_layers=44, num_attention_heads=64,
@@ -121,15 +128,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "glm4": dict(_BASE, vocab_size=151_552, hidden_size=4096,
         intermediate_size=13_696, num_hidden_layers=40,
         num_attention_heads=32, num_key_value_heads=2, head_dim=128,
-        attention_bias=True),
+        attention_bias=True, pad_token_id=151_329),
     "exaone4": dict(_BASE, vocab_size=102_400, hidden_size=4096,
         intermediate_size=16_384, num_hidden_layers=32,
-        num_attention_heads=32, sliding_window=4096,
+        num_attention_heads=32, num_key_value_heads=32, sliding_window=4096,
         sliding_window_pattern=4),
     "exaone": dict(_BASE, vocab_size=102_400, hidden_size=4096,
         intermediate_size=14_336, num_hidden_layers=32,
         num_attention_heads=32, num_key_value_heads=8,
-        rope_theta=500_000.0),
+        rope_theta=500_000.0, pad_token_id=0),
 }
 
 ALIASES: dict[str, dict[str, str]] = {
@@ -151,3 +158,25 @@ NOT_READ: dict[str, dict[str, str]] = {
     "falcon": {"n_layer": "num_hidden_layers", "n_head": "num_attention_heads",
         "num_attention_heads_kv": "num_kv_heads"},
 }
+
+# Fields whose explicit null transformers refuses (a strict type, or a division by None) in
+# these model types, where gqa would otherwise read null as a default: refused by name.
+NULL_REFUSED: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in {
+    "num_key_value_heads": "mistral mixtral qwen2_moe qwen3_moe gemma gemma2 gemma3_text "
+                           "starcoder2 stablelm gpt_oss llama4_text glm4 exaone4",
+    "head_dim": "qwen2 qwen2_moe qwen3_moe qwen3 phi3 phi granite granitemoe smollm3 olmo "
+                "olmo2 olmo3 exaone4 gemma gemma2 gemma3_text glm4 gpt_oss llama4_text "
+                "cohere cohere2",
+    "attention_bias": "gemma gemma2 gemma3_text deepseek_v2 deepseek_v3 llama4_text",
+    "mlp_bias": "deepseek_v2",
+    "hidden_activation": "gemma2 gemma3_text",
+    "qk_layernorm": "phi",
+    "n_shared_experts": "deepseek_v2 deepseek_v3",
+}.items()}
+
+# Types whose configuration check wants hidden_size a multiple of num_attention_heads even
+# when head_dim is given (validate_architecture).
+HIDDEN_DIVISIBLE = frozenset("llama gemma2 gemma3_text exaone deepseek_v2".split())
+
+# Types whose token embedding has no padding_idx (any pad_token_id builds).
+NO_PADDING_IDX = frozenset("falcon gpt2 gpt_neox".split())

@@ -85,12 +85,15 @@ def _pattern(r, n_layer: int, rule: Callable[[int], str] | None, window: int | N
 
 
 def _no_pattern(r) -> dict[str, Any]:
-    """Architectures whose layers all attend fully: a window or pattern field is refused."""
+    """Architectures whose layers all attend fully: a window or pattern field is refused, and
+    a layer_types of another length than the layers (transformers' check refuses it)."""
     _refuse_true(r, "sliding_window", why="transformers' implementation has no window")
     lt = r.raw("layer_types", None)
     if lt is not None and (not isinstance(lt, list) or set(lt) != {"full_attention"}):
         raise r.fail(f"layer_types={lt!r:.60} is not supported for {r.model_type} (every layer "
                      "attends fully in transformers' implementation)")
+    if lt is not None and len(lt) != (L := r.int("num_hidden_layers")):
+        raise r.fail(f"layer_types has {len(lt)} entries but num_hidden_layers={L}")
     return {}
 
 
@@ -202,7 +205,8 @@ def _qwen3_moe(r) -> dict[str, Any]:
 
 
 def _gemma(r) -> dict[str, Any]:
-    return {**_core(r), **_no_pattern(r)}
+    bias = r.bool("attention_bias")
+    return {**_core(r), **_no_pattern(r), "qkv_bias": bias, "o_bias": bias}
 
 
 def _gemma2(r, qk_norm: bool = False, pattern: int = 2) -> dict[str, Any]:
@@ -331,6 +335,9 @@ def _gpt2(r) -> dict[str, Any]:
 
 
 def _falcon(r) -> dict[str, Any]:
+    if "head_dim" in r.cfg:  # FalconConfig.head_dim is a property without a setter
+        raise r.fail("field 'head_dim' cannot be set for falcon (transformers derives it from "
+                     "hidden_size / num_attention_heads and refuses the key); remove it")
     # FalconConfig: n_embed, unless null, replaces hidden_size (even where both are given)
     d = r.int("n_embed" if r.cfg.get("n_embed") is not None else "hidden_size")
     n_head = r.int("num_attention_heads")
@@ -379,6 +386,8 @@ def _deepseek(r) -> dict[str, Any]:
     if r.int("moe_layer_freq", default=1) != 1:
         raise r.fail("moe_layer_freq != 1 is not read by transformers' DeepSeek; not supported")
     n_head = r.int("num_attention_heads")
+    if r.raw("num_key_value_heads", None) is not None:  # unused by latent attention, but
+        r.int("num_key_value_heads")  # transformers divides by it: 0 does not build
     nope, rope = r.int("qk_nope_head_dim"), r.int("qk_rope_head_dim")
     L = r.int("num_hidden_layers")
     dense = min(r.int("first_k_dense_replace", minimum=0), L)
@@ -437,6 +446,9 @@ def _glm4(r) -> dict[str, Any]:
 def _exaone4(r) -> dict[str, Any]:
     f = _core(r)
     window = r.opt_int("sliding_window")
+    if window is None and r.raw("layer_types", None) is None:
+        raise r.fail("sliding_window=null needs layer_types for exaone4 (transformers derives "
+                     "the pattern from the window and divides by zero without one)")
     pat = r.raw("sliding_window_pattern", None)
     if r.raw("layer_types", None) is None and window is not None:
         if isinstance(pat, bool) or not isinstance(pat, int) or pat < 1:
@@ -493,6 +505,9 @@ FAMILIES: dict[str, Family] = {
 
 # Multimodal configs costed through their language model.
 TEXT_CONFIGS = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
+# ... of which transformers ties the LM head by the wrapper's tie_word_embeddings (default):
+# AutoModelForCausalLM builds Gemma 3's whole multimodal model, Llama 4's text model alone
+TIED_BY_WRAPPER = {"gemma3": True}
 
 # Known model types that are refused, with the reason.
 UNSUPPORTED = {
