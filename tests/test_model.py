@@ -214,3 +214,61 @@ def test_gqa_materialises_shared_heads_on_a_gpu_without_flash(monkeypatch):
     monkeypatch.setattr(m.F, "scaled_dot_product_attention", spy)
     got = m.sdpa_gqa(q, k, v, is_causal=True)
     assert calls == [(8, False)] and torch.allclose(got, want, atol=1e-6)
+
+
+# our block against transformers' implementation of the same architecture, weight for weight
+_HF_NAMES = {"tok_emb": "model.embed_tokens", "norm": "model.norm", "lm_head": "lm_head",
+             "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+             "attn.wq": "self_attn.q_proj", "attn.wk": "self_attn.k_proj",
+             "attn.wv": "self_attn.v_proj", "attn.wo": "self_attn.o_proj",
+             "attn.q_norm": "self_attn.q_norm", "attn.k_norm": "self_attn.k_norm",
+             "ffn.w1": "mlp.gate_proj", "ffn.w3": "mlp.up_proj", "ffn.w2": "mlp.down_proj"}
+
+
+def _hf_name(ours: str) -> str:
+    if ours.startswith("blocks."):
+        _, i, rest = ours.split(".", 2)
+        module, leaf = rest.rsplit(".", 1)
+        return f"model.layers.{i}.{_HF_NAMES[module]}.{leaf}"
+    module, leaf = ours.rsplit(".", 1)
+    return f"{_HF_NAMES[module]}.{leaf}"
+
+
+@pytest.mark.parametrize("model_type,cfg", [
+    ("llama", ModelConfig(n_layer=2, d_model=64, n_head=8, n_kv_head=2, d_head=16, d_ff=96,
+                          vocab_size=101, rope_theta=5e5, tie_embeddings=False)),
+    ("llama", ModelConfig(n_layer=2, d_model=48, n_head=4, n_kv_head=1, d_head=20, d_ff=80,
+                          vocab_size=64)),  # MQA, decoupled head width, tied
+    ("qwen2", ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_head=16, d_ff=96,
+                          vocab_size=80, qkv_bias=True, tie_embeddings=False)),
+    ("qwen3", ModelConfig(n_layer=2, d_model=64, n_head=4, n_kv_head=2, d_head=16, d_ff=96,
+                          vocab_size=80, qk_norm=True)),
+], ids=["llama-gqa", "llama-mqa-tied", "qwen2-qkv-bias", "qwen3-qk-norm"])
+def test_same_logits_as_transformers_with_the_same_weights(model_type, cfg):
+    """GQATransformer is the Llama (Qwen2 with q/k/v biases, Qwen3 with q/k norms) block that
+    transformers implements: with our weights copied in by name, its eager forward gives our
+    logits (fp32). What the cost model counts is what these architectures compute."""
+    transformers = pytest.importorskip("transformers")
+    ours = model_of(cfg, seed=3)
+    for p in ours.parameters():  # norms and biases start at 1 and 0: make them matter
+        p.data.add_(0.05 * torch.randn_like(p))
+    hf_cfg = transformers.AutoConfig.for_model(
+        model_type, hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
+        num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_kv_head,
+        head_dim=cfg.d_head, num_hidden_layers=cfg.n_layer, vocab_size=cfg.vocab_size,
+        rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+        rms_norm_eps=1e-6, tie_word_embeddings=cfg.tie_embeddings, hidden_act="silu",
+        attn_implementation="eager", **({"attention_bias": False} if model_type != "qwen2"
+                                        else {}))
+    hf = transformers.AutoModelForCausalLM.from_config(hf_cfg).eval()
+    theirs = dict(hf.named_parameters())
+    mine = dict(ours.named_parameters())
+    assert sorted(map(_hf_name, mine)) == sorted(theirs)  # the same tensors, no more, no less
+    with torch.no_grad():
+        for name, p in mine.items():
+            theirs[_hf_name(name)].copy_(p)
+    idx = torch.randint(0, cfg.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = hf(idx).logits
+        got, _ = ours(idx)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
