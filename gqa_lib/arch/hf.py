@@ -227,9 +227,10 @@ def _in_hf_names(r: Reader, message: str) -> str:
 
 
 def _refuse_what_transformers_refuses(r: Reader) -> None:
-    """What transformers will not build though a count would not notice: an explicit null in
-    a field that takes none, a hidden size its check wants divisible by the head count, a
-    pad_token_id outside the vocabulary (nn.Embedding's padding_idx)."""
+    """What transformers will not build though a count would not notice: a whole number
+    written as a float in an integer field (one gqa does not read included), an explicit
+    null in a field that takes none, a hidden size its check wants divisible by the head
+    count, a pad_token_id outside the vocabulary (nn.Embedding's padding_idx)."""
     for key, v in r.cfg.items():  # also where gqa does not read it (a window left unused)
         if isinstance(r.defaults.get(key), int) and not isinstance(r.defaults[key], bool):
             if isinstance(v, float) and math.isfinite(v) and v == int(v):
