@@ -273,6 +273,21 @@ def test_hybrid_prefill_is_the_exact_causal_sum(c, T):
         2 * n * T + 4 * c.n_head * c.d_head * keys, rel=1e-12)
 
 
+@given(hybrids, st.integers(1, 400), st.integers(1, 10**6))
+def test_causal_training_attends_what_a_causal_prefill_does(c, T, D):
+    """Training's mean attended context per layer is the exact causal mean less half a key
+    (the paper's T/2 for a full layer): a window of W << T costs about W keys per query, not
+    W/2, so training FLOPs are 3 forward passes of causal attention, by a loop over layers."""
+    keys = 0
+    for kind, w in zip(c.layer_types or ("full_attention",) * c.n_layer, c.layer_windows):
+        for t in range(1, T + 1):
+            keys += (t if w is None else ((t - 1) % w) + 1 if kind == "chunked_attention"
+                     else min(t, w))
+    mean_keys = keys / T - c.n_layer / 2  # summed over layers, each less half a key
+    want = 6 * D * cost.matmul_params(c) + 3 * D * 4 * c.n_head * c.d_head * mean_keys
+    assert cost.training_flops(c, D, T) == pytest.approx(want, rel=1e-9, abs=1e-6)
+
+
 @given(st.lists(hybrids, min_size=1, max_size=5), st.lists(contexts, min_size=1, max_size=3))
 def test_hybrid_vectorised_equals_scalar(cfgs, Ts):
     batch = cost.ConfigBatch.of(cfgs)

@@ -137,6 +137,20 @@ def test_what_transformers_refuses_is_refused_by_name(name, tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_a_stablelm_whose_forward_fails_is_refused(tmp_path):
+    """transformers builds a StableLM with head_dim other than hidden / heads (its
+    projections ignore head_dim) but its rotary step fails: no model to cost."""
+    raw = {"model_type": "stablelm", **SMALL, "head_dim": 8}
+    cfg = _from_file(raw, tmp_path)
+    model = transformers.AutoModelForCausalLM.from_config(cfg)
+    with pytest.raises(Exception):
+        model(torch.zeros(1, 4, dtype=torch.long))
+    with pytest.raises(GQAError, match="head_dim other than hidden_size / num_attention_heads"):
+        from_hf_config(raw)
+    same = {**raw, "head_dim": 16}  # the derived width, given explicitly: counted
+    assert cost.params_total(from_hf_config(same)) == _build(same, tmp_path)[0]
+
+
 def test_refusals_name_the_files_fields_and_the_default_they_came_from():
     """ModelConfig's own refusals come back in the config.json's names (num_key_value_heads,
     not n_kv_head), with the default a field the file omits took."""

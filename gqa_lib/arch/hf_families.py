@@ -304,6 +304,11 @@ def _starcoder2(r) -> dict[str, Any]:
 
 
 def _stablelm(r) -> dict[str, Any]:
+    if r.raw("head_dim", None) is not None and (
+            r.int("head_dim") != r.int("hidden_size") // r.int("num_attention_heads")):
+        raise r.fail("head_dim other than hidden_size / num_attention_heads: transformers' "
+                     "stablelm builds it but its forward pass fails (its rotary embedding "
+                     "reads head_dim, its projections do not); no model to cost")
     parallel = r.bool("use_parallel_residual")
     return {**_core(r, head_dim="derived"), **_no_pattern(r), "norm": "layernorm",
             "n_norms": 1 if parallel else 2, "qkv_bias": r.bool("use_qkv_bias"),

@@ -77,8 +77,11 @@ def _causal_chunk(t: np.ndarray, c: Any) -> np.ndarray:
 def _per_layer(t: np.ndarray, cap: Any, how: str, chunked: bool = False) -> Any:
     if how == "decode":
         return _cap(t, cap)
-    if how == "half":
-        return np.asarray(_cap(t, cap), np.float64) / 2
+    if how == "half":  # the paper's T/2 for a full layer; a capped one: the same convention
+        if not np.isfinite(np.asarray(cap, np.float64)).any():
+            return np.asarray(t, np.float64) / 2
+        exact = _causal_chunk(t, cap) if chunked else _causal_window(t, cap)
+        return exact / np.asarray(t, np.float64) - 0.5  # W - 1/2 - W(W-1)/2T, not W/2
     if how == "full":
         return t * np.asarray(_cap(t, cap), np.float64)
     return _causal_chunk(t, cap) if chunked else _causal_window(t, cap)
@@ -87,9 +90,11 @@ def _per_layer(t: np.ndarray, cap: Any, how: str, chunked: bool = False) -> Any:
 def layer_key_sum(s: ConfigBatch, t: np.ndarray, how: str = "decode") -> Any:
     """Keys attended summed over layers, for one query at context t (``"decode"``), over a
     causal prefill of t tokens (``"causal"``), over t queries that each see every allowed key
-    of t (``"full"``), or half the decode count (``"half"``: the paper's mean context T/2 of
-    causal training). A full layer sees t, a window layer min(t, W), a chunked one min(t, C)
-    (the exact chunk sum for "causal")."""
+    of t (``"full"``), or the mean context of one query in causal training (``"half"``: the
+    paper's T/2 for a full layer, i.e. the exact mean (T + 1)/2 less half a key; a window or
+    chunked layer's exact causal mean less the same half key, about W - 1/2 once T >> W,
+    not W/2). A full layer sees t, a window layer min(t, W), a chunked one min(t, C) (the
+    exact chunk sum for "causal")."""
     check_choice("how", how, KEY_SUMS)
     nw, nc = s.n_window_layers, s.n_chunk_layers
     if not np.any(nw) and not np.any(nc):

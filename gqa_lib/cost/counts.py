@@ -29,9 +29,10 @@ lm_head           False                add the output projection's 2 d V FLOPs p
 include_embed.    False                add the embedding table(s) to inference memory. Eq. 4's N
                                        is non-embedding.
 attention         "causal" (prefill)   prefill: "causal" sums the exact per-position cost
-                                       (query t attends t keys); "full" makes every query attend
-                                       all T keys (what a masked kernel computes; FlopCounterMode
-                                       on SDPA's math backend counts this).
+                                       (query t attends t keys, min(t, W) in a window); "full"
+                                       makes every query attend all T keys, min(T, W) in a
+                                       window (a masked kernel without windows computes this;
+                                       FlopCounterMode counts T^2 in every layer, windows too).
 compute conv.     "per_token"          the C inside Z: "per_token" = eq. 3, 2N + 4 T L d_h n_h;
                                        "fig2" = T (N + 2 T L d_h n_h) = (T/2) C_infer, the
                                        convention of the paper's Fig. 2 axes; "fig1" = T N +
@@ -245,8 +246,9 @@ def training_flops(
     """C_train = 6 D N + 12 D T_bar L d_h n_h (eq. 10-11); D = training tokens.
 
     T_bar is the mean attended context: T_train / 2 for causal training (the paper's value; the
-    exact mean is (T+1)/2), T_train for ``attention="full"``. Window and chunked layers cap it
-    at W or C before halving; L T_bar is their sum over layers.
+    exact mean is (T+1)/2), T_train for ``attention="full"``. A window or chunked layer's is its
+    exact causal mean less the same half key (about W - 1/2 for a window W << T_train: a
+    query attends W keys once past the first W, not W/2); L T_bar is the sum over layers.
     """
     check_choice("attention", attention, ("causal", "full"))
     s = ConfigBatch.of(cfg)
