@@ -52,6 +52,7 @@ def test_unsupported(change, msg):
 def test_missing_field_and_files(tmp_path):
     cfg = base()
     cfg["model_type"] = "deepseek_v2"  # transformers leaves its experts per token null
+    cfg["num_key_value_heads"] = cfg["num_attention_heads"]  # as latent attention runs
     with pytest.raises(GQAError, match="'num_experts_per_tok' must be an integer, got None"):
         from_hf_config(cfg)
     with pytest.raises(GQAError, match="not found"):

@@ -163,3 +163,56 @@ def test_cache_tensors_of_a_forward_pass(model_type):
         stored += k[0].numel() + v[0].numel()
     n_capped = sum(w is not None and T >= w for w in cfg.layer_windows)
     assert cost.kv_cache_values(cfg, T) == stored + n_capped * width
+
+
+# ----- FLOPs against execution -------------------------------------------------------------
+_TINY = {"hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 128}
+_EXECUTED = {
+    "llama": {"model_type": "llama", **_TINY, "attention_bias": True},
+    "mixtral": {"model_type": "mixtral", **_TINY, "num_local_experts": 4,
+                "num_experts_per_tok": 2},
+    "qwen2_moe": {"model_type": "qwen2_moe", **_TINY, "num_experts": 4, "num_experts_per_tok": 2,
+                  "moe_intermediate_size": 32, "shared_expert_intermediate_size": 48},
+    "deepseek_v3": {"model_type": "deepseek_v3", **_TINY, "num_key_value_heads": 4,
+                    "kv_lora_rank": 32, "q_lora_rank": 24,
+                    "qk_rope_head_dim": 8, "qk_nope_head_dim": 16, "v_head_dim": 16,
+                    "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16,
+                    "n_shared_experts": 1, "first_k_dense_replace": 1, "n_group": 1,
+                    "topk_group": 1},
+    "gpt2": {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 128},
+    "falcon": {"model_type": "falcon", "hidden_size": 64, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "vocab_size": 128, "new_decoder_architecture": True,
+               "num_kv_heads": 2},
+}
+
+
+@pytest.mark.parametrize("name", _EXECUTED)
+def test_prefill_flops_equal_what_transformers_executes(name):
+    """One forward pass of a 16-token prompt under torch's FlopCounterMode (eager attention,
+    eager experts: a token runs through the k experts it is routed to) against
+    ``prefill_flops(attention="full", lm_head=True)``: FlopCounterMode counts every query
+    against every key (T^2: the mask is applied after the product), latent attention runs
+    decompressed in transformers' prefill, and the rotary embedding's angle product is not
+    the model's (left out). Linear layers, routers, shared experts and their gates, Conv1D
+    and parallel blocks are all in the count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    raw, T = _EXECUTED[name], 16
+    hf_cfg = _hf_config(raw)
+    torch.manual_seed(0)
+    kw = {"attn_implementation": "eager"}
+    try:
+        model = transformers.AutoModelForCausalLM.from_config(hf_cfg, experts_implementation="eager",
+                                                              **kw).eval()
+    except (TypeError, ValueError):  # a model without an experts implementation to choose
+        model = transformers.AutoModelForCausalLM.from_config(hf_cfg, **kw).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.randint(0, 128, (1, T)))
+    rotary = sum(sum(ops.values()) for module, ops in counter.get_flop_counts().items()
+                 if module.endswith("rotary_emb"))
+    measured = counter.get_total_flops() - rotary
+    cfg = from_hf_config(raw)
+    assert measured == cost.prefill_flops(cfg, T, attention="full", lm_head=True,
+                                          mla="decompressed")

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 SMALL = {"hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4,
          "num_key_value_heads": 2, "num_hidden_layers": 4, "vocab_size": 128}
-MLA = {**SMALL, "kv_lora_rank": 32, "q_lora_rank": 24, "qk_rope_head_dim": 8,
+MLA = {**SMALL, "num_key_value_heads": 4, "kv_lora_rank": 32, "q_lora_rank": 24, "qk_rope_head_dim": 8,
        "qk_nope_head_dim": 16, "v_head_dim": 16, "n_routed_experts": 4,
        "num_experts_per_tok": 2, "moe_intermediate_size": 16, "n_shared_experts": 1,
        "first_k_dense_replace": 1}
@@ -95,6 +95,7 @@ REFUSED = {  # transformers refuses these: gqa must too, naming the field
     "deepseek_v3 num_key_value_heads 0": ({"model_type": "deepseek_v3", **MLA,
                                            "num_key_value_heads": 0},
                                           "'num_key_value_heads' must be an integer in 1"),
+
     "exaone4 sliding_window null without layer_types":
         ({"model_type": "exaone4", **SMALL, "sliding_window": None},
          "sliding_window=null needs layer_types"),
@@ -137,18 +138,34 @@ def test_what_transformers_refuses_is_refused_by_name(name, tmp_path):
     assert "\n" not in str(e.value)
 
 
-def test_a_stablelm_whose_forward_fails_is_refused(tmp_path):
-    """transformers builds a StableLM with head_dim other than hidden / heads (its
-    projections ignore head_dim) but its rotary step fails: no model to cost."""
-    raw = {"model_type": "stablelm", **SMALL, "head_dim": 8}
-    cfg = _from_file(raw, tmp_path)
-    model = transformers.AutoModelForCausalLM.from_config(cfg)
+RUN_FAILS = {  # transformers builds these but their forward pass fails: no model to cost
+    "stablelm head_dim other than hidden / heads (its rotary step reads it)":
+        ({"model_type": "stablelm", **SMALL, "head_dim": 8},
+         "head_dim other than hidden_size / num_attention_heads"),
+    "deepseek_v2 num_key_value_heads below the heads":
+        ({"model_type": "deepseek_v2", **MLA, "num_key_value_heads": 2},
+         "num_key_value_heads=2 with num_attention_heads=4: transformers builds it but"),
+    "deepseek_v3 omitting num_key_value_heads with 4 heads (its default is 128)":
+        ({"model_type": "deepseek_v3", **{k: v for k, v in MLA.items()
+                                          if k != "num_key_value_heads"}},
+         r"num_key_value_heads=128 \(transformers' deepseek_v3 default\)"),
+}
+
+
+@pytest.mark.parametrize("name", RUN_FAILS)
+def test_what_transformers_builds_but_cannot_run_is_refused(name, tmp_path):
+    raw, message = RUN_FAILS[name]
+    model = transformers.AutoModelForCausalLM.from_config(_from_file(raw, tmp_path))
     with pytest.raises(Exception):
         model(torch.zeros(1, 4, dtype=torch.long))
-    with pytest.raises(GQAError, match="head_dim other than hidden_size / num_attention_heads"):
+    with pytest.raises(GQAError, match=message):
         from_hf_config(raw)
-    same = {**raw, "head_dim": 16}  # the derived width, given explicitly: counted
-    assert cost.params_total(from_hf_config(same)) == _build(same, tmp_path)[0]
+
+
+def test_the_runnable_neighbours_of_those_are_counted(tmp_path):
+    for raw in ({"model_type": "stablelm", **SMALL, "head_dim": 16},  # the derived width
+                {"model_type": "deepseek_v3", **MLA}):
+        assert cost.params_total(from_hf_config(raw)) == _build(raw, tmp_path)[0]
 
 
 def test_refusals_name_the_files_fields_and_the_default_they_came_from():

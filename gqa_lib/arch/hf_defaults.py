@@ -109,6 +109,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "deepseek_v3": dict(
         _BASE, vocab_size=129_280, hidden_size=7168, intermediate_size=18_432,
         moe_intermediate_size=2048, num_hidden_layers=61, num_attention_heads=128,
+        num_key_value_heads=128,
         n_shared_experts=1, n_routed_experts=256, kv_lora_rank=512, q_lora_rank=1536,
         qk_rope_head_dim=64, v_head_dim=128, qk_nope_head_dim=128, num_experts_per_tok=8,
         first_k_dense_replace=3),

@@ -391,8 +391,15 @@ def _deepseek(r) -> dict[str, Any]:
     if r.int("moe_layer_freq", default=1) != 1:
         raise r.fail("moe_layer_freq != 1 is not read by transformers' DeepSeek; not supported")
     n_head = r.int("num_attention_heads")
-    if r.raw("num_key_value_heads", None) is not None:  # unused by latent attention, but
-        r.int("num_key_value_heads")  # transformers divides by it: 0 does not build
+    # unused by latent attention, but transformers repeats the decompressed keys n_head / n_kv
+    # times: its forward pass runs only with n_kv = n_head (0 does not even build)
+    n_kv = r.int("num_key_value_heads", null=n_head, default=None)
+    if n_kv != n_head:
+        given = "" if r.has("num_key_value_heads") else f" (transformers' {r.model_type} default)"
+        raise r.fail(f"num_key_value_heads={n_kv}{given} with num_attention_heads={n_head}: "
+                     "transformers builds it but its latent attention's forward pass fails "
+                     "(it repeats keys n_head / n_kv times); give num_key_value_heads equal "
+                     "to num_attention_heads")
     nope, rope = r.int("qk_nope_head_dim"), r.int("qk_rope_head_dim")
     L = r.int("num_hidden_layers")
     dense = min(r.int("first_k_dense_replace", minimum=0), L)
