@@ -16,6 +16,7 @@ from gqa_lib.arch.hf_defaults import NOT_READ
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
+from huggingface_hub.errors import StrictDataclassClassValidationError  # noqa: E402
 
 HF = Path(__file__).parent / "data" / "hf"
 FILES = sorted(HF.glob("*.json")) + sorted((HF / "oracle").glob("*.json"))
@@ -84,6 +85,32 @@ def test_every_supported_type_has_a_config_file():
     types = {json.loads(p.read_text())["model_type"] for p in FILES}
     types = {hf_families.TEXT_CONFIGS.get(t, t) for t in types}
     assert set(SUPPORTED) <= types
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning")
+@pytest.mark.parametrize("model_type", SUPPORTED)
+def test_hidden_size_no_multiple_of_the_heads(model_type):
+    """hidden_size 66 with 4 heads and no head_dim: where transformers builds and runs it
+    (head_dim = 66 // 4 = 16, q_proj 66 -> 64), gqa counts exactly what it builds; where
+    transformers refuses it (a configuration check, a division check), gqa refuses it too."""
+    raw = {"num_hidden_layers": 2, "hidden_size": 66, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "intermediate_size": 64, "vocab_size": 128,
+           "pad_token_id": None}
+    raw = ({"model_type": model_type, "text_config": raw} if model_type in hf_families.TEXT_CONFIGS
+           else {"model_type": model_type, **raw})
+    try:
+        runs = True
+        model = transformers.AutoModelForCausalLM.from_config(
+            _hf_config(raw), experts_implementation="eager").eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 3, dtype=torch.long))
+    except (ValueError, RuntimeError, StrictDataclassClassValidationError):  # a check, a forward
+        runs = False
+    if runs:
+        _check(raw)
+    else:
+        with pytest.raises(GQAError, match="hidden_size=66 is not a multiple|num_key_value_heads"):
+            from_hf_config(raw)
 
 
 # ----- what gqa refuses: transformers builds it but cannot run it, or does not read it ---------

@@ -51,12 +51,21 @@ def _core(r, *, head_dim: str = "config", gated: bool = True) -> dict[str, Any]:
     """The fields every decoder has: shape, vocabulary, tying, FFN kind, RoPE base.
 
     ``head_dim``: "config" reads it (null: d_model / n_head), "given" reads it where the file
-    has it (null refused), "derived" ignores it (d_model / n_head).
+    has it (null refused), "derived" ignores it (d_model / n_head, which must divide).
+    Where head_dim comes from the file or the config class, a missing one is transformers'
+    floor d_model // n_head: a hidden size that is no multiple of the heads builds and runs
+    (Mistral, Qwen2, OLMo, Cohere...; q_proj maps d_model to n_head * d_head < d_model).
+    The "derived" types (GPT-NeoX, StableLM) refuse it in transformers; gqa refuses it too.
     """
     n_head = r.int("num_attention_heads")
     d_model = r.int("hidden_size")
     dh = (r.int("head_dim", null=None, default=None) if head_dim == "config" else
           r.int("head_dim") if head_dim == "given" and r.has("head_dim") else None)
+    if head_dim == "derived" and d_model % n_head:
+        raise r.fail(f"hidden_size={d_model} is not a multiple of num_attention_heads={n_head}, "
+                     f"which transformers' {r.model_type} refuses (it has no head_dim field)")
+    if dh is None and d_model % n_head and d_model >= n_head:
+        dh = d_model // n_head
     return dict(
         n_layer=r.int("num_hidden_layers"), d_model=d_model, n_head=n_head,
         n_kv_head=r.int("num_key_value_heads", null=n_head, default=None),
