@@ -97,6 +97,16 @@ def format_z(z: float) -> str:
     return f"{z:,.0f}" if 1000 <= abs(z) < 1e12 else f"{z:.4g}"
 
 
+def format_p(p: float) -> str:
+    """A p-value as a phrase, one form everywhere: two decimals from 0.01 (0.0912 ->
+    'p = 0.09'), three below (0.0069 -> 'p = 0.007'), and 'p < 0.001' below that (a t-test
+    on a handful of seeds says no more); 'p undefined' for NaN (a single pair)."""
+    p = float(p)
+    if not math.isfinite(p):
+        return "p undefined"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
+
+
 def format_flops(n: float, digits: int = 3) -> str:
     """4.2e12 -> '4.2 TFLOP' (decimal prefixes)."""
     return _prefixed(n, (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),

@@ -9,6 +9,7 @@ import pytest
 
 from gqa_lib.evidence import equal_size as eq
 from gqa_lib.train.sweep import COLUMNS
+from gqa_lib.units import format_p
 
 HEADS = {"(8, 8)": (8, 8, 0.0), "(8, 2)": (8, 2, 0.02), "(8, 1)": (8, 1, 0.05),
          "(1, 1)": (1, 1, 0.15)}
@@ -87,7 +88,7 @@ def test_the_verdict_follows_the_runs(tmp_path):
     real, h, st = eq.verdict(runs), eq.head_comparison(runs), eq.status(runs)
     assert real.startswith(f"All {st['done']} runs have finished" if st["done"] >= st["planned"]
                            else f"{st['done']} of {st['planned']} runs have finished")
-    assert f"p = {h['difference']['p']:.2f}" in real
+    assert format_p(h["difference"]["p"]) in real
     assert ("within seed noise" in real) == (h["difference"]["p"] >= eq.ALPHA)
     assert eq.direction(h["difference"]) in real
     assert ("not testable here" in real) == (not (h["uses_context"] and h["beats_trigram"]))

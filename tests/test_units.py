@@ -7,6 +7,14 @@ def test_z_has_one_form():
     assert format_z(12.3456) == "12.35"
 
 
+def test_p_values_have_one_form():
+    from gqa_lib.units import format_p
+
+    assert format_p(0.0912) == "p = 0.09" and format_p(0.0069) == "p = 0.007"
+    assert format_p(0.0004) == "p < 0.001" and format_p(float("nan")) == "p undefined"
+    assert format_p(0.01) == "p = 0.01" and format_p(1.0) == "p = 1.00"
+
+
 def test_heads_have_one_form():
     from gqa_lib.fit.per_head import config_label
     from gqa_lib.units import format_heads, format_heads_each

@@ -42,6 +42,7 @@ from scipy import stats
 from gqa_lib.evidence.reanalysis import baseline, baselines_by_source, ngram_baselines
 from gqa_lib.fit.per_head import config_label, read_runs
 from gqa_lib.io import DATA_DIR
+from gqa_lib.units import format_p
 
 GRIDS = tuple(DATA_DIR / "sweeps" / f"cpu-eq-v{i}.toml" for i in (1, 2, 3))  # in run order
 EQ_GRID = GRIDS[-1]  # the latest grid: its rate is the shared one, its runs the ones planned
@@ -388,8 +389,8 @@ def verdict(runs: pd.DataFrame) -> str:
             + f": {'query' if d['mean'] > 0 else 'KV'} heads gain more")
     if np.isfinite(d["p"]):
         text += (f", by {abs(d['mean']):.3f} nats (95% interval {d['lo']:+.3f} to "
-                 f"{d['hi']:+.3f}; t = {d['t']:.1f} on {d['n'] - 1} degrees of freedom, p = "
-                 f"{d['p']:.2f}): {direction(d)}.")
+                 f"{d['hi']:+.3f}; t = {d['t']:.1f} on {d['n'] - 1} degrees of freedom, "
+                 f"{format_p(d['p'])}): {direction(d)}.")
     else:
         text += "."
     lo, hi = h["gain_range"]

@@ -37,7 +37,7 @@ from gqa_lib.evidence.paper import (HEADLINE_BOOT, PAPER_DIR, PAPER_HEADLINE, TA
 from gqa_lib.fit.recipe import bootstrap_grids
 from gqa_lib.errors import GQAError
 from gqa_lib.evidence.equal_size import ALPHA as SEED_ALPHA
-from gqa_lib.units import format_heads_each
+from gqa_lib.units import format_heads_each, format_p
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here", "pending")
 SAVING_TOLERANCE_PTS = 5.0  # a saving within 5 points of the paper's counts as reproduced
@@ -280,8 +280,8 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
         ours_text = (f"at equal size ({done}, paired within {d['n']} seeds): 1 -> 8 query heads "
                      f"(1 KV head) lower the loss {h['query']['mean']:.3f} nats, 1 -> 8 KV heads "
                      f"(8 query heads) {h['kv']['mean']:.3f}; the difference "
-                     f"{d['mean']:+.3f} (95% interval {d['lo']:+.3f} to {d['hi']:+.3f}, p = "
-                     f"{d['p']:.2f})")
+                     f"{d['mean']:+.3f} (95% interval {d['lo']:+.3f} to {d['hi']:+.3f}, "
+                     f"{format_p(d['p'])})")
         pen = h["one_head_penalty"]
         tie = not h["beats_trigram"]
         why = (f"(L, d) = (2, 128), T = 512, n_h <= 8, {d['n']} seeds: the paper's direction, "
