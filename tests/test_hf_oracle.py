@@ -98,8 +98,8 @@ def test_hidden_size_no_multiple_of_the_heads(model_type):
            "pad_token_id": None}
     raw = ({"model_type": model_type, "text_config": raw} if model_type in hf_families.TEXT_CONFIGS
            else {"model_type": model_type, **raw})
+    runs = True
     try:
-        runs = True
         model = transformers.AutoModelForCausalLM.from_config(
             _hf_config(raw), experts_implementation="eager").eval()
         with torch.no_grad():

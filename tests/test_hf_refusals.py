@@ -187,5 +187,5 @@ def test_refusals_name_the_files_fields_and_the_default_they_came_from():
                        r"num_attention_heads=4; give head_dim$"):  # 2 // 4 heads: no width
         from_hf_config({"model_type": "mistral", **SMALL, "hidden_size": 2})
     with pytest.raises(GQAError, match=r"hidden_size=66 is not a multiple of num_attention_heads"
-                       r"=4, which transformers' gpt_neox refuses \(it has no head_dim field\)$"):
+                       r"=4, which transformers' gpt_neox refuses \(head_dim does not change that\)$"):
         from_hf_config({"model_type": "gpt_neox", **SMALL, "hidden_size": 66})

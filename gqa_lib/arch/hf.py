@@ -243,7 +243,7 @@ def _refuse_what_transformers_refuses(r: Reader) -> None:
         d, h = r.int("hidden_size"), r.int("num_attention_heads")
         if d % h:
             raise r.fail(f"hidden_size={d} is not a multiple of num_attention_heads={h}, which "
-                         f"transformers' {r.model_type} refuses (even with head_dim given)")
+                         f"transformers' {r.model_type} refuses (head_dim does not change that)")
     if r.model_type not in NO_PADDING_IDX:
         pad = r.raw("pad_token_id", None)
         if pad is not None:

@@ -175,9 +175,12 @@ NULL_REFUSED: dict[str, frozenset[str]] = {k: frozenset(v.split()) for k, v in {
     "n_shared_experts": "deepseek_v2 deepseek_v3",
 }.items()}
 
-# Types whose configuration check wants hidden_size a multiple of num_attention_heads even
-# when head_dim is given (validate_architecture).
-HIDDEN_DIVISIBLE = frozenset("llama gemma2 gemma3_text exaone deepseek_v2".split())
+# Types whose transformers wants hidden_size a multiple of num_attention_heads, whatever
+# head_dim: a configuration check (validate_architecture), or an attention that derives its
+# head width (GPT-2, GPT-NeoX, StableLM). Falcon derives it too, from n_embed where given:
+# hf_families._falcon refuses it.
+HIDDEN_DIVISIBLE = frozenset("llama gemma2 gemma3_text exaone deepseek_v2 gpt2 gpt_neox "
+                             "stablelm".split())
 
 # Types whose token embedding has no padding_idx (any pad_token_id builds).
 NO_PADDING_IDX = frozenset("falcon gpt2 gpt_neox".split())

@@ -50,20 +50,16 @@ def _refuse_true(r, *keys: str, why: str = "") -> None:
 def _core(r, *, head_dim: str = "config", gated: bool = True) -> dict[str, Any]:
     """The fields every decoder has: shape, vocabulary, tying, FFN kind, RoPE base.
 
-    ``head_dim``: "config" reads it (null: d_model / n_head), "given" reads it where the file
-    has it (null refused), "derived" ignores it (d_model / n_head, which must divide).
-    Where head_dim comes from the file or the config class, a missing one is transformers'
-    floor d_model // n_head: a hidden size that is no multiple of the heads builds and runs
-    (Mistral, Qwen2, OLMo, Cohere...; q_proj maps d_model to n_head * d_head < d_model).
-    The "derived" types (GPT-NeoX, StableLM) refuse it in transformers; gqa refuses it too.
+    ``head_dim``: "config" reads it, "given" reads it where the file has it (null refused),
+    "derived" ignores it. A head_dim that is null or missing is transformers' floor
+    d_model // n_head: a hidden size that is no multiple of the heads builds and runs
+    (Mistral, Qwen2, OLMo, Cohere...; q_proj maps d_model to n_head * d_head < d_model);
+    the types whose transformers refuses it are in hf_defaults.HIDDEN_DIVISIBLE.
     """
     n_head = r.int("num_attention_heads")
     d_model = r.int("hidden_size")
     dh = (r.int("head_dim", null=None, default=None) if head_dim == "config" else
           r.int("head_dim") if head_dim == "given" and r.has("head_dim") else None)
-    if head_dim == "derived" and d_model % n_head:
-        raise r.fail(f"hidden_size={d_model} is not a multiple of num_attention_heads={n_head}, "
-                     f"which transformers' {r.model_type} refuses (it has no head_dim field)")
     if dh is None and d_model % n_head and d_model >= n_head:
         dh = d_model // n_head
     return dict(
@@ -353,8 +349,11 @@ def _falcon(r) -> dict[str, Any]:
         raise r.fail("field 'head_dim' cannot be set for falcon (transformers derives it from "
                      "hidden_size / num_attention_heads and refuses the key); remove it")
     # FalconConfig: n_embed, unless null, replaces hidden_size (even where both are given)
-    d = r.int("n_embed" if r.cfg.get("n_embed") is not None else "hidden_size")
-    n_head = r.int("num_attention_heads")
+    key = "n_embed" if r.cfg.get("n_embed") is not None else "hidden_size"
+    d, n_head = r.int(key), r.int("num_attention_heads")
+    if d % n_head:  # its attention derives the head width; the key head_dim is refused above
+        raise r.fail(f"{key}={d} is not a multiple of num_attention_heads={n_head}, which "
+                     "transformers' falcon refuses")
     new = r.bool("new_decoder_architecture")
     if new:  # FalconConfig: num_kv_heads = num_attention_heads when it is null or omitted
         n_kv = r.int("num_kv_heads", null=n_head)
