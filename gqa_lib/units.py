@@ -107,6 +107,13 @@ def format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
 
 
+def format_saving(saving_pct: float, noun: str) -> str:
+    """A saving as words, its sign as a word: (12.3, 'memory') -> '12.3% less memory',
+    (-4.0, 'memory') -> '4.0% more memory'; 'fewer FLOPs' (a count), 'lower Z' (a score)."""
+    less, more = {"FLOPs": ("fewer", "more"), "Z": ("lower", "higher")}.get(noun, ("less", "more"))
+    return f"{abs(saving_pct):.1f}% {less if saving_pct >= 0 else more} {noun}"
+
+
 def format_flops(n: float, digits: int = 3) -> str:
     """4.2e12 -> '4.2 TFLOP' (decimal prefixes)."""
     return _prefixed(n, (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),

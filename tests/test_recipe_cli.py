@@ -169,6 +169,10 @@ def test_optimize_throughput_on_h200_prints_pick_rate_and_saving(capsys):
     # the H200 is measured: its figures say they are calibrated, with the fit's error
     assert "calibrated on 18 measured step times" in out and "leave-one-out" in out
     assert "what to build:" in out and "multiple of 256" in out
+    # the pick (32, 1) is larger than the baseline: its extra FLOPs read as "more", not "-11%"
+    paper_units = out.split("in the paper's units: ")[1]
+    assert "% less memory" in paper_units and "% more FLOPs (of T/2 tokens" in paper_units
+    assert "-" not in paper_units.split("lower Z")[0]
 
 
 def test_optimize_output_tokens_counts_the_prompt_and_says_so(capsys):

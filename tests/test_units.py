@@ -15,6 +15,15 @@ def test_p_values_have_one_form():
     assert format_p(0.01) == "p = 0.01" and format_p(1.0) == "p = 1.00"
 
 
+def test_savings_name_their_sign_in_words():
+    from gqa_lib.units import format_saving
+
+    assert format_saving(57.94, "memory") == "57.9% less memory"
+    assert format_saving(-11.06, "FLOPs") == "11.1% more FLOPs"
+    assert format_saving(61.5, "FLOPs") == "61.5% fewer FLOPs"
+    assert format_saving(-3.0, "Z") == "3.0% higher Z" and format_saving(0.0, "Z") == "0.0% lower Z"
+
+
 def test_heads_have_one_form():
     from gqa_lib.fit.per_head import config_label
     from gqa_lib.units import format_heads, format_heads_each

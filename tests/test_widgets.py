@@ -184,7 +184,7 @@ def test_the_pick_never_costs_more_than_the_baseline(context):
             assert res.baseline_wins and "keeps the baseline" in res.summary()
             assert res.savings["memory_pct"] == 0.0
         else:
-            assert not res.baseline_wins and "less" in res.summary()
+            assert not res.baseline_wins and "lower Z" in res.summary()  # the pick beats it on Z
 
 
 def test_static_chart_keeps_the_baseline_among_its_bars():

@@ -28,8 +28,8 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig, get_preset
 from gqa_lib.errors import GQAError, check_choice
-from gqa_lib.units import (format_context, format_count, format_flops, format_heads, format_z,
-                           HEADS_TITLE)
+from gqa_lib.units import (format_context, format_count, format_flops, format_heads, format_saving,
+                           format_z, HEADS_TITLE)
 
 CONTEXTS = tuple(2**k for k in range(12, 21))  # 4K ... 1M
 BASELINES = ("llama3", "none")
@@ -166,8 +166,8 @@ class ExplorerResult:
             lines.append(
                 f"Against Llama-3 GQA (d/64, 8) of the same loss "
                 f"(N = {format_count(base['params_non_embedding'])}): "
-                f"{_change(sv['memory_pct'], 'memory')}, {_change(sv['flops_pct'], 'FLOPs')}, "
-                f"{_change(sv['z_pct'], 'Z')}.")
+                f"{format_saving(sv['memory_pct'], 'memory')}, "
+                f"{format_saving(sv['flops_pct'], 'FLOPs')}, {format_saving(sv['z_pct'], 'Z')}.")
         if s.hardware is not None:
             lines.append(_serving_line(self.recommendation))
         y = self.your_model
@@ -189,8 +189,8 @@ class ExplorerResult:
                 + ((f" (yours are of {y['d_head']} dimensions: the saving comes mostly from "
                     "the head size)") if same and heads_differ else
                    " (the saving is in the shape, not the heads)" if same else "")
-                + f": {_change(y['memory_pct'], 'memory')} and {_change(y['z_pct'], 'Z')} "
-                f"than your model at T = {format_context(s.context)}.")
+                + f": {format_saving(y['memory_pct'], 'memory')} and "
+                f"{format_saving(y['z_pct'], 'Z')} than your model at T = {format_context(s.context)}.")
         return "\n".join(lines + self._cautions())
 
     def _cautions(self) -> list[str]:
@@ -230,12 +230,6 @@ def _serving_line(rec) -> str:
         line += (f" Llama-3 GQA: {rec.baseline['tokens_per_s']:,.0f} tokens/s "
                  f"(x{rec.savings['tokens_per_s_ratio']:.2f} for the pick).")
     return line
-
-
-def _change(saving_pct: float, noun: str) -> str:
-    """12.3 -> '12.3% less memory'; -4.0 -> '4.0% more memory'; 'fewer FLOPs' (a count)."""
-    fewer = "fewer" if noun == "FLOPs" else "less"
-    return f"{abs(saving_pct):.1f}% {fewer if saving_pct >= 0 else 'more'} {noun}"
 
 
 def explore(state: ExplorerState) -> ExplorerResult:

@@ -19,8 +19,8 @@ from gqa_lib.cli.common import command, finite_float, positive_int, print_json, 
 from gqa_lib.cli.serving import (accelerators_for, baseline_heads, hardware_json,
                                  print_build, print_serving, tera)
 from gqa_lib.errors import GQAError
-from gqa_lib.units import (format_context, format_count, format_flops, format_heads, format_z,
-                           parse_context)
+from gqa_lib.units import (format_context, format_count, format_flops, format_heads, format_saving,
+                           format_z, parse_context)
 
 FIT_SOURCES = ("paper", "paper-measured")
 
@@ -204,10 +204,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if rec.savings:
         s = rec.savings
         base = rec.baseline
-        print(f"\nsavings of {format_heads(b['n_head'], b['n_kv_head'])} over {args.baseline} "
-              f"({baseline_heads(base)}, N {format_count(base['params_non_embedding'])}; positive "
-              f"= cheaper): memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
-              f"('{args.convention}'), Z {s['z_pct']:.1f}%")
+        print(f"\n{format_heads(b['n_head'], b['n_kv_head'])} against {args.baseline} "
+              f"({baseline_heads(base)}, N {format_count(base['params_non_embedding'])}): "
+              f"{format_saving(s['memory_pct'], 'memory')}, {format_saving(s['flops_pct'], 'FLOPs')} "
+              f"(of {cost.CONVENTION_LABELS[args.convention]}), {format_saving(s['z_pct'], 'Z')}")
     print_build(out["build"], b, args.target_loss)
     return 0
 

@@ -12,7 +12,8 @@ from gqa_lib import cost
 from gqa_lib.arch.config import FFN_MULTIPLE_OF
 from gqa_lib.cli.common import print_table
 from gqa_lib.errors import GQAError
-from gqa_lib.units import format_context, format_count, format_heads, format_rate, format_z
+from gqa_lib.units import (format_context, format_count, format_heads, format_rate, format_saving,
+                           format_z)
 
 
 def hardware_json(settings) -> dict[str, Any]:
@@ -179,8 +180,9 @@ def print_serving(args, settings, rec, baseline, needed, built) -> None:
                  "the baseline does not fit in memory at all")
               + f", {latency}"
               + (f", cost {s['cost_pct']:.1f}% lower" if "cost_pct" in s else "")
-              + f"; paper's units: memory {s['memory_pct']:.1f}%, FLOPs {s['flops_pct']:.1f}% "
-              f"('{args.convention}'), Z {s['z_pct']:.1f}% lower")
+              + f"; in the paper's units: {format_saving(s['memory_pct'], 'memory')}, "
+              f"{format_saving(s['flops_pct'], 'FLOPs')} (of {cost.CONVENTION_LABELS[args.convention]}), "
+              f"{format_saving(s['z_pct'], 'Z')}")
     if needed:
         print(f"accelerators for {format_rate(needed['target_tokens_per_s'])} tokens/s: "
               f"{_count_or_none(needed['best'])}"
