@@ -580,6 +580,20 @@ def test_visible_code_stays_short():
     assert sum(counts.values()) <= MAX_VISIBLE_CODE_LINES, counts
 
 
+MAX_VISIBLE_CODE_WIDTH = 88  # characters a code block shows at 1400 px before it scrolls
+
+
+def test_visible_code_fits_the_column():
+    """A visible code line longer than the column hides its end behind a scroll bar (a
+    comment cut mid-word at 1400 px: 'in secon')."""
+    wide = [f"{nb.stem}: {line}" for nb in NOTEBOOKS
+            for c in json.loads(nb.read_text())["cells"]
+            if c["cell_type"] == "code"
+            and not _HIDDEN & set(c.get("metadata", {}).get("tags", []))
+            for line in "".join(c["source"]).splitlines() if len(line) > MAX_VISIBLE_CODE_WIDTH]
+    assert not wide, wide
+
+
 def test_figure_titles_and_captions_are_not_shown_as_code():
     """A visible cell builds a chart (what a reader learns from); the figure() call that
     titles and captions it sits in a hidden cell below, so the page does not show the
