@@ -40,7 +40,7 @@ def _write(tmp_path, rows):
 def test_no_rows_yet(tmp_path):
     runs = eq.read(tmp_path / "missing.csv")
     st = eq.status(runs)
-    assert st["done"] == 0 and st["planned"] == 8 and not st["ready"]  # cpu-eq-v3's runs
+    assert st["done"] == 0 and st["planned"] == 8 and not st["ready"]  # the latest grid's runs
     assert eq.summary(runs).empty and eq.paired(runs).empty and eq.lr_check(runs).empty
     use = eq.context_use(runs)
     assert set(use.config) == {"bigram", "trigram"}  # the count models are always there
@@ -81,7 +81,7 @@ def test_the_verdict_follows_the_runs(tmp_path):
     assert "not testable here" in flat  # no gain beyond position 64: cannot show it
     # a verdict while the seeds beyond three are still running says so, and what it rests on
     more = eq.verdict(_write(tmp_path, [_row(c, s) for s in (0, 1, 2) for c in HEADS]
-                             + [_row("(8, 8)", 3, grid="cpu-eq-v3")]))
+                             + [_row("(8, 8)", 3, grid=eq._grid()["name"])]))
     assert more.startswith("13 of 20 runs have finished (every configuration has 3 seeds")
     assert "Paired within seeds (3)" in more  # seed 3 has no (1, 1), (8, 1) to pair with
     runs = eq.read()  # the committed runs

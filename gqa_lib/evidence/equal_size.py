@@ -1,7 +1,7 @@
-"""The equal-size experiment (data/sweeps/cpu-eq-v1, v2 and v3): head configurations whose
+"""The equal-size experiment (data/sweeps/cpu-eq-v1 to v4): head configurations whose
 non-embedding and total parameters are equal within 1%, one shape, T = 512, three seeds
-at least (five once cpu-eq-v3 has run), evaluated on the whole validation split by position
-and by source.
+at least (seven once cpu-eq-v4 has run), evaluated on the whole validation split by
+position and by source.
 
 cpu-eq-v1 trained at 1.1e-2 (cpu-v2's rate), which its learning-rate check found too high
 for (8, 8) (x0.5 lowered its loss by 0.157 nats, (1, 1)'s by 0.017). cpu-eq-v2 repeats the
@@ -9,7 +9,8 @@ comparison at 5.5e-3, the *shared rate* here (:func:`base_lr`: the latest grid's
 not rerun the two seed-0 runs that cpu-eq-v1's check already made at that rate with the
 same settings and batches: the rows of every file are read together (:data:`GRIDS`), and
 cpu-eq-v1's runs at 1.1e-2 and 2.2e-2 become points of the learning-rate check. cpu-eq-v3
-adds seeds 3 and 4 at the same rate (three seeds left the paired head contrast at p = 0.09).
+adds seeds 3 and 4 at the same rate (three seeds left the paired head contrast at p = 0.09),
+cpu-eq-v4 seeds 5 and 6 (five left what KV heads gain alone with an interval across 0).
 
 Every function works on any number of finished rows (none included) and says how many of
 the planned runs it rests on:
@@ -44,7 +45,7 @@ from gqa_lib.fit.per_head import config_label, read_runs
 from gqa_lib.io import DATA_DIR
 from gqa_lib.units import format_p
 
-GRIDS = tuple(DATA_DIR / "sweeps" / f"cpu-eq-v{i}.toml" for i in (1, 2, 3))  # in run order
+GRIDS = tuple(DATA_DIR / "sweeps" / f"cpu-eq-v{i}.toml" for i in (1, 2, 3, 4))  # in run order
 EQ_GRID = GRIDS[-1]  # the latest grid: its rate is the shared one, its runs the ones planned
 MIN_SEEDS = 3
 REFERENCE = "(8, 8)"
