@@ -186,8 +186,8 @@ def _jacobian(theta, idx, x, n_keys, shared_E):
 
 # Weight of the least-squares tie-break added to the Huber loss (relative to its quadratic
 # part). Where most residuals exceed delta, the Huber loss is a least-absolute-deviation
-# loss, whose minimum is a flat set when a configuration has few points: a law with 3 or 4
-# sizes can pivot between them at the same objective (measured on our T = 512 sweep: b of
+# loss, whose minimum is a flat set when a configuration has few points: a law with two
+# seeds at a size can pass anywhere between them at the same objective (our T = 512 sweep: b of
 # one configuration anywhere in 0.758-0.791 at one objective, and a leave-one-size-out
 # error anywhere in 0.184-0.217 nats), and the optimiser's stopping point - set by
 # floating-point noise that differs between CPUs - chose the number printed. The tie-break
