@@ -109,8 +109,11 @@ def format_p(p: float) -> str:
 
 def format_saving(saving_pct: float, noun: str) -> str:
     """A saving as words, its sign as a word: (12.3, 'memory') -> '12.3% less memory',
-    (-4.0, 'memory') -> '4.0% more memory'; 'fewer FLOPs' (a count), 'lower Z' (a score)."""
-    less, more = {"FLOPs": ("fewer", "more"), "Z": ("lower", "higher")}.get(noun, ("less", "more"))
+    (-4.0, 'memory') -> '4.0% more memory'; 'fewer FLOPs' (a count), 'lower Z', 'lower
+    latency', 'lower cost' (a level)."""
+    level = ("lower", "higher")
+    less, more = {"FLOPs": ("fewer", "more"), "Z": level, "latency": level,
+                  "cost": level}.get(noun, ("less", "more"))
     return f"{abs(saving_pct):.1f}% {less if saving_pct >= 0 else more} {noun}"
 
 

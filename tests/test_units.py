@@ -22,6 +22,7 @@ def test_savings_name_their_sign_in_words():
     assert format_saving(-11.06, "FLOPs") == "11.1% more FLOPs"
     assert format_saving(61.5, "FLOPs") == "61.5% fewer FLOPs"
     assert format_saving(-3.0, "Z") == "3.0% higher Z" and format_saving(0.0, "Z") == "0.0% lower Z"
+    assert format_saving(-12.0, "latency") == "12.0% higher latency"  # a slower pick says so
 
 
 def test_heads_have_one_form():

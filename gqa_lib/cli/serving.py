@@ -168,7 +168,7 @@ def print_serving(args, settings, rec, baseline, needed, built) -> None:
           + f", prefill of {format_context(T)} tokens in {b['prefill_s']:.3g} s")
     if rec.savings:
         base, s = rec.baseline, rec.savings
-        latency = (f"latency {s['latency_pct']:.1f}% lower" if "latency_pct" in s else
+        latency = (format_saving(s["latency_pct"], "latency") if "latency_pct" in s else
                    f"latency not compared (batch {settings.batch} does not fit in memory "
                    "for the pick or the baseline)")
         print(f"against {baseline} ({baseline_heads(base)}, N "
@@ -179,7 +179,7 @@ def print_serving(args, settings, rec, baseline, needed, built) -> None:
                  if math.isfinite(s["tokens_per_s_ratio"]) else
                  "the baseline does not fit in memory at all")
               + f", {latency}"
-              + (f", cost {s['cost_pct']:.1f}% lower" if "cost_pct" in s else "")
+              + (f", {format_saving(s['cost_pct'], 'cost')}" if "cost_pct" in s else "")
               + f"; in the paper's units: {format_saving(s['memory_pct'], 'memory')}, "
               f"{format_saving(s['flops_pct'], 'FLOPs')} (of {cost.CONVENTION_LABELS[args.convention]}), "
               f"{format_saving(s['z_pct'], 'Z')}")
