@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from gqa_lib.evidence import equal_size as eq
+from gqa_lib.evidence import longer_training as lt
 from gqa_lib.train.sweep import COLUMNS
 from gqa_lib.units import format_p
 
@@ -165,3 +166,90 @@ def test_both_grids_are_read_together_and_a_damaged_file_is_an_error(tmp_path, m
     v2.with_suffix(".csv").write_text("run_id,status\n")
     with pytest.raises(GQAError, match="missing column"):
         eq.read()
+
+
+# the longer runs (cpu-eq-long-v1): each beside its configuration and seed at 20 tokens per
+# parameter, judged on the configuration chosen before them, against one run's seed noise
+FAR_JITTER = {0: 0.0, 1: 0.012, 2: -0.012}  # seed noise of one run's loss beyond FAR
+
+
+def _far_gain(cfg, below):
+    """_row's far_gain that puts ``cfg``'s loss beyond FAR at the trigram's + off - below."""
+    return 3.5 - lt.trigram_far() - 2 * HEADS[cfg][2] + below
+
+
+def _ref(tmp_path, far_gain=0.0):
+    """Three seeds of the four configurations, each ``off`` (HEADS) above the trigram's
+    loss beyond FAR, less ``far_gain`` and the seed's jitter: (8, 8) is the best there."""
+    rows = [_row(c, s, far_gain=_far_gain(c, far_gain + FAR_JITTER[s])) for s in (0, 1, 2)
+            for c in HEADS]
+    return _write(tmp_path, rows)
+
+
+def _long(tmp_path, gains: dict):
+    """Longer runs of seed 0, each ``gains[config]`` nats further below the trigram beyond
+    FAR than its 20-tokens-per-parameter run (off included), whole loss 0.05 lower."""
+    rows = []
+    for c, g in gains.items():
+        r = _row(c, 0, far_gain=_far_gain(c, g))
+        r["val_loss_full_nats"] -= 0.05
+        rows.append(r)
+    p = tmp_path / "long.csv"
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
+    return lt.read(p)
+
+
+def test_longer_runs_before_any_has_finished(tmp_path):
+    none = lt.read(tmp_path / "missing.csv")
+    assert lt.compare(none, eq.read()).empty and lt.head_gains(lt.compare(none, eq.read())) == {}
+    assert lt.curve(none, "(8, 8)", "x").empty
+    assert lt.verdict(none, eq.read()) == (
+        "None of the 3 longer runs has finished yet; until they have, this section has "
+        "nothing to report.")
+
+
+def test_the_longer_grid_trains_the_equal_size_runs_longer():
+    """Same shape, widths, rate and data as the equal-size grid, 4x the tokens: the run ids
+    (which carry the widths) are among the equal-size grid's, one seed each."""
+    from gqa_lib.train import load_grid
+    _, long_specs = load_grid(lt.LONG_GRID)
+    _, eq_specs = load_grid(eq.EQ_GRID)
+    eq_ids = {s.run_id.replace("-s5", "-s0") for s in eq_specs}
+    assert {s.run_id for s in long_specs} <= eq_ids and len(long_specs) == lt.planned() == 3
+    assert lt.multiple() == 4.0
+    assert {s.train.lr for s in long_specs} == {eq.base_lr()}
+
+
+def test_the_longer_verdict_reads_the_run_chosen_before(tmp_path):
+    ref = _ref(tmp_path)
+    sd = lt.far_seed_sd(ref)
+    assert sd == pytest.approx(0.012)  # jitter 0, +0.012, -0.012 in every configuration
+    # (8, 8) ties the trigram though (8, 1) beats it: the judged run is (8, 8), the best
+    # beyond FAR at 20 tokens per parameter, not the best of the longer runs
+    tie = lt.verdict(_long(tmp_path, {"(8, 8)": 0.01, "(8, 1)": 0.2, "(1, 1)": 0.0}), ref)
+    assert "(8, 8), the best there at 20 tokens per parameter" in tie
+    assert "still ties the trigram" in tie and "4 times the training does not" in tie
+    beats = lt.verdict(_long(tmp_path, {"(8, 8)": 2.5 * sd}), ref)
+    assert "now beats the trigram" in beats and beats.startswith("1 of 3 longer runs has")
+    trails = lt.verdict(_long(tmp_path, {"(8, 8)": -2.5 * sd}), ref)
+    assert "still trails the trigram" in trails
+    waiting = lt.verdict(_long(tmp_path, {"(1, 1)": 0.3}), ref)
+    assert waiting.endswith("(8, 8), the run the trigram test reads, has not finished yet.")
+
+
+def test_the_longer_comparison_pairs_config_and_seed(tmp_path):
+    ref = _ref(tmp_path)
+    long = _long(tmp_path, {"(1, 1)": 0.0, "(8, 8)": 0.1, "(8, 1)": 0.05})
+    cmp = lt.compare(long, ref).set_index("config")
+    assert list(cmp.index) == ["(8, 8)", "(8, 1)", "(1, 1)"]  # the equal-size order
+    assert cmp.change.to_numpy() == pytest.approx([-0.05] * 3)
+    assert cmp.loc["(8, 8)", "far_long"] - cmp.loc["(8, 8)", "far_short"] == pytest.approx(-0.1)
+    assert cmp.loc["(8, 8)", "vs_trigram"] == pytest.approx(-0.1)
+    g = lt.head_gains(lt.compare(long, ref))
+    assert g["query"]["loss_long"] == pytest.approx(0.10)  # HEADS' offsets: 0.15 - 0.05
+    assert g["kv"]["far_short"] == pytest.approx(0.05)
+    assert g["kv"]["far_long"] == pytest.approx(0.05 + 0.1 - 0.05)  # (8, 8) gained more
+    text = lt.verdict(long, ref)
+    assert text.startswith("All 3 longer runs have finished.")
+    assert "KV heads 0.050 (0.050); beyond position 64, 0.150 and 0.100 (0.100 and 0.050)" in text
+    assert set(lt.curve(long, "(8, 8)", "(8, 8), 4x").config) == {"(8, 8), 4x"}

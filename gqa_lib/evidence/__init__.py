@@ -4,7 +4,8 @@
 (:mod:`~gqa_lib.evidence.sweep_summary`) and fits, seed noise and the recipe on them
 (:mod:`~gqa_lib.evidence.sweep_recipe`); what those sweeps can and cannot say
 (:mod:`~gqa_lib.evidence.reanalysis`), the equal-size runs
-(:mod:`~gqa_lib.evidence.equal_size`); and the recipe in serving units, with the paper's
+(:mod:`~gqa_lib.evidence.equal_size`) and the same runs trained longer
+(:mod:`~gqa_lib.evidence.longer_training`); and the recipe in serving units, with the paper's
 Table 5 as a prediction (:mod:`~gqa_lib.evidence.serving`)."""
 
 from gqa_lib.evidence.paper import (fig2_frame, headline, joint_model, JointLossModel, KV_RULES,

@@ -208,7 +208,7 @@ def by_position(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, base], ignore_index=True)[cols]
 
 
-def _span(pos: pd.DataFrame, lo: int, hi: int) -> float:
+def span(pos: pd.DataFrame, lo: int, hi: int) -> float:
     """Mean loss over positions [lo, hi], bins weighted by their number of positions."""
     w = pos[(pos["first"] >= lo) & (pos["last"] <= hi)]
     n = w["last"] - w["first"] + 1
@@ -221,11 +221,11 @@ def context_use(runs: pd.DataFrame) -> pd.DataFrame:
     uses context beyond a few tokens), ``vs_trigram`` = far minus the trigram's far (< 0:
     better than two tokens of context can be), ``n_seeds``."""
     pos = by_position(runs)
-    tri = _span(pos[pos.config == "trigram"], FAR, 10**9)
+    tri = span(pos[pos.config == "trigram"], FAR, 10**9)
     rows = []
     for c, g in pos.groupby("config", sort=False):
-        near, far = _span(g, 2, 3), _span(g, FAR, 10**9)
-        rows.append({"config": c, "near": near, "mid": _span(g, 8, 15), "far": far,
+        near, far = span(g, 2, 3), span(g, FAR, 10**9)
+        rows.append({"config": c, "near": near, "mid": span(g, 8, 15), "far": far,
                      "gain": near - far, "vs_trigram": far - tri,
                      "n_seeds": int(g.n_seeds.max())})
     return pd.DataFrame(rows)

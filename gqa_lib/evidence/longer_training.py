@@ -1,0 +1,185 @@
+"""Longer training at equal size (data/sweeps/cpu-eq-long-v1): does context use appear?
+
+The equal-size runs (:mod:`~gqa_lib.evidence.equal_size`, 20 tokens per non-embedding
+parameter) end with the best configuration only tying a trigram count model beyond position
+:data:`~gqa_lib.evidence.equal_size.FAR`: models that predict no better than the last two
+tokens there cannot show what heads buy at long context. cpu-eq-long-v1 trains the same
+shape, widths, rate and data four times as long, one seed, and this module reads each of
+its runs beside the same configuration and seed at 20 tokens per parameter (the same batch
+order: batches depend only on seed and step).
+
+One seed per configuration gives no noise of its own, so a long run's distance from the
+trigram is judged against the seed noise of one run's loss beyond position FAR measured on
+the seven seeds at 20 tokens per parameter (:func:`far_seed_sd`): beyond two standard
+deviations it beats (or trails) the trigram, inside it ties.
+"""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pandas as pd
+
+from gqa_lib.evidence import equal_size as eq
+from gqa_lib.io import DATA_DIR
+
+LONG_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-v1.toml"
+NOISE_SDS = 2.0  # a single run beats the trigram when it is this many seed sds below it
+COLUMNS = ["config", "seed", "loss_short", "loss_long", "change", "near_long", "far_short",
+           "far_long", "vs_trigram"]
+
+
+def read(path=None) -> pd.DataFrame:
+    """The finished rows of the longer grid's CSV (an empty frame before any)."""
+    return eq.read(LONG_GRID.with_suffix(".csv") if path is None else path)
+
+
+def _train(path=None) -> dict:
+    return tomllib.loads((LONG_GRID if path is None else path).read_text())["train"]
+
+
+def trigram_far() -> float:
+    """The trigram count model's loss beyond position FAR (whole split, T = 512)."""
+    use = eq.context_use(pd.DataFrame()).set_index("config")  # the count models only
+    return float(use.loc["trigram", "far"])
+
+
+def planned(path=None) -> int:
+    """Runs in the longer grid (every block a full cross product)."""
+    grid = tomllib.loads((LONG_GRID if path is None else path).read_text())
+    return sum(len(b["sizes"]) * len(b["heads"]) * len(b["contexts"]) * len(b["seeds"])
+               for b in grid["block"])
+
+
+def multiple(path=None) -> float:
+    """How many times as many tokens per parameter the longer runs train as the
+    equal-size runs (80 / 20 = 4)."""
+    short = tomllib.loads(eq.EQ_GRID.read_text())["train"]["tokens_per_param"]
+    return float(_train(path)["tokens_per_param"]) / float(short)
+
+
+def _positions(by_position: dict) -> pd.DataFrame:
+    return pd.DataFrame({"first": by_position["first"], "last": by_position["last"],
+                         "nats": by_position["nats"]})
+
+
+def far_loss(by_position: dict, lo: int = eq.FAR, hi: int = 10**9) -> float:
+    """One run's mean loss over positions [lo, hi] (bins weighted by their positions)."""
+    return eq.span(_positions(by_position), lo, hi)
+
+
+def far_seed_sd(ref_runs: pd.DataFrame) -> float:
+    """Seed-to-seed standard deviation of one run's loss beyond position FAR, pooled over
+    the configurations at the shared rate (NaN before any has two seeds)."""
+    m = eq.main_runs(ref_runs)
+    if not len(m):
+        return float("nan")
+    far = m.assign(far=[far_loss(b) for b in m.by_position])
+    g = far.groupby("config").far
+    n, var = g.count(), g.var(ddof=1)
+    ok = n >= 2
+    if not ok.any():
+        return float("nan")
+    return float(np.sqrt(((n[ok] - 1) * var[ok]).sum() / (n[ok] - 1).sum()))
+
+
+def compare(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per longer run with its configuration's run of the same seed at 20 tokens
+    per parameter: whole-split losses (``loss_short``, ``loss_long``, ``change`` = long -
+    short), loss at positions 2-3 (``near_long``) and beyond FAR (``far_short``,
+    ``far_long``), and ``vs_trigram`` = far_long minus the trigram's loss beyond FAR
+    (< 0: better than two tokens of context can be). NaN where the reference run is
+    missing."""
+    if not len(long_runs):
+        return pd.DataFrame(columns=COLUMNS)
+    ref = eq.main_runs(ref_runs)
+    ref = ref.set_index(["config", "seed"]) if len(ref) else ref
+    tri = trigram_far()
+    rows = []
+    for r in long_runs.itertuples():
+        key = (r.config, r.seed)
+        has = len(ref) and key in ref.index
+        short = ref.loc[key] if has else None
+        far_long = far_loss(r.by_position)
+        rows.append({"config": r.config, "seed": int(r.seed),
+                     "loss_short": float(short.val_loss_full_nats) if has else np.nan,
+                     "loss_long": float(r.val_loss_full_nats),
+                     "near_long": far_loss(r.by_position, 2, 3),
+                     "far_short": far_loss(short.by_position) if has else np.nan,
+                     "far_long": far_long, "vs_trigram": far_long - tri})
+    out = pd.DataFrame(rows, columns=COLUMNS[:4] + COLUMNS[5:])
+    out.insert(4, "change", out.loss_long - out.loss_short)
+    out["config"] = pd.Categorical(out.config, eq.CONFIGS, ordered=True)
+    return out.sort_values(["config", "seed"]).astype({"config": str}).reset_index(drop=True)
+
+
+def head_gains(cmp: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """What 1 -> 8 query heads ((1, 1) - (8, 1)) and 1 -> 8 KV heads ((8, 1) - (8, 8)) gain
+    in one seed, after the longer training (``long``) and at 20 tokens per parameter
+    (``short``), whole split and beyond FAR; {} until the three configurations have run."""
+    c = cmp.drop_duplicates("config").set_index("config") if len(cmp) else cmp
+    if not {"(1, 1)", "(8, 1)", "(8, 8)"} <= set(c.index):
+        return {}
+    return {name: {f"{col}_{t}": float(c.loc[a, f"{col}_{t}"] - c.loc[b, f"{col}_{t}"])
+                   for col in ("loss", "far") for t in ("short", "long")}
+            for name, (a, b) in {"query": ("(1, 1)", "(8, 1)"),
+                                 "kv": ("(8, 1)", "(8, 8)")}.items()}
+
+
+def curve(long_runs: pd.DataFrame, config: str, label: str) -> pd.DataFrame:
+    """One longer run's loss by position in :func:`equal_size.by_position`'s long form,
+    named ``label`` (for the loss-by-position figure); empty before it has run."""
+    r = long_runs[long_runs.config == config] if len(long_runs) else long_runs
+    if not len(r):
+        return pd.DataFrame(columns=["config", "first", "last", "nats", "n_seeds"])
+    return _positions(r.iloc[0].by_position).assign(config=label, n_seeds=1)[
+        ["config", "first", "last", "nats", "n_seeds"]]
+
+
+def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
+    """What the longer runs say, in sentences computed from them: progress, what the
+    longer training changed for each configuration, whether the configuration that was
+    best beyond position FAR at 20 tokens per parameter (chosen before these runs, so not
+    the best of several noisy runs) now beats the trigram there by more than
+    :data:`NOISE_SDS` seed standard deviations of one run, and the head gains once the
+    three configurations have run (one seed: no interval)."""
+    n, total, x = len(long_runs), planned(), multiple()
+    if not n:
+        return (f"None of the {total} longer runs has finished yet; until they have, this "
+                "section has nothing to report.")
+    cmp, sd = compare(long_runs, ref_runs), far_seed_sd(ref_runs)
+    tri = float(cmp.far_long.iloc[0] - cmp.vs_trigram.iloc[0])
+    head = (f"All {total} longer runs have finished." if n >= total else
+            f"{n} of {total} longer runs {'has' if n == 1 else 'have'} finished.")
+    changes = "; ".join(f"{r.config} {r.loss_short:.3f} → {r.loss_long:.3f} nats "
+                        f"({r.change:+.3f})" for r in cmp.itertuples())
+    text = (f"{head} Trained {x:g} times as long (the same seed, shape and rate), the "
+            f"whole-split losses move: {changes}.")
+    judged = eq.head_comparison(ref_runs)["far_best_config"] or eq.REFERENCE
+    if judged not in set(cmp.config):
+        text += f" {judged}, the run the trigram test reads, has not finished yet."
+        return text
+    best = cmp[cmp.config == judged].iloc[0]
+    margin = float(-best.vs_trigram)
+    nums = (f"{best.far_long:.3f} against the trigram's {tri:.3f} nats, "
+            f"{best.far_short:.3f} before; a run's seed noise there is {sd:.3f}")
+    where = (f" Beyond position {eq.FAR}, {judged}, the best there at 20 tokens per "
+             "parameter and so chosen before these runs,")
+    if np.isfinite(sd) and margin > NOISE_SDS * sd:
+        text += (f"{where} now beats the trigram ({nums}): with more training these models "
+                 "use context a count model cannot.")
+    elif np.isfinite(sd) and margin < -NOISE_SDS * sd:
+        text += f"{where} still trails the trigram ({nums})."
+    else:
+        text += (f"{where} still ties the trigram ({nums}): {x:g} times the training does "
+                 "not make these models use long context.")
+    g = head_gains(cmp)
+    if g:
+        q, kv = g["query"], g["kv"]
+        text += (f" In this seed 1 → 8 query heads gain {q['loss_long']:.3f} nats "
+                 f"({q['loss_short']:.3f} at 20 tokens per parameter) and 1 → 8 KV heads "
+                 f"{kv['loss_long']:.3f} ({kv['loss_short']:.3f}); beyond position {eq.FAR}, "
+                 f"{q['far_long']:.3f} and {kv['far_long']:.3f} ({q['far_short']:.3f} and "
+                 f"{kv['far_short']:.3f}).")
+    return text
