@@ -37,7 +37,7 @@ from gqa_lib.evidence.paper import (HEADLINE_BOOT, PAPER_DIR, PAPER_HEADLINE, TA
 from gqa_lib.fit.recipe import bootstrap_grids
 from gqa_lib.errors import GQAError
 from gqa_lib.evidence.equal_size import ALPHA as SEED_ALPHA
-from gqa_lib.units import format_heads_each, format_p
+from gqa_lib.units import format_heads_each, format_p, format_saving
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here", "pending")
 SAVING_TOLERANCE_PTS = 5.0  # a saving within 5 points of the paper's counts as reproduced
@@ -177,7 +177,7 @@ def _serving_row(speedup: float, inf: pd.Series) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _our_sweep() -> dict[str, Any]:
-    """What our sweeps can say (data/sweeps/cpu-v2.csv, mqar-v1.csv, cpu-eq-v1 to v3.csv): do the
+    """What our sweeps can say (data/sweeps/cpu-v2.csv, mqar-v1.csv, cpu-eq-v1 to v4.csv): do the
     models use their context and beat the count models; the equal-shape confound; MQAR."""
     from gqa_lib.evidence import equal_size as eq
     from gqa_lib.evidence import reanalysis as ra
@@ -246,7 +246,7 @@ def _retrieval_row(ours: dict[str, Any], nih: pd.Series) -> dict[str, Any]:
 
 
 def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
-    """App. I's query heads against KV heads: tested at equal size (cpu-eq-v1 to v3) once every
+    """App. I's query heads against KV heads: tested at equal size (cpu-eq-v1 to v4) once every
     configuration has three seeds and the models beat the trigram; cpu-v2's equal-shape
     comparison is confounded by size and tokens."""
     from gqa_lib.evidence import equal_size as eq
@@ -264,7 +264,8 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
     basis = {"kind": "trained", "confounded": "", "uses_context": True,
              "beats_trigram": True, "holds": False, "z": 0.0, "pending": ""}
     if not st["ready"]:
-        basis["pending"] = (f"data/sweeps/cpu-eq-v1 to v3 (equal size, {done}; "
+        basis["pending"] = (f"data/sweeps/{eq.GRIDS[0].stem} to {eq.GRIDS[-1].stem} "
+                            f"(equal size, {done}; "
                             f"{eq.MIN_SEEDS} seeds of each configuration)")
         ours_text = (f"equal-size runs: {done} finished"
                      + (f", {st['min_seeds']} to {max(st['seeds'].values())} seeds per "
@@ -335,7 +336,8 @@ def scoreboard(model=None, *, n_boot: int = HEADLINE_BOOT) -> pd.DataFrame:
     ours_cell, noise = _spread(spread, "memory_pct", P["memory_pct"], "{:.1f}%")
     rows.append(_row(
         "(8, 1) needs less memory than Llama-3 GQA at 128K, same loss",
-        f"{P['memory_pct']:.1f}% less", f"{h['memory_pct']:.1f}% less{ours_cell}", mem_v,
+        format_saving(P["memory_pct"], "memory"),
+        format_saving(h["memory_pct"], "memory") + ours_cell, mem_v,
         why + noise + "; baseline: the Llama-3 model of the same loss on the fitted law",
         "notebooks/recipe", "the-headline-beside-the-paper-s-numbers",
         basis={"kind": "saving", "ours": h["memory_pct"], "paper": P["memory_pct"],
@@ -351,8 +353,9 @@ def scoreboard(model=None, *, n_boot: int = HEADLINE_BOOT) -> pd.DataFrame:
     _, noise = _spread(spread, "flops_pct:fig2", P["flops_pct"], "{:.1f}%")
     rows.append(_row(
         "(8, 1) needs fewer FLOPs than Llama-3 GQA at 128K, same loss",
-        f"{P['flops_pct']:.1f}% fewer",
-        f"{flops['fig2']:.1f}% fewer ({lo:.1f}% to {hi:.1f}% by convention)", fl_v,
+        format_saving(P["flops_pct"], "FLOPs"),
+        format_saving(flops["fig2"], "FLOPs") + f" ({lo:.1f}% to {hi:.1f}% by convention)",
+        fl_v,
         why + noise.replace("; the paper's", "; by Fig. 2's count, the paper's"),
         "notebooks/recipe", "the-headline-beside-the-paper-s-numbers",
         basis={"kind": "saving", "ours": flops["fig2"], "paper": P["flops_pct"],
