@@ -216,3 +216,21 @@ def test_the_head_count_row_reads_the_equal_size_runs_once_they_are_in(monkeypat
     assert f"12 of {st['planned']} runs" in row.ours and not basis.get("pending")
     assert basis["beats_trigram"] and basis["uses_context"]
     assert row.verdict == _by_the_rules(basis) == "reproduced"  # query gain 0.10 > KV 0.05
+
+
+def test_the_head_count_row_says_what_longer_training_changed(board):
+    """The App. I row's why carries the longer runs' trigram test (cpu-eq-long-v1) once
+    the run it reads has finished, and nothing before."""
+    from gqa_lib.evidence import equal_size as eq
+    from gqa_lib.evidence import longer_training as lt
+    from gqa_lib.evidence import scoreboard as sb
+
+    assert sb._longer({"long": {"state": "waiting"}, "long_multiple": 4.0}) == ""
+    j = {"config": "(8, 8)", "state": "ties", "before": "ties", "far_long": 3.49,
+         "far_short": 3.493, "trigram": 3.495, "sd": 0.01}
+    assert sb._longer({"long": j, "long_multiple": 4.0}) == (
+        "; trained 4 times as long (one seed), (8, 8) still ties the trigram (3.490 against "
+        "the trigram's 3.495 nats, 3.493 before; a run's seed noise there is 0.010)")
+    row = board[board.claim.str.startswith("Loss falls with query heads")].iloc[0]
+    real = lt.judge(lt.read(), eq.read())
+    assert ("times as long (one seed)" in row.why) == (real["state"] != "waiting")

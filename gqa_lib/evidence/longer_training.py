@@ -137,43 +137,77 @@ def curve(long_runs: pd.DataFrame, config: str, label: str) -> pd.DataFrame:
         ["config", "first", "last", "nats", "n_seeds"]]
 
 
+def _state(margin: float, sd: float) -> str:
+    """'beats', 'trails' or 'ties' the trigram: ``margin`` (trigram minus run) beyond
+    :data:`NOISE_SDS` seed standard deviations ``sd`` of one run, or inside them."""
+    if np.isfinite(sd) and margin > NOISE_SDS * sd:
+        return "beats"
+    if np.isfinite(sd) and margin < -NOISE_SDS * sd:
+        return "trails"
+    return "ties"
+
+
+def judge(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> dict:
+    """The trigram test on the longer runs: the ``config`` judged is the one that was best
+    beyond position FAR at 20 tokens per parameter (chosen before these runs, so not the
+    best of several noisy runs); ``state`` is how its longer run compares with the trigram
+    there ('beats', 'ties', 'trails': :func:`_state`, against ``sd``, the seed noise of one
+    run, :func:`far_seed_sd`), ``before`` the same for its run at 20, ``far_long``,
+    ``far_short``, ``trigram``; ``state`` is 'waiting' until that run has finished."""
+    judged = eq.head_comparison(ref_runs)["far_best_config"] or eq.REFERENCE
+    cmp, sd, tri = compare(long_runs, ref_runs), far_seed_sd(ref_runs), trigram_far()
+    out = {"config": judged, "state": "waiting", "before": "", "sd": sd, "trigram": tri,
+           "far_long": np.nan, "far_short": np.nan}
+    if judged in set(cmp.config):
+        r = cmp[cmp.config == judged].iloc[0]
+        out.update(state=_state(tri - r.far_long, sd), before=_state(tri - r.far_short, sd),
+                   far_long=float(r.far_long), far_short=float(r.far_short))
+    return out
+
+
+def compared(j: dict) -> str:
+    """'still ties the trigram (3.49 against the trigram's 3.495 nats, 3.485 before; ...)'"""
+    word = "still" if j["state"] == j["before"] else "now"
+    return (f"{word} {j['state']} the trigram ({j['far_long']:.3f} against the trigram's "
+            f"{j['trigram']:.3f} nats, {j['far_short']:.3f} before; a run's seed noise there "
+            f"is {j['sd']:.3f})")
+
+
+def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
+    """The longer runs' trigram test in one sentence, for a page's takeaways."""
+    j, x = judge(long_runs, ref_runs), multiple()
+    if j["state"] == "waiting":
+        return (f"Trained {x:g} times as long ({len(long_runs)} of {planned()} runs "
+                f"finished), {j['config']} has not finished yet.")
+    return (f"Trained {x:g} times as long (one seed), {j['config']} beyond position {eq.FAR} "
+            + compared(j) + ".")
+
+
 def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     """What the longer runs say, in sentences computed from them: progress, what the
-    longer training changed for each configuration, whether the configuration that was
-    best beyond position FAR at 20 tokens per parameter (chosen before these runs, so not
-    the best of several noisy runs) now beats the trigram there by more than
-    :data:`NOISE_SDS` seed standard deviations of one run, and the head gains once the
-    three configurations have run (one seed: no interval)."""
+    longer training changed for each configuration, the trigram test (:func:`judge`), and
+    the head gains once the three configurations have run (one seed: no interval)."""
     n, total, x = len(long_runs), planned(), multiple()
     if not n:
         return (f"None of the {total} longer runs has finished yet; until they have, this "
                 "section has nothing to report.")
-    cmp, sd = compare(long_runs, ref_runs), far_seed_sd(ref_runs)
-    tri = float(cmp.far_long.iloc[0] - cmp.vs_trigram.iloc[0])
+    cmp = compare(long_runs, ref_runs)
     head = (f"All {total} longer runs have finished." if n >= total else
             f"{n} of {total} longer runs {'has' if n == 1 else 'have'} finished.")
     changes = "; ".join(f"{r.config} {r.loss_short:.3f} → {r.loss_long:.3f} nats "
                         f"({r.change:+.3f})" for r in cmp.itertuples())
     text = (f"{head} Trained {x:g} times as long (the same seed, shape and rate), the "
             f"whole-split losses move: {changes}.")
-    judged = eq.head_comparison(ref_runs)["far_best_config"] or eq.REFERENCE
-    if judged not in set(cmp.config):
-        text += f" {judged}, the run the trigram test reads, has not finished yet."
-        return text
-    best = cmp[cmp.config == judged].iloc[0]
-    margin = float(-best.vs_trigram)
-    nums = (f"{best.far_long:.3f} against the trigram's {tri:.3f} nats, "
-            f"{best.far_short:.3f} before; a run's seed noise there is {sd:.3f}")
-    where = (f" Beyond position {eq.FAR}, {judged}, the best there at 20 tokens per "
-             "parameter and so chosen before these runs,")
-    if np.isfinite(sd) and margin > NOISE_SDS * sd:
-        text += (f"{where} now beats the trigram ({nums}): with more training these models "
-                 "use context a count model cannot.")
-    elif np.isfinite(sd) and margin < -NOISE_SDS * sd:
-        text += f"{where} still trails the trigram ({nums})."
-    else:
-        text += (f"{where} still ties the trigram ({nums}): {x:g} times the training does "
-                 "not make these models use long context.")
+    j = judge(long_runs, ref_runs)
+    if j["state"] == "waiting":
+        return text + f" {j['config']}, the run the trigram test reads, has not finished yet."
+    text += (f" Beyond position {eq.FAR}, {j['config']}, the best there at 20 tokens per "
+             f"parameter and so chosen before these runs, {compared(j)}"
+             + {"beats": ": with more training these models use context a count model "
+                         "cannot.",
+                "ties": f": {x:g} times the training does not make these models use long "
+                        "context.",
+                "trails": "."}[j["state"]])
     g = head_gains(cmp)
     if g:
         q, kv = g["query"], g["kv"]

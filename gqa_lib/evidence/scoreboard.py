@@ -180,6 +180,7 @@ def _our_sweep() -> dict[str, Any]:
     """What our sweeps can say (data/sweeps/cpu-v2.csv, mqar-v1.csv, cpu-eq-v1 to v4.csv): do the
     models use their context and beat the count models; the equal-shape confound; MQAR."""
     from gqa_lib.evidence import equal_size as eq
+    from gqa_lib.evidence import longer_training as lt
     from gqa_lib.evidence import reanalysis as ra
     from gqa_lib.evidence import sweep_recipe as sr
     from gqa_lib.evidence.sweep_summary import mqar_separation
@@ -203,7 +204,8 @@ def _our_sweep() -> dict[str, Any]:
             "axes": axes, "token_ratio": (float(d81.token_ratio.min()),
                                           float(d81.token_ratio.max())),
             "d81": float(d81.delta.mean()), "d81_size": float(d81.predicted.mean()),
-            "mqar": sep, "mqar_runs": mq, "eq_runs": eq_runs, "eq": eq.status(eq_runs)}
+            "mqar": sep, "mqar_runs": mq, "eq_runs": eq_runs, "eq": eq.status(eq_runs),
+            "long": lt.judge(lt.read(), eq_runs), "long_multiple": lt.multiple()}
 
 
 def _fewer_heads_worse(pair: str, diff: float) -> bool:
@@ -295,13 +297,25 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
                   + ("mostly short-range" if eq.short_range(pen) else "growing with position")
                   + f" ({pen['near']:+.3f} at positions 2-3, "
                   f"{pen['mid']:+.3f} at 8-15, {pen['far']:+.3f} beyond {eq.FAR})" if pen else "")
-               + "; the paper's law is fitted at 470M+ parameters")
+               + _longer(ours) + "; the paper's law is fitted at 470M+ parameters")
     return _row(
         "Loss falls with query heads (App. I's power law) more than with KV heads",
         f"App. I: b = {laws.b.min():.3f} to {laws.b.max():.3f} at "
         f"{laws.model_label.iloc[0]} to {laws.model_label.iloc[-1]}", ours_text,
         trained_verdict(basis), why, "notebooks/training", "heads-at-equal-size",
         basis=basis)
+
+
+def _longer(ours: dict[str, Any]) -> str:
+    """'; trained 4 times as long (one seed), (8, 8) still ties the trigram (...)': the
+    longer runs' trigram test (cpu-eq-long-v1), once the run it reads has finished."""
+    from gqa_lib.evidence import longer_training as lt
+
+    j = ours["long"]
+    if j["state"] == "waiting":
+        return ""
+    return (f"; trained {ours['long_multiple']:g} times as long (one seed), {j['config']} "
+            + lt.compared(j))
 
 
 def _spread(spread: dict[str, Any], key: str, paper: float, fmt: str) -> tuple[str, str]:
