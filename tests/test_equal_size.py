@@ -204,18 +204,23 @@ def test_longer_runs_before_any_has_finished(tmp_path):
     assert lt.compare(none, eq.read()).empty and lt.head_gains(lt.compare(none, eq.read())) == {}
     assert lt.curve(none, "(8, 8)", "x").empty
     assert lt.verdict(none, eq.read()) == (
-        "None of the 3 longer runs has finished yet; until they have, this section has "
-        "nothing to report.")
+        f"None of the {lt.planned()} longer runs has finished yet; until they have, this "
+        "section has nothing to report.")
 
 
 def test_the_longer_grid_trains_the_equal_size_runs_longer():
     """Same shape, widths, rate and data as the equal-size grid, 4x the tokens: the run ids
-    (which carry the widths) are among the equal-size grid's, one seed each."""
+    (which carry the widths) are the equal-size grid's but for the seed."""
+    import re
+
     from gqa_lib.train import load_grid
     _, long_specs = load_grid(lt.LONG_GRID)
     _, eq_specs = load_grid(eq.EQ_GRID)
-    eq_ids = {s.run_id.replace("-s5", "-s0") for s in eq_specs}
-    assert {s.run_id for s in long_specs} <= eq_ids and len(long_specs) == lt.planned() == 3
+
+    def unseeded(specs):
+        return {re.sub(r"-s\d+", "-s", s.run_id) for s in specs}
+
+    assert unseeded(long_specs) <= unseeded(eq_specs) and len(long_specs) == lt.planned() == 4
     assert lt.multiple() == 4.0
     assert {s.train.lr for s in long_specs} == {eq.base_lr()}
 
@@ -230,13 +235,13 @@ def test_the_longer_verdict_reads_the_run_chosen_before(tmp_path):
     assert "(8, 8), the best there at 20 tokens per parameter" in tie
     assert "still ties the trigram" in tie and "4 times the training does not" in tie
     beats = lt.verdict(_long(tmp_path, {"(8, 8)": 2.5 * sd}), ref)
-    assert "now beats the trigram" in beats and beats.startswith("1 of 3 longer runs has")
+    assert "now beats the trigram" in beats and beats.startswith("1 of 4 longer runs has")
     trails = lt.verdict(_long(tmp_path, {"(8, 8)": -2.5 * sd}), ref)
     assert "now trails the trigram" in trails  # it tied at 20 tokens per parameter
     waiting = lt.verdict(_long(tmp_path, {"(1, 1)": 0.3}), ref)
     assert waiting.endswith("(8, 8), the run the trigram test reads, has not finished yet.")
     assert lt.takeaway(_long(tmp_path, {"(1, 1)": 0.3}), ref) == (
-        "Trained 4 times as long (1 of 3 runs finished), (8, 8) has not finished yet.")
+        "Trained 4 times as long (1 of 4 runs finished), (8, 8) has not finished yet.")
     assert lt.takeaway(_long(tmp_path, {"(8, 8)": 0.0}), ref).startswith(
         "Trained 4 times as long (one seed), (8, 8) beyond position 64 still ties the trigram")
 
@@ -254,6 +259,30 @@ def test_the_longer_comparison_pairs_config_and_seed(tmp_path):
     assert g["kv"]["far_short"] == pytest.approx(0.05)
     assert g["kv"]["far_long"] == pytest.approx(0.05 + 0.1 - 0.05)  # (8, 8) gained more
     text = lt.verdict(long, ref)
-    assert text.startswith("All 3 longer runs have finished.")
+    assert text.startswith("3 of 4 longer runs have finished.")
     assert "KV heads 0.050 (0.050); beyond position 64, 0.150 and 0.100 (0.100 and 0.050)" in text
     assert set(lt.curve(long, "(8, 8)", "(8, 8), 4x").config) == {"(8, 8), 4x"}
+
+
+def test_the_longer_test_averages_the_seeds_of_the_judged_run(tmp_path):
+    """Two seeds of (8, 8): the test reads their mean against the noise of a mean of two
+    runs (sd / sqrt 2); the figure's curve is their mean; head gains use the seeds where
+    all three configurations ran (seed 0)."""
+    ref = _ref(tmp_path)
+    sd = lt.far_seed_sd(ref)
+    rows = []
+    for c, s, g in (("(8, 8)", 0, 2.2 * sd), ("(8, 8)", 1, 1.0 * sd), ("(8, 1)", 0, 0.0),
+                    ("(1, 1)", 0, 0.0)):
+        rows.append(_row(c, s, far_gain=_far_gain(c, g)))
+    p = tmp_path / "long2.csv"
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
+    long = lt.read(p)
+    j = lt.judge(long, ref)
+    assert j["n"] == 2 and j["sd"] == pytest.approx(sd / np.sqrt(2))
+    assert j["far_long"] == pytest.approx(lt.trigram_far() - 1.6 * sd)
+    assert j["state"] == "beats"  # 1.6 sd of one run (a tie) is 2.26 sd of a mean of two
+    assert lt.takeaway(long, ref).startswith("Trained 4 times as long (2 seeds), (8, 8)")
+    assert "a mean of 2 runs' seed noise there is" in lt.verdict(long, ref)
+    assert lt.head_gains(lt.compare(long, ref))["kv"]["n_seeds"] == 1
+    cur = lt.curve(long, "(8, 8)", "x")
+    assert (cur.n_seeds == 2).all() and len(cur) == 10

@@ -226,7 +226,7 @@ def test_the_head_count_row_says_what_longer_training_changed(board):
     from gqa_lib.evidence import scoreboard as sb
 
     assert sb._longer({"long": {"state": "waiting"}, "long_multiple": 4.0}) == ""
-    j = {"config": "(8, 8)", "state": "ties", "before": "ties", "far_long": 3.49,
+    j = {"config": "(8, 8)", "state": "ties", "before": "ties", "far_long": 3.49, "n": 1,
          "far_short": 3.493, "trigram": 3.495, "sd": 0.01}
     assert sb._longer({"long": j, "long_multiple": 4.0}) == (
         "; trained 4 times as long (one seed), (8, 8) still ties the trigram (3.490 against "

@@ -116,25 +116,35 @@ def compare(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> pd.DataFrame:
 
 def head_gains(cmp: pd.DataFrame) -> dict[str, dict[str, float]]:
     """What 1 -> 8 query heads ((1, 1) - (8, 1)) and 1 -> 8 KV heads ((8, 1) - (8, 8)) gain
-    in one seed, after the longer training (``long``) and at 20 tokens per parameter
-    (``short``), whole split and beyond FAR; {} until the three configurations have run."""
-    c = cmp.drop_duplicates("config").set_index("config") if len(cmp) else cmp
-    if not {"(1, 1)", "(8, 1)", "(8, 8)"} <= set(c.index):
+    after the longer training (``long``) and at 20 tokens per parameter (``short``), whole
+    split and beyond FAR, averaged over the ``n_seeds`` seeds in which all three
+    configurations have run (too few for an interval); {} before any."""
+    need = ["(1, 1)", "(8, 1)", "(8, 8)"]
+    cols = [f"{c}_{t}" for c in ("loss", "far") for t in ("short", "long")]
+    wide = cmp.pivot_table(index="seed", columns="config", values=cols) if len(cmp) else None
+    if wide is None or not set(need) <= set(wide.columns.get_level_values(1)):
         return {}
-    return {name: {f"{col}_{t}": float(c.loc[a, f"{col}_{t}"] - c.loc[b, f"{col}_{t}"])
-                   for col in ("loss", "far") for t in ("short", "long")}
+    wide = wide.dropna()  # seeds with all three (and their runs at 20 tokens per parameter)
+    wide = wide[[(c, k) for c in cols for k in need]].dropna()
+    if not len(wide):
+        return {}
+    return {name: {**{c: float((wide[(c, a)] - wide[(c, b)]).mean()) for c in cols},
+                   "n_seeds": len(wide)}
             for name, (a, b) in {"query": ("(1, 1)", "(8, 1)"),
                                  "kv": ("(8, 1)", "(8, 8)")}.items()}
 
 
 def curve(long_runs: pd.DataFrame, config: str, label: str) -> pd.DataFrame:
-    """One longer run's loss by position in :func:`equal_size.by_position`'s long form,
-    named ``label`` (for the loss-by-position figure); empty before it has run."""
+    """A configuration's longer runs' loss by position (mean over their seeds) in
+    :func:`equal_size.by_position`'s long form, named ``label`` (for the loss-by-position
+    figure); empty before any has run."""
+    cols = ["config", "first", "last", "nats", "n_seeds"]
     r = long_runs[long_runs.config == config] if len(long_runs) else long_runs
     if not len(r):
-        return pd.DataFrame(columns=["config", "first", "last", "nats", "n_seeds"])
-    return _positions(r.iloc[0].by_position).assign(config=label, n_seeds=1)[
-        ["config", "first", "last", "nats", "n_seeds"]]
+        return pd.DataFrame(columns=cols)
+    pos = pd.concat([_positions(b) for b in r.by_position])
+    out = pos.groupby(["first", "last"], sort=True).nats.mean().reset_index()
+    return out.assign(config=label, n_seeds=len(r))[cols]
 
 
 def _state(margin: float, sd: float) -> str:
@@ -153,23 +163,34 @@ def judge(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> dict:
     best of several noisy runs); ``state`` is how its longer run compares with the trigram
     there ('beats', 'ties', 'trails': :func:`_state`, against ``sd``, the seed noise of one
     run, :func:`far_seed_sd`), ``before`` the same for its run at 20, ``far_long``,
-    ``far_short``, ``trigram``; ``state`` is 'waiting' until that run has finished."""
+    ``far_short``, ``trigram``, each a mean over the ``n`` seeds it has run (``sd`` is
+    then the noise of that mean, the seed noise of one run over sqrt(n)); ``state`` is
+    'waiting' until a run of it has finished."""
     judged = eq.head_comparison(ref_runs)["far_best_config"] or eq.REFERENCE
     cmp, sd, tri = compare(long_runs, ref_runs), far_seed_sd(ref_runs), trigram_far()
     out = {"config": judged, "state": "waiting", "before": "", "sd": sd, "trigram": tri,
-           "far_long": np.nan, "far_short": np.nan}
-    if judged in set(cmp.config):
-        r = cmp[cmp.config == judged].iloc[0]
-        out.update(state=_state(tri - r.far_long, sd), before=_state(tri - r.far_short, sd),
-                   far_long=float(r.far_long), far_short=float(r.far_short))
+           "far_long": np.nan, "far_short": np.nan, "n": 0}
+    r = cmp[cmp.config == judged] if len(cmp) else cmp
+    if len(r):
+        sd_mean = sd / np.sqrt(len(r))
+        far_long, far_short = float(r.far_long.mean()), float(r.far_short.mean())
+        out.update(state=_state(tri - far_long, sd_mean),
+                   before=_state(tri - far_short, sd_mean), far_long=far_long,
+                   far_short=far_short, sd=sd_mean, n=len(r))
     return out
+
+
+def seeds(j: dict) -> str:
+    """'one seed', '2 seeds': how many runs :func:`judge` averaged."""
+    return "one seed" if j["n"] == 1 else f"{j['n']} seeds"
 
 
 def compared(j: dict) -> str:
     """'still ties the trigram (3.49 against the trigram's 3.495 nats, 3.485 before; ...)'"""
     word = "still" if j["state"] == j["before"] else "now"
+    noise = "a run's" if j["n"] == 1 else f"a mean of {j['n']} runs'"
     return (f"{word} {j['state']} the trigram ({j['far_long']:.3f} against the trigram's "
-            f"{j['trigram']:.3f} nats, {j['far_short']:.3f} before; a run's seed noise there "
+            f"{j['trigram']:.3f} nats, {j['far_short']:.3f} before; {noise} seed noise there "
             f"is {j['sd']:.3f})")
 
 
@@ -179,13 +200,13 @@ def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     if j["state"] == "waiting":
         return (f"Trained {x:g} times as long ({len(long_runs)} of {planned()} runs "
                 f"finished), {j['config']} has not finished yet.")
-    return (f"Trained {x:g} times as long (one seed), {j['config']} beyond position {eq.FAR} "
+    return (f"Trained {x:g} times as long ({seeds(j)}), {j['config']} beyond position {eq.FAR} "
             + compared(j) + ".")
 
 
 def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     """What the longer runs say, in sentences computed from them: progress, what the
-    longer training changed for each configuration, the trigram test (:func:`judge`), and
+    longer training changed for each configuration (mean over its seeds), the trigram test (:func:`judge`), and
     the head gains once the three configurations have run (one seed: no interval)."""
     n, total, x = len(long_runs), planned(), multiple()
     if not n:
@@ -194,9 +215,10 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     cmp = compare(long_runs, ref_runs)
     head = (f"All {total} longer runs have finished." if n >= total else
             f"{n} of {total} longer runs {'has' if n == 1 else 'have'} finished.")
-    changes = "; ".join(f"{r.config} {r.loss_short:.3f} → {r.loss_long:.3f} nats "
-                        f"({r.change:+.3f})" for r in cmp.itertuples())
-    text = (f"{head} Trained {x:g} times as long (the same seed, shape and rate), the "
+    per = cmp.groupby("config", sort=False)[["loss_short", "loss_long", "change"]].mean()
+    changes = "; ".join(f"{c} {r.loss_short:.3f} → {r.loss_long:.3f} nats ({r.change:+.3f})"
+                        for c, r in per.iterrows())
+    text = (f"{head} Trained {x:g} times as long (the same seeds, shape and rate), the "
             f"whole-split losses move: {changes}.")
     j = judge(long_runs, ref_runs)
     if j["state"] == "waiting":
@@ -211,7 +233,8 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     g = head_gains(cmp)
     if g:
         q, kv = g["query"], g["kv"]
-        text += (f" In this seed 1 → 8 query heads gain {q['loss_long']:.3f} nats "
+        where = "this seed" if q["n_seeds"] == 1 else f"these {q['n_seeds']} seeds"
+        text += (f" In {where} 1 → 8 query heads gain {q['loss_long']:.3f} nats "
                  f"({q['loss_short']:.3f} at 20 tokens per parameter) and 1 → 8 KV heads "
                  f"{kv['loss_long']:.3f} ({kv['loss_short']:.3f}); beyond position {eq.FAR}, "
                  f"{q['far_long']:.3f} and {kv['far_long']:.3f} ({q['far_short']:.3f} and "

@@ -314,7 +314,7 @@ def _longer(ours: dict[str, Any]) -> str:
     j = ours["long"]
     if j["state"] == "waiting":
         return ""
-    return (f"; trained {ours['long_multiple']:g} times as long (one seed), {j['config']} "
+    return (f"; trained {ours['long_multiple']:g} times as long ({lt.seeds(j)}), {j['config']} "
             + lt.compared(j))
 
 
