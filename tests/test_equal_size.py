@@ -220,7 +220,7 @@ def test_the_longer_grid_trains_the_equal_size_runs_longer():
     def unseeded(specs):
         return {re.sub(r"-s\d+", "-s", s.run_id) for s in specs}
 
-    assert unseeded(long_specs) <= unseeded(eq_specs) and len(long_specs) == lt.planned() == 4
+    assert unseeded(long_specs) <= unseeded(eq_specs) and len(long_specs) == lt.planned() == 9
     assert lt.multiple() == 4.0
     assert {s.train.lr for s in long_specs} == {eq.base_lr()}
 
@@ -235,13 +235,14 @@ def test_the_longer_verdict_reads_the_run_chosen_before(tmp_path):
     assert "(8, 8), the best there at 20 tokens per parameter" in tie
     assert "still ties the trigram" in tie and "4 times the training does not" in tie
     beats = lt.verdict(_long(tmp_path, {"(8, 8)": 2.5 * sd}), ref)
-    assert "now beats the trigram" in beats and beats.startswith("1 of 4 longer runs has")
+    assert "now beats the trigram" in beats and beats.startswith(f"1 of {lt.planned()} longer runs has")
     trails = lt.verdict(_long(tmp_path, {"(8, 8)": -2.5 * sd}), ref)
     assert "now trails the trigram" in trails  # it tied at 20 tokens per parameter
     waiting = lt.verdict(_long(tmp_path, {"(1, 1)": 0.3}), ref)
     assert waiting.endswith("(8, 8), the run the trigram test reads, has not finished yet.")
     assert lt.takeaway(_long(tmp_path, {"(1, 1)": 0.3}), ref) == (
-        "Trained 4 times as long (1 of 4 runs finished), (8, 8) has not finished yet.")
+        f"Trained 4 times as long (1 of {lt.planned()} runs finished), (8, 8) has not "
+        "finished yet.")
     assert lt.takeaway(_long(tmp_path, {"(8, 8)": 0.0}), ref).startswith(
         "Trained 4 times as long (one seed), (8, 8) beyond position 64 still ties the trigram")
 
@@ -259,7 +260,7 @@ def test_the_longer_comparison_pairs_config_and_seed(tmp_path):
     assert g["kv"]["far_short"] == pytest.approx(0.05)
     assert g["kv"]["far_long"] == pytest.approx(0.05 + 0.1 - 0.05)  # (8, 8) gained more
     text = lt.verdict(long, ref)
-    assert text.startswith("3 of 4 longer runs have finished.")
+    assert text.startswith(f"3 of {lt.planned()} longer runs have finished.")
     assert "KV heads 0.050 (0.050); beyond position 64, 0.150 and 0.100 (0.100 and 0.050)" in text
     assert set(lt.curve(long, "(8, 8)", "(8, 8), 4x").config) == {"(8, 8), 4x"}
 
