@@ -287,3 +287,27 @@ def test_the_longer_test_averages_the_seeds_of_the_judged_run(tmp_path):
     assert lt.head_gains(lt.compare(long, ref))["kv"]["n_seeds"] == 1
     cur = lt.curve(long, "(8, 8)", "x")
     assert (cur.n_seeds == 2).all() and len(cur) == 10
+
+
+def test_longer_runs_that_beat_the_trigram_take_over_the_head_contrast(tmp_path):
+    """Equal-size runs tie the trigram, the longer runs beat it: the page says the results
+    page judges the claim on them, waits for three seeds of each, then gives their paired
+    contrast (query gain 0.10, KV gain 0.05 from HEADS' offsets)."""
+    ref = _ref(tmp_path)
+    rows = [_row(c, s, far_gain=_far_gain(c, 0.2)) for s in (0, 1, 2)
+            for c in ("(8, 8)", "(8, 1)", "(1, 1)")]
+    for r in rows:
+        r["val_loss_full_nats"] += 0.004 * ((r["seed"] * 7 + r["n_head"]) % 3 - 1)
+    p = tmp_path / "long3.csv"
+    pd.DataFrame(rows[:6], columns=COLUMNS).to_csv(p, index=False)
+    two = lt.verdict(lt.read(p), ref)
+    assert "now beats the trigram" in two
+    assert "once each of (8, 8), (8, 1) and (1, 1) has 3 seeds (2 so far). In these 2" in two
+    assert lt.status(lt.read(p))["min_seeds"] == 2
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
+    three = lt.verdict(lt.read(p), ref)
+    c = lt.head_contrast(lt.read(p))
+    assert c["difference"]["n"] == 3 and c["query"]["mean"] == pytest.approx(0.10, abs=0.01)
+    assert "Paired within 3 seeds, 1 → 8 query heads lower the loss by" in three
+    assert three.endswith("These models beat the trigram, so the results page judges the "
+                          "claim on them.")

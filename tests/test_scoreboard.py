@@ -5,6 +5,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from docutils.nodes import make_id
@@ -234,3 +235,44 @@ def test_the_head_count_row_says_what_longer_training_changed(board):
     row = board[board.claim.str.startswith("Loss falls with query heads")].iloc[0]
     real = lt.judge(lt.read(), eq.read())
     assert ("times as long (one seed)" in row.why) == (real["state"] != "waiting")
+
+
+def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_trigram(
+        monkeypatch, tmp_path):
+    """Equal-size runs that tie the trigram beyond position 64 and longer runs of them that
+    beat it: the longer runs' paired head contrast decides the row, pending until each of
+    (8, 8), (8, 1) and (1, 1) has three seeds."""
+    from gqa_lib.evidence import equal_size, longer_training
+    from gqa_lib.evidence import scoreboard as sb
+    from gqa_lib.train.sweep import COLUMNS
+    from test_equal_size import _far_gain, _ref, _row
+
+    ref_path = tmp_path / "ref"
+    ref_path.mkdir()
+    ref = _ref(ref_path)  # seeds 0-2, (8, 8) at the trigram beyond position 64: a tie
+    read_eq = equal_size.read
+    monkeypatch.setattr(equal_size, "read", lambda p=None: ref if p is None else read_eq(p))
+
+    def board_with(long_seeds):
+        rows = [_row(c, s, far_gain=_far_gain(c, 0.2)) for s in long_seeds
+                for c in ("(8, 8)", "(8, 1)", "(1, 1)")]
+        for r in rows:  # query gain 0.10, KV gain 0.05 (HEADS' offsets), plus seed noise
+            r["val_loss_full_nats"] += 0.004 * ((r["seed"] * 7 + r["n_head"]) % 3 - 1)
+        path = tmp_path / f"long{len(long_seeds)}.csv"
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(path, index=False)
+        monkeypatch.setattr(longer_training, "read", lambda p=None: read_eq(path))
+        sb._our_sweep.cache_clear()
+        try:
+            b = sb.scoreboard(n_boot=5)
+        finally:
+            sb._our_sweep.cache_clear()
+        i = int(np.flatnonzero(b.claim.str.startswith("Loss falls with query heads"))[0])
+        return b.iloc[i], b.attrs["basis"][i]
+
+    row, basis = board_with([0, 1])
+    assert row.verdict.startswith("pending: data/sweeps/cpu-eq-long-v1")
+    assert "now beats the trigram" in row.why and row.anchor == "trained-four-times-as-long"
+    row, basis = board_with([0, 1, 2])
+    assert basis["beats_trigram"] and basis["uses_context"] and not basis["pending"]
+    assert row.verdict == _by_the_rules(basis) == "reproduced"
+    assert row.ours.startswith(f"trained 4 times as long, at equal size (9 of {longer_training.planned()} runs")

@@ -410,8 +410,8 @@ def verdict(runs: pd.DataFrame) -> str:
     if not h["uses_context"] or not h["beats_trigram"]:  # the scoreboard's rule (RULES)
         text += (f" But beyond position {FAR} {tri}: models that "
                  "predict no better than the last two tokens where context could help cannot "
-                 "show what heads buy at long context, so the results page counts this claim "
-                 "as not testable here.")
+                 "show what heads buy at long context: at this training length the claim is "
+                 "not testable here.")
     else:
         text += f" Beyond position {FAR} {tri}."
     return text

@@ -23,6 +23,7 @@ import pandas as pd
 
 from gqa_lib.evidence import equal_size as eq
 from gqa_lib.io import DATA_DIR
+from gqa_lib.units import format_p
 
 LONG_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-v1.toml"
 NOISE_SDS = 2.0  # a single run beats the trigram when it is this many seed sds below it
@@ -39,10 +40,11 @@ def _train(path=None) -> dict:
     return tomllib.loads((LONG_GRID if path is None else path).read_text())["train"]
 
 
-def trigram_far() -> float:
-    """The trigram count model's loss beyond position FAR (whole split, T = 512)."""
+def trigram_far(span: str = "far") -> float:
+    """The trigram count model's loss beyond position FAR (``span`` "far"), or at
+    positions 2-3 ("near"), whole split, T = 512."""
     use = eq.context_use(pd.DataFrame()).set_index("config")  # the count models only
-    return float(use.loc["trigram", "far"])
+    return float(use.loc["trigram", span])
 
 
 def planned(path=None) -> int:
@@ -134,6 +136,33 @@ def head_gains(cmp: pd.DataFrame) -> dict[str, dict[str, float]]:
                                  "kv": ("(8, 1)", "(8, 8)")}.items()}
 
 
+HEADS = ("(8, 8)", "(8, 1)", "(1, 1)")  # the configurations of the head contrast
+
+
+def status(long_runs: pd.DataFrame) -> dict:
+    """``done`` and ``planned`` runs, ``seeds`` per configuration of :data:`HEADS`,
+    ``min_seeds``, and ``ready``: each has :data:`~gqa_lib.evidence.equal_size.MIN_SEEDS`
+    seeds, enough for the paired head contrast (:func:`head_contrast`)."""
+    seeds = {c: int((long_runs.config == c).sum()) if len(long_runs) else 0 for c in HEADS}
+    return {"done": len(long_runs), "planned": planned(), "seeds": seeds,
+            "min_seeds": min(seeds.values()), "ready": min(seeds.values()) >= eq.MIN_SEEDS}
+
+
+def head_contrast(long_runs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The equal-size head contrast on the longer runs, paired within the seeds in which
+    all of :data:`HEADS` have run: ``query`` = (1, 1) - (8, 1), ``kv`` = (8, 1) - (8, 8) and
+    their ``difference`` per seed (whole-split losses), each
+    :func:`~gqa_lib.evidence.equal_size.paired_t` (NaN intervals below two seeds)."""
+    wide = (long_runs.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
+            if len(long_runs) else pd.DataFrame())
+    if set(HEADS) <= set(wide):
+        w = wide[list(HEADS)].dropna()
+        q, kv = (w["(1, 1)"] - w["(8, 1)"]).to_numpy(), (w["(8, 1)"] - w["(8, 8)"]).to_numpy()
+    else:
+        q = kv = np.array([])
+    return {"query": eq.paired_t(q), "kv": eq.paired_t(kv), "difference": eq.paired_t(q - kv)}
+
+
 def curve(long_runs: pd.DataFrame, config: str, label: str) -> pd.DataFrame:
     """A configuration's longer runs' loss by position (mean over their seeds) in
     :func:`equal_size.by_position`'s long form, named ``label`` (for the loss-by-position
@@ -163,20 +192,22 @@ def judge(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> dict:
     best of several noisy runs); ``state`` is how its longer run compares with the trigram
     there ('beats', 'ties', 'trails': :func:`_state`, against ``sd``, the seed noise of one
     run, :func:`far_seed_sd`), ``before`` the same for its run at 20, ``far_long``,
-    ``far_short``, ``trigram``, each a mean over the ``n`` seeds it has run (``sd`` is
-    then the noise of that mean, the seed noise of one run over sqrt(n)); ``state`` is
-    'waiting' until a run of it has finished."""
+    ``far_short``, ``trigram``, ``near_long`` (positions 2-3) and ``trigram_near``, each a
+    mean over the ``n`` seeds it has run (``sd`` is then the noise of that mean, the seed
+    noise of one run over sqrt(n)); ``state`` is 'waiting' until a run of it has finished."""
     judged = eq.head_comparison(ref_runs)["far_best_config"] or eq.REFERENCE
     cmp, sd, tri = compare(long_runs, ref_runs), far_seed_sd(ref_runs), trigram_far()
     out = {"config": judged, "state": "waiting", "before": "", "sd": sd, "trigram": tri,
-           "far_long": np.nan, "far_short": np.nan, "n": 0}
+           "far_long": np.nan, "far_short": np.nan, "n": 0, "near_long": np.nan,
+           "trigram_near": trigram_far("near")}
     r = cmp[cmp.config == judged] if len(cmp) else cmp
     if len(r):
         sd_mean = sd / np.sqrt(len(r))
         far_long, far_short = float(r.far_long.mean()), float(r.far_short.mean())
         out.update(state=_state(tri - far_long, sd_mean),
                    before=_state(tri - far_short, sd_mean), far_long=far_long,
-                   far_short=far_short, sd=sd_mean, n=len(r))
+                   far_short=far_short, sd=sd_mean, n=len(r),
+                   near_long=float(r.near_long.mean()))
     return out
 
 
@@ -225,11 +256,33 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
         return text + f" {j['config']}, the run the trigram test reads, has not finished yet."
     text += (f" Beyond position {eq.FAR}, {j['config']}, the best there at 20 tokens per "
              f"parameter and so chosen before these runs, {compared(j)}"
-             + {"beats": ": with more training these models use context a count model "
-                         "cannot.",
+             + {"beats": (f". At positions 2-3, with at most three tokens to read, it scores "
+                          f"{j['near_long']:.3f} against the trigram's "
+                          f"{j['trigram_near']:.3f}"
+                          + (f", so its lead beyond position {eq.FAR} comes from tokens further "
+                             "back: "
+                             if j["near_long"] > j["trigram_near"] else ": ")
+                          + "with more training these models use more context than a trigram "
+                          "count model can."),
                 "ties": f": {x:g} times the training does not make these models use long "
                         "context.",
                 "trails": "."}[j["state"]])
+    st, decides = status(long_runs), (j["state"] == "beats"
+                                      and not eq.head_comparison(ref_runs)["beats_trigram"])
+    if decides and st["ready"]:  # the scoreboard's App. I row reads the same contrast
+        c = head_contrast(long_runs)
+        q, kv, d = c["query"], c["kv"], c["difference"]
+        return text + (
+            f" Paired within {d['n']} seeds, 1 → 8 query heads lower the loss by "
+            f"{q['mean']:.3f} nats and 1 → 8 KV heads by {kv['mean']:.3f}: "
+            f"{'query' if d['mean'] > 0 else 'KV'} heads gain more, by {abs(d['mean']):.3f} "
+            f"(95% interval {d['lo']:+.3f} to {d['hi']:+.3f}, {format_p(d['p'])}): "
+            f"{eq.direction(d)}. These models beat the trigram, so the results page judges "
+            "the claim on them.")
+    if decides:
+        text += (" These models can show what heads buy, so the results page judges the "
+                 "query-versus-KV claim on them once each of " + ", ".join(HEADS[:-1])
+                 + f" and {HEADS[-1]} has {eq.MIN_SEEDS} seeds ({st['min_seeds']} so far).")
     g = head_gains(cmp)
     if g:
         q, kv = g["query"], g["kv"]
