@@ -38,7 +38,8 @@ def loss_vs_baselines(runs: pd.DataFrame, baselines: dict[str, float]) -> alt.La
 def loss_by_position(df: pd.DataFrame) -> alt.Chart:
     """Loss by position within the context (log axis of the first position of each bin;
     ``config``, ``first``, ``last``, ``nats``), one line per configuration or count model:
-    a model that uses its context keeps falling; a count model is flat after position 1."""
+    a model that uses its context keeps falling; a count model (dashed) is flat after
+    position 1."""
     d = df.assign(position=df["first"].clip(lower=0.5),  # position 0 on a log axis
                   kind=np.where(df["config"].isin(["bigram", "trigram"]), "count", "trained"))
     order = list(dict.fromkeys(d["config"]))
@@ -47,7 +48,9 @@ def loss_by_position(df: pd.DataFrame) -> alt.Chart:
                 scale=alt.Scale(type="log", base=2, nice=False)),
         y=alt.Y("nats:Q", title=_LOSS, scale=alt.Scale(zero=False)),
         color=alt.Color("config:N", title="model", sort=order),
-        strokeDash=alt.StrokeDash("kind:N", title="kind", legend=None),
+        strokeDash=alt.StrokeDash("kind:N", title="kind", legend=None,  # count models dashed
+                                  scale=alt.Scale(domain=["trained", "count"],
+                                                  range=[[1, 0], [5, 3]])),
         tooltip=[tip("config:N", "model"), tip("first:Q", "from position"),
                  tip("last:Q", "to position"), tip("nats:Q", "loss (nats/token)", format=".3f")],
     ).properties(height=HEIGHT)
