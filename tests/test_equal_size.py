@@ -175,7 +175,7 @@ FAR_JITTER = {0: 0.0, 1: 0.012, 2: -0.012}  # seed noise of one run's loss beyon
 
 def _far_gain(cfg, below):
     """_row's far_gain that puts ``cfg``'s loss beyond FAR at the trigram's + off - below."""
-    return 3.5 - lt.trigram_far() - 2 * HEADS[cfg][2] + below
+    return 3.5 - lt.trigram_loss() - 2 * HEADS[cfg][2] + below
 
 
 def _ref(tmp_path, far_gain=0.0):
@@ -280,7 +280,7 @@ def test_the_longer_test_averages_the_seeds_of_the_judged_run(tmp_path):
     long = lt.read(p)
     j = lt.judge(long, ref)
     assert j["n"] == 2 and j["sd"] == pytest.approx(sd / np.sqrt(2))
-    assert j["far_long"] == pytest.approx(lt.trigram_far() - 1.6 * sd)
+    assert j["far_long"] == pytest.approx(lt.trigram_loss() - 1.6 * sd)
     assert j["state"] == "beats"  # 1.6 sd of one run (a tie) is 2.26 sd of a mean of two
     assert lt.takeaway(long, ref).startswith("Trained 4 times as long (2 seeds), (8, 8)")
     assert "a mean of 2 runs' seed noise there is" in lt.verdict(long, ref)

@@ -4,14 +4,17 @@ The equal-size runs (:mod:`~gqa_lib.evidence.equal_size`, 20 tokens per non-embe
 parameter) end with the best configuration only tying a trigram count model beyond position
 :data:`~gqa_lib.evidence.equal_size.FAR`: models that predict no better than the last two
 tokens there cannot show what heads buy at long context. cpu-eq-long-v1 trains the same
-shape, widths, rate and data four times as long, one seed, and this module reads each of
-its runs beside the same configuration and seed at 20 tokens per parameter (the same batch
-order: batches depend only on seed and step).
+shape, widths, rate and data four times as long, seeds 0 to 2 of (8, 8), (8, 1) and (1, 1),
+and this module reads each run beside the same configuration and seed at 20 tokens per
+parameter (the same batch order: batches depend only on seed and step).
 
-One seed per configuration gives no noise of its own, so a long run's distance from the
-trigram is judged against the seed noise of one run's loss beyond position FAR measured on
-the seven seeds at 20 tokens per parameter (:func:`far_seed_sd`): beyond two standard
-deviations it beats (or trails) the trigram, inside it ties.
+The trigram test (:func:`judge`) reads the configuration chosen before these runs, the best
+beyond FAR at 20 tokens per parameter, and judges the mean of its runs against the seed
+noise of one run's loss beyond FAR measured on the seven seeds at 20 tokens per parameter
+(:func:`far_seed_sd`) over sqrt(n): beyond two of those standard deviations it beats (or
+trails) the trigram, inside them it ties. Models that beat it can show what heads buy, so
+once each configuration has three seeds their paired head contrast (:func:`head_contrast`)
+is what the results page judges the query-versus-KV claim on.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def _train(path=None) -> dict:
     return tomllib.loads((LONG_GRID if path is None else path).read_text())["train"]
 
 
-def trigram_far(span: str = "far") -> float:
+def trigram_loss(span: str = "far") -> float:
     """The trigram count model's loss beyond position FAR (``span`` "far"), or at
     positions 2-3 ("near"), whole split, T = 512."""
     use = eq.context_use(pd.DataFrame()).set_index("config")  # the count models only
@@ -97,7 +100,7 @@ def compare(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     ref = eq.main_runs(ref_runs)
     ref = ref.set_index(["config", "seed"]) if len(ref) else ref
-    tri = trigram_far()
+    tri = trigram_loss()
     rows = []
     for r in long_runs.itertuples():
         key = (r.config, r.seed)
@@ -196,10 +199,10 @@ def judge(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> dict:
     mean over the ``n`` seeds it has run (``sd`` is then the noise of that mean, the seed
     noise of one run over sqrt(n)); ``state`` is 'waiting' until a run of it has finished."""
     judged = eq.head_comparison(ref_runs)["far_best_config"] or eq.REFERENCE
-    cmp, sd, tri = compare(long_runs, ref_runs), far_seed_sd(ref_runs), trigram_far()
+    cmp, sd, tri = compare(long_runs, ref_runs), far_seed_sd(ref_runs), trigram_loss()
     out = {"config": judged, "state": "waiting", "before": "", "sd": sd, "trigram": tri,
            "far_long": np.nan, "far_short": np.nan, "n": 0, "near_long": np.nan,
-           "trigram_near": trigram_far("near")}
+           "trigram_near": trigram_loss("near")}
     r = cmp[cmp.config == judged] if len(cmp) else cmp
     if len(r):
         sd_mean = sd / np.sqrt(len(r))
