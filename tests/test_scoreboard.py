@@ -234,7 +234,7 @@ def test_the_head_count_row_says_what_longer_training_changed(board):
         "the trigram's 3.495 nats, 3.493 before; a run's seed noise there is 0.010)")
     row = board[board.claim.str.startswith("Loss falls with query heads")].iloc[0]
     real = lt.judge(lt.read(), eq.read())
-    assert ("times as long (one seed)" in row.why) == (real["state"] != "waiting")
+    assert (f"times as long ({lt.seeds(real)})" in row.why) == (real["state"] != "waiting")
 
 
 def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_trigram(
