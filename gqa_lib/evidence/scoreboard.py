@@ -261,7 +261,9 @@ def _retrieval_row(ours: dict[str, Any], nih: pd.Series) -> dict[str, Any]:
 def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
     """App. I's query heads against KV heads: tested at equal size (cpu-eq-v1 to v4) once every
     configuration has three seeds and the models beat the trigram; cpu-v2's equal-shape
-    comparison is confounded by size and tokens."""
+    comparison is confounded by size and tokens. When the equal-size runs only tie the
+    trigram and the same runs trained longer (cpu-eq-long-v1) beat it, the longer runs
+    decide (:func:`_decided_by_longer`)."""
     from gqa_lib.evidence import equal_size as eq
 
     st, ax = ours["eq"], ours["axes"]
