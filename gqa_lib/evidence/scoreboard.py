@@ -291,13 +291,8 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
         h = eq.head_comparison(runs)  # the training page's verdict reads the same numbers
         d = h["difference"]
         basis.update(beats_trigram=h["beats_trigram"], uses_context=h["uses_context"],
-                     holds=bool(d["mean"] > 0), z=float(d["t"]) if np.isfinite(d["t"]) else 0.0,
-                     p=float(d["p"]) if np.isfinite(d["p"]) else 1.0)
-        ours_text = (f"at equal size ({done}, paired within {d['n']} seeds): 1 -> 8 query heads "
-                     f"(1 KV head) lower the loss {h['query']['mean']:.3f} nats, 1 -> 8 KV heads "
-                     f"(8 query heads) {h['kv']['mean']:.3f}; the difference "
-                     f"{d['mean']:+.3f} (95% interval {d['lo']:+.3f} to {d['hi']:+.3f}, "
-                     f"{format_p(d['p'])})")
+                     **_contrast_basis(d))
+        ours_text = f"at equal size ({done}, " + _contrast_text(h)
         pen = h["one_head_penalty"]
         tie = not h["beats_trigram"]
         why = (f"(L, d) = (2, 128), T = 512, n_h <= 8, {d['n']} seeds: the paper's direction, "
@@ -347,14 +342,25 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
                 lead + f"; the longer runs decide once each configuration has "
                 f"{eq.MIN_SEEDS} seeds" + tail)
     d = c["difference"]
-    basis.update(holds=bool(d["mean"] > 0), z=float(d["t"]) if np.isfinite(d["t"]) else 0.0,
-                 p=float(d["p"]) if np.isfinite(d["p"]) else 1.0)
-    text = (f"trained {x:g} times as long, at equal size ({runs}, paired within {d['n']} "
-            f"seeds): 1 -> 8 query heads (1 KV head) lower the loss {c['query']['mean']:.3f} "
-            f"nats, 1 -> 8 KV heads (8 query heads) {c['kv']['mean']:.3f}; the difference "
-            f"{d['mean']:+.3f} (95% interval {d['lo']:+.3f} to {d['hi']:+.3f}, "
-            f"{format_p(d['p'])})")
-    return basis, text, lead + tail
+    basis.update(**_contrast_basis(d))
+    return basis, f"trained {x:g} times as long, at equal size ({runs}, " + _contrast_text(c), \
+        lead + tail
+
+
+def _contrast_basis(d: dict[str, float]) -> dict[str, Any]:
+    """The rule's inputs from a paired query-minus-KV contrast (:func:`equal_size.paired_t`)."""
+    return {"holds": bool(d["mean"] > 0), "z": float(d["t"]) if np.isfinite(d["t"]) else 0.0,
+            "p": float(d["p"]) if np.isfinite(d["p"]) else 1.0}
+
+
+def _contrast_text(g: dict[str, dict[str, float]]) -> str:
+    """'paired within 7 seeds): 1 -> 8 query heads ... the difference +0.053 (...)' from
+    ``query``, ``kv`` and ``difference`` (equal_size.head_gains or longer_training's)."""
+    d = g["difference"]
+    return (f"paired within {d['n']} seeds): 1 -> 8 query heads (1 KV head) lower the loss "
+            f"{g['query']['mean']:.3f} nats, 1 -> 8 KV heads (8 query heads) "
+            f"{g['kv']['mean']:.3f}; the difference {d['mean']:+.3f} (95% interval "
+            f"{d['lo']:+.3f} to {d['hi']:+.3f}, {format_p(d['p'])})")
 
 
 def _longer(ours: dict[str, Any]) -> str:
