@@ -311,3 +311,10 @@ def test_longer_runs_that_beat_the_trigram_take_over_the_head_contrast(tmp_path)
     assert "Paired within 3 seeds, 1 → 8 query heads lower the loss by" in three
     assert three.endswith("These models beat the trigram, so the results page judges the "
                           "claim on them.")
+    # the page's takeaway gives the contrast once it decides the claim, not before
+    d = c["difference"]
+    assert lt.takeaway(lt.read(p), ref).endswith(
+        f"; paired within 3 seeds, the query heads' gain minus the KV heads' is "
+        f"{d['mean']:+.3f} nats (95% interval {d['lo']:+.3f} to {d['hi']:+.3f}): {eq.direction(d)}.")
+    pd.DataFrame(rows[:6], columns=COLUMNS).to_csv(p, index=False)
+    assert "paired within" not in lt.takeaway(lt.read(p), ref)
