@@ -197,12 +197,14 @@ def judge(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> dict:
     run, :func:`far_seed_sd`), ``before`` the same for its run at 20, ``far_long``,
     ``far_short``, ``trigram``, ``near_long`` (positions 2-3) and ``trigram_near``, each a
     mean over the ``n`` seeds it has run (``sd`` is then the noise of that mean, the seed
-    noise of one run over sqrt(n)); ``state`` is 'waiting' until a run of it has finished."""
-    judged = eq.head_comparison(ref_runs)["far_best_config"] or eq.REFERENCE
+    noise of one run over sqrt(n)); ``state`` is 'waiting' until a run of it has finished;
+    ``short_beats`` is whether the runs at 20 beat the trigram (:func:`decides`)."""
+    short = eq.head_comparison(ref_runs)
+    judged = short["far_best_config"] or eq.REFERENCE
     cmp, sd, tri = compare(long_runs, ref_runs), far_seed_sd(ref_runs), trigram_loss()
     out = {"config": judged, "state": "waiting", "before": "", "sd": sd, "trigram": tri,
            "far_long": np.nan, "far_short": np.nan, "n": 0, "near_long": np.nan,
-           "trigram_near": trigram_loss("near")}
+           "trigram_near": trigram_loss("near"), "short_beats": bool(short["beats_trigram"])}
     r = cmp[cmp.config == judged] if len(cmp) else cmp
     if len(r):
         sd_mean = sd / np.sqrt(len(r))
@@ -236,7 +238,7 @@ def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
                 f"finished), {j['config']} has not finished yet.")
     text = (f"Trained {x:g} times as long ({seeds(j)}), {j['config']} beyond position {eq.FAR} "
             + compared(j))
-    if _decides(j, long_runs, ref_runs):  # then the head contrast the results page judges
+    if decides(j) and status(long_runs)["ready"]:  # the contrast the results page judges
         d = head_contrast(long_runs)["difference"]
         text += (f"; paired within {d['n']} seeds, the query heads' gain minus the KV heads' "
                  f"is {d['mean']:+.3f} nats (95% interval {d['lo']:+.3f} to {d['hi']:+.3f}): "
@@ -244,11 +246,11 @@ def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     return text + "."
 
 
-def _decides(j: dict, long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> bool:
-    """Whether the longer runs decide the query-versus-KV claim: they beat the trigram where
-    the runs at 20 tokens per parameter do not, and each configuration has its seeds."""
-    return (j["state"] == "beats" and not eq.head_comparison(ref_runs)["beats_trigram"]
-            and status(long_runs)["ready"])
+def decides(j: dict) -> bool:
+    """Whether the longer runs, not the runs at 20 tokens per parameter, decide the
+    query-versus-KV claim (once each configuration has its seeds, :func:`status`): they beat
+    the trigram where the shorter runs do not (:func:`judge`'s ``state`` and ``short_beats``)."""
+    return j["state"] == "beats" and not j["short_beats"]
 
 
 def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
@@ -283,9 +285,8 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
                 "ties": f": {x:g} times the training does not make these models use long "
                         "context.",
                 "trails": "."}[j["state"]])
-    st, decides = status(long_runs), (j["state"] == "beats"
-                                      and not eq.head_comparison(ref_runs)["beats_trigram"])
-    if _decides(j, long_runs, ref_runs):  # the scoreboard's App. I row reads the same contrast
+    st = status(long_runs)
+    if decides(j) and st["ready"]:  # the scoreboard's App. I row reads the same contrast
         c = head_contrast(long_runs)
         q, kv, d = c["query"], c["kv"], c["difference"]
         return text + (
@@ -295,7 +296,7 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
             f"(95% interval {d['lo']:+.3f} to {d['hi']:+.3f}, {format_p(d['p'])}): "
             f"{eq.direction(d)}. These models beat the trigram, so the results page judges "
             "the claim on them.")
-    if decides:
+    if decides(j):
         text += (" These models can show what heads buy, so the results page judges the "
                  "query-versus-KV claim on them once each of " + ", ".join(HEADS[:-1])
                  + f" and {HEADS[-1]} has {eq.MIN_SEEDS} seeds ({st['min_seeds']} so far).")

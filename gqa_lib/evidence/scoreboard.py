@@ -265,6 +265,7 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
     trigram and the same runs trained longer (cpu-eq-long-v1) beat it, the longer runs
     decide (:func:`_decided_by_longer`)."""
     from gqa_lib.evidence import equal_size as eq
+    from gqa_lib.evidence import longer_training as lt
 
     st, ax = ours["eq"], ours["axes"]
     lo, hi = ours["token_ratio"]
@@ -307,7 +308,7 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
                   f"{pen['mid']:+.3f} at 8-15, {pen['far']:+.3f} beyond {eq.FAR})" if pen else "")
                + _longer(ours) + "; the paper's law is fitted at 470M+ parameters")
     anchor = "heads-at-equal-size"
-    if st["ready"] and not basis["beats_trigram"] and ours["long"]["state"] == "beats":
+    if st["ready"] and lt.decides(ours["long"]):
         # the equal-size runs cannot show it, the same runs trained longer can: they decide
         basis, ours_text, why = _decided_by_longer(ours, basis, ours_text)
         anchor = "trained-four-times-as-long"
