@@ -4,17 +4,19 @@ The equal-size runs (:mod:`~gqa_lib.evidence.equal_size`, 20 tokens per non-embe
 parameter) end with the best configuration only tying a trigram count model beyond position
 :data:`~gqa_lib.evidence.equal_size.FAR`: models that predict no better than the last two
 tokens there cannot show what heads buy at long context. cpu-eq-long-v1 trains the same
-shape, widths, rate and data four times as long, seeds 0 to 2 of (8, 8), (8, 1) and (1, 1),
-and this module reads each run beside the same configuration and seed at 20 tokens per
-parameter (the same batch order: batches depend only on seed and step).
+shape, widths, rate and data four times as long, seeds 0 to 4 of (8, 8), (8, 1) and (1, 1)
+(seeds 3 and 4 added when three seeds left the head contrast within seed noise), and this
+module reads each run beside the same configuration and seed at 20 tokens per parameter
+(the same batch order: batches depend only on seed and step).
 
 The trigram test (:func:`judge`) reads the configuration chosen before these runs, the best
 beyond FAR at 20 tokens per parameter, and judges the mean of its runs against the seed
 noise of one run's loss beyond FAR measured on the seven seeds at 20 tokens per parameter
 (:func:`far_seed_sd`) over sqrt(n): beyond two of those standard deviations it beats (or
 trails) the trigram, inside them it ties. Models that beat it can show what heads buy, so
-once each configuration has three seeds their paired head contrast (:func:`head_contrast`)
-is what the results page judges the query-versus-KV claim on.
+once each configuration has three seeds their paired head contrast (:func:`head_contrast`,
+within every seed in which all three have run) is what the results page judges the
+query-versus-KV claim on.
 """
 
 from __future__ import annotations
