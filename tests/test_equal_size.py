@@ -220,7 +220,10 @@ def test_the_longer_grid_trains_the_equal_size_runs_longer():
     def unseeded(specs):
         return {re.sub(r"-s\d+", "-s", s.run_id) for s in specs}
 
-    assert unseeded(long_specs) <= unseeded(eq_specs) and len(long_specs) == lt.planned() == 9
+    assert unseeded(long_specs) <= unseeded(eq_specs) and len(long_specs) == lt.planned() == 15
+    # every longer run has its pair at 20 tokens per parameter: the same id in some grid
+    ids = {s.run_id for g in eq.GRIDS for s in load_grid(g)[1]}
+    assert {s.run_id for s in long_specs} <= ids
     assert lt.multiple() == 4.0
     assert {s.train.lr for s in long_specs} == {eq.base_lr()}
 
@@ -311,6 +314,20 @@ def test_longer_runs_that_beat_the_trigram_take_over_the_head_contrast(tmp_path)
     assert "Paired within 3 seeds, 1 → 8 query heads lower the loss by" in three
     assert three.endswith("These models beat the trigram, so the results page judges the "
                           "claim on them.")
+    # what the longer training moved, paired within the same seeds at 20 tokens per parameter
+    cmp = lt.compare(lt.read(p), ref).set_index(["seed", "config"])
+    gain = {(s, t): {"q": cmp.loc[(s, "(1, 1)"), t] - cmp.loc[(s, "(8, 1)"), t],
+                     "kv": cmp.loc[(s, "(8, 1)"), t] - cmp.loc[(s, "(8, 8)"), t]}
+            for s in (0, 1, 2) for t in ("loss_short", "loss_long")}
+    moved = [gain[(s, "loss_long")]["q"] - gain[(s, "loss_long")]["kv"]
+             - gain[(s, "loss_short")]["q"] + gain[(s, "loss_short")]["kv"] for s in (0, 1, 2)]
+    ch = lt.training_change(lt.compare(lt.read(p), ref))
+    assert ch["n"] == 3 and ch["mean"] == pytest.approx(np.mean(moved))
+    assert ch["kv"] == pytest.approx(np.mean([gain[(s, "loss_long")]["kv"]
+                                              - gain[(s, "loss_short")]["kv"] for s in (0, 1, 2)]))
+    assert (f"Against the same 3 seeds at 20 tokens per parameter, 4 times the training moved "
+            f"what query heads buy by {ch['query']:+.3f} nats") in three
+    assert "Against the same" not in two  # two seeds of each: no contrast yet
     # the page's takeaway gives the contrast once it decides the claim, not before
     d = c["difference"]
     assert lt.takeaway(lt.read(p), ref).endswith(

@@ -144,6 +144,26 @@ def head_gains(cmp: pd.DataFrame) -> dict[str, dict[str, float]]:
 HEADS = ("(8, 8)", "(8, 1)", "(1, 1)")  # the configurations of the head contrast
 
 
+def training_change(cmp: pd.DataFrame) -> dict[str, float]:
+    """How the longer training moved the head contrast, paired within the seeds in which
+    all of :data:`HEADS` have run at both lengths (:func:`compare`'s rows): ``query`` and
+    ``kv`` = the gains at 80 minus those at 20 tokens per parameter (means over those
+    seeds), and :func:`~gqa_lib.evidence.equal_size.paired_t` of the per-seed change in
+    their difference (query gain minus KV gain) merged in (``mean``, ``lo``, ``hi``, ``p``,
+    ``n``; NaN intervals below two seeds)."""
+    w = (cmp.pivot_table(index="seed", columns="config", values=["loss_short", "loss_long"])
+         if len(cmp) else pd.DataFrame())
+    cols = [(t, c) for t in ("loss_short", "loss_long") for c in HEADS]
+    w = w[cols].dropna() if set(cols) <= set(w.columns) else pd.DataFrame(columns=cols)
+    gain = {(name, t): (w[(t, a)] - w[(t, b)]).to_numpy(float)
+            for name, (a, b) in {"query": ("(1, 1)", "(8, 1)"), "kv": ("(8, 1)", "(8, 8)")}.items()
+            for t in ("loss_short", "loss_long")}
+    moved = {k: float(np.mean(gain[(k, "loss_long")] - gain[(k, "loss_short")])) if len(w)
+             else np.nan for k in ("query", "kv")}
+    diff = {t: gain[("query", t)] - gain[("kv", t)] for t in ("loss_short", "loss_long")}
+    return {**eq.paired_t(diff["loss_long"] - diff["loss_short"]), **moved}
+
+
 def status(long_runs: pd.DataFrame) -> dict:
     """``done`` and ``planned`` runs, ``seeds`` per configuration of :data:`HEADS`,
     ``min_seeds``, and ``ready``: each has :data:`~gqa_lib.evidence.equal_size.MIN_SEEDS`
@@ -255,6 +275,19 @@ def decides(j: dict) -> bool:
     return j["state"] == "beats" and not j["short_beats"]
 
 
+def _moved(cmp: pd.DataFrame, x: float) -> str:
+    """' Against the same seeds at 20 tokens per parameter, ...': what the longer training
+    changed in the head contrast (:func:`training_change`), for :func:`verdict`."""
+    ch = training_change(cmp)
+    if ch["n"] < 2:
+        return ""
+    noise = "beyond" if ch["lo"] > 0 or ch["hi"] < 0 else "within"
+    return (f" Against the same {ch['n']} seeds at 20 tokens per parameter, {x:g} times the "
+            f"training moved what query heads buy by {ch['query']:+.3f} nats and what KV heads "
+            f"buy by {ch['kv']:+.3f}, their difference by {ch['mean']:+.3f} (95% interval "
+            f"{ch['lo']:+.3f} to {ch['hi']:+.3f}, {format_p(ch['p'])}): {noise} seed noise.")
+
+
 def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     """What the longer runs say, in sentences computed from them: progress, what the
     longer training changed for each configuration (mean over its seeds), the trigram test (:func:`judge`), and
@@ -296,8 +329,8 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
             f"{q['mean']:.3f} nats and 1 → 8 KV heads by {kv['mean']:.3f}: "
             f"{'query' if d['mean'] > 0 else 'KV'} heads gain more, by {abs(d['mean']):.3f} "
             f"(95% interval {d['lo']:+.3f} to {d['hi']:+.3f}, {format_p(d['p'])}): "
-            f"{eq.direction(d)}. These models beat the trigram, so the results page judges "
-            "the claim on them.")
+            f"{eq.direction(d)}.{_moved(cmp, x)} These models beat the trigram, so the "
+            "results page judges the claim on them.")
     if decides(j):
         text += (" These models can show what heads buy, so the results page judges the "
                  "query-versus-KV claim on them once each of " + ", ".join(HEADS[:-1])
