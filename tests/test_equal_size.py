@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from gqa_lib.evidence import equal_size as eq
 from gqa_lib.evidence import longer_training as lt
@@ -14,7 +15,7 @@ from gqa_lib.units import format_p
 
 HEADS = {"(8, 8)": (8, 8, 0.0), "(8, 2)": (8, 2, 0.02), "(8, 1)": (8, 1, 0.05),
          "(1, 1)": (1, 1, 0.15)}
-SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03, 3: 0.01}  # shared by every configuration of a seed
+SEED_SHIFT = {0: 0.0, 1: -0.08, 2: 0.03, 3: 0.01, 4: -0.02}  # shared by every configuration of a seed
 
 
 def _row(cfg, seed, lr=None, far_gain=0.3, grid="cpu-eq-v2"):
@@ -73,9 +74,12 @@ def test_the_verdict_follows_the_runs(tmp_path):
     assert "query heads (one KV head) lower the loss by 0.100" in done  # planted: no noise
     assert "query heads gain more, by 0.050 nats" in done and "beyond seed noise" in done
     assert "the paper's direction, beyond" in done
-    d = {"mean": -0.02, "p": 0.3}  # KV heads gaining more is not the paper's direction
+    d = {"mean": -0.02, "p": 0.3, "alpha": 0.05}  # KV heads gaining more: not the paper's
     assert eq.direction(d) == "against the paper's direction, but within seed noise"
     assert eq.direction({"mean": 0.05, "p": float("nan")}).endswith("no noise estimate)")
+    # p = 0.02 is beyond noise on a first look, not on the third (0.05 / 3)
+    assert eq.direction({"mean": 0.05, "p": 0.02, "alpha": 0.05}).endswith(", beyond seed noise")
+    assert eq.direction({"mean": 0.05, "p": 0.02, "alpha": 0.05 / 3}).endswith("within seed noise")
     assert "not testable" not in done and "beats the trigram" in done  # far 3.2 < trigram
     flat = eq.verdict(_write(tmp_path, [_row(c, s, far_gain=0.0) for s in (0, 1, 2)
                                         for c in HEADS]))
@@ -90,7 +94,12 @@ def test_the_verdict_follows_the_runs(tmp_path):
     assert real.startswith(f"All {st['done']} runs have finished" if st["done"] >= st["planned"]
                            else f"{st['done']} of {st['planned']} runs have finished")
     assert format_p(h["difference"]["p"]) in real
-    assert ("within seed noise" in real) == (h["difference"]["p"] >= eq.ALPHA)
+    # the contrast was read at 3, 5 and 7 seeds: judged at 0.05 / 3, with a 98.3% interval
+    d = h["difference"]
+    assert eq.LOOKS == 3 and d["alpha"] == pytest.approx(0.05 / 3)
+    half = stats.t.ppf(1 - 0.05 / 6, d["n"] - 1) * d["sd"] / np.sqrt(d["n"])
+    assert (d["lo"], d["hi"]) == pytest.approx((d["mean"] - half, d["mean"] + half))
+    assert ("within seed noise" in real) == (d["p"] >= 0.05 / 3) and "98.3% interval" in real
     assert eq.direction(h["difference"]) in real
     assert ("not testable here" in real) == (not (h["uses_context"] and h["beats_trigram"]))
     # beating the trigram means by more than seed noise: a tie is no evidence of long context
@@ -294,44 +303,60 @@ def test_the_longer_test_averages_the_seeds_of_the_judged_run(tmp_path):
 
 def test_longer_runs_that_beat_the_trigram_take_over_the_head_contrast(tmp_path):
     """Equal-size runs tie the trigram, the longer runs beat it: the page says the results
-    page judges the claim on them, waits for three seeds of each, then gives their paired
-    contrast (query gain 0.10, KV gain 0.05 from HEADS' offsets)."""
+    page judges the claim on them; before every planned seed has run it shows the contrast
+    so far, not judged; with all five seeds it judges it at 0.05 / 2 (the contrast was read
+    at three seeds before seeds 3 and 4 were added), query gain 0.10, KV 0.05 (HEADS)."""
     ref = _ref(tmp_path)
-    rows = [_row(c, s, far_gain=_far_gain(c, 0.2)) for s in (0, 1, 2)
+    seeds = range(lt.planned_seeds())
+    assert list(seeds) == [0, 1, 2, 3, 4] and lt.LOOKS == 2
+    rows = [_row(c, s, far_gain=_far_gain(c, 0.2)) for s in seeds
             for c in ("(8, 8)", "(8, 1)", "(1, 1)")]
     for r in rows:
         r["val_loss_full_nats"] += 0.004 * ((r["seed"] * 7 + r["n_head"]) % 3 - 1)
     p = tmp_path / "long3.csv"
-    pd.DataFrame(rows[:6], columns=COLUMNS).to_csv(p, index=False)
-    two = lt.verdict(lt.read(p), ref)
-    assert "now beats the trigram" in two
-    assert "once each of (8, 8), (8, 1) and (1, 1) has 3 seeds (2 so far). In these 2" in two
-    assert lt.status(lt.read(p))["min_seeds"] == 2
-    pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
-    three = lt.verdict(lt.read(p), ref)
-    c = lt.head_contrast(lt.read(p))
-    assert c["difference"]["n"] == 3 and c["query"]["mean"] == pytest.approx(0.10, abs=0.01)
-    assert "Paired within 3 seeds, 1 → 8 query heads lower the loss by" in three
-    assert three.endswith("These models beat the trigram, so the results page judges the "
-                          "claim on them.")
+
+    def with_seeds(n):
+        pd.DataFrame(rows[:3 * n], columns=COLUMNS).to_csv(p, index=False)
+        return lt.read(p)
+
+    one = lt.verdict(with_seeds(1), ref)
+    assert "now beats the trigram" in one
+    assert "once each of (8, 8), (8, 1) and (1, 1) has its 5 seeds (1 so far). In this seed" in one
+    three = lt.verdict(with_seeds(3), ref)
+    assert lt.status(with_seeds(3))["min_seeds"] == 3 and not lt.status(with_seeds(3))["ready"]
+    assert "has its 5 seeds (3 so far). So far, paired within 3 seeds, 1 → 8 query heads" in three
+    assert three.endswith("not judged yet (it will be at p < 0.025, since this contrast was "
+                          "read at 3 seeds before seeds were added: 2 looks).")
+    assert "the paper's direction" not in three.split("So far")[1]  # shown, not judged
+    assert lt.takeaway(with_seeds(3), ref).endswith(
+        f"their head contrast is judged once all {lt.planned()} runs have finished (9 so far).")
+    five = lt.verdict(with_seeds(5), ref)
+    c = lt.head_contrast(with_seeds(5))
+    d = c["difference"]
+    assert d["n"] == 5 and c["query"]["mean"] == pytest.approx(0.10, abs=0.01)
+    half = stats.t.ppf(1 - 0.025 / 2, 4) * d["sd"] / np.sqrt(5)  # a 97.5% interval
+    assert (d["lo"], d["hi"]) == pytest.approx((d["mean"] - half, d["mean"] + half))
+    assert "Paired within 5 seeds, 1 → 8 query heads lower the loss by" in five
+    assert "97.5% interval" in five and "judged at p < 0.025" in five
+    assert five.endswith("These models beat the trigram, so the results page judges the "
+                         "claim on them.")
     # what the longer training moved, paired within the same seeds at 20 tokens per parameter
-    cmp = lt.compare(lt.read(p), ref).set_index(["seed", "config"])
+    # (the reference runs have seeds 0-2 only: three pairs)
+    cmp = lt.compare(with_seeds(5), ref).set_index(["seed", "config"])
     gain = {(s, t): {"q": cmp.loc[(s, "(1, 1)"), t] - cmp.loc[(s, "(8, 1)"), t],
                      "kv": cmp.loc[(s, "(8, 1)"), t] - cmp.loc[(s, "(8, 8)"), t]}
             for s in (0, 1, 2) for t in ("loss_short", "loss_long")}
     moved = [gain[(s, "loss_long")]["q"] - gain[(s, "loss_long")]["kv"]
              - gain[(s, "loss_short")]["q"] + gain[(s, "loss_short")]["kv"] for s in (0, 1, 2)]
-    ch = lt.training_change(lt.compare(lt.read(p), ref))
+    ch = lt.training_change(lt.compare(with_seeds(5), ref))
     assert ch["n"] == 3 and ch["mean"] == pytest.approx(np.mean(moved))
     assert ch["kv"] == pytest.approx(np.mean([gain[(s, "loss_long")]["kv"]
                                               - gain[(s, "loss_short")]["kv"] for s in (0, 1, 2)]))
     assert (f"Against the same 3 seeds at 20 tokens per parameter, 4 times the training moved "
-            f"what query heads buy by {ch['query']:+.3f} nats") in three
-    assert "Against the same" not in two  # two seeds of each: no contrast yet
+            f"what query heads buy by {ch['query']:+.3f} nats") in five
+    assert "Against the same" not in three  # shown with the judged contrast only
     # the page's takeaway gives the contrast once it decides the claim, not before
-    d = c["difference"]
-    assert lt.takeaway(lt.read(p), ref).endswith(
-        f"; paired within 3 seeds, the query heads' gain minus the KV heads' is "
-        f"{d['mean']:+.3f} nats (95% interval {d['lo']:+.3f} to {d['hi']:+.3f}): {eq.direction(d)}.")
-    pd.DataFrame(rows[:6], columns=COLUMNS).to_csv(p, index=False)
-    assert "paired within" not in lt.takeaway(lt.read(p), ref)
+    assert lt.takeaway(with_seeds(5), ref).endswith(
+        f"; paired within 5 seeds, the query heads' gain minus the KV heads' is "
+        f"{d['mean']:+.3f} nats ({eq.interval(d)}): {eq.direction(d)}.")
+    assert "paired within" not in lt.takeaway(with_seeds(2), ref)

@@ -151,7 +151,8 @@ def _by_the_rules(b: dict) -> str:
             or b.get("confounded"):
         return "not testable here"
     assert "within seed noise" in rules["partly"] and "p < 0.05" in rules["reproduced"]
-    beyond_noise = b["p"] < 0.05 if "p" in b else b["z"] > 2
+    assert "divided by the number of looks" in rules["reproduced"]
+    beyond_noise = b["p"] < 0.05 / b.get("looks", 1) if "p" in b else b["z"] > 2
     if b["holds"]:
         return "reproduced" if beyond_noise else "partly"
     return "not reproduced"
@@ -240,8 +241,9 @@ def test_the_head_count_row_says_what_longer_training_changed(board):
 def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_trigram(
         monkeypatch, tmp_path):
     """Equal-size runs that tie the trigram beyond position 64 and longer runs of them that
-    beat it: the longer runs' paired head contrast decides the row, pending until each of
-    (8, 8), (8, 1) and (1, 1) has three seeds."""
+    beat it: the longer runs' paired head contrast decides the row, pending (with the
+    contrast so far) until each of (8, 8), (8, 1) and (1, 1) has its five planned seeds,
+    then judged as a second look at it (p < 0.025)."""
     from gqa_lib.evidence import equal_size, longer_training
     from gqa_lib.evidence import scoreboard as sb
     from gqa_lib.train.sweep import COLUMNS
@@ -273,6 +275,13 @@ def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_tri
     assert row.verdict.startswith("pending: data/sweeps/cpu-eq-long-v1")
     assert "now beats the trigram" in row.why and row.anchor == "trained-four-times-as-long"
     row, basis = board_with([0, 1, 2])
+    assert row.verdict.startswith("pending: data/sweeps/cpu-eq-long-v1 (trained 4 times as "
+                                  "long, 9 of 15 runs; 5 seeds of (8, 8), (8, 1) and (1, 1))")
+    assert "; so far, not judged, paired within 3 seeds: 1 -> 8 query heads" in row.ours
+    row, basis = board_with([0, 1, 2, 3, 4])
     assert basis["beats_trigram"] and basis["uses_context"] and not basis["pending"]
+    assert basis["looks"] == 2
     assert row.verdict == _by_the_rules(basis) == "reproduced"
-    assert row.ours.startswith(f"trained 4 times as long, at equal size (9 of {longer_training.planned()} runs")
+    assert row.ours.startswith(f"trained 4 times as long, at equal size (15 of "
+                               f"{longer_training.planned()} runs, paired within 5 seeds): ")
+    assert "97.5% interval" in row.ours

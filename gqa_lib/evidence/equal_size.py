@@ -51,7 +51,18 @@ MIN_SEEDS = 3
 REFERENCE = "(8, 8)"
 CONFIGS = ("(8, 8)", "(8, 2)", "(8, 1)", "(1, 1)")
 FAR = 64  # positions >= FAR: "far" context; positions 2-3: the trigram's reach
-ALPHA = 0.05  # a paired difference is beyond seed noise at two-sided p < ALPHA
+ALPHA = 0.05  # a paired difference is beyond seed noise at two-sided p < ALPHA / looks
+# Seeds were added to the head contrast after it had been read: at three seeds (p = 0.09,
+# so cpu-eq-v3 added seeds 3 and 4) and at five (what KV heads gain alone had an interval
+# across 0, so cpu-eq-v4 added 5 and 6). Three looks at one contrast: each is judged at
+# ALPHA / LOOKS with a 1 - ALPHA / LOOKS interval (Bonferroni), so that adding seeds until
+# it looks decided cannot raise the chance of a false "beyond seed noise" above ALPHA.
+LOOKS = 3
+
+
+def level(looks: int = 1) -> float:
+    """The interval level (and 1 - the p threshold) for a contrast read ``looks`` times."""
+    return 1 - ALPHA / looks
 
 
 def _grid(path: Path | None = None) -> dict:
@@ -247,11 +258,13 @@ def by_source(runs: pd.DataFrame) -> pd.DataFrame:
 def paired_t(d: np.ndarray, level: float = 0.95) -> dict[str, float]:
     """One-sample t on per-seed differences ``d``: ``mean``, ``sd``, ``n``, ``se``, ``t``,
     two-sided ``p`` on n - 1 degrees of freedom and the ``level`` interval ``lo``/``hi``
-    (NaN below two differences)."""
+    (NaN below two differences); ``level`` and ``alpha`` = 1 - level, the p below which
+    the difference is beyond seed noise (:func:`direction`, :func:`interval`)."""
     d = np.asarray(d, float)
     n = len(d)
     out = {"mean": float(d.mean()) if n else np.nan, "n": n, "sd": np.nan, "se": np.nan,
-           "t": np.nan, "p": np.nan, "lo": np.nan, "hi": np.nan}
+           "t": np.nan, "p": np.nan, "lo": np.nan, "hi": np.nan, "level": level,
+           "alpha": round(1 - level, 12)}
     if n < 2:
         return out
     sd = float(np.std(d, ddof=1))
@@ -268,7 +281,8 @@ def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
     (1, 1) minus (8, 1) (what 1 -> 8 query heads at one KV head gain), ``kv`` = (8, 1)
     minus (8, 8) (1 -> 8 KV heads at eight query heads), and ``difference`` = query - kv per
     seed, i.e. (1, 1) - 2 (8, 1) + (8, 8): the two gains share (8, 1) and the seeds, so they
-    are compared in one paired contrast, not as independent means. Each: :func:`paired_t`."""
+    are compared in one paired contrast, not as independent means. Each: :func:`paired_t`
+    at the level of :data:`LOOKS` looks."""
     m = main_runs(runs)
     wide = m.pivot_table(index="seed", columns="config", values="val_loss_full_nats") \
         if len(m) else pd.DataFrame()
@@ -278,7 +292,13 @@ def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
         q, kv = (w["(1, 1)"] - w["(8, 1)"]).to_numpy(), (w["(8, 1)"] - w["(8, 8)"]).to_numpy()
     else:
         q = kv = np.array([])
-    return {"query": paired_t(q), "kv": paired_t(kv), "difference": paired_t(q - kv)}
+    lv = level(LOOKS)
+    return {"query": paired_t(q, lv), "kv": paired_t(kv, lv), "difference": paired_t(q - kv, lv)}
+
+
+def interval(d: dict[str, float]) -> str:
+    """'98.3% interval -0.018 to +0.059': a :func:`paired_t` interval with its level."""
+    return f"{100 * d['level']:.3g}% interval {d['lo']:+.3f} to {d['hi']:+.3f}"
 
 
 def baseline_full(table: pd.DataFrame | None = None) -> dict[str, float]:
@@ -360,11 +380,13 @@ def trigram_sentence(h: dict[str, Any]) -> str:
 def direction(diff: dict[str, float]) -> str:
     """How the paired query-minus-KV contrast (``difference`` of :func:`head_gains`) reads:
     "the paper's direction" when query heads gain more, else "against the paper's
-    direction", and whether beyond seed noise (p < :data:`ALPHA`) or not."""
+    direction", and whether beyond seed noise (p below its ``alpha``: :data:`ALPHA` over
+    the looks at it) or not."""
     side = "the paper's direction" if diff["mean"] > 0 else "against the paper's direction"
     if not np.isfinite(diff["p"]):
         return side + " (one seed so far: no noise estimate)"
-    return side + (", beyond seed noise" if diff["p"] < ALPHA else ", but within seed noise")
+    return side + (", beyond seed noise" if diff["p"] < diff["alpha"]
+                   else ", but within seed noise")
 
 
 def verdict(runs: pd.DataFrame) -> str:
@@ -385,13 +407,13 @@ def verdict(runs: pd.DataFrame) -> str:
              f"{st['min_seeds']} seeds or more; the rest add seeds).") + f" Paired within seeds ({d['n']}), 1 → 8 "
             f"query heads (one KV head) lower the loss by {q['mean']:.3f} nats and 1 → 8 KV "
             f"heads (eight query heads) by {kv['mean']:.3f}"
-            + (f" (95% interval {kv['lo']:+.3f} to {kv['hi']:+.3f})" if np.isfinite(kv["lo"])
+            + (f" ({interval(kv)})" if np.isfinite(kv["lo"])
                else "")
             + f": {'query' if d['mean'] > 0 else 'KV'} heads gain more")
     if np.isfinite(d["p"]):
-        text += (f", by {abs(d['mean']):.3f} nats (95% interval {d['lo']:+.3f} to "
-                 f"{d['hi']:+.3f}; t = {d['t']:.1f} on {d['n'] - 1} degrees of freedom, "
-                 f"{format_p(d['p'])}): {direction(d)}.")
+        text += (f", by {abs(d['mean']):.3f} nats ({interval(d)}; t = {d['t']:.1f} on "
+                 f"{d['n'] - 1} degrees of freedom, {format_p(d['p'])}, judged at p < "
+                 f"{d['alpha']:.3g}: {LOOKS} looks at this contrast): {direction(d)}.")
     else:
         text += "."
     lo, hi = h["gain_range"]

@@ -50,8 +50,9 @@ RULES = {
                    "matching (Table 4) or a trend read off it holding at every target loss, "
                    "a share within 5 points by the paper's formula; for "
                    "models trained here, the direction beyond seed noise (a paired test "
-                   f"across seeds at p < {SEED_ALPHA:g}, or z > 2 with many pairs) in models that can "
-                   "show it (see not testable here)"),
+                   f"across seeds at p < {SEED_ALPHA:g}, divided by the number of looks where "
+                   "seeds were added after the contrast had been read, or z > 2 with many "
+                   "pairs) in models that can show it (see not testable here)"),
     "partly": ("the direction agrees but not the number (a saving whose counting conventions "
                "straddle the paper's figure, none within a point, counts here), only some "
                "cells match (or targets hold a trend), or models trained here show the "
@@ -110,7 +111,7 @@ def trained_verdict(b: dict[str, Any]) -> str:
     if (not b["uses_context"] or not b["beats_trigram"] or not b.get("solved", True)
             or b.get("confounded")):
         return "not testable here"
-    beyond_noise = b["p"] < SEED_ALPHA if "p" in b else b["z"] > 2
+    beyond_noise = b["p"] < SEED_ALPHA / b.get("looks", 1) if "p" in b else b["z"] > 2
     if b["holds"]:
         return "reproduced" if beyond_noise else "partly"
     return "not reproduced"
@@ -292,12 +293,12 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
         h = eq.head_comparison(runs)  # the training page's verdict reads the same numbers
         d = h["difference"]
         basis.update(beats_trigram=h["beats_trigram"], uses_context=h["uses_context"],
-                     **_contrast_basis(d))
-        ours_text = f"at equal size ({done}, " + _contrast_text(h)
+                     **_contrast_basis(d, eq.LOOKS))
+        ours_text = f"at equal size ({done}, paired within {d['n']} seeds): " + _contrast_text(h)
         pen = h["one_head_penalty"]
         tie = not h["beats_trigram"]
         why = (f"(L, d) = (2, 128), T = 512, n_h <= 8, {d['n']} seeds: the paper's direction, "
-               + ("beyond" if basis["p"] < SEED_ALPHA else "within") + " seed noise; "
+               + ("beyond" if basis["p"] < d["alpha"] else "within") + " seed noise; "
                + (f"but beyond position {eq.FAR} the best model only ties the trigram "
                   if tie else f"beyond position {eq.FAR} the best model beats the trigram ")
                + f"({eq.vs_trigram(h)})" + (": it cannot show long-context effects" if tie
@@ -324,44 +325,53 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
     """The App. I row once the longer runs (cpu-eq-long-v1) beat the trigram where the
     equal-size runs at 20 tokens per parameter only tie it: those models can show what
     heads buy, so their paired head contrast decides the claim, pending until each of
-    (8, 8), (8, 1) and (1, 1) has MIN_SEEDS seeds; the shorter runs' result stays beside
-    it. Returns (basis, ours, why)."""
+    (8, 8), (8, 1) and (1, 1) has its planned seeds (an interim reading shown, not judged),
+    then judged as the contrast's second look (longer_training.LOOKS); the shorter runs'
+    result stays beside it. Returns (basis, ours, why)."""
     from gqa_lib.evidence import equal_size as eq
+    from gqa_lib.evidence import longer_training as lt
 
     ls, x, c = ours["long_status"], ours["long_multiple"], ours["long_contrast"]
     runs = f"{ls['done']} of {ls['planned']} runs"
     basis = {"kind": "trained", "confounded": "", "uses_context": ours["long_uses_context"],
              "beats_trigram": True, "holds": False, "z": 0.0, "pending": ""}
     lead = ("at 20 tokens per parameter the paper's direction, "
-            + ("beyond" if short.get("p", 1.0) < SEED_ALPHA else "within") + " seed noise, "
+            + ("beyond" if short.get("p", 1.0) < SEED_ALPHA / short.get("looks", 1)
+               else "within") + " seed noise, "
             f"in models that only tie the trigram beyond position {eq.FAR}" + _longer(ours))
     tail = "; (L, d) = (2, 128), T = 512, n_h <= 8; the paper's law is fitted at 470M+ parameters"
     if not ls["ready"]:
         basis["pending"] = (f"data/sweeps/cpu-eq-long-v1 (trained {x:g} times as long, "
-                            f"{runs}; {eq.MIN_SEEDS} seeds of (8, 8), (8, 1) and (1, 1))")
-        return (basis, f"{short_text}; trained {x:g} times as long: {runs} finished",
-                lead + f"; the longer runs decide once each configuration has "
-                f"{eq.MIN_SEEDS} seeds" + tail)
+                            f"{runs}; {ls['planned_seeds']} seeds of (8, 8), (8, 1) and (1, 1))")
+        so_far = (f"; so far, not judged, paired within {c['difference']['n']} seeds: "
+                  + _contrast_text(c) if np.isfinite(c["difference"]["p"]) else "")
+        return (basis, f"{short_text}; trained {x:g} times as long: {runs} finished{so_far}",
+                lead + f"; the longer runs decide once each configuration has its "
+                f"{ls['planned_seeds']} seeds" + tail)
     d = c["difference"]
-    basis.update(**_contrast_basis(d))
-    return basis, f"trained {x:g} times as long, at equal size ({runs}, " + _contrast_text(c), \
+    basis.update(**_contrast_basis(d, lt.LOOKS))
+    return basis, (f"trained {x:g} times as long, at equal size ({runs}, paired within "
+                   f"{d['n']} seeds): " + _contrast_text(c)), \
         lead + tail
 
 
-def _contrast_basis(d: dict[str, float]) -> dict[str, Any]:
-    """The rule's inputs from a paired query-minus-KV contrast (:func:`equal_size.paired_t`)."""
+def _contrast_basis(d: dict[str, float], looks: int) -> dict[str, Any]:
+    """The rule's inputs from a paired query-minus-KV contrast (:func:`equal_size.paired_t`)
+    read ``looks`` times (seeds added after each earlier look)."""
     return {"holds": bool(d["mean"] > 0), "z": float(d["t"]) if np.isfinite(d["t"]) else 0.0,
-            "p": float(d["p"]) if np.isfinite(d["p"]) else 1.0}
+            "p": float(d["p"]) if np.isfinite(d["p"]) else 1.0, "looks": looks}
 
 
 def _contrast_text(g: dict[str, dict[str, float]]) -> str:
-    """'paired within 7 seeds): 1 -> 8 query heads ... the difference +0.053 (...)' from
+    """'1 -> 8 query heads ... the difference +0.053 (98.3% interval ..., p ...)' from
     ``query``, ``kv`` and ``difference`` (equal_size.head_gains or longer_training's)."""
+    from gqa_lib.evidence import equal_size as eq
+
     d = g["difference"]
-    return (f"paired within {d['n']} seeds): 1 -> 8 query heads (1 KV head) lower the loss "
+    return (f"1 -> 8 query heads (1 KV head) lower the loss "
             f"{g['query']['mean']:.3f} nats, 1 -> 8 KV heads (8 query heads) "
-            f"{g['kv']['mean']:.3f}; the difference {d['mean']:+.3f} (95% interval "
-            f"{d['lo']:+.3f} to {d['hi']:+.3f}, {format_p(d['p'])})")
+            f"{g['kv']['mean']:.3f}; the difference {d['mean']:+.3f} ({eq.interval(d)}, "
+            f"{format_p(d['p'])})")
 
 
 def _longer(ours: dict[str, Any]) -> str:
