@@ -197,4 +197,7 @@ def test_our_sweep_fit_has_one_answer_from_any_start():
     fit = fit_runs(read_runs(sweep_recipe.SWEEP_CSV), train_context=512, allow_partial=True).fit
     for again in _scattered_refits(fit, np.random.default_rng(0)):
         for key, law in fit.laws.items():
-            assert again.laws[key].b == pytest.approx(law.b, rel=1e-5), key
+            # one start of four stops 1.2e-5 (relative) from the others in (8, 8)'s b on one
+            # 2-core CPU (2026-12-07), < 1e-7 elsewhere: far below the 4% spread (0.758-0.791)
+            # this guards against, and below the digits the book prints
+            assert again.laws[key].b == pytest.approx(law.b, rel=1e-4), key
