@@ -111,10 +111,14 @@ def trained_verdict(b: dict[str, Any]) -> str:
     if (not b["uses_context"] or not b["beats_trigram"] or not b.get("solved", True)
             or b.get("confounded")):
         return "not testable here"
-    beyond_noise = b["p"] < SEED_ALPHA / b.get("looks", 1) if "p" in b else b["z"] > 2
     if b["holds"]:
-        return "reproduced" if beyond_noise else "partly"
+        return "reproduced" if _beyond_noise(b) else "partly"
     return "not reproduced"
+
+
+def _beyond_noise(b: dict[str, Any]) -> bool:
+    """A trained claim's basis beyond seed noise: p below ALPHA over its looks, else z > 2."""
+    return b["p"] < SEED_ALPHA / b.get("looks", 1) if "p" in b else b["z"] > 2
 
 
 def _table5() -> pd.DataFrame:
@@ -298,7 +302,7 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
         pen = h["one_head_penalty"]
         tie = not h["beats_trigram"]
         why = (f"(L, d) = (2, 128), T = 512, n_h <= 8, {d['n']} seeds: the paper's direction, "
-               + ("beyond" if basis["p"] < d["alpha"] else "within") + " seed noise; "
+               + ("beyond" if _beyond_noise(basis) else "within") + " seed noise; "
                + (f"but beyond position {eq.FAR} the best model only ties the trigram "
                   if tie else f"beyond position {eq.FAR} the best model beats the trigram ")
                + f"({eq.vs_trigram(h)})" + (": it cannot show long-context effects" if tie
@@ -336,8 +340,7 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
     basis = {"kind": "trained", "confounded": "", "uses_context": ours["long_uses_context"],
              "beats_trigram": True, "holds": False, "z": 0.0, "pending": ""}
     lead = ("at 20 tokens per parameter the paper's direction, "
-            + ("beyond" if short.get("p", 1.0) < SEED_ALPHA / short.get("looks", 1)
-               else "within") + " seed noise, "
+            + ("beyond" if _beyond_noise({"p": 1.0, **short}) else "within") + " seed noise, "
             f"in models that only tie the trigram beyond position {eq.FAR}" + _longer(ours))
     tail = "; (L, d) = (2, 128), T = 512, n_h <= 8; the paper's law is fitted at 470M+ parameters"
     if not ls["ready"]:
