@@ -97,13 +97,22 @@ def format_z(z: float) -> str:
     return f"{z:,.0f}" if 1000 <= abs(z) < 1e12 else f"{z:.4g}"
 
 
-def format_p(p: float) -> str:
+def format_p(p: float, alpha: float | None = None) -> str:
     """A p-value as a phrase, one form everywhere: two decimals from 0.01 (0.0912 ->
     'p = 0.09'), three below (0.0069 -> 'p = 0.007'), and 'p < 0.001' below that (a t-test
-    on a handful of seeds says no more); 'p undefined' for NaN (a single pair)."""
+    on a handful of seeds says no more); 'p undefined' for NaN (a single pair). Given the
+    threshold ``alpha`` it is judged against, a p within a factor of two of it keeps the
+    significant digits that put it on its true side (0.0241 against 0.025 -> 'p = 0.024',
+    not 'p = 0.02')."""
     p = float(p)
     if not math.isfinite(p):
         return "p undefined"
+    if alpha is not None and alpha / 2 <= p <= 2 * alpha and p >= 0.001:
+        for sig in range(2, 8):
+            shown = float(f"{p:.{sig}g}")
+            if (shown < alpha) == (p < alpha) and (shown == alpha) == (p == alpha):
+                break
+        return f"p = {p:.{sig}g}"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
 
 

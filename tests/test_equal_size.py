@@ -79,7 +79,7 @@ def test_the_verdict_follows_the_runs(tmp_path):
     assert eq.direction({"mean": 0.05, "p": float("nan")}).endswith("no noise estimate)")
     # p = 0.02 is beyond noise on a first look, not on the third (0.05 / 3)
     assert eq.direction({"mean": 0.05, "p": 0.02, "alpha": 0.05}).endswith(", beyond seed noise")
-    assert eq.direction({"mean": 0.05, "p": 0.02, "alpha": 0.05 / 3}).endswith("within seed noise")
+    assert "within seed noise" in eq.direction({"mean": 0.05, "p": 0.02, "alpha": 0.05 / 3})
     assert "not testable" not in done and "beats the trigram" in done  # far 3.2 < trigram
     flat = eq.verdict(_write(tmp_path, [_row(c, s, far_gain=0.0) for s in (0, 1, 2)
                                         for c in HEADS]))
@@ -123,6 +123,16 @@ def test_the_paired_contrast_is_not_two_independent_means():
     assert g["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(len(d)))
     from scipy import stats
     assert g["p"] == pytest.approx(2 * stats.t.sf(abs(d.mean() / g["se"]), len(d) - 1))
+
+
+def test_a_contrast_near_its_threshold_is_called_narrow():
+    d = eq.paired_t(np.array([0.0, 0.1, 0.2]), eq.level(2))
+    assert d["alpha"] == 0.025
+    for p, words in [(0.001, "beyond seed noise"), (0.02, "beyond seed noise, narrowly"),
+                     (0.03, "but within seed noise, narrowly"), (0.2, "but within seed noise")]:
+        assert eq.direction({**d, "p": p}).endswith(words)
+    assert eq.threshold(3) == "p < 0.05 / 3 = 0.0167, with 98.3% intervals"
+    assert eq.threshold(1) == "p < 0.05, with 95% intervals"
 
 
 def test_partial_rows_say_how_many_seeds(tmp_path):

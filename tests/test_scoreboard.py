@@ -285,3 +285,5 @@ def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_tri
     assert row.ours.startswith(f"trained 4 times as long, at equal size (15 of "
                                f"{longer_training.planned()} runs, paired within 5 seeds): ")
     assert "97.5% interval" in row.ours
+    assert "; in those models, the paper's direction, beyond seed noise (p < 0.001 against a " \
+        "threshold of 0.025)" in row.why

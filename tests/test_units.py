@@ -15,6 +15,22 @@ def test_p_values_have_one_form():
     assert format_p(0.01) == "p = 0.01" and format_p(1.0) == "p = 1.00"
 
 
+def test_a_p_near_its_threshold_shows_which_side_it_is_on():
+    from gqa_lib.units import format_p
+
+    # two decimals would print 0.02 against 0.025, and 0.017 for a p below 0.0167
+    assert format_p(0.0241, alpha=0.025) == "p = 0.024"
+    assert format_p(0.01664, alpha=0.05 / 3) == "p = 0.0166"
+    assert format_p(0.0168, alpha=0.05 / 3) == "p = 0.017"
+    for p, a in [(0.0241, 0.025), (0.01664, 0.05 / 3), (0.0168, 0.05 / 3), (0.04999, 0.05),
+                 (0.05001, 0.05)]:
+        shown = float(format_p(p, alpha=a).split("= ")[1])
+        assert (shown < a) == (p < a)
+    # far from the threshold, or without one, the one form stays
+    assert format_p(0.3, alpha=0.05) == format_p(0.3) == "p = 0.30"
+    assert format_p(0.0004, alpha=0.0005) == "p < 0.001"
+
+
 def test_savings_name_their_sign_in_words():
     from gqa_lib.units import format_saving
 

@@ -65,12 +65,23 @@ def level(looks: int = 1) -> float:
     return 1 - ALPHA / looks
 
 
+def threshold(looks: int) -> str:
+    """'p < 0.05 / 3 = 0.0167, with 98.3% intervals': how a contrast read ``looks`` times
+    is judged (:func:`level`)."""
+    per = f" / {looks} = {ALPHA / looks:.3g}" if looks > 1 else ""
+    return f"p < {ALPHA:g}{per}, with {100 * level(looks):.3g}% intervals"
+
+
 def _grid(path: Path | None = None) -> dict:
     return tomllib.loads(Path(EQ_GRID if path is None else path).read_text())
 
 
 def base_lr(path: Path | None = None) -> float:
     return float(_grid(path)["train"]["lr"])
+
+
+def tokens_per_param(path: Path | None = None) -> float:
+    return float(_grid(path)["train"]["tokens_per_param"])
 
 
 def planned(runs: pd.DataFrame, path: Path | None = None) -> int:
@@ -276,24 +287,37 @@ def paired_t(d: np.ndarray, level: float = 0.95) -> dict[str, float]:
     return out
 
 
-def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """The paper's App. I comparison at equal size, paired within seeds: ``query`` = loss of
-    (1, 1) minus (8, 1) (what 1 -> 8 query heads at one KV head gain), ``kv`` = (8, 1)
-    minus (8, 8) (1 -> 8 KV heads at eight query heads), and ``difference`` = query - kv per
-    seed, i.e. (1, 1) - 2 (8, 1) + (8, 8): the two gains share (8, 1) and the seeds, so they
-    are compared in one paired contrast, not as independent means. Each: :func:`paired_t`
-    at the level of :data:`LOOKS` looks."""
-    m = main_runs(runs)
-    wide = m.pivot_table(index="seed", columns="config", values="val_loss_full_nats") \
-        if len(m) else pd.DataFrame()
-    need = {"(1, 1)", "(8, 1)", "(8, 8)"}
-    if need <= set(wide):
-        w = wide[list(need)].dropna()
-        q, kv = (w["(1, 1)"] - w["(8, 1)"]).to_numpy(), (w["(8, 1)"] - w["(8, 8)"]).to_numpy()
-    else:
-        q = kv = np.array([])
-    lv = level(LOOKS)
+# What 1 -> 8 query heads (at one KV head) and 1 -> 8 KV heads (at eight query heads) buy:
+# the loss of the configuration with fewer heads minus the one with more.
+GAINS = {"query": ("(1, 1)", "(8, 1)"), "kv": ("(8, 1)", "(8, 8)")}
+
+
+def seed_gains(runs: pd.DataFrame, value: str = "val_loss_full_nats") -> pd.DataFrame:
+    """Per seed in which (1, 1), (8, 1) and (8, 8) all have ``value``: the ``query`` and
+    ``kv`` gains (:data:`GAINS`) in that column, indexed by seed (empty before any)."""
+    need = ["(1, 1)", "(8, 1)", "(8, 8)"]
+    wide = (runs.pivot_table(index="seed", columns="config", values=value)
+            if len(runs) else pd.DataFrame())
+    if not set(need) <= set(wide.columns):
+        return pd.DataFrame(columns=list(GAINS), dtype=float)
+    w = wide[need].dropna()
+    return pd.DataFrame({k: w[a] - w[b] for k, (a, b) in GAINS.items()})
+
+
+def contrast(gains: pd.DataFrame, looks: int = 1) -> dict[str, dict[str, float]]:
+    """:func:`paired_t` of the ``query`` and ``kv`` gains (:func:`seed_gains`) and of their
+    per-seed ``difference`` (query - kv, i.e. (1, 1) - 2 (8, 1) + (8, 8): the two gains share
+    (8, 1) and the seeds, so they are compared in one paired contrast, not as independent
+    means), each at the level of ``looks`` looks (:func:`level`)."""
+    lv = level(looks)
+    q, kv = gains["query"].to_numpy(float), gains["kv"].to_numpy(float)
     return {"query": paired_t(q, lv), "kv": paired_t(kv, lv), "difference": paired_t(q - kv, lv)}
+
+
+def head_gains(runs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """The paper's App. I comparison at equal size, paired within seeds (:func:`contrast`
+    of the runs at the shared rate, at :data:`LOOKS` looks)."""
+    return contrast(seed_gains(main_runs(runs)), LOOKS)
 
 
 def interval(d: dict[str, float]) -> str:
@@ -377,16 +401,24 @@ def trigram_sentence(h: dict[str, Any]) -> str:
             "these models cannot show what heads buy at long context.")
 
 
+def near_threshold(d: dict[str, float]) -> bool:
+    """Whether a :func:`paired_t` result's p lies within a factor of two of its ``alpha``,
+    on either side: its verdict stands, but the words say it was narrow."""
+    return bool(np.isfinite(d["p"]) and d["alpha"] / 2 <= d["p"] <= 2 * d["alpha"])
+
+
 def direction(diff: dict[str, float]) -> str:
     """How the paired query-minus-KV contrast (``difference`` of :func:`head_gains`) reads:
     "the paper's direction" when query heads gain more, else "against the paper's
     direction", and whether beyond seed noise (p below its ``alpha``: :data:`ALPHA` over
-    the looks at it) or not."""
+    the looks at it) or not, "narrowly" when p is near that threshold
+    (:func:`near_threshold`)."""
     side = "the paper's direction" if diff["mean"] > 0 else "against the paper's direction"
     if not np.isfinite(diff["p"]):
         return side + " (one seed so far: no noise estimate)"
-    return side + (", beyond seed noise" if diff["p"] < diff["alpha"]
+    text = side + (", beyond seed noise" if diff["p"] < diff["alpha"]
                    else ", but within seed noise")
+    return text + (", narrowly" if near_threshold(diff) else "")
 
 
 def verdict(runs: pd.DataFrame) -> str:
@@ -412,7 +444,7 @@ def verdict(runs: pd.DataFrame) -> str:
             + f": {'query' if d['mean'] > 0 else 'KV'} heads gain more")
     if np.isfinite(d["p"]):
         text += (f", by {abs(d['mean']):.3f} nats ({interval(d)}; t = {d['t']:.1f} on "
-                 f"{d['n'] - 1} degrees of freedom, {format_p(d['p'])}, judged at p < "
+                 f"{d['n'] - 1} degrees of freedom, {format_p(d['p'], d['alpha'])}, judged at p < "
                  f"{d['alpha']:.3g}: {LOOKS} looks at this contrast): {direction(d)}.")
     else:
         text += "."

@@ -22,6 +22,7 @@ contrast was first read at three seeds, so it is judged as a second look (:data:
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,8 @@ def read(path=None) -> pd.DataFrame:
     return eq.read(LONG_GRID.with_suffix(".csv") if path is None else path)
 
 
-def _train(path=None) -> dict:
-    return tomllib.loads((LONG_GRID if path is None else path).read_text())["train"]
+def _grid(path=None) -> dict:
+    return tomllib.loads(Path(LONG_GRID if path is None else path).read_text())
 
 
 def trigram_loss(span: str = "far") -> float:
@@ -58,16 +59,14 @@ def trigram_loss(span: str = "far") -> float:
 
 def planned(path=None) -> int:
     """Runs in the longer grid (every block a full cross product)."""
-    grid = tomllib.loads((LONG_GRID if path is None else path).read_text())
     return sum(len(b["sizes"]) * len(b["heads"]) * len(b["contexts"]) * len(b["seeds"])
-               for b in grid["block"])
+               for b in _grid(path)["block"])
 
 
 def planned_seeds(path=None) -> int:
     """Seeds the grid plans for each configuration of :data:`HEADS` (the fewest of any)."""
-    grid = tomllib.loads((LONG_GRID if path is None else path).read_text())
     per = {c: 0 for c in HEADS}
-    for b in grid["block"]:
+    for b in _grid(path)["block"]:
         for h in b["heads"]:
             label = f"({h[0]}, {h[1]})"
             if label in per:
@@ -78,8 +77,7 @@ def planned_seeds(path=None) -> int:
 def multiple(path=None) -> float:
     """How many times as many tokens per parameter the longer runs train as the
     equal-size runs (80 / 20 = 4)."""
-    short = tomllib.loads(eq.EQ_GRID.read_text())["train"]["tokens_per_param"]
-    return float(_train(path)["tokens_per_param"]) / float(short)
+    return float(_grid(path)["train"]["tokens_per_param"]) / eq.tokens_per_param()
 
 
 def _positions(by_position: dict) -> pd.DataFrame:
@@ -137,24 +135,27 @@ def compare(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["config", "seed"]).astype({"config": str}).reset_index(drop=True)
 
 
+def _common_gains(cmp: pd.DataFrame, columns: list[str]) -> dict[str, pd.DataFrame]:
+    """:func:`~gqa_lib.evidence.equal_size.seed_gains` of each of ``columns`` of
+    :func:`compare`'s rows, kept to the seeds in which every one of them has all of
+    :data:`HEADS` (the same seeds for every column)."""
+    per = {c: eq.seed_gains(cmp, c) for c in columns}
+    seeds = sorted(set.intersection(*(set(g.index) for g in per.values())))
+    return {c: g.loc[seeds] for c, g in per.items()}
+
+
 def head_gains(cmp: pd.DataFrame) -> dict[str, dict[str, float]]:
     """What 1 -> 8 query heads ((1, 1) - (8, 1)) and 1 -> 8 KV heads ((8, 1) - (8, 8)) gain
     after the longer training (``long``) and at 20 tokens per parameter (``short``), whole
     split and beyond FAR, averaged over the ``n_seeds`` seeds in which all three
     configurations have run (too few for an interval); {} before any."""
-    need = ["(1, 1)", "(8, 1)", "(8, 8)"]
     cols = [f"{c}_{t}" for c in ("loss", "far") for t in ("short", "long")]
-    wide = cmp.pivot_table(index="seed", columns="config", values=cols) if len(cmp) else None
-    if wide is None or not set(need) <= set(wide.columns.get_level_values(1)):
+    g = _common_gains(cmp, cols)
+    n = len(g[cols[0]])
+    if not n:
         return {}
-    wide = wide.dropna()  # seeds with all three (and their runs at 20 tokens per parameter)
-    wide = wide[[(c, k) for c in cols for k in need]].dropna()
-    if not len(wide):
-        return {}
-    return {name: {**{c: float((wide[(c, a)] - wide[(c, b)]).mean()) for c in cols},
-                   "n_seeds": len(wide)}
-            for name, (a, b) in {"query": ("(1, 1)", "(8, 1)"),
-                                 "kv": ("(8, 1)", "(8, 8)")}.items()}
+    return {name: {**{c: float(g[c][name].mean()) for c in cols}, "n_seeds": n}
+            for name in eq.GAINS}
 
 
 def training_change(cmp: pd.DataFrame) -> dict[str, float]:
@@ -164,17 +165,10 @@ def training_change(cmp: pd.DataFrame) -> dict[str, float]:
     seeds), and :func:`~gqa_lib.evidence.equal_size.paired_t` of the per-seed change in
     their difference (query gain minus KV gain) merged in (``mean``, ``lo``, ``hi``, ``p``,
     ``n``; NaN intervals below two seeds)."""
-    w = (cmp.pivot_table(index="seed", columns="config", values=["loss_short", "loss_long"])
-         if len(cmp) else pd.DataFrame())
-    cols = [(t, c) for t in ("loss_short", "loss_long") for c in HEADS]
-    w = w[cols].dropna() if set(cols) <= set(w.columns) else pd.DataFrame(columns=cols)
-    gain = {(name, t): (w[(t, a)] - w[(t, b)]).to_numpy(float)
-            for name, (a, b) in {"query": ("(1, 1)", "(8, 1)"), "kv": ("(8, 1)", "(8, 8)")}.items()
-            for t in ("loss_short", "loss_long")}
-    moved = {k: float(np.mean(gain[(k, "loss_long")] - gain[(k, "loss_short")])) if len(w)
-             else np.nan for k in ("query", "kv")}
-    diff = {t: gain[("query", t)] - gain[("kv", t)] for t in ("loss_short", "loss_long")}
-    return {**eq.paired_t(diff["loss_long"] - diff["loss_short"]), **moved}
+    g = _common_gains(cmp, ["loss_short", "loss_long"])
+    moved = g["loss_long"] - g["loss_short"]
+    return {**eq.paired_t((moved["query"] - moved["kv"]).to_numpy(float)),
+            **{k: float(moved[k].mean()) if len(moved) else np.nan for k in eq.GAINS}}
 
 
 def status(long_runs: pd.DataFrame) -> dict:
@@ -191,20 +185,9 @@ def status(long_runs: pd.DataFrame) -> dict:
 
 def head_contrast(long_runs: pd.DataFrame) -> dict[str, dict[str, float]]:
     """The equal-size head contrast on the longer runs, paired within the seeds in which
-    all of :data:`HEADS` have run: ``query`` = (1, 1) - (8, 1), ``kv`` = (8, 1) - (8, 8) and
-    their ``difference`` per seed (whole-split losses), each
-    :func:`~gqa_lib.evidence.equal_size.paired_t` at the level of :data:`LOOKS` looks (NaN
-    intervals below two seeds)."""
-    wide = (long_runs.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
-            if len(long_runs) else pd.DataFrame())
-    if set(HEADS) <= set(wide):
-        w = wide[list(HEADS)].dropna()
-        q, kv = (w["(1, 1)"] - w["(8, 1)"]).to_numpy(), (w["(8, 1)"] - w["(8, 8)"]).to_numpy()
-    else:
-        q = kv = np.array([])
-    lv = eq.level(LOOKS)
-    return {"query": eq.paired_t(q, lv), "kv": eq.paired_t(kv, lv),
-            "difference": eq.paired_t(q - kv, lv)}
+    all of :data:`HEADS` have run (:func:`~gqa_lib.evidence.equal_size.contrast` of their
+    whole-split losses at the level of :data:`LOOKS` looks; NaN intervals below two seeds)."""
+    return eq.contrast(eq.seed_gains(long_runs), LOOKS)
 
 
 def curve(long_runs: pd.DataFrame, config: str, label: str) -> pd.DataFrame:
@@ -307,7 +290,7 @@ def _moved(cmp: pd.DataFrame, x: float) -> str:
     return (f" Against the same {ch['n']} seeds at 20 tokens per parameter, {x:g} times the "
             f"training moved what query heads buy by {ch['query']:+.3f} nats and what KV heads "
             f"buy by {ch['kv']:+.3f}, their difference by {ch['mean']:+.3f} ("
-            f"{eq.interval(ch)}, {format_p(ch['p'])}): {noise} seed noise.")
+            f"{eq.interval(ch)}, {format_p(ch['p'], ch['alpha'])}): {noise} seed noise.")
 
 
 def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
@@ -348,7 +331,7 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
     gains = (f"paired within {d['n']} seeds, 1 → 8 query heads lower the loss by "
              f"{q['mean']:.3f} nats and 1 → 8 KV heads by {kv['mean']:.3f}: "
              f"{'query' if d['mean'] > 0 else 'KV'} heads gain more, by {abs(d['mean']):.3f} "
-             f"({eq.interval(d)}, {format_p(d['p'])}")
+             f"({eq.interval(d)}, {format_p(d['p'], d['alpha'])}")
     looks = (f"p < {d['alpha']:.3g}, since this contrast was read at {eq.MIN_SEEDS} seeds "
              f"before seeds were added: {LOOKS} looks")
     if decides(j) and st["ready"]:  # the scoreboard's App. I row reads the same contrast

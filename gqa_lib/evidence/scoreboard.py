@@ -355,7 +355,8 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
     basis.update(**_contrast_basis(d, lt.LOOKS))
     return basis, (f"trained {x:g} times as long, at equal size ({runs}, paired within "
                    f"{d['n']} seeds): " + _contrast_text(c)), \
-        lead + tail
+        lead + (f"; in those models, {eq.direction(d)} ({format_p(d['p'], d['alpha'])} "
+                f"against a threshold of {d['alpha']:.3g})") + tail
 
 
 def _contrast_basis(d: dict[str, float], looks: int) -> dict[str, Any]:
@@ -374,7 +375,7 @@ def _contrast_text(g: dict[str, dict[str, float]]) -> str:
     return (f"1 -> 8 query heads (1 KV head) lower the loss "
             f"{g['query']['mean']:.3f} nats, 1 -> 8 KV heads (8 query heads) "
             f"{g['kv']['mean']:.3f}; the difference {d['mean']:+.3f} ({eq.interval(d)}, "
-            f"{format_p(d['p'])})")
+            f"{format_p(d['p'], d['alpha'])})")
 
 
 def _longer(ours: dict[str, Any]) -> str:
