@@ -277,7 +277,7 @@ def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_tri
     row, basis = board_with([0, 1, 2])
     assert row.verdict.startswith("pending: data/sweeps/cpu-eq-long-v1 (trained 4 times as "
                                   "long, 9 of 15 runs; 5 seeds of (8, 8), (8, 1) and (1, 1))")
-    assert "; so far, not judged, paired within 3 seeds: 1 -> 8 query heads" in row.ours
+    assert "; so far, not judged, paired within 3 seeds: 1 → 8 query heads" in row.ours
     row, basis = board_with([0, 1, 2, 3, 4])
     assert basis["beats_trigram"] and basis["uses_context"] and not basis["pending"]
     assert basis["looks"] == 2

@@ -367,13 +367,13 @@ def _contrast_basis(d: dict[str, float], looks: int) -> dict[str, Any]:
 
 
 def _contrast_text(g: dict[str, dict[str, float]]) -> str:
-    """'1 -> 8 query heads ... the difference +0.053 (98.3% interval ..., p ...)' from
+    """'1 → 8 query heads ... the difference +0.053 (98.3% interval ..., p ...)' from
     ``query``, ``kv`` and ``difference`` (equal_size.head_gains or longer_training's)."""
     from gqa_lib.evidence import equal_size as eq
 
     d = g["difference"]
-    return (f"1 -> 8 query heads (1 KV head) lower the loss "
-            f"{g['query']['mean']:.3f} nats, 1 -> 8 KV heads (8 query heads) "
+    return (f"1 → 8 query heads (one KV head) lower the loss "
+            f"{g['query']['mean']:.3f} nats, 1 → 8 KV heads (eight query heads) "
             f"{g['kv']['mean']:.3f}; the difference {d['mean']:+.3f} ({eq.interval(d)}, "
             f"{format_p(d['p'], d['alpha'])})")
 
