@@ -370,3 +370,54 @@ def test_longer_runs_that_beat_the_trigram_take_over_the_head_contrast(tmp_path)
         f"; paired within 5 seeds, the query heads' gain minus the KV heads' is "
         f"{d['mean']:+.3f} nats ({eq.interval(d)}): {eq.direction(d)}.")
     assert "paired within" not in lt.takeaway(with_seeds(2), ref)
+
+
+def test_the_rate_check_at_the_longer_length(tmp_path):
+    """cpu-eq-long-lr-v1: seed 0 of (8, 8) and (1, 1) at half the rate, read beside the
+    longer runs at the shared rate; progress until both have run; the gap (1, 1) - (8, 8)
+    shift and its noise by hand."""
+    grid = __import__("tomllib").loads(lt.LR_GRID.read_text())
+    assert grid["train"] == {**lt._grid()["train"]}  # only the rate differs, per block
+    assert [b["lrs"] for b in grid["block"]] == [[eq.base_lr() / 2]]
+    assert lt._grid()["train"]["lr"] == eq.base_lr() and lt.planned(lt.LR_GRID) == 2
+    seeds = range(5)
+    rows = [_row(c, s) for s in seeds for c in ("(8, 8)", "(8, 1)", "(1, 1)")]
+    for r in rows:  # a seed jitter, so that the gap between seeds has a spread
+        r["val_loss_full_nats"] += 0.004 * ((r["seed"] * 7 + r["n_head"]) % 3 - 1)
+    p = tmp_path / "long.csv"
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
+    long = lt.read(p)
+    none = lt.read_lr(tmp_path / "missing.csv")
+    assert lt.lr_sentence(long, none) == (
+        "0 of its 2 runs have finished (cpu-eq-long-lr-v1); until all have, the shared rate is "
+        "unchecked at this length.")
+    assert np.isnan(lt.lr_gap_shift(long, none)["shift"])
+    half = eq.base_lr() / 2
+    check = [_row("(8, 8)", 0, lr=half), _row("(1, 1)", 0, lr=half)]
+    check[0]["val_loss_full_nats"] -= 0.06  # (8, 8) gains 0.05 from the lower rate (+0.01 in _row)
+    q = tmp_path / "lr.csv"
+    pd.DataFrame(check[:1], columns=COLUMNS).to_csv(q, index=False)
+    assert lt.lr_sentence(long, lt.read_lr(q)).startswith("1 of its 2 runs has finished")
+    pd.DataFrame(check, columns=COLUMNS).to_csv(q, index=False)
+    lr_runs = lt.read_lr(q)
+    table = lt.lr_check(long, lr_runs).set_index("config")
+    assert table.loc["(8, 8)", "best_lr"] == half and table.loc["(1, 1)", "best_lr"] == eq.base_lr()
+    w = long.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
+    gap = w["(1, 1)"] - w["(8, 8)"]
+    g = lt.lr_gap_shift(long, lr_runs)
+    assert g["noise"] == pytest.approx(2 * np.sqrt(2) * gap.std(ddof=1))
+    at_half = check[1]["val_loss_full_nats"] - check[0]["val_loss_full_nats"]
+    assert g["shift"] == pytest.approx(at_half - gap[0])
+    text = lt.lr_sentence(long, lr_runs)
+    sd = eq.seed_sd(long)  # one run's seed noise: the seeds shift every loss (SEED_SHIFT)
+    assert table.loc["(8, 8)", "gap"] == pytest.approx(0.054) and 0.054 < 2 * np.sqrt(2) * sd
+    assert "The shared rate is within seed noise of the best rate tried for both." in text
+    assert f"moves by {g['shift']:+.3f} nats at the lower rate" in text
+    assert text.endswith("the shared rate narrows it beyond noise, so the head contrast "
+                         "depends on the rate.")
+    # seeds that agree (jitter only): the same 0.05 nats is beyond one run's seed noise
+    for r in rows:
+        r["val_loss_full_nats"] -= SEED_SHIFT[r["seed"]]
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
+    assert ("The shared rate is beyond seed noise from the best rate tried for (8, 8)."
+            in lt.lr_sentence(lt.read(p), lr_runs))

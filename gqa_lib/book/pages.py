@@ -118,3 +118,21 @@ def regime_table(sweeps: Mapping[str, pd.DataFrame], *, context: int = 128) -> p
                 f"{n.sd:.3f} nats [{n.lo:.3f}, {n.hi:.3f}]" if n.dof else "not measured",
         }
     return pd.DataFrame(out).rename_axis("").reset_index()
+
+
+def lr_check_table(check: pd.DataFrame, caption: str):
+    """A learning-rate check (:func:`gqa_lib.evidence.equal_size.lr_check`, or
+    :func:`gqa_lib.evidence.longer_training.lr_check`) as the book shows it: seed 0's loss
+    at each rate tried (blank where a configuration did not run), the best rate, the shared
+    rate's gap to it and whether that gap is within seed noise."""
+    from gqa_lib.book.tables import show
+    from gqa_lib.evidence.equal_size import fmt
+
+    return show(
+        check, headers={"best_lr": "best rate", "gap": "shared rate's loss - best (nats)",
+                        "within_noise": "shared rate within noise"},
+        formats={"best_lr": "{:g}".format, "gap": "{:+.3f}".format,
+                 "within_noise": fmt("yes/no"),
+                 **{c: (lambda v: "" if v != v else f"{v:.3f}") for c in check
+                    if c.startswith("loss at")}},
+        caption=caption)

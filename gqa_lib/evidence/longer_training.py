@@ -17,6 +17,10 @@ trails) the trigram, inside them it ties. Models that beat it can show what head
 once each configuration has all its planned seeds their paired head contrast
 (:func:`head_contrast`) is what the results page judges the query-versus-KV claim on; that
 contrast was first read at three seeds, so it is judged as a second look (:data:`LOOKS`).
+
+These runs reuse the learning rate checked at 20 tokens per parameter; cpu-eq-long-lr-v1
+checks it at this length, seed 0 of (8, 8) and (1, 1) at half the rate (:func:`lr_check`,
+:func:`lr_sentence`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from gqa_lib.io import DATA_DIR
 from gqa_lib.units import format_p
 
 LONG_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-v1.toml"
+LR_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-lr-v1.toml"  # the rate check at this length
 NOISE_SDS = 2.0  # a single run beats the trigram when it is this many seed sds below it
 # The head contrast was read at three seeds (+0.021 nats, p = 0.15) before seeds 3 and 4
 # were added: two looks, each judged at ALPHA / 2 (equal_size.LOOKS says why).
@@ -44,6 +49,11 @@ COLUMNS = ["config", "seed", "loss_short", "loss_long", "change", "near_long", "
 def read(path=None) -> pd.DataFrame:
     """The finished rows of the longer grid's CSV (an empty frame before any)."""
     return eq.read(LONG_GRID.with_suffix(".csv") if path is None else path)
+
+
+def read_lr(path=None) -> pd.DataFrame:
+    """The finished rows of the rate check at this length (:data:`LR_GRID`'s CSV)."""
+    return eq.read(LR_GRID.with_suffix(".csv") if path is None else path)
 
 
 def _grid(path=None) -> dict:
@@ -356,3 +366,62 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
                  f"{q['far_long']:.3f} and {kv['far_long']:.3f} ({q['far_short']:.3f} and "
                  f"{kv['far_short']:.3f}).")
     return text
+
+
+def lr_check(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~gqa_lib.evidence.equal_size.lr_check` at this length: seed 0's whole-split
+    loss at each rate tried (the longer runs at the shared rate, :data:`LR_GRID`'s at the
+    others), the best rate and whether the shared rate is within the longer runs' seed noise
+    of it."""
+    found = [r for r in (long_runs, lr_runs) if len(r)]
+    return eq.lr_check(pd.concat(found, ignore_index=True) if found else long_runs)
+
+
+def lr_gap_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, float]:
+    """How the lower rate moves the gap between (1, 1) and (8, 8), the sum of the two gains
+    the head contrast compares (seed 0): ``shift`` = gap at the lower rate minus gap at the
+    shared rate, and ``noise`` = two standard deviations of such a change, taken as a
+    difference of two gaps each as noisy as the gap between seeds (sqrt(2) x 2 x the sd of
+    (1, 1) - (8, 8) over the longer runs' seeds); NaN until both have run."""
+    chk = lr_check(long_runs, lr_runs).set_index("config")
+    gaps = eq.seed_gains(long_runs).sum(axis=1)  # (1, 1) - (8, 8) per seed, shared rate
+    out = {"shift": np.nan, "noise": (2 * np.sqrt(2) * float(gaps.std(ddof=1))
+                                      if len(gaps) >= 2 else np.nan)}
+    rates = [c for c in chk if c.startswith("loss at ")]
+    lr0 = f"loss at {eq.base_lr():g}"
+    other = [c for c in rates if c != lr0]
+    if {"(8, 8)", "(1, 1)"} <= set(chk.index) and lr0 in rates and len(other) == 1:
+        gap = chk.loc["(1, 1)", rates].astype(float) - chk.loc["(8, 8)", rates].astype(float)
+        out["shift"] = float(gap[other[0]] - gap[lr0])
+    return out
+
+
+def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
+    """What the rate check at this length says, in sentences computed from it (progress
+    until its runs have finished)."""
+    total = planned(LR_GRID)
+    chk = lr_check(long_runs, lr_runs).set_index("config")
+    if len(lr_runs) < total or not {"(8, 8)", "(1, 1)"} <= set(chk.index):
+        n = len(lr_runs)
+        return (f"{n} of its {total} runs {'has' if n == 1 else 'have'} finished "
+                f"({LR_GRID.stem}); until all have, the shared rate is unchecked at this "
+                "length.")
+    lr0 = eq.base_lr()
+    half = [c for c in chk if c.startswith("loss at ") and c != f"loss at {lr0:g}"][0]
+    per = "; ".join(f"{c} {chk.loc[c, half]:.3f} nats against {chk.loc[c, f'loss at {lr0:g}']:.3f}"
+                    for c in chk.index)
+    worse = [c for c, w in chk.within_noise.items() if not pd.isna(w) and not bool(w)]
+    g = lr_gap_shift(long_runs, lr_runs)
+    text = (f"At {half[8:]}, half the shared rate, seed 0 scores (against the shared "
+            f"rate, {lr0:g}): {per}. "
+            + ("The shared rate is within seed noise of the best rate tried for both"
+               if not worse else
+               "The shared rate is beyond seed noise from the best rate tried for "
+               + " and ".join(worse))
+            + f". The gap between (1, 1) and (8, 8), the sum of what query and KV heads "
+            f"buy, moves by {g['shift']:+.3f} nats at the lower rate (noise of such a change "
+            f"about {g['noise']:.3f}): ")
+    return text + ("the shared rate favours neither configuration beyond noise."
+                   if abs(g["shift"]) <= g["noise"] else
+                   f"the shared rate {'widens' if g['shift'] < 0 else 'narrows'} it beyond "
+                   "noise, so the head contrast depends on the rate.")
