@@ -65,7 +65,8 @@ RULES = {
                           "use their context (a longer context is no better), lose to a "
                           "trigram count model, leave the task unsolved, or are compared "
                           "with a confound (size, tokens, equal shape where the paper "
-                          "compares at equal loss); the why column says which"),
+                          "compares at equal loss, a learning rate that favours one "
+                          "configuration); the why column says which"),
     "pending": ("the evidence is being produced (a sweep still running, measurements on a "
                 "GPU); the row names what it waits for and fills in when that lands in data/"),
 }
@@ -217,9 +218,11 @@ def _longer_runs(eq_runs: pd.DataFrame) -> dict[str, Any]:
     the paired head contrast, and whether each run's loss falls with position."""
     from gqa_lib.evidence import longer_training as lt
 
-    long = lt.read()
+    long, lr_runs = lt.read(), lt.read_lr()
     cmp = lt.compare(long, eq_runs)
     return {"long": lt.judge(long, eq_runs), "long_multiple": lt.multiple(),
+            "long_lr": {**lt.lr_gap_shift(long, lr_runs), "done": len(lr_runs),
+                        "planned": lt.planned(lt.LR_GRID)},
             "long_status": lt.status(long), "long_contrast": lt.head_contrast(long),
             "long_uses_context": bool(len(cmp) and (cmp.near_long > cmp.far_long).all())}
 
@@ -352,11 +355,30 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
                 lead + f"; the longer runs decide once each configuration has its "
                 f"{ls['planned_seeds']} seeds" + tail)
     d = c["difference"]
-    basis.update(**_contrast_basis(d, lt.LOOKS))
+    confounded, rate = _rate_check(ours["long_lr"])
+    basis.update(**_contrast_basis(d, lt.LOOKS), confounded=confounded)
     return basis, (f"trained {x:g} times as long, at equal size ({runs}, paired within "
                    f"{d['n']} seeds): " + _contrast_text(c)), \
         lead + (f"; in those models, {eq.direction(d)} ({format_p(d['p'], d['alpha'])} "
-                f"against a threshold of {d['alpha']:.3g})") + tail
+                f"against a threshold of {d['alpha']:.3g})") + rate + tail
+
+
+def _rate_check(g: dict[str, Any]) -> tuple[str, str]:
+    """(confound, why-text) from the rate check at the longer length (cpu-eq-long-lr-v1:
+    seed 0 of (8, 8) and (1, 1) at half the shared rate; ``g`` = longer_training's
+    lr_gap_shift with ``done`` and ``planned`` runs). Set before its runs finished: if the
+    lower rate moves the gap between (1, 1) and (8, 8), the sum of the two gains the
+    contrast compares, beyond its noise, the contrast depends on the rate, a confound
+    (RULES: not testable here); within it, the shared rate stands; until then it is said
+    to be under way."""
+    if g["done"] < g["planned"] or not np.isfinite(g["shift"]):
+        return "", (f"; the shared rate is being checked at this length ({g['done']} of "
+                    f"{g['planned']} runs of cpu-eq-long-lr-v1)")
+    moved = (f"at half the shared rate the gap between (1, 1) and (8, 8) moves by "
+             f"{g['shift']:+.3f} nats (noise {g['noise']:.3f})")
+    if abs(g["shift"]) > g["noise"]:
+        return "the learning rate", f"; {moved}: the contrast depends on the rate"
+    return "", f"; the shared rate checked at this length: {moved}, within noise"
 
 
 def _contrast_basis(d: dict[str, float], looks: int) -> dict[str, Any]:
