@@ -421,3 +421,17 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     pd.DataFrame(rows, columns=COLUMNS).to_csv(p, index=False)
     assert ("The shared rate is beyond seed noise from the best rate tried for (8, 8)."
             in lt.lr_sentence(lt.read(p), lr_runs))
+
+
+def test_the_committed_rate_check_runs_differ_from_their_reference_only_in_the_rate():
+    """Each committed cpu-eq-long-lr-v1 row is the seed-0 cpu-eq-long-v1 run of its
+    configuration at half the rate: same widths, parameters, tokens, steps and batch; so
+    the rate check compares like with like."""
+    lr_runs, long = lt.read_lr(), lt.read()
+    same = ["n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "params_non_embedding",
+            "tokens", "steps", "batch_size", "context", "seed"]
+    ref = long[long.seed == 0].set_index("config")
+    for _, r in lr_runs.iterrows():
+        assert r.lr == pytest.approx(eq.base_lr() / 2)
+        assert r[same].tolist() == ref.loc[r.config, same].tolist(), r.config
+    assert set(lr_runs.config) <= {"(8, 8)", "(1, 1)"} and len(lr_runs) <= lt.planned(lt.LR_GRID)
