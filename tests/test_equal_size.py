@@ -373,13 +373,15 @@ def test_longer_runs_that_beat_the_trigram_take_over_the_head_contrast(tmp_path)
 
 
 def test_the_rate_check_at_the_longer_length(tmp_path):
-    """cpu-eq-long-lr-v1: seed 0 of (8, 8) and (1, 1) at half the rate, read beside the
-    longer runs at the shared rate; progress until both have run; the gap (1, 1) - (8, 8)
-    shift and its noise by hand."""
+    """cpu-eq-long-lr-v1: seed 0 of (8, 8) and (1, 1), then (8, 1), at half the rate, read
+    beside the longer runs at the shared rate; progress until (8, 8) and (1, 1) have run; the
+    shifts of the gap (1, 1) - (8, 8) and of the difference of the gains, and their noise,
+    by hand."""
     grid = __import__("tomllib").loads(lt.LR_GRID.read_text())
     assert grid["train"] == {**lt._grid()["train"]}  # only the rate differs, per block
-    assert [b["lrs"] for b in grid["block"]] == [[eq.base_lr() / 2]]
-    assert lt._grid()["train"]["lr"] == eq.base_lr() and lt.planned(lt.LR_GRID) == 2
+    assert [b["lrs"] for b in grid["block"]] == [[eq.base_lr() / 2]] * 2
+    assert [b["heads"] for b in grid["block"]] == [[[8, 8], [1, 1]], [[8, 1]]]
+    assert lt._grid()["train"]["lr"] == eq.base_lr() and lt.planned(lt.LR_GRID) == 3
     seeds = range(5)
     rows = [_row(c, s) for s in seeds for c in ("(8, 8)", "(8, 1)", "(1, 1)")]
     for r in rows:  # a seed jitter, so that the gap between seeds has a spread
@@ -389,15 +391,15 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     long = lt.read(p)
     none = lt.read_lr(tmp_path / "missing.csv")
     assert lt.lr_sentence(long, none) == (
-        "0 of its 2 runs have finished (cpu-eq-long-lr-v1); until all have, the shared rate is "
-        "unchecked at this length.")
+        "0 of its 3 runs have finished (cpu-eq-long-lr-v1); until (8, 8) and (1, 1) have, the "
+        "shared rate is unchecked at this length.")
     assert np.isnan(lt.lr_gap_shift(long, none)["shift"])
     half = eq.base_lr() / 2
     check = [_row("(8, 8)", 0, lr=half), _row("(1, 1)", 0, lr=half)]
     check[0]["val_loss_full_nats"] -= 0.06  # (8, 8) gains 0.05 from the lower rate (+0.01 in _row)
     q = tmp_path / "lr.csv"
     pd.DataFrame(check[:1], columns=COLUMNS).to_csv(q, index=False)
-    assert lt.lr_sentence(long, lt.read_lr(q)).startswith("1 of its 2 runs has finished")
+    assert lt.lr_sentence(long, lt.read_lr(q)).startswith("1 of its 3 runs has finished")
     pd.DataFrame(check, columns=COLUMNS).to_csv(q, index=False)
     lr_runs = lt.read_lr(q)
     table = lt.lr_check(long, lr_runs).set_index("config")
@@ -413,7 +415,29 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     assert table.loc["(8, 8)", "gap"] == pytest.approx(0.054) and 0.054 < 2 * np.sqrt(2) * sd
     assert "The shared rate is within seed noise of the best rate tried for both." in text
     assert f"moves by {g['shift']:+.3f} nats at the lower rate" in text
-    assert text.endswith("the shared rate narrows it beyond noise, so the head contrast "
+    assert "their difference, which needs (8, 1) at the lower rate too, is not checked yet " \
+        "(2 of the 3 runs of cpu-eq-long-lr-v1 have finished)" in text
+    assert text.endswith("the lower rate moves the gap beyond noise, so the head contrast "
+                         "depends on the rate.")
+    assert lt.lr_confounded({"gap": g, "difference": lt.lr_difference_shift(long, lr_runs)}) \
+        == ["gap"]
+    # (8, 1) too, gaining 0.02 from the lower rate: the gap sum moved, the difference
+    # (1, 1) - 2 (8, 1) + (8, 8) barely (+0.01 + 2 x 0.02 - 0.05 = 0, plus seed 0's jitter)
+    check.append(_row("(8, 1)", 0, lr=half))
+    check[-1]["val_loss_full_nats"] -= 0.03
+    pd.DataFrame(check, columns=COLUMNS).to_csv(q, index=False)
+    lr3 = lt.read_lr(q)
+    d = lt.lr_difference_shift(long, lr3)
+    diff = w["(1, 1)"] - 2 * w["(8, 1)"] + w["(8, 8)"]
+    loss = {r["n_head"] * 10 + r["n_kv_head"]: r["val_loss_full_nats"] for r in check}
+    assert d["shift"] == pytest.approx(loss[11] - 2 * loss[81] + loss[88] - diff[0])
+    assert d["noise"] == pytest.approx(2 * np.sqrt(2) * diff.std(ddof=1))
+    text = lt.lr_sentence(long, lr3)
+    assert "tried for all three" in text and "(8, 1) 3." in text
+    assert f"and their difference, what query heads buy over KV heads, by {d['shift']:+.3f}" in text
+    assert abs(d["shift"]) < d["noise"] < abs(g["shift"])
+    assert lt.lr_confounded({"gap": g, "difference": d}) == ["gap"]
+    assert text.endswith("the lower rate moves the gap beyond noise, so the head contrast "
                          "depends on the rate.")
     # seeds that agree (jitter only): the same 0.05 nats is beyond one run's seed noise
     for r in rows:
@@ -434,4 +458,4 @@ def test_the_committed_rate_check_runs_differ_from_their_reference_only_in_the_r
     for _, r in lr_runs.iterrows():
         assert r.lr == pytest.approx(eq.base_lr() / 2)
         assert r[same].tolist() == ref.loc[r.config, same].tolist(), r.config
-    assert set(lr_runs.config) <= {"(8, 8)", "(1, 1)"} and len(lr_runs) <= lt.planned(lt.LR_GRID)
+    assert set(lr_runs.config) <= set(lt.HEADS) and len(lr_runs) <= lt.planned(lt.LR_GRID)

@@ -289,22 +289,38 @@ def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_tri
                                f"{longer_training.planned()} runs, paired within 5 seeds): ")
     assert "97.5% interval" in row.ours
     assert "; in those models, the paper's direction, beyond seed noise (p < 0.001 against a " \
-        "threshold of 0.025); the shared rate is being checked at this length (0 of 2" in row.why
+        "threshold of 0.025); the shared rate is being checked at this length (0 of 3" in row.why
 
 
 def test_the_rate_check_at_the_longer_length_can_confound_the_head_contrast():
-    """Set before cpu-eq-long-lr-v1 finished: a gap between (1, 1) and (8, 8) that moves
-    beyond its noise at half the rate makes the App. I row 'not testable here' (a rate
-    confound); within it the verdict stands; until both runs finish it is under way."""
+    """Set before cpu-eq-long-lr-v1 finished: a gap between (1, 1) and (8, 8), or (once
+    (8, 1) has run) a difference of the gains, that moves beyond its noise at half the rate
+    makes the App. I row 'not testable here' (a rate confound); within it the verdict
+    stands; until the runs finish it is under way."""
     from gqa_lib.evidence import scoreboard as sb
 
-    confound, text = sb._rate_check({"shift": np.nan, "noise": 0.03, "done": 1, "planned": 2})
-    assert not confound and text == ("; the shared rate is being checked at this length (1 of 2 "
+    nan = {"shift": np.nan, "noise": 0.06}
+
+    def check(gap, diff, done):
+        return sb._rate_check({"gap": gap, "difference": diff, "done": done, "planned": 3})
+
+    confound, text = check({"shift": np.nan, "noise": 0.03}, nan, 1)
+    assert not confound and text == ("; the shared rate is being checked at this length (1 of 3 "
                                      "runs of cpu-eq-long-lr-v1)")
-    confound, text = sb._rate_check({"shift": -0.01, "noise": 0.03, "done": 2, "planned": 2})
-    assert not confound and text.endswith("moves by -0.010 nats (noise 0.030), within noise")
-    confound, text = sb._rate_check({"shift": 0.05, "noise": 0.03, "done": 2, "planned": 2})
+    confound, text = check({"shift": -0.01, "noise": 0.03}, nan, 2)
+    assert not confound and text == (
+        "; the shared rate is being checked at this length: at half the shared rate the gap "
+        "between (1, 1) and (8, 8) moves by -0.010 nats (noise 0.030), within noise; the "
+        "difference of the gains waits for (8, 1) (2 of 3 runs of cpu-eq-long-lr-v1)")
+    confound, text = check({"shift": 0.05, "noise": 0.03}, nan, 2)
     assert confound == "the learning rate" and text.endswith("the contrast depends on the rate")
+    confound, text = check({"shift": -0.01, "noise": 0.03}, {"shift": 0.02, "noise": 0.06}, 3)
+    assert not confound and text.endswith(
+        "moves by -0.010 nats (noise 0.030), the difference of the gains by +0.020 (noise "
+        "0.060), both within noise")
+    # the gap within its noise, the difference beyond its own: still a confound
+    confound, text = check({"shift": -0.01, "noise": 0.03}, {"shift": -0.07, "noise": 0.06}, 3)
+    assert confound == "the learning rate" and "by -0.070 (noise 0.060): the contrast" in text
     basis = {"kind": "trained", "uses_context": True, "beats_trigram": True, "holds": True,
              "p": 0.001, "looks": 2, "z": 9.0, "confounded": confound}
     assert sb.trained_verdict(basis) == "not testable here"

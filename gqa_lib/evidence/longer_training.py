@@ -19,8 +19,10 @@ once each configuration has all its planned seeds their paired head contrast
 contrast was first read at three seeds, so it is judged as a second look (:data:`LOOKS`).
 
 These runs reuse the learning rate checked at 20 tokens per parameter; cpu-eq-long-lr-v1
-checks it at this length, seed 0 of (8, 8) and (1, 1) at half the rate (:func:`lr_check`,
-:func:`lr_sentence`).
+checks it at this length, seed 0 of (8, 8) and (1, 1) at half the rate, then of (8, 1)
+(added after the first two had run): :func:`lr_check`, and whether the lower rate moves the
+gap between (1, 1) and (8, 8) or the head contrast itself beyond noise
+(:func:`lr_gap_shift`, :func:`lr_difference_shift`, :func:`lr_sentence`).
 """
 
 from __future__ import annotations
@@ -377,51 +379,89 @@ def lr_check(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> pd.DataFrame:
     return eq.lr_check(pd.concat(found, ignore_index=True) if found else long_runs)
 
 
+# What the rate check reads: the gap between (1, 1) and (8, 8) (the sum of the two gains the
+# head contrast compares) and the contrast itself, their difference (equal_size.contrast).
+LR_COMBOS = {"gap": {"(1, 1)": 1, "(8, 8)": -1},
+             "difference": {"(1, 1)": 1, "(8, 1)": -2, "(8, 8)": 1}}
+
+
+def _combo_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame,
+                 weights: dict[str, int]) -> dict[str, float]:
+    """``shift``: the seed-0 combination sum(w x loss) at the lower rate minus at the shared
+    rate; ``noise``: two standard deviations of such a change, taken as a difference of two
+    combinations each as noisy as the combination between seeds (sqrt(2) x 2 x its sd over
+    the longer runs' seeds). NaN where a configuration has not run."""
+    def combo(runs):
+        w = (runs.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
+             if len(runs) else pd.DataFrame())
+        if not set(weights) <= set(w.columns):
+            return pd.Series(dtype=float)
+        return sum(k * w[c] for c, k in weights.items()).dropna()
+
+    shared = combo(eq.main_runs(long_runs)) if len(long_runs) else pd.Series(dtype=float)
+    half = combo(lr_runs[lr_runs.seed == 0]) if len(lr_runs) else pd.Series(dtype=float)
+    noise = 2 * np.sqrt(2) * float(shared.std(ddof=1)) if len(shared) >= 2 else np.nan
+    shift = float(half[0] - shared[0]) if 0 in half.index and 0 in shared.index else np.nan
+    return {"shift": shift, "noise": noise}
+
+
 def lr_gap_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, float]:
     """How the lower rate moves the gap between (1, 1) and (8, 8), the sum of the two gains
-    the head contrast compares (seed 0): ``shift`` = gap at the lower rate minus gap at the
-    shared rate, and ``noise`` = two standard deviations of such a change, taken as a
-    difference of two gaps each as noisy as the gap between seeds (sqrt(2) x 2 x the sd of
-    (1, 1) - (8, 8) over the longer runs' seeds); NaN until both have run."""
-    chk = lr_check(long_runs, lr_runs).set_index("config")
-    gaps = eq.seed_gains(long_runs).sum(axis=1)  # (1, 1) - (8, 8) per seed, shared rate
-    out = {"shift": np.nan, "noise": (2 * np.sqrt(2) * float(gaps.std(ddof=1))
-                                      if len(gaps) >= 2 else np.nan)}
-    rates = [c for c in chk if c.startswith("loss at ")]
-    lr0 = f"loss at {eq.base_lr():g}"
-    other = [c for c in rates if c != lr0]
-    if {"(8, 8)", "(1, 1)"} <= set(chk.index) and lr0 in rates and len(other) == 1:
-        gap = chk.loc["(1, 1)", rates].astype(float) - chk.loc["(8, 8)", rates].astype(float)
-        out["shift"] = float(gap[other[0]] - gap[lr0])
-    return out
+    the head contrast compares (seed 0; :func:`_combo_shift`)."""
+    return _combo_shift(long_runs, lr_runs, LR_COMBOS["gap"])
+
+
+def lr_difference_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, float]:
+    """How the lower rate moves the head contrast itself, query gain minus KV gain,
+    (1, 1) - 2 (8, 1) + (8, 8) (seed 0; :func:`_combo_shift`; NaN until (8, 1) has run)."""
+    return _combo_shift(long_runs, lr_runs, LR_COMBOS["difference"])
+
+
+def lr_confounded(shifts: dict[str, dict[str, float]]) -> list[str]:
+    """The names in ``shifts`` (``gap``, ``difference``) that moved beyond their noise."""
+    return [k for k, g in shifts.items() if np.isfinite(g["shift"]) and abs(g["shift"]) > g["noise"]]
 
 
 def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
     """What the rate check at this length says, in sentences computed from it (progress
-    until its runs have finished)."""
-    total = planned(LR_GRID)
+    until (8, 8) and (1, 1) have run; the difference of the gains once (8, 1) has too)."""
+    total, n = planned(LR_GRID), len(lr_runs)
+    progress = (f"{n} of its {total} runs {'has' if n == 1 else 'have'} finished "
+                f"({LR_GRID.stem})")
     chk = lr_check(long_runs, lr_runs).set_index("config")
-    if len(lr_runs) < total or not {"(8, 8)", "(1, 1)"} <= set(chk.index):
-        n = len(lr_runs)
-        return (f"{n} of its {total} runs {'has' if n == 1 else 'have'} finished "
-                f"({LR_GRID.stem}); until all have, the shared rate is unchecked at this "
-                "length.")
+    if not {"(8, 8)", "(1, 1)"} <= set(chk.index):
+        return progress + "; until (8, 8) and (1, 1) have, the shared rate is unchecked at " \
+            "this length."
     lr0 = eq.base_lr()
     half = [c for c in chk if c.startswith("loss at ") and c != f"loss at {lr0:g}"][0]
     per = "; ".join(f"{c} {chk.loc[c, half]:.3f} nats against {chk.loc[c, f'loss at {lr0:g}']:.3f}"
-                    for c in chk.index)
+                    for c in [h for h in HEADS if h in chk.index])
     worse = [c for c, w in chk.within_noise.items() if not pd.isna(w) and not bool(w)]
-    g = lr_gap_shift(long_runs, lr_runs)
+    shifts = {"gap": lr_gap_shift(long_runs, lr_runs),
+              "difference": lr_difference_shift(long_runs, lr_runs)}
+    g, d = shifts["gap"], shifts["difference"]
     text = (f"At {half[8:]}, half the shared rate, seed 0 scores (against the shared "
             f"rate, {lr0:g}): {per}. "
-            + ("The shared rate is within seed noise of the best rate tried for both"
+            + (f"The shared rate is within seed noise of the best rate tried for "
+               f"{'both' if len(chk) == 2 else 'all three'}"
                if not worse else
                "The shared rate is beyond seed noise from the best rate tried for "
                + " and ".join(worse))
             + f". The gap between (1, 1) and (8, 8), the sum of what query and KV heads "
             f"buy, moves by {g['shift']:+.3f} nats at the lower rate (noise of such a change "
-            f"about {g['noise']:.3f}): ")
-    return text + ("the shared rate favours neither configuration beyond noise."
-                   if abs(g["shift"]) <= g["noise"] else
-                   f"the shared rate {'widens' if g['shift'] < 0 else 'narrows'} it beyond "
-                   "noise, so the head contrast depends on the rate.")
+            f"about {g['noise']:.3f})")
+    if np.isfinite(d["shift"]):
+        at_half = eq.seed_gains(lr_runs[lr_runs.seed == 0]).loc[0]
+        text += (f", and their difference, what query heads buy over KV heads, by "
+                 f"{d['shift']:+.3f} (noise about {d['noise']:.3f}; at the lower rate it is "
+                 f"{at_half['query'] - at_half['kv']:+.3f}): ")
+    else:
+        text += (f"; their difference, which needs (8, 1) at the lower rate too, is not "
+                 f"checked yet ({n} of the {total} runs of {LR_GRID.stem} have finished): ")
+    moved = lr_confounded(shifts)
+    if not moved:
+        return text + ("the shared rate favours neither configuration beyond noise"
+                       + (" so far." if not np.isfinite(d["shift"]) else "."))
+    what = " and ".join({"gap": "the gap", "difference": "the difference"}[k] for k in moved)
+    return text + (f"the lower rate moves {what} beyond noise, so the head contrast depends "
+                   "on the rate.")
