@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from gqa_lib import GQAError, cost
@@ -348,6 +350,34 @@ def test_throughput_model_reproduces_the_measured_h200_points():
     assert estimate.format_s(42) == "42 s" and estimate.format_s(450) == "7.5 min"
     with pytest.raises(GQAError, match="device kind='a100' is not allowed"):
         estimate.throughput("a100")
+
+
+def test_the_cpu_estimate_states_its_error_on_the_runs_it_was_not_fitted_on():
+    """The dry run's CPU line gives the fit's error on every other committed one-thread CPU
+    sweep, by hand here with pandas: predicted / measured s/token - 1 per run."""
+    from gqa_lib.arch import ModelConfig
+    from gqa_lib.train import estimate
+
+    tp = estimate.throughput("cpu")
+    errors, grids = [], []
+    for path in sorted(estimate.CPU_MEASURED.parent.glob("*.csv")):
+        d = pd.read_csv(path)
+        d = d[(d.status == "ok") & (d.threads == 1) & (d.device == "cpu")]
+        if path == estimate.CPU_MEASURED or not len(d):
+            continue
+        grids.append(path.stem)
+        for r in d.itertuples():
+            m = ModelConfig(n_layer=r.n_layer, d_model=r.d_model, n_head=r.n_head,
+                            n_kv_head=r.n_kv_head, d_head=r.d_head, d_ff=r.d_ff,
+                            vocab_size=r.vocab_size)
+            errors.append(tp.s_per_token(estimate.flops_per_token(m, r.context))
+                          * r.tokens_per_s - 1)
+    held = estimate.cpu_held_out()
+    assert held["grids"] == grids and "cpu-v2" not in grids and len(grids) >= 5
+    assert held["errors"] == pytest.approx(errors)
+    text = estimate.describe("cpu")
+    assert (f"; {min(errors):+.0%} to {max(errors):+.0%} (median {np.median(errors):+.0%}) on "
+            f"the {len(errors)} runs of {len(grids)} other committed CPU sweeps") in text
 
 
 def test_d_ff_multiple_of_aligns_matched_widths_within_the_tolerance(tmp_path, small_corpus):

@@ -115,11 +115,12 @@ def _h200_points() -> tuple[list, list]:
     return fitted, other
 
 
-def _cpu_points() -> list[tuple[str, float, float]]:
-    _, rows = read_csv_table(CPU_MEASURED)
+def _cpu_points(path=CPU_MEASURED) -> list[tuple[str, float, float]]:
+    """(run id, FLOPs/token, s/token) of a sweep CSV's finished one-thread CPU runs."""
+    _, rows = read_csv_table(path)
     points = []
     for r in rows:
-        if r.get("status") != "ok" or r.get("threads") != "1":
+        if r.get("status") != "ok" or r.get("threads") != "1" or r.get("device", "cpu") != "cpu":
             continue
         m = ModelConfig(n_layer=int(r["n_layer"]), d_model=int(r["d_model"]),
                         n_head=int(r["n_head"]), n_kv_head=int(r["n_kv_head"]),
@@ -128,6 +129,24 @@ def _cpu_points() -> list[tuple[str, float, float]]:
         points.append((r["run_id"], flops_per_token(m, int(r["context"])),
                        1.0 / float(r["tokens_per_s"])))
     return points
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_held_out() -> dict[str, list]:
+    """The CPU fit's error on every other committed CPU sweep (``data/sweeps/*.csv`` but
+    :data:`CPU_MEASURED`; one thread): ``grids`` (their names) and ``errors`` (fit /
+    measured s/token - 1 per run). Those runs shared the 2-core machine with other work
+    at times, so this is the error a newcomer meets, not the fit's own."""
+    grids, errors = [], []
+    tp = throughput("cpu")
+    for path in sorted(CPU_MEASURED.parent.glob("*.csv")):
+        if path == CPU_MEASURED:
+            continue
+        points = _cpu_points(path)
+        if points:
+            grids.append(path.stem)
+            errors += [tp.a * f ** tp.b / s - 1 for _, f, s in points]
+    return {"grids": grids, "errors": errors}
 
 
 def check_kind(kind: str) -> str:
@@ -236,6 +255,13 @@ def describe(kind: str) -> str:
     if kind == "t4":
         text = (f"the H200's time x {T4_SLOWDOWN:g} (a datasheet ratio, not measured); the "
                 f"H200's {text}")
+    if kind == "cpu":
+        held = cpu_held_out()
+        if held["errors"]:
+            e = held["errors"]
+            text += (f"; {min(e):+.0%} to {max(e):+.0%} (median {float(np.median(e)):+.0%}) on "
+                     f"the {len(e)} runs of {len(held['grids'])} other committed CPU sweeps "
+                     "(data/sweeps, not fitted), run while the machine's load varied")
     if kind != "cpu":
         _, held = _h200_points()
         if held:
