@@ -437,6 +437,18 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     assert f"and their difference, what query heads buy over KV heads, by {d['shift']:+.3f}" in text
     assert abs(d["shift"]) < d["noise"] < abs(g["shift"])
     assert lt.lr_confounded({"gap": g, "difference": d}) == ["gap"]
+    assert lt._rate_clause(long, lr_runs) == ""  # the takeaway waits for (8, 1)
+    assert lt._rate_clause(long, lr3) == (
+        f". At half the learning rate (seed 0) it moves by {d['shift']:+.3f} (noise "
+        f"{d['noise']:.3f}), within noise, but the gap between (1, 1) and (8, 8) moves beyond "
+        "its own: the contrast depends on the rate")
+    same = [_row(c, 0, lr=half) for c in lt.HEADS]  # each 0.01 above its seed-0 reference
+    for r in same:
+        r["val_loss_full_nats"] = w.loc[0, f"({r['n_head']}, {r['n_kv_head']})"] + 0.01
+    pd.DataFrame(same, columns=COLUMNS).to_csv(q, index=False)
+    assert lt._rate_clause(long, lt.read_lr(q)).endswith(
+        "moves by +0.000 (noise " + f"{d['noise']:.3f}): the rate favours neither configuration "
+        "beyond noise")
     assert text.endswith("the lower rate moves the gap beyond noise, so the head contrast "
                          "depends on the rate.")
     # seeds that agree (jitter only): the same 0.05 nats is beyond one run's seed noise

@@ -266,8 +266,10 @@ def compared(j: dict) -> str:
             f"is {j['sd']:.3f})")
 
 
-def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
-    """The longer runs' trigram test in one sentence, for a page's takeaways."""
+def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame,
+             lr_runs: pd.DataFrame | None = None) -> str:
+    """The longer runs' trigram test in one sentence, for a page's takeaways (with the rate
+    check at this length once it has judged the judged contrast, given ``lr_runs``)."""
     j, x = judge(long_runs, ref_runs), multiple()
     if j["state"] == "waiting":
         return (f"Trained {x:g} times as long ({len(long_runs)} of {planned()} runs "
@@ -279,10 +281,31 @@ def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
         d = head_contrast(long_runs)["difference"]
         text += (f"; paired within {d['n']} seeds, the query heads' gain minus the KV heads' "
                  f"is {d['mean']:+.3f} nats ({eq.interval(d)}): {eq.direction(d)}")
+        text += _rate_clause(long_runs, lr_runs)
     elif decides(j):
         text += (f"; their head contrast is judged once all {st['planned']} runs have "
                  f"finished ({st['done']} so far)")
     return text + "."
+
+
+def _rate_clause(long_runs: pd.DataFrame, lr_runs: pd.DataFrame | None) -> str:
+    """'. At half the learning rate ...' once the rate check has all three configurations
+    (the contrast's own shift and :func:`lr_confounded`'s reading), else ''."""
+    if lr_runs is None or not len(lr_runs):
+        return ""
+    shifts = {"gap": lr_gap_shift(long_runs, lr_runs),
+              "difference": lr_difference_shift(long_runs, lr_runs)}
+    d = shifts["difference"]
+    if not np.isfinite(d["shift"]):
+        return ""
+    moved = lr_confounded(shifts)
+    text = f". At half the learning rate (seed 0) it moves by {d['shift']:+.3f} (noise {d['noise']:.3f})"
+    if "difference" in moved:
+        return text + ", beyond noise: the contrast depends on the rate"
+    if moved:
+        return text + (", within noise, but the gap between (1, 1) and (8, 8) moves beyond its "
+                       "own: the contrast depends on the rate")
+    return text + ": the rate favours neither configuration beyond noise"
 
 
 def decides(j: dict) -> bool:
