@@ -293,8 +293,7 @@ def _rate_clause(long_runs: pd.DataFrame, lr_runs: pd.DataFrame | None) -> str:
     (the contrast's own shift and :func:`lr_confounded`'s reading), else ''."""
     if lr_runs is None or not len(lr_runs):
         return ""
-    shifts = {"gap": lr_gap_shift(long_runs, lr_runs),
-              "difference": lr_difference_shift(long_runs, lr_runs)}
+    shifts = lr_shifts(long_runs, lr_runs)
     d = shifts["difference"]
     if not np.isfinite(d["shift"]):
         return ""
@@ -440,6 +439,13 @@ def lr_difference_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[
     return _combo_shift(long_runs, lr_runs, LR_COMBOS["difference"])
 
 
+def lr_shifts(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Both readings of the rate check: ``gap`` (:func:`lr_gap_shift`) and ``difference``
+    (:func:`lr_difference_shift`)."""
+    return {"gap": lr_gap_shift(long_runs, lr_runs),
+            "difference": lr_difference_shift(long_runs, lr_runs)}
+
+
 def lr_confounded(shifts: dict[str, dict[str, float]]) -> list[str]:
     """The names in ``shifts`` (``gap``, ``difference``) that moved beyond their noise."""
     return [k for k, g in shifts.items() if np.isfinite(g["shift"]) and abs(g["shift"]) > g["noise"]]
@@ -460,8 +466,7 @@ def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
     per = "; ".join(f"{c} {chk.loc[c, half]:.3f} nats against {chk.loc[c, f'loss at {lr0:g}']:.3f}"
                     for c in [h for h in HEADS if h in chk.index])
     worse = [c for c, w in chk.within_noise.items() if not pd.isna(w) and not bool(w)]
-    shifts = {"gap": lr_gap_shift(long_runs, lr_runs),
-              "difference": lr_difference_shift(long_runs, lr_runs)}
+    shifts = lr_shifts(long_runs, lr_runs)
     g, d = shifts["gap"], shifts["difference"]
     text = (f"At {half[8:]}, half the shared rate, seed 0 scores (against the shared "
             f"rate, {lr0:g}): {per}. "

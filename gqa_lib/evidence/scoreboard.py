@@ -221,9 +221,8 @@ def _longer_runs(eq_runs: pd.DataFrame) -> dict[str, Any]:
     long, lr_runs = lt.read(), lt.read_lr()
     cmp = lt.compare(long, eq_runs)
     return {"long": lt.judge(long, eq_runs), "long_multiple": lt.multiple(),
-            "long_lr": {"gap": lt.lr_gap_shift(long, lr_runs),
-                        "difference": lt.lr_difference_shift(long, lr_runs),
-                        "done": len(lr_runs), "planned": lt.planned(lt.LR_GRID)},
+            "long_lr": {**lt.lr_shifts(long, lr_runs), "done": len(lr_runs),
+                        "planned": lt.planned(lt.LR_GRID)},
             "long_status": lt.status(long), "long_contrast": lt.head_contrast(long),
             "long_uses_context": bool(len(cmp) and (cmp.near_long > cmp.far_long).all())}
 
@@ -367,12 +366,11 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
 def _rate_check(g: dict[str, Any]) -> tuple[str, str]:
     """(confound, why-text) from the rate check at the longer length (cpu-eq-long-lr-v1:
     seed 0 of (8, 8), (1, 1) and then (8, 1) at half the shared rate; ``g`` = longer_training's
-    lr_gap_shift as ``gap`` and lr_difference_shift as ``difference``, with ``done`` and
-    ``planned`` runs). Set before its runs finished: if the lower rate moves the gap between
-    (1, 1) and (8, 8) (the sum of the two gains the contrast compares) or, once (8, 1) has
-    run, their difference (the contrast itself) beyond its noise, the contrast depends on
-    the rate, a confound (RULES: not testable here); within it, the shared rate stands;
-    until then it is said to be under way."""
+    lr_shifts, ``gap`` and ``difference``, with ``done`` and ``planned`` runs). Set before its
+    runs finished: if the lower rate moves the gap between (1, 1) and (8, 8) (the sum of the
+    two gains the contrast compares) or, once (8, 1) has run, their difference (the contrast
+    itself) beyond its noise, the contrast depends on the rate, a confound (RULES: not
+    testable here); within it, the shared rate stands; until then it is under way."""
     from gqa_lib.evidence import longer_training as lt
 
     gap, diff = g["gap"], g["difference"]
