@@ -363,7 +363,7 @@ def test_the_cpu_estimate_states_its_error_on_the_runs_it_was_not_fitted_on():
     for path in sorted(estimate.CPU_MEASURED.parent.glob("*.csv")):
         d = pd.read_csv(path)
         d = d[(d.status == "ok") & (d.threads == 1) & (d.device == "cpu")]
-        if path == estimate.CPU_MEASURED or not len(d):
+        if path == estimate.CPU_MEASURED or not len(d) or not path.with_suffix(".toml").exists():
             continue
         grids.append(path.stem)
         for r in d.itertuples():
@@ -378,6 +378,32 @@ def test_the_cpu_estimate_states_its_error_on_the_runs_it_was_not_fitted_on():
     text = estimate.describe("cpu")
     assert (f"; {min(errors):+.0%} to {max(errors):+.0%} (median {np.median(errors):+.0%}) on "
             f"the {len(errors)} runs of {len(grids)} other committed CPU sweeps") in text
+
+
+def test_the_held_out_cpu_error_skips_what_is_not_a_sweep_record(tmp_path, monkeypatch):
+    """A damaged CSV beside a grid, or a CSV without one (a user's --out), in data/sweeps
+    does not break a dry run's estimate: only intact sweep records are read."""
+    import shutil
+
+    from gqa_lib.train import estimate
+
+    src = estimate.CPU_MEASURED.parent
+    shutil.copy(estimate.CPU_MEASURED, tmp_path / "cpu-v2.csv")
+    for name in ("cpu-eq-v1", "bad"):
+        shutil.copy(src / "cpu-eq-v1.toml", tmp_path / f"{name}.toml")
+    shutil.copy(src / "cpu-eq-v1.csv", tmp_path / "cpu-eq-v1.csv")
+    shutil.copy(src / "cpu-eq-v1.csv", tmp_path / "my-sweep.csv")  # no grid beside it
+    (tmp_path / "bad.csv").write_bytes(b"run_id,status\x00\n")  # NUL: refused by the reader
+    monkeypatch.setattr(estimate, "CPU_MEASURED", tmp_path / "cpu-v2.csv")
+    estimate.throughput.cache_clear()
+    estimate.cpu_held_out.cache_clear()
+    try:
+        held = estimate.cpu_held_out()
+        assert held["grids"] == ["cpu-eq-v1"] and len(held["errors"]) == 7
+        assert "the 7 runs of 1 other committed CPU sweep (data/sweeps" in estimate.describe("cpu")
+    finally:
+        estimate.throughput.cache_clear()
+        estimate.cpu_held_out.cache_clear()
 
 
 def test_d_ff_multiple_of_aligns_matched_widths_within_the_tolerance(tmp_path, small_corpus):

@@ -133,16 +133,19 @@ def _cpu_points(path=CPU_MEASURED) -> list[tuple[str, float, float]]:
 
 @functools.lru_cache(maxsize=1)
 def cpu_held_out() -> dict[str, list]:
-    """The CPU fit's error on every other committed CPU sweep (``data/sweeps/*.csv`` but
-    :data:`CPU_MEASURED`; one thread): ``grids`` (their names) and ``errors`` (fit /
+    """The CPU fit's error on every other committed CPU sweep (``data/sweeps/*.csv`` beside a
+    grid file, but :data:`CPU_MEASURED`; one thread): ``grids`` (their names) and ``errors`` (fit /
     measured s/token - 1 per run). Those runs shared the 2-core machine with other work
     at times, so this is the error a newcomer meets, not the fit's own."""
     grids, errors = [], []
     tp = throughput("cpu")
     for path in sorted(CPU_MEASURED.parent.glob("*.csv")):
-        if path == CPU_MEASURED:
-            continue
-        points = _cpu_points(path)
+        if path == CPU_MEASURED or not path.with_suffix(".toml").exists():
+            continue  # a sweep's CSV sits beside its grid; anything else is not a record
+        try:
+            points = _cpu_points(path)
+        except (GQAError, ValueError, KeyError):
+            continue  # a damaged file is `gqa sweep`'s to report, not the estimate's
         if points:
             grids.append(path.stem)
             errors += [tp.a * f ** tp.b / s - 1 for _, f, s in points]
@@ -260,7 +263,8 @@ def describe(kind: str) -> str:
         if held["errors"]:
             e = held["errors"]
             text += (f"; {min(e):+.0%} to {max(e):+.0%} (median {float(np.median(e)):+.0%}) on "
-                     f"the {len(e)} runs of {len(held['grids'])} other committed CPU sweeps "
+                     f"the {len(e)} runs of {len(held['grids'])} other committed CPU "
+                     f"sweep{'s' if len(held['grids']) > 1 else ''} "
                      "(data/sweeps, not fitted), run while the machine's load varied")
     if kind != "cpu":
         _, held = _h200_points()
