@@ -398,7 +398,10 @@ def lr_check(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> pd.DataFrame:
     others), the best rate and whether the shared rate is within the longer runs' seed noise
     of it."""
     found = [r for r in (long_runs, lr_runs) if len(r)]
-    return eq.lr_check(pd.concat(found, ignore_index=True) if found else long_runs)
+    chk = eq.lr_check(pd.concat(found, ignore_index=True) if found else long_runs)
+    order = {c: i for i, c in enumerate(HEADS)}  # (8, 8), (8, 1), (1, 1), as the prose reads
+    return chk.sort_values("config", key=lambda c: c.map(order), kind="stable",
+                           ignore_index=True) if len(chk) else chk
 
 
 # What the rate check reads: the gap between (1, 1) and (8, 8) (the sum of the two gains the
