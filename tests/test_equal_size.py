@@ -449,6 +449,7 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     assert lt._rate_clause(long, lt.read_lr(q)).endswith(
         "moves by +0.000 (noise " + f"{d['noise']:.3f}): the rate favours neither configuration "
         "beyond noise")
+    # the sentence with all three: the gap moved beyond noise, so the contrast is confounded
     assert text.endswith("the lower rate moves the gap beyond noise, so the head contrast "
                          "depends on the rate.")
     # seeds that agree (jitter only): the same 0.05 nats is beyond one run's seed noise

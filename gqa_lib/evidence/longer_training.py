@@ -268,8 +268,9 @@ def compared(j: dict) -> str:
 
 def takeaway(long_runs: pd.DataFrame, ref_runs: pd.DataFrame,
              lr_runs: pd.DataFrame | None = None) -> str:
-    """The longer runs' trigram test in one sentence, for a page's takeaways (with the rate
-    check at this length once it has judged the judged contrast, given ``lr_runs``)."""
+    """The longer runs' trigram test in one sentence, for a page's takeaways; given
+    ``lr_runs``, with what the rate check at this length says of the judged contrast once
+    (8, 1) has run (:func:`_rate_clause`)."""
     j, x = judge(long_runs, ref_runs), multiple()
     if j["state"] == "waiting":
         return (f"Trained {x:g} times as long ({len(long_runs)} of {planned()} runs "
@@ -423,8 +424,7 @@ def _combo_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame,
             return pd.Series(dtype=float)
         return sum(k * w[c] for c, k in weights.items()).dropna()
 
-    shared = combo(eq.main_runs(long_runs)) if len(long_runs) else pd.Series(dtype=float)
-    half = combo(lr_runs[lr_runs.seed == 0]) if len(lr_runs) else pd.Series(dtype=float)
+    shared, half = combo(eq.main_runs(long_runs)), combo(lr_runs[lr_runs.seed == 0])
     noise = 2 * np.sqrt(2) * float(shared.std(ddof=1)) if len(shared) >= 2 else np.nan
     shift = float(half[0] - shared[0]) if 0 in half.index and 0 in shared.index else np.nan
     return {"shift": shift, "noise": noise}

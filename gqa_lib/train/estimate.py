@@ -86,9 +86,11 @@ class Throughput:
     def s_per_token(self, flops: float) -> float:
         return self.slowdown * self.a * flops ** self.b
 
-    def errors(self) -> list[float]:
-        """(fit / measured - 1) on each fitted point (of the fitted device)."""
-        return [self.a * f ** self.b / s - 1 for _, f, s in self.points]
+    def errors(self, points=None) -> list[float]:
+        """(fit / measured - 1) on each fitted point, or on ``points`` (label, FLOPs/token,
+        s/token) measured on the fitted device."""
+        return [self.a * f ** self.b / s - 1 for _, f, s in (self.points if points is None
+                                                            else points)]
 
     @property
     def flops_range(self) -> tuple[float, float]:
@@ -115,9 +117,10 @@ def _h200_points() -> tuple[list, list]:
     return fitted, other
 
 
-def _cpu_points(path=CPU_MEASURED) -> list[tuple[str, float, float]]:
-    """(run id, FLOPs/token, s/token) of a sweep CSV's finished one-thread CPU runs."""
-    _, rows = read_csv_table(path)
+def _cpu_points(path=None) -> list[tuple[str, float, float]]:
+    """(run id, FLOPs/token, s/token) of a sweep CSV's finished one-thread CPU runs
+    (:data:`CPU_MEASURED`'s by default)."""
+    _, rows = read_csv_table(CPU_MEASURED if path is None else path)
     points = []
     for r in rows:
         if r.get("status") != "ok" or r.get("threads") != "1" or r.get("device", "cpu") != "cpu":
@@ -133,10 +136,10 @@ def _cpu_points(path=CPU_MEASURED) -> list[tuple[str, float, float]]:
 
 @functools.lru_cache(maxsize=1)
 def cpu_held_out() -> dict[str, list]:
-    """The CPU fit's error on every other committed CPU sweep (``data/sweeps/*.csv`` beside a
-    grid file, but :data:`CPU_MEASURED`; one thread): ``grids`` (their names) and ``errors`` (fit /
-    measured s/token - 1 per run). Those runs shared the 2-core machine with other work
-    at times, so this is the error a newcomer meets, not the fit's own."""
+    """The CPU fit's error on every other committed CPU sweep (``data/sweeps/*.csv`` beside
+    a grid file, but :data:`CPU_MEASURED`; one thread): ``grids`` (their names) and
+    ``errors`` (fit / measured s/token - 1 per run). Those runs shared the 2-core machine
+    with other work at times, so this is the error a newcomer meets, not the fit's own."""
     grids, errors = [], []
     tp = throughput("cpu")
     for path in sorted(CPU_MEASURED.parent.glob("*.csv")):
@@ -148,7 +151,7 @@ def cpu_held_out() -> dict[str, list]:
             continue  # a damaged file is `gqa sweep`'s to report, not the estimate's
         if points:
             grids.append(path.stem)
-            errors += [tp.a * f ** tp.b / s - 1 for _, f, s in points]
+            errors += tp.errors(points)
     return {"grids": grids, "errors": errors}
 
 
@@ -269,7 +272,7 @@ def describe(kind: str) -> str:
     if kind != "cpu":
         _, held = _h200_points()
         if held:
-            out = [tp.a * f ** tp.b / s - 1 for _, f, s in held]
+            out = tp.errors(held)
             text += (f"; {min(out):+.0%} to {max(out):+.0%} on the {len(held)} larger measured "
                      f"points (> {H200_FIT_MAX_PARAMS / 1e6:g}M, not fitted)")
         text += (f". Per step {STEP_OVERHEAD_S * 1e3:g} ms + {LAYER_OVERHEAD_S * 1e3:g} ms "
