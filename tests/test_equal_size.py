@@ -153,6 +153,17 @@ def test_lr_check_and_context_use(tmp_path):
     assert [c for c in lr if c.startswith("loss at ")] == [
         f"loss at {r:g}" for r in (base / 2, base, base * 2)]  # a column per rate, ascending
     assert (lr.best_lr == base).all() and (lr.gap == 0).all() and lr.within_noise.all()
+    assert (lr.seeds == "0").all()  # seed 1 ran the shared rate only
+    from gqa_lib.book.pages import lr_check_table
+
+    t = lr_check_table(lr, "; blank: not run.")  # one set of seeds: named in the caption
+    assert t.caption == "Seed 0's validation loss (nats) at each learning rate; blank: not run."
+    assert "seeds" not in t.frame.columns
+    two = lr.assign(seeds=["0, 1", "0"])  # seeds that differ: a column, and a caption saying so
+    t = lr_check_table(two, ".")
+    assert t.caption.endswith("the mean of the seeds listed.") and "seeds" in t.frame.columns
+    t = lr_check_table(lr.assign(seeds="0, 1, 2"), ".")
+    assert t.caption == "Validation loss (nats) at each learning rate, the mean of seeds 0, 1 and 2."
     use = eq.context_use(runs).set_index("config")
     assert use.loc["(8, 8)", "near"] == pytest.approx(3.5)  # the bin of positions 2-3
     assert use.loc["(8, 8)", "far"] == pytest.approx(3.2)
@@ -373,15 +384,16 @@ def test_longer_runs_that_beat_the_trigram_take_over_the_head_contrast(tmp_path)
 
 
 def test_the_rate_check_at_the_longer_length(tmp_path):
-    """cpu-eq-long-lr-v1: seed 0 of (8, 8) and (1, 1), then (8, 1), at half the rate, read
-    beside the longer runs at the shared rate; progress until (8, 8) and (1, 1) have run; the
-    shifts of the gap (1, 1) - (8, 8) and of the difference of the gains, and their noise,
-    by hand."""
+    """cpu-eq-long-lr-v1: seed 0 of (8, 8) and (1, 1), then (8, 1), then seed 1 of all three,
+    at half the rate, read beside the longer runs at the shared rate; progress until (8, 8)
+    and (1, 1) have run; the shifts of the gap (1, 1) - (8, 8) and of the difference of the
+    gains, and their noise, by hand; with two seeds, the mean of the paired changes."""
     grid = __import__("tomllib").loads(lt.LR_GRID.read_text())
     assert grid["train"] == {**lt._grid()["train"]}  # only the rate differs, per block
-    assert [b["lrs"] for b in grid["block"]] == [[eq.base_lr() / 2]] * 2
-    assert [b["heads"] for b in grid["block"]] == [[[8, 8], [1, 1]], [[8, 1]]]
-    assert lt._grid()["train"]["lr"] == eq.base_lr() and lt.planned(lt.LR_GRID) == 3
+    assert [b["lrs"] for b in grid["block"]] == [[eq.base_lr() / 2]] * 3
+    assert [b["heads"] for b in grid["block"]] == [[[8, 8], [1, 1]], [[8, 1]], [[8, 8], [8, 1], [1, 1]]]
+    assert [b["seeds"] for b in grid["block"]] == [[0], [0], [1]]
+    assert lt._grid()["train"]["lr"] == eq.base_lr() and lt.planned(lt.LR_GRID) == 6
     seeds = range(5)
     rows = [_row(c, s) for s in seeds for c in ("(8, 8)", "(8, 1)", "(1, 1)")]
     for r in rows:  # a seed jitter, so that the gap between seeds has a spread
@@ -391,7 +403,7 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     long = lt.read(p)
     none = lt.read_lr(tmp_path / "missing.csv")
     assert lt.lr_sentence(long, none) == (
-        "0 of its 3 runs have finished (cpu-eq-long-lr-v1); until (8, 8) and (1, 1) have, the "
+        "0 of its 6 runs have finished (cpu-eq-long-lr-v1); until (8, 8) and (1, 1) have, the "
         "shared rate is unchecked at this length.")
     assert np.isnan(lt.lr_gap_shift(long, none)["shift"])
     half = eq.base_lr() / 2
@@ -399,7 +411,7 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     check[0]["val_loss_full_nats"] -= 0.06  # (8, 8) gains 0.05 from the lower rate (+0.01 in _row)
     q = tmp_path / "lr.csv"
     pd.DataFrame(check[:1], columns=COLUMNS).to_csv(q, index=False)
-    assert lt.lr_sentence(long, lt.read_lr(q)).startswith("1 of its 3 runs has finished")
+    assert lt.lr_sentence(long, lt.read_lr(q)).startswith("1 of its 6 runs has finished")
     pd.DataFrame(check, columns=COLUMNS).to_csv(q, index=False)
     lr_runs = lt.read_lr(q)
     table = lt.lr_check(long, lr_runs).set_index("config")
@@ -416,7 +428,7 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     assert "The shared rate is within seed noise of the best rate tried for both." in text
     assert f"moves by {g['shift']:+.3f} nats at the lower rate" in text
     assert "their difference, which needs (8, 1) at the lower rate too, is not checked yet " \
-        "(2 of the 3 runs of cpu-eq-long-lr-v1 have finished)" in text
+        "(2 of the 6 runs of cpu-eq-long-lr-v1 have finished)" in text
     assert text.endswith("the lower rate moves the gap beyond noise, so the head contrast "
                          "depends on the rate.")
     assert lt.lr_confounded({"gap": g, "difference": lt.lr_difference_shift(long, lr_runs)}) \
@@ -449,6 +461,37 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     assert lt._rate_clause(long, lt.read_lr(q)).endswith(
         "moves by +0.000 (noise " + f"{d['noise']:.3f}): the rate favours neither configuration "
         "beyond noise")
+    # seed 1 at the lower rate too: each reading is the mean of the two paired changes, its
+    # noise that of a mean of two (2 sqrt(2 / 2) instead of 2 sqrt(2) times the seed sd)
+    delta = {"(8, 8)": -0.02, "(8, 1)": 0.0, "(1, 1)": 0.01}
+    seed1 = [_row(c, 1, lr=half) for c in lt.HEADS]
+    for r, c in zip(seed1, lt.HEADS):
+        r["val_loss_full_nats"] = w.loc[1, c] + delta[c]
+    pd.DataFrame(check + seed1[:1], columns=COLUMNS).to_csv(q, index=False)
+    part = lt.read_lr(q)  # (8, 8) has seed 1, the others not yet: seed 0 alone decides
+    assert lt.lr_gap_shift(long, part)["n"] == 1
+    assert lt.lr_check(long, part).set_index("config").seeds.to_dict() == {
+        "(8, 8)": "0, 1", "(8, 1)": "0", "(1, 1)": "0"}
+    assert ("the seeds run at both rates score, on average" in lt.lr_sentence(long, part)
+            and "(seeds 0 and 1); (8, 1)" in lt.lr_sentence(long, part))
+    pd.DataFrame(check + seed1, columns=COLUMNS).to_csv(q, index=False)
+    lr6 = lt.read_lr(q)
+    g2, d2 = lt.lr_gap_shift(long, lr6), lt.lr_difference_shift(long, lr6)
+    assert g2["n"] == d2["n"] == 2 and g2["changes"][1] == pytest.approx(0.03)
+    assert g2["shift"] == pytest.approx((g["shift"] + 0.03) / 2)
+    assert d2["shift"] == pytest.approx((d["shift"] - 0.01) / 2)
+    assert g2["noise"] == pytest.approx(2 * gap.std(ddof=1))
+    assert d2["noise"] == pytest.approx(2 * diff.std(ddof=1))
+    table = lt.lr_check(long, lr6).set_index("config")
+    assert (table.seeds == "0, 1").all()
+    assert table.loc["(8, 8)", f"loss at {half:g}"] == pytest.approx(
+        (check[0]["val_loss_full_nats"] + seed1[0]["val_loss_full_nats"]) / 2)
+    text2 = lt.lr_sentence(long, lr6)
+    assert text2.startswith("At 0.00275, half the shared rate, seeds 0 and 1 score, on average")
+    assert (f"moves by {g2['shift']:+.3f} nats at the lower rate (seed 0 {g['shift']:+.3f}, "
+            f"seed 1 +0.030; noise of their mean about {g2['noise']:.3f})") in text2
+    assert lt._rate_clause(long, lr6).startswith(
+        f". At half the learning rate (seeds 0 and 1) it moves by {d2['shift']:+.3f}")
     # the sentence with all three: the gap moved beyond noise, so the contrast is confounded
     assert text.endswith("the lower rate moves the gap beyond noise, so the head contrast "
                          "depends on the rate.")
@@ -461,14 +504,14 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
 
 
 def test_the_committed_rate_check_runs_differ_from_their_reference_only_in_the_rate():
-    """Each committed cpu-eq-long-lr-v1 row is the seed-0 cpu-eq-long-v1 run of its
-    configuration at half the rate: same widths, parameters, tokens, steps and batch; so
-    the rate check compares like with like."""
+    """Each committed cpu-eq-long-lr-v1 row is the cpu-eq-long-v1 run of its configuration
+    and seed at half the rate: same widths, parameters, tokens, steps and batch; so the rate
+    check compares like with like."""
     lr_runs, long = lt.read_lr(), lt.read()
     same = ["n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "params_non_embedding",
-            "tokens", "steps", "batch_size", "context", "seed"]
-    ref = long[long.seed == 0].set_index("config")
+            "tokens", "steps", "batch_size", "context"]
+    ref = long.set_index(["config", "seed"])
     for _, r in lr_runs.iterrows():
         assert r.lr == pytest.approx(eq.base_lr() / 2)
-        assert r[same].tolist() == ref.loc[r.config, same].tolist(), r.config
+        assert r[same].tolist() == ref.loc[(r.config, r.seed), same].tolist(), r.config
     assert set(lr_runs.config) <= set(lt.HEADS) and len(lr_runs) <= lt.planned(lt.LR_GRID)

@@ -289,7 +289,7 @@ def test_the_head_count_row_moves_to_the_longer_runs_when_only_they_beat_the_tri
                                f"{longer_training.planned()} runs, paired within 5 seeds): ")
     assert "97.5% interval" in row.ours
     assert "; in those models, the paper's direction, beyond seed noise (p < 0.001 against a " \
-        "threshold of 0.025); the shared rate is being checked at this length (0 of 3" in row.why
+        "threshold of 0.025); the shared rate is being checked at this length (0 of 6" in row.why
 
 
 def test_the_rate_check_at_the_longer_length_can_confound_the_head_contrast():
@@ -299,28 +299,35 @@ def test_the_rate_check_at_the_longer_length_can_confound_the_head_contrast():
     stands; until the runs finish it is under way."""
     from gqa_lib.evidence import scoreboard as sb
 
-    nan = {"shift": np.nan, "noise": 0.06}
+    nan = {"shift": np.nan, "noise": 0.06, "n": 0, "changes": {}}
 
     def check(gap, diff, done):
-        return sb._rate_check({"gap": gap, "difference": diff, "done": done, "planned": 3})
+        return sb._rate_check({"gap": gap, "difference": diff, "done": done, "planned": 6})
 
-    confound, text = check({"shift": np.nan, "noise": 0.03}, nan, 1)
-    assert not confound and text == ("; the shared rate is being checked at this length (1 of 3 "
+    def seed0(shift, noise):
+        return {"shift": shift, "noise": noise, "n": 1, "changes": {0: shift}}
+
+    confound, text = check(nan, nan, 1)
+    assert not confound and text == ("; the shared rate is being checked at this length (1 of 6 "
                                      "runs of cpu-eq-long-lr-v1)")
-    confound, text = check({"shift": -0.01, "noise": 0.03}, nan, 2)
+    confound, text = check(seed0(-0.01, 0.03), nan, 2)
     assert not confound and text == (
         "; the shared rate is being checked at this length: at half the shared rate the gap "
-        "between (1, 1) and (8, 8) moves by -0.010 nats (noise 0.030), within noise; the "
-        "difference of the gains waits for (8, 1) (2 of 3 runs of cpu-eq-long-lr-v1)")
-    confound, text = check({"shift": 0.05, "noise": 0.03}, nan, 2)
+        "between (1, 1) and (8, 8) moves by -0.010 nats (seed 0, noise 0.030), within noise; "
+        "the difference of the gains waits for (8, 1) (2 of 6 runs of cpu-eq-long-lr-v1)")
+    confound, text = check(seed0(0.05, 0.03), nan, 2)
     assert confound == "the learning rate" and text.endswith("the contrast depends on the rate")
-    confound, text = check({"shift": -0.01, "noise": 0.03}, {"shift": 0.02, "noise": 0.06}, 3)
+    confound, text = check(seed0(-0.01, 0.03), seed0(0.02, 0.06), 3)
     assert not confound and text.endswith(
-        "moves by -0.010 nats (noise 0.030), the difference of the gains by +0.020 (noise "
-        "0.060), both within noise")
+        "moves by -0.010 nats (seed 0, noise 0.030), the difference of the gains by +0.020 "
+        "(seed 0, noise 0.060), both within noise")
     # the gap within its noise, the difference beyond its own: still a confound
-    confound, text = check({"shift": -0.01, "noise": 0.03}, {"shift": -0.07, "noise": 0.06}, 3)
-    assert confound == "the learning rate" and "by -0.070 (noise 0.060): the contrast" in text
+    confound, text = check(seed0(-0.01, 0.03), seed0(-0.07, 0.06), 3)
+    assert confound == "the learning rate" and "by -0.070 (seed 0, noise 0.060): the contrast" in text
+    # two seeds: the mean of their changes, against the smaller noise of a mean
+    two = {"shift": 0.03, "noise": 0.02, "n": 2, "changes": {0: 0.02, 1: 0.04}}
+    confound, text = check(two, seed0(0.0, 0.06), 5)
+    assert confound == "the learning rate" and "+0.030 nats (seeds 0 and 1, noise 0.020)" in text
     basis = {"kind": "trained", "uses_context": True, "beats_trigram": True, "holds": True,
              "p": 0.001, "looks": 2, "z": 9.0, "confounded": confound}
     assert sb.trained_verdict(basis) == "not testable here"

@@ -120,19 +120,30 @@ def regime_table(sweeps: Mapping[str, pd.DataFrame], *, context: int = 128) -> p
     return pd.DataFrame(out).rename_axis("").reset_index()
 
 
-def lr_check_table(check: pd.DataFrame, caption: str):
+def lr_check_table(check: pd.DataFrame, tail: str):
     """A learning-rate check (:func:`gqa_lib.evidence.equal_size.lr_check`, or
-    :func:`gqa_lib.evidence.longer_training.lr_check`) as the book shows it: seed 0's loss
-    at each rate tried (blank where a configuration did not run), the best rate, the shared
-    rate's gap to it and whether that gap is within seed noise."""
+    :func:`gqa_lib.evidence.longer_training.lr_check`) as the book shows it: the loss at
+    each rate tried, averaged over the seeds that ran every rate (blank where a configuration
+    did not run), the best rate, the shared rate's gap to it and whether that gap is within
+    seed noise. The caption names the seeds (a column only where configurations differ in
+    them) and ends with ``tail``."""
     from gqa_lib.book.tables import show
-    from gqa_lib.evidence.equal_size import fmt
+    from gqa_lib.evidence.equal_size import fmt, seeds_words
 
+    seeds = check.seeds.unique() if len(check) else []
+    if len(seeds) == 1:
+        check = check.drop(columns="seeds")
+        who = ("Seed 0's validation loss (nats) at each learning rate" if seeds[0] == "0" else
+               "Validation loss (nats) at each learning rate, the mean of "
+               + seeds_words(seeds[0]))
+    else:
+        who = "Validation loss (nats) at each learning rate, the mean of the seeds listed"
     return show(
-        check, headers={"best_lr": "best rate", "gap": "shared rate's loss - best (nats)",
+        check, headers={"seeds": "seeds", "best_lr": "best rate",
+                        "gap": "shared rate's loss - best (nats)",
                         "within_noise": "shared rate within noise"},
         formats={"best_lr": "{:g}".format, "gap": "{:+.3f}".format,
                  "within_noise": fmt("yes/no"),
                  **{c: (lambda v: "" if v != v else f"{v:.3f}") for c in check
                     if c.startswith("loss at")}},
-        caption=caption)
+        caption=who + tail)

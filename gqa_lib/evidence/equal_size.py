@@ -181,31 +181,48 @@ def seed_sd(runs: pd.DataFrame) -> float:
     return float(np.sqrt(((s.n_seeds - 1) * s.sd.astype(float) ** 2).sum() / dof))
 
 
+def seeds_label(seeds) -> str:
+    """'0' or '0, 1': the seeds a learning-rate check averages, as its table shows them."""
+    return ", ".join(str(int(s)) for s in sorted(seeds))
+
+
+def seeds_words(label: str) -> str:
+    """'seed 0', 'seeds 0 and 1', 'seeds 0, 1 and 2' from a :func:`seeds_label`."""
+    *rest, last = label.split(", ")
+    return f"seeds {', '.join(rest)} and {last}" if rest else f"seed {last}"
+
+
 def lr_check(runs: pd.DataFrame) -> pd.DataFrame:
-    """For each configuration with learning-rate runs (seed 0), one row: its loss at each
-    rate tried (a column ``loss at <rate>`` per rate any configuration tried, ascending; NaN
-    where it did not run), the ``best_lr``, ``gap`` = loss at the shared rate minus the best,
-    and ``within_noise``: gap below two standard deviations of a difference of two runs
-    (sqrt(2) :func:`seed_sd`; NaN until a configuration has two seeds)."""
+    """For each configuration with learning-rate runs, one row: its loss at each rate tried
+    (a column ``loss at <rate>`` per rate any configuration tried, ascending; NaN where it
+    did not run), averaged over ``seeds``, the seeds that ran every rate the configuration
+    tried (seed 0 alone in the checks so far, seeds 0 and 1 once a second seed has run); the
+    ``best_lr``, ``gap`` = loss at the shared rate minus the best, and ``within_noise``: gap
+    below two standard deviations of a mean difference of n paired runs (sqrt(2 / n)
+    :func:`seed_sd`; NaN until a configuration has two seeds)."""
+    cols = ["config", "seeds", "best_lr", "gap", "within_noise"]
     if not len(runs):
-        return pd.DataFrame(columns=["config", "best_lr", "gap", "within_noise"])
+        return pd.DataFrame(columns=cols)
     lr0, sd = base_lr(), seed_sd(runs)
-    s0 = runs[runs.seed == 0]
     rows = []
-    for c, g in s0.groupby("config", sort=False):
+    for c, g in runs.groupby("config", sort=False):
         if g.lr.nunique() < 2 or not np.isclose(g.lr, lr0).any():
             continue
-        best = g.loc[g.val_loss_full_nats.idxmin()]
-        gap = float(g[np.isclose(g.lr, lr0)].val_loss_full_nats.iloc[0] - best.val_loss_full_nats)
-        rows.append({"config": c, **{f"loss at {r.lr:g}": float(r.val_loss_full_nats)
-                                     for r in g.itertuples()},
-                     "best_lr": float(best.lr), "gap": gap,
-                     "within_noise": (gap <= 2 * np.sqrt(2) * sd) if np.isfinite(sd) else np.nan})
+        both = g.pivot_table(index="seed", columns="lr", values="val_loss_full_nats").dropna()
+        if both.empty:  # no seed ran every rate yet
+            continue
+        mean = both.mean()
+        shared = float(mean[[r for r in mean.index if np.isclose(r, lr0)][0]])
+        gap, n = shared - float(mean.min()), len(both)
+        rows.append({"config": c, "seeds": seeds_label(both.index),
+                     **{f"loss at {r:g}": float(v) for r, v in mean.items()},
+                     "best_lr": float(mean.idxmin()), "gap": gap,
+                     "within_noise": (gap <= 2 * np.sqrt(2 / n) * sd) if np.isfinite(sd) else np.nan})
     out = pd.DataFrame(rows)
     if not len(out):
-        return pd.DataFrame(columns=["config", "best_lr", "gap", "within_noise"])
+        return pd.DataFrame(columns=cols)
     rates = sorted((c for c in out if c.startswith("loss at ")), key=lambda c: float(c[8:]))
-    return out[["config", *rates, "best_lr", "gap", "within_noise"]]
+    return out[["config", "seeds", *rates, "best_lr", "gap", "within_noise"]]
 
 
 def by_position(runs: pd.DataFrame) -> pd.DataFrame:

@@ -20,15 +20,17 @@ contrast was first read at three seeds, so it is judged as a second look (:data:
 
 These runs reuse the learning rate checked at 20 tokens per parameter; cpu-eq-long-lr-v1
 checks it at this length, seed 0 of (8, 8) and (1, 1) at half the rate, then of (8, 1)
-(added after the first two had run): :func:`lr_check`, and whether the lower rate moves the
-gap between (1, 1) and (8, 8) or the head contrast itself beyond noise
-(:func:`lr_gap_shift`, :func:`lr_difference_shift`, :func:`lr_sentence`).
+(added after the first two had run), then seed 1 of all three (added after seed 0 had run;
+each reading is then the mean over the seeds run at both rates): :func:`lr_check`, and
+whether the lower rate moves the gap between (1, 1) and (8, 8) or the head contrast itself
+beyond noise (:func:`lr_gap_shift`, :func:`lr_difference_shift`, :func:`lr_sentence`).
 """
 
 from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -299,7 +301,9 @@ def _rate_clause(long_runs: pd.DataFrame, lr_runs: pd.DataFrame | None) -> str:
     if not np.isfinite(d["shift"]):
         return ""
     moved = lr_confounded(shifts)
-    text = f". At half the learning rate (seed 0) it moves by {d['shift']:+.3f} (noise {d['noise']:.3f})"
+    seeds = eq.seeds_words(eq.seeds_label(d["changes"]))
+    text = (f". At half the learning rate ({seeds}) it moves by {d['shift']:+.3f} (noise "
+            f"{d['noise']:.3f})")
     if "difference" in moved:
         return text + ", beyond noise: the contrast depends on the rate"
     if moved:
@@ -412,11 +416,13 @@ LR_COMBOS = {"gap": {"(1, 1)": 1, "(8, 8)": -1},
 
 
 def _combo_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame,
-                 weights: dict[str, int]) -> dict[str, float]:
-    """``shift``: the seed-0 combination sum(w x loss) at the lower rate minus at the shared
-    rate; ``noise``: two standard deviations of such a change, taken as a difference of two
-    combinations each as noisy as the combination between seeds (sqrt(2) x 2 x its sd over
-    the longer runs' seeds). NaN where a configuration has not run."""
+                 weights: dict[str, int]) -> dict[str, Any]:
+    """``shift``: the combination sum(w x loss) at the lower rate minus at the shared rate,
+    paired within each seed that has every configuration at both rates, averaged over those
+    ``n`` seeds (``changes``: seed -> its change); ``noise``: two standard deviations of such
+    a mean, each change taken as a difference of two combinations as noisy as the
+    combination between seeds (2 x sqrt(2 / n) x its sd over the longer runs' seeds). NaN
+    where no seed has every configuration at both rates."""
     def combo(runs):
         w = (runs.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
              if len(runs) else pd.DataFrame())
@@ -424,39 +430,52 @@ def _combo_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame,
             return pd.Series(dtype=float)
         return sum(k * w[c] for c, k in weights.items()).dropna()
 
-    shared, half = combo(eq.main_runs(long_runs)), combo(lr_runs[lr_runs.seed == 0])
-    noise = 2 * np.sqrt(2) * float(shared.std(ddof=1)) if len(shared) >= 2 else np.nan
-    shift = float(half[0] - shared[0]) if 0 in half.index and 0 in shared.index else np.nan
-    return {"shift": shift, "noise": noise}
+    shared, half = combo(eq.main_runs(long_runs)), combo(lr_runs)
+    changes = (half - shared.reindex(half.index)).dropna()
+    n = len(changes)
+    sd = float(shared.std(ddof=1)) if len(shared) >= 2 else np.nan
+    return {"shift": float(changes.mean()) if n else np.nan,
+            "noise": 2 * np.sqrt(2 / n) * sd if n else np.nan, "n": n,
+            "changes": {int(k): float(v) for k, v in changes.items()}}
 
 
-def lr_gap_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, float]:
+def lr_gap_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, Any]:
     """How the lower rate moves the gap between (1, 1) and (8, 8), the sum of the two gains
-    the head contrast compares (seed 0; :func:`_combo_shift`)."""
+    the head contrast compares (:func:`_combo_shift`)."""
     return _combo_shift(long_runs, lr_runs, LR_COMBOS["gap"])
 
 
-def lr_difference_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, float]:
+def lr_difference_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, Any]:
     """How the lower rate moves the head contrast itself, query gain minus KV gain,
-    (1, 1) - 2 (8, 1) + (8, 8) (seed 0; :func:`_combo_shift`; NaN until (8, 1) has run)."""
+    (1, 1) - 2 (8, 1) + (8, 8) (:func:`_combo_shift`; NaN until (8, 1) has run)."""
     return _combo_shift(long_runs, lr_runs, LR_COMBOS["difference"])
 
 
-def lr_shifts(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, dict[str, float]]:
+def lr_shifts(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Both readings of the rate check: ``gap`` (:func:`lr_gap_shift`) and ``difference``
     (:func:`lr_difference_shift`)."""
     return {"gap": lr_gap_shift(long_runs, lr_runs),
             "difference": lr_difference_shift(long_runs, lr_runs)}
 
 
-def lr_confounded(shifts: dict[str, dict[str, float]]) -> list[str]:
+def lr_confounded(shifts: dict[str, dict[str, Any]]) -> list[str]:
     """The names in ``shifts`` (``gap``, ``difference``) that moved beyond their noise."""
     return [k for k, g in shifts.items() if np.isfinite(g["shift"]) and abs(g["shift"]) > g["noise"]]
 
 
+def _noise_note(s: dict[str, Any], what: str = "") -> str:
+    """'noise of such a change about 0.027' for one paired seed; 'seed 0 -0.004, seed 1
+    +0.010; noise of their mean about 0.019' for several (:func:`_combo_shift`'s ``changes``)."""
+    if s["n"] < 2:
+        return f"noise{f' of {what}' if what else ''} about {s['noise']:.3f}"
+    each = ", ".join(f"seed {k} {v:+.3f}" for k, v in s["changes"].items())
+    return f"{each}; noise of their mean about {s['noise']:.3f}"
+
+
 def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
     """What the rate check at this length says, in sentences computed from it (progress
-    until (8, 8) and (1, 1) have run; the difference of the gains once (8, 1) has too)."""
+    until (8, 8) and (1, 1) have run; the difference of the gains once (8, 1) has too; each
+    reading averaged over the seeds run at both rates, :func:`_combo_shift`)."""
     total, n = planned(LR_GRID), len(lr_runs)
     progress = (f"{n} of its {total} runs {'has' if n == 1 else 'have'} finished "
                 f"({LR_GRID.stem})")
@@ -466,26 +485,30 @@ def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
             "this length."
     lr0 = eq.base_lr()
     half = [c for c in chk if c.startswith("loss at ") and c != f"loss at {lr0:g}"][0]
+    seeds = chk.seeds.unique()
     per = "; ".join(f"{c} {chk.loc[c, half]:.3f} nats against {chk.loc[c, f'loss at {lr0:g}']:.3f}"
+                    + ("" if len(seeds) == 1 else f" ({eq.seeds_words(chk.loc[c, 'seeds'])})")
                     for c in [h for h in HEADS if h in chk.index])
+    who = ("the seeds run at both rates score, on average" if len(seeds) > 1 else
+           "seed 0 scores" if seeds[0] == "0" else f"{eq.seeds_words(seeds[0])} score, on average")
     worse = [c for c, w in chk.within_noise.items() if not pd.isna(w) and not bool(w)]
     shifts = lr_shifts(long_runs, lr_runs)
     g, d = shifts["gap"], shifts["difference"]
-    text = (f"At {half[8:]}, half the shared rate, seed 0 scores (against the shared "
-            f"rate, {lr0:g}): {per}. "
+    text = (f"At {half[8:]}, half the shared rate, {who} (against the shared rate, {lr0:g}): "
+            f"{per}. "
             + (f"The shared rate is within seed noise of the best rate tried for "
                f"{'both' if len(chk) == 2 else 'all three'}"
                if not worse else
                "The shared rate is beyond seed noise from the best rate tried for "
                + " and ".join(worse))
             + f". The gap between (1, 1) and (8, 8), the sum of what query and KV heads "
-            f"buy, moves by {g['shift']:+.3f} nats at the lower rate (noise of such a change "
-            f"about {g['noise']:.3f})")
+            f"buy, moves by {g['shift']:+.3f} nats at the lower rate "
+            f"({_noise_note(g, 'such a change')})")
     if np.isfinite(d["shift"]):
-        at_half = eq.seed_gains(lr_runs[lr_runs.seed == 0]).loc[0]
+        gains = eq.seed_gains(lr_runs).loc[list(d["changes"])].mean()
         text += (f", and their difference, what query heads buy over KV heads, by "
-                 f"{d['shift']:+.3f} (noise about {d['noise']:.3f}; at the lower rate it is "
-                 f"{at_half['query'] - at_half['kv']:+.3f}): ")
+                 f"{d['shift']:+.3f} ({_noise_note(d)}; at the lower rate it is "
+                 f"{gains['query'] - gains['kv']:+.3f}): ")
     else:
         text += (f"; their difference, which needs (8, 1) at the lower rate too, is not "
                  f"checked yet ({n} of the {total} runs of {LR_GRID.stem} have finished): ")

@@ -365,22 +365,27 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
 
 def _rate_check(g: dict[str, Any]) -> tuple[str, str]:
     """(confound, why-text) from the rate check at the longer length (cpu-eq-long-lr-v1:
-    seed 0 of (8, 8), (1, 1) and then (8, 1) at half the shared rate; ``g`` = longer_training's
+    seed 0 of (8, 8), (1, 1) and then (8, 1) at half the shared rate, then seed 1 of all
+    three; each reading the mean of the seeds run at both rates; ``g`` = longer_training's
     lr_shifts, ``gap`` and ``difference``, with ``done`` and ``planned`` runs). Set before its
     runs finished: if the lower rate moves the gap between (1, 1) and (8, 8) (the sum of the
     two gains the contrast compares) or, once (8, 1) has run, their difference (the contrast
     itself) beyond its noise, the contrast depends on the rate, a confound (RULES: not
     testable here); within it, the shared rate stands; until then it is under way."""
+    from gqa_lib.evidence import equal_size as eq
     from gqa_lib.evidence import longer_training as lt
+
+    def note(s):  # '(seed 0, noise 0.027)': the seeds a reading averages and its noise
+        return f"({eq.seeds_words(eq.seeds_label(s['changes']))}, noise {s['noise']:.3f})"
 
     gap, diff = g["gap"], g["difference"]
     runs = f"{g['done']} of {g['planned']} runs of cpu-eq-long-lr-v1"
     if not np.isfinite(gap["shift"]):
         return "", f"; the shared rate is being checked at this length ({runs})"
     moved = (f"at half the shared rate the gap between (1, 1) and (8, 8) moves by "
-             f"{gap['shift']:+.3f} nats (noise {gap['noise']:.3f})")
+             f"{gap['shift']:+.3f} nats {note(gap)}")
     if np.isfinite(diff["shift"]):
-        moved += f", the difference of the gains by {diff['shift']:+.3f} (noise {diff['noise']:.3f})"
+        moved += f", the difference of the gains by {diff['shift']:+.3f} {note(diff)}"
     if lt.lr_confounded({"gap": gap, "difference": diff}):
         return "the learning rate", f"; {moved}: the contrast depends on the rate"
     if not np.isfinite(diff["shift"]):
