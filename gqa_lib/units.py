@@ -84,6 +84,13 @@ def format_list(items: Any) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def format_signed(x: float, digits: int = 3) -> str:
+    """A change with its sign, never a negative zero: -0.0042 -> '-0.004', 0.0004 and
+    -0.0004 -> '+0.000' (a change too small to print is not a loss)."""
+    x = round(float(x), digits)
+    return f"{x + 0.0 if x else 0.0:+.{digits}f}"
+
+
 def format_count(n: float, digits: int = 3) -> str:
     """1_235_814_400 -> '1.24 B' (decimal prefixes K, M, B, T), keeping `digits` significant."""
     return _prefixed(n, (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)), digits, "")

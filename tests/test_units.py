@@ -63,3 +63,11 @@ def test_token_counts_use_the_books_k_of_1024():
     assert format_tokens(131072) == "128K" == format_context(131072)
     assert format_tokens(1_480_000) == "1.41M" and format_tokens(921_600) == "900K"
     assert format_tokens(1000) == "1000"
+
+
+def test_a_signed_change_is_never_a_negative_zero():
+    from gqa_lib.units import format_signed
+
+    assert [format_signed(x) for x in (-0.0042, 0.0042, -0.0004, 0.0004, -0.0, 0.0)] == [
+        "-0.004", "+0.004", "+0.000", "+0.000", "+0.000", "+0.000"]
+    assert format_signed(-0.04, 1) == "+0.0" and format_signed(-0.06, 1) == "-0.1"

@@ -43,7 +43,7 @@ from scipy import stats
 from gqa_lib.evidence.reanalysis import baseline, baselines_by_source, ngram_baselines
 from gqa_lib.fit.per_head import config_label, read_runs
 from gqa_lib.io import DATA_DIR
-from gqa_lib.units import format_p
+from gqa_lib.units import format_list, format_p
 
 GRIDS = tuple(DATA_DIR / "sweeps" / f"cpu-eq-v{i}.toml" for i in (1, 2, 3, 4))  # in run order
 EQ_GRID = GRIDS[-1]  # the latest grid: its rate is the shared one, its runs the ones planned
@@ -188,8 +188,8 @@ def seeds_label(seeds) -> str:
 
 def seeds_words(label: str) -> str:
     """'seed 0', 'seeds 0 and 1', 'seeds 0, 1 and 2' from a :func:`seeds_label`."""
-    *rest, last = label.split(", ")
-    return f"seeds {', '.join(rest)} and {last}" if rest else f"seed {last}"
+    seeds = label.split(", ")
+    return f"seed{'s' if len(seeds) > 1 else ''} {format_list(seeds)}"
 
 
 def lr_check(runs: pd.DataFrame) -> pd.DataFrame:

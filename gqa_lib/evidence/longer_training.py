@@ -37,7 +37,7 @@ import pandas as pd
 
 from gqa_lib.evidence import equal_size as eq
 from gqa_lib.io import DATA_DIR
-from gqa_lib.units import format_p
+from gqa_lib.units import format_p, format_signed
 
 LONG_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-v1.toml"
 LR_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-lr-v1.toml"  # the rate check at this length
@@ -302,7 +302,7 @@ def _rate_clause(long_runs: pd.DataFrame, lr_runs: pd.DataFrame | None) -> str:
         return ""
     moved = lr_confounded(shifts)
     seeds = eq.seeds_words(eq.seeds_label(d["changes"]))
-    text = (f". At half the learning rate ({seeds}) it moves by {d['shift']:+.3f} (noise "
+    text = (f". At half the learning rate ({seeds}) it moves by {format_signed(d['shift'])} (noise "
             f"{d['noise']:.3f})")
     if "difference" in moved:
         return text + ", beyond noise: the contrast depends on the rate"
@@ -468,7 +468,7 @@ def _noise_note(s: dict[str, Any], what: str = "") -> str:
     +0.010; noise of their mean about 0.019' for several (:func:`_combo_shift`'s ``changes``)."""
     if s["n"] < 2:
         return f"noise{f' of {what}' if what else ''} about {s['noise']:.3f}"
-    each = ", ".join(f"seed {k} {v:+.3f}" for k, v in s["changes"].items())
+    each = ", ".join(f"seed {k} {format_signed(v)}" for k, v in s["changes"].items())
     return f"{each}; noise of their mean about {s['noise']:.3f}"
 
 
@@ -502,13 +502,13 @@ def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
                "The shared rate is beyond seed noise from the best rate tried for "
                + " and ".join(worse))
             + f". The gap between (1, 1) and (8, 8), the sum of what query and KV heads "
-            f"buy, moves by {g['shift']:+.3f} nats at the lower rate "
+            f"buy, moves by {format_signed(g['shift'])} nats at the lower rate "
             f"({_noise_note(g, 'such a change')})")
     if np.isfinite(d["shift"]):
         gains = eq.seed_gains(lr_runs).loc[list(d["changes"])].mean()
         text += (f", and their difference, what query heads buy over KV heads, by "
-                 f"{d['shift']:+.3f} ({_noise_note(d)}; at the lower rate it is "
-                 f"{gains['query'] - gains['kv']:+.3f}): ")
+                 f"{format_signed(d['shift'])} ({_noise_note(d)}; at the lower rate it is "
+                 f"{format_signed(gains['query'] - gains['kv'])}): ")
     else:
         text += (f"; their difference, which needs (8, 1) at the lower rate too, is not "
                  f"checked yet ({n} of the {total} runs of {LR_GRID.stem} have finished): ")

@@ -37,7 +37,7 @@ from gqa_lib.evidence.paper import (HEADLINE_BOOT, PAPER_DIR, PAPER_HEADLINE, TA
 from gqa_lib.fit.recipe import bootstrap_grids
 from gqa_lib.errors import GQAError
 from gqa_lib.evidence.equal_size import ALPHA as SEED_ALPHA
-from gqa_lib.units import format_heads_each, format_p, format_saving
+from gqa_lib.units import format_heads_each, format_p, format_saving, format_signed
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here", "pending")
 SAVING_TOLERANCE_PTS = 5.0  # a saving within 5 points of the paper's counts as reproduced
@@ -383,9 +383,9 @@ def _rate_check(g: dict[str, Any]) -> tuple[str, str]:
     if not np.isfinite(gap["shift"]):
         return "", f"; the shared rate is being checked at this length ({runs})"
     moved = (f"at half the shared rate the gap between (1, 1) and (8, 8) moves by "
-             f"{gap['shift']:+.3f} nats {note(gap)}")
+             f"{format_signed(gap['shift'])} nats {note(gap)}")
     if np.isfinite(diff["shift"]):
-        moved += f", the difference of the gains by {diff['shift']:+.3f} {note(diff)}"
+        moved += f", the difference of the gains by {format_signed(diff['shift'])} {note(diff)}"
     if lt.lr_confounded({"gap": gap, "difference": diff}):
         return "the learning rate", f"; {moved}: the contrast depends on the rate"
     if not np.isfinite(diff["shift"]):
