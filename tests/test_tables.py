@@ -119,3 +119,15 @@ def test_show_writes_a_head_configuration_in_one_column():
     assert tables.readable(df, ["heads"]).iloc[0, 0] == "(8, 1)"
     with pytest.raises(GQAError, match="'heads' is derived from 'n_head' and 'n_kv_head'"):
         tables.show(df[["z"]], ["heads", "z"])
+
+
+def test_a_change_that_rounds_to_nothing_shows_no_minus_sign():
+    """A float that rounds to -0.000 shows as its format writes zero (signed or not)."""
+    from gqa_lib.book.tables import show
+
+    df = pd.DataFrame({"config": ["a", "b", "c", "d"], "residual": [-0.0004, -0.0042, 0.0, -0.5]})
+    t = show(df, formats={"residual": "{:+.3f}".format})
+    assert list(t.frame["residual"]) == ["+0.000", "-0.004", "+0.000", "-0.500"]
+    t = show(df.assign(residual=[-0.0004, -0.04, -0.0004, -0.0004]),
+             formats={"residual": lambda v: f"{v:.2f} nats"})
+    assert list(t.frame["residual"]) == ["0.00 nats", "-0.04 nats", "0.00 nats", "0.00 nats"]

@@ -9,6 +9,7 @@ display; nothing here prints.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
@@ -161,6 +162,18 @@ _READABLE = {
     "matches": ("Table 4 cells matched", str),
     "measured_matches": ("measured cells matched", str),
 }
+
+
+_NEGATIVE_ZERO = re.compile(r"^-0(?:\.0+)?(?![\d.])")
+
+
+def _no_negative_zero(fmt: Any, v: Any) -> Any:
+    """``fmt(v)``, except that a float that rounds to '-0.000' shows as zero does in the same
+    format ('+0.000' with a sign, '0.000' without): a change too small to print is no loss."""
+    text = fmt(v)
+    if isinstance(v, float) and isinstance(text, str) and _NEGATIVE_ZERO.match(text):
+        return fmt(0.0)
+    return text
 
 
 def readable(df: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -337,7 +350,7 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
         fmt = formats.get(c) or (known[1] if known else _default_format(data[c]))
         if isinstance(fmt, str):
             fmt = fmt.format
-        out[header] = [fmt(v) for v in data[c]]
+        out[header] = [_no_negative_zero(fmt, v) for v in data[c]]
         numeric.append(pd.api.types.is_numeric_dtype(data[c])
                        and not pd.api.types.is_bool_dtype(data[c]))
     if len(out) != len(columns):
