@@ -490,7 +490,8 @@ def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
                     + ("" if len(seeds) == 1 else f" ({eq.seeds_words(chk.loc[c, 'seeds'])})")
                     for c in [h for h in HEADS if h in chk.index])
     who = ("the seeds run at both rates score, on average" if len(seeds) > 1 else
-           "seed 0 scores" if seeds[0] == "0" else f"{eq.seeds_words(seeds[0])} score, on average")
+           f"{eq.seeds_words(seeds[0])} scores" if "," not in seeds[0] else
+           f"{eq.seeds_words(seeds[0])} score, on average")
     worse = [c for c, w in chk.within_noise.items() if not pd.isna(w) and not bool(w)]
     shifts = lr_shifts(long_runs, lr_runs)
     g, d = shifts["gap"], shifts["difference"]
