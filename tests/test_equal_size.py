@@ -482,6 +482,14 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     assert d2["shift"] == pytest.approx((d["shift"] - 0.01) / 2)
     assert g2["noise"] == pytest.approx(2 * gap.std(ddof=1))
     assert d2["noise"] == pytest.approx(2 * diff.std(ddof=1))
+    # the noise measured on the pairs: each configuration's change at seeds 0 and 1, its
+    # variance between the two seeds pooled, times the sum of the weights' squares, over n = 2
+    at0 = {f"({r['n_head']}, {r['n_kv_head']})": r["val_loss_full_nats"] for r in check}
+    var = {c: np.var([at0[c] - w.loc[0, c], delta[c]], ddof=1) for c in lt.HEADS}
+    assert g2["dof_paired"] == 2 and d2["dof_paired"] == 3
+    assert g2["noise_paired"] == pytest.approx(
+        2 * np.sqrt((var["(1, 1)"] + var["(8, 8)"]) / 2 * 2 / 2))
+    assert d2["noise_paired"] == pytest.approx(2 * np.sqrt(np.mean(list(var.values())) * 6 / 2))
     table = lt.lr_check(long, lr6).set_index("config")
     assert (table.seeds == "0, 1").all()
     assert table.loc["(8, 8)", f"loss at {half:g}"] == pytest.approx(
@@ -489,7 +497,26 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     text2 = lt.lr_sentence(long, lr6)
     assert text2.startswith("At 0.00275, half the shared rate, seeds 0 and 1 score, on average")
     assert (f"moves by {g2['shift']:+.3f} nats at the lower rate (seed 0 {g['shift']:+.3f}, "
-            f"seed 1 +0.030; noise of their mean about {g2['noise']:.3f})") in text2
+            f"seed 1 +0.030; noise of their mean about {g2['noise']:.3f}, or "
+            f"{g2['noise_paired']:.3f} measured on these pairs, 2 degrees of freedom)") in text2
+    assert "Against the noise measured on the pairs" not in text2  # the gap is confounded
+    # both seeds move the gap by +0.010, within the rule's noise but beyond the pairs' (which
+    # do not vary): a caveat, not a confound; the difference (0 on average) gets none
+    same = {"(8, 8)": (0.0, 0.0), "(8, 1)": (0.002, 0.008), "(1, 1)": (0.01, 0.01)}
+    rows2 = [_row(c, s, lr=half) for s in (0, 1) for c in lt.HEADS]
+    for r in rows2:
+        c = f"({r['n_head']}, {r['n_kv_head']})"
+        r["val_loss_full_nats"] = w.loc[r["seed"], c] + same[c][r["seed"]]
+    pd.DataFrame(rows2, columns=COLUMNS).to_csv(q, index=False)
+    lr_same = lt.read_lr(q)
+    g3, d3 = lt.lr_gap_shift(long, lr_same), lt.lr_difference_shift(long, lr_same)
+    assert g3["shift"] == pytest.approx(0.01) and g3["noise_paired"] < 0.01 < g3["noise"]
+    assert abs(d3["shift"]) < 1e-9 < d3["noise_paired"]
+    assert not lt.lr_confounded({"gap": g3, "difference": d3})
+    assert lt.lr_sentence(long, lr_same).endswith(
+        "the shared rate favours neither configuration beyond noise. Against the noise measured "
+        "on the pairs, the gap moves beyond it; with so few degrees of freedom that measure is "
+        "itself uncertain, and the rule, set before these runs, reads the spread between seeds.")
     assert lt._rate_clause(long, lr6).startswith(
         f". At half the learning rate (seeds 0 and 1) it moves by {d2['shift']:+.3f}")
     # the sentence with all three: the gap moved beyond noise, so the contrast is confounded

@@ -421,22 +421,34 @@ def _combo_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame,
     paired within each seed that has every configuration at both rates, averaged over those
     ``n`` seeds (``changes``: seed -> its change); ``noise``: two standard deviations of such
     a mean, each change taken as a difference of two combinations as noisy as the
-    combination between seeds (2 x sqrt(2 / n) x its sd over the longer runs' seeds). NaN
-    where no seed has every configuration at both rates."""
-    def combo(runs):
-        w = (runs.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
-             if len(runs) else pd.DataFrame())
+    combination between seeds (2 x sqrt(2 / n) x its sd over the longer runs' seeds; the
+    rule's noise, set before the runs). With two or more seeds, ``noise_paired``: the same
+    measured on the pairs themselves, each configuration's change between those seeds
+    pooled (``dof_paired`` = configurations x (n - 1) degrees of freedom) and summed with
+    the weights' squares; NaN below two seeds or where no seed has every configuration."""
+    def wide(runs):
+        return (runs.pivot_table(index="seed", columns="config", values="val_loss_full_nats")
+                if len(runs) else pd.DataFrame())
+
+    def combo(w):
         if not set(weights) <= set(w.columns):
             return pd.Series(dtype=float)
         return sum(k * w[c] for c, k in weights.items()).dropna()
 
-    shared, half = combo(eq.main_runs(long_runs)), combo(lr_runs)
+    at_shared, at_half = wide(eq.main_runs(long_runs)), wide(lr_runs)
+    shared, half = combo(at_shared), combo(at_half)
     changes = (half - shared.reindex(half.index)).dropna()
     n = len(changes)
     sd = float(shared.std(ddof=1)) if len(shared) >= 2 else np.nan
+    paired = np.nan
+    if n >= 2:  # each configuration's change, its spread between the seeds pooled
+        cfg, seeds = list(weights), changes.index
+        var = float((at_half.loc[seeds, cfg] - at_shared.loc[seeds, cfg]).var(ddof=1).mean())
+        paired = float(2 * np.sqrt(var * sum(k * k for k in weights.values()) / n))
     return {"shift": float(changes.mean()) if n else np.nan,
-            "noise": 2 * np.sqrt(2 / n) * sd if n else np.nan, "n": n,
-            "changes": {int(k): float(v) for k, v in changes.items()}}
+            "noise": float(2 * np.sqrt(2 / n) * sd) if n else np.nan, "n": n,
+            "changes": {int(k): float(v) for k, v in changes.items()},
+            "noise_paired": paired, "dof_paired": len(weights) * (n - 1) if n >= 2 else 0}
 
 
 def lr_gap_shift(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> dict[str, Any]:
@@ -469,7 +481,8 @@ def _noise_note(s: dict[str, Any], what: str = "") -> str:
     if s["n"] < 2:
         return f"noise{f' of {what}' if what else ''} about {s['noise']:.3f}"
     each = ", ".join(f"seed {k} {format_signed(v)}" for k, v in s["changes"].items())
-    return f"{each}; noise of their mean about {s['noise']:.3f}"
+    return (f"{each}; noise of their mean about {s['noise']:.3f}, or {s['noise_paired']:.3f} "
+            f"measured on these pairs, {s['dof_paired']} degrees of freedom")
 
 
 def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
@@ -514,9 +527,18 @@ def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
         text += (f"; their difference, which needs (8, 1) at the lower rate too, is not "
                  f"checked yet ({n} of the {total} runs of {LR_GRID.stem} have finished): ")
     moved = lr_confounded(shifts)
+    names = {"gap": "the gap", "difference": "the difference"}
+    # the measured noise can only add a caveat: the rule set before the runs decides
+    tight = [k for k, x in shifts.items() if k not in moved and x["n"] >= 2
+             and abs(x["shift"]) > x["noise_paired"]]
+    caveat = ("" if not tight else
+              f" Against the noise measured on the pairs, {' and '.join(names[k] for k in tight)} "
+              f"{'moves' if len(tight) == 1 else 'move'} beyond it; with so few degrees of freedom "
+              "that measure is itself uncertain, and the rule, set before these runs, reads the "
+              "spread between seeds.")
     if not moved:
         return text + ("the shared rate favours neither configuration beyond noise"
-                       + (" so far." if not np.isfinite(d["shift"]) else "."))
-    what = " and ".join({"gap": "the gap", "difference": "the difference"}[k] for k in moved)
+                       + (" so far." if not np.isfinite(d["shift"]) else ".")) + caveat
+    what = " and ".join(names[k] for k in moved)
     return text + (f"the lower rate moves {what} beyond noise, so the head contrast depends "
-                   "on the rate.")
+                   "on the rate.") + caveat
