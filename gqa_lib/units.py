@@ -87,8 +87,7 @@ def format_list(items: Any) -> str:
 def format_signed(x: float, digits: int = 3) -> str:
     """A change with its sign, never a negative zero: -0.0042 -> '-0.004', 0.0004 and
     -0.0004 -> '+0.000' (a change too small to print is not a loss)."""
-    x = round(float(x), digits)
-    return f"{x + 0.0 if x else 0.0:+.{digits}f}"
+    return f"{round(float(x), digits) + 0.0:+.{digits}f}"  # -0.0 + 0.0 is +0.0
 
 
 def format_count(n: float, digits: int = 3) -> str:

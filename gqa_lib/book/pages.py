@@ -133,7 +133,8 @@ def lr_check_table(check: pd.DataFrame, tail: str):
     seeds = check.seeds.unique() if len(check) else []
     if len(seeds) == 1:
         check = check.drop(columns="seeds")
-        who = ("Seed 0's validation loss (nats) at each learning rate" if seeds[0] == "0" else
+        who = (f"{seeds_words(seeds[0]).capitalize()}'s validation loss (nats) at each "
+               "learning rate" if "," not in seeds[0] else
                "Validation loss (nats) at each learning rate, the mean of "
                + seeds_words(seeds[0]))
     else:
