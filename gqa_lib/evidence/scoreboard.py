@@ -333,7 +333,7 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
     equal-size runs at 20 tokens per parameter only tie it: those models can show what
     heads buy, so their paired head contrast decides the claim, pending until each of
     (8, 8), (8, 1) and (1, 1) has its planned seeds (an interim reading shown, not judged),
-    then judged as the contrast's second look (longer_training.LOOKS); the shorter runs'
+    then judged at its looks (longer_training.LOOKS); the shorter runs'
     result stays beside it. Returns (basis, ours, why)."""
     from gqa_lib.evidence import equal_size as eq
     from gqa_lib.evidence import longer_training as lt
