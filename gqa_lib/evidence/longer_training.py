@@ -38,7 +38,7 @@ import pandas as pd
 
 from gqa_lib.evidence import equal_size as eq
 from gqa_lib.io import DATA_DIR
-from gqa_lib.units import format_p, format_signed
+from gqa_lib.units import format_list, format_p, format_signed
 
 LONG_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-v1.toml"
 LR_GRID = DATA_DIR / "sweeps" / "cpu-eq-long-lr-v1.toml"  # the rate check at this length
@@ -46,7 +46,8 @@ NOISE_SDS = 2.0  # a single run beats the trigram when it is this many seed sds 
 # The head contrast was read at three seeds (+0.021 nats, p = 0.15) before seeds 3 and 4
 # were added, and at five (+0.032, p = 0.024 against 0.025) before seed 5 was: three looks,
 # each judged at ALPHA / 3 (equal_size.LOOKS says why).
-LOOKS = 3
+READ_AT = (3, 5)  # the seeds the contrast had at each earlier look
+LOOKS = len(READ_AT) + 1
 HEADS = ("(8, 8)", "(8, 1)", "(1, 1)")  # the configurations of the head contrast
 COLUMNS = ["config", "seed", "loss_short", "loss_long", "change", "near_long", "far_short",
            "far_long", "vs_trigram"]
@@ -373,8 +374,8 @@ def verdict(long_runs: pd.DataFrame, ref_runs: pd.DataFrame) -> str:
              f"{q['mean']:.3f} nats and 1 → 8 KV heads by {kv['mean']:.3f}: "
              f"{'query' if d['mean'] > 0 else 'KV'} heads gain more, by {abs(d['mean']):.3f} "
              f"({eq.interval(d)}, {format_p(d['p'], d['alpha'])}")
-    looks = (f"p < {d['alpha']:.3g}, since this contrast was read at {eq.MIN_SEEDS} seeds "
-             f"before seeds were added: {LOOKS} looks")
+    looks = (f"p < {d['alpha']:.3g}, since this contrast was read at "
+             f"{format_list(READ_AT)} seeds before seeds were added: {LOOKS} looks")
     if decides(j) and st["ready"]:  # the scoreboard's App. I row reads the same contrast
         return text + (f" P{gains[1:]}; judged at {looks}): {eq.direction(d)}.{_moved(cmp, x)} "
                        "These models beat the trigram, so the results page judges the claim "
