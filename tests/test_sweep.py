@@ -139,6 +139,9 @@ def test_killed_sweep_resumes_with_exactly_one_row_per_run(tmp_path, small_corpu
     r = subprocess.run(_sweep(grid, out, "--json"), capture_output=True, text=True, check=True)
     counts = json.loads(r.stdout.strip().splitlines()[-1])
     assert counts["skipped"] == first and counts["ok"] == 4 - first
+    # each run reports progress on stderr (a log when not on a terminal): its first and last step
+    done = [line for line in r.stderr.splitlines() if re.match(r"train: step (\d+)/\1 ", line)]
+    assert len(done) == 4 - first and "tokens/s" in done[0], r.stderr
     got = rows(out)
     assert sorted(x["run_id"] for x in got) == sorted(s.run_id for s in load_grid(grid)[1])
     assert all(x["status"] == "ok" for x in got) and list(got[0]) == COLUMNS

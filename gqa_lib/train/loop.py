@@ -119,13 +119,14 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
-          resume: bool = False, progress: bool = True, stop_after: int | None = None,
-          grid: str = "") -> dict[str, Any]:
+          resume: bool = False, progress: bool = True, progress_every_s: float = 10.0,
+          stop_after: int | None = None, grid: str = "") -> dict[str, Any]:
     """Train `model_cfg` with `tc`, writing to `out_dir`; return the final.json dict.
 
     ``resume=True`` continues from ``out_dir/ckpt.pt`` and reaches the same result as an
     uninterrupted run (bitwise on CPU with the same thread count). ``stop_after`` ends the
     run after that many steps (a deliberate interruption, for tests and time-boxed jobs).
+    Progress is a bar on a terminal, else a line every ``progress_every_s`` seconds.
     The run's identity (:func:`run_identity`, with `grid` the sweep's name) is stored in
     ckpt.pt and final.json; resuming a folder whose stored identity differs is refused with
     the differing settings named, so no result is ever returned under another run's label.
@@ -229,7 +230,8 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
 
     t0 = time.perf_counter()
     bar = _progress(tc.steps, step, progress and rank == 0,
-                    tokens_per_step=tc.batch_size * tc.context_len * world)
+                    tokens_per_step=tc.batch_size * tc.context_len * world,
+                    every_s=progress_every_s)
     last_loss = float("nan")
     end = tc.steps if stop_after is None else min(tc.steps, step + stop_after)
     while step < end:
@@ -428,26 +430,25 @@ def _torch_bytes(obj: Any) -> bytes:
     return buf.getvalue()
 
 
-def _progress(total: int, initial: int, enabled: bool, tokens_per_step: int = 0):
+def _progress(total: int, initial: int, enabled: bool, tokens_per_step: int = 0,
+              every_s: float = 10.0):
     """A tqdm bar on a terminal; elsewhere (a log file, a pipe, a notebook's stderr) one
     line now and then, so a long run is never silent (:class:`_ProgressLines`)."""
     from tqdm.auto import tqdm
 
     if enabled and not sys.stderr.isatty():
-        return _ProgressLines(total, initial, tokens_per_step)
+        return _ProgressLines(total, initial, tokens_per_step, every_s)
     return tqdm(total=total, initial=initial, disable=not enabled or not sys.stderr.isatty(),
                 dynamic_ncols=True, desc="train")
 
 
 class _ProgressLines:
     """tqdm's update/set_postfix/close as plain lines on stderr: after the first step,
-    every PROGRESS_EVERY_S seconds and at the last step, with tokens/s and the time left."""
+    every ``every_s`` seconds and at the last step, with tokens/s and the time left."""
 
-    PROGRESS_EVERY_S = 10.0
-
-    def __init__(self, total: int, initial: int, tokens_per_step: int):
+    def __init__(self, total: int, initial: int, tokens_per_step: int, every_s: float = 10.0):
         self.total, self.initial, self.step = total, initial, initial
-        self.tokens_per_step = tokens_per_step
+        self.tokens_per_step, self.every_s = tokens_per_step, every_s
         self.t0 = self.last = time.perf_counter()
 
     def update(self, n: int = 1) -> None:
@@ -456,7 +457,7 @@ class _ProgressLines:
     def set_postfix(self, **values: Any) -> None:
         now = time.perf_counter()
         done = self.step - self.initial
-        if not (done == 1 or self.step >= self.total or now - self.last >= self.PROGRESS_EVERY_S):
+        if not (done == 1 or self.step >= self.total or now - self.last >= self.every_s):
             return
         self.last = now
         per_step = (now - self.t0) / max(done, 1)

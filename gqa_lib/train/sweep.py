@@ -77,6 +77,9 @@ _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
 # of m, and the tolerance is still checked (m = 64 misses it by up to 6% at d = 128, L = 2:
 # one step of 64 moves 3 x 2 x 128 x 64 parameters; m = 8 stays within 0.6% there).
 EQUAL_PARAMS_TOLERANCE = 0.01
+# A run inside a sweep reports progress (log lines when not on a terminal) this often: a
+# CPU run of an hour is never silent, and a short GPU run prints two lines.
+PROGRESS_EVERY_S = 60.0
 # A size [n_layer, d_model, d_head] sets the head dimension for that size (e.g. d_model / 8
 # at each size of a ladder, so that (8, 8) is plain multi-head attention at every size).
 # Optional block keys: training settings swept within a block (learning-rate tuning, the MQAR
@@ -481,7 +484,7 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
         try:
             final = train(spec.model, spec.train, run_dir,
                           resume=(run_dir / "ckpt.pt").exists() or (run_dir / "final.json").exists(),
-                          progress=False, grid=grid)
+                          progress_every_s=PROGRESS_EVERY_S, grid=grid)
             record(out_csv, _row(spec, grid, commit, final))
             counts["ok"] += 1
             log(f"    val_loss {final['val_loss']:.4f} in {final['wall_s']:.0f} s")
