@@ -564,6 +564,24 @@ def test_data_readme_table_reads_as_one_entry_per_file():
         assert marker in DATA_README.read_text(), marker
 
 
+def test_the_reproducibility_page_names_every_grid_of_each_corpus():
+    """The opening paragraph says which sweeps use which corpus, typed by hand: every grid
+    file in data/sweeps is named under the corpus its [train] data setting picks (web when
+    unset), so a new grid cannot be left out."""
+    import tomllib
+
+    page = " ".join((BOOK / "reproducibility.md").read_text().split())
+    web, pd_ = page.split("), and `pd` (used by ", 1)
+    pd_ = pd_.split(")", 1)[0]
+    ranges = {"cpu-eq-v1 to cpu-eq-v4": [f"cpu-eq-v{i}" for i in range(1, 5)]}
+    for grid in sorted((ROOT / "data" / "sweeps").glob("*.toml")):
+        corpus = tomllib.loads(grid.read_text())["train"].get("data", "web")
+        text = {"pd": pd_, "web": web.rsplit("used by the sweeps ", 1)[-1]}[corpus]
+        names = set(re.findall(r"\b[a-z0-9]+(?:-[a-z0-9]+)+\b", text))  # hyphenated names
+        names |= {g for r, gs in ranges.items() if r in text for g in gs}
+        assert grid.stem in names, (grid.stem, corpus, text)
+
+
 MAX_VISIBLE_CODE_LINES = 300  # issue 24: what a reader learns from; the rest is hidden
 _HIDDEN = {"remove-input", "remove-cell", "hide-input"}
 
