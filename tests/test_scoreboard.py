@@ -24,21 +24,37 @@ def board():
 
 def test_headline_rows_show_the_spread_of_the_refits_and_where_the_paper_lies(board):
     """The memory, FLOPs and equal-Z rows carry the bootstrap spread of our fits (the
-    digitised losses' noise): it brackets our point value, and the why column says on which
-    side of it the paper's figure lies, as the numbers do."""
-    for i, key in ((0, "memory_pct"), (2, "equal_z_loss_gain")):
+    digitised losses' noise): its central 95% brackets our point value, and the why column
+    counts the refits on the far side of the paper's figure, as the refits give them."""
+    from gqa_lib.evidence.paper import headline_intervals
+
+    refits = headline_intervals(joint_model())["refits"]  # the board's: same seed and count
+    for i, key in ((0, "memory_pct"), (1, "flops_pct:fig2"), (2, "equal_z_loss_gain")):
         row, basis = board.iloc[i], board.attrs["basis"][i]
         lo, hi = basis["refits"]
         assert lo < basis["ours"] < hi, row.claim
-        where = "inside" if lo <= basis["paper"] <= hi else "outside"
-        assert f"the paper's figure lies {where} the spread of 100 refits" in row.why
-        fmt = "{:.1f}%" if i == 0 else "{:.3f}"
-        assert f"(refits: {fmt.format(lo)} to {fmt.format(hi)})" in row.ours
-    row, basis = board.iloc[1], board.attrs["basis"][1]
-    lo, hi = basis["refits"]
-    assert lo < basis["ours"] < hi
-    where = "inside" if lo <= basis["paper"] <= hi else "outside"
-    assert f"by Fig. 2's count, the paper's figure lies {where} the spread" in row.why
+        v, paper = refits[key].to_numpy(), basis["paper"]
+        above, below = int((v > paper).sum()), int((v < paper).sum())
+        k, side = (above, "below") if above >= below else (below, "above")
+        count = f"all {len(v)} refits" if k == len(v) else f"{k} of the {len(v)} refits"
+        lead = "by Fig. 2's count, " if i == 1 else ""
+        assert f"{lead}the paper's figure is {side} {count} of our fits" in row.why, row.why
+        if i != 1:
+            fmt = "{:.1f}%" if i == 0 else "{:.3f}"
+            assert f"(95% of the refits: {fmt.format(lo)} to {fmt.format(hi)})" in row.ours
+
+
+def test_a_figure_among_refits_is_a_count():
+    from gqa_lib.errors import GQAError
+    from gqa_lib.evidence.paper import among_refits
+
+    v = [1.0, 2.0, 3.0, 4.0, np.nan]
+    assert among_refits(0.5, v) == "below all 4 refits"
+    assert among_refits(1.5, v) == "below 3 of the 4 refits"
+    assert among_refits(3.0, v) == "above 2 of the 4 refits"  # a tie counts on neither side
+    assert among_refits(9.0, v) == "above all 4 refits"
+    with pytest.raises(GQAError, match="no finite refit values"):
+        among_refits(1.0, [np.nan])
 
 
 def test_headline_intervals_refuse_bad_input_and_repeat_with_a_seed():

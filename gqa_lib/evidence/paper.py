@@ -462,7 +462,8 @@ def headline_intervals(model=None, *, n_boot: int = HEADLINE_BOOT, seed: int = 0
     refits of the loss model (:func:`gqa_lib.fit.recipe.on_refits`, from ``seed``): for
     ``memory_pct``, ``z_pct``, ``equal_z_loss_gain`` and each ``flops_pct`` convention (keys
     ``flops_pct:<convention>``), the central ``level`` percentile interval (lo, hi).
-    ``n_boot`` and ``n_failed`` (refits that failed, left out). The refits resample the
+    ``n_boot`` and ``n_failed`` (refits that failed, left out); ``refits``, every refit's
+    values (a frame, one column per key: :func:`among_refits`). The refits resample the
     noise of the digitised losses only: not the law's form, the extrapolation or a bias in
     the digitisation. ``kwargs``: :func:`headline`'s."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
@@ -481,13 +482,24 @@ def headline_intervals(model=None, *, n_boot: int = HEADLINE_BOOT, seed: int = 0
     tail = 100 * (1 - level) / 2
     out: dict[str, Any] = {k: tuple(float(v) for v in np.percentile(frame[k], [tail, 100 - tail]))
                            for k in frame.columns}
-    return {**out, "n_boot": len(rows), "n_failed": failed, "level": level}
+    return {**out, "n_boot": len(rows), "n_failed": failed, "level": level, "refits": frame}
 
 
-def inside_or_outside(value: float, interval: tuple[float, float]) -> str:
-    """Whether ``value`` lies "inside" or "outside" ``interval`` (lo, hi): a word for prose."""
-    lo, hi = interval
-    return "inside" if lo <= value <= hi else "outside"
+def among_refits(value: float, refits: Any) -> str:
+    """Where a figure lies among refit values, as a count: 'below 98 of the 100 refits',
+    'above all 100 refits', 'below 55 of the 100 refits' (ties count on neither side).
+
+    A count, not 'inside' or 'outside' a percentile interval: whether a figure near the
+    2.5th percentile of 100 refits falls in or out of it changes with the refits' random
+    draw (the edge of 100 draws is itself uncertain by about +-1.6 percentage points of
+    probability), a count says how many refits the figure beats."""
+    v = np.asarray(refits, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        raise GQAError("among_refits: no finite refit values")
+    above, below = int((v > value).sum()), int((v < value).sum())
+    side, k = ("below", above) if above >= below else ("above", below)
+    return f"{side} all {len(v)} refits" if k == len(v) else f"{side} {k} of the {len(v)} refits"
 
 
 # ----- Fig. 2 -------------------------------------------------------------------------------

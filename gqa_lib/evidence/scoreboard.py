@@ -31,7 +31,7 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.arch.config import paper_family
 from gqa_lib.evidence.paper import (HEADLINE_BOOT, PAPER_DIR, PAPER_HEADLINE, TABLE4_CONTEXTS,
-                                    headline, headline_intervals, inside_or_outside,
+                                    among_refits, headline, headline_intervals,
                                     joint_model, paper_headcount_laws, table4_comparison,
                                     table4_summary)
 from gqa_lib.fit.recipe import bootstrap_grids
@@ -426,13 +426,14 @@ def _longer(ours: dict[str, Any]) -> str:
 
 
 def _spread(spread: dict[str, Any], key: str, paper: float, fmt: str) -> tuple[str, str]:
-    """(" (refits: lo to hi)" for the ours column, "; the paper's figure lies inside/outside
-    the spread of n refits" for the why column) of one headline quantity; ``fmt`` formats a
-    value ("{:.1f}%")."""
+    """(" (95% of the refits: lo to hi)", their central interval, for the ours column;
+    "; the paper's figure is below 98 of the 100 refits of our fits" for the why column: a
+    count, which the refits' random draw moves a little, where in or out of the interval
+    flips near its edge) of one headline quantity; ``fmt`` formats a value ("{:.1f}%")."""
     lo, hi = spread[key]
-    return (f" (refits: {fmt.format(lo)} to {fmt.format(hi)})",
-            f"; the paper's figure lies {inside_or_outside(paper, spread[key])} the spread of "
-            f"{spread['n_boot']} refits of our fits (the losses' noise only)")
+    return (f" ({spread['level']:.0%} of the refits: {fmt.format(lo)} to {fmt.format(hi)})",
+            f"; the paper's figure is {among_refits(paper, spread['refits'][key])} of our "
+            "fits (the losses' noise only)")
 
 
 def _trend_refits(model, targets: list[float], n_boot: int) -> tuple[int, int]:
