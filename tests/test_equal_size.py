@@ -542,3 +542,10 @@ def test_the_committed_rate_check_runs_differ_from_their_reference_only_in_the_r
         assert r.lr == pytest.approx(eq.base_lr() / 2)
         assert r[same].tolist() == ref.loc[(r.config, r.seed), same].tolist(), r.config
     assert set(lr_runs.config) <= set(lt.HEADS) and len(lr_runs) <= lt.planned(lt.LR_GRID)
+
+
+def test_seeds_in_words_from_a_label_or_the_seeds():
+    assert eq.seeds_label([1, 0]) == "0, 1"
+    assert eq.seeds_words("0") == eq.seeds_words([0]) == "seed 0"
+    assert eq.seeds_words("0, 1") == eq.seeds_words({1: -0.01, 0: 0.02}) == "seeds 0 and 1"
+    assert eq.seeds_words(range(3)) == "seeds 0, 1 and 2"

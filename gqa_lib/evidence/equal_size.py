@@ -186,9 +186,10 @@ def seeds_label(seeds) -> str:
     return ", ".join(str(int(s)) for s in sorted(seeds))
 
 
-def seeds_words(label: str) -> str:
-    """'seed 0', 'seeds 0 and 1', 'seeds 0, 1 and 2' from a :func:`seeds_label`."""
-    seeds = label.split(", ")
+def seeds_words(seeds) -> str:
+    """'seed 0', 'seeds 0 and 1', 'seeds 0, 1 and 2' from a :func:`seeds_label` or from the
+    seeds themselves (any iterable of integers, e.g. a dict keyed by seed)."""
+    seeds = (seeds if isinstance(seeds, str) else seeds_label(seeds)).split(", ")
     return f"seed{'s' if len(seeds) > 1 else ''} {format_list(seeds)}"
 
 

@@ -304,7 +304,7 @@ def _rate_clause(long_runs: pd.DataFrame, lr_runs: pd.DataFrame | None) -> str:
     if not np.isfinite(d["shift"]):
         return ""
     moved = lr_confounded(shifts)
-    seeds = eq.seeds_words(eq.seeds_label(d["changes"]))
+    seeds = eq.seeds_words(d["changes"])
     text = (f". At half the learning rate ({seeds}) it moves by {format_signed(d['shift'])} (noise "
             f"{d['noise']:.3f})")
     if "difference" in moved:

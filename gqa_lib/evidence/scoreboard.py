@@ -376,7 +376,7 @@ def _rate_check(g: dict[str, Any]) -> tuple[str, str]:
     from gqa_lib.evidence import longer_training as lt
 
     def note(s):  # '(seed 0, noise 0.027)': the seeds a reading averages and its noise
-        return f"({eq.seeds_words(eq.seeds_label(s['changes']))}, noise {s['noise']:.3f})"
+        return f"({eq.seeds_words(s['changes'])}, noise {s['noise']:.3f})"
 
     gap, diff = g["gap"], g["difference"]
     runs = f"{g['done']} of {g['planned']} runs of cpu-eq-long-lr-v1"
