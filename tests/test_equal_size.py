@@ -549,3 +549,18 @@ def test_seeds_in_words_from_a_label_or_the_seeds():
     assert eq.seeds_words("0") == eq.seeds_words([0]) == "seed 0"
     assert eq.seeds_words("0, 1") == eq.seeds_words({1: -0.01, 0: 0.02}) == "seeds 0 and 1"
     assert eq.seeds_words(range(3)) == "seeds 0, 1 and 2"
+
+
+def test_the_earlier_looks_at_the_longer_contrast_read_as_recorded():
+    """The looks that led to more seeds (longer_training.READ_AT; the grid file, data/README
+    and the training page quote them) recomputed from the committed runs: at 3 seeds +0.021
+    nats, p = 0.15 (95% interval -0.018 to +0.059); at 5, a second look, +0.032, p = 0.024
+    against 0.025; each look's level counts the looks made until then."""
+    long = lt.read()
+    assert lt.READ_AT == (3, 5) and lt.LOOKS == 3 and lt.planned_seeds() == 6
+    at3, at5 = (eq.contrast(eq.seed_gains(long[long.seed < n]), k + 1)["difference"]
+                for k, n in enumerate(lt.READ_AT))
+    assert at3["n"] == 3 and round(at3["mean"], 3) == 0.021 and round(at3["p"], 2) == 0.15
+    assert (round(at3["lo"], 3), round(at3["hi"], 3)) == (-0.018, 0.059)
+    assert at5["n"] == 5 and round(at5["mean"], 3) == 0.032 and round(at5["p"], 3) == 0.024
+    assert at5["alpha"] == 0.025 and at5["p"] < at5["alpha"]

@@ -13,11 +13,12 @@ verdict, computed from the library (the book's "Results at a glance" page).
 
 The verdicts follow the fixed rules of :data:`RULES` (the results page prints them), and
 each row keeps what its verdict was decided on in ``DataFrame.attrs["basis"]`` (one dict per
-row, ``kind`` naming the rule), so a test can re-read rule and row side by side. A claim
-whose evidence is still being produced (a running sweep, GPU measurements) is *pending* and
-says what it waits for: never a guess. A claim about trained models is tested on models that
-can show it: ones that use their context, beat a trigram count model, solve the task, and
-are compared without a confound; otherwise it is *not testable here*, with the reason.
+row, ``kind`` naming the rule; the headline rows' bootstrap refits in ``attrs["refits"]``),
+so a test can re-read rule and row side by side. A claim whose evidence is still being
+produced (a running sweep, GPU measurements) is *pending* and says what it waits for: never
+a guess. A claim about trained models is tested on models that can show it: ones that use
+their context, beat a trigram count model, solve the task, and are compared without a
+confound; otherwise it is *not testable here*, with the reason.
 """
 
 from __future__ import annotations
@@ -564,4 +565,5 @@ def scoreboard(model=None, *, n_boot: int = HEADLINE_BOOT) -> pd.DataFrame:
     rows.append(_serving_row(speedup, inf))
     board = pd.DataFrame([{k: r[k] for k in COLUMNS} for r in rows], columns=list(COLUMNS))
     board.attrs["basis"] = [r["basis"] for r in rows]
+    board.attrs["refits"] = spread["refits"]  # the headline rows' refit values, one column each
     return board
