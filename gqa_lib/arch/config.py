@@ -497,6 +497,24 @@ PUBLISHED_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+# How the published presets are named where they are published (the Hugging Face Hub), for
+# what a reader sees: tables and chart legends show "Llama-3.2-1B", the CLI takes the key.
+PRESET_TITLES: dict[str, str] = {
+    "llama-3.2-1b": "Llama-3.2-1B", "llama-3.2-3b": "Llama-3.2-3B",
+    "llama-3.1-8b": "Llama-3.1-8B", "llama-3.1-70b": "Llama-3.1-70B",
+    "mistral-7b-v0.1": "Mistral-7B-v0.1", "qwen2.5-0.5b": "Qwen2.5-0.5B",
+    "qwen2.5-7b": "Qwen2.5-7B", "qwen3-8b": "Qwen3-8B", "gemma-7b": "Gemma-7B",
+    "gemma-2-9b": "Gemma-2-9B", "mixtral-8x7b-v0.1": "Mixtral-8x7B-v0.1",
+    "qwen3-30b-a3b": "Qwen3-30B-A3B", "deepseek-v2-lite": "DeepSeek-V2-Lite",
+}
+
+
+def model_title(name: Any) -> str:
+    """A model's name as a reader knows it: a published preset's Hub name ("llama-3.2-1b" ->
+    "Llama-3.2-1B"), any other name unchanged."""
+    return PRESET_TITLES.get(name, str(name)) if isinstance(name, str) else str(name)
+
+
 def get_preset(name: str) -> ModelConfig:
     """Look up a preset by name (case-insensitive); unknown names suggest close matches."""
     if not isinstance(name, str):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gqa_lib import cost, units
-from gqa_lib.arch.config import ModelConfig
+from gqa_lib.arch.config import model_title, ModelConfig
 from gqa_lib.errors import GQAError
 
 Models = Mapping[str, ModelConfig] | Sequence[ModelConfig]
@@ -117,7 +117,7 @@ def _pct(v: float) -> str:
 
 # column -> (display header, formatter); the header names the unit when the text does not
 _READABLE = {
-    "model": ("model", str),
+    "model": ("model", model_title),
     "context_len": ("T", units.format_context),
     "heads": (units.HEADS_TITLE, str),
     "n_head": ("n_h", str),
