@@ -135,7 +135,7 @@ def static_explorer(table: pd.DataFrame):
     p_ctx = alt.param("log2T", value=int(np.log2(d.context)), bind=alt.binding_select(
         options=logs, labels=[format_context(2**k) for k in logs], name="context T "))
     p_target = alt.param("target", value=d.target_loss, bind=alt.binding_select(
-        options=targets, labels=[f"{v:g}" for v in targets], name="target loss (nats) "))
+        options=targets, labels=[f"{v:.3f}" for v in targets], name="target loss (nats) "))
     p_lam = alt.param("lam", value=d.lam, bind=alt.binding_range(
         min=0, max=1, step=0.05, name="weight of memory in Z, λ "))
     exps = list(EXPONENTS)
@@ -224,7 +224,7 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     names = {**cost.OBJECTIVE_NAMES, "z": "the paper's Z (lowest)",
              "latency": f"{cost.OBJECTIVE_NAMES['latency']} (lowest)"}
     names["throughput"] = (  # the rate the tokens-out menu chooses, highest
-        "tokens/s per accelerator at the largest batch (highest)" if outs else
+        "tokens/s per accelerator (highest)" if outs else
         f"{cost.OBJECTIVE_NAMES['throughput']} (highest)")
     p_obj = alt.param("objective", value="throughput", bind=alt.binding_select(
         options=objectives, labels=[names[o] for o in objectives], name="pick by "))
@@ -275,10 +275,11 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     decode, counted = "' decode tokens/s per accelerator'", "' tokens/s per accelerator, " \
         "prompts counted'"
     rate = f"(out == 0 ? {decode} : {counted})" if outs else decode
-    text = _optimum_label(base, "'pick: H = ' + datum.H + ', N* = ' + format("
-                                "datum.params_non_embedding / 1e9, '.3~r') + ' B\\n' + format("
-                                f"datum.tps, ',.0f') + {rate}"
-                                " + (datum.extrapolated ? ' (extrapolated)' : '') + "
+    # two lines, the second ending where a phone's column does: an extrapolated pick is
+    # starred, as in the page's tables (the figure's caption says what the star means)
+    text = _optimum_label(base, "'pick: H = ' + datum.H + (datum.extrapolated ? '*' : '') + "
+                                "', N* = ' + format(datum.params_non_embedding / 1e9, '.3~r') "
+                                f"+ ' B\\n' + format(datum.tps, ',.0f') + {rate} + "
                                 + _context_caution())
     params = (p_ctx, p_target, p_obj, p_hw, *((p_out,) if outs else ()))
     chart = alt.layer(bars, text).add_params(*params).properties(width=560, height=280)

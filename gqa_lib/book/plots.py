@@ -19,6 +19,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from gqa_lib.arch.config import model_title
 from gqa_lib.book import render  # noqa: F401 registers the book's offline renderer
 from gqa_lib.book.figures import tip
 from gqa_lib.errors import GQAError
@@ -43,7 +44,13 @@ def context_x(title: str = "context length T (tokens)", tick_every: int = 2) -> 
                  axis=alt.Axis(values=ticks, labelExpr=_CONTEXT_LABEL))
 
 
+def _titled(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its models named as a reader knows them (``model_title``)."""
+    return df.assign(model=df["model"].map(model_title))
+
+
 def _lines(df: pd.DataFrame, field: str, scale: float, y_title: str, log_y: bool) -> alt.Chart:
+    df = _titled(df)
     data = df[["model", "context_len", field]].assign(y=df[field] / scale)
     return alt.Chart(data).mark_line(point=True).encode(
         x=context_x(),
@@ -72,6 +79,7 @@ SHARES = {
 def time_variant_shares(df: pd.DataFrame) -> alt.FacetChart:
     """The time-variant parts against T: KV cache / memory and attention / FLOPs, one panel
     each, as percentages."""
+    df = _titled(df)
     long = df.melt(id_vars=["model", "context_len"], value_vars=list(SHARES),
                    var_name="part", value_name="share")
     long["part"] = long["part"].map(SHARES)
@@ -100,7 +108,7 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
     if quantity not in _PARTS:
         raise GQAError(f"quantity must be one of {list(_PARTS)}, got {quantity!r}")
     parts, scale, unit = _PARTS[quantity]
-    at = df[df["context_len"] == context_len]
+    at = _titled(df[df["context_len"] == context_len])
     if at.empty:
         raise GQAError(f"no rows at context_len={context_len}")
     long = at.melt(id_vars=["model"], value_vars=list(parts), var_name="part", value_name="v")
@@ -132,6 +140,15 @@ _FIG2_SHAPES = ("circle", "square", "triangle-up", "diamond", "cross", "triangle
                 "triangle-right", "stroke")
 
 
+def _log_ticks(values: pd.Series) -> list[float]:
+    """Ticks at 1 and 3 times each power of ten over the values' range: Vega's own choice on
+    a log axis puts 100T beside 200T, which a phone's column draws as one word."""
+    v = values[np.isfinite(values) & (values > 0)]
+    lo, hi = int(np.floor(np.log10(v.min()))), int(np.ceil(np.log10(v.max())))
+    return [m * 10.0**k for k in range(lo, hi + 1) for m in (1, 3)
+            if v.min() / 3 <= m * 10.0**k <= v.max() * 3]
+
+
 def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
                  highlight: pd.DataFrame | None = None) -> alt.VConcatChart:
     """The paper's Fig. 2 from :func:`gqa_lib.evidence.paper.fig2_frame`: loss against memory,
@@ -152,7 +169,7 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
     panels = []
     for field, title in _FIG2_PANELS:
         x = alt.X(f"{field}:Q", title=title.format(T=T), scale=alt.Scale(type="log"),
-                  axis=alt.Axis(format="~s", tickCount=6))
+                  axis=alt.Axis(format="~s", values=_log_ticks(df[field])))
         y = alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False))
         tips = [tip("config:N"), tip("n_layer:Q", format=".3~r"),
                 tip("params_non_embedding:Q", format=".3~s"),
@@ -199,13 +216,15 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
         # lines' colour scale would otherwise see more data than the points' shape scale)
         color=alt.Color("config:N", title=HEADS_TITLE, sort=order,
                         scale=alt.Scale(domain=order, scheme="tableau10")),
-        shape=alt.Shape("config:N", title=HEADS_TITLE, sort=order,
-                        scale=alt.Scale(domain=order)),
         tooltip=[tip("config:N"), tip("params_non_embedding:Q", format=".3~s"),
                  tip("loss_nats:Q", format=".3f")])
+    # the shape goes on the points only: on a line, Vega-Lite draws a symbol at every sample
+    # of the fitted curve, and the measured points drown among them
+    shape = alt.Shape("config:N", title=HEADS_TITLE, sort=order, scale=alt.Scale(domain=order))
     layer = alt.layer(
         base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.7),
-        base.transform_filter("datum.source != 'fitted'").mark_point(filled=True),
+        base.encode(shape=shape).transform_filter("datum.source != 'fitted'")
+        .mark_point(filled=True, size=55, opacity=1),
         data=df)
     if facet is None:
         return layer.properties(height=HEIGHT)
@@ -427,29 +446,39 @@ SERVING_METRICS = {
     "prefill_s": "prefill of one T-token prompt (s)",
     "max_batch": "largest batch that fits (sequences)",
 }
+# the y title of one panel of a stacked figure: short enough for a 150 px tall axis
+_SERVING_AXIS = {"tokens_per_s": "decode rate (tokens/s)", "latency_ms": "latency (ms/token)",
+                 "prefill_s": "prefill (s)", "max_batch": "batch (sequences)"}
 
 
-def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.LayerChart:
+def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.FacetChart:
     """One serving figure against T from :func:`gqa_lib.evidence.serving.serving_vs_context`:
-    a colour per model (Llama-3 GQA, the recipe's picks), a dash per accelerator."""
+    a colour per model (Llama-3 GQA, the recipe's picks), one panel per accelerator (stacked,
+    one shared y axis). In one panel a model's line on one accelerator lay under another's on
+    a second (the H200's Llama-3 GQA under the L40S's picks)."""
     if metric not in SERVING_METRICS:
         raise GQAError(f"metric={metric!r} is not one of {', '.join(SERVING_METRICS)}")
     data = df.assign(y=df[metric], pick=df.get("pick", pd.Series(index=df.index)).fillna(
         "(d/64, 8)"), hardware=df["hardware"].str.upper())  # H200, L40S, RTX-4090
+    if "basis" in data:  # the panel says where its figures come from
+        data["hardware"] = data["hardware"] + data["basis"].map(
+            {"calibrated": ": calibrated on measurements",
+             "datasheet": ": datasheet roofline, not measured"}).fillna("")
     data = data[np.isfinite(data["y"]) & (data["y"] > 0)]  # nothing fits: no point
-    base = alt.Chart(data).encode(
+    base = alt.Chart().encode(
         x=context_x(),
-        y=alt.Y("y:Q", title=SERVING_METRICS[metric], scale=alt.Scale(type="log")),
+        y=alt.Y("y:Q", title=_SERVING_AXIS[metric], scale=alt.Scale(type="log")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
         tooltip=[tip("model:N"), tip("hardware:N"), tip("pick:N"), tip("context_len:Q"),
                  tip("y:Q", SERVING_METRICS[metric], format=".4~s")])
     # the points are a layer of their own: a line with point=True gets legend symbols
-    # filled like its points, and a dash drawn as a fill is invisible
-    lines = base.mark_line().encode(strokeDash=alt.StrokeDash(
-        "hardware:N", title="accelerator", legend=alt.Legend(
-            symbolType="stroke", symbolStrokeWidth=2, symbolStrokeColor="#888",
-            symbolSize=300)))  # the legend shows the dash, in both themes
-    return alt.layer(lines, base.mark_point(filled=True, size=25)).properties(height=HEIGHT)
+    # filled like its points; the figure's title says what the y axis is
+    return alt.layer(base.mark_line(), base.mark_point(filled=True, size=25),
+                     data=data).properties(width=360, height=HEIGHT // 2).facet(
+        row=alt.Row("hardware:N", title=None, sort=list(dict.fromkeys(data["hardware"])),
+                    header=alt.Header(labelAngle=0, labelAlign="left", labelAnchor="start",
+                                      labelOrient="top", labelFontWeight="bold")),
+        spacing=14)
 
 
 def table5_speedups(df: pd.DataFrame) -> alt.Chart:
@@ -460,13 +489,14 @@ def table5_speedups(df: pd.DataFrame) -> alt.Chart:
     bars = alt.Chart(df).mark_bar().encode(
         y=alt.Y("regime:N", title="regime", sort=regimes, axis=alt.Axis(labelLimit=160)),
         yOffset=alt.YOffset("source:N", sort=sources),
-        x=alt.X("speedup:Q", title="speed-up of (8, 1) over (32, 8) (x)"),
+        x=alt.X("speedup:Q", title="speed-up of (8, 1) over (32, 8) (x)",
+                axis=alt.Axis(tickCount=6)),  # a tick per 0.2 crowds its labels together
         color=alt.Color("source:N", title=None, sort=sources,
                         legend=alt.Legend(orient="bottom", columns=2, labelLimit=220)),
         tooltip=[tip("regime:N"), tip("source:N"), tip("speedup:Q", format=".2f")],
     )
     one = alt.Chart(pd.DataFrame({"x": [1.0]})).mark_rule(strokeDash=[4, 3], color="#888").encode(
-        x=alt.X("x:Q", title="speed-up of (8, 1) over (32, 8) (x)"))
+        x=alt.X("x:Q", title="speed-up of (8, 1) over (32, 8) (x)", axis=alt.Axis(tickCount=6)))
     # a fixed height of ~9 px per bar, not alt.Step(9): a discrete height makes Vega-Lite
     # warn in the console that it drops the figure's autosize
     return alt.layer(bars, one).properties(height=len(regimes) * (9 * len(sources) + 8))

@@ -43,9 +43,12 @@ def loss_by_position(df: pd.DataFrame) -> alt.Chart:
     d = df.assign(position=df["first"].clip(lower=0.5),  # position 0 on a log axis
                   kind=np.where(df["config"].isin(["bigram", "trigram"]), "count", "trained"))
     order = list(dict.fromkeys(d["config"]))
+    firsts = sorted(d["position"].unique())
+    last = int(d.loc[d["position"] == firsts[-1], "last"].max())
+    x_title = f"position: bins 0, 1, 2-3, ..., {int(firsts[-1])}-{last} (log scale)"
     return alt.Chart(d).mark_line(point=True).encode(
-        x=alt.X("position:Q", title="position within the context (tokens, log scale)",
-                scale=alt.Scale(type="log", base=2, nice=False)),
+        x=alt.X("position:Q", title=x_title, scale=alt.Scale(type="log", base=2, nice=False),
+                axis=alt.Axis(values=firsts, labelExpr="datum.value < 1 ? '0' : datum.label")),
         y=alt.Y("nats:Q", title=_LOSS, scale=alt.Scale(zero=False)),
         color=alt.Color("config:N", title="model", sort=order),
         strokeDash=alt.StrokeDash("kind:N", title="kind", legend=None,  # count models dashed

@@ -107,6 +107,10 @@ def inputs_fingerprint() -> str:
 
 CSS_NAME = "gqa.css"
 CSS = """/* gqa_lib.book.sphinx_ext: charts and tables that fit the page */
+/* pydata-sphinx-theme >= 0.16 adds a top bar holding only a second search field above
+   sphinx-book-theme's page (whose sidebar and article header have their own search): 60 px
+   of nothing on a desktop. */
+#pst-header { display: none; }
 .gqa-chart { width: 100%; }
 .gqa-chart svg { max-width: 100%; height: auto; display: block; }
 figure.gqa-figure { margin: 1rem 0 1.5rem; }

@@ -66,7 +66,8 @@ def serving_vs_context(model=None, *, target_loss: float = 2.615,
                        picks=("z", "throughput"), **settings: Any) -> pd.DataFrame:
     """Tidy rows (hardware, model, context_len) with tokens/s per accelerator at the largest
     batch, latency per token at batch 1, prefill seconds and the largest batch, for the
-    Llama-3 GQA family sized to the target and the recipe's pick by each of ``picks``.
+    Llama-3 GQA family sized to the target and the recipe's pick by each of ``picks``; the
+    ``basis`` of each accelerator's figures (calibrated or datasheet, :func:`cost.basis`).
     Where a model does not fit at batch 1 (``max_batch`` 0) its latency and prefill are NaN."""
     model = joint_model() if model is None else model
     T = np.asarray(contexts, float)
@@ -87,6 +88,7 @@ def serving_vs_context(model=None, *, target_loss: float = 2.615,
                 "pick": [format_heads(a, b) for a, b in zip(cells["n_head"], cells["n_kv_head"])],
                 **{c: cells[c].to_numpy() for c in SERVING_COLUMNS}}))
     df = pd.concat(frames, ignore_index=True)
+    df["basis"] = [cost.basis(hw, settings.get("calibration", "auto")) for hw in df["hardware"]]
     # a model whose weights and one sequence's cache do not fit has no batch-1 latency or
     # prefill time on that accelerator: blank, never a number beside those that fit
     df.loc[df["max_batch"] < 1, ["latency_s", "prefill_s"]] = np.nan

@@ -267,6 +267,7 @@ def page_numbers(model) -> dict[str, Any]:
     # Table 5: the paper's rates, and what they would need on an A800
     t5 = table5_prediction("a800").set_index("regime")
     out.update(t5_rate=f"{t5.loc['prefill', 'paper_llama3_tokens_per_s']:,.0f}",
+               t5_rate_opt=f"{t5.loc['prefill', 'paper_optimum_tokens_per_s']:,.0f}",
                t5_bw_x=t5.loc["decode, batch 1", "implied_llama3"],
                t5_mfu_base=t5.loc["prefill", "implied_llama3"],
                t5_mfu_opt=t5.loc["prefill", "implied_optimum"],
