@@ -498,7 +498,8 @@ def test_the_rate_check_at_the_longer_length(tmp_path):
     assert text2.startswith("At 0.00275, half the shared rate, seeds 0 and 1 score, on average")
     assert (f"moves by {g2['shift']:+.3f} nats at the lower rate (seed 0 {g['shift']:+.3f}, "
             f"seed 1 +0.030; noise of their mean about {g2['noise']:.3f}, or "
-            f"{g2['noise_paired']:.3f} measured on these pairs, 2 degrees of freedom)") in text2
+            f"{g2['noise_paired']:.3f} measured on these pairs, 2 degrees of freedom: each of "
+            "the 2 configurations' changes compared between the 2 seeds)") in text2
     assert "Against the noise measured on the pairs" not in text2  # the gap is confounded
     # both seeds move the gap by +0.010, within the rule's noise but beyond the pairs' (which
     # do not vary): a caveat, not a confound; the difference (0 on average) gets none

@@ -251,7 +251,8 @@ def test_the_head_count_row_says_what_longer_training_changed(board):
          "far_short": 3.493, "trigram": 3.495, "sd": 0.01}
     assert sb._longer({"long": j, "long_multiple": 4.0}) == (
         "; trained 4 times as long (one seed), (8, 8) still ties the trigram (3.490 against "
-        "the trigram's 3.495 nats, 3.493 before; a run's seed noise there is 0.010)")
+        "the trigram's 3.495 nats; 3.493 before, the same seed at 20 tokens per parameter; "
+        "a run's seed noise there is 0.010)")
     row = board[board.claim.str.startswith("Loss falls with query heads")].iloc[0]
     real = lt.judge(lt.read(), eq.read())
     assert (f"times as long ({lt.seeds(real)})" in row.why) == (real["state"] != "waiting")

@@ -386,7 +386,7 @@ def result_html(res: ExplorerResult) -> str:
                       "flops", "z", *serving, "extrapolated"],
                  headers={"H": HEADS_TITLE, "tokens_per_s": "tokens/s per accelerator",
                           "latency_s": "ms/token (batch 1)"},
-                 formats={"z": "{:.5g}".format, "tokens_per_s": "{:,.0f}".format,
+                 formats={"tokens_per_s": "{:,.0f}".format,
                           "latency_s": "{:.3g}".format})
     paras = "".join(f"<p>{html.escape(p)}</p>" for p in res.summary().split("\n"))
     return paras + table._repr_html_()

@@ -263,11 +263,14 @@ def seeds(j: dict) -> str:
 
 
 def compared(j: dict) -> str:
-    """'still ties the trigram (3.49 against the trigram's 3.495 nats, 3.485 before; ...)'"""
+    """'still ties the trigram (3.49 against the trigram's 3.495 nats; 3.485 before, the same
+    seeds at 20 tokens per parameter; ...)'"""
     word = "still" if j["state"] == j["before"] else "now"
     noise = "a run's" if j["n"] == 1 else f"a mean of {j['n']} runs'"
+    same = "the same seed" if j["n"] == 1 else "the same seeds"
     return (f"{word} {j['state']} the trigram ({j['far_long']:.3f} against the trigram's "
-            f"{j['trigram']:.3f} nats, {j['far_short']:.3f} before; {noise} seed noise there "
+            f"{j['trigram']:.3f} nats; {j['far_short']:.3f} before, {same} at "
+            f"{eq.tokens_per_param():g} tokens per parameter; {noise} seed noise there "
             f"is {j['sd']:.3f})")
 
 
@@ -484,8 +487,10 @@ def _noise_note(s: dict[str, Any], what: str = "") -> str:
     if s["n"] < 2:
         return f"noise{f' of {what}' if what else ''} about {s['noise']:.3f}"
     each = ", ".join(f"seed {k} {format_signed(v)}" for k, v in s["changes"].items())
+    n_cfg = s["dof_paired"] // (s["n"] - 1)
     return (f"{each}; noise of their mean about {s['noise']:.3f}, or {s['noise_paired']:.3f} "
-            f"measured on these pairs, {s['dof_paired']} degrees of freedom")
+            f"measured on these pairs, {s['dof_paired']} degrees of freedom: each of the "
+            f"{n_cfg} configurations' changes compared between the {s['n']} seeds")
 
 
 def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
@@ -522,10 +527,13 @@ def lr_sentence(long_runs: pd.DataFrame, lr_runs: pd.DataFrame) -> str:
             f"buy, moves by {format_signed(g['shift'])} nats at the lower rate "
             f"({_noise_note(g, 'such a change')})")
     if np.isfinite(d["shift"]):
-        gains = eq.seed_gains(lr_runs).loc[list(d["changes"])].mean()
+        at = {name: eq.seed_gains(r).loc[list(d["changes"])].mean()
+              for name, r in (("lower", lr_runs), ("shared", long_runs))}
         text += (f", and their difference, what query heads buy over KV heads, by "
-                 f"{format_signed(d['shift'])} ({_noise_note(d)}; at the lower rate it is "
-                 f"{format_signed(gains['query'] - gains['kv'])}): ")
+                 f"{format_signed(d['shift'])} ({_noise_note(d)}; "
+                 f"{format_signed(at['lower']['query'] - at['lower']['kv'])} at the lower rate "
+                 f"against {format_signed(at['shared']['query'] - at['shared']['kv'])} at the "
+                 f"shared rate, the same {'seed' if d['n'] == 1 else 'seeds'}): ")
     else:
         text += (f"; their difference, which needs (8, 1) at the lower rate too, is not "
                  f"checked yet ({n} of the {total} runs of {LR_GRID.stem} have finished): ")

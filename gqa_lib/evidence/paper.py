@@ -340,7 +340,7 @@ def mismatches(df: pd.DataFrame, *, noise_nats: float = 0.004) -> pd.DataFrame:
             extrapolated = ours not in MEASURED or theirs not in MEASURED
             kind, why = NEAR_TIE, (
                 f"near tie: the paper's H is only {r.loss_gap:.4f} nats worse at equal Z, within "
-                f"the +-{noise_nats} digitisation error"
+                f"the ±{noise_nats} digitisation error"
                 + ("; but an H rests on the extrapolation, whose error is larger and unknown"
                    if extrapolated else "")
                 + ("" if hasattr(r, "share") else " (untested: --bootstrap N refits it)"))

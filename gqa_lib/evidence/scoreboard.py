@@ -236,9 +236,11 @@ def _fewer_heads_worse(pair: str, diff: float) -> bool:
     return (diff < 0) == first_fewer
 
 
-def _retrieval_row(ours: dict[str, Any], nih: pd.Series) -> dict[str, Any]:
+def _retrieval_row(ours: dict[str, Any], nih: pd.DataFrame) -> dict[str, Any]:
+    """``nih``: Table 5's needle-in-a-haystack rows, indexed by context."""
     claim = "Fewer heads do not hurt retrieval (needle in a haystack)"
-    paper = f"{nih['llama3_gqa_32_8']:.1f}% vs {nih['cost_optimal_8_1']:.1f}% at 128K"
+    paper = "; ".join(f"{T}: (32, 8) {r.llama3_gqa_32_8:.1f}%, (8, 1) {r.cost_optimal_8_1:.1f}%"
+                      for T, r in nih.loc[["16K", "128K"]].iterrows())
     page = ("notebooks/training", "can-the-small-models-retrieve")
     sep, mq = ours["mqar"], ours["mqar_runs"]
     if sep is None:
@@ -305,7 +307,7 @@ def _head_count_row(ours: dict[str, Any], laws: pd.DataFrame) -> dict[str, Any]:
         ours_text = f"at equal size ({done}, paired within {d['n']} seeds): " + _contrast_text(h)
         pen = h["one_head_penalty"]
         tie = not h["beats_trigram"]
-        why = (f"(L, d) = (2, 128), T = 512, n_h <= 8, {d['n']} seeds: the paper's direction, "
+        why = (f"(L, d) = (2, 128), T = 512, n_h ≤ 8, {d['n']} seeds: the paper's direction, "
                + ("beyond" if _beyond_noise(basis) else "within") + " seed noise; "
                + (f"but beyond position {eq.FAR} the best model only ties the trigram "
                   if tie else f"beyond position {eq.FAR} the best model beats the trigram ")
@@ -346,7 +348,7 @@ def _decided_by_longer(ours: dict[str, Any], short: dict[str, Any], short_text: 
     lead = ("at 20 tokens per parameter the paper's direction, "
             + ("beyond" if _beyond_noise({"p": 1.0, **short}) else "within") + " seed noise, "
             f"in models that only tie the trigram beyond position {eq.FAR}" + _longer(ours))
-    tail = "; (L, d) = (2, 128), T = 512, n_h <= 8; the paper's law is fitted at 470M+ parameters"
+    tail = "; (L, d) = (2, 128), T = 512, n_h ≤ 8; the paper's law is fitted at 470M+ parameters"
     if not ls["ready"]:
         basis["pending"] = (f"data/sweeps/cpu-eq-long-v1 (trained {x:g} times as long, "
                             f"{runs}; {ls['planned_seeds']} seeds of (8, 8), (8, 1) and (1, 1))")
@@ -445,6 +447,12 @@ def _trend_refits(model, targets: list[float], n_boot: int) -> tuple[int, int]:
     return sum(held == n for held, n in (_long_context_trend(g.cells()) for g in reps)), len(reps)
 
 
+def evidence_links(board: pd.DataFrame) -> list[str]:
+    """Each row's evidence as a link relative to the book's pages: "training.html#anchor"."""
+    return [f"{page.split('/')[-1]}.html" + (f"#{anchor}" if anchor else "")
+            for page, anchor in zip(board["page"], board["anchor"])]
+
+
 def scoreboard(model=None, *, n_boot: int = HEADLINE_BOOT) -> pd.DataFrame:
     """One row per claim of the paper this book tests (see the module docstring). ``n_boot``:
     the bootstrap refits behind the headline rows' spreads
@@ -491,7 +499,7 @@ def scoreboard(model=None, *, n_boot: int = HEADLINE_BOOT) -> pd.DataFrame:
         f"{gain:.3f} nats lower{ours_cell}",
         "reproduced" if abs(gain - pg) <= 0.1 * pg else "partly" if gain > 0 else
         "not reproduced",
-        "same sign; the size rests on our fits of digitised losses (+-0.004 nats each)" + noise,
+        "same sign; the size rests on our fits of digitised losses (±0.004 nats each)" + noise,
         "notebooks/recipe", "the-headline-beside-the-paper-s-numbers",
         basis={"kind": "loss gain", "ours": gain, "paper": pg,
                "refits": spread["equal_z_loss_gain"]}))
@@ -556,8 +564,7 @@ def scoreboard(model=None, *, n_boot: int = HEADLINE_BOOT) -> pd.DataFrame:
         basis={"kind": "formula", "ours": share, "paper": 0.9, "tolerance": 0.05}))
 
     t5 = _table5().set_index(["metric", "context"])
-    nih = t5.loc[("needle_in_a_haystack", "128K")]
-    rows.append(_retrieval_row(ours, nih))
+    rows.append(_retrieval_row(ours, t5.loc["needle_in_a_haystack"]))
     rows.append(_head_count_row(ours, paper_headcount_laws()))  # App. I, free c
 
     inf = t5.xs("inference_throughput", level="metric").iloc[0]  # at T = 128K
