@@ -26,7 +26,7 @@ def _row(cfg, seed, lr=None, far_gain=0.3, grid="cpu-eq-v2"):
     last = [0, 1, 3, 7, 15, 31, 63, 127, 255, 511]
     nats = [4.3, 3.7, 3.5, 3.4, 3.35, 3.3, 3.3] + [3.5 - far_gain - off] * 3
     return {"run_id": f"{cfg}-s{seed}-lr{lr}", "grid": grid, "status": "ok", "family": "grid",
-            "n_layer": 2, "d_model": 128, "n_head": h, "n_kv_head": k, "d_head": 16,
+            "n_layer": 2, "d_model": 128, "vocab_size": 2048, "n_head": h, "n_kv_head": k, "d_head": 16,
             "params_non_embedding": 400_000, "params_total": 662_144, "context": 512,
             "seed": seed, "lr": lr, "val_loss_nats": loss, "val_loss_full_nats": loss,
             "val_loss_by_position": json.dumps({"first": first, "last": last, "nats": nats}),

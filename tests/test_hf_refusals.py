@@ -109,6 +109,19 @@ REFUSED = {  # transformers refuses these: gqa must too, naming the field
     "layer_types of the wrong length": ({"model_type": "llama", **SMALL,
                                          "layer_types": ["full_attention"] * 3},
                                         "layer_types has 3 entries but num_hidden_layers=4"),
+    # were ignored: GPT-2 and Falcon have no window (their configs no sliding_window field)
+    "gpt2 with sliding layer_types": ({"model_type": "gpt2", "n_layer": 2, "n_embd": 64,
+                                       "n_head": 4, "vocab_size": 128,
+                                       "layer_types": ["sliding_attention"] * 2},
+                                      "layer_types=.* is not supported for gpt2"),
+    "falcon with sliding layer_types": ({"model_type": "falcon", **SMALL,
+                                         "layer_types": ["sliding_attention"] * 4},
+                                        "layer_types=.* is not supported for falcon"),
+    # was "sliding_window is null": transformers nulls it for use_sliding_window=false
+    "qwen2 sliding layer_types with use_sliding_window false":
+        ({"model_type": "qwen2", **SMALL, "sliding_window": 8, "use_sliding_window": False,
+          "layer_types": ["sliding_attention", "full_attention"] * 2},
+         "sliding_attention layers but use_sliding_window=false"),
 }
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gqa_lib.arch.layout import check_extensions, LAYER_TYPES  # noqa: F401 (re-exported)
+from gqa_lib.arch.layout import (check_extensions, LAYER_TYPES,  # noqa: F401 (re-exported)
+                                 norm_vectors_of)
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, did_you_mean
 
 FFN_KINDS = ("swiglu", "geglu", "reglu", "gelu", "relu")  # the first three are gated (3 matrices)
@@ -64,7 +65,9 @@ class ModelConfig:
     attention_chunk: int | None = None
     # ----- small parts some architectures add (defaults: the paper's block) -----------------
     n_norms: int = 2            # d_model-wide norms per layer (Gemma 2/3: 4; parallel blocks: 1)
-    norm_vectors: int | None = None  # vectors per norm: 0, 1 (gain), 2 (gain, bias); None: norm
+    # vectors per norm: 0, 1 (gain), 2 (gain, bias); None (also stored where it is given
+    # equal to it): the norm's own, so that replace(cfg, norm=...) carries it along
+    norm_vectors: int | None = None
     qk_norm_heads: bool = False  # qk-norm gains per head, (n_h + n_kv) d_h, not one d_h each
     o_bias: bool = False
     ffn_bias: bool = False
@@ -145,6 +148,12 @@ class ModelConfig:
     def n_chunk_layers(self) -> int:
         """Layers with chunked attention."""
         return 0 if self.layer_types is None else self.layer_types.count("chunked_attention")
+
+    @property
+    def n_norm_vectors(self) -> int:
+        """Vectors each norm learns: ``norm_vectors`` where it is set apart from the norm's
+        own count, else RMSNorm 1 (gain), LayerNorm 2 (gain and bias)."""
+        return norm_vectors_of(self.norm) if self.norm_vectors is None else self.norm_vectors
 
     @property
     def is_moe(self) -> bool:

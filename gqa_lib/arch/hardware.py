@@ -24,6 +24,7 @@ from gqa_lib.io import DATA_DIR
 HARDWARE_FILE = DATA_DIR / "hardware" / "accelerators.toml"
 CALIBRATION_FILE = DATA_DIR / "hardware" / "calibration.toml"
 _RATES = ("bf16_flops_per_s", "memory_bandwidth_bytes_per_s", "memory_capacity_bytes")
+_TEXTS = ("name", "source", "url", "date", "note", "uncertain")
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,16 @@ class Accelerator:
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise GQAError(f"accelerator key must be a non-empty string, got {self.key!r}")
+        for f in _TEXTS:  # a TOML date or number where text belongs is refused, not printed
+            v = getattr(self, f)
+            if not isinstance(v, str) or (f == "name" and not v.strip()):
+                hint = " (a TOML date: write it in quotes)" if f == "date" else ""
+                raise GQAError(f"{self.key}: {f} must be {'a non-empty' if f == 'name' else 'a'} "
+                               f"string{hint}, got {v!r:.60}")
+        if isinstance(self.aliases, str) or not isinstance(self.aliases, (list, tuple)) or not all(
+                isinstance(a, str) and a.strip() for a in self.aliases):
+            raise GQAError(f"{self.key}: aliases must be a list of non-empty strings "
+                           f"(aliases = [\"h100\"]), got {self.aliases!r:.60}")
         for f in _RATES:
             object.__setattr__(self, f, check_real(f"{self.key}: {f}", getattr(self, f),
                                                    lo=0.0, lo_open=True))
@@ -88,7 +99,10 @@ def parse_accelerators(data: dict[str, Any], origin: str) -> dict[str, Accelerat
         missing = [f for f in ("name", *_RATES) if f not in row]
         if missing:
             raise GQAError(f"{origin}: [accelerators.{key}] lacks {missing[0]!r}")
-        out[key] = Accelerator(key=key, **row)
+        try:
+            out[key] = Accelerator(key=key, **row)
+        except GQAError as e:
+            raise GQAError(f"{origin}: {e}") from None
     return out
 
 

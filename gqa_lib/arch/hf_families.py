@@ -118,6 +118,13 @@ def _every(k: int, first: str = "sliding_attention") -> Callable[[int], str]:
 def _qwen_pattern(r, n_layer: int, moe: bool = False) -> dict[str, Any]:
     use = r.bool("use_sliding_window")
     window = r.opt_int("sliding_window") if use else None
+    given = r.raw("layer_types", None)
+    if not use and isinstance(given, list) and "sliding_attention" in given:
+        default = "" if r.has("use_sliding_window") else f" (transformers' {r.model_type} default)"
+        raise r.fail(f"layer_types has sliding_attention layers but use_sliding_window=false"
+                     f"{default}, with which transformers sets sliding_window to null (its "
+                     "cache then fails); set use_sliding_window to true, or make every layer "
+                     "full_attention")
     if moe:  # Qwen2-MoE: odd-numbered (1-based) layers below max_window_layers
         mwl = r.int("max_window_layers", minimum=0)
         rule = lambda i: ("sliding_attention" if use and (i + 1) % 2 and i < mwl  # noqa: E731
@@ -341,6 +348,7 @@ def _gpt2(r) -> dict[str, Any]:
         ffn=_PLAIN[act], tie_embeddings=r.bool("tie_word_embeddings"), norm="layernorm",
         qkv_bias=True, o_bias=True, ffn_bias=True, n_positions=r.int("n_positions"),
         rope_theta=10_000.0,  # unused: GPT-2 learns absolute positions
+        **_no_pattern(r),
     )
 
 
@@ -391,6 +399,7 @@ def _falcon(r) -> dict[str, Any]:
         d_ff=r.int("ffn_hidden_size", null=4 * d, default=None), vocab_size=r.int("vocab_size"),
         ffn=_PLAIN[act], tie_embeddings=r.bool("tie_word_embeddings"), norm="layernorm",
         n_norms=n_norms, qkv_bias=bias, o_bias=bias, ffn_bias=bias, rope_theta=r.rope_theta(),
+        **_no_pattern(r),
     )
 
 

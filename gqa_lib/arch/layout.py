@@ -32,6 +32,11 @@ def _whole(v: Any) -> int | None:
         return None
 
 
+def norm_vectors_of(norm: str) -> int:
+    """Vectors a norm of this kind learns: RMSNorm 1 (gain), LayerNorm 2 (gain, bias)."""
+    return 2 if norm == "layernorm" else 1
+
+
 def check_extensions(c: Any) -> None:
     """Validate the per-layer, MoE, MLA and small-part fields (all default to the plain block)."""
     def setf(f, v):
@@ -51,9 +56,12 @@ def check_extensions(c: Any) -> None:
               "router_bias", "expert_bias", "shared_expert_gate"):
         if not isinstance(getattr(c, f), bool):
             raise GQAError(f"{f} must be true or false, got {getattr(c, f)!r}")
-    if c.norm_vectors is None:
-        setf("norm_vectors", 2 if c.norm == "layernorm" else 1)
-    check_choice("norm_vectors", c.norm_vectors, (0, 1, 2))
+    if c.norm_vectors is not None:  # canonical: None where it is the norm's own count
+        if isinstance(c.norm_vectors, bool):
+            raise GQAError(f"norm_vectors must be 0, 1 or 2, got {c.norm_vectors!r}")
+        check_choice("norm_vectors", c.norm_vectors, (0, 1, 2))
+        setf("norm_vectors", None if c.norm_vectors == norm_vectors_of(c.norm)
+             else int(c.norm_vectors))
     if c.attention_chunk is not None:
         setf("attention_chunk", _positive("attention_chunk", c.attention_chunk))
     _check_layer_types(c, setf)
@@ -93,6 +101,11 @@ def check_extensions(c: Any) -> None:
         if c.n_kv_head != c.n_head:
             raise GQAError("multi-head latent attention decompresses to n_kv_head = n_head; "
                            f"got n_kv_head={c.n_kv_head}, n_head={c.n_head}")
+        for f in ("qkv_bias", "qk_norm"):  # GQA-shaped parts: no latent model has them
+            if getattr(c, f):
+                raise GQAError(f"{f}=True is not supported with multi-head latent attention "
+                               "(kv_lora_rank > 0): its q/k/v are the latent projections, "
+                               "which have no bias or per-head norm to count")
     elif c.q_lora_rank or c.qk_rope_dim or c.qk_nope_dim or c.v_head_dim:
         raise GQAError("q_lora_rank, qk_rope_dim, qk_nope_dim and v_head_dim need "
                        "kv_lora_rank > 0 (multi-head latent attention)")

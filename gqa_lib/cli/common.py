@@ -128,6 +128,11 @@ def model_from_args(args: argparse.Namespace) -> ModelConfig | None:
     if overrides and "d_head" not in overrides and ("d_model" in overrides or "n_head" in
                                                     overrides):
         overrides.setdefault("d_head", base.d_head)
+    for flag in ("qkv_bias", "qk_norm"):
+        if base.is_mla and overrides.get(flag):
+            raise GQAError(f"--{flag.replace('_', '-')}: {base.name or 'the model'} has latent "
+                           "attention (kv_lora_rank > 0), whose q/k/v are latent projections "
+                           "without biases or a qk-norm; the flag applies to GQA models only")
     if base.is_mla and "n_head" in overrides:  # latent attention: one K/V per query head
         overrides.setdefault("n_kv_head", overrides["n_head"])
     name = base.name or "the model"

@@ -90,21 +90,36 @@ def _hardware(args: argparse.Namespace):
     figures = {"bf16_flops_per_s": args.flops_per_s,
                "memory_bandwidth_bytes_per_s": args.bandwidth,
                "memory_capacity_bytes": None if args.memory_gb is None else args.memory_gb * 1e9}
+    if figures["memory_capacity_bytes"] == float("inf"):
+        raise GQAError(f"--memory-gb {args.memory_gb:g} is more bytes than a float64 holds "
+                       f"(x 1e9 = inf); give at most {sys.float_info.max / 1e9:.4g}")
     if args.hardware is None:
         if args.hardware_file:
             raise GQAError("--hardware-file needs --hardware KEY (which of its accelerators)")
         if all(v is None for v in figures.values()):
             return None
-        missing = [f for f, v in zip(("--flops-per-s", "--bandwidth", "--memory-gb"),
-                                     figures.values()) if v is None]
+        missing = [f for f, v in zip(FIGURE_FLAGS.values(), figures.values()) if v is None]
         if missing:
             raise GQAError(f"custom hardware needs {', '.join(missing)} (or --hardware NAME)")
-        return Accelerator(key="custom", name="user-supplied", **figures)
-    if args.hardware_file:
+        hw = None
+    elif args.hardware_file:
         hw = lookup(args.hardware, read_accelerators(args.hardware_file))
     else:
         hw = get_accelerator(args.hardware)
-    return hw.replace(**figures)
+    try:
+        return (Accelerator(key="custom", name="user-supplied", **figures) if hw is None
+                else hw.replace(**figures))
+    except GQAError as e:  # the Accelerator's words, with the flags that set its figures
+        message = str(e)
+        for field, flag in FIGURE_FLAGS.items():
+            if figures[field] is not None:
+                message = message.replace(field, flag)
+        raise GQAError(message) from None
+
+
+# The Accelerator figure each flag sets
+FIGURE_FLAGS = {"bf16_flops_per_s": "--flops-per-s", "memory_bandwidth_bytes_per_s": "--bandwidth",
+                "memory_capacity_bytes": "--memory-gb"}
 
 
 SERVING_KEYS = ("latency_s", "fits", "max_batch", "tokens_per_s", "prefill_s",
@@ -333,6 +348,19 @@ def _fraction(flag: str):
     return finite_float(flag, lo=0.0, hi=1.0, lo_open=True)
 
 
+def _efficiency(flag: str):
+    """argparse type: an achieved fraction of peak, [cost.MIN_EFFICIENCY, 1]."""
+    share = _fraction(flag)
+
+    def parse(text: str) -> float:
+        try:
+            return cost.check_efficiency(flag, share(text))
+        except GQAError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
 def _add_serving_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("serving (a roofline on a named accelerator; gqa hardware "
                              "lists them)")
@@ -365,10 +393,11 @@ def _add_serving_args(p: argparse.ArgumentParser) -> None:
                    help="the plain datasheet roofline even where the accelerator has been "
                         "measured (default: a measured accelerator, e.g. h200, uses its "
                         "calibrated constants; gqa hardware says which are)")
-    g.add_argument("--flops-efficiency", type=_fraction("--flops-efficiency"), default=None,
+    g.add_argument("--flops-efficiency", type=_efficiency("--flops-efficiency"), default=None,
                    metavar="E", help="datasheet roofline: achieved fraction of peak FLOP/s "
                    f"(default {cost.FLOPS_EFFICIENCY}: an assumption near published MFU)")
-    g.add_argument("--bandwidth-efficiency", type=_fraction("--bandwidth-efficiency"), default=None,
+    g.add_argument("--bandwidth-efficiency", type=_efficiency("--bandwidth-efficiency"),
+                   default=None,
                    metavar="E", help="datasheet roofline: achieved fraction of peak bandwidth "
                    f"(default {cost.BANDWIDTH_EFFICIENCY}: gpt-fast's batch-1 decoding on an "
                    "A100)")

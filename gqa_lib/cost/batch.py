@@ -186,6 +186,15 @@ def _params_bound(f: dict[str, Any]) -> Any:
     return dense + biases + experts + latent
 
 
+def model_config(cfg: Any, fn: str) -> ModelConfig:
+    """`cfg` where it is a ModelConfig, for the functions that take one configuration only
+    (`fn` names the function); GQAError naming `cfg` otherwise."""
+    if not isinstance(cfg, ModelConfig):
+        raise GQAError(f"{fn}: cfg must be a ModelConfig (a preset: get_preset('llama-3.2-1b'), "
+                       f"or from_hf_config(path)), got {type(cfg).__name__} {cfg!r:.60}")
+    return cfg
+
+
 def _where_else(flag: np.ndarray, a: Any, b: Any) -> Any:
     """np.where(flag, a, b) without building an array when the flag is uniform."""
     if np.all(flag):
@@ -205,7 +214,7 @@ def _row(c: ModelConfig) -> dict[str, Any]:
     return dict(
         n_layer=c.n_layer, d_model=c.d_model, n_head=c.n_head, n_kv_head=c.n_kv_head,
         d_head=c.d_head, d_ff=c.d_ff, vocab_size=c.vocab_size, ffn_gated=c.ffn_gated,
-        tie_embeddings=c.tie_embeddings, norm_vectors=c.norm_vectors, qk_norm=c.qk_norm,
+        tie_embeddings=c.tie_embeddings, norm_vectors=c.n_norm_vectors, qk_norm=c.qk_norm,
         qkv_bias=c.qkv_bias,
         window=np.inf if c.sliding_window is None else c.sliding_window,
         n_window_layers=c.n_window_layers,

@@ -65,10 +65,11 @@ import numpy as np
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.cost.attention import (attention_flops, KEY_SUMS, kv_width, layer_key_sum,
                                     MLA_CONVENTIONS)
-from gqa_lib.cost.batch import ConfigBatch, product, scalar
+from gqa_lib.cost.batch import ConfigBatch, model_config, product, scalar
 from gqa_lib.cost.params import (matmul_params, param_counts, params_active,
                                  params_non_embedding, params_total)
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_int, check_numbers, check_real
+from gqa_lib.units import format_context, format_tokens
 
 __all__ = [  # the parameter counts and ConfigBatch are re-exported from here as before
     "attended_context", "bits_per_value", "COMPUTE_CONVENTIONS", "compute_flops", "ConfigBatch",
@@ -125,15 +126,34 @@ def _scalar(x: Any) -> Any:
     return x[()] if x.ndim == 0 else x
 
 
-def _context(T: Any, name: str = "context_len") -> np.ndarray:
+def _context(T: Any, name: str = "context_len", s: ConfigBatch | None = None) -> np.ndarray:
     """T as an array of positive token counts at most 2**53 (numbers only: no strings,
-    bools or None)."""
+    bools or None); with the configurations `s`, also within their learned positions."""
     t = np.asarray(T) if not isinstance(T, (str, bytes)) else np.asarray(None)
     if t.dtype.kind not in "iuf" or t.size == 0:
         raise GQAError(f"{name} must be a positive number or array of them, got {T!r}")
     if not (t.min() > 0 and t.max() <= MAX_EXACT):  # reductions, no temporaries; NaN fails
         raise GQAError(f"{name} must be > 0 and at most 2**53 tokens, got {T!r}")
+    if s is not None and np.any(s.n_positions):
+        _check_positions(s, t, name)
     return t
+
+
+def _check_positions(s: ConfigBatch, t: np.ndarray, name: str) -> None:
+    """Refuse a context past a learned position table (GPT-2's n_positions rows): the model
+    has no position for those tokens, and transformers' forward pass fails on them (an
+    IndexError). RoPE models have no such table, and are costed at any context."""
+    n = np.asarray(s.n_positions)
+    over = (n > 0) & (t > n)
+    if np.any(over):
+        i = np.unravel_index(int(np.argmax(over)), over.shape)
+        t_bad = float(np.broadcast_to(t, over.shape)[i])
+        n_bad = int(np.broadcast_to(n, over.shape)[i])
+        shown = format_context(int(t_bad)) if t_bad.is_integer() else format_tokens(t_bad)
+        raise GQAError(f"{name}={shown} exceeds n_positions={n_bad}, the rows of the model's "
+                       "learned position embedding: it has no position past them "
+                       "(transformers cannot run it); give a context of at most "
+                       f"{format_context(n_bad)}")
 
 
 def _batch_size(batch: Any) -> np.ndarray:
@@ -164,7 +184,7 @@ def attended_context(cfg: ModelConfig | ConfigBatch, T: Any) -> Any:
     """Keys one query attends at context T, averaged over layers: min(T, W) for a model windowed
     in every layer, T for full attention (see :mod:`gqa_lib.cost.attention`)."""
     s = ConfigBatch.of(cfg)
-    t = _context(T)
+    t = _context(T, s=s)
     keys = np.asarray(layer_key_sum(s, t, "decode"))
     L = np.asarray(s.n_layer)
     if keys.dtype.kind in "iu" and L.dtype.kind in "iu" and np.all(keys % L == 0):
@@ -186,7 +206,7 @@ def inference_flops(
     ``lm_head`` = 2 d V when requested, ``total``.
     """
     s = ConfigBatch.of(cfg)
-    keys = layer_key_sum(s, _context(T), "decode")
+    keys = layer_key_sum(s, _context(T, s=s), "decode")
     out = {
         "time_invariant": 2.0 * np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), float),
         "time_variant": attention_flops(s, keys, mla),
@@ -215,7 +235,7 @@ def prefill_flops(
     """
     check_choice("attention", attention, ("causal", "full"))
     s = ConfigBatch.of(cfg)
-    t = np.asarray(_context(T), np.float64)
+    t = np.asarray(_context(T, s=s), np.float64)
     keys = layer_key_sum(s, t, attention)
     n = np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), np.float64)
     total = 2.0 * n * t + attention_flops(s, keys, mla)
@@ -253,7 +273,7 @@ def training_flops(
     check_choice("attention", attention, ("causal", "full"))
     s = ConfigBatch.of(cfg)
     D = _context(tokens, "tokens").astype(np.float64)
-    t = np.asarray(_context(T_train, "T_train"), np.float64)
+    t = np.asarray(_context(T_train, "T_train", s), np.float64)
     keys = layer_key_sum(s, t, "half" if attention == "causal" else "decode")
     n = np.asarray(matmul_params(s, ffn_matrices=ffn_matrices), np.float64)
     return _scalar(6.0 * D * n + 3.0 * D * attention_flops(s, keys, mla))
@@ -266,7 +286,7 @@ def kv_cache_values(cfg: ModelConfig | ConfigBatch, T: Any, *, batch: Any = 1,
     layer l and sequence (W_l = inf for full attention); MLA's per ``mla`` (latent r + r_d
     values per token and layer by default, or the decompressed per-head K and V)."""
     s = ConfigBatch.of(cfg)
-    t, b = _context(T), _batch_size(batch)
+    t, b = _context(T, s=s), _batch_size(batch)
     keys = layer_key_sum(s, t, "decode")  # keys cached, summed over layers
     width = kv_width(s, mla) if np.any(s.kv_lora_rank) else 2 * s.n_kv_head * s.d_head
     _check_exact_product("KV cache", {"cached keys over layers": keys, "values per key": width,
@@ -313,7 +333,7 @@ def training_memory_values(
     d-vector of activations per token and layer (the paper's coarse activation term)."""
     s = ConfigBatch.of(cfg)
     n = np.asarray(params_non_embedding(cfg, **conventions))
-    t, b = np.asarray(_context(T_train, "T_train")), _batch_size(batch)
+    t, b = np.asarray(_context(T_train, "T_train", s)), _batch_size(batch)
     _check_exact_product("training activations", {"batch": b, "T_train": t,
                                                    "d_model": s.d_model, "n_layer": s.n_layer})
     return _scalar(4 * n + b * t * s.d_model * s.n_layer)
@@ -360,6 +380,7 @@ def summary(
 
     One context and one batch, whole numbers of tokens and sequences: arrays are refused (the
     counts it gathers take them, and fractional values for continuous shapes)."""
+    cfg = model_config(cfg, "summary")
     for name, v in (("context_len", T), ("batch", batch)):
         if np.ndim(v) != 0:
             raise GQAError(f"summary takes one {name}, got {v!r}; kv_cache_values, "
@@ -399,6 +420,7 @@ def summary(
 
 def layer_summary(cfg: ModelConfig) -> dict[str, Any]:
     """Layers per attention kind and FFN kind: what `gqa cost` prints above its table."""
+    cfg = model_config(cfg, "layer_summary")
     out: dict[str, Any] = {
         "full_attention": cfg.n_layer - cfg.n_window_layers - cfg.n_chunk_layers,
         "sliding_attention": cfg.n_window_layers, "window": cfg.sliding_window,

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from gqa_lib.arch.config import ModelConfig
-from gqa_lib.cost.batch import ConfigBatch, scalar, where
-from gqa_lib.errors import GQAError
+from gqa_lib.cost.batch import ConfigBatch, model_config, scalar, where
+from gqa_lib.errors import GQAError, check_int
 
 
 def _check_ffn_matrices(ffn_matrices: int | None) -> None:
@@ -212,13 +212,15 @@ def d_ff_for_params(cfg: ModelConfig, target_non_embedding: int) -> int:
     cannot reach with d_ff >= 1, and a mixture of experts (its width is not one number)."""
     import dataclasses
 
+    cfg = model_config(cfg, "d_ff_for_params")
+    target = check_int("target_non_embedding", target_non_embedding, lo=1)
     if cfg.n_experts:
         raise GQAError(f"{cfg.name or 'config'}: d_ff_for_params needs a dense config "
                        f"(n_experts={cfg.n_experts})")
     p1 = int(params_non_embedding(dataclasses.replace(cfg, d_ff=1)))
     slope = int(params_non_embedding(dataclasses.replace(cfg, d_ff=2))) - p1
-    d_ff = 1 + round((int(target_non_embedding) - p1) / slope)
+    d_ff = 1 + round((target - p1) / slope)
     if d_ff < 1:
-        raise GQAError(f"target_non_embedding={target_non_embedding:,} is below what "
+        raise GQAError(f"target_non_embedding={target:,} is below what "
                        f"{cfg.name or 'this config'} has with d_ff = 1 ({p1:,})")
     return d_ff

@@ -90,6 +90,10 @@ BANDWIDTH_EFFICIENCY = 0.7
 FLOPS_EFFICIENCY = 0.5
 CALIBRATIONS = ("auto", "datasheet")
 MEMORY_FRACTION = 0.9
+# The least achieved fraction of a peak taken as an efficiency: below 1% no kernel runs (a
+# slower device is its own peak figures, not an efficiency), and the printouts, in whole
+# percent, would show 0% beside latencies of 1e297 ms.
+MIN_EFFICIENCY = 0.01
 OBJECTIVES = ("z", "latency", "throughput", "cost")
 # What a reader sees for each objective: in a sentence or a menu (NAMES), in a label (SHORT).
 OBJECTIVE_NAMES = {"z": "the paper's Z", "latency": "decode latency at batch 1",
@@ -101,6 +105,16 @@ Cfg = ModelConfig | ConfigBatch
 
 def _fraction(name: str, v: float) -> float:
     return check_real(name, v, lo=0.0, hi=1.0, lo_open=True)
+
+
+def check_efficiency(name: str, v: Any) -> float:
+    """An achieved fraction of peak in [MIN_EFFICIENCY, 1]; GQAError naming `name`."""
+    v = check_real(name, v, lo=0.0, hi=1.0, lo_open=True)
+    if v < MIN_EFFICIENCY:
+        raise GQAError(f"{name}={v:g} is below {MIN_EFFICIENCY:.0%} of peak, the least taken "
+                       "as an efficiency (no kernel runs slower; it would print as 0%): give "
+                       "a slower device its own peak figures instead")
+    return v
 
 
 def _hw(hardware: str | Accelerator) -> Accelerator:
@@ -185,11 +199,11 @@ def _rates(hardware: str | Accelerator, calibration: Any, flops_efficiency: floa
                            f"calibrated on measurements ({cal.source}): pass "
                            "calibration='datasheet' (CLI: --datasheet) to set efficiencies")
         return cal, "calibrated"
-    e_f = _fraction("flops_efficiency",
-                    FLOPS_EFFICIENCY if flops_efficiency is None else flops_efficiency)
-    e_bw = _fraction("bandwidth_efficiency",
-                     BANDWIDTH_EFFICIENCY if bandwidth_efficiency is None
-                     else bandwidth_efficiency)
+    e_f = check_efficiency("flops_efficiency",
+                           FLOPS_EFFICIENCY if flops_efficiency is None else flops_efficiency)
+    e_bw = check_efficiency("bandwidth_efficiency",
+                            BANDWIDTH_EFFICIENCY if bandwidth_efficiency is None
+                            else bandwidth_efficiency)
     rate = hw.bf16_flops_per_s * e_f
     return Calibration(hw.key, 1.0, hw.memory_bandwidth_bytes_per_s * e_bw, rate, rate,
                        source="datasheet"), "datasheet"

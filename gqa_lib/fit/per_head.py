@@ -25,7 +25,7 @@ import pandas as pd
 from gqa_lib.arch.config import PAPER_VOCAB
 from gqa_lib.errors import GQAError
 from gqa_lib.fit.scaling import Bootstrap, LossFit, PowerLaw, fit_power_laws, resample
-from gqa_lib.units import format_count, format_heads
+from gqa_lib.units import format_context, format_count, format_heads
 
 RUN_COLUMNS = ("status", "n_layer", "d_model", "n_head", "n_kv_head", "d_head",
                "params_non_embedding", "context", "seed", "val_loss_nats")
@@ -60,13 +60,68 @@ def read_runs(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
         if allow_empty:
             return df.reset_index(drop=True)
         raise GQAError(f"{p}: no rows with status 'ok'")
-    for c in RUN_COLUMNS[1:]:
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-        if df[c].isna().any() or not np.all(np.isfinite(df[c])):
-            raise GQAError(f"{p}: column {c!r} has missing or non-numeric values")
-    if (df[list(RUN_COLUMNS[1:-2])] <= 0).any().any() or (df["val_loss_nats"] <= 0).any():
-        raise GQAError(f"{p}: shapes, parameter counts, contexts and losses must be > 0")
+    for c in RUN_COLUMNS[1:] + (("vocab_size",) if "vocab_size" in df.columns else ()):
+        _check_column(p, df, c)
+    _check_runs(p, df)
     return df.reset_index(drop=True)
+
+
+# Columns that count something: whole numbers (a fraction is a damaged file, never rounded)
+WHOLE_COLUMNS = ("n_layer", "d_model", "n_head", "n_kv_head", "d_head", "context", "seed",
+                 "vocab_size")
+# A validation loss more than this many times a uniform guess's (ln V nats per token) is no
+# measurement of a trained model: a damaged row, or a run that diverged (our sweeps' worst,
+# an MQAR run, is 2.5 ln V). The loss law is fitted to trained models only.
+MAX_LOSS_OVER_UNIFORM = 10
+
+
+def _line(df: pd.DataFrame, i: Any) -> str:
+    """A row of the frame as the CSV's line number (the header is line 1), with its run_id."""
+    run = df.at[i, "run_id"] if "run_id" in df.columns else None
+    return f"{int(i) + 2}" + (f" ({run})" if isinstance(run, str) and run else "")
+
+
+def _check_column(p: Path, df: pd.DataFrame, c: str) -> None:
+    """Column `c` as numbers: each finite, and whole where it counts something; the first
+    bad cell is named by line and value."""
+    raw = df[c]
+    df[c] = pd.to_numeric(raw, errors="coerce")
+    checks = [  # (bad cells, what the column must hold), in turn
+        (lambda v: v.isna() | ~np.isfinite(v.astype(float)),
+         "has a missing or non-numeric value (a finite number expected)"),
+        (lambda v: v < 0 if c == "seed" else v <= 0,
+         "must be >= 0" if c == "seed" else "must be > 0")]
+    if c in WHOLE_COLUMNS:
+        checks.insert(1, (lambda v: v.astype(float) % 1 != 0, "must be a whole number"))
+    for find, what in checks:
+        bad = find(df[c])
+        if bad.any():
+            i = bad.idxmax()
+            got = "an empty cell" if pd.isna(raw.at[i]) else f"{str(raw.at[i])!r:.40}"
+            raise GQAError(f"{p}:{_line(df, i)}: column {c!r} {what}, got {got}")
+
+
+def _check_runs(p: Path, df: pd.DataFrame) -> None:
+    """Rows no trained model can have written: a grid row whose n_kv_head does not divide its
+    n_head (it would become a candidate no GQA model has; the Llama-3 family's rows only give
+    its baseline law, and the paper's own family has such shapes), a loss above
+    MAX_LOSS_OVER_UNIFORM ln V."""
+    grid, _ = family_masks(df)
+    bad = grid & (df["n_head"] % df["n_kv_head"] != 0)
+    if bad.any():
+        i = bad.idxmax()
+        raise GQAError(f"{p}:{_line(df, i)}: n_kv_head={int(df.at[i, 'n_kv_head'])} does not "
+                       f"divide n_head={int(df.at[i, 'n_head'])}; no GQA model has these heads")
+    vocab = df["vocab_size"] if "vocab_size" in df.columns else PAPER_VOCAB
+    limit = MAX_LOSS_OVER_UNIFORM * np.log(np.asarray(vocab, np.float64))
+    over = df["val_loss_nats"] > limit
+    if over.any():
+        i = over.idxmax()
+        v = int(df.at[i, "vocab_size"]) if "vocab_size" in df.columns else PAPER_VOCAB
+        raise GQAError(f"{p}:{_line(df, i)}: val_loss_nats={df.at[i, 'val_loss_nats']:.6g} is "
+                       f"no loss of a trained model: above {MAX_LOSS_OVER_UNIFORM} x ln V = "
+                       f"{MAX_LOSS_OVER_UNIFORM * np.log(v):.1f} nats, ten times a uniform "
+                       f"guess over vocab_size={v:,} (a damaged row, or a diverged run)")
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
@@ -143,14 +198,15 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
     contexts = sorted(set(df["context"].astype(int)))
     T = contexts[-1] if train_context is None else int(train_context)
     if T not in contexts:
-        raise GQAError(f"train_context={T} not in the runs; contexts present: {contexts}")
+        raise GQAError(f"train_context={format_context(T)} not in the runs; contexts present: "
+                       f"{', '.join(map(format_context, contexts))}")
     df = df[df["context"].astype(int) == T]
     d_heads = sorted(set(df["d_head"].astype(int)))
     if len(d_heads) != 1:
         raise GQAError(f"the runs mix head sizes d_head={d_heads}; fit one d_head at a time")
     vocab = PAPER_VOCAB
     if "vocab_size" in df.columns:  # losses per token compare only within one tokenizer
-        vocabs = sorted(set(pd.to_numeric(df["vocab_size"], errors="coerce").dropna().astype(int)))
+        vocabs = sorted(set(df["vocab_size"].astype(int)))  # read_runs: whole numbers
         if len(vocabs) > 1:
             raise GQAError(f"the runs mix vocabularies vocab_size={vocabs}: losses per token "
                            "are not comparable across tokenizers; fit one vocabulary at a time")
@@ -168,14 +224,15 @@ def fit_runs(runs: pd.DataFrame, *, train_context: int | None = None, method: st
     few = [k for k, s in sizes.items() if s < 3]
     if few and not allow_partial:
         raise GQAError(
-            f"too few model sizes at context {T} to fit a power law (need >= 3 per "
+            f"too few model sizes at context {format_context(T)} to fit a power law (need >= 3 per "
             f"configuration): " + ", ".join(f"{k} has {sizes[k]}" for k in few)
             + "; wait for more runs, or drop them with allow_partial (--allow-partial)")
     if few:
         keep = [kk not in few for kk in keys]
         keys, N, y = ([v for v, m in zip(col, keep) if m] for col in (keys, N, y))
     if not keys:
-        raise GQAError(f"no configuration has the 3 or more sizes needed for a fit (context {T})")
+        raise GQAError("no configuration has the 3 or more sizes needed for a fit (context "
+                       f"{format_context(T)})")
     f = fit_power_laws(N, y, keys, shared_E=shared_E, method=method, loo=loo)
     return PerHeadModel(f, d_heads[0], label or f"fits of our runs at T = {T}", (T, T),
                         vocab)

@@ -43,7 +43,8 @@ from gqa_lib.cost import DEFAULT_CONVENTION
 from gqa_lib.arch.config import ASPECT_RULES, FFN_MULTIPLE_OF, PAPER_VOCAB
 from gqa_lib.arch.hardware import get_accelerator
 from gqa_lib.errors import MAX_EXACT, GQAError, check_choice, check_numbers
-from gqa_lib.units import format_bound, format_context, format_count, format_heads
+from gqa_lib.units import (format_bound, format_context, format_count, format_heads,
+                            format_tokens)
 from gqa_lib.fit.inputs import (budgets, check_configs, check_model, check_settings, contexts,
                                 targets, vocab_of)
 from gqa_lib.fit.shapes import bisect_log, config_batch, shape_for_params
@@ -298,7 +299,8 @@ def _check_serveable(objective: np.ndarray, max_batch: np.ndarray, t: np.ndarray
                  f"{t[i]:g} fits")
         cap = cost.memory_capacity_bytes(settings.hardware, settings.calibration)
         measured = cost.basis(settings.hardware, settings.calibration) == "calibrated"
-        mem = (f"at context {T[j]:g} (memory_fraction {settings.memory_fraction:g} of "
+        shown = format_context(T[j]) if float(T[j]).is_integer() else format_tokens(T[j])
+        mem = (f"at context {shown} (memory_fraction {settings.memory_fraction:g} of "
                f"{cap / 1e9:,.1f} GB{' as measured' if measured else ''})")
         most = np.max(np.where(np.isfinite(max_batch[i, j]), max_batch[i, j], 0))
         if settings.batch > 1 and most >= 1:

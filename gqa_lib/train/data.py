@@ -26,6 +26,7 @@ import numpy as np
 
 from gqa_lib.errors import GQAError
 from gqa_lib.io import DATA_DIR, REPO_ROOT, atomic_write_bytes
+from gqa_lib.units import format_context
 
 DEFAULT_CORPUS = "web"
 CORPORA = {"web": DATA_DIR / "corpus" / "web.jsonl.xz",
@@ -295,8 +296,8 @@ def batch_windows(tokens: np.ndarray, batch_size: int, context_len: int, *, seed
     """
     n = len(tokens) - context_len - 1
     if n <= 0:
-        raise GQAError(f"corpus of {len(tokens)} tokens is shorter than context_len "
-                       f"{context_len} + 1")
+        raise GQAError(f"corpus of {len(tokens):,} tokens is shorter than context_len "
+                       f"{format_context(context_len)} + 1")
     rng = np.random.default_rng([seed, step, rank])
     starts = rng.integers(0, n + 1, size=batch_size)
     idx = starts[:, None] + np.arange(context_len + 1)[None, :]
@@ -309,8 +310,8 @@ def eval_windows(tokens: np.ndarray, context_len: int, n_tokens: int
     """Non-overlapping windows from the start of the validation stream, ~n_tokens in all."""
     n_win = max(1, min(n_tokens // context_len, (len(tokens) - 1) // context_len))
     if (len(tokens) - 1) < context_len:
-        raise GQAError(f"validation stream of {len(tokens)} tokens is shorter than "
-                       f"context_len {context_len} + 1")
+        raise GQAError(f"validation stream of {len(tokens):,} tokens is shorter than "
+                       f"context_len {format_context(context_len)} + 1")
     idx = np.arange(n_win)[:, None] * context_len + np.arange(context_len + 1)[None, :]
     w = tokens[idx].astype(np.int64)
     return np.ascontiguousarray(w[:, :-1]), np.ascontiguousarray(w[:, 1:])

@@ -25,6 +25,7 @@ from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.train.data import TokenData, batch_windows, eval_windows, prepare
 from gqa_lib.errors import GQAError, check_choice
+from gqa_lib.units import format_context
 from gqa_lib.io import atomic_write_bytes, atomic_write_text, check_writable_dir
 from gqa_lib.train.settings import PRECISIONS, TrainConfig, identity_diff, run_identity, run_key
 from gqa_lib.train import mqar
@@ -58,6 +59,10 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise GQAError("device='cuda' requested but no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None)
+                              and torch.backends.mps.is_available()):
+        raise GQAError("device='mps' requested but no MPS device (an Apple-silicon GPU) is "
+                       "available")
     return torch.device(name)
 
 
@@ -160,11 +165,13 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     elif ckpt_path.exists() or (out / "final.json").exists():
         raise GQAError(f"{out} already holds a run; pass --resume to continue it or choose "
                        "another --out")
+    else:
+        _refuse_foreign_files(out)
     if rank == 0:  # before the data are prepared: an uncreatable --out fails in seconds
         out.mkdir(parents=True, exist_ok=True)
     data = prepare(tc.data)
     if tc.batch_size * tc.context_len * world > len(data.train):
-        raise GQAError(f"batch_size={tc.batch_size:,} x context_len={tc.context_len:,}"
+        raise GQAError(f"batch_size={tc.batch_size:,} x context_len={format_context(tc.context_len)}"
                        + (f" x {world} processes" if world > 1 else "")
                        + f" tokens per step is more than the training corpus holds "
                        f"({len(data.train):,} tokens); choose a smaller batch_size (--batch-size)")
@@ -291,6 +298,40 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
     if world > 1:
         dist.barrier()
     return final
+
+
+# What a run writes before its first checkpoint: a start stopped there (a diverged step, a
+# kill) leaves only these, and a new start in the folder may write over them.
+_START_FILES = ("config.json", "metrics.jsonl")
+
+
+def _refuse_foreign_files(out: Path) -> None:
+    """A new run writes config.json and metrics.jsonl into `out`: refused where the folder
+    holds anything else, or files of those names that no run of gqa train wrote (a
+    config.json without its "model" and "train"), so that no file is written over that
+    this command did not write."""
+    try:
+        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    except OSError as e:
+        raise GQAError(f"--out {out}: cannot list it ({e.strerror or e})") from None
+    if not names:
+        return
+    foreign = [n for n in names if n not in _START_FILES]
+    if not foreign and not _is_run_config(out / "config.json"):
+        foreign = ["config.json" if "config.json" in names else names[0]]
+    if foreign:
+        raise GQAError(f"--out {out} is not empty and holds no run of gqa train (it has "
+                       f"{foreign[0]!r}); a run writes config.json and metrics.jsonl there, "
+                       "and never over files it did not write: choose a new or empty folder")
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether `path` is the config.json of a run (what train() writes: model and train)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and set(data) == {"model", "train"}
 
 
 _CKPT_ADVICE = ("move it away (or delete it) to start the run again, or choose another "

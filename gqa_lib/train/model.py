@@ -21,11 +21,24 @@ from gqa_lib.arch.config import ModelConfig
 from gqa_lib.errors import GQAError
 
 # The ModelConfig fields this module builds; any other field set away from its default (a
-# layer pattern, experts, latent attention, extra biases or norms) is refused, not ignored.
+# window or layer pattern, experts, latent attention, extra biases or norms) is refused, not
+# ignored: every layer attends fully.
 _IMPLEMENTED = frozenset({"name", "n_layer", "d_model", "n_head", "n_kv_head", "d_head", "d_ff",
                           "vocab_size", "ffn", "tie_embeddings", "norm", "qk_norm", "qkv_bias",
-                          "rope_theta", "sliding_window"})
+                          "rope_theta"})
 _HAS_ENABLE_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
+
+
+def check_buildable(cfg: ModelConfig) -> None:
+    """GQAError naming the first field of `cfg` that GQATransformer does not build (set away
+    from the value it takes in the plain block); what a grid checks before any run trains."""
+    plain = ModelConfig(**{f: getattr(cfg, f) for f in _IMPLEMENTED})  # the dense block
+    for f in dataclasses.fields(ModelConfig):  # windows, experts, MLA, biases...
+        if f.name not in _IMPLEMENTED and getattr(cfg, f.name) != getattr(plain, f.name):
+            raise GQAError(f"{f.name}={getattr(cfg, f.name)!r} is supported by the cost "
+                           "model only; GQATransformer builds the dense GQA block, full "
+                           "attention in every layer, from "
+                           f"{', '.join(sorted(_IMPLEMENTED - {'name'}))}")
 
 
 @functools.cache
@@ -188,15 +201,7 @@ class Block(nn.Module):
 class GQATransformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.sliding_window is not None:
-            raise GQAError("sliding_window is supported by the cost model only, not by "
-                           "GQATransformer; use sliding_window=None")
-        plain = ModelConfig(**{f: getattr(cfg, f) for f in _IMPLEMENTED})  # the dense block
-        for f in dataclasses.fields(ModelConfig):  # layer patterns, experts, MLA, biases...
-            if f.name not in _IMPLEMENTED and getattr(cfg, f.name) != getattr(plain, f.name):
-                raise GQAError(f"{f.name}={getattr(cfg, f.name)!r} is supported by the cost "
-                               f"model only; GQATransformer builds the dense GQA block "
-                               f"({', '.join(sorted(_IMPLEMENTED - {'name'}))})")
+        check_buildable(cfg)
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))

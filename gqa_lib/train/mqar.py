@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from gqa_lib.errors import GQAError
+from gqa_lib.units import format_context
 
 IGNORE = -100  # F.cross_entropy's default ignore_index
 BLOCK = 256  # key ids and value ids: two blocks of this many at the top of the vocabulary
@@ -51,7 +52,8 @@ def sequence(rng: np.random.Generator, filler: np.ndarray, n_pairs: int, vocab_s
     value's target position and the key's first appearance (0 where ignored)."""
     T = len(filler) - 1
     if not 1 <= n_pairs <= max_pairs(T):
-        raise GQAError(f"n_pairs must be in [1, {max_pairs(T)}] at context {T}, got {n_pairs}")
+        raise GQAError(f"n_pairs must be in [1, {max_pairs(T)}] at context {format_context(T)}, "
+                       f"got {n_pairs}")
     k0, v0 = _ids(vocab_size)
     seq = filler.astype(np.int64).copy()  # (T + 1,): inputs seq[:-1], targets seq[1:]
     keys = k0 + rng.choice(BLOCK, n_pairs, replace=False)

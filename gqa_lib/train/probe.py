@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gqa_lib.errors import GQAError
+from gqa_lib.units import format_context
 
 
 def needle_length(context_len: int, needle_len: int | None = None) -> int:
@@ -26,8 +27,8 @@ def check_probe_fits(context_len: int, needle_len: int | None = None) -> None:
     m = needle_length(context_len, needle_len)
     if context_len // 4 <= m:
         raise GQAError(f"the recall probe needs context_len > 4 x its needle of {m} tokens "
-                       f"(context_len >= {4 * m + 4}), got {context_len}; use a longer "
-                       "context or probe_samples = 0")
+                       f"(context_len >= {4 * m + 4}), got {format_context(context_len)}; use "
+                       "a longer context or probe_samples = 0")
 
 
 @torch.no_grad()
@@ -38,7 +39,7 @@ def recall_probe(model: torch.nn.Module, tokens: np.ndarray, context_len: int, n
     m = needle_length(context_len, needle_len)
     if len(tokens) < context_len + 2:
         raise GQAError(f"the recall probe needs a validation stream longer than context_len "
-                       f"{context_len} + 1, got {len(tokens)} tokens")
+                       f"{format_context(context_len)} + 1, got {len(tokens):,} tokens")
     if not isinstance(n_samples, int) or isinstance(n_samples, bool) or n_samples < 1:
         raise GQAError(f"probe samples must be a positive integer, got {n_samples!r}")
     rng = np.random.default_rng([seed, 7919])

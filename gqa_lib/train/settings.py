@@ -23,6 +23,7 @@ from gqa_lib.train import data as corpora
 from gqa_lib.train.data import DEFAULT_CORPUS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max, without importing torch
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class TrainConfig:
             check_real(f, getattr(self, f), lo=0.0, hi=1.0)
         for f in ("beta1", "beta2"):
             check_real(f, getattr(self, f), lo=0.0, hi=1.0, hi_open=True)
+        if self.lr / (1 - self.beta1) > FLOAT32_MAX:
+            raise GQAError(
+                f"lr={self.lr:g} is too large: AdamW's first step moves a weight by up to "
+                f"lr / (1 - beta1) = {self.lr / (1 - self.beta1):.3g}, past {FLOAT32_MAX:.4g}, "
+                "the largest float32 (the weights' type); choose lr <= "
+                f"{FLOAT32_MAX * (1 - self.beta1):.3g}")
         if self.warmup_frac + self.decay_frac > 1:
             raise GQAError("warmup_frac + decay_frac must be <= 1")
         check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))

@@ -36,6 +36,7 @@ import datetime as dt
 import itertools
 import json
 import os
+import re
 import subprocess
 import traceback
 from collections.abc import Callable, Iterable
@@ -45,6 +46,7 @@ from typing import Any
 
 from gqa_lib.arch.config import ModelConfig, read_data_file
 from gqa_lib.errors import MAX_EXACT, GQAError, check_int, check_real, did_you_mean
+from gqa_lib.units import format_context
 from gqa_lib.io import (REPO_ROOT, check_writable_dir, check_writable_file, file_lock,
                         read_csv_table, write_csv_rows)
 
@@ -65,6 +67,8 @@ COLUMNS = [
     "finished_utc",
 ]
 _TOP_KEYS = ("name", "description", "model", "train", "block")
+# A grid's name is a folder under runs/ and a column of its CSV: one plain path component
+GRID_NAME = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}"
 _BLOCK_KEYS = ("sizes", "heads", "contexts", "seeds")
 # `equal_params = true` in a block: every head configuration of a size gets the d_ff that
 # gives it the non-embedding (and so, with the same d_model and vocabulary, the total)
@@ -161,6 +165,10 @@ def load_grid(path: str | Path) -> tuple[str, list[RunSpec]]:
     name = g.get("name")
     if not isinstance(name, str) or not name:
         raise GQAError(f"{path}: the grid needs a non-empty string `name`")
+    if not re.fullmatch(GRID_NAME, name):
+        raise GQAError(f"{path}: name={name!r:.60} must be one plain folder name (the runs go "
+                       "to runs/NAME): ASCII letters, digits, '-', '_' and '.', not starting with "
+                       "'.', at most 100 characters")
     model_base = _table(f"{path} [model]", g.get("model", {}))
     train_base = _table(f"{path} [train]", g.get("train", {}))
     tfields = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -320,11 +328,16 @@ def _match_params(where: str, model: ModelConfig, ref: ModelConfig,
 def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, batch_tokens,
           suffix="", match=None, multiple_of=1):
     from gqa_lib.arch.config import aligned
-    from gqa_lib.train.settings import run_identity, run_key
     from gqa_lib.train.loop import TrainConfig
+    from gqa_lib.train.model import check_buildable
+    from gqa_lib.train.settings import run_identity, run_key
 
     n_layer, d_model = size[:2]
     model, family = _model(where, model_base, size, head)
+    try:  # refused here, so that a dry run never lists a run that cannot train
+        check_buildable(model)
+    except GQAError as e:
+        raise GQAError(f"{where} [model]: {e}") from None
     n_head, n_kv_head = model.n_head, model.n_kv_head
     if match is not None:
         default_ff = model.d_ff
@@ -333,12 +346,13 @@ def _spec(where, grid, model_base, train_base, size, head, ctx, seed, budget, ba
         if model.d_ff != default_ff:
             suffix = f"-ff{model.d_ff}{suffix}"
     if batch_tokens % ctx:
-        raise GQAError(f"{where}: batch_tokens={batch_tokens} is not a multiple of context {ctx}")
+        raise GQAError(f"{where}: batch_tokens={batch_tokens} is not a multiple of context "
+                       f"{format_context(ctx)}")
     try:
         tc = TrainConfig(**{**train_base, "context_len": ctx, "seed": seed,
                             "batch_size": batch_tokens // ctx}).with_budget(model, **budget)
     except GQAError as e:
-        raise GQAError(f"{where} (context {ctx}): {e}") from None
+        raise GQAError(f"{where} (context {format_context(ctx)}): {e}") from None
     run_id = (f"L{n_layer}-d{d_model}-h{n_head}-kv{n_kv_head}-dh{model.d_head}-T{ctx}-s{seed}"
               f"{suffix}")
     model = dataclasses.replace(model, name=run_id)
