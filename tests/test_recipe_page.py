@@ -164,7 +164,7 @@ def test_readable_formats_the_recipe_frames(model):
                                     "λ, weight of memory in Z"]  # settings in words
     from gqa_lib.cost import CONVENTION_LABELS
 
-    assert list(var["to"]) == ["1/3", "paper", CONVENTION_LABELS["fig2"], "0.99"]
+    assert list(var["to"]) == ["1/3", "the paper's Table 9 shapes", CONVENTION_LABELS["fig2"], "0.99"]
     assert list(var["memory saving"]) == ["52.7%", "49.2%", "1.0%", "2.0%"]
     # integer shapes print as before
     assert tables._READABLE["d_model"][1](2048) == "2048"

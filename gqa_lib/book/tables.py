@@ -107,8 +107,14 @@ def _setting(v: Any) -> str:
         f = Fraction(v).limit_denominator(12)  # 1/3 reads as 1/3, not 0.333
         return f"{f.numerator}/{f.denominator}" if abs(float(f) - v) < 1e-12 and \
             f.denominator > 1 and v < 1 and f.denominator not in (2, 5, 10) else f"{v:.3g}"
+    if v in _ASPECT_WORDS:
+        return _ASPECT_WORDS[v]
     return convention_words(v) if isinstance(v, str) and v.split("+")[0] in \
         cost.CONVENTION_LABELS else str(v)
+
+
+# The shape rules (gqa_lib.arch.ASPECT_RULES) in words
+_ASPECT_WORDS = {"d64L": "d = 64 L", "paper": "the paper's Table 9 shapes"}
 
 
 def _pct(v: float) -> str:
@@ -136,7 +142,7 @@ _READABLE = {
     "flops_time_variant": ("attention FLOPs / token", units.format_flops),
     "attention_share_of_flops": ("attention share of FLOPs", "{:.0%}".format),
     # the recipe's frames (gqa_lib.fit.recipe, reproduce, sensitivity)
-    "target_loss": ("L* (nats)", "{:g}".format),
+    "target_loss": ("L* (nats)", "{:.3f}".format),  # a loss: 3 decimals, as everywhere
     "context": ("T", units.format_context),
     "paper_heads": ("paper's H", str),
     "paper_n_head": ("paper's n_h", str),

@@ -41,7 +41,7 @@ from gqa_lib.fit.per_head import (SIZE, PerHeadModel, config_label, family_masks
 from gqa_lib.fit.recipe import (CostSettings, RecipeGrid, bootstrap_grids, choice_counts, choice_shares)
 from gqa_lib.fit.scaling import Bootstrap, bootstrap_fit
 from gqa_lib.io import REPO_ROOT
-from gqa_lib.units import format_count
+from gqa_lib.units import format_count, format_heads
 
 SWEEP_DIR = REPO_ROOT / "data" / "sweeps"
 SWEEP_GRID = SWEEP_DIR / "cpu-v2.toml"   # the evidence sweep: 20 tokens per parameter
@@ -502,7 +502,7 @@ class RecipeEvidence:
         reps = [_trend(g) for g in self.replicates]
         n = max(1, len(reps))
         path = [" > ".join(h for h, _ in itertools.groupby(      # consecutive repeats once
-                    f"{h},{k}" for h, k in zip(row.n_head, row.n_kv_head)))
+                    format_heads(h, k) for h, k in zip(row.n_head, row.n_kv_head)))
                 for _, row in p.cells().groupby("target_loss", sort=False)]
         df = pd.DataFrame({"target_loss": p.target_loss, "choices": path, "heads": heads,
                            "size": size})
