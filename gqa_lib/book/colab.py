@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gqa_lib.io import REPO_ROOT
+from gqa_lib.book.prose import read_notebook
+from gqa_lib.errors import GQAError
+from gqa_lib.io import atomic_write_text, REPO_ROOT
 
 SOURCE_ENV = "GQA_INSTALL_SOURCE"
 CLONE_DIR = "/content/gqa-companion"
@@ -121,7 +124,7 @@ def sync(path: Path) -> bool:
     version of it (recognised by its ``import google.colab``), and clear its outputs and
     execution counts (what `jupyter nbconvert --clear-output` does, without nbconvert);
     True if the file changed."""
-    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb = read_notebook(path)
     if has_first_cell(nb) and not has_outputs(nb):
         return False
     cells = nb.setdefault("cells", [])
@@ -134,7 +137,7 @@ def sync(path: Path) -> bool:
         if c.get("cell_type") == "code":
             c["outputs"], c["execution_count"] = [], None
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False)  # as Jupyter writes
-    path.write_text(text + "\n", encoding="utf-8")
+    atomic_write_text(path, text + "\n")  # cut short (a full disk), the old file stays
     return True
 
 
@@ -146,9 +149,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")
     args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except GQAError as e:  # a damaged notebook: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     stale = {}
     for p in args.notebooks:
-        nb = json.loads(p.read_text(encoding="utf-8"))
+        nb = read_notebook(p)
         what = (["first cell differs"] if not has_first_cell(nb) else []) + (
             ["has outputs"] if has_outputs(nb) else [])
         if what:

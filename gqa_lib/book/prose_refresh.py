@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from gqa_lib.book import sphinx_ext
 from gqa_lib.book.prose import (BOOK, ProseError, cell_source, glued_values, map_markdown,
-                                raw_myst, refresh_markdown, shown_values, write_notebook)
+                                raw_myst, read_notebook, refresh_markdown, shown_values,
+                                write_notebook)
+from gqa_lib.errors import GQAError
 
 CACHE_DIR = BOOK / "_build" / ".jupyter_cache"
 
@@ -51,9 +54,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")
     ap.add_argument("--cache", type=Path, default=CACHE_DIR, help="the build's execution cache")
     args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except GQAError as e:  # a damaged notebook: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     failed = False
     for path in args.notebooks:
-        nb = json.loads(path.read_text(encoding="utf-8"))
+        nb = read_notebook(path)
         values, why = build_values(path, args.cache)
         missing: set[str] = set()
         new = json.loads(json.dumps(nb))

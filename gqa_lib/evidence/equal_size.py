@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from gqa_lib.errors import GQAError
 from gqa_lib.evidence.reanalysis import baseline, baselines_by_source, ngram_baselines
 from gqa_lib.fit.per_head import config_label, read_runs
 from gqa_lib.io import DATA_DIR
@@ -102,7 +103,9 @@ def read(path: Path | None = None) -> pd.DataFrame:
     found = []
     for p in [Path(path)] if path is not None else [g.with_suffix(".csv") for g in GRIDS]:
         if p.is_file():  # a damaged file is an error, not "no runs yet"
-            found += [r for r in [read_runs(p, allow_empty=True)] if len(r)]
+            found += [_parsed(p, r) for r in [read_runs(
+                p, allow_empty=True, columns=("lr", "val_loss_full_nats"),
+                text_columns=("val_loss_by_position", "val_loss_by_source"))] if len(r)]
     if not found:
         return pd.DataFrame(columns=["config", "seed", "lr", "val_loss_full_nats",
                                      "by_position", "by_source", "params_non_embedding",
@@ -111,9 +114,43 @@ def read(path: Path | None = None) -> pd.DataFrame:
     # the same run in two files (a grid rerun of an earlier one): the later grid's row
     runs = runs.drop_duplicates(["n_head", "n_kv_head", "seed", "lr"], keep="last")
     runs["config"] = [config_label((int(h), int(k))) for h, k in zip(runs.n_head, runs.n_kv_head)]
-    runs["by_position"] = [json.loads(s) for s in runs.val_loss_by_position]
-    runs["by_source"] = [json.loads(s) for s in runs.val_loss_by_source]
     return runs.reset_index(drop=True)
+
+
+def _parsed(path: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with ``by_position`` and ``by_source`` parsed from their JSON columns, each
+    checked: position bins as equal-length lists of numbers, sources as numbers; a damaged
+    cell is refused naming the file, the run and the column."""
+    def load(i: int, col: str, valid) -> Any:
+        where = f"{path}: run {runs.at[i, 'run_id']!r}, column {col!r}" \
+            if "run_id" in runs else f"{path}: row {i + 1}, column {col!r}"
+        try:
+            v = json.loads(runs.at[i, col])
+        except (TypeError, ValueError):
+            raise GQAError(f"{where}: not JSON ({str(runs.at[i, col])[:40]!r})") from None
+        if not valid(v):
+            raise GQAError(f"{where}: {str(runs.at[i, col])[:60]!r} is not {valid.__doc__}")
+        return v
+
+    def bins(v) -> bool:
+        """an object of equal-length lists first, last and nats (finite numbers)"""
+        return (isinstance(v, dict) and {"first", "last", "nats"} <= set(v)
+                and all(isinstance(v[k], list) for k in ("first", "last", "nats"))
+                and len(v["first"]) == len(v["last"]) == len(v["nats"]) > 0
+                and all(_finite(x) for k in ("first", "last", "nats") for x in v[k]))
+
+    def sources(v) -> bool:
+        """an object of source names and finite losses"""
+        return isinstance(v, dict) and all(_finite(x) for x in v.values())
+
+    runs = runs.copy()
+    runs["by_position"] = [load(i, "val_loss_by_position", bins) for i in runs.index]
+    runs["by_source"] = [load(i, "val_loss_by_source", sources) for i in runs.index]
+    return runs
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
 
 
 def main_runs(runs: pd.DataFrame, lr: float | None = None) -> pd.DataFrame:

@@ -40,8 +40,16 @@ def family_masks(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return fam.str.contains("grid") | ~llama3, llama3
 
 
-def read_runs(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
-    """Read a sweep CSV (``gqa sweep``): the ``status == "ok"`` rows, checked column by column.
+# What gqa sweep writes in a row's status; any other value is a damaged or edited file
+STATUSES = ("ok", "failed")
+
+
+def read_runs(path: str | Path, *, allow_empty: bool = False,
+              columns: tuple[str, ...] = (), text_columns: tuple[str, ...] = ()
+              ) -> pd.DataFrame:
+    """Read a sweep CSV (``gqa sweep``): the ``status == "ok"`` rows, checked column by column
+    (also the numeric ``columns`` a reader needs beyond :data:`RUN_COLUMNS`, and that the
+    ``text_columns`` it parses itself are there), each run once.
     A file with none is refused, or with ``allow_empty`` read as an empty frame (a sweep
     that has not finished a run yet)."""
     p = Path(path)
@@ -51,16 +59,30 @@ def read_runs(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
         df = pd.read_csv(p)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise GQAError(f"{p}: not a readable CSV ({str(e).splitlines()[0]})") from None
-    missing = [c for c in RUN_COLUMNS if c not in df.columns]
+    need = (*RUN_COLUMNS, *columns, *text_columns)
+    missing = [c for c in need if c not in df.columns]
     if missing:
-        raise GQAError(f"{p}: missing column(s) {', '.join(missing)}; a runs CSV needs "
-                       f"{', '.join(RUN_COLUMNS)}")
-    df = df[df["status"].astype(str) == "ok"].copy()
+        raise GQAError(f"{p}: missing column(s) {', '.join(missing)}; these runs need "
+                       f"{', '.join(need)}")
+    status = df["status"].astype(str)
+    odd = ~status.isin(STATUSES)
+    if odd.any():  # "OK" or "ok " is no status gqa sweep writes: never dropped unseen
+        i = odd.idxmax()
+        raise GQAError(f"{p}:{_line(df, i)}: status {status[i]!r} is not one of "
+                       f"{', '.join(STATUSES)} (what gqa sweep writes)")
+    df = df[status == "ok"].copy()
     if df.empty:
         if allow_empty:
             return df.reset_index(drop=True)
         raise GQAError(f"{p}: no rows with status 'ok'")
-    for c in RUN_COLUMNS[1:] + (("vocab_size",) if "vocab_size" in df.columns else ()):
+    if "run_id" in df.columns:  # one finished row per run: a second is an edited file
+        twice = df["run_id"].duplicated(keep=False) & df["run_id"].notna()
+        if twice.any():
+            lines = [_line(df, i).split(" ")[0] for i in df.index[twice][:2]]
+            raise GQAError(f"{p}: run {df.loc[twice, 'run_id'].iloc[0]!r} has two finished "
+                           f"rows (lines {' and '.join(lines)}); keep one")
+    for c in (*RUN_COLUMNS[1:], *(("vocab_size",) if "vocab_size" in df.columns else ()),
+              *columns):
         _check_column(p, df, c)
     _check_runs(p, df)
     return df.reset_index(drop=True)
