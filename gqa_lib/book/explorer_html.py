@@ -47,6 +47,29 @@ def _optimum_label(base: Any, label: str) -> Any:
 
 
 # ----- static: Vega-Lite parameters in the HTML book ------------------------------------------
+def _check_table(table: Any) -> None:
+    """An explorer's table is :func:`static_explorer_table`'s: rows, and its key columns."""
+    need = ["target_loss", "log2_context", "H", "n_head", "params_non_embedding"]
+    if not isinstance(table, pd.DataFrame) or table.empty or any(c not in table for c in need):
+        raise GQAError("the explorer needs static_explorer_table()'s rows (columns "
+                       f"{', '.join(need)}); got {type(table).__name__}"
+                       + (" without rows" if isinstance(table, pd.DataFrame) and table.empty
+                          else ""))
+
+
+def _numbers(name: str, values: Any) -> np.ndarray:
+    """A non-empty list of finite numbers, or a GQAError naming ``name``."""
+    if isinstance(values, (str, bytes)) or not np.iterable(values):
+        raise GQAError(f"{name} must be a list of numbers, got {values!r}")
+    try:
+        out = np.asarray(list(values), float)
+    except (TypeError, ValueError):
+        raise GQAError(f"{name} must be a list of numbers, got {values!r}") from None
+    if out.size == 0 or not np.all(np.isfinite(out)):
+        raise GQAError(f"{name} must be a non-empty list of finite numbers, got {values!r}")
+    return out
+
+
 def static_explorer_table(fit: str = "paper", contexts=CONTEXTS, targets=STATIC_TARGETS,
                           hardware=(), output_tokens=()) -> pd.DataFrame:
     """Every (context, target, H) with N*, memory (values) and C under each convention, to 5
@@ -63,7 +86,11 @@ def static_explorer_table(fit: str = "paper", contexts=CONTEXTS, targets=STATIC_
     from gqa_lib.fit.recipe import CostSettings, baseline_costs, cost_grid
 
     model = loss_model(fit)
-    t, T = np.asarray(targets, float), np.asarray(contexts, float)
+    t, T = _numbers("targets", targets), _numbers("contexts", contexts)
+    if not all(v >= 1 and float(v).is_integer() and int(v) & (int(v) - 1) == 0 for v in T):
+        # the chart keys a context by log2 T: 65,536 and 100,000 would share a key
+        raise GQAError(f"contexts must be powers of two (the chart's menu keys them by log2 "
+                       f"T), got {', '.join(f'{v:g}' for v in T)}")
     frames, base_flops = [], {}
     for conv in cost.COMPUTE_CONVENTIONS:
         s = CostSettings(convention=conv)
@@ -127,6 +154,7 @@ def static_explorer(table: pd.DataFrame):
 
     from gqa_lib.book.render import mark_explorer
 
+    _check_table(table)
     d = ExplorerState()
     targets = sorted(table["target_loss"].unique())
     if d.target_loss not in targets:
@@ -204,6 +232,7 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
 
     from gqa_lib.book.render import mark_explorer
 
+    _check_table(table)
     keys = [_column_key(h) for h in hardware]
     missing = [f"tps_{k}" for k in keys if f"tps_{k}" not in table]
     if not keys or missing:

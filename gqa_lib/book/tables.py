@@ -170,6 +170,19 @@ _READABLE = {
 }
 
 
+def _cell(fmt: Any, v: Any) -> Any:
+    """One cell, ``fmt(v)`` without a negative zero; a missing value (None, NaN) that its
+    format cannot show, or shows as "nan", is blank (a format may name it: "decode only")."""
+    missing = v is None or isinstance(v, float) and np.isnan(v)
+    try:
+        text = _no_negative_zero(fmt, v)
+    except (ValueError, TypeError):
+        if missing:
+            return ""
+        raise
+    return "" if missing and str(text).strip().lower() in ("nan", "none", "nan%") else text
+
+
 _NEGATIVE_ZERO = re.compile(r"^-0(?:\.0+)?(?![\d.])")
 
 
@@ -214,8 +227,19 @@ def _derive(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         if h not in df or k not in df:
             raise GQAError(f"column {c!r} is derived from {h!r} and {k!r}; the table has "
                            f"{list(df.columns)}")
-        out[c] = units.format_heads_each(df[h], df[k])
+        out[c] = [_heads(a, b) for a, b in zip(df[h], df[k])]
     return df.assign(**out)
+
+
+def _heads(n_head: Any, n_kv_head: Any) -> str:
+    """(8, 1) as units.format_heads writes it; a head count that is no whole number (the
+    Llama-3 family's continuous d/64) as itself, never truncated; a blank where one is
+    missing."""
+    if any(pd.isna(v) for v in (n_head, n_kv_head)):
+        return ""
+    if all(float(v).is_integer() for v in (n_head, n_kv_head)):
+        return units.format_heads(n_head, n_kv_head)
+    return f"({float(n_head):.3g}, {float(n_kv_head):.3g})"
 
 
 # ----- display: the one table helper of the book ------------------------------------------
@@ -342,6 +366,13 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
         main.summary = summary or "More columns: " + ", ".join(named)
         main.fold = fold
         return main
+    if not isinstance(df, pd.DataFrame):
+        raise GQAError(f"show() takes a DataFrame, got {type(df).__name__}")
+    if isinstance(columns, str):  # show(df, "abc") would show columns a, b and c
+        raise GQAError(f"columns must be a list of names, got the string {columns!r}")
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, int)
+                                 or max_rows < 0):
+        raise GQAError(f"max_rows must be a whole number >= 0, got {max_rows!r}")
     columns = list(df.columns) if columns is None else list(columns)
     df = _derive(df, columns)
     missing = [c for c in columns if c not in df]
@@ -356,7 +387,10 @@ def show(df: pd.DataFrame, columns: Sequence[str] | None = None, *,
         fmt = formats.get(c) or (known[1] if known else _default_format(data[c]))
         if isinstance(fmt, str):
             fmt = fmt.format
-        out[header] = [_no_negative_zero(fmt, v) for v in data[c]]
+        try:
+            out[header] = [_cell(fmt, v) for v in data[c]]
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise GQAError(f"column {c!r}: its format cannot show its values ({e})") from None
         numeric.append(pd.api.types.is_numeric_dtype(data[c])
                        and not pd.api.types.is_bool_dtype(data[c]))
     if len(out) != len(columns):

@@ -20,6 +20,7 @@ import functools
 import html
 import json
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -254,7 +255,12 @@ def _your_model(model, state: ExplorerState) -> dict[str, Any]:
     C = float(cost.compute_flops(m, state.context, state.convention))
     s = state.settings
     Z = float(cost.hardware_cost(M, C, lam=s.lam, alpha=s.alpha, beta=s.beta))
-    rec = optimize(model, loss, state.context, settings=s)
+    try:
+        rec = optimize(model, loss, state.context, settings=s)
+    except GQAError as e:  # the loss is your model's, not a target the reader set
+        raise GQAError(f"your model ({format_count(N)} non-embedding parameters) would reach "
+                       f"a loss of {loss:.3f} by the fitted law, and no candidate the recipe "
+                       f"builds reaches that loss ({str(e).split(';')[0]})") from None
     b = rec.best
     lo, hi = float(np.min(model.fit.N)), float(np.max(model.fit.N))  # sizes the fit measured
     return {
@@ -279,8 +285,17 @@ def explorer(state: ExplorerState | None = None):
     style = {"description_width": "150px"}
     layout = w.Layout(width="100%", max_width="520px")
     def pick(name, options, value, label=lambda v: f"{v:g}"):
+        _on_grid(name, options, value, label)
         return w.SelectionSlider(options=[(label(v), v) for v in options], value=value,
                                  description=name, style=style, layout=layout)
+
+    hardware = _hardware_keys()
+    _on_grid("accelerator", [*hardware, None], state.hardware, str)
+    _on_grid("tokens out", OUTPUT_TOKENS, state.output_tokens, str)
+    for name, options, value in (("compute convention", cost.COMPUTE_CONVENTIONS,
+                                  state.convention), ("baseline", BASELINES, state.baseline),
+                                 ("minimise", cost.OBJECTIVES[:3], state.objective)):
+        _on_grid(name, list(options), value, str)
 
     ctl = {
         "context": pick("context T", CONTEXTS, state.context, format_context),
@@ -294,7 +309,7 @@ def explorer(state: ExplorerState | None = None):
                                description="baseline", style=style),
         "objective": w.Dropdown(options=list(cost.OBJECTIVES[:3]), value=state.objective,
                                 description="minimise", style=style),
-        "hardware": w.Dropdown(options=[(_hardware_label(k), k) for k in _hardware_keys()]
+        "hardware": w.Dropdown(options=[(_hardware_label(k), k) for k in hardware]
                                + [("none (no serving figures)", None)],
                                value=state.hardware, description="accelerator", style=style),
         "output_tokens": w.Dropdown(options=[("decode only (prompts cached)", None)]
@@ -325,6 +340,18 @@ def explorer(state: ExplorerState | None = None):
     return box
 
 
+def _on_grid(name: str, options: Sequence[Any], value: Any, label: Any) -> None:
+    """A live control takes only its own values (ipywidgets raises a TraitError naming none
+    otherwise): a state off the grid is refused naming the control and its values."""
+    if value in options:
+        return
+    shown = [label(v) if v is not None else "none" for v in options]
+    choices = ", ".join(shown) if len(shown) <= 12 else \
+        f"{shown[0]} to {shown[-1]} in {len(shown)} steps ({shown[0]}, {shown[1]}, ...)"
+    raise GQAError(f"the live explorer's {name} control has no value {value!r}: it offers "
+                   f"{choices} (explore() takes any value)")
+
+
 def show_explorer(state: ExplorerState | None = None):
     """In Jupyter or Colab, the live explorer. In the HTML book (no kernel behind the page),
     its default answer as static HTML with a pointer to the live version."""
@@ -344,10 +371,18 @@ def show_explorer(state: ExplorerState | None = None):
 
 def parse_your_model(text: str) -> ModelConfig | None:
     """'' -> None; a preset name -> that preset; otherwise the text of a config.json."""
-    text = (text or "").strip()
+    if not isinstance(text, (str, type(None))):
+        raise GQAError(f"your model: a preset name or a config.json's text, got "
+                       f"{type(text).__name__}")
+    text = (text or "").strip().lstrip("\ufeff").strip()  # a pasted file's byte-order mark
     if not text:
         return None
+    if text.startswith("["):
+        raise GQAError("your model: expected a JSON object (a config.json), got a list")
     if not text.startswith("{"):
+        if len(text) > 60 or any(ch in text for ch in '{}":\n'):
+            raise GQAError("your model: neither a preset name (`gqa models` lists them) nor a "
+                           "config.json (a JSON object, starting with '{')")
         return get_preset(text)
     from gqa_lib.arch.hf import from_hf_config
 
