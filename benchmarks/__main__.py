@@ -7,15 +7,17 @@ a partial run never replaces a full record with a subset."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from gqa_lib.io import atomic_write_text
+from gqa_lib.cli.main import OneLineParser
+from gqa_lib.errors import GQAError
+from gqa_lib.io import atomic_write_text, check_writable_dir, check_writable_file
 
 from . import book_cost, cost_speed, step_scaling, train_speed
 from .common import machine
@@ -171,8 +173,25 @@ def table(res: dict) -> str:
     return "\n".join(lines + ["", "Targets (issue 6):", ""] + targets(res))
 
 
+def _previous(path: Path) -> dict | None:
+    """The record a partial (--only) run updates, or None where there is none yet; GQAError
+    in one line for a file that is not such a record (it is kept, not overwritten)."""
+    if not path.is_file():
+        return None
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise GQAError(f"{path}: the previous record is not readable JSON ({e}); move it "
+                       "away to start a new record") from None
+    if not isinstance(old, dict) or not isinstance(old.get("runs", {}), dict) \
+            or not isinstance(old.get("machine"), dict):
+        raise GQAError(f"{path}: not a benchmark record (an object with machine and runs); "
+                       "move it away to start a new record")
+    return {**old, "runs": old.get("runs", {})}
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks")
+    p = OneLineParser(prog="python -m benchmarks")
     p.add_argument("--quick", action="store_true", help="reduced set, a few minutes")
     p.add_argument("--only", nargs="+", choices=list(SUITES))
     p.add_argument("--out", default=str(ROOT / "data" / "bench"))
@@ -185,10 +204,18 @@ def main(argv=None) -> int:
     dev = "gpu" if torch.cuda.is_available() else "cpu"
     # A quick run measures a reduced set: its own record, never the full one or its table.
     path = Path(args.out) / f"latest-{dev}{'-quick' if args.quick else ''}.json"
+    try:  # checked before measuring: minutes of work are not lost to a bad --out at the end
+        check_writable_dir(args.out)
+        check_writable_file(path, "the record")
+        if not args.quick and Path(args.readme).exists():
+            check_writable_file(args.readme, "--readme")
+        old = _previous(path) if args.only else None
+    except GQAError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
     res = {"machine": machine(), "quick": args.quick, "command": command, "runs": {}}
-    if args.only and path.is_file():  # a partial run updates its sections, keeps the others
-        old = json.loads(path.read_text())
-        res = {**old, "runs": old.get("runs", {}), "new_machine": res["machine"]}
+    if old is not None:  # a partial run updates its sections, keeps the others
+        res = {**old, "runs": old["runs"], "new_machine": res["machine"]}
     now = res.pop("new_machine", res["machine"])
     for name in args.only or (["cost", "train", "scaling"] + ([] if args.quick else ["book"])):
         print(f"== {name}")

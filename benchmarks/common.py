@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from gqa_lib.errors import GQAError, check_real
+
 
 def timeit(fn: Callable[[], Any], *, repeat: int = 5, number: int = 1,
            sync: Callable[[], None] | None = None) -> dict[str, float]:
@@ -54,3 +56,15 @@ def machine() -> dict[str, Any]:
         info["gpu"] = torch.cuda.get_device_name()
         info["cuda"] = torch.version.cuda
     return info
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type for a time limit: a finite number of seconds > 0 (NaN or inf would
+    disable every cap and put a number JSON cannot hold in the record)."""
+    import argparse
+
+    try:
+        return check_real("seconds", float(text), lo=0.0, lo_open=True)
+    except (ValueError, GQAError):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds > 0, got {text!r}") from None

@@ -14,12 +14,16 @@ eager and torch.compile). Results: DIR/gpu-<device>.json, with ``parts`` (status
 ok, skipped: budget, stopped: budget, failed: <error>; running/pending in a killed run),
 ``parts_done`` and ``rows`` (one measurement each, with its roofline bound); ``decode`` and
 ``training`` are the views the book's pages read (serving.measured_pair, performance).
+
+A partial run never replaces a complete record: where DIR/gpu-<device>.json already holds a
+run (complete, or not ours to judge), the new run is written to DIR/partial-gpu-<device>.json
+and renamed over it only once it is complete; a killed run leaves the old record whole.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -34,11 +38,13 @@ T0 = time.perf_counter()  # the run's clock starts with the process (imports inc
 import torch  # noqa: E402
 
 from gqa_lib import cost  # noqa: E402
-from gqa_lib.io import atomic_write_text  # noqa: E402
+from gqa_lib.errors import GQAError  # noqa: E402
+from gqa_lib.cli.main import OneLineParser  # noqa: E402
+from gqa_lib.io import atomic_write_text, check_writable_dir  # noqa: E402
 
 from . import gpu_parts, gpu_plan  # noqa: E402
 from .gpu_parts import OverBudget  # noqa: E402
-from .common import machine  # noqa: E402
+from .common import machine, positive_seconds  # noqa: E402
 
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float32: "fp32"}
 
@@ -139,6 +145,29 @@ def views(res: dict[str, Any], sizes: gpu_plan.Sizes) -> dict[str, Any]:
 
 
 # ----- the run -------------------------------------------------------------------------------
+def output_paths(out_dir: Path, slug: str) -> tuple[Path, Path]:
+    """(where the run is written while it runs, where it ends up): the same file unless
+    ``gpu-<slug>.json`` already holds a record that is not a known-incomplete run, which a
+    partial run must not replace (it then runs in ``partial-gpu-<slug>.json``). Checked
+    before any work: GQAError in one line for an unwritable ``out_dir`` or a folder where
+    a result file belongs."""
+    check_writable_dir(out_dir)
+    final, partial = out_dir / f"gpu-{slug}.json", out_dir / f"partial-gpu-{slug}.json"
+    for f in (final, partial):
+        if f.is_dir():
+            raise GQAError(f"--out {str(out_dir)!r}: {f.name} is a folder, not a result file")
+        if f.exists() and not os.access(f, os.R_OK | os.W_OK):
+            raise GQAError(f"--out {str(out_dir)!r}: {f.name} is not readable and writable")
+    if not final.exists():
+        return final, final
+    try:
+        old = json.loads(final.read_text(encoding="utf-8"))
+        incomplete = isinstance(old, dict) and old.get("complete") is False
+    except (OSError, ValueError):
+        incomplete = False  # unreadable: not ours to judge, so not ours to overwrite
+    return (final, final) if incomplete else (partial, final)
+
+
 def run(toy: bool, out_dir: Path, *, budget_s: float = gpu_plan.RUN_BUDGET_S,
         commit: str | None = None, hang_in: str | None = None, t0: float = T0
         ) -> dict[str, Any]:
@@ -158,8 +187,9 @@ def run(toy: bool, out_dir: Path, *, budget_s: float = gpu_plan.RUN_BUDGET_S,
                          "what": what} for name, b, what in gpu_plan.PARTS},
         "parts_done": [], "rows": [], "complete": False}
     slug = "toy-cpu" if toy else info.get("gpu", "cpu").lower().replace(" ", "-")
+    working, final = output_paths(out_dir, slug)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(res, out_dir / f"gpu-{slug}.json", device, dtype, sizes, toy, t0)
+    ctx = Ctx(res, working, device, dtype, sizes, toy, t0)
     print(gpu_plan.plan_table(sizes, toy, budget_s))
     ctx.save()
     for name, budget, _ in gpu_plan.PARTS:
@@ -195,16 +225,19 @@ def run(toy: bool, out_dir: Path, *, budget_s: float = gpu_plan.RUN_BUDGET_S,
         ctx.save()
     res["complete"] = True
     ctx.save()
+    if working != final:  # complete: now it may replace the previous record
+        os.replace(working, final)
+        ctx.path = final
     print(f"wrote {ctx.path} in {res['wall_s']:.0f} s")
     return res
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu",
-                                description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m benchmarks.gpu",
+                      description=__doc__.split("\n")[0])
     p.add_argument("--toy", action="store_true", help="toy sizes on the CPU (for tests)")
     p.add_argument("--out", default="data/bench", help="output folder")
-    p.add_argument("--budget-s", type=float, default=gpu_plan.RUN_BUDGET_S,
+    p.add_argument("--budget-s", type=positive_seconds, default=gpu_plan.RUN_BUDGET_S,
                    help="the whole run's budget from process start (default: %(default)s)")
     p.add_argument("--commit", help="the commit to record (where the copy has no .git)")
     p.add_argument("--hang-in", choices=[n for n, _, _ in gpu_plan.PARTS],
@@ -212,8 +245,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.toy:  # two OpenMP threads on two shared, loaded cores run tiny ops ~100x slower
         torch.set_num_threads(1)
-    run(args.toy, Path(args.out), budget_s=args.budget_s, commit=args.commit,
-        hang_in=args.hang_in)
+    try:
+        run(args.toy, Path(args.out), budget_s=args.budget_s, commit=args.commit,
+            hang_in=args.hang_in)
+    except GQAError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,9 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gqa_lib.io import REPO_ROOT, atomic_write_text
+from gqa_lib.errors import GQAError
+from gqa_lib.cli.main import OneLineParser
+from gqa_lib.io import REPO_ROOT, atomic_write_text, check_writable_dir
 
-from .common import machine
+from .common import machine, positive_seconds
 from .gpu_plan import RUN_BUDGET_S
 
 LADDER_GRID = REPO_ROOT / "data" / "sweeps" / "gpu-eq-v1.toml"
@@ -68,25 +71,40 @@ def run_capped(cmd: list[str], cap_s: float, log: Path, env: dict[str, str]) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_session",
-                                description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m benchmarks.gpu_session",
+                      description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder for every result")
     p.add_argument("--commit", help="the commit to record (the device's copy has no .git)")
     p.add_argument("--grid", type=Path, default=LADDER_GRID, help="the ladder's grid")
-    p.add_argument("--limit-s", type=float, default=LIMIT_S, help="the whole call")
-    p.add_argument("--ladder-cap-s", type=float, default=LADDER_CAP_S)
+    p.add_argument("--limit-s", type=positive_seconds, default=LIMIT_S, help="the whole call")
+    p.add_argument("--ladder-cap-s", type=positive_seconds, default=LADDER_CAP_S)
     p.add_argument("--toy", action="store_true", help="toy benchmark, one CPU thread (tests)")
     args = p.parse_args(argv)
     t0 = time.monotonic()  # the call's clock: every cap is measured from here
+    try:
+        check_writable_dir(args.out)
+        if (args.out / "session.json").is_dir():
+            raise GQAError(f"--out {str(args.out)!r}: session.json is a folder, not a file")
+    except GQAError as e:
+        print(f"{p.prog}: error: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    runs_dir = tempfile.mkdtemp(prefix="gqa-session-runs-")  # the ladder's checkpoints
+    try:
+        return _session(args, argv, t0, runs_dir)
+    finally:  # the CSV keeps each finished run; the checkpoints are not kept
+        shutil.rmtree(runs_dir, ignore_errors=True)
+
+
+def _session(args: argparse.Namespace, argv: list[str] | None, t0: float, runs_dir: str) -> int:
+    """The steps of :func:`main` in order, each under its cap, recorded in session.json."""
     from gqa_lib.train.sweep import git_commit
 
-    args.out.mkdir(parents=True, exist_ok=True)
     commit = args.commit or git_commit()
     env = {**os.environ, "GQA_COMMIT": commit}
     py = [sys.executable]
     ladder = (["-m", "gqa_lib", "sweep", str(args.grid), "--out",
-               str(args.out / f"{args.grid.stem}.csv"), "--runs-dir",
-               tempfile.mkdtemp(prefix="gqa-session-runs-")]
+               str(args.out / f"{args.grid.stem}.csv"), "--runs-dir", runs_dir]
               + (["--threads", "1"] if args.toy else []))
     order = ["ladder", "benchmark"] if h200_measured() else ["benchmark", "ladder"]
     record: dict[str, Any] = {
@@ -102,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     save()
     for i, name in enumerate(order):
+        budget = 0.0
         left = args.limit_s - (time.monotonic() - t0)
         last = i == len(order) - 1
         if name == "ladder":
@@ -111,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd = py + ["-m", "benchmarks.gpu", "--out", str(args.out), "--budget-s",
                         f"{budget:.0f}", "--commit", commit] + (["--toy"] if args.toy else [])
             cap = budget + STOP_GRACE_S
-        if left < (MIN_BENCH_S if name == "benchmark" and not args.toy else 1.0):
+        if left < (MIN_BENCH_S if name == "benchmark" and not args.toy else 1.0) or (
+                name == "benchmark" and budget < 1.0):  # its --budget-s must be >= 1 s
             status, wall = f"skipped: {left:.0f} s left", 0.0
         else:
             status, wall = run_capped(cmd, cap, args.out / f"{name}.log", env)

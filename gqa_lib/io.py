@@ -124,6 +124,52 @@ def file_lock(path: str | Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+RUN_LOCK = ".gqa-run.lock"  # the lock file a process holds in a folder it writes a run into
+
+
+@contextmanager
+def folder_lock(folder: str | Path, what: str = "--out"):
+    """Hold an exclusive lock on `folder` (fcntl.flock on `folder`/RUN_LOCK, created with
+    the folder if need be) while the block runs: a second process asking for it is refused
+    in one line (GQAError) instead of writing the same files. The kernel drops the lock when
+    its holder exits, however it exits, so a lock file left by a killed process is never
+    stale; the file is removed on release, and a waiter that locked a removed file retries.
+    Folders this call created are removed again where the block left them empty."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # what mkdir creates
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / RUN_LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise GQAError(f"{what} {str(folder)!r} is in use by another process (it holds "
+                           f"{RUN_LOCK}); wait for it to finish or choose another {what}"
+                           ) from None
+        try:  # the file we locked must still be the one at `path` (a holder may unlink it)
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        os.write(fd, f"{_owner()}\n".encode())
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+        for p in made:  # innermost first; only folders nothing was written into
+            try:
+                p.rmdir()
+            except OSError:
+                break
+
+
 def read_csv_table(path: str | Path) -> tuple[list[str], list[dict[str, str]]]:
     """(header, rows) of a UTF-8 CSV; ([], []) when the file does not exist.
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gqa_lib.arch.config import read_data_file
-from gqa_lib.errors import GQAError, check_real, did_you_mean
+from gqa_lib.errors import GQAError, check_int, check_real, did_you_mean
 from gqa_lib.io import DATA_DIR
 
 HARDWARE_FILE = DATA_DIR / "hardware" / "accelerators.toml"
@@ -177,14 +177,86 @@ class Calibration:
                                                    lo=0.0, lo_open=True))
 
 
+# Bounds of a plausible calibration (check_calibration): a fitted rate is an achieved rate,
+# so at most RATE_HI x the datasheet peak (and above RATE_LO x it: slower is a broken fit or
+# a typo); the per-layer floor is kernel latency, well under FLOOR_HI_S; the training
+# compute factor within TRAIN_FACTOR; the exposed memory within MEMORY of the datasheet's.
+RATE_LO, RATE_HI = 1e-3, 2.0
+FLOOR_HI_S = 1.0
+TRAIN_FACTOR = (0.1, 10.0)
+MEMORY = (0.1, 2.0)
+_CAL_REQUIRED = ("layer_floor_s", "bandwidth_bytes_per_s", "matmul_flops_per_s",
+                 "attention_flops_per_s", "train_compute_factor", "memory_capacity_bytes",
+                 "source", "points", "loo_max_error")
+
+
+def check_calibration(c: Calibration, where: str) -> Calibration:
+    """``c`` if its constants are plausible for its accelerator's datasheet (the bounds
+    above), else GQAError naming ``where`` and the constant: an absurd constant would
+    otherwise be printed as "calibrated"."""
+    hw = accelerators().get(c.accelerator)
+    if hw is None:
+        raise GQAError(f"{where}: {c.accelerator!r} is not a known accelerator; known: "
+                       f"{', '.join(accelerators())}{did_you_mean(c.accelerator, accelerators())}")
+    peaks = {"bandwidth_bytes_per_s": hw.memory_bandwidth_bytes_per_s,
+             "matmul_flops_per_s": hw.bf16_flops_per_s,
+             "attention_flops_per_s": hw.bf16_flops_per_s}
+    for f, peak in peaks.items():
+        check_real(f"{where}: {f} (between {RATE_LO:g} and {RATE_HI:g} x the datasheet's "
+                   f"{peak:.4g})", getattr(c, f), lo=RATE_LO * peak, hi=RATE_HI * peak)
+    check_real(f"{where}: layer_floor_s (seconds per layer and step)", c.layer_floor_s,
+               lo=0.0, lo_open=True, hi=FLOOR_HI_S, hi_open=True)
+    check_real(f"{where}: train_compute_factor", c.train_compute_factor,
+               lo=TRAIN_FACTOR[0], hi=TRAIN_FACTOR[1])
+    if c.memory_capacity_bytes is not None:
+        cap = hw.memory_capacity_bytes
+        check_real(f"{where}: memory_capacity_bytes (between {MEMORY[0]:g} and {MEMORY[1]:g} x "
+                   f"the datasheet's {cap:.4g})", c.memory_capacity_bytes,
+                   lo=MEMORY[0] * cap, hi=MEMORY[1] * cap)
+    return c
+
+
+def _calibration_row(key: str, row: object) -> Calibration:
+    """One [calibration.KEY] table of the calibration file, checked key by key."""
+    where = f"{CALIBRATION_FILE}: [calibration.{key}]"
+    if not isinstance(row, dict):
+        raise GQAError(f"{where} must be a table, got {row!r:.60}")
+    for k in row:
+        if k not in _CAL_REQUIRED:
+            raise GQAError(f"{where}: unknown key {k!r}{did_you_mean(k, _CAL_REQUIRED)}; "
+                           f"keys: {', '.join(_CAL_REQUIRED)}")
+    missing = [k for k in _CAL_REQUIRED if k not in row]
+    if missing:
+        raise GQAError(f"{where}: missing {', '.join(missing)} (rewrite the file with "
+                       "python -m gqa_lib.cost.calibrate)")
+    if not isinstance(row["source"], str):
+        raise GQAError(f"{where}: source must be a string, got {row['source']!r:.60}")
+    points = check_int(f"{where}: points (how many step times were fitted)", row["points"])
+    loo = row["loo_max_error"]
+    if not isinstance(loo, dict):
+        raise GQAError(f"{where}: loo_max_error must be a table of regime = fraction, "
+                       f"got {loo!r:.60}")
+    errors = tuple((r, check_real(f"{where}: loo_max_error.{r}", e, lo=0.0))
+                   for r, e in loo.items())
+    try:
+        c = Calibration(key, **{**row, "points": points, "loo_max_error": errors})
+    except GQAError as e:
+        raise GQAError(f"{where}: {e}") from None
+    return check_calibration(c, where)
+
+
 @functools.lru_cache(maxsize=1)
 def calibrations() -> dict[str, Calibration]:
-    """The shipped calibrations (data/hardware/calibration.toml), by accelerator key."""
+    """The shipped calibrations (data/hardware/calibration.toml), by accelerator key; a
+    damaged file (a missing, unknown or implausible key, an unknown accelerator) is refused
+    in one line naming the file and the key."""
     if not CALIBRATION_FILE.is_file():
         return {}
     table = read_data_file(CALIBRATION_FILE).get("calibration", {})
-    return {k: Calibration(k, **{**row, "loo_max_error": tuple(
-        row.get("loo_max_error", {}).items())}) for k, row in table.items()}
+    if not isinstance(table, dict):
+        raise GQAError(f"{CALIBRATION_FILE}: calibration must be a table of "
+                       "[calibration.KEY] tables")
+    return {k: _calibration_row(k, row) for k, row in table.items()}
 
 
 def calibration(hardware: str | Accelerator) -> Calibration | None:

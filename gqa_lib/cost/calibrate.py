@@ -31,6 +31,15 @@ points of aligned shapes (d_ff a multiple of 256: unaligned shapes measure misal
 context, batch; both repeats of a repeated point) is predicted by a fit without it.
 ``python -m gqa_lib.cost.calibrate`` refits and writes data/hardware/calibration.toml, which
 :func:`gqa_lib.arch.hardware.calibration` reads; a test checks that file is current.
+
+A constant is written only where measured step times determine it: decode steps the floor
+and the bandwidth, prefill the two FLOP rates, training steps ``train_compute_factor``. A
+measurement file lacking one of those regimes (or holding it in fewer than two
+configurations, which leave-one-out needs) is refused, as is a fit in which some constant
+moves no step time: its starting guess would otherwise be written as "fitted". Rows are
+read in their ``unit`` (s, ms, us); counts must be whole; a damaged file is refused in one
+line naming the row and field, and the fit must pass the plausibility bounds of
+:func:`gqa_lib.arch.hardware.check_calibration` before anything is written.
 """
 
 from __future__ import annotations
@@ -42,11 +51,12 @@ from typing import Any
 import numpy as np
 
 from gqa_lib.arch.config import ModelConfig
-from gqa_lib.arch.hardware import (CALIBRATION_FILE, Calibration, get_accelerator)
+from gqa_lib.arch.hardware import (CALIBRATION_FILE, Calibration, check_calibration,
+                                   get_accelerator)
 from gqa_lib.cost.counts import params_total
 from gqa_lib.cost.serving import (BANDWIDTH_EFFICIENCY, decode_work, FLOPS_EFFICIENCY,
                                   prefill_work)
-from gqa_lib.errors import GQAError
+from gqa_lib.errors import check_int, check_real, GQAError
 from gqa_lib.io import DATA_DIR, atomic_write_text
 
 MEASUREMENTS = {"h200": DATA_DIR / "bench" / "h200-2026-12-04.json"}
@@ -110,37 +120,111 @@ def regime(kind: str, batch: int) -> str:
     return REGIMES[2] if kind == "prefill" else REGIMES[3]
 
 
+_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}  # a row's `unit`: seconds per unit
+# Which step kind determines which constant (module docstring): decode steps are bound by
+# bytes (bandwidth; at batch 1 the per-layer floor), prefill by the forward FLOP rates, and
+# only a training step measures how much slower its compute is than the forward's.
+_DETERMINED_BY = {"decode": ("layer_floor_s", "bandwidth_bytes_per_s"),
+                  "prefill": ("matmul_flops_per_s", "attention_flops_per_s"),
+                  "train": ("train_compute_factor",)}
+_ROW_NAMES = {v: k for k, v in _STEP_KINDS.items()}
+
+
+def _whole(path: Path, where: str, v: object) -> int:
+    """A whole count of a measurement row (context, batch), refused in one line otherwise."""
+    try:
+        return check_int(f"{path}: {where}", v)
+    except GQAError as e:
+        raise GQAError(f"{e} (a whole number of tokens or sequences)") from None
+
+
+def _read_measurements(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise GQAError(f"{path}: not a readable measurement file ({e})") from None
+    if not isinstance(data, dict):
+        raise GQAError(f"{path}: must hold a JSON object with \"models\" and \"rows\"")
+    for k, typ, what in (("models", dict, "an object of model specs by name"),
+                         ("rows", list, "a list of measured rows")):
+        if not isinstance(data.get(k), typ):
+            raise GQAError(f"{path}: \"{k}\" must be {what}, got {data.get(k)!r:.60}")
+    return data
+
+
 def measured_points(path: str | Path, *, aligned_only: bool = True) -> list[dict[str, Any]]:
     """The step-time rows of a measurement file with their model config and work: regime,
     group (shape, kind, context, batch: repeats share it), seconds, cfg, work. Eager decode
     (Python launch cost) is not a step time and is left out; so are unaligned shapes unless
-    ``aligned_only=False``."""
-    data = json.loads(Path(path).read_text())
+    ``aligned_only=False``. A row's ``value`` is read in its ``unit`` (s, ms or us; another
+    unit is refused), ``context`` and ``batch`` must be whole counts; a damaged row is refused
+    in one line naming the file, the row and the field."""
+    path = Path(path)
+    data = _read_measurements(path)
     models = data["models"]
     out = []
-    for r in data["rows"]:
-        kind = _STEP_KINDS.get(r["regime"])
+    for i, r in enumerate(data["rows"]):
+        where = f"rows[{i}]"
+        if not isinstance(r, dict):
+            raise GQAError(f"{path}: {where} must be an object, got {r!r:.60}")
+        kind = _STEP_KINDS.get(r.get("regime")) if isinstance(r.get("regime"), str) else None
         if kind is None:
             continue
-        name = r["model"]
+        name = r.get("model")
+        if not isinstance(name, str):
+            raise GQAError(f"{path}: {where}.model must be a model name, got {name!r:.60}")
         if name not in models and name.endswith("-ff256") and name[:-6] in models:
             base = models[name[:-6]]  # "-ff256" of a model whose d_ff already is aligned
+            if not isinstance(base, dict) or not isinstance(base.get("d_ff"), int):
+                raise GQAError(f"{path}: models.{name[:-6]} must be a model spec with d_ff")
             spec = {**base, "d_ff": -(-base["d_ff"] // ALIGN) * ALIGN, "name": name}
-        else:
+        elif name in models:
             spec = models[name]
-        cfg = ModelConfig.from_dict({k: v for k, v in spec.items()})
+        else:
+            raise GQAError(f"{path}: {where}.model={name!r} is not in \"models\"; known: "
+                           f"{', '.join(list(models)[:8]) or 'none'}")
+        if not isinstance(spec, dict):
+            raise GQAError(f"{path}: models.{name} must be an object, got {spec!r:.60}")
+        try:
+            cfg = ModelConfig.from_dict(dict(spec))
+        except GQAError as e:
+            raise GQAError(f"{path}: models.{name}: {e}") from None
         if aligned_only and cfg.d_ff % ALIGN:
             continue
-        T, B = int(r["context"]), int(r["batch"])
+        T = _whole(path, f"{where}.context", r.get("context"))
+        B = _whole(path, f"{where}.batch", r.get("batch"))
+        unit = r.get("unit", "s")
+        if unit not in _UNITS:
+            raise GQAError(f"{path}: {where}.unit must be one of "
+                           f"{', '.join(map(repr, _UNITS))}, got {unit!r:.40}")
+        value = check_real(f"{path}: {where}.value (step time, {unit})", r.get("value"),
+                           lo=0.0, lo_open=True)
         w = work(cfg, kind, T, B, logits="all")
         out.append({"regime": regime(kind, B), "kind": kind, "context": T, "batch": B,
                     "model": name, "shape": (cfg.n_layer, cfg.d_model, cfg.n_head,
                                              cfg.n_kv_head, cfg.d_ff),
                     "group": (cfg.n_layer, cfg.d_model, cfg.n_head, cfg.n_kv_head, cfg.d_ff,
                               kind, T, B),
-                    "seconds": float(r["value"]), "source": r.get("source", ""),
+                    "seconds": value * _UNITS[unit], "source": r.get("source", ""),
                     "cfg": cfg, "work": w})
     return out
+
+
+def check_determined(points: list[dict[str, Any]], *, min_configs: int = 1,
+                     where: str = "the measured points") -> None:
+    """Refuse points that leave a constant undetermined: every step kind whose constants the
+    model needs (_DETERMINED_BY: decode, prefill, train) must be measured in at least
+    ``min_configs`` configurations; a fit would otherwise return its starting guess for
+    that kind's constants and call it fitted."""
+    for kind, names in _DETERMINED_BY.items():
+        n = len({p["group"] for p in points if p["work"]["kind"] == kind})
+        if n < min_configs:
+            raise GQAError(
+                f"{where}: {n} measured {_ROW_NAMES[kind]!r} configuration(s), need >= "
+                f"{min_configs}: {' and '.join(names)} would not be fitted but guessed "
+                "(a calibration needs decode_step, prefill and train_step rows"
+                + (", each in >= 2 configurations for leave-one-out" if min_configs > 1 else "")
+                + ")")
 
 
 # ----- fit ----------------------------------------------------------------------------------
@@ -156,6 +240,7 @@ def fit(points: list[dict[str, Any]], key: str = "h200", *, n_points: int | None
 
     if len(points) < 4:
         raise GQAError(f"a calibration needs >= 4 measured points, got {len(points)}")
+    check_determined(points)
     hw = get_accelerator(key)
     x0 = np.log([1e-4, 0.8 * hw.memory_bandwidth_bytes_per_s, 0.5 * hw.bf16_flops_per_s,
                  0.4 * hw.bf16_flops_per_s, 1.2])
@@ -166,6 +251,11 @@ def fit(points: list[dict[str, Any]], key: str = "h200", *, n_points: int | None
         return np.log([step_seconds(p["work"], c) for p in points]) - y
 
     best = least_squares(resid, x0, method="lm", xtol=1e-12, ftol=1e-12)
+    sens = np.abs(best.jac).max(axis=0)  # d log t / d log constant, largest over the points
+    for name, d in zip(_NAMES, sens):
+        if not d > 1e-6:  # no measured step time moves with it: the start would be kept
+            raise GQAError(f"{name} is not determined by the {len(points)} measured points "
+                           "(no step time depends on it); measure the regime it governs")
     return _calibration(best.x, key, points=len(points) if n_points is None else n_points,
                         **meta)
 
@@ -211,13 +301,17 @@ def calibrate(key: str = "h200") -> tuple[Calibration, list[dict[str, Any]]]:
                        f"{', '.join(MEASUREMENTS)}")
     path = MEASUREMENTS[key]
     points = measured_points(path)
+    check_determined(points, min_configs=2, where=str(path))
+    machine = _read_measurements(path).get("machine")
+    gib = machine.get("memory_gib") if isinstance(machine, dict) else None
+    memory = check_real(f"{path}: machine.memory_gib (the GiB the device exposes)", gib,
+                        lo=0.0, lo_open=True, hi=1e6) * 2**30  # checked before arithmetic
     loo = leave_one_out(points, key)
     table = error_table(loo)
-    memory = json.loads(path.read_text())["machine"]["memory_gib"] * 2**30
     c = fit(points, key, source=str(path.relative_to(DATA_DIR.parent)),
             memory_capacity_bytes=float(memory),
             loo_max_error=tuple((t["regime"], round(t["max_error"], 4)) for t in table))
-    return c, loo
+    return check_calibration(c, f"the fit of {path}"), loo
 
 
 def write_calibrations(path: Path = CALIBRATION_FILE) -> str:
@@ -239,5 +333,28 @@ def write_calibrations(path: Path = CALIBRATION_FILE) -> str:
     return text
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gqa_lib.cost.calibrate``: refit and write the calibration file; a refusal
+    is one line on stderr and exit status 2, and the file is then left as it was."""
+    import argparse
+    import sys
+
+    class OneLine(argparse.ArgumentParser):  # a usage error is one line (gqa's parsers too)
+        def error(self, message: str):  # type: ignore[override]
+            self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    ap = OneLine(
+        prog="python -m gqa_lib.cost.calibrate",
+        description="Refit the calibrated serving constants of every measured accelerator "
+                    f"({', '.join(MEASUREMENTS)}) and write {CALIBRATION_FILE.name}.")
+    ap.parse_args(argv)  # --help prints this and exits; unknown arguments exit 2: no write
+    try:
+        print(write_calibrations())
+    except GQAError as e:
+        print(f"calibrate: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":  # pragma: no cover - the command that writes the file
-    print(write_calibrations())
+    raise SystemExit(main())

@@ -19,6 +19,8 @@ import lzma
 import math
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +50,20 @@ def _open_text(path: Path):
 
 
 def _read_file(path: Path) -> list[str]:
+    """The documents of one corpus file; a truncated or damaged file (xz, gzip, text) is
+    refused in one line naming it."""
+    try:
+        return _read_documents(path)
+    except (EOFError, lzma.LZMAError, gzip.BadGzipFile, zlib.error) as e:
+        raise GQAError(f"{path}: damaged or truncated {path.suffix or 'text'} file "
+                       f"({type(e).__name__}: {str(e)[:100] or 'ends early'})") from None
+    except UnicodeDecodeError as e:
+        raise GQAError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise GQAError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _read_documents(path: Path) -> list[str]:
     kind = path.name.removesuffix(".xz").removesuffix(".gz")
     if kind.endswith(".jsonl"):
         docs = []
@@ -188,7 +204,11 @@ def load_tokenizer(path: str | Path = DEFAULT_TOKENIZER):
     path = Path(path)
     if not path.is_file():
         raise GQAError(f"tokenizer file {str(path)!r} not found")
-    return Tokenizer.from_file(str(path))
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as e:  # noqa: BLE001 -- `tokenizers` raises a bare Exception
+        detail = (str(e).splitlines() or [type(e).__name__])[0][:120]
+        raise GQAError(f"{path}: not a readable tokenizer file ({detail})") from None
 
 
 # ----- packed token streams -----------------------------------------------------------------
@@ -248,11 +268,9 @@ def _tokenise(tok, train_docs: list[str], val_docs: list[str], eos_id: int, cach
     tokenises and writes the cache atomically (concurrent writers write the same bytes)."""
     path = cache_dir() / f"{_cache_key(tok, train_docs, val_docs)}.npz" if cache else None
     if path is not None and path.is_file():
-        try:
-            with np.load(path) as z:
-                return z["train"], z["val"]
-        except (OSError, ValueError, KeyError):  # unreadable: tokenise again, overwrite
-            pass
+        cached = _read_cache(path, tok.get_vocab_size())
+        if cached is not None:
+            return cached
     train, val = _pack(tok, train_docs, eos_id), _pack(tok, val_docs, eos_id)
     if path is not None:
         buf = io.BytesIO()
@@ -261,6 +279,23 @@ def _tokenise(tok, train_docs: list[str], val_docs: list[str], eos_id: int, cach
             atomic_write_bytes(path, buf.getvalue())
         except OSError:  # a read-only checkout still trains, only without the cache
             pass
+    return train, val
+
+
+def _read_cache(path: Path, vocab_size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(train, val) ids of a cache file, or None where it is damaged (truncated, not an npz,
+    arrays missing, not 1-D integer ids of this tokenizer): it is then tokenised again and
+    overwritten, never trained on."""
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # our handle: np.load
+            train, val = z["train"], z["val"]  # leaks its own on a damaged zip
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile,
+            zlib.error):
+        return None
+    for a in (train, val):
+        if a.ndim != 1 or a.dtype.kind not in "iu" or a.size == 0 \
+                or int(a.min()) < 0 or int(a.max()) >= vocab_size:
+            return None
     return train, val
 
 

@@ -58,6 +58,10 @@ STEP_OVERHEAD_S = 1e-3
 LAYER_OVERHEAD_S = 2.5e-3
 EVAL_SPEEDUP = 1.5
 FULL_EVAL_TOKENS = 420_000  # the pd validation split: 417,198 tokens
+# A run is never estimated faster than its FLOPs at the device's dense bf16 peak (datasheet:
+# the H200's from data/hardware/accelerators.toml, the T4's 65 TFLOP/s quoted above): the
+# power law, extrapolated to large models, would otherwise pass it. The CPU has no peak here.
+T4_PEAK_FLOPS_PER_S = 65e12
 RUN_FIXED_S = {"h200": 2.0, "t4": 4.0, "cpu": 1.0}
 START_S = {"h200": 20.0, "t4": 30.0, "cpu": 5.0}
 PREPARE_COLD_S = 36.0
@@ -176,6 +180,16 @@ def throughput(kind: str) -> Throughput:
     return Throughput(kind, a, b, T4_SLOWDOWN if kind == "t4" else 1.0, tuple(points), src)
 
 
+def peak_flops_per_s(kind: str) -> float | None:
+    """The dense bf16 datasheet peak of a device kind (None for the CPU: no peak is known)."""
+    from gqa_lib.arch.hardware import get_accelerator
+
+    check_kind(kind)
+    if kind == "cpu":
+        return None
+    return get_accelerator("h200").bf16_flops_per_s if kind == "h200" else T4_PEAK_FLOPS_PER_S
+
+
 def step_overhead_s(kind: str, n_layer: int) -> float:
     """Host-side cost of one training step on a GPU (assumed; 0 on the CPU)."""
     return 0.0 if kind == "cpu" else STEP_OVERHEAD_S + LAYER_OVERHEAD_S * n_layer
@@ -187,6 +201,7 @@ class RunEstimate:
     eval_s: float
     fixed_s: float
     extrapolated: bool  # above the FLOPs per token of the largest fitted point (x1.5)
+    at_peak: bool = False  # the fit was faster than the device's peak: capped at the peak
 
     @property
     def total_s(self) -> float:
@@ -194,21 +209,29 @@ class RunEstimate:
 
 
 def estimate_run(model: ModelConfig, tc: Any, kind: str) -> RunEstimate:
-    """Estimated seconds of one run (`tc` a TrainConfig) on a device kind."""
+    """Estimated seconds of one run (`tc` a TrainConfig) on a device kind; never faster than
+    its training FLOPs at the device's peak rate (:func:`peak_flops_per_s`): where the
+    fitted power law would be, the estimate is capped there and ``at_peak`` says so."""
     tp = throughput(kind)
     flops = flops_per_token(model, tc.context_len)
     lo, hi = tp.flops_range
     s_tok = tp.s_per_token(max(flops, lo))  # never faster than the smallest measured shape
+    peak = peak_flops_per_s(kind)
+    at_peak = peak is not None and s_tok < flops / peak
+    if at_peak:
+        s_tok = flops / peak
     over = step_overhead_s(kind, model.n_layer)
     batch = tc.batch_size * tc.context_len
     # the measured steps already hold one overhead per 262K tokens: not counted twice
     per_step = over + batch * max(s_tok - over / H200_BATCH_TOKENS, 0.5 * s_tok)
+    if peak is not None:  # the overhead's share taken out must not beat the peak either
+        per_step = max(per_step, batch * flops / peak)
     train_s = tc.steps * per_step
     n_evals = -(-tc.steps // tc.eval_every)
     eval_tokens = n_evals * tc.eval_tokens + (FULL_EVAL_TOKENS if tc.eval_full else 0)
     ckpt_s = n_evals * 12 * float(cost.params_total(model)) / 1e9  # weights + Adam at ~1 GB/s
     eval_s = eval_tokens * s_tok / EVAL_SPEEDUP + ckpt_s
-    return RunEstimate(train_s, eval_s, RUN_FIXED_S[kind], flops > 1.5 * hi)
+    return RunEstimate(train_s, eval_s, RUN_FIXED_S[kind], flops > 1.5 * hi, at_peak)
 
 
 @dataclass(frozen=True)
@@ -300,6 +323,10 @@ def sweep_lines(runs: list[tuple[ModelConfig, Any]], kind: str, note: str) -> li
     if n_out:
         lines.append(f"  {n_out} run(s) need more FLOPs per token than the largest fitted "
                      "point (extrapolated)")
+    n_peak = sum(r.at_peak for r in est.runs)
+    if n_peak:
+        lines.append(f"  {n_peak} run(s) capped at the device's peak of "
+                     f"{peak_flops_per_s(kind) / 1e12:,.0f} TFLOP/s (the fit was faster)")
     if kind != "h200":  # the measured GPU, whatever runs the dry run
         lines.append(f"  h200: {describe('h200')}")
     totals = {k: estimate_sweep(runs, k).total_s for k in KINDS}

@@ -26,7 +26,8 @@ from gqa_lib.arch.config import ModelConfig
 from gqa_lib.train.data import TokenData, batch_windows, eval_windows, prepare
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.units import format_context
-from gqa_lib.io import atomic_write_bytes, atomic_write_text, check_writable_dir
+from gqa_lib.io import (RUN_LOCK, atomic_write_bytes, atomic_write_text, check_writable_dir,
+                        folder_lock)
 from gqa_lib.train.settings import PRECISIONS, TrainConfig, identity_diff, run_identity, run_key
 from gqa_lib.train import mqar
 from gqa_lib.train.model import GQATransformer
@@ -126,6 +127,21 @@ def _dist_info() -> tuple[int, int, int]:
 def train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
           resume: bool = False, progress: bool = True, progress_every_s: float = 10.0,
           stop_after: int | None = None, grid: str = "") -> dict[str, Any]:
+    """:func:`_train` holding the run folder's lock (rank 0, which writes every file): a
+    second process training into the same folder is refused in one line, not interleaved."""
+    out = Path(out_dir)
+    args = dict(resume=resume, progress=progress, progress_every_s=progress_every_s,
+                stop_after=stop_after, grid=grid)
+    if _dist_info()[0] != 0:
+        return _train(model_cfg, tc, out, **args)
+    check_writable_dir(out, "--out")
+    with folder_lock(out, "--out"):
+        return _train(model_cfg, tc, out, **args)
+
+
+def _train(model_cfg: ModelConfig, tc: TrainConfig, out_dir: str | Path, *,
+           resume: bool = False, progress: bool = True, progress_every_s: float = 10.0,
+           stop_after: int | None = None, grid: str = "") -> dict[str, Any]:
     """Train `model_cfg` with `tc`, writing to `out_dir`; return the final.json dict.
 
     ``resume=True`` continues from ``out_dir/ckpt.pt`` and reaches the same result as an
@@ -311,7 +327,8 @@ def _refuse_foreign_files(out: Path) -> None:
     config.json without its "model" and "train"), so that no file is written over that
     this command did not write."""
     try:
-        names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        names = sorted(p.name for p in out.iterdir() if p.name != RUN_LOCK) if out.is_dir() \
+            else []
     except OSError as e:
         raise GQAError(f"--out {out}: cannot list it ({e.strerror or e})") from None
     if not names:

@@ -30,13 +30,27 @@ from pathlib import Path
 
 import numpy as np
 
-from gqa_lib.errors import GQAError
+from gqa_lib.errors import GQAError, check_int
 
 OLD_EVAL_TOKENS = 65_536  # cpu-v2 and cpu-v2-lr's eval_tokens (cpu-v0/v1, mqar-v1: 32,768)
 BASELINE_CONTEXTS = (128, 512)
 ORDERS = {1: "unigram", 2: "bigram", 3: "trigram"}
 BASELINE_COLUMNS = ["model", "eval_set", "context", "source", "first_position",
                     "last_position", "tokens", "val_loss_nats"]
+
+
+def _ids(param: str, tokens: object, vocab_size: int) -> np.ndarray:
+    """``tokens`` as a 1-D int64 array of ids in [0, vocab_size); GQAError naming ``param``
+    otherwise (floats, NaN, a 2-D array, a negative or too large id)."""
+    a = np.asarray(tokens)
+    if a.ndim != 1 or (a.size and a.dtype.kind not in "iu"):
+        raise GQAError(f"{param} must be a 1-D sequence of integer token ids, got "
+                       f"{a.ndim}-D {a.dtype}")
+    t = a.astype(np.int64)
+    if t.size and (int(t.min()) < 0 or int(t.max()) >= vocab_size):
+        raise GQAError(f"{param} must hold ids in [0, {vocab_size}) (vocab_size), got ids in "
+                       f"[{int(t.min())}, {int(t.max())}]")
+    return t
 
 
 def _discount(counts: np.ndarray) -> float:
@@ -69,12 +83,18 @@ class NGramLM:
 
     @classmethod
     def fit(cls, tokens: np.ndarray, order: int, vocab_size: int) -> "NGramLM":
-        if order not in ORDERS:
-            raise GQAError(f"order {order} is not one of {sorted(ORDERS)}")
-        t = np.asarray(tokens, dtype=np.int64)
-        if t.size <= order or t.min() < 0 or t.max() >= vocab_size:
-            raise GQAError(f"need more than {order} tokens with ids in [0, {vocab_size})")
-        V = vocab_size
+        """Count ``tokens`` (ids in [0, vocab_size)). An n-gram is keyed by a base-V int64,
+        so V**order must stay below 2**63 (V <= 2,097,151 for a trigram): a larger
+        vocabulary is refused, since its keys would wrap and give wrong losses."""
+        order = check_int("order", order, lo=min(ORDERS), hi=max(ORDERS))
+        V = check_int("vocab_size", vocab_size, lo=1)
+        if V ** order >= 2**63:
+            raise GQAError(f"vocab_size={V:,} is too large for an order-{order} model: its "
+                           f"keys (vocab_size**{order}) would overflow int64; at most "
+                           f"{_max_vocab(order):,}")
+        t = _ids("tokens", tokens, V)
+        if t.size <= order:
+            raise GQAError(f"tokens: need more than {order} tokens, got {t.size}")
         lm = cls(order, V)
         # keys of every n-gram in the stream, for n = 1..order
         grams = {n: _gram_keys(t, n, V) for n in range(1, order + 1)}
@@ -94,7 +114,8 @@ class NGramLM:
 
     def prob(self, context: np.ndarray | list[int]) -> np.ndarray:
         """P(. | context), (V,), from the last order - 1 tokens of ``context``."""
-        h = np.asarray(context, dtype=np.int64)[len(context) - min(len(context), self.order - 1):]
+        h = _ids("context", context, self.vocab_size)
+        h = h[len(h) - min(len(h), self.order - 1):]
         tok = np.arange(self.vocab_size)
         return self._prob(np.broadcast_to(h, (self.vocab_size, len(h))), tok)
 
@@ -119,7 +140,8 @@ class NGramLM:
     def token_losses(self, tokens: np.ndarray, context_len: int) -> np.ndarray:
         """Per-token loss (nats), (n_windows, context_len), as the trained models'
         :func:`gqa_lib.train.evaluate.token_losses` on the same windows."""
-        t = np.asarray(tokens, dtype=np.int64)
+        context_len = check_int("context_len", context_len)
+        t = _ids("tokens", tokens, self.vocab_size)
         n_win = (len(t) - 1) // context_len
         if n_win < 1:
             raise GQAError(f"{len(t)} tokens hold no window of {context_len} + 1")
@@ -129,6 +151,16 @@ class NGramLM:
             k = min(self.order - 1, p + 1)
             out[:, p] = -np.log(self._prob(w[:, p + 1 - k:p + 1], w[:, p + 1]))
         return out
+
+
+def _max_vocab(order: int) -> int:
+    """The largest V with V**order < 2**63 (int64 keys)."""
+    v = int(round((2**63) ** (1 / order)))
+    while v ** order >= 2**63:
+        v -= 1
+    while (v + 1) ** order < 2**63:
+        v += 1
+    return v
 
 
 def _gram_keys(t: np.ndarray, n: int, V: int) -> np.ndarray:
@@ -192,20 +224,32 @@ def baseline_table(source: str = "pd") -> list[dict[str, object]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    from gqa_lib.io import DATA_DIR, write_csv_rows
+def main(argv: list[str] | None = None) -> int:
+    """The command: writes the table; a refusal is one line on stderr and exit status 2."""
+    import sys
 
-    ap = argparse.ArgumentParser(prog="python -m gqa_lib.train.ngram", description=(
+    from gqa_lib.io import DATA_DIR, check_writable_file, write_csv_rows
+
+    class OneLine(argparse.ArgumentParser):  # a usage error is one line (gqa's parsers too)
+        def error(self, message: str):  # type: ignore[override]
+            self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    ap = OneLine(prog="python -m gqa_lib.train.ngram", description=(
         "Write the count-model baselines (unigram, bigram, trigram) of a corpus."))
     ap.add_argument("--source", default="pd")
     ap.add_argument("--out", type=Path, default=DATA_DIR / "baselines" / "ngram-pd.csv")
     a = ap.parse_args(argv)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv_rows(a.out, baseline_table(a.source), BASELINE_COLUMNS)
+    try:
+        check_writable_file(a.out)  # before minutes of counting
+        write_csv_rows(a.out, baseline_table(a.source), BASELINE_COLUMNS)
+    except GQAError as e:
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    raise SystemExit(main())
 
 
 __all__ = ["BASELINE_COLUMNS", "BASELINE_CONTEXTS", "NGramLM", "OLD_EVAL_TOKENS", "ORDERS",
