@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gqa_lib.book.prose import read_notebook
+from gqa_lib.book.nbfile import read_notebook
 from gqa_lib.errors import GQAError
 from gqa_lib.io import atomic_write_text, REPO_ROOT
 
