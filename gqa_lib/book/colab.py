@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gqa_lib.book.nbfile import read_notebook
-from gqa_lib.errors import GQAError
+from gqa_lib.book.nbfile import one_line, read_notebook
 from gqa_lib.io import atomic_write_text, REPO_ROOT
 
 SOURCE_ENV = "GQA_INSTALL_SOURCE"
@@ -149,11 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("notebooks", nargs="+", type=Path)
     ap.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")
     args = ap.parse_args(argv)
-    try:
-        return _run(args)
-    except GQAError as e:  # a damaged notebook: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return one_line(ap.prog, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +40,13 @@ def read_notebook(path: str | Path) -> dict[str, Any]:
             raise GQAError(f"{p}: cell {i} is not a notebook cell (a cell_type and a text "
                            "source expected)")
     return nb
+
+
+def one_line(prog: str, run: Callable[[], int]) -> int:
+    """A notebook tool's exit status: ``run()``'s, or 2 with the refusal on one line of
+    stderr (a damaged notebook is a message, not a traceback)."""
+    try:
+        return run()
+    except GQAError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from gqa_lib.book import sphinx_ext
 from gqa_lib.book.prose import (BOOK, ProseError, cell_source, glued_values, map_markdown,
                                 raw_myst, read_notebook, refresh_markdown, shown_values,
                                 write_notebook)
-from gqa_lib.errors import GQAError
+from gqa_lib.book.nbfile import one_line
 
 CACHE_DIR = BOOK / "_build" / ".jupyter_cache"
 
@@ -54,11 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="only report; exit 1 if any differ")
     ap.add_argument("--cache", type=Path, default=CACHE_DIR, help="the build's execution cache")
     args = ap.parse_args(argv)
-    try:
-        return _run(args)
-    except GQAError as e:  # a damaged notebook: one line, not a traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return one_line(ap.prog, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
