@@ -71,20 +71,26 @@ def test_gpu_script_runs_on_cpu_at_toy_size(tmp_path):
     assert res["training"]["rows"][0]["mfu"] > 0
 
 
-def test_gpu_script_killed_mid_run_keeps_the_finished_parts(tmp_path):
-    proc = run_gpu_toy(tmp_path, "--hang-in", "prefill")
-    path, deadline = tmp_path / "gpu-toy-cpu.json", time.monotonic() + 300
+def kill_when_running(proc, path, part: str, timeout_s: float = 300) -> None:
+    """Wait until the GPU script's JSON at ``path`` says ``part`` is running (it hangs there
+    with --hang-in), then SIGKILL it: nothing runs after, so only what was saved is there."""
+    deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             # written atomically: every read is a whole file
-            if path.exists() and json.loads(path.read_text())["parts"]["prefill"][
+            if path.exists() and json.loads(path.read_text())["parts"][part][
                     "status"] == "running":
                 break
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()[1][-2000:]
     finally:
-        proc.kill()  # SIGKILL: nothing runs after this, so only what was saved is there
+        proc.kill()
         proc.communicate()
+
+
+def test_gpu_script_killed_mid_run_keeps_the_finished_parts(tmp_path):
+    path = tmp_path / "gpu-toy-cpu.json"
+    kill_when_running(run_gpu_toy(tmp_path, "--hang-in", "prefill"), path, "prefill")
     res = json.loads(path.read_text())
     assert res["parts_done"] == ["calibrate", "decode"] and not res["complete"]
     assert [res["parts"][p]["status"] for p in GPU_PARTS] == [

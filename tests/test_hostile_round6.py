@@ -216,23 +216,14 @@ def gpu_toy(out, *extra, wait=True):
 def test_a_killed_rerun_keeps_the_previous_complete_record(tmp_path):
     """Was: a new run replaced gpu-toy-cpu.json with `complete: false, 0 rows` at its
     start; killed mid-run, the complete record was gone."""
-    import time
+    from tests.test_benchmarks import kill_when_running
 
     record = tmp_path / "gpu-toy-cpu.json"
     record.write_text(json.dumps({"complete": True, "rows": [{"seconds": 1.0}], "toy": True}))
     before = record.read_text()
-    proc = gpu_toy(tmp_path, "--hang-in", "decode", wait=False)
-    partial, deadline = tmp_path / "partial-gpu-toy-cpu.json", time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if partial.exists() and json.loads(partial.read_text())["parts"]["decode"][
-                    "status"] == "running":
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-    finally:
-        proc.kill()
-        proc.communicate()
+    partial = tmp_path / "partial-gpu-toy-cpu.json"
+    kill_when_running(gpu_toy(tmp_path, "--hang-in", "decode", wait=False), partial, "decode",
+                      timeout_s=120)
     assert record.read_text() == before  # the complete record, whole
     assert json.loads(partial.read_text())["parts_done"] == ["calibrate"]
     r = gpu_toy(tmp_path)  # a run that completes replaces it, and leaves no partial file
