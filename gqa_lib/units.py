@@ -90,9 +90,17 @@ def format_signed(x: float, digits: int = 3) -> str:
     return f"{round(float(x), digits) + 0.0:+.{digits}f}"  # -0.0 + 0.0 is +0.0
 
 
+# The prefixes of each kind of number, largest first, with the suffix after a prefix and the
+# text after a number too small for any; :func:`gqa_lib.book.figures.number_expr` writes the
+# same rule as a Vega expression for chart axes and tooltips.
+COUNT_UNITS = (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3))
+FLOP_UNITS = (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3))
+PREFIXED = {"count": (COUNT_UNITS, "", ""), "flops": (FLOP_UNITS, "FLOP", " FLOP")}
+
+
 def format_count(n: float, digits: int = 3) -> str:
     """1_235_814_400 -> '1.24 B' (decimal prefixes K, M, B, T), keeping `digits` significant."""
-    return _prefixed(n, (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)), digits, "")
+    return _prefixed(n, COUNT_UNITS, digits, "")
 
 
 def format_z(z: float) -> str:
@@ -134,8 +142,7 @@ def format_saving(saving_pct: float, noun: str) -> str:
 
 def format_flops(n: float, digits: int = 3) -> str:
     """4.2e12 -> '4.2 TFLOP' (decimal prefixes)."""
-    return _prefixed(n, (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6),
-                         ("K", 1e3)), digits, "FLOP", bare=" FLOP")
+    return _prefixed(n, FLOP_UNITS, digits, "FLOP", bare=" FLOP")
 
 
 def format_bytes(n: float, digits: int = 3) -> str:
@@ -173,7 +180,9 @@ def format_bound(bound: float, value: float, digits: int = 4) -> str:
 
 
 def _sig(x: float, digits: int) -> str:
-    if x == 0 or not math.isfinite(x):
+    if x == 0:
+        return "0"
+    if not math.isfinite(x):
         return str(x)
     decimals = max(0, digits - 1 - int(math.floor(math.log10(abs(x)))))
     s = f"{x:.{decimals}f}"

@@ -1,3 +1,9 @@
+"""Number formats: one rule per kind of number, in tables, prose, charts and the CLI."""
+
+import pytest
+
+from gqa_lib.errors import GQAError
+
 
 
 def test_z_has_one_form():
@@ -71,3 +77,38 @@ def test_a_signed_change_is_never_a_negative_zero():
     assert [format_signed(x) for x in (-0.0042, 0.0042, -0.0004, 0.0004, -0.0, 0.0)] == [
         "-0.004", "+0.004", "+0.000", "+0.000", "+0.000", "+0.000"]
     assert format_signed(-0.04, 1) == "+0.0" and format_signed(-0.06, 1) == "-0.1"
+
+
+NUMBERS = [0, 0.5, 1, 7, 12.34, 999, 999.6, 1000, 1234, 20_600, 20_649, 99_950, 999_499,
+           999_600, 1e6, 2.5e6, 1.5e9, 3.3e9, 2.05e12, 7e15, 56_604.8, 153_462.6, 5e20, -2_000]
+
+
+@pytest.mark.parametrize("kind", ["count", "flops", "z"])
+def test_charts_write_numbers_as_the_tables_do(kind):
+    """Chart axes and tooltips format numbers in the browser, by a Vega expression
+    (figures.number_expr); rendered by Vega itself (vl-convert), it writes every number as
+    units.format_count / format_flops / format_z does: '20.6 K', not Vega's SI '20.6k'."""
+    vlc = pytest.importorskip("vl_convert")
+    import html
+    import re
+
+    import altair as alt
+    import pandas as pd
+
+    from gqa_lib.book.figures import number_expr
+    from gqa_lib.units import format_count, format_flops, format_z
+
+    python = {"count": format_count, "flops": format_flops, "z": format_z}[kind]
+    df = pd.DataFrame({"v": NUMBERS, "i": [f"row{i}" for i in range(len(NUMBERS))]})
+    chart = alt.Chart(df).transform_calculate(t=number_expr(kind, "datum.v")).mark_text(
+    ).encode(y=alt.Y("i:N", sort=None, axis=None), text="t:N")
+    svg = vlc.vegalite_to_svg(chart.to_dict())
+    shown = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert shown == [python(v) for v in NUMBERS]
+
+
+def test_a_kind_the_charts_do_not_know_is_refused():
+    from gqa_lib.book.figures import number_expr
+
+    with pytest.raises(GQAError, match="kind='bytes' is not one of count, flops, z"):
+        number_expr("bytes")

@@ -16,11 +16,13 @@ import numpy as np
 import pandas as pd
 
 from gqa_lib import cost
-from gqa_lib.book.figures import tip
+from gqa_lib.book.figures import number_expr, tip
 from gqa_lib.book.widgets import (_hardware_label, BASELINE_LABEL, CONTEXTS, EXPONENTS,
                                   ExplorerState, exponent_label, loss_model, STATIC_TARGETS)
 from gqa_lib.errors import GQAError
 from gqa_lib.units import format_context, format_heads_each, HEADS_TITLE
+# N* as the tables write it ("1.83 B")
+N_SHOWN = number_expr("count", "datum.params_non_embedding")
 
 
 def _context_caution() -> str:
@@ -185,20 +187,22 @@ def static_explorer(table: pd.DataFrame):
     ).transform_window(rank="rank()", sort=[alt.SortField("Z", order="ascending")])
     kinds = {"cheapest": "#d62728", "Llama-3 baseline": "#7f7f7f", "candidate": "#6baed6"}
     bars = base.transform_calculate(
-        kind="datum.rank == 1 ? 'cheapest' : datum.baseline ? 'Llama-3 baseline' : 'candidate'"
+        kind="datum.rank == 1 ? 'cheapest' : datum.baseline ? 'Llama-3 baseline' : 'candidate'",
+        N_text=N_SHOWN, M_text=number_expr("count", "datum.memory_values"),
+        C_text=number_expr("flops", "datum.C"),
+        Z_text=number_expr("z", "datum.Z"),
     ).mark_bar().encode(
         x=alt.X("H:N", title=f"{HEADS_TITLE}, and the baseline",
                 sort=alt.SortField("n_head"), axis=alt.Axis(labelAngle=-40)),
         y=alt.Y("Z:Q", title="Z = λ M^α + (1-λ) C^β (no unit)", scale=alt.Scale(zero=False)),
         color=alt.Color("kind:N", title=None, scale=alt.Scale(
             domain=list(kinds), range=list(kinds.values())), legend=alt.Legend(orient="bottom")),
-        tooltip=[tip("H:N"), tip("params_non_embedding:Q", "N* (params)", format=".3~s"),
-                 tip("memory_values:Q", format=".3~s"), tip("C:Q", "C (FLOPs)", format=".3~s"),
-                 tip("Z:Q", format=".5~g"), tip("extrapolated:N")],
+        tooltip=[tip("H:N"), tip("N_text:N", "N* (params)"), tip("M_text:N", "M (values)"),
+                 tip("C_text:N", "C (FLOPs)"), tip("Z_text:N", "Z"), tip("extrapolated:N")],
     )
     text = _optimum_label(base, "'optimum: ' + (datum.baseline ? 'the baseline' : datum.H)"
-                                " + ', N* = ' + format(datum.params_non_embedding / 1e9, "
-                                "'.3~r') + ' B' + (datum.extrapolated ? ' (extrap.)' : '') + "
+                                f" + ', N* = ' + {N_SHOWN}"
+                                " + (datum.extrapolated ? ' (extrap.)' : '') + "
                                 + _context_caution())
     chart = alt.layer(bars, text).add_params(
         p_ctx, p_target, p_lam, p_alpha, p_beta, p_conv).properties(height=280)
@@ -283,7 +287,8 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
              f"({pick('tps')} > 0 ? 1 / {pick('tps')} : 1 / 0)")
     base = alt.Chart(table).transform_filter(
         "datum.log2_context == log2T && abs(datum.target_loss - target) < 0.001"
-    ).transform_calculate(score=score, tps=pick("tps"), lat_ms=f"1000 * {pick('lat')}"
+    ).transform_calculate(score=score, tps=pick("tps"), lat_ms=f"1000 * {pick('lat')}",
+                          N_text=N_SHOWN
     ).transform_filter("isFinite(datum.score)").transform_joinaggregate(
         best="min(score)").transform_calculate(ratio="datum.score / datum.best"
     ).transform_window(rank="rank()", sort=[alt.SortField("score", order="ascending")])
@@ -294,7 +299,7 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
         # bars rise from below 1 (a log axis has no 0), so the pick's bar has a height
         y2=alt.datum(_BAR_FLOOR),
         color=alt.condition("datum.rank == 1", alt.value("#d62728"), alt.value("#9ecae1")),
-        tooltip=[tip("H:N"), tip("params_non_embedding:Q", "N* (params)", format=".3~s"),
+        tooltip=[tip("H:N"), tip("N_text:N", "N* (params)"),
                  tip("tps:Q", "generated tokens/s per accelerator" if outs else
                      "decode tokens/s per accelerator", format=",.0f"),
                  tip("lat_ms:Q", "ms/token, batch 1", format=".3~g"),
@@ -307,8 +312,8 @@ def static_serving_explorer(table: pd.DataFrame, hardware: tuple[str, ...]):
     # two lines, the second ending where a phone's column does: an extrapolated pick is
     # starred, as in the page's tables (the figure's caption says what the star means)
     text = _optimum_label(base, "'pick: H = ' + datum.H + (datum.extrapolated ? '*' : '') + "
-                                "', N* = ' + format(datum.params_non_embedding / 1e9, '.3~r') "
-                                f"+ ' B\\n' + format(datum.tps, ',.0f') + {rate} + "
+                                f"', N* = ' + {N_SHOWN} + '\\n' + format(datum.tps, ',.0f') "
+                                f"+ {rate} + "
                                 + _context_caution())
     params = (p_ctx, p_target, p_obj, p_hw, *((p_out,) if outs else ()))
     chart = alt.layer(bars, text).add_params(*params).properties(width=560, height=280)

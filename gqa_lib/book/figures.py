@@ -8,7 +8,10 @@ caption, sized to the page and drawn for both themes.
   (concatenated or faceted) keeps its panel widths and is scaled down by the book's
   renderer when the column is narrower (:mod:`gqa_lib.book.render`);
 - legends go below the plot, in as many columns as fit;
-- axis labels write 10^9 as "B" (Vega's SI format says "G"), as the prose does;
+- numbers on axes and in tooltips are written as the tables and the prose write them
+  (:func:`number_axis`, :func:`with_number_text`: "20.6 K", "1.5 B", "34 GFLOP", Z as
+  "56,605"), by a Vega expression that mirrors :mod:`gqa_lib.units` (a test renders it and
+  compares); an axis without one writes 10^9 as "B", not Vega's SI "G";
 - the background is transparent and the axes take the theme's colours (the book's
   renderer switches to light text in dark mode);
 - the title reads "Figure n. title", and in the book a caption below the chart says how to
@@ -35,7 +38,7 @@ import altair as alt
 from gqa_lib.book.glue import store
 from gqa_lib.book.render import FIGURE_KEY
 from gqa_lib.errors import GQAError
-from gqa_lib.units import HEADS_TITLE
+from gqa_lib.units import HEADS_TITLE, PREFIXED
 
 HEIGHT = 300
 # Chart-wide settings of every figure: transparent background, readable fonts, legends that
@@ -43,9 +46,10 @@ HEIGHT = 300
 CONFIG = {
     "background": "transparent",
     "legend": {"orient": "bottom", "columns": 4, "labelLimit": 260, "symbolLimit": 60},
-    # SI "G" (giga) reads as a billion the way the prose writes it: 1B, 2.5B (counts)
+    # an axis left to Vega's SI format: "G" (giga) reads as a billion, as the prose writes
+    # it (counts); the book's own number axes use number_axis
     "axis": {"labelFontSize": 11, "titleFontSize": 12, "labelLimit": 240,
-             "labelExpr": "replace(datum.label, /^([0-9.]+)G$/, '$1B')"},
+             "labelExpr": "replace(datum.label, /^([0-9.]+)G$/, '$1 B')"},
     "title": {"fontSize": 14, "anchor": "start", "subtitleFontSize": 11, "offset": 10},
 }
 _SINGLE = (alt.Chart, alt.LayerChart)
@@ -75,10 +79,53 @@ FIELD_WORDS = {
 }
 
 
+NUMBER_KINDS = (*PREFIXED, "z")
+
+
+def number_expr(kind: str, ref: str = "datum.value", digits: int = 3) -> str:
+    """A Vega expression that writes the number ``ref`` (an expression) as
+    :mod:`gqa_lib.units` writes a number of ``kind`` in tables and prose: "count"
+    (:func:`~gqa_lib.units.format_count`: 20,600 -> '20.6 K', 1.5e9 -> '1.5 B'), "flops"
+    (:func:`~gqa_lib.units.format_flops`: '34 GFLOP') or "z"
+    (:func:`~gqa_lib.units.format_z`: '56,605'). The same text but for exact decimal ties
+    (2.5 rounds to '3' here, to '2' in Python)."""
+    sign = f"(({ref}) < 0 ? '-' : '') + "  # Vega writes a minus as U+2212, Python as '-'
+    if kind == "z":
+        return (f"{sign}(abs({ref}) >= 1000 && abs({ref}) < 1e12 ? format(abs({ref}), ',.0f')"
+                f" : format(abs({ref}), '.4~g'))")
+    if kind not in PREFIXED:
+        raise GQAError(f"kind={kind!r} is not one of {', '.join(NUMBER_KINDS)}")
+    units, suffix, bare = PREFIXED[kind]
+
+    def sig(x: str) -> str:  # units._sig of |x|: `digits` significant digits, no trailing 0s
+        return (f"(({x}) == 0 ? '0' : format({x}, '.' + max(0, {digits - 1} - "
+                f"floor(log({x}) / LN10)) + '~f'))")
+
+    expr = f"{sig(f'abs({ref})')} + '{bare}'"
+    for unit, scale in reversed(units):  # the largest unit in which it shows as >= 1
+        shown = sig(f"abs({ref}) / {scale:.0e}")
+        expr = f"toNumber({shown}) >= 1 ? {shown} + ' {unit}{suffix}' : ({expr})"
+    return f"{sign}({expr})"
+
+
+def number_axis(kind: str, **kwargs) -> alt.Axis:
+    """An axis whose labels are written as the tables write a number of ``kind`` (see
+    :func:`number_expr`); ``kwargs`` go to :class:`altair.Axis`."""
+    return alt.Axis(labelExpr=number_expr(kind), **kwargs)
+
+
+def with_number_text(chart: alt.Chart, **kinds: str) -> alt.Chart:
+    """``chart`` with a text field ``<field>_text`` for each ``field=kind``, the number as the
+    tables write it, for a tooltip: ``tip("<field>_text:N")`` (titled by ``field``'s words)."""
+    return chart.transform_calculate(**{f"{field}_text": number_expr(kind, f"datum[{field!r}]")
+                                        for field, kind in kinds.items()})
+
+
 def tip(shorthand: str, title: str | None = None, **kwargs) -> alt.Tooltip:
     """A tooltip entry (``"field:type"``, as Altair writes it) titled in words: ``title``,
-    else the field's words in :data:`FIELD_WORDS`; a field with neither is refused."""
-    field = shorthand.split(":")[0]
+    else the field's words in :data:`FIELD_WORDS` (for ``<field>_text``, the text of a number
+    from :func:`with_number_text`, ``field``'s words); a field with neither is refused."""
+    field = shorthand.split(":")[0].removesuffix("_text")
     if title is None and field not in FIELD_WORDS:
         raise GQAError(f"tooltip field {field!r} has no words in figures.FIELD_WORDS; "
                        "pass title=")

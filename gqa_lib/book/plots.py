@@ -21,7 +21,7 @@ import pandas as pd
 
 from gqa_lib.arch.config import model_title
 from gqa_lib.book import render  # noqa: F401 registers the book's offline renderer
-from gqa_lib.book.figures import tip
+from gqa_lib.book.figures import number_axis, tip, with_number_text
 from gqa_lib.errors import GQAError
 from gqa_lib.units import format_context, format_heads_each, HEADS_TITLE
 
@@ -56,7 +56,7 @@ def _lines(df: pd.DataFrame, field: str, scale: float, y_title: str, log_y: bool
         x=context_x(),
         y=alt.Y("y:Q", title=y_title, scale=alt.Scale(type="log" if log_y else "linear")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
-        tooltip=[tip("model:N"), tip("context_len:Q"), tip("y:Q", y_title, format=".3~s")],
+        tooltip=[tip("model:N"), tip("context_len:Q"), tip("y:Q", y_title, format=",.3~r")],
     ).properties(height=HEIGHT)
 
 
@@ -119,7 +119,7 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
         y=alt.Y("model:N", title="model", sort=list(dict.fromkeys(at["model"]))),
         color=alt.Color("part:N", title="part", sort=list(parts.values())),
         order=alt.Order("part_order:Q"),
-        tooltip=[tip("model:N"), tip("part:N"), tip("v:Q", unit, format=".3~s")],
+        tooltip=[tip("model:N"), tip("part:N"), tip("v:Q", unit, format=",.3~r")],
     ).transform_calculate(
         part_order=f"indexof({json.dumps(list(parts.values()))}, datum.part)"
     ).properties(height=32 * at["model"].nunique())  # a fixed height: the width may fit
@@ -129,6 +129,7 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
 _FIG2_PANELS = (("memory_values", "memory M at {T} (values)"),
                 ("flops", "compute C at {T} (FLOPs)"),
                 ("z", "cost Z at {T} (eq. 5, no unit)"))
+_FIG2_KINDS = {"memory_values": "count", "flops": "flops", "z": "z"}  # how each is written
 _LOSS_TITLE = "loss (nats/token)"
 
 
@@ -169,12 +170,13 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
     panels = []
     for field, title in _FIG2_PANELS:
         x = alt.X(f"{field}:Q", title=title.format(T=T), scale=alt.Scale(type="log"),
-                  axis=alt.Axis(format="~s", values=_log_ticks(df[field])))
+                  axis=number_axis(_FIG2_KINDS[field], values=_log_ticks(df[field])))
         y = alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False))
-        tips = [tip("config:N"), tip("n_layer:Q", format=".3~r"),
-                tip("params_non_embedding:Q", format=".3~s"),
-                tip(f"{field}:Q", format=".3~s"), tip("loss_nats:Q", format=".3f")]
-        base = alt.Chart(df).encode(x=x, y=y, color=color, tooltip=tips)
+        tips = [tip("config:N"), tip("n_layer:Q", format=".3~r"), tip("params_non_embedding_text:N"),
+                tip(f"{field}_text:N"), tip("loss_nats:Q", format=".3f")]
+        base = with_number_text(alt.Chart(df), params_non_embedding="count",
+                                **{field: _FIG2_KINDS[field]}).encode(x=x, y=y, color=color,
+                                                                      tooltip=tips)
         layer = (base.transform_filter("datum.source == 'fitted'").mark_line(opacity=0.8)
                  .encode(strokeWidth=width)
                  + base.transform_filter("datum.source == 'digitised'").mark_point(
@@ -208,15 +210,15 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
     measured points over fitted curves, one colour per ``config``; one panel per value of
     the column ``facet`` (e.g. the training context) when given."""
     order = list(dict.fromkeys(df["config"]))
-    base = alt.Chart().encode(
+    base = with_number_text(alt.Chart(), params_non_embedding="count").encode(
         x=alt.X("params_non_embedding:Q", title=_N_TITLE,
-                scale=alt.Scale(type="log", nice=False), axis=alt.Axis(format="~s")),
+                scale=alt.Scale(type="log", nice=False), axis=number_axis("count")),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         # one domain for both channels, so that Vega-Lite merges them into one legend (the
         # lines' colour scale would otherwise see more data than the points' shape scale)
         color=alt.Color("config:N", title=HEADS_TITLE, sort=order,
                         scale=alt.Scale(domain=order, scheme="tableau10")),
-        tooltip=[tip("config:N"), tip("params_non_embedding:Q", format=".3~s"),
+        tooltip=[tip("config:N"), tip("params_non_embedding_text:N"),
                  tip("loss_nats:Q", format=".3f")])
     # the shape goes on the points only: on a line, Vega-Lite draws a symbol at every sample
     # of the fitted curve, and the measured points drown among them
@@ -258,7 +260,7 @@ def fit_intervals(df: pd.DataFrame) -> alt.HConcatChart:
         base = alt.Chart(df).encode(**{**enc, "y": y}, tooltip=tips)
         sc = alt.Scale(type="log") if scale == "log" else alt.Scale(zero=False)
         x = alt.X(f"{p}_lo:Q", title=title, scale=sc,
-                  axis=alt.Axis(format="~s" if scale == "log" else "~g", tickCount=3))
+                  axis=alt.Axis(format="~g", tickCount=3))
         panels.append((base.mark_rule().encode(x=x, x2=f"{p}_hi:Q")
                        + base.mark_point(filled=True).encode(x=alt.X(f"{p}:Q", title=title))
                        ).properties(width=170))
@@ -298,13 +300,14 @@ def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
     order = list(dict.fromkeys(data.sort_values("heads", ascending=False)["H"]))
     color = alt.Color("target_loss:O", title="target L* (nats)", sort="descending")
     tips = [tip("target_loss:O"), tip("context_len:Q"), tip("H:N"),
-            tip("params_non_embedding:Q", "N*", format=".3~s")]
-    base = alt.Chart(data).encode(x=context_x(tick_every=4), color=color, tooltip=tips)
+            tip("params_non_embedding_text:N", "N*")]
+    base = with_number_text(alt.Chart(data), params_non_embedding="count").encode(
+        x=context_x(tick_every=4), color=color, tooltip=tips)
     heads = base.mark_line(point=True).encode(
         y=alt.Y("H:O", title=f"cost-optimal {HEADS_TITLE}", sort=order))
     size = base.mark_line(point=True).encode(
         y=alt.Y("params_non_embedding:Q", title="its size N* (parameters)",
-                scale=alt.Scale(type="log"), axis=alt.Axis(format="~s")))
+                scale=alt.Scale(type="log"), axis=number_axis("count")))
     return alt.hconcat(heads.properties(width=PANEL, height=HEIGHT - 60),
                        size.properties(width=PANEL, height=HEIGHT - 60))
 
@@ -329,7 +332,7 @@ def training_curve(metrics: pd.DataFrame) -> alt.Chart:
         id_vars="tokens", value_vars=["training", "validation"], var_name="split",
         value_name="loss_nats")
     return alt.Chart(data).mark_line(point=True).encode(
-        x=alt.X("tokens:Q", title="tokens seen (count)", axis=alt.Axis(format="~s")),
+        x=alt.X("tokens:Q", title="tokens seen (count)", axis=number_axis("count")),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         color=alt.Color("split:N", title=None),
         tooltip=[tip("split:N"), tip("tokens:Q"), tip("loss_nats:Q", format=".3f")],
@@ -470,7 +473,7 @@ def serving_vs_context(df: pd.DataFrame, metric: str = "tokens_per_s") -> alt.Fa
         y=alt.Y("y:Q", title=_SERVING_AXIS[metric], scale=alt.Scale(type="log")),
         color=alt.Color("model:N", title="model", sort=list(dict.fromkeys(df["model"]))),
         tooltip=[tip("model:N"), tip("hardware:N"), tip("pick:N"), tip("context_len:Q"),
-                 tip("y:Q", SERVING_METRICS[metric], format=".4~s")])
+                 tip("y:Q", SERVING_METRICS[metric], format=",.4~r")])
     # the points are a layer of their own: a line with point=True gets legend symbols
     # filled like its points; the figure's title says what the y axis is
     return alt.layer(base.mark_line(), base.mark_point(filled=True, size=25),

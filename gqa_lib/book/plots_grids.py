@@ -16,7 +16,7 @@ import pandas as pd
 
 from gqa_lib import cost
 from gqa_lib.book.figures import tip
-from gqa_lib.units import format_context, format_heads_each, HEADS_TITLE
+from gqa_lib.units import format_context, format_count, format_heads_each, HEADS_TITLE
 
 
 # Vega's "tableau20" scheme, in its order: one colour per head configuration of a grid
@@ -130,11 +130,12 @@ def choice_heatmap(df: pd.DataFrame, y: str, y_title: str) -> alt.LayerChart:
 def recipe_choices(df: pd.DataFrame) -> alt.LayerChart:
     """Our Table 4 from :meth:`gqa_lib.evidence.sweep_recipe.RecipeEvidence.table`: the chosen (n_h, n_kv)
     per target loss and context with the bootstrap share of that choice, coloured by H."""
-    data = df.assign(H=format_heads_each(df["n_head"], df["n_kv_head"]))
+    data = df.assign(H=format_heads_each(df["n_head"], df["n_kv_head"]),
+                     params_non_embedding_text=df["params_non_embedding"].map(format_count))
     data["label"] = [f"{h}\n{s:.0%}" for h, s in zip(data["H"], data["share"])]  # narrow cells
     color = _heads_colors(data)
     tips = [tip("target_loss:O"), tip("T:O"), tip("H:N"), tip("share:Q", format=".0%"),
-            tip("params_non_embedding:Q", "N*", format=".3~s"), tip("in_range:N")]
+            tip("params_non_embedding_text:N", "N*"), tip("in_range:N")]
     return _context_cells(data, "target_loss", "target loss L* (nats/token)", "label", color,
                           tips)
 
