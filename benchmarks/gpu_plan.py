@@ -1,6 +1,6 @@
 """What `benchmarks.gpu` measures, at which sizes, and how long each part should take on one
 H200, sized from the measurements of 2026-12-04 (one H200 SXM, torch 2.11.0+cu130, the
-project's model at commit d91c2f4: h200-2026-12-04/measurements.json, not yet in data/).
+project's model at commit d91c2f4: data/bench/h200-2026-12-04.json, with its provenance).
 The estimates are what the plan prints before it starts; the budgets are what the
 runner enforces (a part that starts with less than its estimate left is skipped, one that
 runs past its budget is stopped, and the whole run stops at `RUN_BUDGET_S`)."""
@@ -18,8 +18,9 @@ from .steps import model_flops_per_token
 # The equal-loss pair at T = 128K (gqa_lib.evidence.serving.equal_loss_pair, tied to these
 # layer counts by a test): the paper's (32, 8) point, L = 32, d = 2048, and the recipe's
 # (8, 1) of equal fitted loss, L = 39, d = 2496; d_ff rounded up to a multiple of 256
-# (facts.md: d_ff = 5461 prefills 2.8x slower than 5632). Hard-coded so that the GPU run
-# neither fits the loss law (seconds) nor imports the fit stack.
+# (data/bench/h200-2026-12-04.json: d_ff = 5461 prefills 8K tokens 2.8x slower than 5632).
+# Hard-coded so that the GPU run neither fits the loss law (seconds) nor imports the fit
+# stack.
 PAIR_LAYERS = (32, 39)
 
 # ----- measured on one H200 (2026-12-04), each with where it comes from ------------------

@@ -280,3 +280,22 @@ def test_the_readme_quotes_the_cost_models_largest_batches():
             got = [int(cost.max_batch(cfg, T, "h200", calibration=cal))
                    for T in (8192, 32768, 131072)]
             assert got == want, (cal, cfg.name)
+
+
+def test_the_readme_plan_table_is_the_plan_the_run_prints():
+    """benchmarks/README.md's plan table (budgets and H200 estimates per part, and the
+    total) is what gpu_plan.plan_table prints before a real run (it once said 165 s where the
+    plan printed 166)."""
+    import re
+    from pathlib import Path
+
+    from benchmarks import gpu_plan
+
+    printed = gpu_plan.plan_table(gpu_plan.REAL, False, gpu_plan.RUN_BUDGET_S)
+    want = {m[0]: (m[1], m[2]) for m in re.findall(
+        r"^\s+(\w+)\s+budget\s+(\d+) s\s+est\s+(\d+) s", printed, re.M)}
+    want["total"] = (f"{gpu_plan.RUN_BUDGET_S:.0f}",
+                     re.search(r"total\s+est\s+(\d+) s", printed).group(1))
+    readme = (Path(__file__).parents[1] / "benchmarks" / "README.md").read_text()
+    got = {m[0]: (m[1], m[2]) for m in re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \|", readme, re.M)}
+    assert got == want

@@ -3,7 +3,7 @@ four constants that turn work into seconds, their fit, and the leave-one-out err
 
 The calibrated step time (:func:`step_seconds`) keeps the roofline's physics, bytes moved
 and FLOPs done (:mod:`gqa_lib.cost.serving`), and adds what measurements on an H200 showed
-it lacks (data/bench/h200-2026-12-04.json, shared/facts.md):
+it lacks (data/bench/h200-2026-12-04.json):
 
 ==============  =========================================================================
 term            meaning (constant: where it comes from)

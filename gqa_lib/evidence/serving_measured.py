@@ -12,6 +12,7 @@ ones come from a fit that left the predicted configuration out.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -230,6 +231,9 @@ def page_numbers(model) -> dict[str, Any]:
         out[f"m_{key}"] = mvp.loc[regime, "measured_speedup"]
         out[f"d_{key}"] = mvp.loc[regime, "datasheet_speedup"]
     out["b1_predicted_loo"] = mvp.loc["decode, batch 1, 128K", "calibrated_speedup"]
+    eager = eager_over_graph("h200")
+    out.update(eager_lo=eager.min(), eager_hi=eager.max(),
+               eager_b1_lo=eager[eager.index.get_level_values("batch") == 1].min())
     out.update(copy_bw=copy_bandwidth_text("h200"),
                mem_sheet_gb=hw.memory_capacity_bytes / 1e9,
                mem_exposed_gb=c.memory_capacity_bytes / 1e9)
@@ -263,7 +267,10 @@ def page_numbers(model) -> dict[str, Any]:
                    cal.loc["z", c] / ds.loc["z", c] for c in ("tokens_per_s",
                                                               "baseline_tokens_per_s"))),
                kv_ratio_z=cal.loc["z", "kv_per_sequence_ratio"],
-               batch_ratio_z=cal.loc["z", "max_batch"] / cal.loc["z", "baseline_max_batch"])
+               batch_ratio_z=cal.loc["z", "max_batch"] / cal.loc["z", "baseline_max_batch"],
+               batch_picks=" and ".join(f"{b:,.0f}" for b in sorted(
+                   {cal.loc["z", "max_batch"], cal.loc["throughput", "max_batch"]})),
+               batch_base=cal.loc["z", "baseline_max_batch"])
     # Table 5: the paper's rates, and what they would need on an A800
     t5 = table5_prediction("a800").set_index("regime")
     out.update(t5_rate=f"{t5.loc['prefill', 'paper_llama3_tokens_per_s']:,.0f}",
@@ -280,6 +287,20 @@ def page_numbers(model) -> dict[str, Any]:
     out.update(prefill_z=vs.loc[pick_label("z"), "prefill_s"],
                prefill_thr=vs.loc[pick_label("throughput"), "prefill_s"])
     return out
+
+
+def eager_over_graph(hardware: str = "h200") -> pd.Series:
+    """How much slower an eager decode loop measured than a CUDA graph of the same step (same
+    model, context, batch and machine), per (model, context, batch): the Python launch cost
+    the graph removes."""
+    rows = pd.DataFrame(json.loads(MEASUREMENTS[hardware].read_text())["rows"])
+    keys = ["model", "context", "batch", "source"]
+    step = rows[rows.regime == "decode_step"].set_index(keys)["value"]
+    eager = rows[rows.regime == "decode_step_eager"].set_index(keys)["value"]
+    both = eager.index.intersection(step.index)
+    if both.empty:
+        raise GQAError(f"{MEASUREMENTS[hardware].name} has no eager decode step beside a graph")
+    return (eager[both] / step[both]).droplevel("source")
 
 
 def batch1_account(base: ModelConfig, opt: ModelConfig, context: int = 131072,

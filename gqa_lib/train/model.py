@@ -59,7 +59,7 @@ def chunk_causal_mask(T: int, T_kv: int, device: torch.device | str = "cpu"):
     torch's lower-right `CausalBias`, which SDPA routes to the flash kernel (whose causal
     flag means lower-right) or the memory-efficient one without building a mask, and
     materialises only where neither can run; on torch < 2.2, the explicit (T, T_kv) boolean
-    mask, which rules out the fused GPU kernels (facts.md: math kernel).
+    mask, which rules out flash and cuDNN (data/bench/h200-2026-12-04.json, note_sdpa).
     """
     lower_right = _causal_lower_right()
     if lower_right is not None:
