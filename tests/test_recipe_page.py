@@ -182,7 +182,9 @@ def test_mismatch_causes_use_the_bootstrap_when_given():
     tie = mismatches(pd.DataFrame([row]))
     assert tie["cause"][0].startswith("near tie")
     robust = mismatches(pd.DataFrame([{**row, "share": 0.98, "paper_share": 0.01}]))
-    assert "robust" in robust["cause"][0] and "98%" in robust["cause"][0]
+    assert robust["cause"][0].endswith("not noise") and "98%" in robust["cause"][0]
+    unsettled = mismatches(pd.DataFrame([{**row, "share": 0.5, "paper_share": 0.01}]))
+    assert unsettled["cause"][0].endswith("split ours with others")
     split = mismatches(pd.DataFrame([{**row, "share": 0.55, "paper_share": 0.40}]))
     assert split["cause"][0].startswith("near tie")
     assert list(pd.concat([tie, robust, split])["cause_kind"]) == [

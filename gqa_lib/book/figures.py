@@ -111,7 +111,8 @@ def number_expr(kind: str, ref: str = "datum.value", digits: int = 3) -> str:
 def number_axis(kind: str, **kwargs) -> alt.Axis:
     """An axis whose labels are written as the tables write a number of ``kind`` (see
     :func:`number_expr`); ``kwargs`` go to :class:`altair.Axis`."""
-    return alt.Axis(labelExpr=number_expr(kind), **kwargs)
+    return alt.Axis(labelExpr=number_expr(kind),
+                    **{"labelOverlap": "greedy", "labelSeparation": 4, **kwargs})
 
 
 def with_number_text(chart: alt.Chart, **kinds: str) -> alt.Chart:

@@ -18,6 +18,11 @@ from gqa_lib.evidence.paper import PAPER_HEADLINE
 from gqa_lib.units import format_count, format_heads, HEADS_TITLE
 
 
+def _span(lo: int, hi: int) -> str:
+    """'50 to 1,352', or one number where both ends are the same ('640', not '640 to 640')."""
+    return f"{lo:,}" if lo == hi else f"{lo:,} to {hi:,}"
+
+
 def headline_points(rec) -> pd.DataFrame:
     """The recipe's pick and the Llama-3 baseline at the target (``rec`` from
     ``optimize(..., baseline="llama3")``): one row each, with the columns of the Fig. 2
@@ -109,7 +114,7 @@ def regime_table(sweeps: Mapping[str, pd.DataFrame], *, context: int = 128) -> p
             "non-embedding N": f"{format_count(r['params_non_embedding'].min())} to "
                                f"{format_count(r['params_non_embedding'].max())}",
             "tokens per parameter": f"{tpp.min():.2f} to {tpp.max():.2f}",
-            "optimiser steps": f"{int(r['steps'].min()):,} to {int(r['steps'].max()):,}",
+            "optimiser steps": _span(int(r["steps"].min()), int(r["steps"].max())),
             f"loss at the largest size, T = {context} (nats)":
                 f"{top['val_loss_nats'].min():.3f} to {top['val_loss_nats'].max():.3f}",
             f"(8, 1) minus (8, 8), same shape, T = {context}":

@@ -41,7 +41,8 @@ def context_x(title: str = "context length T (tokens)", tick_every: int = 2) -> 
     increase from 256 tokens (2: every doubling)."""
     ticks = [2**k for k in range(8, 23, max(1, round(np.log2(tick_every))))]
     return alt.X("context_len:Q", title=title, scale=alt.Scale(type="log", base=2),
-                 axis=alt.Axis(values=ticks, labelExpr=_CONTEXT_LABEL))
+                 axis=alt.Axis(values=ticks, labelExpr=_CONTEXT_LABEL, labelOverlap="greedy",
+                               labelSeparation=4))
 
 
 def _titled(df: pd.DataFrame) -> pd.DataFrame:
@@ -114,8 +115,9 @@ def breakdown_bars(df: pd.DataFrame, context_len: int, quantity: str = "memory")
     long = at.melt(id_vars=["model"], value_vars=list(parts), var_name="part", value_name="v")
     long = long.assign(part=long["part"].map(parts), v=long["v"] / scale)
     label = "memory" if quantity == "memory" else "compute per generated token"
-    return alt.Chart(long).mark_bar().encode(
-        x=alt.X("v:Q", title=f"{label} at T = {format_context(context_len)} ({unit})"),
+    where = f"at T = {format_context(context_len)} ({unit})"
+    return alt.Chart(long).mark_bar().encode(  # a long title in two lines, for a phone
+        x=alt.X("v:Q", title=f"{label} {where}" if len(label) < 20 else [label, where]),
         y=alt.Y("model:N", title="model", sort=list(dict.fromkeys(at["model"]))),
         color=alt.Color("part:N", title="part", sort=list(parts.values())),
         order=alt.Order("part_order:Q"),
@@ -141,7 +143,7 @@ _FIG2_SHAPES = ("circle", "square", "triangle-up", "diamond", "cross", "triangle
                 "triangle-right", "stroke")
 
 
-def _log_ticks(values: pd.Series) -> list[float]:
+def log_ticks(values: pd.Series) -> list[float]:
     """Ticks at 1 and 3 times each power of ten over the values' range: Vega's own choice on
     a log axis puts 100T beside 200T, which a phone's column draws as one word."""
     v = values[np.isfinite(values) & (values > 0)]
@@ -170,7 +172,7 @@ def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
     panels = []
     for field, title in _FIG2_PANELS:
         x = alt.X(f"{field}:Q", title=title.format(T=T), scale=alt.Scale(type="log"),
-                  axis=number_axis(_FIG2_KINDS[field], values=_log_ticks(df[field])))
+                  axis=number_axis(_FIG2_KINDS[field], values=log_ticks(df[field])))
         y = alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False))
         tips = [tip("config:N"), tip("n_layer:Q", format=".3~r"), tip("params_non_embedding_text:N"),
                 tip(f"{field}_text:N"), tip("loss_nats:Q", format=".3f")]
@@ -212,7 +214,8 @@ def loss_vs_params(df: pd.DataFrame, *, facet: str | None = None) -> alt.Chart:
     order = list(dict.fromkeys(df["config"]))
     base = with_number_text(alt.Chart(), params_non_embedding="count").encode(
         x=alt.X("params_non_embedding:Q", title=_N_TITLE,
-                scale=alt.Scale(type="log", nice=False), axis=number_axis("count")),
+                scale=alt.Scale(type="log", nice=False),
+                axis=number_axis("count", values=log_ticks(df["params_non_embedding"]))),
         y=alt.Y("loss_nats:Q", title=_LOSS_TITLE, scale=alt.Scale(zero=False)),
         # one domain for both channels, so that Vega-Lite merges them into one legend (the
         # lines' colour scale would otherwise see more data than the points' shape scale)
@@ -307,7 +310,8 @@ def choice_vs_context(df: pd.DataFrame) -> alt.HConcatChart:
         y=alt.Y("H:O", title=f"cost-optimal {HEADS_TITLE}", sort=order))
     size = base.mark_line(point=True).encode(
         y=alt.Y("params_non_embedding:Q", title="its size N* (parameters)",
-                scale=alt.Scale(type="log"), axis=number_axis("count")))
+                scale=alt.Scale(type="log"),
+                axis=number_axis("count", values=log_ticks(data["params_non_embedding"]))))
     return alt.hconcat(heads.properties(width=PANEL, height=HEIGHT - 60),
                        size.properties(width=PANEL, height=HEIGHT - 60))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gqa_lib.book.figures import number_axis, tip
-from gqa_lib.book.plots import HEIGHT
+from gqa_lib.book.plots import HEIGHT, log_ticks
 
 _LOSS = "validation loss (nats/token)"
 
@@ -22,7 +22,8 @@ def loss_vs_baselines(runs: pd.DataFrame, baselines: dict[str, float]) -> alt.La
     base = pd.DataFrame({"model": list(baselines), "nats": list(baselines.values())})
     points = alt.Chart(pts).mark_point(filled=True, opacity=0.7).encode(
         x=alt.X("params_non_embedding:Q", title="non-embedding parameters N (log scale)",
-                scale=alt.Scale(type="log", nice=False), axis=number_axis("count")),
+                scale=alt.Scale(type="log", nice=False),
+                axis=number_axis("count", values=log_ticks(runs["params_non_embedding"]))),
         y=alt.Y("val_loss_nats:Q", title=_LOSS, scale=alt.Scale(zero=False)),
         color=alt.Color("T:N", title="training context"),
         tooltip=[tip("config:N"), tip("size:N"), tip("T:N", "training context"), tip("seed:Q"),

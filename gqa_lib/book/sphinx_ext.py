@@ -158,8 +158,9 @@ mjx-container[display="true"] { max-width: 100%; overflow-x: auto; overflow-y: h
    the book's charts and tables follow the theme, so they keep the page's background. */
 html[data-theme=dark] .bd-content div.cell_output .text_html:has(.gqa-chart, .gqa-table) {
   background-color: transparent !important; color: inherit !important; }
-/* Lists of glued claims (the results summary) in the prose's weight, not bold. */
-.gqa-claims .pasted-text { font-weight: inherit; }
+/* Glued values in the prose's weight (myst-nb sets them bold): some are whole sentences,
+   and a page read in Jupyter shows the same text unbolded. */
+span.pasted-text { font-weight: inherit; }
 /* On a phone, a table wider than its column is shown as one card per row, each cell under
    its column's header (gqa-tables.js adds the class and the labels). */
 @media (max-width: 639.98px) {

@@ -178,7 +178,8 @@ def _serving_row(speedup: float, inf: pd.Series) -> dict[str, Any]:
         f"{need:.0f}x the A800's bandwidth as decoding, so it is a prefill-like rate "
         "(measured x" + f"{m.loc['prefill, 128K', 'measured_speedup']:.2f} on the H200); "
         "a different GPU, aligned shapes (the paper's d_ff 5,461 slows its (32, 8)), "
-        "its batch and kernels unstated",
+        "and whether its batch-1 rate counts prefill or decoding, its prompt and its kernels "
+        "unstated",
         "notebooks/serving", "table-5-measured",
         basis={"kind": "ratio", "ours": [float(v) for v in at_128k], "paper": float(speedup)})
 
