@@ -43,6 +43,19 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat:
     return 2 * n**3 / t["best_s"]
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (Linux), else the architecture: 'x86_64'
+    alone does not say which CPU a throughput was measured on."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, Any]:
     from gqa_lib.train.sweep import git_commit
 
@@ -50,7 +63,8 @@ def machine() -> dict[str, Any]:
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": git_commit(), "python": platform.python_version(),
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()

@@ -202,7 +202,7 @@ def test_the_serving_page_glues_every_number_it_quotes():
                                     "gain_thr_long"),
                 "objective_numbers": ("lat_agree_upto", "n_differ", "n_cells", "n_thr_differ",
                                       "n_thr_cells", "h200_lat_short", "h200_lat_short_T",
-                                      "h200_lat_long", "h200_lat_agree")}
+                                      "h200_lat_long", "h200_lat_agree", "h200_lat_contexts")}
     glued = set(numbers) | {n for f, names in sections.items() if f in code for n in names}
     for call in re.finditer(r"glue_all\(([^()]*)\)", code):  # names glued by keyword
         glued |= set(re.findall(r"\b([A-Za-z_]\w*)=", call.group(1)))

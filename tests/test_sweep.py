@@ -318,6 +318,12 @@ def test_gpu_ladder_dry_run_on_cpu_prints_an_h200_estimate_within_6_minutes(tmp_
     assert re.search(r"t4 [\d,]+ s .*\(datasheet ratio\)", text)
     assert "!git clone" in text and "python -m gqa_lib sweep data/sweeps/gpu-eq-v1.toml" in text
     assert len(re.findall(r"^\[\d+/28\] .* ~[\d.]+ s$", text, re.M)) == 28
+    # the README quotes the same estimates, in minutes
+    t4 = float(re.search(r"t4 ([\d,]+) s", text)[1].replace(",", ""))
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    h200_min = float(re.search(r"estimated (\d+) minutes on one H200", readme)[1])
+    t4_min = float(re.search(r"about (\d+) minutes by the datasheet ratio", readme)[1])
+    assert abs(h200_min - h200 / 60) <= 0.5 and abs(t4_min - t4 / 60) <= 0.1 * t4 / 60
     assert not out.exists()  # a dry run writes nothing
     assert main(["sweep", str(GPU_GRID), "--out", str(out), "--dry-run",
                  "--estimate-for", "h200"]) == 0
