@@ -80,21 +80,29 @@ def _umask() -> int:
 
 def _remove_orphans(path: Path) -> None:
     """Delete temporary files of `path` whose writer, a process on this machine, is gone."""
-    head = f".{path.name}.{_HOST}-"
     try:
         names = os.listdir(path.parent)
     except OSError:
         return
     for name in names:
-        if not (name.startswith(head) and name.endswith(".tmp")):
-            continue
-        pid = name[len(head):].split(".", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            os.unlink(path.parent / name)
-        except OSError:
-            pass
+        if orphan_temporary(name, path.name):
+            try:
+                os.unlink(path.parent / name)
+            except OSError:
+                pass
+
+
+def orphan_temporary(name: str, of: str | None = None) -> bool:
+    """Whether the file `name` is a temporary file of :func:`atomic_write_bytes` (of the file
+    `of`, or of any) whose writer, a process on this machine, is gone: what a write killed
+    midway leaves beside its target."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    target, sep, rest = name[1:].rpartition(f".{_HOST}-")
+    if not sep or (of is not None and target != of):
+        return False
+    pid = rest.split(".", 1)[0]
+    return pid.isdigit() and not _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:

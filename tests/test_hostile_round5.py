@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 
 import pandas as pd
 import pytest
@@ -191,6 +192,32 @@ def test_a_start_stopped_before_its_first_checkpoint_may_start_again(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model": {}, "train": {}}))
     (tmp_path / "metrics.jsonl").write_text("")
     _refuse_foreign_files(tmp_path)  # what a diverged first step leaves: gqa's own files
+
+
+def test_a_start_killed_while_writing_its_first_checkpoint_may_start_again(tmp_path, capsys):
+    """A sweep killed while a run wrote its first checkpoint left that write's temporary
+    file (.ckpt.pt.HOST-PID.XXXX.tmp) beside config.json and metrics.jsonl; the resumed sweep
+    took it for a foreign file, refused the run and exited 1 (seen once in CI, under load).
+    The temporary file of a writer that is gone is the command's own, and the run starts."""
+    import subprocess
+    import sys
+
+    from gqa_lib import io
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    out = tmp_path / "r"
+    assert cli("train", *FAST, "--steps", "2", "--out", out, capsys=capsys)[0] == 0
+    (out / "ckpt.pt").unlink()
+    (out / "final.json").unlink()
+    orphan = out / f".ckpt.pt.{io._HOST}-{dead}.abc123.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    assert io.orphan_temporary(orphan.name) and io.orphan_temporary(orphan.name, "ckpt.pt")
+    assert not io.orphan_temporary(orphan.name, "final.json")
+    assert not io.orphan_temporary(f".ckpt.pt.{io._HOST}-{os.getpid()}.abc.tmp")  # alive
+    assert not io.orphan_temporary("notes.tmp")
+    assert cli("train", *FAST, "--steps", "2", "--out", out, capsys=capsys)[0] == 0
+    assert (out / "final.json").is_file() and not orphan.exists()  # the next write cleans it
 
 
 # ----- 8. hardware files -------------------------------------------------------------------

@@ -27,7 +27,7 @@ from gqa_lib.train.data import TokenData, batch_windows, eval_windows, prepare
 from gqa_lib.errors import GQAError, check_choice
 from gqa_lib.units import format_context
 from gqa_lib.io import (RUN_LOCK, atomic_write_bytes, atomic_write_text, check_writable_dir,
-                        folder_lock)
+                        folder_lock, orphan_temporary)
 from gqa_lib.train.settings import PRECISIONS, TrainConfig, identity_diff, run_identity, run_key
 from gqa_lib.train import mqar
 from gqa_lib.train.model import GQATransformer
@@ -327,8 +327,10 @@ def _refuse_foreign_files(out: Path) -> None:
     config.json without its "model" and "train"), so that no file is written over that
     this command did not write."""
     try:
-        names = sorted(p.name for p in out.iterdir() if p.name != RUN_LOCK) if out.is_dir() \
-            else []
+        # a temporary file of a write killed midway (a checkpoint's) is this command's own
+        names = sorted(p.name for p in out.iterdir()
+                       if p.name != RUN_LOCK and not orphan_temporary(p.name)) \
+            if out.is_dir() else []
     except OSError as e:
         raise GQAError(f"--out {out}: cannot list it ({e.strerror or e})") from None
     if not names:
