@@ -195,10 +195,11 @@ def test_a_start_stopped_before_its_first_checkpoint_may_start_again(tmp_path):
 
 
 def test_a_start_killed_while_writing_its_first_checkpoint_may_start_again(tmp_path, capsys):
-    """A sweep killed while a run wrote its first checkpoint left that write's temporary
-    file (.ckpt.pt.HOST-PID.XXXX.tmp) beside config.json and metrics.jsonl; the resumed sweep
-    took it for a foreign file, refused the run and exited 1 (seen once in CI, under load).
-    The temporary file of a writer that is gone is the command's own, and the run starts."""
+    """A sweep killed while a run wrote its config.json or its first checkpoint left that
+    write's temporary file (.config.json.HOST-PID.XXXX.tmp) in the run's folder; the resumed
+    sweep took it for a foreign file, refused the run and exited 1 (seen once in CI, under
+    load; reproduced by killing a sweep as soon as such a file appears). The temporary file
+    of a writer that is gone is the command's own, and the run starts."""
     import subprocess
     import sys
 
@@ -212,6 +213,7 @@ def test_a_start_killed_while_writing_its_first_checkpoint_may_start_again(tmp_p
     (out / "final.json").unlink()
     orphan = out / f".ckpt.pt.{io._HOST}-{dead}.abc123.tmp"
     orphan.write_bytes(b"half a checkpoint")
+    (out / f".config.json.{io._HOST}-{dead}.x9.tmp").write_text("{")
     assert io.orphan_temporary(orphan.name) and io.orphan_temporary(orphan.name, "ckpt.pt")
     assert not io.orphan_temporary(orphan.name, "final.json")
     assert not io.orphan_temporary(f".ckpt.pt.{io._HOST}-{os.getpid()}.abc.tmp")  # alive
