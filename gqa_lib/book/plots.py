@@ -144,12 +144,18 @@ _FIG2_SHAPES = ("circle", "square", "triangle-up", "diamond", "cross", "triangle
 
 
 def log_ticks(values: pd.Series) -> list[float]:
-    """Ticks at 1 and 3 times each power of ten over the values' range: Vega's own choice on
-    a log axis puts 100T beside 200T, which a phone's column draws as one word."""
+    """Ticks at 1 and 3 times each power of ten over the values' range (1, 2 and 5 where
+    that leaves fewer than three inside it): Vega's own choice on a log axis puts 100T
+    beside 200T, which a phone's column draws as one word."""
     v = values[np.isfinite(values) & (values > 0)]
     lo, hi = int(np.floor(np.log10(v.min()))), int(np.ceil(np.log10(v.max())))
-    return [m * 10.0**k for k in range(lo, hi + 1) for m in (1, 3)
-            if v.min() / 3 <= m * 10.0**k <= v.max() * 3]
+
+    def at(marks):
+        return [m * 10.0**k for k in range(lo, hi + 1) for m in marks]
+
+    inside = [t for t in at((1, 3)) if v.min() <= t <= v.max()]
+    return [t for t in at((1, 3) if len(inside) >= 3 else (1, 2, 5))
+            if v.min() / 3 <= t <= v.max() * 3]
 
 
 def loss_vs_cost(df: pd.DataFrame, *, target_loss: float | None = None,
