@@ -59,12 +59,14 @@ def _context_cells(df: pd.DataFrame, y: str, y_title: str, text: str, color: alt
     data = df.assign(T=[format_context(t) for t in df["context"]])
     t_axis = {"shorthand": "T:O", "title": "context length T (tokens)", "sort": contexts}
     y_axis = {"shorthand": f"{y}:O", "title": y_title}
+    # a loss reads as the tables write it: 3 decimals ("3.000", not "3")
+    labels = {"labelExpr": "format(datum.value, '.3f')"} if y == "target_loss" else {}
     if context_down:
-        enc = {"x": alt.X(**y_axis, sort="ascending", axis=alt.Axis(labelAngle=0)),
+        enc = {"x": alt.X(**y_axis, sort="ascending", axis=alt.Axis(labelAngle=0, **labels)),
                "y": alt.Y(**t_axis)}
     else:
         enc = {"x": alt.X(**t_axis, axis=alt.Axis(labelAngle=0)),
-               "y": alt.Y(**y_axis, sort="descending")}
+               "y": alt.Y(**y_axis, sort="descending", axis=alt.Axis(**labels))}
     # every text as tall as the tallest (blank lines around a shorter one), so that one
     # offset centres them all
     lines = int(df[text].astype(str).str.count("\n").max()) + 1

@@ -233,7 +233,7 @@ def page_numbers(model) -> dict[str, Any]:
         out[f"d_{key}"] = mvp.loc[regime, "datasheet_speedup"]
     out["b1_predicted_loo"] = mvp.loc["decode, batch 1, 128K", "calibrated_speedup"]
     out["m_dec1_lat"] = 100 * (1 - 1 / out["m_dec1"])  # latency per token saved, measured
-    out["b1_overstated"] = out["d_dec1"] / out["m_dec1"]  # the roofline's batch-1 gain, over
+    out["b1_overstated"] = out["d_dec1"] / out["m_dec1"]  # datasheet over measured batch-1 gain
     eager = eager_over_graph("h200")
     out.update(eager_lo=eager.min(), eager_hi=eager.max(),
                eager_b1_lo=eager[eager.index.get_level_values("batch") == 1].min())
