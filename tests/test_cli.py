@@ -81,7 +81,7 @@ def test_models(capsys):
         (["cost", "--model", "llama-3.2-1b", "--context", "8k", "--dtype", "fp6"], "invalid choice"),
         (["cost", "--model", "llama-3.2-1b", "--context", "8k", "--batch", "0"], "--batch must be"),
         (["cost", "--n-layer", "2", "--d-model", "64", "--n-head", "12", "--n-kv-head", "8",
-          "--context", "8k"], "n_head=12 is not a multiple of n_kv_head=8"),
+          "--context", "8k"], "--n-head 12 is not a multiple of --n-kv-head 8"),
         (["cost", "--n-layer", "2", "--context", "8k"], "--d-model, --n-head, --n-kv-head"),
         (["cost", "--hf-config", "/nonexistent/config.json", "--context", "8k"], "not found"),
         (["cost", "--model", "llama-3.2-1b", "--config", "x.toml", "--context", "8k"],

@@ -845,7 +845,7 @@ def test_irreducible_loss_message_is_true(capsys):
         assert t > E
         rc, out, err = cli("optimize", "--context", "8k", "--target-loss", str(t),
                            capsys=capsys)
-        refused(rc, out, err, "target_loss")
+        refused(rc, out, err, "--target-loss")
         assert "at or below" not in err and _bound(err) < t, err
     for t in (2.0599, 2.05):
         rc, out, err = cli("optimize", "--context", "8k", "--target-loss", str(t),

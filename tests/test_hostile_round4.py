@@ -129,7 +129,7 @@ def test_the_build_reaches_the_target_with_the_fewest_whole_layers(capsys, targe
     (("--model", "mixtral-8x7b-v0.1", "--d-ff", "1000"), ("--d-ff", "14,336")),
     (("--model", "gemma-2-9b", "--n-layer", "10"), ("--n-layer 10", "layer_types")),
     (("--n-layer", "1", "--d-model", "4000000000000000", "--n-head", "1", "--n-kv-head", "1"),
-     ("d_model=4000000000000000",)),
+     ("--d-model 4000000000000000",)),
 ])
 def test_cost_overrides_are_refused_naming_the_flag(capsys, args, words):
     refused(*cli("cost", *args, "--context", "8k", capsys=capsys), *words)

@@ -179,7 +179,10 @@ def test_mismatch_causes_use_the_bootstrap_when_given():
     row = {"target_loss": 2.8, "context": 16384, "n_head": 16, "n_kv_head": 2,
            "paper_n_head": 16, "paper_n_kv_head": 1, "extrapolated": True, "loss_gap": 0.001,
            "match": False, "measured_cell": False}
-    tie = mismatches(pd.DataFrame([row]))
+    untested = mismatches(pd.DataFrame([row]))  # without refits a small gap is not a tie yet
+    assert untested["cause"][0].startswith("small gap:") and "--bootstrap" in untested["cause"][0]
+    assert untested["cause_kind"][0] == paper.SMALL_GAP
+    tie = mismatches(pd.DataFrame([{**row, "share": 0.55, "paper_share": 0.30}]))
     assert tie["cause"][0].startswith("near tie")
     robust = mismatches(pd.DataFrame([{**row, "share": 0.98, "paper_share": 0.01}]))
     assert robust["cause"][0].endswith("not noise") and "98%" in robust["cause"][0]

@@ -4,18 +4,37 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from gqa_lib import cost
 from gqa_lib.arch.config import PRESETS, PUBLISHED_PARAMS
 from gqa_lib.cli.common import (add_model_args, command, context_arg, model_from_args, positive_int,
                                 print_json, print_table)
+from gqa_lib.errors import GQAError
 from gqa_lib.units import format_bytes, format_context, format_count, format_flops
+
+
+# Above this a context is more likely a typo than a model (10M tokens is the longest
+# context window published, Llama 4 Scout's): `gqa cost` still counts it, and warns.
+LONGEST_CONTEXT = 16 * 1024**2
 
 
 @command
 def cmd_cost(args: argparse.Namespace) -> int:
+    if "rope_theta" in args.flags_given:  # refused, not ignored: the user meant something
+        raise GQAError("--rope-theta changes no count (the RoPE base sets no parameter, FLOP "
+                       "or cache size); it is a setting for gqa train")
     cfg = model_from_args(args)
+    if "mla" in args.flags_given and not cfg.is_mla:
+        raise GQAError(f"--mla applies to a model with latent attention (MLA, e.g. DeepSeek); "
+                       f"{cfg.name or 'this model'} has none")
+    for T in args.context:
+        if T > LONGEST_CONTEXT:  # counted exactly, but more likely a slip ('128000k')
+            print(f"gqa cost: warning: T = {format_context(T)} tokens ({T:,}) is over "
+                  f"{format_context(LONGEST_CONTEXT)}, longer than any published model's "
+                  "context window; the counts are exact for it, but check --context "
+                  "(k = 1,024 tokens)", file=sys.stderr)
     results = [cost.summary(cfg, T, dtype=args.dtype, batch=args.batch, mla=args.mla)
                for T in args.context]
     if args.json:

@@ -11,6 +11,7 @@ with exit 2 too. Any other exception is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -65,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except GQAError as e:
-        print(f"gqa {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
+        text = _as_flags(_one_line(str(e)), parser, args)
+        print(f"gqa {args.command}: error: {text}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `gqa models | head`
         return 0
@@ -80,6 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # Anything else is a bug in gqa_lib and keeps its traceback: inputs are validated before
     # they reach the library, so a ValueError or TypeError from inside is worth a report.
+
+
+def _as_flags(text: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The library names its parameters ('target_loss=2.0 is at or below ...'); on the
+    command line they are the flags the user typed ('--target-loss 2.0 is at or below ...')."""
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {a.dest: max(a.option_strings, key=len)
+             for a in subs.choices[args.command]._actions
+             if a.option_strings and a.dest in args.flags_given}
+    if not flags:
+        return text
+    names = "|".join(sorted(map(re.escape, flags), key=len, reverse=True))
+    return re.sub(rf"(?<![\w.-])({names})=", lambda m: f"{flags[m.group(1)]} ", text)
 
 
 def os_error_text(e: OSError) -> str:

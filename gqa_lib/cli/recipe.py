@@ -33,6 +33,9 @@ def _model(args: argparse.Namespace):
     if args.fit in FIT_SOURCES and (args.train_context is not None or args.allow_partial):
         raise GQAError(f"--{'train-context' if args.train_context is not None else 'allow-partial'}"
                        f" applies to a runs .csv (--fit runs.csv), not to --fit {args.fit}")
+    if args.fit != "paper" and "kv_rule" in args.flags_given:
+        raise GQAError(f"--kv-rule applies to --fit paper (the joint extrapolation to "
+                       f"unmeasured heads), not to --fit {args.fit}")
     if args.fit == "paper":
         return paper.joint_model(args.method, args.kv_rule)
     if args.fit == "paper-measured":
@@ -330,7 +333,10 @@ def _add_cost_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _positive_float(flag: str):
+def _positive_float(flag: str, unit: tuple[float, float, str] | None = None):
+    """A number > 0; with `unit` (lowest, highest, words), one inside the range a real device
+    has in that flag's unit, so that a value typed in another unit (3.35 for 3.35 TB/s) is
+    refused naming the unit instead of costed."""
     def parse(text: str) -> float:
         try:
             v = float(text)
@@ -338,6 +344,10 @@ def _positive_float(flag: str):
             raise argparse.ArgumentTypeError(f"{flag} must be a number, got {text!r}") from None
         if not v > 0 or v == float("inf"):
             raise argparse.ArgumentTypeError(f"{flag} must be > 0, got {text!r}")
+        if unit is not None and not unit[0] <= v <= unit[1]:
+            raise argparse.ArgumentTypeError(
+                f"{flag} is {unit[2]}, got {text!r}: outside {unit[0]:g} to {unit[1]:g}, what "
+                "a real device has in that unit")
         return v
 
     return parse
@@ -373,11 +383,14 @@ def _add_serving_args(p: argparse.ArgumentParser) -> None:
                    "a800, ...), or a .toml file with one")
     g.add_argument("--hardware-file", metavar="TOML", help="look --hardware up in this file "
                    "(layout of data/hardware/accelerators.toml)")
-    g.add_argument("--flops-per-s", type=_positive_float("--flops-per-s"), metavar="F",
+    g.add_argument("--flops-per-s", metavar="F", type=_positive_float(
+                       "--flops-per-s", (1e9, 1e18, "in FLOP/s (989e12 for 989 TFLOP/s)")),
                    help="peak dense bf16 FLOP/s (overrides --hardware's, e.g. 989e12)")
-    g.add_argument("--bandwidth", type=_positive_float("--bandwidth"), metavar="B",
+    g.add_argument("--bandwidth", metavar="B", type=_positive_float(
+                       "--bandwidth", (1e9, 1e15, "in bytes/s (3.35e12 for 3.35 TB/s)")),
                    help="peak memory bandwidth in bytes/s (e.g. 3.35e12)")
-    g.add_argument("--memory-gb", type=_positive_float("--memory-gb"), metavar="GB",
+    g.add_argument("--memory-gb", metavar="GB", type=_positive_float(
+                       "--memory-gb", (0.01, 1e6, "in GB of 1e9 bytes (80 for 80 GB)")),
                    help="device memory in GB (1e9 bytes)")
     g.add_argument("--price-per-hour", type=_positive_float("--price-per-hour"),
                    metavar="P", help="your price per accelerator-hour (no default)")
@@ -440,7 +453,9 @@ def add_parsers(sub: Any) -> None:
 
     p = sub.add_parser("table4", help="the paper's Table 4 recomputed beside the paper's, "
                        "cell by cell")
-    p.add_argument("--bootstrap", type=positive_int("--bootstrap", zero=True), default=0,
-                   metavar="N",
-                   help="also refit N bootstrap replicates: share choosing the paper's H")
+    p.add_argument("--bootstrap", type=positive_int("--bootstrap", zero=True, hi=10_000),
+                   default=0, metavar="N",
+                   help="also refit N bootstrap replicates (at most 10,000; 100 take seconds): "
+                        "the share choosing the paper's H, which tells a near tie from a "
+                        "small gap the refits confirm")
     _add_cost_args(p)

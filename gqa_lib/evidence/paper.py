@@ -319,6 +319,7 @@ def table4_summary(df: pd.DataFrame) -> dict[str, int]:
 # The short names of the causes a mismatch can have (``mismatches``' ``cause_kind``)
 NEAR_TIE, ROBUST_GAP, EXTRAPOLATED = "near tie", "small gap, paper's H rejected", "extrapolated pick"
 QUERY_GAIN, KV_GAIN, FITS_DIFFER = "query-head gain", "KV-head gain", "fits differ"
+SMALL_GAP = "small gap, untested"  # a near tie or not: without refits, unknown
 
 
 ROBUST_SHARE = 0.05  # a mismatch whose refits pick the paper's H less often is no near tie
@@ -339,12 +340,15 @@ def mismatches(df: pd.DataFrame, *, noise_nats: float = 0.004) -> pd.DataFrame:
         robust = hasattr(r, "paper_share") and r.paper_share < ROBUST_SHARE
         if r.loss_gap <= noise_nats and not robust:
             extrapolated = ours not in MEASURED or theirs not in MEASURED
-            kind, why = NEAR_TIE, (
-                f"near tie: the paper's H is only {r.loss_gap:.4f} nats worse at equal Z, within "
-                f"the ±{noise_nats} digitisation error"
+            tested = hasattr(r, "paper_share")
+            kind, why = NEAR_TIE if tested else SMALL_GAP, (
+                ("near tie: " if tested else "small gap: ")
+                + f"the paper's H is only {r.loss_gap:.4f} nats worse at equal Z, within the "
+                f"±{noise_nats} digitisation error"
                 + ("; but an H rests on the extrapolation, whose error is larger and unknown"
                    if extrapolated else "")
-                + ("" if hasattr(r, "share") else " (untested: --bootstrap N refits it)"))
+                + ("" if tested else " (a near tie, unless refits reject the paper's H: "
+                   "--bootstrap N tells)"))
         elif r.loss_gap <= noise_nats:
             kind, why = ROBUST_GAP, (
                 f"small gap ({r.loss_gap:.4f} nats), yet only {r.paper_share:.0%} of refits "
