@@ -315,21 +315,23 @@ def cmd_table4(args: argparse.Namespace) -> int:
 # ----- parsers ------------------------------------------------------------------------------
 def _add_cost_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lambda", dest="lam", type=finite_float("--lambda", lo=0.0, hi=1.0),
-                   default=0.9, help="Z weight of memory")
+                   default=0.9, help="Z weight of memory, lambda (default 0.9, the paper's)")
     p.add_argument("--alpha", type=finite_float("--alpha", lo=0.0, lo_open=True), default=0.5,
-                   help="Z exponent of memory")
+                   help="Z exponent of memory, alpha (default 0.5)")
     p.add_argument("--beta", type=finite_float("--beta", lo=0.0, lo_open=True), default=1 / 3,
-                   help="Z exponent of compute")
+                   help="Z exponent of compute, beta (default 1/3)")
     p.add_argument("--convention", default=DEFAULT_CONVENTION,
                    choices=list(cost.COMPUTE_CONVENTIONS),
                    help="compute term C in Z (default fig2: reproduces the paper)")
     p.add_argument("--aspect", default="d64L", choices=list(ASPECT_RULES),
-                   help="N -> (n_layer, d_model): d = 64 L, or the paper's Table 9 shapes")
+                   help="N -> (n_layer, d_model): d = 64 L (default), or the paper's Table 9 "
+                        "shapes")
     p.add_argument("--kv-rule", default="absolute", choices=["absolute", "ratio"],
                    help="with the paper's fit: carry the KV-head effect to n_h > 8 by the "
                         "number of KV heads (default) or by the group size n_h / n_kv")
     p.add_argument("--method", default="huber", choices=["huber", "lsq"],
-                   help="fitting method (Huber on log-loss, or least squares on loss)")
+                   help="fitting method (huber, the default: Huber on log-loss; lsq: least "
+                        "squares on loss)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -4,6 +4,7 @@ CSV row each, resumable). torch is imported only when a command runs."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from gqa_lib.cli.common import (add_model_args, command, context_arg, finite_float,
                                 model_from_args, positive_int, print_json)
 from gqa_lib.errors import GQAError
+from gqa_lib.train.settings import TrainConfig
 from gqa_lib.units import format_rate
 
 
@@ -50,17 +52,25 @@ def _add_train_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a GQA transformer on the shipped corpus or yours")
     add_model_args(p)
     p.add_argument("--out", required=True, help="run folder (metrics.jsonl, final.json, ckpt)")
-    p.add_argument("--steps", type=positive_int("--steps"))
-    p.add_argument("--tokens", type=positive_int("--tokens"), help="token budget")
+    d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # TrainConfig's defaults
+    p.add_argument("--steps", type=positive_int("--steps"),
+                   help=f"optimiser steps (default {d['steps']}; or --tokens, --tokens-per-param)")
+    p.add_argument("--tokens", type=positive_int("--tokens"),
+                   help="token budget: steps = tokens / (batch size x context)")
     p.add_argument("--tokens-per-param", type=finite_float("--tokens-per-param", lo=0.0,
                                                            lo_open=True),
                    help="budget as tokens per non-embedding parameter (paper: 20)")
-    p.add_argument("--batch-size", type=positive_int("--batch-size"))
-    p.add_argument("--context", dest="context_len", type=context_arg, help="training context")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"),
+                   help=f"sequences per step (default {d['batch_size']})")
+    p.add_argument("--context", dest="context_len", type=context_arg, metavar="T",
+                   help=f"training context in tokens: 256, 1k (default {d['context_len']})")
     p.add_argument("--lr", type=finite_float("--lr", lo=0.0, lo_open=True),
-                   help="max learning rate of the WSD schedule")
-    p.add_argument("--seed", type=positive_int("--seed", zero=True, hi=2**63 - 1))
-    p.add_argument("--eval-every", type=positive_int("--eval-every"))
+                   help=f"max learning rate of the WSD schedule (default {d['lr']:g})")
+    p.add_argument("--seed", type=positive_int("--seed", zero=True, hi=2**63 - 1),
+                   help=f"initialisation and data order (default {d['seed']})")
+    p.add_argument("--eval-every", type=positive_int("--eval-every"),
+                   help=f"steps between validation losses and checkpoints "
+                        f"(default {d['eval_every']})")
     p.add_argument("--data", help="a shipped corpus ('web', the default, or 'pd'), a "
                    ".txt/.jsonl file or folder, or hf:NAME")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
@@ -72,7 +82,7 @@ def _add_train_parser(sub: Any) -> None:
                    help="recall-probe samples at the end")
     p.add_argument("--threads", type=positive_int("--threads"), help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print final.json's figures as JSON")
 
 
 @command
@@ -128,16 +138,20 @@ def _add_sweep_parser(sub: Any) -> None:
     p = sub.add_parser("sweep", help="run a grid of training runs, one CSV row per run")
     p.add_argument("grid", help="grid file (.toml), e.g. data/sweeps/cpu-v1.toml")
     p.add_argument("--out", required=True, help="CSV to append rows to (created if missing)")
-    p.add_argument("--shard", default="0/1", help="run every n-th run starting at i: i/n")
+    p.add_argument("--shard", default="0/1",
+                   help="run every n-th run starting at i (0-based): i/n, e.g. 0/2 and 1/2")
     p.add_argument("--runs-dir", help="folder for per-run checkpoints (default runs/GRID)")
-    p.add_argument("--keep-checkpoints", action="store_true")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each finished run's ckpt.pt (default: deleted once its row is "
+                        "saved)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the runs and their estimated time without training")
     p.add_argument("--estimate-for", choices=["auto", "h200", "t4", "cpu"], default="auto",
                    help="device the time estimate is for (default: the one the runs would "
                    "use; t4 is a datasheet ratio)")
     p.add_argument("--threads", type=positive_int("--threads"), help="torch CPU threads")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true",
+                   help="print the counts (ok, failed, skipped) as JSON")
 
 
 def add_parsers(sub: Any) -> None:
