@@ -74,3 +74,19 @@ def test_table4_without_refits_does_not_call_a_small_gap_a_tie(capsys):
 def test_table4_bootstrap_is_bounded(capsys):
     refused(*cli("table4", "--bootstrap", "1000000", capsys=capsys),
             "--bootstrap must be at most 10,000")
+
+
+def test_a_dry_run_gives_its_estimate_in_json(capsys, tmp_path):
+    """Was: --dry-run --json printed only {"total", "skipped", "ok", "failed"} (the estimate
+    went to stderr as text), and the text ended 'done: 0 ok, 0 failed, 0 skipped'."""
+    import json
+
+    rc, out, err = cli("sweep", "data/sweeps/gpu-eq-v1.toml", "--out", tmp_path / "g.csv",
+                       "--dry-run", "--json", capsys=capsys)
+    counts = json.loads(out.strip().splitlines()[-1])
+    assert rc == 0 and set(counts["estimate_s"]) == {"h200", "t4", "cpu"}
+    assert 60 < counts["estimate_s"]["h200"] <= 360 and counts["estimate_device"] == "cpu"
+    rc, out, err = cli("sweep", "data/sweeps/gpu-eq-v1.toml", "--out", tmp_path / "g.csv",
+                       "--dry-run", capsys=capsys)
+    assert rc == 0 and "dry run: nothing trained; 28 of 28 runs to do" in out
+    assert not (tmp_path / "g.csv").exists()

@@ -105,6 +105,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"on Colab (free tier: a T4, fp16 with a gradient scaler), one cell: "
               f"{colab_command(args.grid, args.out)}")
     print(json.dumps(counts) if args.json else
+          f"dry run: nothing trained; {counts['total'] - counts['skipped']} of "
+          f"{counts['total']} runs to do" if args.dry_run else
           f"done: {counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped "
           f"of {counts['total']}")
     return 1 if counts["failed"] else 0

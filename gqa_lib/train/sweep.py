@@ -511,6 +511,11 @@ def run_sweep(grid_path: str | Path, out_csv: str | Path, *, runs_dir: str | Pat
             log(f"    FAILED: {msg}")
             if not isinstance(e, GQAError):
                 log(traceback.format_exc(limit=3))
+    if dry_run:  # what --json prints of a dry run: the estimates, not only empty counts
+        runs = [(s.model, s.train) for s in todo]
+        counts["estimate_s"] = {k: estimate.estimate_sweep(runs, k).total_s
+                                for k in estimate.KINDS} if runs else {}
+        counts["estimate_device"] = kind
     return counts
 
 
