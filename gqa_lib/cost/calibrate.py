@@ -138,7 +138,9 @@ def _whole(path: Path, where: str, v: object) -> int:
         raise GQAError(f"{e} (a whole number of tokens or sequences)") from None
 
 
-def _read_measurements(path: Path) -> dict[str, Any]:
+def read_measurements(path: Path) -> dict[str, Any]:
+    """A measurement file's JSON, an object with "models" and "rows"; GQAError in one line
+    naming the file otherwise."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
@@ -160,7 +162,7 @@ def measured_points(path: str | Path, *, aligned_only: bool = True) -> list[dict
     unit is refused), ``context`` and ``batch`` must be whole counts; a damaged row is refused
     in one line naming the file, the row and the field."""
     path = Path(path)
-    data = _read_measurements(path)
+    data = read_measurements(path)
     models = data["models"]
     out = []
     for i, r in enumerate(data["rows"]):
@@ -302,7 +304,7 @@ def calibrate(key: str = "h200") -> tuple[Calibration, list[dict[str, Any]]]:
     path = MEASUREMENTS[key]
     points = measured_points(path)
     check_determined(points, min_configs=2, where=str(path))
-    machine = _read_measurements(path).get("machine")
+    machine = read_measurements(path).get("machine")
     gib = machine.get("memory_gib") if isinstance(machine, dict) else None
     memory = check_real(f"{path}: machine.memory_gib (the GiB the device exposes)", gib,
                         lo=0.0, lo_open=True, hi=1e6) * 2**30  # checked before arithmetic

@@ -12,7 +12,6 @@ ones come from a fit that left the predicted configuration out.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,8 @@ import pandas as pd
 from gqa_lib import cost
 from gqa_lib.arch.config import ModelConfig
 from gqa_lib.arch.hardware import calibration, get_accelerator
-from gqa_lib.cost.calibrate import MEASUREMENTS, calibrate, error_table, measured_points
+from gqa_lib.cost.calibrate import (MEASUREMENTS, calibrate, error_table, measured_points,
+                                   read_measurements)
 from gqa_lib.errors import GQAError
 from gqa_lib.evidence.paper import PAPER_HEADLINE, read_paper_table
 from gqa_lib.evidence.serving import (equal_loss_pair, headline_serving, pick_label,
@@ -122,9 +122,7 @@ def constants_table(hardware: str = "h200") -> pd.DataFrame:
 
 def copy_bandwidth_text(hardware: str = "h200") -> str:
     """The device-copy bandwidth the measurement file records (read + write), as a range."""
-    import json
-
-    m = json.loads(MEASUREMENTS[get_accelerator(hardware).key].read_text(encoding="utf-8"))
+    m = read_measurements(MEASUREMENTS[get_accelerator(hardware).key])
     v = sorted(m["machine"]["device_copy_bytes_per_s_read_plus_write"])
     return f"{v[0] / 1e12:.2f}-{v[-1] / 1e12:.2f} TB/s"
 
@@ -296,7 +294,7 @@ def eager_over_graph(hardware: str = "h200") -> pd.Series:
     """How much slower an eager decode loop measured than a CUDA graph of the same step (same
     model, context, batch and machine), per (model, context, batch): the Python launch cost
     the graph removes."""
-    rows = pd.DataFrame(json.loads(MEASUREMENTS[hardware].read_text())["rows"])
+    rows = pd.DataFrame(read_measurements(MEASUREMENTS[hardware])["rows"])
     keys = ["model", "context", "batch", "source"]
     step = rows[rows.regime == "decode_step"].set_index(keys)["value"]
     eager = rows[rows.regime == "decode_step_eager"].set_index(keys)["value"]
